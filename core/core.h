@@ -1,0 +1,156 @@
+/*
+ * core.h - the primitives as non-blocking state machines.
+ *
+ * The core holds every named object, every session's handles and every
+ * parked waiter. It does no I/O and reads no clock: the caller passes the
+ * time (nanoseconds on one monotonic clock) into each call. Every answer to
+ * a request, immediate or later (a release, notify, set, barrier trip,
+ * timeout or session end wakes it), leaves through the sink callback, so the
+ * daemon turns each into one response frame and the unit tests capture them.
+ *
+ * Single-threaded by design: the daemon calls it from its one loop thread.
+ */
+#ifndef PT_CORE_H
+#define PT_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "pythread.h"
+
+#define PT_NAME_MAX 255
+#define PT_NS_PER_SEC 1000000000ull
+#define PT_DEADLINE_NONE UINT64_MAX
+
+/* Operations; the numbers are the wire's Op numbers. */
+typedef enum {
+    PT_OP_HELLO = 1, /* handled by the daemon, never by the core */
+    PT_OP_OPEN = 2,
+    PT_OP_CLOSE = 3,
+    PT_OP_UNLINK = 4,
+    PT_OP_ACQUIRE = 5,
+    PT_OP_RELEASE = 6,
+    PT_OP_STATE = 7,
+    PT_OP_COND_WAIT = 8,
+    PT_OP_NOTIFY = 9,
+    PT_OP_EVENT_SET = 10,
+    PT_OP_EVENT_CLEAR = 11,
+    PT_OP_EVENT_WAIT = 12,
+    PT_OP_BARRIER_WAIT = 13,
+    PT_OP_BARRIER_ACTION_DONE = 14,
+    PT_OP_BARRIER_ABORT = 15,
+    PT_OP_BARRIER_RESET = 16,
+    PT_OP_MAX_ = 17
+} pt_op;
+
+/* One request, in core terms (the daemon copies it out of the protobuf
+ * message; name points into that message and is not kept). */
+typedef struct pt_call {
+    uint64_t id;
+    pt_op op;
+    uint64_t thread; /* owner = (session, thread) */
+    uint32_t handle;
+    int blocking;
+    double timeout; /* seconds; -1 = Python's None */
+    uint32_t count; /* release(n), notify(n) (0 = all) */
+    const char *name;
+    size_t name_len;
+    int kind;
+    uint32_t flags; /* PT_OPEN_* */
+    uint32_t mode;
+    int64_t value;        /* semaphore initial value */
+    uint32_t parties;     /* barrier */
+    uint32_t lock_handle; /* condition's lock, 0 = own RLock */
+    int has_action;       /* barrier wait: this party can run the action */
+    int32_t status;       /* barrier action result */
+} pt_call;
+
+/* What OP_STATE and OP_OPEN report about an object. */
+typedef struct pt_state {
+    int kind;
+    int locked;
+    uint32_t owner_depth; /* RLock level held by the caller's owner */
+    int64_t value;
+    int64_t initial;
+    int is_set;
+    uint32_t parties;
+    uint32_t n_waiting;
+    int broken;
+    double timeout;
+    uint64_t token;
+} pt_state;
+
+/* One answer. Pointers are valid only during the sink call. */
+typedef struct pt_result {
+    uint64_t id;
+    int status;          /* 0 or PT_E* */
+    const char *message; /* set when status != 0 */
+    int ok;              /* acquired / notified / flag / not timed out */
+    int64_t value;       /* barrier index, notify count, semaphore value */
+    uint64_t token;      /* fencing token */
+    uint32_t handle;     /* OP_OPEN */
+    int created;         /* OP_OPEN */
+    int run_action;      /* OP_BARRIER_WAIT */
+    const pt_state *state;
+} pt_result;
+
+typedef struct pt_core pt_core;
+typedef struct pt_session pt_session;
+
+/* Called for every answer; session is the one the request came from. */
+typedef void (*pt_sink_fn)(void *ctx, pt_session *session, const pt_result *result);
+
+typedef struct pt_peer {
+    pid_t pid;
+    uid_t uid;
+    gid_t gid;
+} pt_peer;
+
+typedef struct pt_core_limits {
+    uint32_t max_objects;              /* named objects in all */
+    uint32_t max_handles_per_session;  /* open handles of one session */
+    uint32_t max_waiters_per_session;  /* parked requests of one session */
+} pt_core_limits;
+
+/* Defaults used when a limit is 0. */
+#define PT_DEFAULT_MAX_OBJECTS 1000000u
+#define PT_DEFAULT_MAX_HANDLES 65536u
+#define PT_DEFAULT_MAX_WAITERS 65536u
+
+pt_core *pt_core_new(const pt_core_limits *limits, pt_sink_fn sink, void *sink_ctx);
+/* Ends every session (no answers are sent) and frees everything. */
+void pt_core_free(pt_core *core);
+
+/* A new session; udata is the caller's (the daemon's connection). NULL when
+ * out of memory. */
+pt_session *pt_core_session_new(pt_core *core, const pt_peer *peer, void *udata);
+void *pt_core_session_udata(const pt_session *s);
+uint64_t pt_core_session_id(const pt_session *s);
+/* The session has ended: give back every lock, owned permit and queue place
+ * it held, break every barrier it was waiting in, close its handles, and
+ * answer the waiters this frees at once (never the ended session itself). */
+void pt_core_session_end(pt_core *core, pt_session *s, uint64_t now);
+
+/* Apply one request. Every answer leaves through the sink: at once, or later
+ * when the request is parked as a waiter. */
+void pt_core_call(pt_core *core, pt_session *s, const pt_call *call, uint64_t now);
+
+/* Earliest deadline of a parked waiter, or PT_DEADLINE_NONE. */
+uint64_t pt_core_next_deadline(const pt_core *core);
+/* Answer every waiter whose deadline is <= now. */
+void pt_core_expire(pt_core *core, uint64_t now);
+
+/* Counts for inspection and tests. */
+typedef struct pt_core_stats {
+    uint64_t objects;
+    uint64_t sessions;
+    uint64_t waiters;
+    uint64_t calls;
+} pt_core_stats;
+void pt_core_get_stats(const pt_core *core, pt_core_stats *out);
+
+/* Name rule: 1..PT_NAME_MAX bytes of [A-Za-z0-9._:/-]. */
+int pt_name_valid(const char *name, size_t len);
+
+#endif /* PT_CORE_H */

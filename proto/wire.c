@@ -1,0 +1,133 @@
+#include "wire.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "pythread.h"
+
+uint32_t pt_wire_len_get(const uint8_t hdr[PT_WIRE_HEADER])
+{
+    return (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+}
+
+void pt_wire_len_put(uint8_t hdr[PT_WIRE_HEADER], uint32_t len)
+{
+    hdr[0] = (uint8_t)(len >> 24);
+    hdr[1] = (uint8_t)(len >> 16);
+    hdr[2] = (uint8_t)(len >> 8);
+    hdr[3] = (uint8_t)len;
+}
+
+/* 16-byte alignment covers every type protobuf-c places in its buffers. */
+static void *arena_alloc(void *data, size_t size)
+{
+    pt_wire_arena *a = data;
+    size_t start = (a->used + 15u) & ~(size_t)15u;
+
+    if (start > a->cap || size > a->cap - start)
+        return NULL;
+    a->used = start + size;
+    return a->buf + start;
+}
+
+static void arena_free(void *data, void *ptr)
+{
+    (void)data;
+    (void)ptr; /* released all at once by pt_wire_arena_reset */
+}
+
+void pt_wire_arena_init(pt_wire_arena *a, void *buf, size_t cap)
+{
+    a->allocator.alloc = arena_alloc;
+    a->allocator.free = arena_free;
+    a->allocator.allocator_data = a;
+    a->buf = buf;
+    a->cap = cap;
+    a->used = 0;
+}
+
+void pt_wire_arena_reset(pt_wire_arena *a)
+{
+    a->used = 0;
+}
+
+size_t pt_wire_request_frame_size(const Pythread__Request *req)
+{
+    return PT_WIRE_HEADER + pythread__request__get_packed_size(req);
+}
+
+size_t pt_wire_response_frame_size(const Pythread__Response *resp)
+{
+    return PT_WIRE_HEADER + pythread__response__get_packed_size(resp);
+}
+
+void pt_wire_request_frame_pack(const Pythread__Request *req, uint8_t *out)
+{
+    size_t n = pythread__request__pack(req, out + PT_WIRE_HEADER);
+    pt_wire_len_put(out, (uint32_t)n);
+}
+
+void pt_wire_response_frame_pack(const Pythread__Response *resp, uint8_t *out)
+{
+    size_t n = pythread__response__pack(resp, out + PT_WIRE_HEADER);
+    pt_wire_len_put(out, (uint32_t)n);
+}
+
+static int op_known(int op)
+{
+    return op >= PYTHREAD__OP__OP_HELLO && op <= PYTHREAD__OP__OP_BARRIER_RESET;
+}
+
+static const uint32_t open_flags_known =
+    PT_OPEN_EXCL | PT_OPEN_EXISTING | PT_OPEN_TRANSIENT | PT_OPEN_OWNED | PT_OPEN_UNOWNED;
+
+/* Checks protobuf-c leaves to us; returns a reason or NULL. */
+static const char *request_check(const Pythread__Request *r)
+{
+    if (r->id == 0)
+        return "request id 0 is reserved";
+    if (!op_known(r->op))
+        return "unknown op";
+    if (r->name && strlen(r->name) > PT_WIRE_NAME_MAX)
+        return "name longer than 255 bytes";
+    if (r->client_name && strlen(r->client_name) > PT_WIRE_NAME_MAX)
+        return "client_name longer than 255 bytes";
+    if (r->op == PYTHREAD__OP__OP_OPEN &&
+        (r->kind < PT_KIND_LOCK || r->kind > PT_KIND_BARRIER))
+        return "unknown object kind";
+    if (r->flags & ~open_flags_known)
+        return "unknown open flag bits";
+    if (r->mode & ~07777u)
+        return "mode has bits outside 07777";
+    return NULL;
+}
+
+Pythread__Request *pt_wire_request_decode(pt_wire_arena *a, const uint8_t *body, size_t len,
+                                          char *err, size_t errlen)
+{
+    Pythread__Request *r = pythread__request__unpack(&a->allocator, len, body);
+    const char *why;
+
+    if (!r) {
+        snprintf(err, errlen, "frame of %zu bytes is not a valid Request message", len);
+        return NULL;
+    }
+    why = request_check(r);
+    if (why) {
+        snprintf(err, errlen, "invalid request %llu: %s", (unsigned long long)r->id, why);
+        return NULL;
+    }
+    return r;
+}
+
+Pythread__Response *pt_wire_response_decode(pt_wire_arena *a, const uint8_t *body, size_t len,
+                                            char *err, size_t errlen)
+{
+    Pythread__Response *r = pythread__response__unpack(&a->allocator, len, body);
+
+    if (!r) {
+        snprintf(err, errlen, "frame of %zu bytes is not a valid Response message", len);
+        return NULL;
+    }
+    return r;
+}
