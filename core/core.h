@@ -19,8 +19,8 @@
 
 #include "pythread.h"
 
-#define PT_NAME_MAX 255
-#define PT_NS_PER_SEC 1000000000ull
+#define PT_NAME_MAX      255
+#define PT_NS_PER_SEC    1000000000ull
 #define PT_DEADLINE_NONE UINT64_MAX
 
 /* Operations; the numbers are the wire's Op numbers. */
@@ -108,9 +108,9 @@ typedef struct pt_peer {
 } pt_peer;
 
 typedef struct pt_core_limits {
-    uint32_t max_objects;              /* named objects in all */
-    uint32_t max_handles_per_session;  /* open handles of one session */
-    uint32_t max_waiters_per_session;  /* parked requests of one session */
+    uint32_t max_objects;             /* named objects in all */
+    uint32_t max_handles_per_session; /* open handles of one session */
+    uint32_t max_waiters_per_session; /* parked requests of one session */
 } pt_core_limits;
 
 /* Defaults used when a limit is 0. */
@@ -149,6 +149,27 @@ typedef struct pt_core_stats {
     uint64_t calls;
 } pt_core_stats;
 void pt_core_get_stats(const pt_core *core, pt_core_stats *out);
+
+/* Inspection (for list/stat requests): one named object as it is now.
+ * Pointers are valid only during the callback. */
+typedef struct pt_core_object_info {
+    const char *name;
+    size_t name_len;
+    int kind;
+    int transient;
+    int unlinked;
+    uint32_t refs; /* handles + holds + internal references */
+    uint32_t mode;
+    uid_t uid; /* creator */
+    gid_t gid;
+    pt_state state; /* as OP_STATE reports it to a non-owner */
+} pt_core_object_info;
+typedef void (*pt_core_object_fn)(void *ctx, const pt_core_object_info *info);
+/* Calls fn for every named object alive, unlinked ones included, oldest
+ * first. fn must not call back into the core. */
+void pt_core_foreach_object(const pt_core *core, pt_core_object_fn fn, void *ctx);
+/* The credentials the session was created with. */
+const pt_peer *pt_core_session_peer(const pt_session *s);
 
 /* Name rule: 1..PT_NAME_MAX bytes of [A-Za-z0-9._:/-]. */
 int pt_name_valid(const char *name, size_t len);

@@ -32,9 +32,9 @@ extern "C" {
 #define PT_EXTERN
 #endif
 
-#define PT_VERSION_MAJOR 0
-#define PT_VERSION_MINOR 1
-#define PT_VERSION_PATCH 0
+#define PT_VERSION_MAJOR  0
+#define PT_VERSION_MINOR  1
+#define PT_VERSION_PATCH  0
 #define PT_VERSION_STRING "0.1.0"
 
 /* Python's threading.TIMEOUT_MAX on Linux: the largest timeout accepted. */
@@ -78,7 +78,9 @@ PT_EXTERN const char *pt_err_name(int err);
 /* Python exception class an error code stands for ("ValueError"). */
 PT_EXTERN const char *pt_err_exception(int err);
 /* The message of the last failure in the calling thread (daemon's words
- * when the daemon refused), or "" when none. Valid until the next call. */
+ * when the daemon refused), or "" when none. Valid until the next call.
+ * Like errno, a success leaves it as it was: read it only after a call
+ * returned an error. */
 PT_EXTERN const char *pt_last_error_message(void);
 
 /* Kinds of named objects. The numbers travel on the wire. */
@@ -154,8 +156,7 @@ typedef struct pt_barrier pt_barrier;
  * out), or an error: PT_EINVAL for a timeout with blocking=0 or a negative
  * timeout other than -1, PT_EOVERFLOW above PT_TIMEOUT_MAX. The _fenced form
  * also stores the fencing token of this holding (grows with every acquire). */
-PT_EXTERN int pt_lock_open(pt_client *c, const char *name, int flags, unsigned mode,
-                           pt_lock **out);
+PT_EXTERN int pt_lock_open(pt_client *c, const char *name, int flags, unsigned mode, pt_lock **out);
 PT_EXTERN int pt_lock_acquire(pt_lock *l, int blocking, double timeout);
 PT_EXTERN int pt_lock_acquire_fenced(pt_lock *l, int blocking, double timeout, uint64_t *token);
 PT_EXTERN int pt_lock_release(pt_lock *l); /* PT_ERUNTIME if unlocked */
@@ -167,8 +168,7 @@ PT_EXTERN int pt_lock_close(pt_lock *l);
 PT_EXTERN int pt_rlock_open(pt_client *c, const char *name, int flags, unsigned mode,
                             pt_rlock **out);
 PT_EXTERN int pt_rlock_acquire(pt_rlock *l, int blocking, double timeout);
-PT_EXTERN int pt_rlock_acquire_fenced(pt_rlock *l, int blocking, double timeout,
-                                      uint64_t *token);
+PT_EXTERN int pt_rlock_acquire_fenced(pt_rlock *l, int blocking, double timeout, uint64_t *token);
 PT_EXTERN int pt_rlock_release(pt_rlock *l);
 PT_EXTERN int pt_rlock_locked(pt_rlock *l);
 PT_EXTERN int pt_rlock_is_owned(pt_rlock *l); /* 1 if the calling thread owns it */

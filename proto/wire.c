@@ -18,11 +18,13 @@ void pt_wire_len_put(uint8_t hdr[PT_WIRE_HEADER], uint32_t len)
     hdr[3] = (uint8_t)len;
 }
 
-/* 16-byte alignment covers every type protobuf-c places in its buffers. */
+/* 16-byte alignment (of the address, whatever the buffer's own alignment)
+ * covers every type protobuf-c places in its buffers. */
 static void *arena_alloc(void *data, size_t size)
 {
     pt_wire_arena *a = data;
-    size_t start = (a->used + 15u) & ~(size_t)15u;
+    uintptr_t at = (uintptr_t)(a->buf + a->used);
+    size_t start = a->used + ((16u - (at & 15u)) & 15u);
 
     if (start > a->cap || size > a->cap - start)
         return NULL;
@@ -92,8 +94,7 @@ static const char *request_check(const Pythread__Request *r)
         return "name longer than 255 bytes";
     if (r->client_name && strlen(r->client_name) > PT_WIRE_NAME_MAX)
         return "client_name longer than 255 bytes";
-    if (r->op == PYTHREAD__OP__OP_OPEN &&
-        (r->kind < PT_KIND_LOCK || r->kind > PT_KIND_BARRIER))
+    if (r->op == PYTHREAD__OP__OP_OPEN && (r->kind < PT_KIND_LOCK || r->kind > PT_KIND_BARRIER))
         return "unknown object kind";
     if (r->flags & ~open_flags_known)
         return "unknown open flag bits";

@@ -1,0 +1,753 @@
+/*
+ * client.c - the session: connect and hello, the request/response
+ * multiplexer shared by all threads of a process, loss and reconnection, and
+ * the fresh session a forked child gets.
+ *
+ * Every call registers a pending record on its own stack, writes its whole
+ * frame under the client's mutex and then waits for its answer. Nobody runs
+ * a dedicated reader thread: a caller that finds nobody reading becomes the
+ * reader (leader/follower), so a single-threaded process pays one send() and
+ * one recv() per call and no thread hop. The reader hands every answer it
+ * finds to its caller and, once its own answer is in, passes the reading on
+ * to one of the callers still parked.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "session.h"
+
+#define PENDING_BUCKETS 64u   /* power of two: ids are sequential */
+#define SMALL_FRAME     1024u /* any request with names of legal size fits */
+#define MAX_FRAME_CAP   (16u << 20)
+
+typedef struct pending {
+    LIST_ENTRY(pending) link;   /* in its id bucket while unanswered */
+    TAILQ_ENTRY(pending) qlink; /* in the parked queue while it sleeps */
+    uint64_t id;
+    pthread_cond_t cond;
+    int done;
+    int queued;
+    pt__reply *rep;
+    char *errbuf; /* the caller's thread-local message buffer */
+} pending;
+
+LIST_HEAD(pending_list, pending);
+TAILQ_HEAD(pending_queue, pending);
+LIST_HEAD(object_list, pt_object);
+
+struct pt_client {
+    pthread_mutex_t mu;
+    int fd;             /* -1: no session; the next call connects */
+    int reading;        /* a thread is in recv() with mu dropped */
+    uint32_t gen;       /* session generation, bumped by every connect */
+    atomic_uint forked; /* fork generation this state belongs to */
+    uint64_t next_id;
+    uint64_t session_id;
+    uint32_t max_frame; /* the daemon's limit for our messages */
+    struct pending_list pending[PENDING_BUCKETS];
+    struct pending_queue parked; /* callers waiting for an answer or their turn to read */
+    uint8_t *rbuf;               /* 4 + max frame: always room for one whole frame */
+    size_t rcap;
+    size_t rlen;
+    void *arena_mem;
+    pt_wire_arena arena;
+    struct object_list objects; /* guarded by registry_mu */
+    char why[256];              /* why the session is ending, when known */
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+/*
+ * registry_mu guards the lists of objects and the reset after fork; the
+ * atfork handlers hold it across fork() so a child never inherits a list
+ * half-updated.
+ */
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static atomic_uint fork_generation;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static _Thread_local pid_t tid_cache;
+
+static void atfork_prepare(void)
+{
+    pthread_mutex_lock(&registry_mu);
+}
+
+static void atfork_parent(void)
+{
+    pthread_mutex_unlock(&registry_mu);
+}
+
+static void atfork_child(void)
+{
+    tid_cache = 0;
+    atomic_fetch_add(&fork_generation, 1);
+    pthread_mutex_unlock(&registry_mu);
+}
+
+static void atfork_install(void)
+{
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+pid_t pt__tid(void)
+{
+    if (!tid_cache)
+        tid_cache = gettid();
+    return tid_cache;
+}
+
+/* ------------------------------------------------------------------ */
+/* Objects list (the object module owns the objects themselves)        */
+/* ------------------------------------------------------------------ */
+
+void pt__client_link(pt_client *c, pt_object *o)
+{
+    pthread_mutex_lock(&registry_mu);
+    LIST_INSERT_HEAD(&c->objects, o, link);
+    pthread_mutex_unlock(&registry_mu);
+}
+
+void pt__object_ref(pt_object *o)
+{
+    pthread_mutex_lock(&registry_mu);
+    o->refs++;
+    pthread_mutex_unlock(&registry_mu);
+}
+
+/* Returns the references left; at 0 the object has left its client's list. */
+unsigned pt__object_unref(pt_object *o)
+{
+    unsigned left;
+
+    pthread_mutex_lock(&registry_mu);
+    left = --o->refs;
+    if (!left)
+        LIST_REMOVE(o, link);
+    pthread_mutex_unlock(&registry_mu);
+    return left;
+}
+
+/* ------------------------------------------------------------------ */
+/* Pending calls                                                       */
+/* ------------------------------------------------------------------ */
+
+static struct pending_list *pending_bucket(pt_client *c, uint64_t id)
+{
+    return &c->pending[id & (PENDING_BUCKETS - 1)];
+}
+
+static void pending_add(pt_client *c, pending *p, uint64_t id, pt__reply *rep)
+{
+    p->id = id;
+    p->done = 0;
+    p->queued = 0;
+    p->rep = rep;
+    p->errbuf = pt__errbuf();
+    pthread_cond_init(&p->cond, NULL);
+    LIST_INSERT_HEAD(pending_bucket(c, id), p, link);
+}
+
+static pending *pending_find(pt_client *c, uint64_t id)
+{
+    pending *p;
+
+    LIST_FOREACH(p, pending_bucket(c, id), link)
+    {
+        if (p->id == id)
+            return p;
+    }
+    return NULL;
+}
+
+/* The answer is in p->rep: wake its caller. */
+static void pending_finish(pt_client *c, pending *p)
+{
+    p->done = 1;
+    LIST_REMOVE(p, link);
+    if (p->queued) {
+        TAILQ_REMOVE(&c->parked, p, qlink);
+        p->queued = 0;
+    }
+    pthread_cond_signal(&p->cond);
+}
+
+/* ------------------------------------------------------------------ */
+/* Frames                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Write all of buf; 0 or -errno. */
+static int send_all(int fd, const uint8_t *buf, size_t len)
+{
+    while (len) {
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static void reply_copy(pt__reply *r, const Pythread__Response *m)
+{
+    const Pythread__State *s = m->state;
+
+    r->status = m->status;
+    r->ok = m->ok;
+    r->run_action = m->run_action;
+    r->created = m->created;
+    r->handle = m->handle;
+    r->value = m->value;
+    r->token = m->token;
+    r->has_state = s != NULL;
+    if (!s)
+        return;
+    r->state.kind = s->kind;
+    r->state.locked = s->locked;
+    r->state.owner_depth = s->owner_depth;
+    r->state.value = s->value;
+    r->state.initial = s->initial;
+    r->state.is_set = s->is_set;
+    r->state.parties = s->parties;
+    r->state.n_waiting = s->n_waiting;
+    r->state.broken = s->broken;
+    r->state.timeout = s->has_timeout ? s->timeout : PT_FOREVER;
+    r->state.token = s->token;
+}
+
+static Pythread__Response *frame_decode(pt_client *c, const uint8_t *body, size_t len)
+{
+    char err[128];
+    Pythread__Response *m;
+
+    pt_wire_arena_reset(&c->arena);
+    m = pt_wire_response_decode(&c->arena, body, len, err, sizeof(err));
+    if (!m) {
+        snprintf(c->why, sizeof(c->why), "pythreadd sent a malformed response (%s)", err);
+        return NULL;
+    }
+    if (m->status > 0) {
+        snprintf(c->why, sizeof(c->why), "pythreadd sent status %d, which is not an error code",
+                 m->status);
+        return NULL;
+    }
+    return m;
+}
+
+/* Give one answer to its caller. -1 when the frame is not a response. */
+static int frame_dispatch(pt_client *c, const uint8_t *body, size_t len)
+{
+    Pythread__Response *m = frame_decode(c, body, len);
+    pending *p;
+
+    if (!m)
+        return -1;
+    p = pending_find(c, m->id);
+    if (!p) {
+        /* Id 0 is the daemon's parting word before it closes us. */
+        if (m->id == 0 && m->message && *m->message)
+            snprintf(c->why, sizeof(c->why), "pythreadd: %s", m->message);
+        return 0;
+    }
+    reply_copy(p->rep, m);
+    if (m->status < 0)
+        snprintf(p->errbuf, PT__ERRMSG_MAX, "%s",
+                 m->message && *m->message ? m->message : pt_strerror(m->status));
+    pending_finish(c, p);
+    return 0;
+}
+
+/* Length of the complete frame at off in rbuf, 0 if it is not all in yet, -1
+ * if it is over the limit. */
+static long frame_ready(pt_client *c, size_t off)
+{
+    uint32_t len;
+
+    if (c->rlen - off < PT_WIRE_HEADER)
+        return 0;
+    len = pt_wire_len_get(c->rbuf + off);
+    if (len > c->rcap - PT_WIRE_HEADER) {
+        snprintf(c->why, sizeof(c->why), "pythreadd sent a frame of %u bytes, over the limit", len);
+        return -1;
+    }
+    return c->rlen - off - PT_WIRE_HEADER >= len ? (long)len : 0;
+}
+
+/* Drop the first used bytes of rbuf, keeping the partial frame after them. */
+static void frames_consume(pt_client *c, size_t used)
+{
+    memmove(c->rbuf, c->rbuf + used, c->rlen - used);
+    c->rlen -= used;
+}
+
+/* Hand out every complete frame in rbuf; a partial one stays. */
+static int frames_dispatch(pt_client *c)
+{
+    size_t off = 0;
+    long len;
+
+    while ((len = frame_ready(c, off)) > 0) {
+        if (frame_dispatch(c, c->rbuf + off + PT_WIRE_HEADER, (size_t)len) < 0)
+            return -1;
+        off += PT_WIRE_HEADER + (size_t)len;
+    }
+    frames_consume(c, off);
+    return len < 0 ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Loss of the session                                                 */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The session is over: close it and fail every call still waiting on it. Only
+ * a thread that is not reading and with no one else reading may call this
+ * (the reader itself, after recv() returned), so the fd is never closed under
+ * a thread blocked on it.
+ */
+static void client_lost(pt_client *c)
+{
+    char msg[PT__ERRMSG_MAX];
+    pending *p;
+    unsigned i;
+
+    snprintf(msg, sizeof(msg),
+             "session lost: %s; locks held through it are released; the next call reconnects",
+             c->why[0] ? c->why : "pythreadd closed the connection");
+    close(c->fd);
+    c->fd = -1;
+    c->rlen = 0;
+    c->why[0] = '\0';
+    for (i = 0; i < PENDING_BUCKETS; i++) {
+        while ((p = LIST_FIRST(&c->pending[i]))) {
+            p->rep->status = PT_ESESSION;
+            snprintf(p->errbuf, PT__ERRMSG_MAX, "%s", msg);
+            pending_finish(c, p);
+        }
+    }
+}
+
+/* One recv() as the reader, mu dropped meanwhile; then hand out what came. */
+static void client_read(pt_client *c)
+{
+    int fd = c->fd;
+    ssize_t n;
+    int err;
+
+    c->reading = 1;
+    pthread_mutex_unlock(&c->mu);
+    do
+        n = recv(fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+    while (n < 0 && errno == EINTR);
+    err = errno;
+    pthread_mutex_lock(&c->mu);
+    c->reading = 0;
+    if (n > 0) {
+        c->rlen += (size_t)n;
+        if (frames_dispatch(c) == 0)
+            return;
+    } else if (n < 0 && !c->why[0]) {
+        snprintf(c->why, sizeof(c->why), "reading from pythreadd failed: %s", strerror(err));
+    }
+    client_lost(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Connect and hello                                                   */
+/* ------------------------------------------------------------------ */
+
+static int connect_error(pt_client *c, int err)
+{
+    return pt__error(PT_ECONNECT,
+                     "cannot connect to pythreadd at %s: %s; is the daemon running? set "
+                     "PYTHREAD_SOCKET to its socket",
+                     c->path, strerror(err));
+}
+
+/* Read synchronously until one whole frame is in (no reader exists yet). */
+static long hello_read_frame(pt_client *c)
+{
+    long len;
+
+    while ((len = frame_ready(c, 0)) == 0) {
+        ssize_t n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return pt__error(PT_ECONNECT,
+                             "pythreadd at %s closed the connection during the hello%s%s; see "
+                             "its log",
+                             c->path, n < 0 ? ": " : "", n < 0 ? strerror(errno) : "");
+        c->rlen += (size_t)n;
+    }
+    if (len < 0)
+        return pt__error(PT_ECONNECT, "pythreadd at %s: %s", c->path, c->why);
+    return len;
+}
+
+/* Make the receive side fit the daemon's frame limit. */
+static int client_grow(pt_client *c, uint32_t max_frame)
+{
+    size_t rcap = PT_WIRE_HEADER + (size_t)max_frame;
+    size_t acap = 4 * (size_t)max_frame;
+    uint8_t *rbuf;
+    void *arena;
+
+    if (max_frame > MAX_FRAME_CAP || rcap <= c->rcap)
+        return 0;
+    rbuf = realloc(c->rbuf, rcap);
+    if (!rbuf)
+        return pt__error(PT_ENOMEM, "cannot allocate a receive buffer of %zu bytes", rcap);
+    c->rbuf = rbuf;
+    c->rcap = rcap;
+    arena = realloc(c->arena_mem, acap);
+    if (!arena)
+        return pt__error(PT_ENOMEM, "cannot allocate a decoding buffer of %zu bytes", acap);
+    c->arena_mem = arena;
+    pt_wire_arena_init(&c->arena, arena, acap);
+    return 0;
+}
+
+static int hello_check(pt_client *c, const Pythread__Response *m, uint64_t id)
+{
+    /* A refusal (too many sessions, ...) may come as id 0, before our hello
+     * was even read: the daemon's words say best what happened. */
+    if (m->status < 0)
+        return pt__error(m->status, "%s",
+                         m->message && *m->message ? m->message : pt_strerror(m->status));
+    if (m->id != id)
+        return pt__error(PT_ECONNECT, "pythreadd at %s answered the hello with request %llu",
+                         c->path, (unsigned long long)m->id);
+    if (m->has_version && m->version != PT_PROTOCOL_VERSION)
+        return pt__error(PT_EVERSION,
+                         "pythreadd at %s speaks protocol %u, this library speaks %u; use a "
+                         "libpythread that matches the daemon",
+                         c->path, m->version, PT_PROTOCOL_VERSION);
+    c->session_id = m->session;
+    c->max_frame = m->has_max_frame && m->max_frame ? m->max_frame : PT_WIRE_MAX_FRAME;
+    return client_grow(c, c->max_frame);
+}
+
+static int client_hello(pt_client *c)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    Pythread__Response *m;
+    uint8_t frame[SMALL_FRAME];
+    char name[PT_WIRE_NAME_MAX + 1];
+    size_t size;
+    long len;
+    int sent, r;
+
+    snprintf(name, sizeof(name), "%s", program_invocation_short_name);
+    req.id = c->next_id++;
+    req.op = PYTHREAD__OP__OP_HELLO;
+    req.has_version = 1;
+    req.version = PT_PROTOCOL_VERSION;
+    req.has_thread = 1;
+    req.thread = (uint64_t)pt__tid();
+    req.client_name = name;
+    size = pt_wire_request_frame_size(&req);
+    pt_wire_request_frame_pack(&req, frame);
+    /* Even when the send fails, a refusal may be waiting to be read. */
+    sent = send_all(c->fd, frame, size);
+    len = hello_read_frame(c);
+    if (len < 0 && sent < 0)
+        return pt__error(PT_ECONNECT, "cannot send the hello to pythreadd at %s: %s", c->path,
+                         strerror(-sent));
+    if (len < 0)
+        return (int)len;
+    m = frame_decode(c, c->rbuf + PT_WIRE_HEADER, (size_t)len);
+    if (!m)
+        return pt__error(PT_ECONNECT, "pythreadd at %s: %s", c->path, c->why);
+    r = hello_check(c, m, req.id);
+    frames_consume(c, PT_WIRE_HEADER + (size_t)len);
+    return r;
+}
+
+/* Open a new session (called with mu held and no session). */
+static int client_connect(pt_client *c)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd, r;
+
+    memcpy(sa.sun_path, c->path, sizeof(c->path));
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return connect_error(c, errno);
+    do
+        r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+    while (r < 0 && (errno == EINTR || errno == EALREADY));
+    if (r < 0 && errno != EISCONN) {
+        r = errno;
+        close(fd);
+        return connect_error(c, r);
+    }
+    c->fd = fd;
+    c->rlen = 0;
+    c->why[0] = '\0';
+    r = client_hello(c);
+    if (r < 0) {
+        close(fd);
+        c->fd = -1;
+        c->rlen = 0;
+        return r;
+    }
+    if (++c->gen == 0) /* 0 means "any session" to pt__client_call */
+        c->gen = 1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Fork                                                                */
+/* ------------------------------------------------------------------ */
+
+/*
+ * In a forked child the client still holds the parent's session: its fd, its
+ * pending calls (of threads that do not exist here) and a mutex that may have
+ * been held by one of them. Start over: the child closes only its copy of the
+ * fd (the parent's session goes on) and connects afresh on its next call.
+ */
+static void client_after_fork(pt_client *c)
+{
+    unsigned now;
+    pt_object *o;
+    unsigned i;
+
+    pthread_mutex_lock(&registry_mu);
+    now = atomic_load(&fork_generation);
+    if (atomic_load(&c->forked) != now) {
+        pthread_mutex_init(&c->mu, NULL);
+        if (c->fd >= 0)
+            close(c->fd);
+        c->fd = -1;
+        c->reading = 0;
+        c->rlen = 0;
+        c->why[0] = '\0';
+        for (i = 0; i < PENDING_BUCKETS; i++)
+            LIST_INIT(&c->pending[i]);
+        TAILQ_INIT(&c->parked);
+        LIST_FOREACH(o, &c->objects, link)
+        {
+            pthread_mutex_init(&o->reopen_mu, NULL);
+        }
+        atomic_store(&c->forked, now);
+    }
+    pthread_mutex_unlock(&registry_mu);
+}
+
+/* Take the client's mutex, first starting over if this is a forked child. */
+static void client_enter(pt_client *c)
+{
+    if (atomic_load_explicit(&c->forked, memory_order_acquire) !=
+        atomic_load_explicit(&fork_generation, memory_order_acquire))
+        client_after_fork(c);
+    pthread_mutex_lock(&c->mu);
+}
+
+/* ------------------------------------------------------------------ */
+/* The call                                                            */
+/* ------------------------------------------------------------------ */
+
+/* Wait for p's answer, reading for everybody while no one else does. */
+static void client_wait(pt_client *c, pending *p)
+{
+    pending *next;
+
+    while (!p->done) {
+        if (!c->reading) {
+            client_read(c);
+            continue;
+        }
+        TAILQ_INSERT_TAIL(&c->parked, p, qlink);
+        p->queued = 1;
+        pthread_cond_wait(&p->cond, &c->mu);
+        if (p->queued) {
+            TAILQ_REMOVE(&c->parked, p, qlink);
+            p->queued = 0;
+        }
+    }
+    /* Done: if nobody reads now, the longest-parked caller takes over. */
+    if (!c->reading && (next = TAILQ_FIRST(&c->parked))) {
+        TAILQ_REMOVE(&c->parked, next, qlink);
+        next->queued = 0;
+        pthread_cond_signal(&next->cond);
+    }
+}
+
+/* Pack, register and send req; the caller waits. Called with mu held. */
+static int client_send(pt_client *c, Pythread__Request *req, pending *p, pt__reply *rep)
+{
+    uint8_t small[SMALL_FRAME], *frame = small;
+    size_t size;
+
+    req->id = c->next_id++;
+    req->has_thread = 1;
+    req->thread = (uint64_t)pt__tid();
+    size = pt_wire_request_frame_size(req);
+    if (size - PT_WIRE_HEADER > c->max_frame)
+        return pt__error(PT_ELIMIT,
+                         "a request of %zu bytes is over pythreadd's frame limit of %u bytes",
+                         size - PT_WIRE_HEADER, c->max_frame);
+    if (size > sizeof(small) && !(frame = malloc(size)))
+        return pt__error(PT_ENOMEM, "cannot allocate a request of %zu bytes", size);
+    pt_wire_request_frame_pack(req, frame);
+    pending_add(c, p, req->id, rep);
+    /* A failed or partial write leaves the stream unusable: end it both
+     * ways so whoever reads sees the end and fails every call on it. */
+    if (send_all(c->fd, frame, size) < 0)
+        shutdown(c->fd, SHUT_RDWR);
+    if (frame != small)
+        free(frame);
+    return 0;
+}
+
+int pt__client_call(pt_client *c, uint32_t want_gen, int flags, Pythread__Request *req,
+                    pt__reply *rep, uint32_t *gen)
+{
+    pending p;
+    uint32_t sent_gen;
+    int cancel_state, r;
+
+    memset(rep, 0, sizeof(*rep));
+    /* A thread cancelled inside a call would leave its pending record on a
+     * dead stack, or the reading role with nobody: cancellation waits until
+     * the call is over. */
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+    client_enter(c);
+    if (c->fd < 0) {
+        r = (flags & PT__CALL_NOCONNECT) ? PT__ESTALE : client_connect(c);
+        if (r < 0)
+            goto out;
+    }
+    if (want_gen && want_gen != c->gen) {
+        r = PT__ESTALE;
+        goto out;
+    }
+    sent_gen = c->gen;
+    r = client_send(c, req, &p, rep);
+    if (r < 0)
+        goto out;
+    client_wait(c, &p);
+    pthread_cond_destroy(&p.cond);
+    r = rep->status < 0 ? rep->status : 0;
+    if (gen)
+        *gen = sent_gen;
+out:
+    pthread_mutex_unlock(&c->mu);
+    pthread_setcancelstate(cancel_state, NULL);
+    return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Open and close                                                      */
+/* ------------------------------------------------------------------ */
+
+static int client_set_path(pt_client *c, const char *path)
+{
+    if (!path) {
+        if (pt_default_socket_path(c->path, sizeof(c->path)) < 0)
+            return pt__error(PT_EINVAL,
+                             "the default socket path is longer than %zu bytes; set "
+                             "PYTHREAD_SOCKET to a shorter path",
+                             sizeof(c->path) - 1);
+        return 0;
+    }
+    if (!*path || strlen(path) >= sizeof(c->path))
+        return pt__error(PT_EINVAL,
+                         "socket path '%.64s' is empty or longer than %zu bytes; pass a shorter "
+                         "path",
+                         path, sizeof(c->path) - 1);
+    memcpy(c->path, path, strlen(path) + 1);
+    return 0;
+}
+
+static void client_free(pt_client *c)
+{
+    pthread_mutex_destroy(&c->mu);
+    free(c->rbuf);
+    free(c->arena_mem);
+    free(c);
+}
+
+static int client_init(pt_client *c)
+{
+    unsigned i;
+
+    c->fd = -1;
+    c->next_id = 1;
+    c->max_frame = PT_WIRE_MAX_FRAME;
+    for (i = 0; i < PENDING_BUCKETS; i++)
+        LIST_INIT(&c->pending[i]);
+    TAILQ_INIT(&c->parked);
+    LIST_INIT(&c->objects);
+    atomic_init(&c->forked, atomic_load(&fork_generation));
+    pthread_mutex_init(&c->mu, NULL);
+    c->rcap = PT_WIRE_HEADER + PT_WIRE_MAX_FRAME;
+    c->rbuf = malloc(c->rcap);
+    c->arena_mem = malloc(4 * (size_t)PT_WIRE_MAX_FRAME);
+    if (!c->rbuf || !c->arena_mem)
+        return pt__error(PT_ENOMEM, "cannot allocate the client's buffers");
+    pt_wire_arena_init(&c->arena, c->arena_mem, 4 * (size_t)PT_WIRE_MAX_FRAME);
+    return 0;
+}
+
+int pt_client_open(pt_client **out, const char *path)
+{
+    pt_client *c;
+    int r;
+
+    if (!out)
+        return pt__error(PT_EINVAL, "pt_client_open: out is NULL; pass where to store the client");
+    *out = NULL;
+    pthread_once(&atfork_once, atfork_install);
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return pt__error(PT_ENOMEM, "pt_client_open: out of memory");
+    r = client_init(c);
+    if (r == 0)
+        r = client_set_path(c, path);
+    if (r == 0) {
+        pthread_mutex_lock(&c->mu);
+        r = client_connect(c);
+        pthread_mutex_unlock(&c->mu);
+    }
+    if (r < 0) {
+        client_free(c);
+        return r;
+    }
+    *out = c;
+    return 0;
+}
+
+/*
+ * Closing the connection is all the daemon needs to give back everything the
+ * session held; the objects' handles end with it, so their memory goes too.
+ * No other thread may be using the client or its objects.
+ */
+void pt_client_close(pt_client *c)
+{
+    pt_object *o;
+
+    if (!c)
+        return;
+    client_enter(c);
+    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_lock(&registry_mu);
+    while ((o = LIST_FIRST(&c->objects))) {
+        LIST_REMOVE(o, link);
+        pt__object_free(o);
+    }
+    pthread_mutex_unlock(&registry_mu);
+    if (c->fd >= 0)
+        close(c->fd);
+    client_free(c);
+}

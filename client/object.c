@@ -1,0 +1,381 @@
+/*
+ * object.c - the handle every kind shares: open by name (or anonymously),
+ * open again by name in a new session, close, and the requests several kinds
+ * have in common.
+ *
+ * A handle number only means something in the session that gave it. Each
+ * object keeps (session generation, handle) in one atomic word; a call names
+ * the generation it expects, and when the client has meanwhile reconnected
+ * (daemon restart, fork) the call is refused before anything is sent and the
+ * object is opened again by name with what it was first opened with.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "session.h"
+
+static const uint32_t open_flags_known =
+    PT_OPEN_EXCL | PT_OPEN_EXISTING | PT_OPEN_TRANSIENT | PT_OPEN_OWNED | PT_OPEN_UNOWNED;
+
+static atomic_uint anon_counter;
+
+static int name_char(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '.' || ch == '_' || ch == ':' || ch == '/' || ch == '-';
+}
+
+/* The daemon's rule: 1..255 bytes of [A-Za-z0-9._:/-]. */
+static int name_valid(const char *name)
+{
+    size_t n;
+
+    for (n = 0; name[n]; n++) {
+        if (n >= PT_WIRE_NAME_MAX || !name_char((unsigned char)name[n]))
+            return 0;
+    }
+    return n > 0;
+}
+
+static int name_error(const char *kind, const char *op, const char *name)
+{
+    return pt__error(PT_ENAME,
+                     "%s '%.64s%s': %s: invalid name; a name is 1-255 bytes of letters, digits "
+                     "and . _ : / -",
+                     kind, name, strlen(name) > 64 ? "..." : "", op);
+}
+
+/* "anon/<pid>.<counter>.<random>": unique on this machine in practice, and
+ * the open is exclusive so a clash is retried, never shared. */
+static void anon_name(char *buf, size_t len)
+{
+    uint32_t rnd;
+    struct timespec ts;
+
+    if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd)) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        rnd = (uint32_t)ts.tv_nsec ^ (uint32_t)pt__tid();
+    }
+    snprintf(buf, len, "anon/%ld.%u.%08x", (long)getpid(), atomic_fetch_add(&anon_counter, 1), rnd);
+}
+
+/* ------------------------------------------------------------------ */
+/* Open and open again                                                 */
+/* ------------------------------------------------------------------ */
+
+static int object_refresh(pt_object *o, uint32_t stale_gen);
+
+static void open_request(const pt_object *o, uint32_t flags, Pythread__Request *req)
+{
+    const pt__open_params *p = &o->params;
+
+    req->op = PYTHREAD__OP__OP_OPEN;
+    req->name = (char *)o->name;
+    req->has_kind = 1;
+    req->kind = p->kind;
+    req->has_flags = 1;
+    req->flags = flags;
+    req->has_mode = 1;
+    req->mode = p->mode;
+    switch (p->kind) {
+    case PT_KIND_SEMAPHORE:
+    case PT_KIND_BOUNDED_SEMAPHORE:
+        req->has_value = 1;
+        req->value = p->value;
+        break;
+    case PT_KIND_BARRIER:
+        req->has_parties = 1;
+        req->parties = p->parties;
+        req->has_timeout = 1;
+        req->timeout = p->timeout;
+        break;
+    default:
+        break;
+    }
+}
+
+/*
+ * Send OP_OPEN for o in the current session and keep the handle. A
+ * Condition over a named lock names the lock's handle, so the lock must be
+ * open in the same session: if it is not, open it again first and retry.
+ */
+static int object_open_call(pt_object *o, uint32_t flags, pt__state *st)
+{
+    pt_object *lock = o->params.lock;
+    pt__reply rep;
+    uint32_t gen;
+    int r;
+
+    for (;;) {
+        Pythread__Request req = PYTHREAD__REQUEST__INIT;
+        uint32_t want = 0;
+
+        open_request(o, flags, &req);
+        if (lock) {
+            uint64_t slot = atomic_load(&lock->slot);
+
+            want = pt__slot_gen(slot);
+            req.has_lock_handle = 1;
+            req.lock_handle = pt__slot_handle(slot);
+        }
+        r = pt__client_call(o->client, want, 0, &req, &rep, &gen);
+        if (r == PT__ESTALE && lock) {
+            r = object_refresh(lock, want);
+            if (r < 0)
+                return r;
+            continue;
+        }
+        if (r < 0)
+            return r;
+        if (st && rep.has_state)
+            *st = rep.state;
+        atomic_store(&o->slot, (uint64_t)gen << 32 | rep.handle);
+        return 0;
+    }
+}
+
+/* o's handle is from session stale_gen: open it again in the current one,
+ * unless another thread already has. */
+static int object_refresh(pt_object *o, uint32_t stale_gen)
+{
+    int r = 0;
+
+    pthread_mutex_lock(&o->reopen_mu);
+    if (pt__slot_gen(atomic_load(&o->slot)) == stale_gen)
+        r = object_open_call(o, o->params.flags & ~(uint32_t)PT_OPEN_EXCL, NULL);
+    pthread_mutex_unlock(&o->reopen_mu);
+    return r;
+}
+
+static int open_check(pt_client *c, const char *name, const pt__open_params *p)
+{
+    const char *kind = pt_kind_name(p->kind);
+    const char *shown = name ? name : "";
+
+    if (!c)
+        return pt__error(PT_EINVAL, "%s '%.64s': open: client is NULL; open one first", kind,
+                         shown);
+    if (p->flags & ~open_flags_known)
+        return pt__error(PT_EINVAL, "%s '%.64s': open: unknown flag bits 0x%x; pass PT_OPEN_*",
+                         kind, shown, p->flags & ~open_flags_known);
+    if (p->mode & ~07777u)
+        return pt__error(PT_EINVAL, "%s '%.64s': open: mode 0%o has bits outside 07777", kind,
+                         shown, p->mode);
+    if (name && !name_valid(name))
+        return name_error(kind, "open", name);
+    if (p->kind == PT_KIND_BARRIER && isnan(p->timeout))
+        return pt__error(PT_EINVAL,
+                         "%s '%.64s': open: timeout is NaN; pass seconds, or PT_FOREVER for none",
+                         kind, shown);
+    if (!name && (p->flags & PT_OPEN_EXISTING))
+        return pt__error(PT_EINVAL,
+                         "%s: open: an anonymous object is always new; PT_OPEN_EXISTING needs "
+                         "a name",
+                         kind);
+    if (p->lock && p->lock->client != c)
+        return pt__error(PT_EINVAL,
+                         "%s '%.64s': open: its lock '%s' was opened through another client; "
+                         "open both through the same one",
+                         kind, shown, p->lock->name);
+    return 0;
+}
+
+int pt__object_open(pt_client *c, size_t size, const char *name, const pt__open_params *p,
+                    pt_object **out)
+{
+    pt_object *o;
+    int r, tries = 0;
+
+    if (!out)
+        return pt__error(PT_EINVAL, "%s: open: out is NULL; pass where to store the handle",
+                         pt_kind_name(p->kind));
+    *out = NULL;
+    r = open_check(c, name, p);
+    if (r < 0)
+        return r;
+    o = calloc(1, size);
+    if (!o)
+        return pt__error(PT_ENOMEM, "%s: open: out of memory", pt_kind_name(p->kind));
+    o->client = c;
+    o->refs = 1;
+    o->params = *p;
+    if (!o->params.mode)
+        o->params.mode = PT_DEFAULT_MODE;
+    if (!name)
+        o->params.flags |= PT_OPEN_TRANSIENT | PT_OPEN_EXCL;
+    pthread_mutex_init(&o->reopen_mu, NULL);
+    do {
+        if (name)
+            memcpy(o->name, name, strlen(name) + 1);
+        else
+            anon_name(o->name, sizeof(o->name));
+        r = object_open_call(o, o->params.flags, &o->opened);
+    } while (r == PT_EEXIST && !name && ++tries < 4);
+    if (r < 0) {
+        pt__object_free(o);
+        return r;
+    }
+    if (p->lock)
+        pt__object_ref(p->lock);
+    pt__client_link(c, o);
+    *out = o;
+    return 0;
+}
+
+void pt__object_free(pt_object *o)
+{
+    pthread_mutex_destroy(&o->reopen_mu);
+    free(o);
+}
+
+/*
+ * The daemon-side handle is closed only with the last reference: a lock stays
+ * open while a Condition built on it does, as a Python Condition keeps its
+ * lock alive. A handle of a session that is gone needs no request, and none
+ * is made (closing never reconnects).
+ */
+int pt__object_close(pt_object *o)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    pt_object *lock;
+    pt__reply rep;
+    uint64_t slot;
+    int r;
+
+    if (!o || pt__object_unref(o) > 0)
+        return 0;
+    slot = atomic_load(&o->slot);
+    req.op = PYTHREAD__OP__OP_CLOSE;
+    req.has_handle = 1;
+    req.handle = pt__slot_handle(slot);
+    r = pt__client_call(o->client, pt__slot_gen(slot), PT__CALL_NOCONNECT, &req, &rep, NULL);
+    if (r == PT__ESTALE || r == PT_ESESSION)
+        r = 0;
+    lock = o->params.lock;
+    pt__object_free(o);
+    if (lock) {
+        int lr = pt__object_close(lock);
+
+        if (r == 0)
+            r = lr;
+    }
+    return r;
+}
+
+int pt__object_call(pt_object *o, Pythread__Request *req, pt__reply *rep, uint64_t *slotp)
+{
+    for (;;) {
+        uint64_t slot = atomic_load_explicit(&o->slot, memory_order_acquire);
+        int r;
+
+        req->has_handle = 1;
+        req->handle = pt__slot_handle(slot);
+        r = pt__client_call(o->client, pt__slot_gen(slot), 0, req, rep, NULL);
+        if (r != PT__ESTALE) {
+            if (slotp)
+                *slotp = slot;
+            return r;
+        }
+        r = object_refresh(o, pt__slot_gen(slot));
+        if (r < 0)
+            return r;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Requests several kinds share                                        */
+/* ------------------------------------------------------------------ */
+
+int pt__object_check_timeout(pt_object *o, const char *op, double timeout)
+{
+    if (isnan(timeout))
+        return pt__object_error(o, op, PT_EINVAL,
+                                "timeout is NaN; pass seconds, or PT_FOREVER to wait forever");
+    return 0;
+}
+
+/* 1 acquired, 0 not (non-blocking or timed out), or an error. */
+int pt__object_acquire(pt_object *o, int blocking, double timeout, uint64_t *token)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    pt__reply rep;
+    int r;
+
+    r = pt__object_check_timeout(o, "acquire", timeout);
+    if (r < 0)
+        return r;
+    req.op = PYTHREAD__OP__OP_ACQUIRE;
+    req.has_blocking = 1;
+    req.blocking = blocking != 0;
+    req.has_timeout = 1;
+    req.timeout = timeout;
+    r = pt__object_call(o, &req, &rep, NULL);
+    if (r < 0)
+        return r;
+    if (token)
+        *token = rep.ok ? rep.token : 0;
+    return rep.ok != 0;
+}
+
+int pt__object_release(pt_object *o, uint32_t count)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    pt__reply rep;
+
+    req.op = PYTHREAD__OP__OP_RELEASE;
+    req.has_count = 1;
+    req.count = count;
+    return pt__object_call(o, &req, &rep, NULL);
+}
+
+int pt__object_state(pt_object *o, const char *op, pt__state *st)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    pt__reply rep;
+    int r;
+
+    req.op = PYTHREAD__OP__OP_STATE;
+    r = pt__object_call(o, &req, &rep, NULL);
+    if (r < 0)
+        return r;
+    if (!rep.has_state)
+        return pt__object_error(o, op, PT_EPROTO,
+                                "pythreadd answered a state request without a state; check "
+                                "that the daemon matches this library");
+    *st = rep.state;
+    return 0;
+}
+
+int pt__object_simple(pt_object *o, Pythread__Op op)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    pt__reply rep;
+
+    req.op = op;
+    return pt__object_call(o, &req, &rep, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Names                                                               */
+/* ------------------------------------------------------------------ */
+
+int pt_unlink(pt_client *c, const char *name)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    pt__reply rep;
+
+    if (!c)
+        return pt__error(PT_EINVAL, "unlink: client is NULL; open one first");
+    if (!name)
+        return pt__error(PT_EINVAL, "unlink: name is NULL; pass the name to remove");
+    if (!name_valid(name))
+        return name_error("object", "unlink", name);
+    req.op = PYTHREAD__OP__OP_UNLINK;
+    req.name = (char *)name;
+    return pt__client_call(c, 0, 0, &req, &rep, NULL);
+}

@@ -1,0 +1,101 @@
+/*
+ * condition.c - Condition over its own RLock or a named Lock/RLock.
+ *
+ * wait releases the lock completely, parks in the condition's FIFO, and on
+ * notify or timeout moves to the back of the lock's queue as a re-acquirer;
+ * its wait is answered only once it holds the lock again at its old level.
+ */
+#include "core_int.h"
+
+static pt_obj *cond_lock(const pt_obj *cond)
+{
+    return cond->u.cond.lock;
+}
+
+void pt__op_cond_acquire(pt_req *r)
+{
+    pt__op_lock_acquire(r, cond_lock(r->obj));
+}
+
+void pt__op_cond_release(pt_req *r)
+{
+    pt__op_lock_release(r, cond_lock(r->obj));
+}
+
+/* From the condition's queue to the back of the lock's queue. */
+static void to_lock_queue(pt_waiter *w, pt_obj *lock, int notified)
+{
+    pt__queue_remove(w);
+    w->kind = PT_WK_REACQUIRE;
+    w->notified = (uint8_t)notified;
+    w->obj = lock;
+    pt__queue_push(&lock->queue, w);
+}
+
+void pt__op_cond_wait(pt_req *r)
+{
+    const pt_call *call = r->call;
+    pt_obj *cond = r->obj, *lock = cond_lock(cond);
+    double t = call->timeout;
+    pt_waiter *w;
+    int err;
+
+    if (!pt__lock_owned_by(lock, r->s, call->thread)) {
+        pt__fail_obj(r, cond, PT_ERUNTIME,
+                     "cannot wait on un-acquired lock; acquire the condition's lock first");
+        return;
+    }
+    if (pt__check_wait_timeout(r, t) != 0)
+        return;
+    if ((err = pt__waiter_new(r->core, r->s, &w)) != 0) {
+        pt__fail_waiter(r, err);
+        return;
+    }
+    w->id = call->id;
+    w->thread = call->thread;
+    w->handle = call->handle;
+    w->target = cond;
+    w->depth = lock->u.lock.depth;
+    pt__lock_release_all(r->core, lock);
+    if (t <= 0 && !pt__timeout_is_none(t)) {
+        /* Times out at once, but still queues behind anyone waiting for
+         * the lock, as Python's re-acquire would. */
+        w->kind = PT_WK_REACQUIRE;
+        pt__waiter_park(r->core, w, lock, &lock->queue, r->slot, PT_DEADLINE_NONE);
+        pt__lock_grant_next(r->core, lock);
+        return;
+    }
+    w->kind = PT_WK_COND;
+    pt__waiter_park(r->core, w, cond, &cond->queue, r->slot, pt__deadline(r->now, t));
+}
+
+void pt__op_cond_notify(pt_req *r)
+{
+    pt_obj *cond = r->obj, *lock = cond_lock(cond);
+    uint32_t n = r->call->count ? r->call->count : UINT32_MAX;
+    pt_result res = {.ok = 1};
+    pt_waiter *w;
+
+    if (!pt__lock_owned_by(lock, r->s, r->call->thread)) {
+        pt__fail_obj(r, cond, PT_ERUNTIME,
+                     "cannot notify on un-acquired lock; acquire the condition's lock first");
+        return;
+    }
+    while ((uint64_t)res.value < n && (w = TAILQ_FIRST(&cond->queue.head)) != NULL) {
+        pt__heap_remove(&r->core->heap, w);
+        w->deadline = PT_DEADLINE_NONE;
+        to_lock_queue(w, lock, 1);
+        res.value++;
+    }
+    pt__reply(r, &res);
+}
+
+/* A wait's deadline passed: it re-acquires, not notified; with the lock
+ * free it gets it at once. */
+void pt__cond_timeout(pt_core *c, pt_waiter *w)
+{
+    pt_obj *lock = cond_lock(w->obj);
+
+    to_lock_queue(w, lock, 0);
+    pt__lock_grant_next(c, lock);
+}

@@ -1,0 +1,324 @@
+/*
+ * core_int.h - the core's private structures, shared by its modules.
+ *
+ * Ownership in one picture:
+ *   core ── map (name -> object), list of every live object, sessions,
+ *           deadline heap, free lists of waiters and semaphore holds
+ *   session ── handle table (chunks of slots; a slot keeps the object
+ *              referenced and lists the waiters parked through it),
+ *              Lock/RLock holds, semaphore holds, barrier actions it runs
+ *   object ── kind state and one FIFO queue of waiters (a Barrier also
+ *             keeps the entrants of its next cycle)
+ *
+ * A waiter is always reachable from its handle's list, so closing a handle
+ * or ending a session finds every parked call without a scan of others.
+ */
+#ifndef PT_CORE_INT_H
+#define PT_CORE_INT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "core.h"
+
+typedef struct pt_obj pt_obj;
+typedef struct pt_waiter pt_waiter;
+typedef struct pt_semhold pt_semhold;
+typedef struct pt_handle pt_handle;
+
+#define PT_HEAP_NONE    SIZE_MAX
+#define PT_HANDLE_CHUNK 64u
+
+/* A FIFO of parked calls with its length, for O(1) STATE answers. */
+typedef struct pt_queue {
+    TAILQ_HEAD(, pt_waiter) head;
+    uint32_t len;
+} pt_queue;
+
+/* What a waiter waits for; decides how a timeout or cancel treats it. */
+typedef enum {
+    PT_WK_LOCK,      /* Lock/RLock acquire (also through a Condition) */
+    PT_WK_REACQUIRE, /* Condition wait re-acquiring the lock */
+    PT_WK_COND,      /* Condition wait before notify or timeout */
+    PT_WK_SEM,       /* Semaphore acquire */
+    PT_WK_EVENT,     /* Event wait */
+    PT_WK_BARRIER,   /* Barrier party of the current cycle */
+    PT_WK_ENTRANT    /* Barrier arrival held while the action runs */
+} pt_wkind;
+
+struct pt_waiter {
+    uint64_t id;       /* request id, echoed in the answer */
+    uint64_t thread;   /* owner thread within the session */
+    uint64_t deadline; /* PT_DEADLINE_NONE when not in the heap */
+    uint64_t seq;      /* breaks deadline ties in arrival order */
+    pt_session *session;
+    pt_obj *obj;    /* object whose queue holds it */
+    pt_obj *target; /* object the caller addressed (named in messages) */
+    pt_queue *queue;
+    pt_semhold *spare; /* owned semaphores: hold record reserved at park */
+    size_t heap_idx;
+    uint32_t handle;
+    uint32_t depth; /* condition wait: recursion level to restore */
+    uint32_t index; /* barrier: this party's index */
+    uint8_t kind;   /* pt_wkind */
+    uint8_t notified;
+    uint8_t has_action;
+    double timeout; /* barrier entrant: the timeout it asked for */
+    TAILQ_ENTRY(pt_waiter) qlink;
+    LIST_ENTRY(pt_waiter) hlink; /* its handle's list */
+    pt_waiter *free_next;
+};
+
+/* Permits of one session on one owned semaphore. */
+struct pt_semhold {
+    pt_obj *sem;
+    pt_session *session;
+    uint64_t count;
+    LIST_ENTRY(pt_semhold) slink;  /* session's holds */
+    TAILQ_ENTRY(pt_semhold) olink; /* semaphore's holders, oldest first */
+    pt_semhold *free_next;
+};
+
+enum { PT_BARRIER_FILLING, PT_BARRIER_ACTION, PT_BARRIER_BROKEN };
+enum { PT_PENDING_NONE, PT_PENDING_ABORT, PT_PENDING_RESET };
+
+/* Why a barrier broke; words for people come from pt__barrier_reason. */
+typedef enum {
+    PT_BR_NONE,
+    PT_BR_TIMEOUT,
+    PT_BR_ZERO_TIMEOUT,
+    PT_BR_ABORT,
+    PT_BR_RESET,
+    PT_BR_ACTION_FAILED,
+    PT_BR_PARTY_SESSION_END,
+    PT_BR_PARTY_CLOSED,
+    PT_BR_RUNNER_SESSION_END,
+    PT_BR_RUNNER_CLOSED
+} pt_break_reason;
+
+struct pt_obj {
+    int kind; /* pt_kind */
+    uint32_t refs;
+    uint8_t transient;
+    uint8_t unlinked;
+    uint8_t in_map;
+    uint8_t anonymous; /* a Condition's own RLock: no name, not in the map */
+    uint32_t mode;
+    uid_t uid;
+    gid_t gid;
+    uint64_t token; /* fencing token: only grows */
+    uint64_t hash;
+    pt_obj *map_next;
+    TAILQ_ENTRY(pt_obj) all_link;
+    pt_queue queue;
+    union {
+        struct {
+            pt_session *s; /* holder owner (a Lock records it too) */
+            uint64_t thread;
+            uint32_t depth; /* 0 = free */
+            LIST_ENTRY(pt_obj) hold_link;
+        } lock;
+        struct {
+            pt_obj *lock; /* referenced for the condition's lifetime */
+        } cond;
+        struct {
+            int64_t value;
+            int64_t initial;
+            uint8_t owned;
+            TAILQ_HEAD(, pt_semhold) holders;
+        } sem;
+        struct {
+            uint8_t set;
+        } event;
+        struct {
+            uint32_t parties;
+            uint32_t count;
+            double timeout;
+            uint8_t state;
+            uint8_t pending; /* abort/reset asked while the action runs */
+            uint8_t reason;  /* pt_break_reason of the last break */
+            uint8_t doom;    /* a party left while the action ran */
+            int32_t status;  /* failed action's status */
+            pt_session *runner;
+            uint32_t runner_handle;
+            uint32_t runner_index;
+            LIST_ENTRY(pt_obj) run_link;
+            pt_queue entrants;
+        } barrier;
+    } u;
+    size_t name_len;
+    char name[]; /* NUL-terminated */
+};
+
+struct pt_handle {
+    pt_obj *obj; /* NULL when free */
+    uint32_t next_free;
+    LIST_HEAD(, pt_waiter) waiters;
+};
+
+struct pt_session {
+    uint64_t id;
+    pt_peer peer;
+    void *udata;
+    int ending;
+    pt_handle **chunks;
+    uint32_t nchunks;
+    uint32_t free_head; /* handle number, 0 = none */
+    uint32_t next_new;  /* next never-used handle number */
+    uint32_t nhandles;
+    uint32_t nwaiters;
+    LIST_HEAD(, pt_obj) locks;
+    LIST_HEAD(, pt_semhold) sems;
+    LIST_HEAD(, pt_obj) runs;
+    LIST_ENTRY(pt_session) link;
+};
+
+typedef struct pt_map {
+    pt_obj **buckets;
+    size_t mask;
+    size_t count;
+} pt_map;
+
+typedef struct pt_heap {
+    pt_waiter **v;
+    size_t len;
+    size_t cap;
+} pt_heap;
+
+struct pt_core {
+    pt_core_limits limits;
+    pt_sink_fn sink;
+    void *sink_ctx;
+    int quiet;
+    pt_map map;
+    TAILQ_HEAD(, pt_obj) objects;
+    uint64_t nobjects; /* named objects alive */
+    LIST_HEAD(, pt_session) sessions;
+    uint64_t nsessions;
+    uint64_t next_session_id;
+    pt_heap heap;
+    uint64_t nwaiters;
+    uint64_t seq;
+    uint64_t calls;
+    pt_waiter *free_waiters;
+    pt_semhold *free_holds;
+    char msg[1024];
+};
+
+/* What a handler needs about the current request. */
+typedef struct pt_req {
+    pt_core *core;
+    pt_session *s;
+    const pt_call *call;
+    uint64_t now;
+    pt_obj *obj;     /* object of call->handle, when the op takes one */
+    pt_handle *slot; /* its slot */
+} pt_req;
+
+/* map.c */
+uint64_t pt__name_hash(const char *name, size_t len);
+int pt__map_init(pt_map *m);
+void pt__map_free(pt_map *m);
+pt_obj *pt__map_find(const pt_map *m, const char *name, size_t len, uint64_t hash);
+void pt__map_insert(pt_map *m, pt_obj *obj);
+void pt__map_remove(pt_map *m, pt_obj *obj);
+
+/* waiter.c */
+int pt__waiter_new(pt_core *c, pt_session *s, pt_waiter **out);
+void pt__waiter_park(pt_core *c, pt_waiter *w, pt_obj *obj, pt_queue *q, pt_handle *slot,
+                     uint64_t deadline);
+void pt__queue_init(pt_queue *q);
+void pt__queue_push(pt_queue *q, pt_waiter *w);
+void pt__queue_remove(pt_waiter *w);
+void pt__waiter_detach(pt_core *c, pt_waiter *w);
+void pt__waiter_free(pt_core *c, pt_waiter *w);
+void pt__waiter_answer(pt_core *c, pt_waiter *w, pt_result *r);
+void pt__waiter_fail(pt_core *c, pt_waiter *w, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void pt__waiter_cancel(pt_core *c, pt_waiter *w, int answer, uint64_t now);
+void pt__waiter_timeout(pt_core *c, pt_waiter *w, uint64_t now);
+void pt__waiters_free_all(pt_core *c);
+int pt__heap_reserve(pt_heap *h, size_t n);
+void pt__heap_push(pt_heap *h, pt_waiter *w);
+void pt__heap_remove(pt_heap *h, pt_waiter *w);
+pt_waiter *pt__heap_top(const pt_heap *h);
+void pt__heap_free(pt_heap *h);
+
+/* registry.c */
+void pt__op_open(pt_req *r);
+void pt__op_close(pt_req *r);
+void pt__op_unlink(pt_req *r);
+void pt__op_state(pt_req *r);
+void pt__obj_ref(pt_obj *obj);
+void pt__obj_unref(pt_core *c, pt_obj *obj);
+void pt__objects_free_all(pt_core *c);
+void pt__state_fill(const pt_obj *obj, const pt_session *s, uint64_t thread, pt_state *st);
+int pt__access_check(pt_core *c, const pt_session *s, const pt_obj *obj, int want);
+
+/* session.c */
+pt_handle *pt__handle_get(const pt_session *s, uint32_t h);
+int pt__handle_reserve(pt_core *c, pt_session *s);
+uint32_t pt__handle_new(pt_session *s, pt_obj *obj);
+void pt__handle_close(pt_core *c, pt_session *s, uint32_t h, uint64_t now);
+void pt__lock_hold_take(pt_obj *lock, pt_session *s, uint64_t thread, uint32_t depth);
+void pt__lock_hold_drop(pt_obj *lock);
+pt_semhold *pt__semhold_find(pt_obj *sem, const pt_session *s);
+pt_semhold *pt__semhold_alloc(pt_core *c);
+void pt__semhold_release(pt_core *c, pt_semhold *h);
+void pt__semhold_link(pt_semhold *h, pt_obj *sem, pt_session *s);
+void pt__semhold_unlink(pt_semhold *h);
+
+/* lock.c */
+void pt__op_lock_acquire(pt_req *r, pt_obj *lock);
+void pt__op_lock_release(pt_req *r, pt_obj *lock);
+void pt__lock_grant_next(pt_core *c, pt_obj *lock);
+void pt__lock_release_all(pt_core *c, pt_obj *lock);
+int pt__lock_owned_by(const pt_obj *lock, const pt_session *s, uint64_t thread);
+
+/* condition.c */
+void pt__op_cond_acquire(pt_req *r);
+void pt__op_cond_release(pt_req *r);
+void pt__op_cond_wait(pt_req *r);
+void pt__op_cond_notify(pt_req *r);
+void pt__cond_timeout(pt_core *c, pt_waiter *w);
+
+/* semaphore.c */
+void pt__op_sem_acquire(pt_req *r);
+void pt__op_sem_release(pt_req *r);
+void pt__sem_give(pt_core *c, pt_obj *sem, uint64_t n);
+void pt__sem_return_holds(pt_core *c, pt_session *s);
+
+/* event.c */
+void pt__op_event_set(pt_req *r);
+void pt__op_event_clear(pt_req *r);
+void pt__op_event_wait(pt_req *r);
+
+/* barrier.c */
+void pt__op_barrier_wait(pt_req *r);
+void pt__op_barrier_action_done(pt_req *r);
+void pt__op_barrier_abort(pt_req *r);
+void pt__op_barrier_reset(pt_req *r);
+void pt__barrier_party_left(pt_core *c, pt_obj *b, pt_break_reason why, uint64_t now);
+void pt__barrier_timeout(pt_core *c, pt_waiter *w, uint64_t now);
+void pt__barrier_abandon(pt_core *c, pt_obj *b, pt_break_reason why, uint64_t now);
+
+/* call.c */
+const char *pt__kind_name(int kind);
+const char *pt__kind_article(int kind);
+const char *pt__op_name(int op);
+void pt__answer(pt_core *c, pt_session *s, pt_result *r);
+void pt__reply(pt_req *r, pt_result *res);
+void pt__fail(pt_req *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void pt__fail_obj(pt_req *r, const pt_obj *obj, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int pt__obj_prefix(char *buf, size_t len, const pt_obj *obj, int op);
+void pt__fail_waiter(pt_req *r, int err);
+int pt__check_lock_timeout(pt_req *r);
+int pt__check_sem_timeout(pt_req *r);
+int pt__check_wait_timeout(pt_req *r, double timeout);
+uint64_t pt__deadline(uint64_t now, double timeout);
+int pt__timeout_is_none(double timeout);
+
+#endif /* PT_CORE_INT_H */

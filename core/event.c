@@ -1,0 +1,57 @@
+/*
+ * event.c - Event: a flag; set wakes every waiter in arrival order.
+ */
+#include "core_int.h"
+
+void pt__op_event_set(pt_req *r)
+{
+    pt_obj *ev = r->obj;
+    pt_result ok = {.ok = 1};
+    pt_waiter *w;
+
+    ev->u.event.set = 1;
+    while ((w = TAILQ_FIRST(&ev->queue.head)) != NULL) {
+        pt_result res = {.ok = 1};
+
+        pt__waiter_answer(r->core, w, &res);
+    }
+    pt__reply(r, &ok);
+}
+
+void pt__op_event_clear(pt_req *r)
+{
+    pt_result ok = {.ok = 1};
+
+    r->obj->u.event.set = 0;
+    pt__reply(r, &ok);
+}
+
+/* Answers the flag: at once when set or when not asked to block (timeout
+ * <= 0 other than -1), else on set (1) or timeout (0). */
+void pt__op_event_wait(pt_req *r)
+{
+    const pt_call *call = r->call;
+    pt_obj *ev = r->obj;
+    double t = call->timeout;
+    pt_result res = {.ok = 1};
+    pt_waiter *w;
+    int err;
+
+    if (pt__check_wait_timeout(r, t) != 0)
+        return;
+    if (ev->u.event.set || (t <= 0 && !pt__timeout_is_none(t))) {
+        res.ok = ev->u.event.set;
+        pt__reply(r, &res);
+        return;
+    }
+    if ((err = pt__waiter_new(r->core, r->s, &w)) != 0) {
+        pt__fail_waiter(r, err);
+        return;
+    }
+    w->id = call->id;
+    w->thread = call->thread;
+    w->handle = call->handle;
+    w->target = ev;
+    w->kind = PT_WK_EVENT;
+    pt__waiter_park(r->core, w, ev, &ev->queue, r->slot, pt__deadline(r->now, t));
+}

@@ -1,0 +1,96 @@
+#include <string.h>
+
+#include "daemon.h"
+
+/*
+ * A request in core terms: a flat copy, the name pointing into the decoded
+ * message (the core does not keep it). Absent fields read as their proto
+ * defaults (blocking true, timeout -1, count 1, value 1).
+ */
+void pt_dispatch_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now)
+{
+    const char *name = req->name ? req->name : "";
+    pt_call call = {
+        .id = req->id,
+        .op = (pt_op)req->op,
+        .thread = req->thread,
+        .handle = req->handle,
+        .blocking = req->blocking,
+        .timeout = req->timeout,
+        .count = req->count,
+        .name = name,
+        .name_len = strlen(name),
+        .kind = req->kind,
+        .flags = req->flags,
+        .mode = req->mode,
+        .value = req->value,
+        .parties = req->parties,
+        .lock_handle = req->lock_handle,
+        .has_action = req->has_action,
+        .status = req->status,
+    };
+
+    pt_core_call(d->core, c->session, &call, now);
+}
+
+/*
+ * Every default in Response and State is zero or false, so a field is sent
+ * only when it is not: the reader gets the same value either way and the
+ * common answer ("ok") is a few bytes.
+ */
+#define PUT(msg, field, v)                                                                         \
+    do {                                                                                           \
+        if ((v) != 0) {                                                                            \
+            (msg)->has_##field = 1;                                                                \
+            (msg)->field = (v);                                                                    \
+        }                                                                                          \
+    } while (0)
+
+static void state_fill(Pythread__State *out, const pt_state *s)
+{
+    PUT(out, kind, s->kind);
+    PUT(out, locked, s->locked != 0);
+    PUT(out, owner_depth, s->owner_depth);
+    PUT(out, value, s->value);
+    PUT(out, initial, s->initial);
+    PUT(out, is_set, s->is_set != 0);
+    PUT(out, parties, s->parties);
+    PUT(out, n_waiting, s->n_waiting);
+    PUT(out, broken, s->broken != 0);
+    PUT(out, timeout, s->timeout);
+    PUT(out, token, s->token);
+}
+
+/*
+ * The core's sink: one answer, now or for a waiter parked earlier, packed
+ * straight into the session's output buffer. Answers for a connection that
+ * is closing are dropped.
+ */
+void pt_dispatch_sink(void *ctx, pt_session *session, const pt_result *res)
+{
+    pt_conn *c = pt_core_session_udata(session);
+    Pythread__Response r = PYTHREAD__RESPONSE__INIT;
+    Pythread__State state = PYTHREAD__STATE__INIT;
+
+    (void)ctx;
+    if (!c || c->closing)
+        return;
+    r.id = res->id;
+    if (res->status != 0) {
+        r.has_status = 1;
+        r.status = res->status;
+        r.message = (char *)(res->message ? res->message : pt_strerror(res->status));
+    } else {
+        PUT(&r, ok, res->ok != 0);
+        PUT(&r, value, res->value);
+        PUT(&r, token, res->token);
+        PUT(&r, handle, res->handle);
+        PUT(&r, created, res->created != 0);
+        PUT(&r, run_action, res->run_action != 0);
+        if (res->state) {
+            state_fill(&state, res->state);
+            r.state = &state;
+        }
+    }
+    pt_conn_send(c, &r);
+}

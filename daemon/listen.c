@@ -1,0 +1,309 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon.h"
+
+/* How long startup waits for another starting daemon to finish binding in
+ * the same directory before going on without the lock. */
+#define DIR_LOCK_TRIES    200
+#define DIR_LOCK_PAUSE_NS 10000000L
+
+static int path_to_addr(const char *path, struct sockaddr_un *sun)
+{
+    size_t len = strlen(path);
+
+    if (len == 0) {
+        pt_log(LOG_ERR, "pythreadd: the socket path is empty; give one with --socket");
+        return -1;
+    }
+    if (len >= sizeof sun->sun_path) {
+        pt_log(LOG_ERR,
+               "pythreadd: socket path %s is %zu bytes, longer than the %zu a Unix socket "
+               "address holds; choose a shorter path with --socket",
+               path, len, sizeof sun->sun_path - 1);
+        return -1;
+    }
+    memset(sun, 0, sizeof *sun);
+    sun->sun_family = AF_UNIX;
+    memcpy(sun->sun_path, path, len + 1);
+    return 0;
+}
+
+/* The directory part of path: "." when there is none. dir holds
+ * strlen(path) + 2 bytes. */
+static void path_dir(const char *path, char *dir)
+{
+    const char *slash = strrchr(path, '/');
+
+    if (!slash) {
+        strcpy(dir, ".");
+    } else if (slash == path) {
+        strcpy(dir, "/");
+    } else {
+        memcpy(dir, path, (size_t)(slash - path));
+        dir[slash - path] = '\0';
+    }
+}
+
+/*
+ * Make sure the socket's directory exists and that no other user can swap
+ * the socket inside it: it must belong to us or root, and be writable by
+ * others only when sticky (as /tmp is). A system daemon's directory is
+ * 0755 so every user can reach the socket; a per-user one is 0700.
+ */
+static int dir_prepare(const char *dir)
+{
+    uid_t euid = geteuid();
+    mode_t mode = euid == 0 ? 0755 : 0700;
+    struct stat st;
+
+    if (mkdir(dir, mode) == 0) {
+        (void)chmod(dir, mode); /* exactly, whatever the umask */
+        pt_log(LOG_INFO, "created directory %s", dir);
+    } else if (errno != EEXIST) {
+        pt_log(LOG_ERR,
+               "pythreadd: cannot create the socket's directory %s: %s; create it or choose "
+               "another path with --socket",
+               dir, strerror(errno));
+        return -1;
+    }
+    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        pt_log(LOG_ERR, "pythreadd: %s is not a directory; choose another path with --socket", dir);
+        return -1;
+    }
+    if (st.st_uid != euid && st.st_uid != 0) {
+        pt_log(LOG_ERR,
+               "pythreadd: directory %s belongs to uid %u, who could replace the socket in it; "
+               "remove it or choose another path with --socket",
+               dir, (unsigned)st.st_uid);
+        return -1;
+    }
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+        pt_log(LOG_ERR,
+               "pythreadd: directory %s is writable by other users, who could replace the "
+               "socket in it; make it private (chmod go-w) or choose another path with --socket",
+               dir);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Two daemons starting at once must not both take a stale socket for theirs
+ * (each would unlink and bind, and one would serve an unreachable socket):
+ * the probe, unlink and bind run under a lock on the directory. Anyone who
+ * can read the directory can take that lock, so it is only waited for a
+ * bounded time. Returns the directory fd holding the lock, or -1.
+ */
+static int dir_lock(const char *dir)
+{
+    struct timespec pause = {0, DIR_LOCK_PAUSE_NS};
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd < 0)
+        return -1;
+    for (int i = 0; i < DIR_LOCK_TRIES; i++) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return fd;
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            break;
+        nanosleep(&pause, NULL);
+    }
+    pt_log(LOG_NOTICE, "directory %s stays locked by another process; binding without the lock",
+           dir);
+    close(fd);
+    return -1;
+}
+
+/* Is a daemon serving the socket at sun? 1 yes, 0 no (stale file), -1 cannot
+ * tell (errno set). A full backlog (EAGAIN) still means someone listens. */
+static int socket_probe(const struct sockaddr_un *sun)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int live, err;
+
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (const struct sockaddr *)sun, sizeof *sun) == 0)
+        live = 1;
+    else if (errno == EAGAIN || errno == EINPROGRESS)
+        live = 1;
+    else if (errno == ECONNREFUSED)
+        live = 0;
+    else
+        live = -1;
+    err = errno;
+    close(fd);
+    errno = err;
+    return live;
+}
+
+/* Clear the way for bind: nothing there, or a stale socket removed. */
+static int path_clear(const char *path, const struct sockaddr_un *sun)
+{
+    struct stat st;
+
+    if (lstat(path, &st) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        pt_log(LOG_ERR, "pythreadd: cannot inspect %s: %s; choose another path with --socket", path,
+               strerror(errno));
+        return -1;
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        pt_log(LOG_ERR,
+               "pythreadd: %s exists and is not a socket; remove it or choose another path with "
+               "--socket",
+               path);
+        return -1;
+    }
+    switch (socket_probe(sun)) {
+    case 1:
+        pt_log(LOG_ERR,
+               "pythreadd: another daemon is serving %s; stop it or choose another path with "
+               "--socket",
+               path);
+        return -1;
+    case 0:
+        if (unlink(path) < 0 && errno != ENOENT) {
+            pt_log(LOG_ERR,
+                   "pythreadd: cannot remove the stale socket %s: %s; remove it or choose "
+                   "another path with --socket",
+                   path, strerror(errno));
+            return -1;
+        }
+        pt_log(LOG_NOTICE, "removed the stale socket %s left by a daemon that is gone", path);
+        return 0;
+    default:
+        pt_log(LOG_ERR,
+               "pythreadd: cannot tell whether a daemon serves %s: %s; remove it or choose "
+               "another path with --socket",
+               path, strerror(errno));
+        return -1;
+    }
+}
+
+/* Kept apart: inlined, GCC 12 under -fsanitize=undefined invents a NULL
+ * path here and -Wformat-overflow fails the build. */
+static __attribute__((noinline)) void bind_fail(const char *path, const char *why)
+{
+    pt_log(LOG_ERR, "pythreadd: cannot listen on %s: %s", path, why);
+    unlink(path);
+}
+
+/* socket, bind, chmod, listen; remembers the file so exit removes it. */
+static int bind_listen(pt_daemon *d, const char *path, const struct sockaddr_un *sun)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct stat st;
+
+    if (fd < 0) {
+        pt_log(LOG_ERR, "pythreadd: cannot create a socket: %s", strerror(errno));
+        return -1;
+    }
+    if (bind(fd, (const struct sockaddr *)sun, sizeof *sun) < 0) {
+        pt_log(LOG_ERR, "pythreadd: cannot bind %s: %s; choose another path with --socket", path,
+               strerror(errno));
+        close(fd);
+        return -1;
+    }
+    /* Every user may connect; each object carries its own permissions. */
+    if (chmod(sun->sun_path, 0666) < 0 || listen(fd, SOMAXCONN) < 0 ||
+        lstat(sun->sun_path, &st) < 0) {
+        bind_fail(sun->sun_path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    memcpy(d->bound_path, sun->sun_path, sizeof d->bound_path);
+    d->bound_dev = st.st_dev;
+    d->bound_ino = st.st_ino;
+    return fd;
+}
+
+int pt_listen_bind(pt_daemon *d, const char *path)
+{
+    struct sockaddr_un sun;
+    char dir[sizeof sun.sun_path + 2];
+    int lock, fd = -1;
+
+    if (path_to_addr(path, &sun) < 0)
+        return -1;
+    path_dir(path, dir);
+    if (dir_prepare(dir) < 0)
+        return -1;
+    lock = dir_lock(dir);
+    if (path_clear(path, &sun) == 0)
+        fd = bind_listen(d, path, &sun);
+    if (lock >= 0)
+        close(lock); /* releases the lock */
+    return fd;
+}
+
+static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pt_listen_resume(arg);
+}
+
+/* Out of file descriptors (or memory): libevent would call us again at
+ * once for the same pending connection, so stop accepting for a moment; a
+ * closing session or a short timer starts it again. */
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    pt_daemon *d = arg;
+    struct timeval retry = {0, PT_DAEMON_ACCEPT_RETRY_MSEC * 1000};
+    int err = EVUTIL_SOCKET_ERROR();
+
+    if (d->accept_paused)
+        return;
+    pt_log(LOG_WARNING,
+           "cannot accept a connection: %s; pausing new connections for %d ms (raise the limit "
+           "on open files if this repeats)",
+           strerror(err), PT_DAEMON_ACCEPT_RETRY_MSEC);
+    evconnlistener_disable(l);
+    d->accept_paused = 1;
+    if (event_base_once(d->base, -1, EV_TIMEOUT, accept_retry_cb, d, &retry) < 0)
+        pt_listen_resume(d);
+}
+
+void pt_listen_resume(pt_daemon *d)
+{
+    if (!d->accept_paused || !d->listener)
+        return;
+    d->accept_paused = 0;
+    evconnlistener_enable(d->listener);
+}
+
+int pt_listen_start(pt_daemon *d, int fd)
+{
+    evutil_make_socket_nonblocking(fd);
+    d->listener = evconnlistener_new(d->base, pt_conn_accept, d,
+                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+    if (!d->listener) {
+        pt_log(LOG_ERR, "pythreadd: cannot serve the listening socket: out of memory");
+        return -1;
+    }
+    evconnlistener_set_error_cb(d->listener, accept_error_cb);
+    return 0;
+}
+
+void pt_listen_unlink(pt_daemon *d)
+{
+    struct stat st;
+
+    if (!d->bound_path[0])
+        return;
+    /* Only the file we bound: a successor may have replaced it already. */
+    if (lstat(d->bound_path, &st) == 0 && st.st_dev == d->bound_dev && st.st_ino == d->bound_ino)
+        unlink(d->bound_path);
+    d->bound_path[0] = '\0';
+}

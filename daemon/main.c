@@ -1,0 +1,281 @@
+/*
+ * pythreadd - hosts named Lock, RLock, Condition, Semaphore,
+ * BoundedSemaphore, Event and Barrier objects for every process that links
+ * libpythread, with the semantics of Python's threading module.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "daemon.h"
+
+/* Exit codes: 0 stopped cleanly, 1 could not start or run, 2 bad usage. */
+enum { EXIT_USAGE = 2 };
+
+typedef struct options {
+    const char *socket;
+    uint32_t max_frame;
+    uint32_t max_sessions;
+    pt_core_limits limits; /* 0 = the core's default */
+    int verbose;
+} options;
+
+enum {
+    OPT_MAX_FRAME = 256,
+    OPT_MAX_SESSIONS,
+    OPT_MAX_OBJECTS,
+    OPT_MAX_HANDLES,
+    OPT_MAX_WAITERS,
+};
+
+static const struct option long_options[] = {
+    {"socket", required_argument, NULL, 's'},
+    {"max-frame", required_argument, NULL, OPT_MAX_FRAME},
+    {"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
+    {"max-objects", required_argument, NULL, OPT_MAX_OBJECTS},
+    {"max-handles", required_argument, NULL, OPT_MAX_HANDLES},
+    {"max-waiters", required_argument, NULL, OPT_MAX_WAITERS},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+/* The numeric options: where each goes and what it accepts. */
+static const struct num_option {
+    int code;
+    const char *name;
+    size_t offset;
+    uint32_t min, max;
+} num_options[] = {
+    {OPT_MAX_FRAME, "--max-frame", offsetof(options, max_frame), PT_DAEMON_FRAME_MIN,
+     PT_DAEMON_FRAME_MAX},
+    {OPT_MAX_SESSIONS, "--max-sessions", offsetof(options, max_sessions), 1, UINT32_MAX - 1},
+    {OPT_MAX_OBJECTS, "--max-objects", offsetof(options, limits.max_objects), 1, UINT32_MAX},
+    {OPT_MAX_HANDLES, "--max-handles", offsetof(options, limits.max_handles_per_session), 1,
+     UINT32_MAX},
+    {OPT_MAX_WAITERS, "--max-waiters", offsetof(options, limits.max_waiters_per_session), 1,
+     UINT32_MAX},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: pythreadd [OPTION]...\n"
+            "Serve named Python-style threading objects to local processes.\n"
+            "\n"
+            "  -s, --socket PATH       listen on PATH (default: $PYTHREAD_SOCKET, else\n"
+            "                          /run/pythread/pythreadd.sock for root, else\n"
+            "                          $XDG_RUNTIME_DIR/pythread/pythreadd.sock or\n"
+            "                          /tmp/pythread-UID/pythreadd.sock)\n"
+            "      --max-frame BYTES   largest message accepted (default %u, %u..%u)\n"
+            "      --max-sessions N    connections served at once (default %u)\n"
+            "      --max-objects N     named objects in all (default %u)\n"
+            "      --max-handles N     open handles per session (default %u)\n"
+            "      --max-waiters N     parked requests per session (default %u)\n"
+            "  -v, --verbose           log debug messages (sessions opened and closed)\n"
+            "  -h, --help              show this help and exit\n"
+            "  -V, --version           show the version and exit\n"
+            "\n"
+            "Logs go to stderr with syslog priority prefixes. SIGINT or SIGTERM stops the\n"
+            "daemon: every session ends and the socket file is removed.\n"
+            "Exit status: 0 stopped cleanly, 1 could not start, 2 bad usage.\n",
+            PT_WIRE_MAX_FRAME, PT_DAEMON_FRAME_MIN, PT_DAEMON_FRAME_MAX, PT_DAEMON_MAX_SESSIONS,
+            PT_DEFAULT_MAX_OBJECTS, PT_DEFAULT_MAX_HANDLES, PT_DEFAULT_MAX_WAITERS);
+}
+
+/* A whole decimal number in [min, max], or -1. */
+static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+    unsigned long long v;
+    char *end;
+
+    if (*s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int option_number(options *o, int code, const char *arg)
+{
+    for (size_t i = 0; i < sizeof num_options / sizeof num_options[0]; i++) {
+        const struct num_option *n = &num_options[i];
+        if (n->code != code)
+            continue;
+        if (parse_u32(arg, n->min, n->max, (uint32_t *)(void *)((char *)o + n->offset)) == 0)
+            return 0;
+        fprintf(stderr,
+                "pythreadd: %s: '%s' is not a whole number from %u to %u; see pythreadd --help\n",
+                n->name, arg, n->min, n->max);
+        return -1;
+    }
+    return -1;
+}
+
+/* Returns -1 to go on, else the exit status. */
+static int options_parse(int argc, char **argv, options *o)
+{
+    int ch;
+
+    while ((ch = getopt_long(argc, argv, "s:vhV", long_options, NULL)) != -1) {
+        switch (ch) {
+        case 's':
+            o->socket = optarg;
+            break;
+        case 'v':
+            o->verbose = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return EXIT_SUCCESS;
+        case 'V':
+            printf("pythreadd %s\n", PT_VERSION_STRING);
+            return EXIT_SUCCESS;
+        case '?':
+            fprintf(stderr, "pythreadd: see pythreadd --help\n");
+            return EXIT_USAGE;
+        default:
+            if (option_number(o, ch, optarg) < 0)
+                return EXIT_USAGE;
+            break;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "pythreadd: unexpected argument '%s'; see pythreadd --help\n",
+                argv[optind]);
+        return EXIT_USAGE;
+    }
+    return -1;
+}
+
+/* SIGINT/SIGTERM: leave the loop; main tears everything down. */
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    pt_daemon *d = arg;
+
+    (void)what;
+    pt_log(LOG_INFO, "stopping on %s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    event_base_loopbreak(d->base);
+}
+
+static int daemon_init(pt_daemon *d, const options *o)
+{
+    size_t arena_cap = 4 * (size_t)o->max_frame;
+
+    TAILQ_INIT(&d->conns);
+    d->max_frame = o->max_frame;
+    d->max_sessions = o->max_sessions;
+    /* The default timer backend (epoll's millisecond timeout, rounded up)
+     * is used rather than EVENT_BASE_FLAG_PRECISE_TIMER, which costs a
+     * timerfd_settime syscall on every loop iteration; an early fire only
+     * re-arms. */
+    d->base = event_base_new();
+    d->arena_buf = malloc(arena_cap);
+    if (!d->base || !d->arena_buf)
+        goto fail;
+    pt_wire_arena_init(&d->arena, d->arena_buf, arena_cap);
+    d->core = pt_core_new(&o->limits, pt_dispatch_sink, d);
+    if (!d->core || pt_daemon_timer_init(d) < 0)
+        goto fail;
+    d->sig_int = evsignal_new(d->base, SIGINT, signal_cb, d);
+    d->sig_term = evsignal_new(d->base, SIGTERM, signal_cb, d);
+    if (!d->sig_int || !d->sig_term || evsignal_add(d->sig_int, NULL) < 0 ||
+        evsignal_add(d->sig_term, NULL) < 0)
+        goto fail;
+    return 0;
+fail:
+    pt_log(LOG_ERR, "pythreadd: cannot start: out of memory");
+    return -1;
+}
+
+/* End every session, free the core, close the listener and remove the
+ * socket file we bound (an inherited one stays). */
+static void daemon_free(pt_daemon *d)
+{
+    if (d->listener)
+        evconnlistener_free(d->listener);
+    d->listener = NULL;
+    pt_listen_unlink(d);
+    pt_conn_close_all(d);
+    if (d->core)
+        pt_core_free(d->core);
+    d->core = NULL;
+    pt_conn_free_all(d);
+    if (d->timer)
+        event_free(d->timer);
+    if (d->sig_int)
+        event_free(d->sig_int);
+    if (d->sig_term)
+        event_free(d->sig_term);
+    if (d->base)
+        event_base_free(d->base);
+    free(d->arena_buf);
+}
+
+/* Where to listen: --socket, else the rule clients use too. */
+static int socket_path(const options *o, char *buf, size_t len)
+{
+    if (o->socket) {
+        if (strlen(o->socket) >= len) {
+            pt_log(LOG_ERR, "pythreadd: socket path %s is too long; choose a shorter one",
+                   o->socket);
+            return -1;
+        }
+        strcpy(buf, o->socket);
+        return 0;
+    }
+    if (pt_default_socket_path(buf, len) < 0) {
+        pt_log(LOG_ERR, "pythreadd: the default socket path is too long (check PYTHREAD_SOCKET "
+                        "and XDG_RUNTIME_DIR); choose one with --socket");
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    options opt = {.max_frame = PT_WIRE_MAX_FRAME, .max_sessions = PT_DAEMON_MAX_SESSIONS};
+    pt_daemon daemon = {0};
+    char path[PATH_MAX];
+    int rc, fd;
+
+    rc = options_parse(argc, argv, &opt);
+    if (rc >= 0)
+        return rc;
+    pt_log_set_verbose(opt.verbose);
+    /* A peer gone mid-write must be an EPIPE error, not our death. */
+    signal(SIGPIPE, SIG_IGN);
+    if (socket_path(&opt, path, sizeof path) < 0)
+        return EXIT_FAILURE;
+    if (daemon_init(&daemon, &opt) < 0) {
+        daemon_free(&daemon);
+        return EXIT_FAILURE;
+    }
+    /* Socket activation will hand a listening fd to pt_listen_start here
+     * instead of binding one. */
+    fd = pt_listen_bind(&daemon, path);
+    if (fd < 0 || pt_listen_start(&daemon, fd) < 0) {
+        if (fd >= 0 && !daemon.listener)
+            close(fd);
+        daemon_free(&daemon);
+        return EXIT_FAILURE;
+    }
+    pt_log(LOG_INFO, "pythreadd %s listening on %s", PT_VERSION_STRING, path);
+    rc = event_base_dispatch(daemon.base) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+    if (rc != EXIT_SUCCESS)
+        pt_log(LOG_ERR, "pythreadd: the event loop failed; stopping");
+    daemon_free(&daemon);
+    pt_log(LOG_INFO, "pythreadd stopped");
+    return rc;
+}

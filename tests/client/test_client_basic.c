@@ -1,0 +1,228 @@
+/*
+ * What the client does on its own, with no daemon: the error table, the
+ * socket path rule, refusing to connect clearly, NULL handles, and the
+ * thread-local last error.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "pythread.h"
+
+static void test_error_table(void **state)
+{
+    static const struct {
+        int code;
+        const char *name;
+        const char *exc;
+    } table[] = {
+#define ROW(name, val, exc, text) {PT_##name, "PT_" #name, exc},
+        PT_ERRNO_MAP(ROW)
+#undef ROW
+    };
+    size_t i, j;
+
+    (void)state;
+    assert_int_equal(sizeof(table) / sizeof(table[0]), 17);
+    for (i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+        assert_int_equal(table[i].code, -(int)(i + 1)); /* numbers never change */
+        assert_string_equal(pt_err_name(table[i].code), table[i].name);
+        assert_string_equal(pt_err_exception(table[i].code), table[i].exc);
+        assert_true(strlen(pt_strerror(table[i].code)) > 0);
+        for (j = 0; j < i; j++)
+            assert_string_not_equal(pt_strerror(table[i].code), pt_strerror(table[j].code));
+    }
+    assert_string_equal(pt_err_exception(PT_ERUNTIME), "RuntimeError");
+    assert_string_equal(pt_err_exception(PT_EBROKEN), "BrokenBarrierError");
+    assert_string_equal(pt_err_exception(PT_EOVERFLOW), "OverflowError");
+    assert_string_equal(pt_err_exception(PT_EINVAL), "ValueError");
+    assert_string_equal(pt_strerror(0), "success");
+    assert_string_equal(pt_strerror(-999), "unknown error");
+    assert_string_equal(pt_err_name(-999), "PT_EUNKNOWN");
+    assert_string_equal(pt_kind_name(PT_KIND_BOUNDED_SEMAPHORE), "BoundedSemaphore");
+    assert_string_equal(pt_kind_name((pt_kind)99), "unknown");
+}
+
+static void test_socket_path_rule(void **state)
+{
+    char buf[256], want[256];
+    char *saved_env = getenv("PYTHREAD_SOCKET"), *saved_xdg = getenv("XDG_RUNTIME_DIR");
+    int n;
+
+    (void)state;
+    saved_env = saved_env ? strdup(saved_env) : NULL;
+    saved_xdg = saved_xdg ? strdup(saved_xdg) : NULL;
+
+    setenv("PYTHREAD_SOCKET", "/somewhere/else.sock", 1);
+    assert_int_equal(pt_default_socket_path(buf, sizeof(buf)), 20);
+    assert_string_equal(buf, "/somewhere/else.sock");
+    assert_int_equal(pt_default_socket_path(buf, 20), PT_EINVAL); /* no room for the NUL */
+
+    unsetenv("PYTHREAD_SOCKET");
+    setenv("XDG_RUNTIME_DIR", "/run/user/1234", 1);
+    n = pt_default_socket_path(buf, sizeof(buf));
+    if (geteuid() == 0)
+        snprintf(want, sizeof(want), "/run/pythread/pythreadd.sock");
+    else
+        snprintf(want, sizeof(want), "/run/user/1234/pythread/pythreadd.sock");
+    assert_string_equal(buf, want);
+    assert_int_equal(n, (int)strlen(want));
+
+    unsetenv("XDG_RUNTIME_DIR");
+    pt_default_socket_path(buf, sizeof(buf));
+    if (geteuid() == 0)
+        snprintf(want, sizeof(want), "/run/pythread/pythreadd.sock");
+    else
+        snprintf(want, sizeof(want), "/tmp/pythread-%u/pythreadd.sock", (unsigned)geteuid());
+    assert_string_equal(buf, want);
+
+    if (saved_env)
+        setenv("PYTHREAD_SOCKET", saved_env, 1);
+    if (saved_xdg)
+        setenv("XDG_RUNTIME_DIR", saved_xdg, 1);
+    free(saved_env);
+    free(saved_xdg);
+}
+
+static char tmpdir[64];
+
+static int make_tmpdir(void **state)
+{
+    const char *tmp = getenv("TMPDIR");
+
+    (void)state;
+    snprintf(tmpdir, sizeof(tmpdir), "%s/ptbasicXXXXXX", tmp && strlen(tmp) < 40 ? tmp : "/tmp");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int remove_tmpdir(void **state)
+{
+    char p[128];
+
+    (void)state;
+    snprintf(p, sizeof(p), "%s/stale.sock", tmpdir);
+    unlink(p);
+    rmdir(tmpdir);
+    return 0;
+}
+
+static void test_no_daemon_is_a_clear_error(void **state)
+{
+    char path[128], want[256];
+    pt_client *c = (pt_client *)&c;
+
+    (void)state;
+    snprintf(path, sizeof(path), "%s/none.sock", tmpdir);
+    assert_int_equal(pt_client_open(&c, path), PT_ECONNECT);
+    assert_null(c);
+    snprintf(want, sizeof(want),
+             "cannot connect to pythreadd at %s: No such file or directory; is the daemon "
+             "running? set PYTHREAD_SOCKET to its socket",
+             path);
+    assert_string_equal(pt_last_error_message(), want);
+
+    /* The default path comes from PYTHREAD_SOCKET. */
+    setenv("PYTHREAD_SOCKET", path, 1);
+    assert_int_equal(pt_client_open(&c, NULL), PT_ECONNECT);
+    assert_string_equal(pt_last_error_message(), want);
+    unsetenv("PYTHREAD_SOCKET");
+}
+
+static void test_stale_socket_is_refused(void **state)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    pt_client *c;
+    int fd;
+
+    (void)state;
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/stale.sock", tmpdir);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    close(fd); /* a socket file nobody listens on */
+    assert_int_equal(pt_client_open(&c, sa.sun_path), PT_ECONNECT);
+    assert_non_null(strstr(pt_last_error_message(), "Connection refused"));
+}
+
+static void test_bad_arguments(void **state)
+{
+    char longpath[200];
+    pt_client *c;
+
+    (void)state;
+    memset(longpath, 'p', sizeof(longpath) - 1);
+    longpath[sizeof(longpath) - 1] = '\0';
+    assert_int_equal(pt_client_open(&c, longpath), PT_EINVAL);
+    assert_non_null(strstr(pt_last_error_message(), "longer than 107 bytes"));
+    assert_int_equal(pt_client_open(&c, ""), PT_EINVAL);
+    assert_int_equal(pt_client_open(NULL, "/x"), PT_EINVAL);
+    pt_client_close(NULL);
+
+    assert_int_equal(pt_lock_open(NULL, "x", 0, 0, (pt_lock **)&c), PT_EINVAL);
+    assert_int_equal(pt_lock_acquire(NULL, 1, PT_FOREVER), PT_EINVAL);
+    assert_non_null(strstr(pt_last_error_message(), "pt_lock_acquire: the handle is NULL"));
+    assert_int_equal(pt_lock_release(NULL), PT_EINVAL);
+    assert_int_equal(pt_lock_locked(NULL), PT_EINVAL);
+    assert_int_equal(pt_lock_close(NULL), 0);
+    assert_null(pt_lock_as_object(NULL));
+    assert_int_equal(pt_rlock_acquire(NULL, 1, PT_FOREVER), PT_EINVAL);
+    assert_int_equal(pt_rlock_is_owned(NULL), PT_EINVAL);
+    assert_int_equal(pt_condition_wait(NULL, 1.0), PT_EINVAL);
+    assert_int_equal(pt_condition_wait_for(NULL, NULL, NULL, 1.0), PT_EINVAL);
+    assert_int_equal(pt_condition_notify(NULL, 1), PT_EINVAL);
+    assert_int_equal(pt_semaphore_release(NULL, 1), PT_EINVAL);
+    assert_int_equal(pt_semaphore_value(NULL, NULL), PT_EINVAL);
+    assert_int_equal(pt_event_wait(NULL, 1.0), PT_EINVAL);
+    assert_int_equal(pt_event_is_set(NULL), PT_EINVAL);
+    assert_int_equal(pt_barrier_wait(NULL, 1.0), PT_EINVAL);
+    assert_int_equal(pt_barrier_parties(NULL), PT_EINVAL);
+    assert_int_equal(pt_barrier_broken(NULL), PT_EINVAL);
+    assert_int_equal(pt_unlink(NULL, "x"), PT_EINVAL);
+}
+
+static void *other_thread(void *arg)
+{
+    *(int *)arg = pt_last_error_message()[0] == '\0';
+    return NULL;
+}
+
+/* The message belongs to the thread that failed. */
+static void test_last_error_is_per_thread(void **state)
+{
+    char buf[128];
+    pthread_t t;
+    int empty = 0;
+
+    (void)state;
+    assert_int_equal(pt_lock_acquire(NULL, 1, PT_FOREVER), PT_EINVAL);
+    snprintf(buf, sizeof(buf), "%s", pt_last_error_message());
+    assert_true(buf[0] != '\0');
+    pthread_create(&t, NULL, other_thread, &empty);
+    pthread_join(t, NULL);
+    assert_true(empty);
+    assert_string_equal(pt_last_error_message(), buf);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_error_table),
+        cmocka_unit_test(test_socket_path_rule),
+        cmocka_unit_test(test_no_daemon_is_a_clear_error),
+        cmocka_unit_test(test_stale_socket_is_refused),
+        cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_last_error_is_per_thread),
+    };
+
+    return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);
+}
