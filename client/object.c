@@ -75,7 +75,9 @@ static void open_request(const pt_object *o, uint32_t flags, Pythread__Request *
     const pt__open_params *p = &o->params;
 
     req->op = PYTHREAD__OP__OP_OPEN;
-    req->name = (char *)o->name;
+    req->has_name = 1;
+    req->name.data = (uint8_t *)o->name;
+    req->name.len = strlen(o->name);
     req->has_kind = 1;
     req->kind = p->kind;
     req->has_flags = 1;
@@ -376,6 +378,8 @@ int pt_unlink(pt_client *c, const char *name)
     if (!name_valid(name))
         return name_error("object", "unlink", name);
     req.op = PYTHREAD__OP__OP_UNLINK;
-    req.name = (char *)name;
+    req.has_name = 1;
+    req.name.data = (uint8_t *)name;
+    req.name.len = strlen(name);
     return pt__client_call(c, 0, 0, &req, &rep, NULL);
 }

@@ -9,7 +9,6 @@
  */
 void pt_dispatch_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now)
 {
-    const char *name = req->name ? req->name : "";
     pt_call call = {
         .id = req->id,
         .op = (pt_op)req->op,
@@ -18,8 +17,8 @@ void pt_dispatch_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req,
         .blocking = req->blocking,
         .timeout = req->timeout,
         .count = req->count,
-        .name = name,
-        .name_len = strlen(name),
+        .name = (const char *)req->name.data,
+        .name_len = req->has_name ? req->name.len : 0,
         .kind = req->kind,
         .flags = req->flags,
         .mode = req->mode,

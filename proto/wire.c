@@ -90,7 +90,7 @@ static const char *request_check(const Pythread__Request *r)
         return "request id 0 is reserved";
     if (!op_known(r->op))
         return "unknown op";
-    if (r->name && strlen(r->name) > PT_WIRE_NAME_MAX)
+    if (r->has_name && r->name.len > PT_WIRE_NAME_MAX)
         return "name longer than 255 bytes";
     if (r->client_name && strlen(r->client_name) > PT_WIRE_NAME_MAX)
         return "client_name longer than 255 bytes";

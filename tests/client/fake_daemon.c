@@ -118,8 +118,9 @@ static void log_request(fake *f, int ci, const Pythread__Request *r, fake_req *o
     out->status = r->status;
     out->version = r->version;
     out->timeout = r->timeout;
-    if (r->name)
-        snprintf(out->name, sizeof(out->name), "%s", r->name);
+    if (r->has_name)
+        snprintf(out->name, sizeof(out->name), "%.*s", (int)r->name.len,
+                 (const char *)r->name.data);
     if (r->client_name)
         snprintf(out->client_name, sizeof(out->client_name), "%s", r->client_name);
     if (f->nlog < MAX_LOG)

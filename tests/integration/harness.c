@@ -763,7 +763,9 @@ int raw_open(raw_conn *rc, const char *name, pt_kind kind, uint32_t flags, uint3
     Pythread__Response *resp;
 
     req.op = PYTHREAD__OP__OP_OPEN;
-    req.name = (char *)name;
+    req.has_name = 1;
+    req.name.data = (uint8_t *)name;
+    req.name.len = strlen(name);
     req.has_kind = 1;
     req.kind = (int32_t)kind;
     req.has_flags = 1;

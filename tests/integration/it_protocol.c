@@ -201,7 +201,9 @@ static void test_request_before_hello(void **state)
 
     req.id = 5;
     req.op = PYTHREAD__OP__OP_OPEN;
-    req.name = "it.proto.early";
+    req.has_name = 1;
+    req.name.data = (uint8_t *)"it.proto.early";
+    req.name.len = strlen("it.proto.early");
     req.has_kind = 1;
     req.kind = PT_KIND_LOCK;
     assert_int_equal(raw_send_request(&env->rc, &req), 0);
@@ -239,6 +241,31 @@ static void test_request_id_zero(void **state)
     pt_wire_request_frame_pack(&req, buf);
     assert_int_equal(raw_send(&env->rc, buf, len), 0);
     expect_closed(env, 1, "request id 0");
+    expect_normal_session_works(env);
+    env->h->passed = 1;
+}
+
+/* A name is bytes on the wire: an embedded NUL is refused as a bad name, not
+ * cut short into another, valid name. The session goes on. */
+static void test_name_with_nul(void **state)
+{
+    proto_env *env = proto_begin(state);
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    Pythread__Response *resp;
+    uint32_t handle;
+
+    hello(env);
+    req.op = PYTHREAD__OP__OP_OPEN;
+    req.has_name = 1;
+    req.name.data = (uint8_t *)"it.nul\0tail";
+    req.name.len = sizeof "it.nul\0tail" - 1;
+    req.has_kind = 1;
+    req.kind = PT_KIND_LOCK;
+    resp = raw_call(&env->rc, &req, 5.0);
+    assert_non_null(resp);
+    assert_int_equal(resp->status, PT_ENAME);
+    assert_int_equal(raw_open(&env->rc, "it.nul", PT_KIND_LOCK, PT_OPEN_EXISTING, &handle),
+                     PT_ENOENT);
     expect_normal_session_works(env);
     env->h->passed = 1;
 }
@@ -420,19 +447,13 @@ static void test_client_that_never_reads(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        PROTO_TEST(test_garbage_body),
-        PROTO_TEST(test_garbage_text_before_hello),
-        PROTO_TEST(test_length_4gib),
-        PROTO_TEST(test_length_one_past_max),
-        PROTO_TEST(test_truncated_frame),
-        PROTO_TEST(test_unknown_op),
-        PROTO_TEST(test_request_before_hello),
-        PROTO_TEST(test_empty_frame),
-        PROTO_TEST(test_request_id_zero),
-        PROTO_TEST(test_pipelined_frames),
-        PROTO_TEST(test_frame_in_single_bytes),
-        PROTO_TEST(test_frame_of_max_size),
-        PROTO_TEST(test_client_that_never_reads),
+        PROTO_TEST(test_garbage_body),         PROTO_TEST(test_garbage_text_before_hello),
+        PROTO_TEST(test_length_4gib),          PROTO_TEST(test_length_one_past_max),
+        PROTO_TEST(test_truncated_frame),      PROTO_TEST(test_unknown_op),
+        PROTO_TEST(test_request_before_hello), PROTO_TEST(test_empty_frame),
+        PROTO_TEST(test_request_id_zero),      PROTO_TEST(test_name_with_nul),
+        PROTO_TEST(test_pipelined_frames),     PROTO_TEST(test_frame_in_single_bytes),
+        PROTO_TEST(test_frame_of_max_size),    PROTO_TEST(test_client_that_never_reads),
     };
 
     return cmocka_run_group_tests_name("integration: protocol", tests, NULL, NULL);
