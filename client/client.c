@@ -258,6 +258,8 @@ static int frame_dispatch(pt_client *c, const uint8_t *body, size_t len)
         return 0;
     }
     reply_copy(p->rep, m);
+    if (m->status == 0 && p->rep->extra)
+        p->rep->extra(p->rep->extra_arg, m);
     if (m->status < 0)
         snprintf(p->errbuf, PT__ERRMSG_MAX, "%s",
                  m->message && *m->message ? m->message : pt_strerror(m->status));
@@ -583,6 +585,9 @@ static void client_wait(pt_client *c, pending *p)
     }
 }
 
+static int client_call(pt_client *c, uint32_t want_gen, int flags, Pythread__Request *req,
+                       pt__reply *rep, uint32_t *gen);
+
 /* Pack, register and send req; the caller waits. Called with mu held. */
 static int client_send(pt_client *c, Pythread__Request *req, pending *p, pt__reply *rep)
 {
@@ -613,11 +618,32 @@ static int client_send(pt_client *c, Pythread__Request *req, pending *p, pt__rep
 int pt__client_call(pt_client *c, uint32_t want_gen, int flags, Pythread__Request *req,
                     pt__reply *rep, uint32_t *gen)
 {
+    rep->extra = NULL;
+    rep->extra_arg = NULL;
+    return client_call(c, want_gen, flags, req, rep, gen);
+}
+
+int pt__client_call_extra(pt_client *c, Pythread__Request *req, pt__reply *rep,
+                          void (*extra)(void *arg, const Pythread__Response *m), void *arg)
+{
+    rep->extra = extra;
+    rep->extra_arg = arg;
+    return client_call(c, 0, 0, req, rep, NULL);
+}
+
+/* pt__client_call; rep->extra and rep->extra_arg are kept. */
+static int client_call(pt_client *c, uint32_t want_gen, int flags, Pythread__Request *req,
+                       pt__reply *rep, uint32_t *gen)
+{
     pending p;
     uint32_t sent_gen;
     int cancel_state, r;
+    void (*extra)(void *, const Pythread__Response *) = rep->extra;
+    void *extra_arg = rep->extra_arg;
 
     memset(rep, 0, sizeof(*rep));
+    rep->extra = extra;
+    rep->extra_arg = extra_arg;
     /* A thread cancelled inside a call would leave its pending record on a
      * dead stack, or the reading role with nobody: cancellation waits until
      * the call is over. */
@@ -750,4 +776,16 @@ void pt_client_close(pt_client *c)
     if (c->fd >= 0)
         close(c->fd);
     client_free(c);
+}
+
+uint64_t pt_client_session_id(pt_client *c)
+{
+    uint64_t id;
+
+    if (!c)
+        return 0;
+    pthread_mutex_lock(&c->mu);
+    id = c->fd >= 0 ? c->session_id : 0;
+    pthread_mutex_unlock(&c->mu);
+    return id;
 }

@@ -61,9 +61,11 @@ void pt__locals_unlock(void)
     pthread_mutex_unlock(&pt__local_mu);
 }
 
+/* In the child of fork(): the forking thread took the lock in the prepare
+ * handler and is the only thread left, so it simply releases it. */
 void pt__locals_after_fork(void)
 {
-    pthread_mutex_init(&pt__local_mu, NULL);
+    pthread_mutex_unlock(&pt__local_mu);
 }
 
 /* A free slot index, growing the table if none; PT__SLOT_NONE when out of

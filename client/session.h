@@ -59,6 +59,13 @@ typedef struct pt__reply {
     int64_t value;
     uint64_t token;
     pt__state state;
+    /* Set only through pt__client_call_extra (pt__client_call clears
+     * them): called by the reading thread with the whole decoded answer of
+     * a successful call, for answers richer than this struct
+     * (inspection). It may only copy; the message is gone once it
+     * returns. */
+    void (*extra)(void *arg, const Pythread__Response *m);
+    void *extra_arg;
 } pt__reply;
 
 /*
@@ -72,6 +79,10 @@ typedef struct pt__reply {
  */
 int pt__client_call(pt_client *c, uint32_t want_gen, int flags, Pythread__Request *req,
                     pt__reply *rep, uint32_t *gen);
+
+/* pt__client_call with rep->extra set to extra(arg, message). */
+int pt__client_call_extra(pt_client *c, Pythread__Request *req, pt__reply *rep,
+                          void (*extra)(void *arg, const Pythread__Response *m), void *arg);
 
 /* The calling thread's kernel id (gettid), cached; fresh after fork. */
 pid_t pt__tid(void);

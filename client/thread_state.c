@@ -312,15 +312,18 @@ static void pt__fork_parent(void)
     pthread_mutex_unlock(&pt__reg_mu);
 }
 
-/* Only the forking thread lives on in the child. Every lock is made anew,
- * as Python's _after_fork does, and every other thread is stopped and gives
- * back the reference its life held. */
+/* Only the forking thread lives on in the child. The registry and locals
+ * locks were taken by this very thread in the prepare handler, so they are
+ * unlocked (re-initialising a locked mutex is undefined behaviour); each
+ * thread's own lock may have been held by a thread that no longer exists,
+ * so it is made anew, as Python's _after_fork does. Every other thread is
+ * stopped and gives back the reference its life held. */
 static void pt__fork_child(void)
 {
     pt_thread *t, *next, *self = pt__ts.thread;
 
-    pthread_mutex_init(&pt__reg_mu, NULL);
     pt__locals_after_fork();
+    pthread_mutex_unlock(&pt__reg_mu);
     for (t = LIST_FIRST(&pt__all); t != NULL; t = next) {
         next = LIST_NEXT(t, all_link);
         pthread_mutex_init(&t->mu, NULL);

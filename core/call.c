@@ -130,13 +130,17 @@ static int fail_too_large(pt_req *r)
     return -1;
 }
 
-/* Lock.acquire / RLock.acquire (_threadmodule.c lock_acquire_parse_args). */
+/* Lock.acquire / RLock.acquire (_threadmodule.c lock_acquire_parse_args):
+ * the conversion of the timeout to nanoseconds overflows before any other
+ * check runs, so a huge timeout of either sign is OverflowError first. */
 int pt__check_lock_timeout(pt_req *r)
 {
     double t = r->call->timeout;
 
     if (t != t)
         return fail_nan(r);
+    if (t > PT_TIMEOUT_MAX || t < -PT_TIMEOUT_MAX)
+        return fail_too_large(r);
     if (!r->call->blocking && !pt__timeout_is_none(t)) {
         pt__fail_obj(r, r->obj, PT_EINVAL,
                      "can't specify a timeout for a non-blocking call; pass timeout -1 when "
@@ -145,34 +149,35 @@ int pt__check_lock_timeout(pt_req *r)
     }
     if (t < 0 && !pt__timeout_is_none(t)) {
         pt__fail_obj(r, r->obj, PT_EINVAL,
-                     "timeout value must be a non-negative number (or -1 to wait forever)");
+                     "timeout value must be positive (or -1 to wait forever)");
         return -1;
     }
-    if (t > PT_TIMEOUT_MAX)
-        return fail_too_large(r);
     return 0;
 }
 
-/* Semaphore.acquire: other negative timeouts are accepted and mean "do not
- * wait", as threading.py's endtime arithmetic makes them. */
+/* Semaphore.acquire checks only this up front; the value of the timeout
+ * matters (pt__check_wait_timeout) only once the caller has to wait, as in
+ * threading.py, and other negative timeouts mean "do not wait". */
 int pt__check_sem_timeout(pt_req *r)
 {
-    double t = r->call->timeout;
-
-    if (t != t)
-        return fail_nan(r);
-    if (!r->call->blocking && !pt__timeout_is_none(t)) {
+    if (!r->call->blocking && !pt__timeout_is_none(r->call->timeout)) {
         pt__fail_obj(r, r->obj, PT_EINVAL,
                      "can't specify timeout for non-blocking acquire; pass timeout -1 when "
                      "blocking is false");
         return -1;
     }
-    if (t > PT_TIMEOUT_MAX)
-        return fail_too_large(r);
     return 0;
 }
 
-/* Condition.wait, Event.wait, Barrier.wait. */
+/* Condition.wait and Event.wait do not block for a timeout that is not
+ * > 0 (NaN included: threading.py tests "timeout > 0"). */
+int pt__timeout_dont_wait(double timeout)
+{
+    return !pt__timeout_is_none(timeout) && !(timeout > 0);
+}
+
+/* A timeout the caller is about to wait for: NaN and values past
+ * TIMEOUT_MAX are refused, as the lock under threading.py's waits does. */
 int pt__check_wait_timeout(pt_req *r, double t)
 {
     if (t != t)
@@ -283,6 +288,7 @@ void pt_core_call(pt_core *core, pt_session *s, const pt_call *call, uint64_t no
     uint32_t kinds;
 
     core->calls++;
+    core->now = now;
     if (op == PT_OP_HELLO) {
         pt__fail(&r, PT_EPROTO,
                  "hello: the hello is the first request of a session and is "

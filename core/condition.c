@@ -45,7 +45,7 @@ void pt__op_cond_wait(pt_req *r)
                      "cannot wait on un-acquired lock; acquire the condition's lock first");
         return;
     }
-    if (pt__check_wait_timeout(r, t) != 0)
+    if (!pt__timeout_dont_wait(t) && pt__check_wait_timeout(r, t) != 0)
         return;
     if ((err = pt__waiter_new(r->core, r->s, &w)) != 0) {
         pt__fail_waiter(r, err);
@@ -57,7 +57,7 @@ void pt__op_cond_wait(pt_req *r)
     w->target = cond;
     w->depth = lock->u.lock.depth;
     pt__lock_release_all(r->core, lock);
-    if (t <= 0 && !pt__timeout_is_none(t)) {
+    if (pt__timeout_dont_wait(t)) {
         /* Times out at once, but still queues behind anyone waiting for
          * the lock, as Python's re-acquire would. */
         w->kind = PT_WK_REACQUIRE;

@@ -20,10 +20,13 @@ pt_core *pt_core_new(const pt_core_limits *limits, pt_sink_fn sink, void *sink_c
         c->limits.max_handles_per_session = PT_DEFAULT_MAX_HANDLES;
     if (c->limits.max_waiters_per_session == 0)
         c->limits.max_waiters_per_session = PT_DEFAULT_MAX_WAITERS;
+    if (c->limits.max_objects_per_uid == 0)
+        c->limits.max_objects_per_uid = PT_DEFAULT_MAX_OBJECTS_PER_UID;
     c->sink = sink;
     c->sink_ctx = sink_ctx;
     TAILQ_INIT(&c->objects);
     LIST_INIT(&c->sessions);
+    LIST_INIT(&c->uids);
     if (pt__map_init(&c->map) != 0 || pt__heap_reserve(&c->heap, 64) != 0) {
         pt__map_free(&c->map);
         free(c);
@@ -43,6 +46,7 @@ void pt_core_free(pt_core *core)
     while ((s = LIST_FIRST(&core->sessions)) != NULL)
         pt_core_session_end(core, s, 0);
     pt__objects_free_all(core);
+    pt__uids_free_all(core);
     pt__waiters_free_all(core);
     while ((h = core->free_holds) != NULL) {
         core->free_holds = h->free_next;
@@ -66,6 +70,7 @@ void pt_core_expire(pt_core *core, uint64_t now)
 {
     pt_waiter *w;
 
+    core->now = now;
     while ((w = pt__heap_top(&core->heap)) != NULL && w->deadline <= now) {
         pt__heap_remove(&core->heap, w);
         w->deadline = PT_DEADLINE_NONE;

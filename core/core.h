@@ -111,12 +111,26 @@ typedef struct pt_core_limits {
     uint32_t max_objects;             /* named objects in all */
     uint32_t max_handles_per_session; /* open handles of one session */
     uint32_t max_waiters_per_session; /* parked requests of one session */
+    uint32_t max_objects_per_uid;     /* named objects one user created */
 } pt_core_limits;
 
 /* Defaults used when a limit is 0. */
-#define PT_DEFAULT_MAX_OBJECTS 1000000u
-#define PT_DEFAULT_MAX_HANDLES 65536u
-#define PT_DEFAULT_MAX_WAITERS 65536u
+#define PT_DEFAULT_MAX_OBJECTS         1000000u
+#define PT_DEFAULT_MAX_HANDLES         65536u
+#define PT_DEFAULT_MAX_WAITERS         65536u
+#define PT_DEFAULT_MAX_OBJECTS_PER_UID 100000u
+
+/* What a caller wants of an object (see pt_core_access in uid.c for the
+ * whole rule): read and write bits of its class, or to unlink it. */
+#define PT_ACCESS_READ   4
+#define PT_ACCESS_WRITE  2
+#define PT_ACCESS_USE    (PT_ACCESS_READ | PT_ACCESS_WRITE)
+#define PT_ACCESS_UNLINK 8
+/* 0 if peer may do want to an object created by uid/gid with mode, else
+ * PT_EPERM. Inspection uses it with PT_ACCESS_READ for the detail. */
+int pt_core_access(const pt_peer *peer, uid_t uid, gid_t gid, uint32_t mode, int want);
+/* Sessions open with this uid (for the daemon's per-uid session limit). */
+uint32_t pt_core_uid_sessions(const pt_core *core, uid_t uid);
 
 pt_core *pt_core_new(const pt_core_limits *limits, pt_sink_fn sink, void *sink_ctx);
 /* Ends every session (no answers are sent) and frees everything. */
@@ -170,6 +184,71 @@ typedef void (*pt_core_object_fn)(void *ctx, const pt_core_object_info *info);
 void pt_core_foreach_object(const pt_core *core, pt_core_object_fn fn, void *ctx);
 /* The credentials the session was created with. */
 const pt_peer *pt_core_session_peer(const pt_session *s);
+
+/* ---- Inspection detail (inspect.c) ---------------------------------- */
+
+/* Counters of one object since it was created; times in nanoseconds. */
+typedef struct pt_core_counters {
+    uint64_t acquires;     /* successful Lock/RLock/Semaphore acquires */
+    uint64_t contended;    /* acquires that found it unavailable */
+    uint64_t timeouts;     /* waits of any kind that timed out */
+    uint64_t longest_wait; /* over answered waits */
+    uint64_t longest_hold; /* over ended Lock/RLock holds */
+} pt_core_counters;
+
+/* What inspection tells about one object beyond pt_core_object_info. */
+typedef struct pt_core_object_detail {
+    pt_core_object_info info;
+    uint64_t serial;       /* creation order; the paging cursor */
+    uint32_t waiters;      /* parked calls of any kind */
+    int owned;             /* semaphore permits given back at session end */
+    const char *cond_lock; /* Condition over a named lock: its name, else NULL */
+    size_t cond_lock_len;
+    pt_core_counters counters;
+} pt_core_object_detail;
+
+/* Calls fn for every named object with serial > after, oldest first, until
+ * fn returns non-zero. Pointers are valid only during the call. */
+typedef int (*pt_core_detail_fn)(void *ctx, const pt_core_object_detail *d);
+void pt_core_inspect_objects(const pt_core *core, uint64_t after, pt_core_detail_fn fn, void *ctx);
+
+/* A holder or waiter of an object. */
+typedef enum {
+    PT_PARTY_HOLDER,
+    PT_PARTY_ACQUIRE,   /* waiting to acquire */
+    PT_PARTY_REACQUIRE, /* Condition wait, notified or timed out, taking the lock back */
+    PT_PARTY_WAIT,      /* Condition/Event wait */
+    PT_PARTY_BARRIER    /* Barrier party */
+} pt_party_role;
+
+typedef struct pt_core_party {
+    pt_party_role role;
+    const pt_session *session;
+    uint64_t thread; /* 0 when not known (semaphore permits belong to a session) */
+    uint64_t count;  /* RLock depth, semaphore permits held */
+    uint64_t since;  /* ns on the core's clock; 0 when not known */
+} pt_core_party;
+typedef void (*pt_core_party_fn)(void *ctx, const pt_core_party *p);
+
+/* One named object by name: its detail, then (if asker may read it, by
+ * the object's mode) fn for each holder and each waiter in queue order.
+ * Returns 0, PT_ENOENT or PT_EPERM (detail filled, no parties given). */
+int pt_core_inspect_object(pt_core *core, const pt_session *asker, const char *name, size_t len,
+                           pt_core_object_detail *out, pt_core_party_fn fn, void *ctx);
+
+typedef struct pt_core_session_info {
+    uint64_t id;
+    pt_peer peer;
+    uint32_t handles;
+    uint32_t held;    /* locks held and semaphores with permits held */
+    uint32_t waiting; /* calls parked */
+} pt_core_session_info;
+void pt_core_session_info_get(const pt_session *s, pt_core_session_info *out);
+
+/* Named objects alive by kind, index PT_KIND_* (0 unused). */
+void pt_core_objects_by_kind(const pt_core *core, uint64_t counts[PT_KIND_BARRIER + 1]);
+/* The limits in force (defaults filled in). */
+void pt_core_get_limits(const pt_core *core, pt_core_limits *out);
 
 /* Name rule: 1..PT_NAME_MAX bytes of [A-Za-z0-9._:/-]. */
 int pt_name_valid(const char *name, size_t len);

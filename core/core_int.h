@@ -66,6 +66,7 @@ struct pt_waiter {
     uint8_t notified;
     uint8_t has_action;
     double timeout; /* barrier entrant: the timeout it asked for */
+    uint64_t since; /* when it was parked (inspection) */
     TAILQ_ENTRY(pt_waiter) qlink;
     LIST_ENTRY(pt_waiter) hlink; /* its handle's list */
     pt_waiter *free_next;
@@ -80,6 +81,15 @@ struct pt_semhold {
     TAILQ_ENTRY(pt_semhold) olink; /* semaphore's holders, oldest first */
     pt_semhold *free_next;
 };
+
+/* Inspection counters of one object; updated in O(1) by inspect.c. */
+typedef struct pt_obj_counters {
+    uint64_t acquires;
+    uint64_t contended;
+    uint64_t timeouts;
+    uint64_t longest_wait; /* ns */
+    uint64_t longest_hold; /* ns */
+} pt_obj_counters;
 
 enum { PT_BARRIER_FILLING, PT_BARRIER_ACTION, PT_BARRIER_BROKEN };
 enum { PT_PENDING_NONE, PT_PENDING_ABORT, PT_PENDING_RESET };
@@ -110,6 +120,8 @@ struct pt_obj {
     gid_t gid;
     uint64_t token; /* fencing token: only grows */
     uint64_t hash;
+    uint64_t serial; /* creation order, the inspection paging cursor */
+    pt_obj_counters stats;
     pt_obj *map_next;
     TAILQ_ENTRY(pt_obj) all_link;
     pt_queue queue;
@@ -118,6 +130,7 @@ struct pt_obj {
             pt_session *s; /* holder owner (a Lock records it too) */
             uint64_t thread;
             uint32_t depth; /* 0 = free */
+            uint64_t since; /* when the current holder took it */
             LIST_ENTRY(pt_obj) hold_link;
         } lock;
         struct {
@@ -196,12 +209,15 @@ struct pt_core {
     TAILQ_HEAD(, pt_obj) objects;
     uint64_t nobjects; /* named objects alive */
     LIST_HEAD(, pt_session) sessions;
+    LIST_HEAD(, pt_uidcount) uids; /* per-user counts, see uid.c */
     uint64_t nsessions;
     uint64_t next_session_id;
     pt_heap heap;
     uint64_t nwaiters;
     uint64_t seq;
     uint64_t calls;
+    uint64_t now;         /* time of the call being served (inspection) */
+    uint64_t next_serial; /* serial of the next object created */
     pt_waiter *free_waiters;
     pt_semhold *free_holds;
     char msg[1024];
@@ -257,6 +273,15 @@ void pt__objects_free_all(pt_core *c);
 void pt__state_fill(const pt_obj *obj, const pt_session *s, uint64_t thread, pt_state *st);
 int pt__access_check(pt_core *c, const pt_session *s, const pt_obj *obj, int want);
 
+/* uid.c */
+typedef struct pt_uidcount pt_uidcount;
+pt_uidcount *pt__uid_get(pt_core *c, uid_t uid, int create);
+/* Add to uid's counts (negative to take away); PT_ENOMEM only when adding
+ * for a user not seen yet fails. */
+int pt__uid_add(pt_core *c, uid_t uid, int objects, int sessions);
+uint32_t pt__uid_objects(pt_core *c, uid_t uid);
+void pt__uids_free_all(pt_core *c);
+
 /* session.c */
 pt_handle *pt__handle_get(const pt_session *s, uint32_t h);
 int pt__handle_reserve(pt_core *c, pt_session *s);
@@ -304,6 +329,13 @@ void pt__barrier_party_left(pt_core *c, pt_obj *b, pt_break_reason why, uint64_t
 void pt__barrier_timeout(pt_core *c, pt_waiter *w, uint64_t now);
 void pt__barrier_abandon(pt_core *c, pt_obj *b, pt_break_reason why, uint64_t now);
 
+/* inspect.c: counters, cheap enough for every call */
+void pt__stat_acquired(pt_core *c, pt_obj *obj);
+void pt__stat_contended(pt_obj *obj);
+void pt__stat_lock_released(pt_core *c, pt_obj *lock);
+void pt__stat_waited(pt_core *c, const pt_waiter *w);
+void pt__stat_timeout(const pt_waiter *w);
+
 /* call.c */
 const char *pt__kind_name(int kind);
 const char *pt__kind_article(int kind);
@@ -320,5 +352,6 @@ int pt__check_sem_timeout(pt_req *r);
 int pt__check_wait_timeout(pt_req *r, double timeout);
 uint64_t pt__deadline(uint64_t now, double timeout);
 int pt__timeout_is_none(double timeout);
+int pt__timeout_dont_wait(double timeout);
 
 #endif /* PT_CORE_INT_H */

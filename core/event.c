@@ -37,13 +37,13 @@ void pt__op_event_wait(pt_req *r)
     pt_waiter *w;
     int err;
 
-    if (pt__check_wait_timeout(r, t) != 0)
-        return;
-    if (ev->u.event.set || (t <= 0 && !pt__timeout_is_none(t))) {
+    if (ev->u.event.set || pt__timeout_dont_wait(t)) {
         res.ok = ev->u.event.set;
         pt__reply(r, &res);
         return;
     }
+    if (pt__check_wait_timeout(r, t) != 0)
+        return;
     if ((err = pt__waiter_new(r->core, r->s, &w)) != 0) {
         pt__fail_waiter(r, err);
         return;

@@ -24,6 +24,7 @@ static void grant(pt_core *c, pt_obj *lock, pt_waiter *w)
     pt__queue_remove(w);
     lock->token++;
     pt__lock_hold_take(lock, w->session, w->thread, reacquire ? w->depth : 1);
+    pt__stat_acquired(c, lock);
     res.token = lock->token;
     pt__waiter_answer(c, w, &res);
 }
@@ -40,6 +41,7 @@ void pt__lock_grant_next(pt_core *c, pt_obj *lock)
  * goes last, after the next holder took its own. */
 void pt__lock_release_all(pt_core *c, pt_obj *lock)
 {
+    pt__stat_lock_released(c, lock);
     pt__lock_hold_drop(lock);
     pt__lock_grant_next(c, lock);
     pt__obj_unref(c, lock);
@@ -58,6 +60,7 @@ void pt__op_lock_acquire(pt_req *r, pt_obj *lock)
     if (lock->u.lock.depth == 0) {
         lock->token++;
         pt__lock_hold_take(lock, r->s, call->thread, 1);
+        pt__stat_acquired(r->core, lock);
         res.token = lock->token;
         pt__reply(r, &res);
         return;
@@ -74,6 +77,7 @@ void pt__op_lock_acquire(pt_req *r, pt_obj *lock)
         pt__reply(r, &res);
         return;
     }
+    pt__stat_contended(lock);
     if (!call->blocking || call->timeout == 0) {
         res.ok = 0;
         pt__reply(r, &res);

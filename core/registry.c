@@ -37,15 +37,12 @@ int pt_name_valid(const char *name, size_t len)
     return 1;
 }
 
-/* Mode enforcement is a later piece of work; every check that will need it
- * comes through here (want: 4 read/open, 2 write/unlink). */
+/* Every permission check comes through here; the rule (want: PT_ACCESS_*)
+ * is written down with pt_core_access in uid.c. */
 int pt__access_check(pt_core *c, const pt_session *s, const pt_obj *obj, int want)
 {
     (void)c;
-    (void)s;
-    (void)obj;
-    (void)want;
-    return 0;
+    return pt_core_access(&s->peer, obj->uid, obj->gid, obj->mode, want);
 }
 
 void pt__obj_ref(pt_obj *obj)
@@ -60,8 +57,10 @@ static void obj_destroy(pt_core *c, pt_obj *obj)
     if (obj->in_map)
         pt__map_remove(&c->map, obj);
     TAILQ_REMOVE(&c->objects, obj, all_link);
-    if (!obj->anonymous)
+    if (!obj->anonymous) {
         c->nobjects--;
+        pt__uid_add(c, obj->uid, -1, 0);
+    }
     free(obj);
     if (lock != NULL)
         pt__obj_unref(c, lock);
@@ -98,6 +97,7 @@ static pt_obj *obj_new(pt_core *c, const pt_session *s, int kind, const char *na
     obj->mode = mode;
     obj->uid = s->peer.uid;
     obj->gid = s->peer.gid;
+    obj->serial = ++c->next_serial;
     pt__queue_init(&obj->queue);
     switch (kind) {
     case PT_KIND_SEMAPHORE:
@@ -335,6 +335,9 @@ static pt_obj *create(pt_req *r, open_params *p)
     uint32_t mode = call->mode ? call->mode : PT_DEFAULT_MODE;
     pt_obj *obj, *own = NULL;
 
+    /* The user's entry first, so nothing fails after the object exists. */
+    if (pt__uid_get(r->core, r->s->peer.uid, 1) == NULL)
+        return NULL;
     if (call->kind == PT_KIND_CONDITION && p->lock == NULL) {
         own = obj_new(r->core, r->s, PT_KIND_RLOCK, "", 0, mode);
         if (own == NULL)
@@ -354,6 +357,7 @@ static pt_obj *create(pt_req *r, open_params *p)
     init_kind(obj, p);
     pt__map_insert(&r->core->map, obj);
     r->core->nobjects++;
+    pt__uid_add(r->core, obj->uid, 1, 0); /* cannot fail: the entry exists */
     return obj;
 }
 
@@ -395,6 +399,15 @@ void pt__op_open(pt_req *r)
                       "unlink it");
             return;
         }
+        /* Before any comparison, so a stranger learns nothing more than
+         * that the name exists. */
+        if (pt__access_check(c, r->s, obj, PT_ACCESS_USE) != 0) {
+            fail_open(r, PT_EPERM,
+                      "permission denied (mode 0%o, owner uid %u, gid %u); ask its owner to "
+                      "create it with a wider mode, or run as that user",
+                      obj->mode, (unsigned)obj->uid, (unsigned)obj->gid);
+            return;
+        }
         if (obj->kind != call->kind) {
             fail_open(r, PT_EEXIST, "exists as %s %s; open it as %s %s or unlink it",
                       pt__kind_article(obj->kind), pt__kind_name(obj->kind),
@@ -403,10 +416,6 @@ void pt__op_open(pt_req *r)
         }
         if (!existing && compare_params(r, obj, &p) != 0)
             return;
-        if (pt__access_check(c, r->s, obj, 4) != 0) {
-            fail_open(r, PT_EPERM, "permission denied by the object's mode 0%o", obj->mode);
-            return;
-        }
     } else if (existing) {
         fail_open(r, PT_ENOENT,
                   "no object with that name; create it first (open without PT_OPEN_EXISTING)");
@@ -414,6 +423,12 @@ void pt__op_open(pt_req *r)
     } else if (c->nobjects >= c->limits.max_objects) {
         fail_open(r, PT_ELIMIT, "too many objects (limit %u); unlink objects no longer used",
                   c->limits.max_objects);
+        return;
+    } else if (pt__uid_objects(c, r->s->peer.uid) >= c->limits.max_objects_per_uid) {
+        fail_open(r, PT_ELIMIT,
+                  "uid %u has created %u objects, the limit per user; unlink objects no longer "
+                  "used or raise pythreadd --max-objects-per-uid",
+                  (unsigned)r->s->peer.uid, c->limits.max_objects_per_uid);
         return;
     }
     err = pt__handle_reserve(c, r->s);
@@ -465,9 +480,11 @@ void pt__op_unlink(pt_req *r)
         pt__fail(r, PT_ENOENT, "unlink: no object named '%s'; check the name", shown);
         return;
     }
-    if (pt__access_check(c, r->s, obj, 2) != 0) {
-        pt__fail(r, PT_EPERM, "%s '%s': unlink: permission denied by the object's mode 0%o",
-                 pt__kind_name(obj->kind), obj->name, obj->mode);
+    if (pt__access_check(c, r->s, obj, PT_ACCESS_UNLINK) != 0) {
+        pt__fail(r, PT_EPERM,
+                 "%s '%s': unlink: permission denied (mode 0%o, owner uid %u): only its owner "
+                 "or root may unlink it; ask the owner, or run as that user",
+                 pt__kind_name(obj->kind), obj->name, obj->mode, (unsigned)obj->uid);
         return;
     }
     pt__map_remove(&c->map, obj);

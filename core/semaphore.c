@@ -47,6 +47,7 @@ static void grant(pt_core *c, pt_obj *sem, pt_waiter *w)
 
     if (sem_is_owned(sem))
         hold_get(c, sem, w->session, &w->spare)->count++;
+    pt__stat_acquired(c, sem);
     res.value = sem->u.sem.value;
     pt__waiter_answer(c, w, &res);
 }
@@ -105,15 +106,19 @@ void pt__op_sem_acquire(pt_req *r)
             }
             h->count++;
         }
+        pt__stat_acquired(r->core, sem);
         res.value = --sem->u.sem.value;
         pt__reply(r, &res);
         return;
     }
+    pt__stat_contended(sem);
     if (!call->blocking || (t <= 0 && !pt__timeout_is_none(t))) {
         res.ok = 0;
         pt__reply(r, &res);
         return;
     }
+    if (pt__check_wait_timeout(r, t) != 0)
+        return;
     if ((err = pt__waiter_new(r->core, r->s, &w)) != 0) {
         pt__fail_waiter(r, err);
         return;

@@ -16,6 +16,10 @@ pt_session *pt_core_session_new(pt_core *core, const pt_peer *peer, void *udata)
 
     if (s == NULL)
         return NULL;
+    if (pt__uid_add(core, peer != NULL ? peer->uid : 0, 0, 1) != 0) {
+        free(s);
+        return NULL;
+    }
     s->id = ++core->next_session_id;
     if (peer != NULL)
         s->peer = *peer;
@@ -207,6 +211,7 @@ void pt_core_session_end(pt_core *core, pt_session *s, uint64_t now)
 {
     pt_obj *obj;
 
+    core->now = now;
     s->ending = 1;
     for (uint32_t h = 1; h < s->next_new; h++) {
         pt_handle *slot = pt__handle_get(s, h);
@@ -229,5 +234,6 @@ void pt_core_session_end(pt_core *core, pt_session *s, uint64_t now)
     free(s->chunks);
     LIST_REMOVE(s, link);
     core->nsessions--;
+    pt__uid_add(core, s->peer.uid, 0, -1);
     free(s);
 }

@@ -158,6 +158,7 @@ int pt__waiter_new(pt_core *c, pt_session *s, pt_waiter **out)
         .heap_idx = PT_HEAP_NONE,
         .deadline = PT_DEADLINE_NONE,
         .seq = ++c->seq,
+        .since = c->now,
     };
     s->nwaiters++;
     c->nwaiters++;
@@ -208,6 +209,7 @@ void pt__waiter_free(pt_core *c, pt_waiter *w)
 void pt__waiter_answer(pt_core *c, pt_waiter *w, pt_result *r)
 {
     pt__waiter_detach(c, w);
+    pt__stat_waited(c, w);
     r->id = w->id;
     pt__answer(c, w->session, r);
     pt__waiter_free(c, w);
@@ -255,6 +257,7 @@ void pt__waiter_timeout(pt_core *c, pt_waiter *w, uint64_t now)
 {
     pt_result r = {.ok = 0};
 
+    pt__stat_timeout(w);
     switch (w->kind) {
     case PT_WK_COND:
         pt__cond_timeout(c, w);

@@ -31,12 +31,26 @@
 #define PT_DAEMON_FRAME_MAX (16u << 20)
 
 #define PT_DAEMON_MAX_SESSIONS 65536u
-/* Output a peer has not read yet before we stop reading its requests;
- * reading resumes once it drains below half. */
+/* Sessions one uid may hold open at once. */
+#define PT_DAEMON_MAX_SESSIONS_PER_UID 4096u
+/* Default of --max-output: output a peer has not read yet before we stop
+ * reading its requests; reading resumes once it drains below half. Answers
+ * that wake-ups add meanwhile may take it to twice this, and past that, or
+ * after --stall-timeout seconds over it, the session is cut off. */
 #define PT_DAEMON_OUTPUT_MAX (8u << 20)
+#define PT_DAEMON_OUTPUT_MIN (64u << 10)
+/* Default of --stall-timeout: seconds a peer may leave its answers unread
+ * over the output cap before it is cut off. */
+#define PT_DAEMON_STALL_SEC 30u
+/* Default of --frame-timeout: seconds from the first byte of a frame to its
+ * last; a peer that stalls in the middle (slowloris) is cut off. */
+#define PT_DAEMON_FRAME_SEC 10u
 /* How long a connection closed after a protocol error may take to flush its
  * error frame before it is dropped anyway. */
 #define PT_DAEMON_LINGER_SEC 2
+/* Default of --socket-mode: reaching the daemon grants nothing by itself,
+ * every object carries its own permissions. */
+#define PT_DAEMON_SOCKET_MODE 0666u
 /* Pause before accepting again after running out of file descriptors. */
 #define PT_DAEMON_ACCEPT_RETRY_MSEC 200
 
@@ -54,8 +68,14 @@ typedef struct pt_conn {
     unsigned hello : 1;   /* the hello has been answered */
     unsigned closing : 1; /* no more reading; answers are dropped */
     unsigned paused : 1;  /* reading stopped until the output drains */
+    /* Cuts off a frame left half-sent or answers left unread too long;
+     * armed for whichever of the two is pending (paused wins). */
+    struct event *guard;
+    uint64_t partial_since; /* when the pending partial frame began, or 0 */
+    const char *cut_reason; /* why a deferred close happens, for the log */
     uint64_t requests;
     uint64_t responses;
+    uint64_t since; /* accepted at (pt_daemon_now) */
     char client_name[PT_WIRE_NAME_MAX + 1];
 } pt_conn;
 
@@ -73,6 +93,11 @@ struct pt_daemon {
     void *arena_buf;
     uint32_t max_frame;
     uint32_t max_sessions;
+    uint32_t max_sessions_per_uid;
+    uint32_t max_output;    /* bytes of unread answers before pausing */
+    uint32_t stall_timeout; /* seconds over max_output before a cut-off */
+    uint32_t frame_timeout; /* seconds to complete a frame once begun */
+    uint32_t socket_mode;   /* mode of the socket file we bind */
     uint32_t nconns;
     int accept_paused;
     struct pt_conn_list conns;
@@ -81,6 +106,10 @@ struct pt_daemon {
     char bound_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     dev_t bound_dev;
     ino_t bound_ino;
+    struct pt_systemd *systemd; /* NULL unless systemd watches us */
+    uint64_t started;           /* pt_daemon_now at start, for uptime */
+    double started_wall;        /* the same moment in seconds since the epoch */
+    uint64_t requests;          /* requests served, hellos and inspection included */
 };
 
 /* log.c: "<N>message\n" lines on stderr, N a syslog priority (LOG_ERR...). */
@@ -106,6 +135,18 @@ void pt_listen_unlink(pt_daemon *d);
 /* Accept again after a pause for lack of file descriptors. */
 void pt_listen_resume(pt_daemon *d);
 
+/* systemd.c */
+/* The listening socket systemd handed over (socket activation): 1 with *fd
+ * set, 0 when none was passed, -1 after logging why it cannot be served. */
+int pt_systemd_listen_fd(int *fd);
+/* READY=1 once serving on `where`, then STATUS= updates and WATCHDOG=1 at
+ * half the watchdog interval from a loop timer; nothing without
+ * NOTIFY_SOCKET. -1 after logging. */
+int pt_systemd_ready(pt_daemon *d, const char *where);
+/* STOPPING=1 on the way out. */
+void pt_systemd_stopping(pt_daemon *d);
+void pt_systemd_free(pt_daemon *d);
+
 /* session.c */
 void pt_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int socklen,
                     void *arg);
@@ -115,6 +156,10 @@ void pt_conn_send(pt_conn *c, const Pythread__Response *resp);
 void pt_conn_free_all(pt_daemon *d);
 /* Mark every connection closing so no answer is queued any more. */
 void pt_conn_close_all(pt_daemon *d);
+
+/* inspect.c: status, list, show and sessions for pythreadctl */
+void pt_inspect_start(pt_daemon *d);
+void pt_inspect_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now);
 
 /* dispatch.c */
 void pt_dispatch_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now);

@@ -29,6 +29,11 @@ void pt_dispatch_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req,
         .status = req->status,
     };
 
+    d->requests++;
+    if (req->op >= PYTHREAD__OP__OP_STATUS) {
+        pt_inspect_request(d, c, req, now);
+        return;
+    }
     pt_core_call(d->core, c->session, &call, now);
 }
 

@@ -215,8 +215,9 @@ static int bind_listen(pt_daemon *d, const char *path, const struct sockaddr_un 
         close(fd);
         return -1;
     }
-    /* Every user may connect; each object carries its own permissions. */
-    if (chmod(sun->sun_path, 0666) < 0 || listen(fd, SOMAXCONN) < 0 ||
+    /* --socket-mode (default: every user may connect; each object carries
+     * its own permissions). */
+    if (chmod(sun->sun_path, d->socket_mode) < 0 || listen(fd, SOMAXCONN) < 0 ||
         lstat(sun->sun_path, &st) < 0) {
         bind_fail(sun->sun_path, strerror(errno));
         close(fd);

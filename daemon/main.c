@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -23,6 +26,11 @@ typedef struct options {
     const char *socket;
     uint32_t max_frame;
     uint32_t max_sessions;
+    uint32_t max_sessions_per_uid;
+    uint32_t max_output;
+    uint32_t stall_timeout;
+    uint32_t frame_timeout;
+    uint32_t socket_mode;
     pt_core_limits limits; /* 0 = the core's default */
     int verbose;
 } options;
@@ -33,6 +41,12 @@ enum {
     OPT_MAX_OBJECTS,
     OPT_MAX_HANDLES,
     OPT_MAX_WAITERS,
+    OPT_MAX_OBJECTS_PER_UID,
+    OPT_MAX_SESSIONS_PER_UID,
+    OPT_MAX_OUTPUT,
+    OPT_STALL_TIMEOUT,
+    OPT_FRAME_TIMEOUT,
+    OPT_SOCKET_MODE,
 };
 
 static const struct option long_options[] = {
@@ -42,6 +56,12 @@ static const struct option long_options[] = {
     {"max-objects", required_argument, NULL, OPT_MAX_OBJECTS},
     {"max-handles", required_argument, NULL, OPT_MAX_HANDLES},
     {"max-waiters", required_argument, NULL, OPT_MAX_WAITERS},
+    {"max-objects-per-uid", required_argument, NULL, OPT_MAX_OBJECTS_PER_UID},
+    {"max-sessions-per-uid", required_argument, NULL, OPT_MAX_SESSIONS_PER_UID},
+    {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
+    {"stall-timeout", required_argument, NULL, OPT_STALL_TIMEOUT},
+    {"frame-timeout", required_argument, NULL, OPT_FRAME_TIMEOUT},
+    {"socket-mode", required_argument, NULL, OPT_SOCKET_MODE},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -63,6 +83,14 @@ static const struct num_option {
      UINT32_MAX},
     {OPT_MAX_WAITERS, "--max-waiters", offsetof(options, limits.max_waiters_per_session), 1,
      UINT32_MAX},
+    {OPT_MAX_OBJECTS_PER_UID, "--max-objects-per-uid",
+     offsetof(options, limits.max_objects_per_uid), 1, UINT32_MAX},
+    {OPT_MAX_SESSIONS_PER_UID, "--max-sessions-per-uid", offsetof(options, max_sessions_per_uid), 1,
+     UINT32_MAX - 1},
+    {OPT_MAX_OUTPUT, "--max-output", offsetof(options, max_output), PT_DAEMON_OUTPUT_MIN,
+     UINT32_MAX / 2},
+    {OPT_STALL_TIMEOUT, "--stall-timeout", offsetof(options, stall_timeout), 1, 86400},
+    {OPT_FRAME_TIMEOUT, "--frame-timeout", offsetof(options, frame_timeout), 1, 86400},
 };
 
 static void usage(FILE *out)
@@ -80,15 +108,30 @@ static void usage(FILE *out)
             "      --max-objects N     named objects in all (default %u)\n"
             "      --max-handles N     open handles per session (default %u)\n"
             "      --max-waiters N     parked requests per session (default %u)\n"
+            "      --max-objects-per-uid N  named objects one user may create (default %u)\n"
+            "      --max-sessions-per-uid N connections one user may hold (default %u)\n"
+            "      --max-output BYTES  unread answers buffered per session before its input\n"
+            "                          pauses (default %u); at twice this it is cut off\n"
+            "      --stall-timeout SEC cut off a session whose answers stay unread over\n"
+            "                          --max-output this long (default %u)\n"
+            "      --frame-timeout SEC cut off a session that leaves a frame incomplete\n"
+            "                          this long (default %u)\n"
+            "      --socket-mode MODE  octal mode of the socket file bound (default 0%o:\n"
+            "                          each object carries its own permissions)\n"
             "  -v, --verbose           log debug messages (sessions opened and closed)\n"
             "  -h, --help              show this help and exit\n"
             "  -V, --version           show the version and exit\n"
             "\n"
-            "Logs go to stderr with syslog priority prefixes. SIGINT or SIGTERM stops the\n"
-            "daemon: every session ends and the socket file is removed.\n"
+            "Under systemd the listening socket may be passed by socket activation\n"
+            "(LISTEN_FDS), and readiness, status and watchdog keep-alives are sent to\n"
+            "NOTIFY_SOCKET. Logs go to stderr with syslog priority prefixes. SIGINT or\n"
+            "SIGTERM stops the daemon: every session ends and the socket file it bound is\n"
+            "removed (a socket passed by systemd is left to systemd).\n"
             "Exit status: 0 stopped cleanly, 1 could not start, 2 bad usage.\n",
             PT_WIRE_MAX_FRAME, PT_DAEMON_FRAME_MIN, PT_DAEMON_FRAME_MAX, PT_DAEMON_MAX_SESSIONS,
-            PT_DEFAULT_MAX_OBJECTS, PT_DEFAULT_MAX_HANDLES, PT_DEFAULT_MAX_WAITERS);
+            PT_DEFAULT_MAX_OBJECTS, PT_DEFAULT_MAX_HANDLES, PT_DEFAULT_MAX_WAITERS,
+            PT_DEFAULT_MAX_OBJECTS_PER_UID, PT_DAEMON_MAX_SESSIONS_PER_UID, PT_DAEMON_OUTPUT_MAX,
+            PT_DAEMON_STALL_SEC, PT_DAEMON_FRAME_SEC, PT_DAEMON_SOCKET_MODE);
 }
 
 /* A whole decimal number in [min, max], or -1. */
@@ -102,6 +145,22 @@ static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
     errno = 0;
     v = strtoull(s, &end, 10);
     if (errno || *end || v < min || v > max)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* An octal permission mode, 0..0777, or -1. */
+static int parse_mode(const char *s, uint32_t *out)
+{
+    unsigned long v;
+    char *end;
+
+    if (*s < '0' || *s > '7')
+        return -1;
+    errno = 0;
+    v = strtoul(s, &end, 8);
+    if (errno || *end || v > 0777)
         return -1;
     *out = (uint32_t)v;
     return 0;
@@ -142,6 +201,15 @@ static int options_parse(int argc, char **argv, options *o)
         case 'V':
             printf("pythreadd %s\n", PT_VERSION_STRING);
             return EXIT_SUCCESS;
+        case OPT_SOCKET_MODE:
+            if (parse_mode(optarg, &o->socket_mode) < 0) {
+                fprintf(stderr,
+                        "pythreadd: --socket-mode: '%s' is not an octal mode from 0 to 0777; see "
+                        "pythreadd --help\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            break;
         case '?':
             fprintf(stderr, "pythreadd: see pythreadd --help\n");
             return EXIT_USAGE;
@@ -159,6 +227,20 @@ static int options_parse(int argc, char **argv, options *o)
     return -1;
 }
 
+/* Every session is a descriptor: take all the kernel allows this process
+ * (the hard limit) rather than the usual soft 1024. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == rl.rlim_max)
+        return;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        pt_log(LOG_WARNING, "pythreadd: cannot raise the open file limit to %llu: %s",
+               (unsigned long long)rl.rlim_max, strerror(errno));
+}
+
 /* SIGINT/SIGTERM: leave the loop; main tears everything down. */
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -174,8 +256,14 @@ static int daemon_init(pt_daemon *d, const options *o)
     size_t arena_cap = 4 * (size_t)o->max_frame;
 
     TAILQ_INIT(&d->conns);
+    pt_inspect_start(d);
     d->max_frame = o->max_frame;
     d->max_sessions = o->max_sessions;
+    d->max_sessions_per_uid = o->max_sessions_per_uid;
+    d->max_output = o->max_output;
+    d->stall_timeout = o->stall_timeout;
+    d->frame_timeout = o->frame_timeout;
+    d->socket_mode = o->socket_mode;
     /* The default timer backend (epoll's millisecond timeout, rounded up)
      * is used rather than EVENT_BASE_FLAG_PRECISE_TIMER, which costs a
      * timerfd_settime syscall on every loop iteration; an early fire only
@@ -207,6 +295,7 @@ static void daemon_free(pt_daemon *d)
         evconnlistener_free(d->listener);
     d->listener = NULL;
     pt_listen_unlink(d);
+    pt_systemd_free(d);
     pt_conn_close_all(d);
     if (d->core)
         pt_core_free(d->core);
@@ -243,9 +332,39 @@ static int socket_path(const options *o, char *buf, size_t len)
     return 0;
 }
 
+/*
+ * The listening socket: the one systemd passed (socket activation), else one
+ * bound at path. For a passed socket, path is rewritten to its address for
+ * the logs; it stays systemd's file and is never unlinked. Returns the fd or
+ * -1 after logging.
+ */
+static int listen_fd(pt_daemon *d, char *path, size_t len)
+{
+    struct sockaddr_un sun;
+    socklen_t sl = sizeof sun;
+    int fd, r;
+
+    r = pt_systemd_listen_fd(&fd);
+    if (r < 0)
+        return -1;
+    if (r == 0)
+        return pt_listen_bind(d, path);
+    memset(&sun, 0, sizeof sun);
+    /* --socket and the default path give way to the unit's ListenStream=. */
+    if (getsockname(fd, (struct sockaddr *)&sun, &sl) == 0 && sun.sun_path[0])
+        snprintf(path, len, "%s", sun.sun_path);
+    return fd;
+}
+
 int main(int argc, char **argv)
 {
-    options opt = {.max_frame = PT_WIRE_MAX_FRAME, .max_sessions = PT_DAEMON_MAX_SESSIONS};
+    options opt = {.max_frame = PT_WIRE_MAX_FRAME,
+                   .max_sessions = PT_DAEMON_MAX_SESSIONS,
+                   .max_sessions_per_uid = PT_DAEMON_MAX_SESSIONS_PER_UID,
+                   .max_output = PT_DAEMON_OUTPUT_MAX,
+                   .stall_timeout = PT_DAEMON_STALL_SEC,
+                   .frame_timeout = PT_DAEMON_FRAME_SEC,
+                   .socket_mode = PT_DAEMON_SOCKET_MODE};
     pt_daemon daemon = {0};
     char path[PATH_MAX];
     int rc, fd;
@@ -256,25 +375,26 @@ int main(int argc, char **argv)
     pt_log_set_verbose(opt.verbose);
     /* A peer gone mid-write must be an EPIPE error, not our death. */
     signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
     if (socket_path(&opt, path, sizeof path) < 0)
         return EXIT_FAILURE;
     if (daemon_init(&daemon, &opt) < 0) {
         daemon_free(&daemon);
         return EXIT_FAILURE;
     }
-    /* Socket activation will hand a listening fd to pt_listen_start here
-     * instead of binding one. */
-    fd = pt_listen_bind(&daemon, path);
-    if (fd < 0 || pt_listen_start(&daemon, fd) < 0) {
+    fd = listen_fd(&daemon, path, sizeof path);
+    if (fd < 0 || pt_listen_start(&daemon, fd) < 0 || pt_systemd_ready(&daemon, path) < 0) {
         if (fd >= 0 && !daemon.listener)
             close(fd);
         daemon_free(&daemon);
         return EXIT_FAILURE;
     }
-    pt_log(LOG_INFO, "pythreadd %s listening on %s", PT_VERSION_STRING, path);
+    pt_log(LOG_INFO, "pythreadd %s listening on %s%s", PT_VERSION_STRING, path,
+           daemon.bound_path[0] ? "" : " (socket passed by systemd)");
     rc = event_base_dispatch(daemon.base) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
     if (rc != EXIT_SUCCESS)
         pt_log(LOG_ERR, "pythreadd: the event loop failed; stopping");
+    pt_systemd_stopping(&daemon);
     daemon_free(&daemon);
     pt_log(LOG_INFO, "pythreadd stopped");
     return rc;

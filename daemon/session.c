@@ -24,6 +24,7 @@ static void conn_process(pt_conn *c, uint64_t now);
 static void conn_end(pt_conn *c, uint64_t now)
 {
     c->closing = 1;
+    evtimer_del(c->guard);
     if (c->session) {
         pt_session *s = c->session;
         c->session = NULL;
@@ -42,6 +43,7 @@ static void conn_free(pt_conn *c, const char *why)
     TAILQ_REMOVE(&d->conns, c, link);
     d->nconns--;
     bufferevent_free(c->bev);
+    event_free(c->guard);
     free(c);
     pt_listen_resume(d); /* a descriptor is free again */
 }
@@ -94,13 +96,28 @@ static void conn_protocol_error(pt_conn *c, uint64_t id, int status, const char 
  * queued: the connection cannot go on, but ending its session here would
  * re-enter the core, so the end is deferred to the event callback.
  */
+static void conn_cut(pt_conn *c, const char *why)
+{
+    c->closing = 1;
+    c->cut_reason = why;
+    evtimer_del(c->guard);
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_trigger_event(c->bev, BEV_EVENT_ERROR, BEV_TRIG_DEFER_CALLBACKS);
+}
+
 static void conn_fail(pt_conn *c)
 {
     pt_log(LOG_ERR, "session %llu (pid %d): out of memory for an answer; closing it",
            (unsigned long long)c->id, (int)c->peer.pid);
-    c->closing = 1;
-    bufferevent_disable(c->bev, EV_READ);
-    bufferevent_trigger_event(c->bev, BEV_EVENT_ERROR, BEV_TRIG_DEFER_CALLBACKS);
+    conn_cut(c, "out of memory for an answer");
+}
+
+/* Arm the guard timer for seconds from now. */
+static void conn_guard_arm(pt_conn *c, uint32_t seconds)
+{
+    struct timeval tv = {(time_t)seconds, 0};
+
+    evtimer_add(c->guard, &tv);
 }
 
 void pt_conn_send(pt_conn *c, const Pythread__Response *resp)
@@ -138,12 +155,24 @@ void pt_conn_send(pt_conn *c, const Pythread__Response *resp)
     }
     c->responses++;
     /* Back-pressure: a peer that does not read its answers is not read
-     * either, so it cannot make the daemon hold more than this. */
-    if (!c->paused && evbuffer_get_length(out) > PT_DAEMON_OUTPUT_MAX) {
+     * either, so it cannot make the daemon hold more than this. Wake-ups
+     * still add answers while it is paused: past twice the cap, or after
+     * the stall timeout, it is cut off rather than allowed to grow. */
+    if (evbuffer_get_length(out) > 2 * (size_t)c->daemon->max_output) {
+        pt_log(LOG_WARNING,
+               "session %llu (pid %d): %zu bytes of answers unread, over twice --max-output "
+               "(%u); cutting it off",
+               (unsigned long long)c->id, (int)c->peer.pid, evbuffer_get_length(out),
+               c->daemon->max_output);
+        conn_cut(c, "the peer did not read its answers (over twice --max-output)");
+        return;
+    }
+    if (!c->paused && evbuffer_get_length(out) > c->daemon->max_output) {
         pt_log(LOG_DEBUG, "session %llu: %zu bytes unread by the peer; pausing its input",
                (unsigned long long)c->id, evbuffer_get_length(out));
         c->paused = 1;
         bufferevent_disable(c->bev, EV_READ);
+        conn_guard_arm(c, c->daemon->stall_timeout);
     }
 }
 
@@ -237,6 +266,31 @@ static void conn_set_read_low(pt_conn *c, uint32_t low)
 }
 
 /*
+ * After the complete frames are handled: bytes left over are the start of
+ * a frame, which must be completed within --frame-timeout of its first byte
+ * seen. Called only while reading. The watermark goes down to one byte when
+ * the input is empty, so even a peer that stops inside the 4-byte header is
+ * noticed.
+ */
+static void conn_frame_guard(pt_conn *c, uint64_t now)
+{
+    size_t avail = evbuffer_get_length(bufferevent_get_input(c->bev));
+
+    if (avail == 0) {
+        c->partial_since = 0;
+        evtimer_del(c->guard);
+        conn_set_read_low(c, 1);
+        return;
+    }
+    if (avail < PT_WIRE_HEADER)
+        conn_set_read_low(c, PT_WIRE_HEADER);
+    if (c->partial_since == 0) {
+        c->partial_since = now ? now : 1;
+        conn_guard_arm(c, c->daemon->frame_timeout);
+    }
+}
+
+/*
  * Cut every complete frame out of the input and handle it. Several frames
  * may be buffered, and all their answers go out in one write once the loop
  * is idle. An incomplete frame raises the read watermark to its full size,
@@ -274,7 +328,7 @@ static void conn_process(pt_conn *c, uint64_t now)
         }
         if (avail - PT_WIRE_HEADER < len) {
             conn_set_read_low(c, PT_WIRE_HEADER + len);
-            return;
+            break;
         }
         frame = evbuffer_pullup(in, (ev_ssize_t)(PT_WIRE_HEADER + len));
         if (!frame) {
@@ -292,9 +346,11 @@ static void conn_process(pt_conn *c, uint64_t now)
         if (rc < 0)
             return;
         evbuffer_drain(in, PT_WIRE_HEADER + len);
+        c->partial_since = 0;
     }
-    if (!c->closing)
-        conn_set_read_low(c, PT_WIRE_HEADER);
+    if (c->closing || c->paused)
+        return;
+    conn_frame_guard(c, now);
 }
 
 /* ------------------------------------------------------------------ */
@@ -330,14 +386,53 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
             conn_free(c, "closed after an error");
         return;
     }
-    if (!c->paused || pending > PT_DAEMON_OUTPUT_MAX / 2)
+    if (!c->paused || pending > d->max_output / 2)
         return;
     pt_log(LOG_DEBUG, "session %llu: the peer caught up; resuming its input",
            (unsigned long long)c->id);
     c->paused = 0;
+    evtimer_del(c->guard);
+    c->partial_since = 0; /* a frame left partial gets its timeout anew */
     bufferevent_enable(bev, EV_READ);
     now = pt_daemon_now();
     conn_process(c, now);
+    pt_daemon_timer_update(d, now);
+}
+
+/*
+ * The guard fired: a peer left its answers unread over the cap for the
+ * stall timeout (dropped at once: it does not read, so an error frame
+ * would not reach it), or left a frame half-sent for the frame timeout (an
+ * error frame, then close).
+ */
+static void conn_guard_cb(evutil_socket_t fd, short what, void *arg)
+{
+    pt_conn *c = arg;
+    pt_daemon *d = c->daemon;
+    uint64_t now = pt_daemon_now();
+    size_t partial = evbuffer_get_length(bufferevent_get_input(c->bev));
+    char msg[256];
+
+    (void)fd;
+    (void)what;
+    if (c->closing)
+        return;
+    if (c->paused) {
+        snprintf(msg, sizeof msg,
+                 "the peer left %zu bytes of answers unread for %u s (pythreadd "
+                 "--stall-timeout); cut off",
+                 evbuffer_get_length(bufferevent_get_output(c->bev)), d->stall_timeout);
+        pt_log(LOG_WARNING, "session %llu (pid %d): %s", (unsigned long long)c->id,
+               (int)c->peer.pid, msg);
+        conn_end(c, now);
+        conn_free(c, "answers left unread");
+    } else {
+        snprintf(msg, sizeof msg,
+                 "a frame was left incomplete for %u s (%zu bytes arrived); send each frame "
+                 "whole and promptly, or raise pythreadd --frame-timeout",
+                 d->frame_timeout, partial);
+        conn_protocol_error(c, 0, PT_EPROTO, msg, now);
+    }
     pt_daemon_timer_update(d, now);
 }
 
@@ -358,6 +453,8 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
         } else {
             snprintf(why, sizeof why, "the peer closed the connection");
         }
+    } else if (c->cut_reason) {
+        snprintf(why, sizeof why, "%s", c->cut_reason);
     } else if (what & BEV_EVENT_TIMEOUT) {
         snprintf(why, sizeof why, "the peer did not read its last frames in %d s",
                  PT_DAEMON_LINGER_SEC);
@@ -380,7 +477,12 @@ static pt_conn *conn_new(pt_daemon *d, evutil_socket_t fd, const struct ucred *c
     if (!c)
         return NULL;
     c->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!c->bev) {
+    c->guard = evtimer_new(d->base, conn_guard_cb, c);
+    if (!c->bev || !c->guard) {
+        if (c->bev)
+            bufferevent_free(c->bev);
+        if (c->guard)
+            event_free(c->guard);
         free(c);
         return NULL;
     }
@@ -388,9 +490,10 @@ static pt_conn *conn_new(pt_daemon *d, evutil_socket_t fd, const struct ucred *c
     c->peer.pid = cred->pid;
     c->peer.uid = cred->uid;
     c->peer.gid = cred->gid;
+    c->since = pt_daemon_now();
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-    conn_set_read_low(c, PT_WIRE_HEADER);
-    bufferevent_setwatermark(c->bev, EV_WRITE, PT_DAEMON_OUTPUT_MAX / 2, 0);
+    conn_set_read_low(c, 1);
+    bufferevent_setwatermark(c->bev, EV_WRITE, d->max_output / 2, 0);
     TAILQ_INSERT_TAIL(&d->conns, c, link);
     d->nconns++;
     return c;
@@ -434,6 +537,14 @@ void pt_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockadd
                  "pythreadd serves %u sessions, its limit; close unused clients or raise "
                  "pythreadd --max-sessions",
                  d->max_sessions);
+        conn_refuse(c, PT_ELIMIT, msg);
+        return;
+    }
+    if (pt_core_uid_sessions(d->core, cred.uid) >= d->max_sessions_per_uid) {
+        snprintf(msg, sizeof msg,
+                 "uid %u has %u sessions open, the limit per user; close unused clients or "
+                 "raise pythreadd --max-sessions-per-uid",
+                 (unsigned)cred.uid, d->max_sessions_per_uid);
         conn_refuse(c, PT_ELIMIT, msg);
         return;
     }

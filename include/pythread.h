@@ -239,5 +239,6 @@ PT_EXTERN int pt_barrier_close(pt_barrier *b);
 #endif
 
 #include "pythread_thread.h"
+#include "pythread_inspect.h"
 
 #endif /* PYTHREAD_H */

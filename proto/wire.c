@@ -77,7 +77,7 @@ void pt_wire_response_frame_pack(const Pythread__Response *resp, uint8_t *out)
 
 static int op_known(int op)
 {
-    return op >= PYTHREAD__OP__OP_HELLO && op <= PYTHREAD__OP__OP_BARRIER_RESET;
+    return op >= PYTHREAD__OP__OP_HELLO && op <= PYTHREAD__OP__OP_SESSIONS;
 }
 
 static const uint32_t open_flags_known =
@@ -96,6 +96,10 @@ static const char *request_check(const Pythread__Request *r)
         return "client_name longer than 255 bytes";
     if (r->op == PYTHREAD__OP__OP_OPEN && (r->kind < PT_KIND_LOCK || r->kind > PT_KIND_BARRIER))
         return "unknown object kind";
+    if (r->op == PYTHREAD__OP__OP_LIST && (r->kind < 0 || r->kind > PT_KIND_BARRIER))
+        return "unknown object kind";
+    if (r->glob && strlen(r->glob) > PT_WIRE_GLOB_MAX)
+        return "glob longer than 1024 bytes";
     if (r->flags & ~open_flags_known)
         return "unknown open flag bits";
     if (r->mode & ~07777u)

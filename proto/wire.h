@@ -16,9 +16,10 @@
 #include "pythread.pb-c.h"
 
 #define PT_PROTOCOL_VERSION 1u
-#define PT_WIRE_HEADER 4u
-#define PT_WIRE_MAX_FRAME 65536u /* default maximum message size */
-#define PT_WIRE_NAME_MAX 255u    /* name and client_name */
+#define PT_WIRE_HEADER      4u
+#define PT_WIRE_MAX_FRAME   65536u /* default maximum message size */
+#define PT_WIRE_NAME_MAX    255u   /* name and client_name */
+#define PT_WIRE_GLOB_MAX    1024u  /* OP_LIST pattern */
 
 /* Big-endian length prefix. */
 uint32_t pt_wire_len_get(const uint8_t hdr[PT_WIRE_HEADER]);

@@ -88,7 +88,7 @@ static void test_argument_rules(void **state)
 
     (void)state;
     assert_error(call_acquire(s, h, 1, 0, 3, 0), PT_EINVAL, "non-blocking");
-    assert_error(call_acquire(s, h, 1, 1, -7, 0), PT_EINVAL, "non-negative");
+    assert_error(call_acquire(s, h, 1, 1, -7, 0), PT_EINVAL, "must be positive");
     assert_error(call_acquire(s, h, 1, 1, 1e12, 0), PT_EOVERFLOW, "too large");
     assert_error(call_acquire(s, h, 1, 1, NAN, 0), PT_EINVAL, "NaN");
     /* the owner's nested acquire checks its arguments too */

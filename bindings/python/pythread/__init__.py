@@ -1,0 +1,27 @@
+"""pythread: Python's threading primitives shared between processes.
+
+    import pythread
+
+    jobs = pythread.Lock(name="jobs")   # every process naming "jobs" shares it
+    with jobs:
+        ...
+
+Lock, RLock, Condition, Semaphore, BoundedSemaphore, Event and Barrier take
+threading's arguments plus keyword-only name=None, mode=0o600 and
+transient=None, and behave as threading's do, with the pythreadd daemon
+holding their state. name=None makes a fresh anonymous object that ends with
+its last handle, so pythread.Lock() is a drop-in threading.Lock(). A named
+object lives until unlink(name) unless created with transient=True.
+
+The library is found through $PYTHREAD_LIBRARY, then the source tree's
+build/ directory, then the installed libpythread.so.0; the daemon through
+$PYTHREAD_SOCKET or the per-user default, or connect(socket).
+"""
+
+from ._sync import (TIMEOUT_MAX, Barrier, BoundedSemaphore, BrokenBarrierError, Client,
+                    Condition, Event, Lock, RLock, Semaphore, connect, unlink)
+
+__all__ = ["Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore", "Event", "Barrier",
+           "BrokenBarrierError", "TIMEOUT_MAX", "connect", "unlink", "Client"]
+
+__version__ = "0.1.0"

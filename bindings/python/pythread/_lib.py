@@ -1,0 +1,167 @@
+"""Loading libpythread with ctypes, its prototypes, and its errors as
+Python exceptions.
+
+Every blocking function is called through ctypes.CDLL, which releases the
+GIL for the length of the call, so a thread parked in the daemon holds up
+no other Python thread.
+"""
+
+import ctypes
+import ctypes.util
+import os
+import threading
+
+__all__ = ["lib", "check", "error_from", "library_path"]
+
+# The order the library is looked for in; the first that loads wins.
+_ENV = "PYTHREAD_LIBRARY"
+_SONAME = "libpythread.so.0"
+
+
+def _build_tree_candidates():
+    """libpythread.so in a build directory of the source tree this package
+    sits in (bindings/python/pythread -> the project root)."""
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+    dirs = []
+    if os.environ.get("BUILD_DIR"):
+        dirs.append(os.path.join(root, os.environ["BUILD_DIR"]))
+    dirs.append(os.path.join(root, "build"))
+    return [os.path.join(d, "client", "libpythread.so") for d in dirs]
+
+
+def _load():
+    tried = []
+    env = os.environ.get(_ENV)
+    if env:
+        try:
+            return ctypes.CDLL(env), env
+        except OSError as exc:
+            # An explicit choice that fails is an error, not a hint.
+            raise ImportError(
+                f"pythread: cannot load {env} named by ${_ENV}: {exc}; "
+                f"point ${_ENV} at a built libpythread.so or unset it") from exc
+    for path in _build_tree_candidates():
+        tried.append(path)
+        if os.path.exists(path):
+            try:
+                return ctypes.CDLL(path), path
+            except OSError:
+                pass
+    for name in (_SONAME, ctypes.util.find_library("pythread")):
+        if not name:
+            continue
+        tried.append(name)
+        try:
+            return ctypes.CDLL(name), name
+        except OSError:
+            pass
+    raise ImportError(
+        "pythread: libpythread.so not found (tried $" + _ENV + ", " + ", ".join(tried) +
+        "); build the project (sh scripts/build), install it (cmake --install), "
+        "or set $" + _ENV + " to the library's path")
+
+
+lib, library_path = _load()
+
+_p = ctypes.c_void_p
+_pp = ctypes.POINTER(ctypes.c_void_p)
+_i = ctypes.c_int
+_u = ctypes.c_uint
+_d = ctypes.c_double
+_s = ctypes.c_char_p
+
+BARRIER_ACTION = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
+
+# name: (restype, argtypes). One table so prototypes never drift apart.
+_PROTOTYPES = {
+    "pt_strerror": (_s, [_i]),
+    "pt_err_exception": (_s, [_i]),
+    "pt_last_error_message": (_s, []),
+    "pt_default_socket_path": (_i, [ctypes.c_char_p, ctypes.c_size_t]),
+    "pt_client_open": (_i, [_pp, _s]),
+    "pt_client_close": (None, [_p]),
+    "pt_unlink": (_i, [_p, _s]),
+    "pt_lock_open": (_i, [_p, _s, _i, _u, _pp]),
+    "pt_lock_acquire": (_i, [_p, _i, _d]),
+    "pt_lock_release": (_i, [_p]),
+    "pt_lock_locked": (_i, [_p]),
+    "pt_lock_close": (_i, [_p]),
+    "pt_lock_as_object": (_p, [_p]),
+    "pt_rlock_open": (_i, [_p, _s, _i, _u, _pp]),
+    "pt_rlock_acquire": (_i, [_p, _i, _d]),
+    "pt_rlock_release": (_i, [_p]),
+    "pt_rlock_locked": (_i, [_p]),
+    "pt_rlock_is_owned": (_i, [_p]),
+    "pt_rlock_close": (_i, [_p]),
+    "pt_rlock_as_object": (_p, [_p]),
+    "pt_condition_open": (_i, [_p, _s, _p, _i, _u, _pp]),
+    "pt_condition_acquire": (_i, [_p, _i, _d]),
+    "pt_condition_release": (_i, [_p]),
+    "pt_condition_wait": (_i, [_p, _d]),
+    "pt_condition_notify": (_i, [_p, _u]),
+    "pt_condition_notify_all": (_i, [_p]),
+    "pt_condition_close": (_i, [_p]),
+    "pt_semaphore_open": (_i, [_p, _s, ctypes.c_int64, _i, _i, _u, _pp]),
+    "pt_semaphore_acquire": (_i, [_p, _i, _d]),
+    "pt_semaphore_release": (_i, [_p, ctypes.c_uint32]),
+    "pt_semaphore_value": (_i, [_p, ctypes.POINTER(ctypes.c_int64)]),
+    "pt_semaphore_close": (_i, [_p]),
+    "pt_event_open": (_i, [_p, _s, _i, _u, _pp]),
+    "pt_event_set": (_i, [_p]),
+    "pt_event_clear": (_i, [_p]),
+    "pt_event_is_set": (_i, [_p]),
+    "pt_event_wait": (_i, [_p, _d]),
+    "pt_event_close": (_i, [_p]),
+    "pt_barrier_open": (_i, [_p, _s, ctypes.c_uint32, BARRIER_ACTION, _p, _d, _i, _u, _pp]),
+    "pt_barrier_wait": (_i, [_p, _d]),
+    "pt_barrier_reset": (_i, [_p]),
+    "pt_barrier_abort": (_i, [_p]),
+    "pt_barrier_parties": (_i, [_p]),
+    "pt_barrier_n_waiting": (_i, [_p]),
+    "pt_barrier_broken": (_i, [_p]),
+    "pt_barrier_close": (_i, [_p]),
+}
+
+for _name, (_res, _args) in _PROTOTYPES.items():
+    _fn = getattr(lib, _name)
+    _fn.restype = _res
+    _fn.argtypes = _args
+
+# Values of include/pythread.h that ctypes cannot read from the header.
+PT_FOREVER = -1.0
+PT_TIMEOUT_MAX = 9223372036.0
+PT_EBROKEN = -4
+PT_OPEN_TRANSIENT = 1 << 2
+
+# Exception classes by the names pt_err_exception gives; BrokenBarrierError is
+# threading's own class so existing except clauses catch ours.
+_EXCEPTIONS = {
+    "ValueError": ValueError,
+    "RuntimeError": RuntimeError,
+    "OverflowError": OverflowError,
+    "BrokenBarrierError": threading.BrokenBarrierError,
+    "FileNotFoundError": FileNotFoundError,
+    "FileExistsError": FileExistsError,
+    "TypeError": TypeError,
+    "PermissionError": PermissionError,
+    "OSError": OSError,
+    "ConnectionError": ConnectionError,
+    "MemoryError": MemoryError,
+    "SystemError": SystemError,
+}
+
+
+def error_from(code):
+    """The exception for a negative result of a pt_ call, carrying the
+    library's message for it. Must run on the thread that made the call:
+    the message is thread-local."""
+    message = lib.pt_last_error_message() or lib.pt_strerror(code)
+    cls = _EXCEPTIONS.get((lib.pt_err_exception(code) or b"").decode(), OSError)
+    return cls(message.decode("utf-8", "replace"))
+
+
+def check(result):
+    """result when it is a success (>= 0), else raise its exception."""
+    if result < 0:
+        raise error_from(result)
+    return result

@@ -1,0 +1,690 @@
+"""The synchronisation classes: threading's API over libpythread handles.
+
+Arguments are checked here the way threading checks them (so the same
+exception classes come out with CPython's wording), then the call goes to
+the daemon, which checks again and owns all state. Nothing is cached that
+another process could change, except what cannot change: a Barrier's
+parties, a BoundedSemaphore's bound.
+"""
+
+import ctypes
+import math
+import operator
+import threading
+import weakref
+from time import monotonic as _time
+
+from . import _lib
+from ._lib import check, lib
+
+__all__ = ["Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore", "Event", "Barrier",
+           "BrokenBarrierError", "TIMEOUT_MAX", "connect", "unlink"]
+
+BrokenBarrierError = threading.BrokenBarrierError
+TIMEOUT_MAX = _lib.PT_TIMEOUT_MAX
+_FOREVER = _lib.PT_FOREVER
+_UINT32_MAX = 0xFFFFFFFF
+
+# ---------------------------------------------------------------------------
+# The connection to the daemon
+# ---------------------------------------------------------------------------
+
+
+class Client:
+    """One session with a pythreadd, shared by every thread of the process.
+
+    Objects keep their client alive; the session closes (and the daemon gives
+    back everything it held) when the last object and the module let go.
+    """
+
+    _lib = lib  # kept on the class: __del__ may run after module teardown
+    _h = None
+    # Handles open through this client. pt_client_close frees every object
+    # still open, so it is called only at zero: at interpreter exit the
+    # finalizers of a client and its objects can run in any order, and a
+    # process that ends drops its session anyway.
+    _open_handles = 0
+
+    def __init__(self, socket=None):
+        # Re-entrant: a finalizer may run while this thread holds it.
+        self._count_mu = threading.RLock()
+        handle = ctypes.c_void_p()
+        path = None if socket is None else _path_bytes(socket)
+        check(lib.pt_client_open(ctypes.byref(handle), path))
+        self._h = handle.value
+        if path is None:
+            buf = ctypes.create_string_buffer(4096)
+            n = lib.pt_default_socket_path(buf, len(buf))
+            path = buf.value if n >= 0 else b""
+        self.socket = path.decode("utf-8", "surrogateescape")
+
+    def __repr__(self):
+        return f"<pythread.Client socket={self.socket!r} at {id(self):#x}>"
+
+    def __del__(self):
+        h, self._h = self._h, None
+        if h and self._open_handles == 0:
+            self._lib.pt_client_close(h)
+
+
+_client = None
+_client_mu = threading.Lock()
+
+
+def _path_bytes(path):
+    import os
+    b = os.fsencode(path)
+    if b"\0" in b:
+        raise ValueError("pythread: socket path contains a NUL byte; pass a plain path")
+    return b
+
+
+def connect(socket=None):
+    """Connect to the daemon listening on socket (None: the default path,
+    $PYTHREAD_SOCKET or the per-user socket) and make it the daemon every
+    object created from now on lives in. Objects created before keep theirs.
+    Returns the Client."""
+    global _client
+    c = Client(socket)
+    with _client_mu:
+        _client = c
+    return c
+
+
+def _get_client():
+    global _client
+    with _client_mu:
+        if _client is None:
+            _client = Client(None)
+        return _client
+
+
+def unlink(name):
+    """Remove a name from the daemon (sem_unlink style: handles already open
+    keep working; the object ends when the last one closes)."""
+    check(lib.pt_unlink(_get_client()._h, _name_bytes(name)))
+
+
+# ---------------------------------------------------------------------------
+# Argument conversion, as threading and _thread do it
+# ---------------------------------------------------------------------------
+
+
+def _name_bytes(name):
+    if isinstance(name, str):
+        b = name.encode("utf-8")
+    elif isinstance(name, (bytes, bytearray)):
+        b = bytes(name)
+    else:
+        raise TypeError(f"pythread: name must be str or bytes, not {type(name).__name__}")
+    if b"\0" in b:
+        # ctypes would cut the name at the NUL and open another object.
+        raise ValueError(f"pythread: invalid name {name!r}: a name is 1-255 bytes of letters, "
+                         "digits and . _ : / -")
+    return b
+
+
+def _c_seconds(timeout):
+    """A timeout as _thread's C functions read it: int or float, NaN refused."""
+    if isinstance(timeout, float):
+        if math.isnan(timeout):
+            raise ValueError("Invalid value NaN (not a number)")
+        return timeout
+    try:
+        return float(operator.index(timeout))
+    except OverflowError:
+        raise OverflowError("timeout value is too large") from None
+
+
+def _py_seconds(timeout, nan_polls=False):
+    """A timeout as threading.py's classes read it: None is forever, and any
+    negative number means "do not wait" (the C API's -1 would mean forever).
+    NaN: Condition.wait and Event.wait do not wait (nan > 0 is false there);
+    elsewhere threading would spin forever, so it is refused."""
+    if timeout is None:
+        return _FOREVER
+    t = float(timeout)
+    if math.isnan(t):
+        if nan_polls:
+            return 0.0
+        raise ValueError("Invalid value NaN (not a number)")
+    return 0.0 if t < 0 else t
+
+
+def _flags(name, transient):
+    if transient is None:
+        transient = name is None
+    if name is None and not transient:
+        raise ValueError("pythread: an anonymous object (name=None) is always transient; "
+                         "pass a name to keep the object after its last handle closes")
+    return _lib.PT_OPEN_TRANSIENT if transient else 0
+
+
+def _mode(mode):
+    mode = operator.index(mode)
+    if mode < 0 or mode > 0o7777:
+        raise ValueError(f"pythread: mode {mode:#o} has bits outside 0o7777; pass permission "
+                         "bits such as 0o600")
+    return mode
+
+
+class _Handle:
+    """What every class shares: a handle in the daemon, opened through a
+    Client, closed by close() or when the object is collected."""
+
+    _lib = lib
+    _close_fn = None  # name of the pt_<kind>_close function
+    _h = None
+    _name = None
+
+    def _open(self, fn, name, mode, transient, *before, client=None, after=()):
+        """Call pt_<kind>_open(client, name, *before, flags, mode, out)."""
+        client = client or _get_client()
+        flags = _flags(name, transient)
+        mode = _mode(mode)
+        cname = None if name is None else _name_bytes(name)
+        out = ctypes.c_void_p()
+        check(fn(client._h, cname, *before, *after, flags, mode, ctypes.byref(out)))
+        self._client = client
+        self._name = name
+        self._h = out.value
+        with client._count_mu:
+            client._open_handles += 1
+
+    def _close_handle(self):
+        """Close the handle once; the result of the close function, or 0."""
+        h, self._h = self._h, None
+        if not h:
+            return 0
+        client = self._client
+        with client._count_mu:
+            client._open_handles -= 1
+        if client._h is None:
+            return 0  # the client went first (interpreter exit) and freed it
+        return getattr(self._lib, self._close_fn)(h)
+
+    @property
+    def name(self):
+        """The object's name in the daemon, or None for an anonymous one."""
+        return self._name
+
+    def close(self):
+        """Close this handle now (the object itself lives on while other
+        handles, or its name, keep it). Using the object afterwards fails
+        with ValueError. Not to be called while another thread uses it."""
+        check(self._close_handle())
+
+    def __del__(self):
+        try:
+            self._close_handle()
+        except Exception:  # interpreter teardown: the process is ending
+            pass
+
+    def _named(self):
+        return "" if self._name is None else f"name={self._name!r} "
+
+    def _at(self):
+        cls = type(self)
+        named = "" if self._name is None else f" {self._name!r}"
+        return f"{cls.__module__.split('.')[0]}.{cls.__qualname__}{named} at {id(self):#x}"
+
+
+# ---------------------------------------------------------------------------
+# Lock and RLock
+# ---------------------------------------------------------------------------
+
+
+class Lock(_Handle):
+    """threading.Lock in the daemon: any thread of any process may release it."""
+
+    _close_fn = "pt_lock_close"
+
+    def __init__(self, *, name=None, mode=0o600, transient=None):
+        self._open(lib.pt_lock_open, name, mode, transient)
+
+    def _as_object(self):
+        return lib.pt_lock_as_object(self._h)
+
+    def acquire(self, blocking=True, timeout=-1):
+        return bool(check(lib.pt_lock_acquire(self._h, 1 if blocking else 0,
+                                              _c_seconds(timeout))))
+
+    def release(self):
+        check(lib.pt_lock_release(self._h))
+
+    def locked(self):
+        return bool(check(lib.pt_lock_locked(self._h)))
+
+    # _thread.lock's old spellings.
+    acquire_lock = acquire
+    release_lock = release
+    locked_lock = locked
+
+    __enter__ = acquire
+
+    def __exit__(self, *exc):
+        self.release()
+
+    def __repr__(self):
+        state = "locked" if self.locked() else "unlocked"
+        return f"<{state} pythread.Lock object {self._named()}at {id(self):#x}>"
+
+
+class _Counts(threading.local):
+    """The calling thread's recursion level of one RLock."""
+    n = 0
+
+
+# One _Counts per named RLock per client: two RLock objects of one name in one
+# process are the same owner in the daemon, so they share the count too.
+_rlock_counts = weakref.WeakValueDictionary()
+_rlock_counts_mu = threading.Lock()
+
+
+class RLock(_Handle):
+    """threading.RLock in the daemon: owned by one thread of one process,
+    which may acquire it again; only the owner releases it."""
+
+    _close_fn = "pt_rlock_close"
+
+    def __init__(self, *, name=None, mode=0o600, transient=None):
+        self._open(lib.pt_rlock_open, name, mode, transient)
+        if name is None:
+            self._counts = _Counts()
+        else:
+            key = (id(self._client), _name_bytes(name))
+            with _rlock_counts_mu:
+                self._counts = _rlock_counts.get(key)
+                if self._counts is None:
+                    self._counts = _rlock_counts[key] = _Counts()
+
+    def _as_object(self):
+        return lib.pt_rlock_as_object(self._h)
+
+    def acquire(self, blocking=True, timeout=-1):
+        r = check(lib.pt_rlock_acquire(self._h, 1 if blocking else 0, _c_seconds(timeout)))
+        if r:
+            self._counts.n += 1
+        return bool(r)
+
+    __enter__ = acquire
+
+    def release(self):
+        try:
+            check(lib.pt_rlock_release(self._h))
+        except RuntimeError:
+            self._counts.n = 0  # not ours (any more): a lost session gave it back
+            raise
+        if self._counts.n > 0:
+            self._counts.n -= 1
+
+    def __exit__(self, *exc):
+        self.release()
+
+    def locked(self):
+        return bool(check(lib.pt_rlock_locked(self._h)))
+
+    def _is_owned(self):
+        return bool(check(lib.pt_rlock_is_owned(self._h)))
+
+    def _recursion_count(self):
+        # The level is counted here; the daemon is asked only whether the
+        # holding still exists (a lost session gives every lock back).
+        if self._counts.n and not self._is_owned():
+            self._counts.n = 0
+        return self._counts.n
+
+    def _release_save(self):
+        count = self._recursion_count()
+        if count == 0:
+            if not self._is_owned():
+                raise RuntimeError("cannot release un-acquired lock")
+            count = 1
+        for _ in range(count):
+            check(lib.pt_rlock_release(self._h))
+        self._counts.n = 0
+        return (count, threading.get_ident())
+
+    def _acquire_restore(self, state):
+        count, _owner = state
+        for _ in range(count):
+            check(lib.pt_rlock_acquire(self._h, 1, _FOREVER))
+        self._counts.n = count
+
+    def __repr__(self):
+        n = self._recursion_count()
+        if n:
+            owner, count, state = threading.get_ident(), n, "locked"
+        elif self.locked():
+            owner, count, state = "?", "?", "locked"  # held by another thread or process
+        else:
+            owner, count, state = 0, 0, "unlocked"
+        return (f"<{state} pythread.RLock object {self._named()}owner={owner} count={count} "
+                f"at {id(self):#x}>")
+
+
+# ---------------------------------------------------------------------------
+# Condition
+# ---------------------------------------------------------------------------
+
+
+class Condition(_Handle):
+    """threading.Condition in the daemon, over its own RLock (lock=None) or a
+    pythread Lock or RLock. wait() releases the lock, waits and re-acquires it
+    all in the daemon, so a notify from any process wakes it.
+
+    Given any other lock (threading.Lock, say), which no other process can
+    see, the condition is process-local and is a threading.Condition."""
+
+    _close_fn = "pt_condition_close"
+
+    def __new__(cls, lock=None, *args, **kwargs):
+        if cls is Condition and lock is not None and not isinstance(lock, (Lock, RLock)):
+            cls = _LocalCondition
+        return super().__new__(cls)
+
+    def __init__(self, lock=None, *, name=None, mode=0o600, transient=None):
+        if lock is not None and lock._h is None:
+            raise ValueError(f"pythread: Condition: its {type(lock).__name__} "
+                             f"{lock.name or '(anonymous)'} is closed; pass an open one")
+        self._lock = lock
+        client = lock._client if lock is not None else None
+        lock_obj = lock._as_object() if lock is not None else None
+        self._open(lib.pt_condition_open, name, mode, transient, lock_obj, client=client)
+        if lock is not None:
+            # The daemon holds the lock for us; the Python object must
+            # outlive the condition's use of it, as threading's does.
+            self.acquire = lock.acquire
+            self.release = lock.release
+
+    def acquire(self, blocking=True, timeout=-1):
+        return bool(check(lib.pt_condition_acquire(self._h, 1 if blocking else 0,
+                                                   _c_seconds(timeout))))
+
+    def release(self):
+        check(lib.pt_condition_release(self._h))
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        return self.release()
+
+    def _is_owned(self):
+        # notify(0) wakes nobody but is refused unless the caller holds the lock.
+        r = lib.pt_condition_notify(self._h, 0)
+        if r == 0:
+            return True
+        e = _lib.error_from(r)
+        if isinstance(e, RuntimeError):
+            return False
+        raise e
+
+    def wait(self, timeout=None):
+        t = _py_seconds(timeout, nan_polls=True)
+        if t > TIMEOUT_MAX and self._is_owned():
+            # threading releases the lock, fails, and re-acquires: net effect
+            raise OverflowError("timeout value is too large")
+        return bool(check(lib.pt_condition_wait(self._h, t)))
+
+    def wait_for(self, predicate, timeout=None):
+        # threading.Condition.wait_for, line for line.
+        endtime = None
+        waittime = timeout
+        result = predicate()
+        while not result:
+            if waittime is not None:
+                if endtime is None:
+                    endtime = _time() + waittime
+                else:
+                    waittime = endtime - _time()
+                    if waittime <= 0:
+                        break
+            self.wait(waittime)
+            result = predicate()
+        return result
+
+    def notify(self, n=1):
+        # threading wakes waiters while n > 0: n <= 0 wakes nobody (but is
+        # still refused without the lock), 1.5 wakes two.
+        if not isinstance(n, int):
+            n = math.ceil(n) if n > 0 else 0
+        check(lib.pt_condition_notify(self._h, min(max(n, 0), _UINT32_MAX)))
+
+    def notify_all(self):
+        check(lib.pt_condition_notify_all(self._h))
+
+    def notifyAll(self):
+        import warnings
+        warnings.warn("notifyAll() is deprecated, use notify_all() instead",
+                      DeprecationWarning, stacklevel=2)
+        self.notify_all()
+
+    def __repr__(self):
+        lock = repr(self._lock) if self._lock is not None else "<pythread.RLock of the condition>"
+        return f"<Condition({self._named()}{lock})>"
+
+
+class _LocalCondition(Condition):
+    """Condition(lock) for a lock pythread does not host: threading.Condition."""
+
+    _close_fn = None
+
+    def __init__(self, lock=None, *, name=None, mode=0o600, transient=None):
+        if name is not None:
+            raise TypeError(f"pythread: Condition {name!r}: its lock is a "
+                            f"{type(lock).__name__}, which other processes cannot see; pass a "
+                            "pythread.Lock or pythread.RLock for a named condition")
+        self._lock = lock
+        self._cond = threading.Condition(lock)
+        for m in ("acquire", "release", "__enter__", "__exit__", "_is_owned", "wait",
+                  "wait_for", "notify", "notify_all", "notifyAll"):
+            setattr(self, m, getattr(self._cond, m))
+
+    def __enter__(self):
+        return self._cond.__enter__()
+
+    def __exit__(self, *exc):
+        return self._cond.__exit__(*exc)
+
+    def close(self):
+        pass
+
+    def __del__(self):
+        pass
+
+    def __repr__(self):
+        return repr(self._cond)
+
+
+# ---------------------------------------------------------------------------
+# Semaphores
+# ---------------------------------------------------------------------------
+
+
+class Semaphore(_Handle):
+    """threading.Semaphore in the daemon. Its permits are not owned: any
+    process may release what another acquired (producer/consumer)."""
+
+    _close_fn = "pt_semaphore_close"
+    _bounded = 0
+
+    def __init__(self, value=1, *, name=None, mode=0o600, transient=None):
+        value = operator.index(value)
+        if value < 0:
+            raise ValueError("semaphore initial value must be >= 0")
+        self._initial_value = value
+        self._open(lib.pt_semaphore_open, name, mode, transient, value, self._bounded)
+
+    def acquire(self, blocking=True, timeout=None):
+        if not blocking and timeout is not None:
+            raise ValueError("can't specify timeout for non-blocking acquire")
+        t = _py_seconds(timeout) if blocking else _FOREVER
+        if t > TIMEOUT_MAX:
+            # threading fails on a timeout too large only when it has to wait.
+            if check(lib.pt_semaphore_acquire(self._h, 0, _FOREVER)):
+                return True
+        return bool(check(lib.pt_semaphore_acquire(self._h, 1 if blocking else 0, t)))
+
+    __enter__ = acquire
+
+    def release(self, n=1):
+        n = operator.index(n)
+        if n < 1:
+            raise ValueError("n must be one or more")
+        if n > _UINT32_MAX:
+            raise OverflowError(f"pythread: release(n={n}): at most {_UINT32_MAX} permits "
+                                "per call; release in several calls")
+        check(lib.pt_semaphore_release(self._h, n))
+
+    def __exit__(self, t, v, tb):
+        self.release()
+
+    @property
+    def _value(self):
+        v = ctypes.c_int64()
+        check(lib.pt_semaphore_value(self._h, ctypes.byref(v)))
+        return v.value
+
+    def __repr__(self):
+        return f"<{self._at()}: value={self._value}>"
+
+
+class BoundedSemaphore(Semaphore):
+    """threading.BoundedSemaphore in the daemon: release past the initial
+    value is ValueError. Its permits are owned: a process that ends gives
+    back the permits it took and did not release."""
+
+    _bounded = 1
+
+    def __repr__(self):
+        return f"<{self._at()}: value={self._value}/{self._initial_value}>"
+
+
+# ---------------------------------------------------------------------------
+# Event
+# ---------------------------------------------------------------------------
+
+
+class Event(_Handle):
+    """threading.Event in the daemon."""
+
+    _close_fn = "pt_event_close"
+
+    def __init__(self, *, name=None, mode=0o600, transient=None):
+        self._open(lib.pt_event_open, name, mode, transient)
+
+    def is_set(self):
+        return bool(check(lib.pt_event_is_set(self._h)))
+
+    def isSet(self):
+        import warnings
+        warnings.warn("isSet() is deprecated, use is_set() instead",
+                      DeprecationWarning, stacklevel=2)
+        return self.is_set()
+
+    def set(self):
+        check(lib.pt_event_set(self._h))
+
+    def clear(self):
+        check(lib.pt_event_clear(self._h))
+
+    def wait(self, timeout=None):
+        t = _py_seconds(timeout, nan_polls=True)
+        if t > TIMEOUT_MAX and self.is_set():
+            return True  # threading looks at the flag before the timeout
+        return bool(check(lib.pt_event_wait(self._h, t)))
+
+    def __repr__(self):
+        return f"<{self._at()}: {'set' if self.is_set() else 'unset'}>"
+
+
+# ---------------------------------------------------------------------------
+# Barrier
+# ---------------------------------------------------------------------------
+
+
+class _Action:
+    """The Barrier action as a C callback. It holds no reference to the
+    Barrier, so a Barrier is collected as soon as it is dropped. An exception
+    the action raises breaks the barrier (non-zero to the library) and is
+    raised again from the wait() of the party that ran it, as in threading."""
+
+    def __init__(self, action):
+        self.action = action
+        self.failed = threading.local()
+        self.cfunc = _lib.BARRIER_ACTION(self._run)
+
+    def _run(self, _arg):
+        try:
+            self.action()
+            return 0
+        except BaseException as exc:  # noqa: B036 - threading re-raises it too
+            self.failed.exc = exc
+            return 1
+
+    def take(self):
+        exc = getattr(self.failed, "exc", None)
+        self.failed.exc = None
+        return exc
+
+
+def _barrier_seconds(timeout):
+    # threading fails on a timeout too large only once a party must wait,
+    # so the last party and a broken barrier answer as usual; waiting
+    # TIMEOUT_MAX (292 years) stands in for failing then.
+    return min(_py_seconds(timeout), TIMEOUT_MAX)
+
+
+class Barrier(_Handle):
+    """threading.Barrier in the daemon: parties may be threads of any
+    processes; the action runs in the process of the last party to arrive."""
+
+    _close_fn = "pt_barrier_close"
+
+    def __init__(self, parties, action=None, timeout=None, *, name=None, mode=0o600,
+                 transient=None):
+        if not isinstance(parties, int) and parties == int(parties):
+            parties = int(parties)  # threading accepts 3.0
+        parties = operator.index(parties)
+        if parties < 1 or parties > _UINT32_MAX:
+            raise ValueError(f"parties must be >= 1 (and at most {_UINT32_MAX}); got {parties}")
+        self._action = _Action(action) if action is not None else None
+        cfunc = self._action.cfunc if self._action else _lib.BARRIER_ACTION()
+        self._open(lib.pt_barrier_open, name, mode, transient, parties,
+                   after=(cfunc, None, _barrier_seconds(timeout)))
+        self._parties = parties
+
+    def wait(self, timeout=None):
+        r = lib.pt_barrier_wait(self._h, _barrier_seconds(timeout))
+        if r == _lib.PT_EBROKEN and self._action is not None:
+            exc = self._action.take()
+            if exc is not None:
+                try:
+                    raise exc
+                finally:
+                    exc = None
+        return check(r)
+
+    def reset(self):
+        check(lib.pt_barrier_reset(self._h))
+
+    def abort(self):
+        check(lib.pt_barrier_abort(self._h))
+
+    @property
+    def parties(self):
+        return self._parties
+
+    @property
+    def n_waiting(self):
+        return check(lib.pt_barrier_n_waiting(self._h))
+
+    @property
+    def broken(self):
+        return bool(check(lib.pt_barrier_broken(self._h)))
+
+    def __repr__(self):
+        if self.broken:
+            return f"<{self._at()}: broken>"
+        return f"<{self._at()}: waiters={self.n_waiting}/{self.parties}>"

@@ -1,0 +1,168 @@
+"""What the binding adds to threading's API, and the places where it has to
+work at matching threading: names, errors, the Barrier action's exception,
+timeouts past TIMEOUT_MAX, Condition over a lock pythread does not host."""
+
+import os
+import threading
+import unittest
+import uuid
+
+import daemon  # puts the pythread package on sys.path
+import pythread
+
+_daemon = daemon.Daemon()
+
+
+def setUpModule():
+    _daemon.start()
+
+
+def tearDownModule():
+    _daemon.stop()
+
+
+def unique(what):
+    return f"pytest/{what}.{uuid.uuid4().hex[:12]}"
+
+
+class BindingTests(unittest.TestCase):
+    def test_exports(self):
+        self.assertIs(pythread.BrokenBarrierError, threading.BrokenBarrierError)
+        self.assertEqual(pythread.TIMEOUT_MAX, threading.TIMEOUT_MAX)
+
+    def test_same_name_same_object(self):
+        name = unique("shared")
+        a = pythread.Lock(name=name, transient=True)
+        b = pythread.Lock(name=name, transient=True)
+        self.assertTrue(a.acquire())
+        self.assertTrue(b.locked())
+        self.assertFalse(b.acquire(False))
+        b.release()  # any holder may release a Lock, as in threading
+        self.assertFalse(a.locked())
+        self.assertIn(repr(name), repr(a))
+
+    def test_anonymous_objects_are_distinct(self):
+        a, b = pythread.Lock(), pythread.Lock()
+        a.acquire()
+        self.assertFalse(b.locked())
+        self.assertIsNone(a.name)
+        with self.assertRaises(ValueError):
+            pythread.Lock(transient=False)
+
+    def test_named_rlock_handles_share_the_level(self):
+        name = unique("rlock")
+        a = pythread.RLock(name=name, transient=True)
+        b = pythread.RLock(name=name, transient=True)
+        a.acquire()
+        b.acquire()
+        self.assertEqual(a._recursion_count(), 2)
+        a.release()
+        self.assertEqual(b._recursion_count(), 1)
+        b.release()
+        self.assertFalse(a._is_owned())
+
+    def test_unlink(self):
+        name = unique("unlinked")
+        e = pythread.Event(name=name)
+        e.set()
+        pythread.unlink(name)
+        self.assertTrue(e.is_set())  # open handles keep working
+        with self.assertRaises(FileNotFoundError):
+            pythread.unlink(name)
+        self.assertFalse(pythread.Event(name=name, transient=True).is_set())  # a new one
+
+    def test_kind_and_parameter_clash(self):
+        name = unique("clash")
+        s = pythread.Semaphore(2, name=name, transient=True)
+        with self.assertRaises(FileExistsError):
+            pythread.BoundedSemaphore(2, name=name)
+        s.close()
+
+    def test_bad_names(self):
+        for bad in ("", "has space", "a\0b", "x" * 256):
+            with self.subTest(name=bad), self.assertRaises(ValueError):
+                pythread.Lock(name=bad)
+        with self.assertRaises(TypeError):
+            pythread.Lock(name=3)
+
+    def test_closed_handle(self):
+        e = pythread.Event()
+        e.close()
+        e.close()  # twice is fine
+        with self.assertRaises(ValueError):
+            e.set()
+
+    def test_connect_nowhere(self):
+        with self.assertRaises(ConnectionError):
+            pythread.connect(os.path.join(_daemon.dir, "nobody.sock"))
+
+    def test_barrier_action_error(self):
+        def action():
+            raise KeyError("from the action")
+        b = pythread.Barrier(2, action)
+        errors = []
+
+        def party():
+            try:
+                b.wait(10)
+            except BaseException as exc:
+                errors.append(type(exc))
+        t = threading.Thread(target=party)
+        t.start()
+        party()
+        t.join()
+        # The party that ran the action gets its error, the other one a
+        # broken barrier, as in threading.
+        self.assertEqual(sorted(e.__name__ for e in errors),
+                         ["BrokenBarrierError", "KeyError"])
+        self.assertTrue(b.broken)
+
+    def test_huge_timeouts_where_threading_does_not_wait(self):
+        big = pythread.TIMEOUT_MAX * 2
+        self.assertTrue(pythread.Semaphore(1).acquire(timeout=big))
+        with self.assertRaises(OverflowError):
+            pythread.Semaphore(0).acquire(timeout=big)
+        e = pythread.Event()
+        with self.assertRaises(OverflowError):
+            e.wait(big)
+        e.set()
+        self.assertTrue(e.wait(big))
+        self.assertEqual(pythread.Barrier(1).wait(big), 0)
+        b = pythread.Barrier(2)
+        b.abort()
+        with self.assertRaises(pythread.BrokenBarrierError):
+            b.wait(big)
+
+    def test_negative_and_nan_timeouts(self):
+        c = pythread.Condition()
+        with c:
+            self.assertFalse(c.wait(-1))  # threading: -1 does not wait here
+            self.assertFalse(c.wait(float("nan")))
+        self.assertFalse(pythread.Event().wait(-1))
+        self.assertFalse(pythread.Semaphore(0).acquire(timeout=-1))
+        with self.assertRaises(pythread.BrokenBarrierError):
+            pythread.Barrier(2, timeout=-1).wait()
+
+    def test_condition_over_threading_lock_is_local(self):
+        lock = threading.Lock()
+        c = pythread.Condition(lock)
+        self.assertIsInstance(c, pythread.Condition)
+        with c:
+            self.assertTrue(lock.locked())
+            self.assertFalse(c.wait(0.01))
+        with self.assertRaises(TypeError):
+            pythread.Condition(lock, name=unique("cond"))
+
+    def test_condition_over_named_lock(self):
+        lock = pythread.Lock(name=unique("cl"), transient=True)
+        c = pythread.Condition(lock, name=unique("cc"), transient=True)
+        self.assertFalse(c._is_owned())
+        with c:
+            self.assertTrue(lock.locked())
+            self.assertTrue(c._is_owned())
+            c.notify(-1)  # wakes nobody, as in threading
+        self.assertFalse(lock.locked())
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,587 @@
+/*
+ * inspect_cmds.c - status, list, show and sessions: the daemon's inspection
+ * answers as tables for people or one JSON document for scripts.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* Commands that take no words of their own share this. */
+static int no_args(pt_cli *cli, const pt_cli_command *cmd, int argc, char **argv, int *code)
+{
+    int ch = pt_cli_getopt(cli, cmd, argc, argv, "", NULL);
+
+    if (ch == 'h') {
+        *code = PT_EXIT_OK;
+        return -1;
+    }
+    if (ch != -1) {
+        *code = PT_EXIT_USAGE;
+        return -1;
+    }
+    if (optind < argc) {
+        *code = pt_cli_usage(cmd->name, "unexpected argument '%s'", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+static int finish_json(pt_json *j)
+{
+    return pt_json_finish(j) < 0 ? pt_cli_fail(PT_EXIT_FAILED, "cannot write the output")
+                                 : PT_EXIT_OK;
+}
+
+/* The one-word state the issue asks for. */
+static void state_word(char *buf, size_t len, const pt_inspect_object *o)
+{
+    switch (o->kind) {
+    case PT_KIND_LOCK:
+    case PT_KIND_RLOCK:
+    case PT_KIND_CONDITION:
+        snprintf(buf, len, "%s", o->locked ? "locked" : "free");
+        break;
+    case PT_KIND_SEMAPHORE:
+        snprintf(buf, len, "%" PRId64, o->value);
+        break;
+    case PT_KIND_BOUNDED_SEMAPHORE:
+        snprintf(buf, len, "%" PRId64 "/%" PRId64, o->value, o->initial);
+        break;
+    case PT_KIND_EVENT:
+        snprintf(buf, len, "%s", o->is_set ? "set" : "clear");
+        break;
+    case PT_KIND_BARRIER:
+        if (o->broken)
+            snprintf(buf, len, "broken");
+        else
+            snprintf(buf, len, "%u/%u", o->n_waiting, o->parties);
+        break;
+    default:
+        snprintf(buf, len, "?");
+        break;
+    }
+}
+
+/* ---- status ------------------------------------------------------------ */
+
+static void status_json(const pt_inspect_status *st)
+{
+    pt_json *j = pt_json_new(stdout);
+
+    pt_json_obj(j, NULL);
+    pt_json_str(j, "version", st->version);
+    pt_json_int(j, "pid", st->pid);
+    pt_json_uint(j, "protocol", st->protocol);
+    pt_json_num(j, "uptime_seconds", st->uptime);
+    pt_json_num(j, "started_at", st->started);
+    pt_json_str(j, "socket", st->socket);
+    pt_json_uint(j, "sessions", st->sessions);
+    pt_json_uint(j, "objects", st->objects);
+    pt_json_obj(j, "objects_by_kind");
+    for (int k = PT_KIND_LOCK; k <= PT_KIND_BARRIER; k++)
+        pt_json_uint(j, pt_cli_kind_word(k), st->objects_by_kind[k]);
+    pt_json_end(j);
+    pt_json_uint(j, "waiters", st->waiters);
+    pt_json_uint(j, "operations", st->operations);
+    pt_json_obj(j, "limits");
+    pt_json_uint(j, "max_frame", st->max_frame);
+    pt_json_uint(j, "max_sessions", st->max_sessions);
+    pt_json_uint(j, "max_objects", st->max_objects);
+    pt_json_uint(j, "max_handles_per_session", st->max_handles_per_session);
+    pt_json_uint(j, "max_waiters_per_session", st->max_waiters_per_session);
+    pt_json_uint(j, "max_objects_per_uid", st->max_objects_per_uid);
+    pt_json_end(j);
+    pt_json_end(j);
+    finish_json(j);
+}
+
+static void kv(pt_table *t, const char *k, const char *v)
+{
+    const char *row[2] = {k, v};
+
+    pt_table_row(t, row);
+}
+
+static void status_table(const pt_cli *cli, const pt_inspect_status *st)
+{
+    static const char *const hdr[2] = {"FIELD", "VALUE"};
+    pt_table *t = pt_table_new(2, hdr);
+    char buf[512], a[64], b[64];
+    size_t n = 0;
+
+    kv(t, "version:", st->version);
+    snprintf(buf, sizeof(buf), "%ld", st->pid);
+    kv(t, "pid:", buf);
+    pt_fmt_duration(a, sizeof(a), st->uptime);
+    pt_fmt_time(b, sizeof(b), st->started);
+    snprintf(buf, sizeof(buf), "%s (since %s)", a, b);
+    kv(t, "uptime:", buf);
+    kv(t, "socket:", st->socket[0] ? st->socket : "-");
+    snprintf(buf, sizeof(buf), "%" PRIu64, st->sessions);
+    kv(t, "sessions:", buf);
+    n = (size_t)snprintf(buf, sizeof(buf), "%" PRIu64, st->objects);
+    for (int k = PT_KIND_LOCK; k <= PT_KIND_BARRIER && n < sizeof(buf); k++)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s %" PRIu64,
+                              k == PT_KIND_LOCK ? " (" : ", ", pt_cli_kind_word(k),
+                              st->objects_by_kind[k]);
+    if (n < sizeof(buf))
+        snprintf(buf + n, sizeof(buf) - n, ")");
+    kv(t, "objects:", buf);
+    snprintf(buf, sizeof(buf), "%" PRIu64, st->waiters);
+    kv(t, "waiting calls:", buf);
+    snprintf(buf, sizeof(buf), "%" PRIu64, st->operations);
+    kv(t, "operations:", buf);
+    snprintf(buf, sizeof(buf),
+             "frame %u bytes, sessions %u, objects %u (%u per uid), handles/session %u, "
+             "waiters/session %u",
+             st->max_frame, st->max_sessions, st->max_objects, st->max_objects_per_uid,
+             st->max_handles_per_session, st->max_waiters_per_session);
+    kv(t, "limits:", buf);
+    /* A key: value list has no header to show. */
+    pt_cli plain = *cli;
+    plain.no_legend = 1;
+    pt_table_print(t, &plain, stdout);
+}
+
+int pt_cmd_status(pt_cli *cli, int argc, char **argv)
+{
+    pt_inspect_status st;
+    pt_client *c;
+    int code, r;
+
+    if (no_args(cli, pt_cli_find("status"), argc, argv, &code) < 0)
+        return code;
+    if (!(c = pt_cli_client(cli, &code)))
+        return code;
+    if ((r = pt_inspect_status_get(c, &st)) < 0)
+        return pt_cli_lib_fail("status", r);
+    if (cli->json)
+        status_json(&st);
+    else
+        status_table(cli, &st);
+    return PT_EXIT_OK;
+}
+
+/* ---- list -------------------------------------------------------------- */
+
+static void mode_str(char *buf, size_t len, uint32_t mode)
+{
+    snprintf(buf, len, "%04o", mode);
+}
+
+static void object_json(pt_json *j, const pt_inspect_object *o)
+{
+    char buf[64];
+
+    pt_json_str(j, "name", o->name);
+    pt_json_str(j, "kind", pt_cli_kind_word(o->kind));
+    state_word(buf, sizeof(buf), o);
+    pt_json_str(j, "state", buf);
+    pt_json_uint(j, "waiters", o->waiters);
+    pt_json_uint(j, "uid", o->uid);
+    pt_json_uint(j, "gid", o->gid);
+    mode_str(buf, sizeof(buf), o->mode);
+    pt_json_str(j, "mode", buf);
+    pt_json_bool(j, "transient", o->transient);
+    pt_json_bool(j, "unlinked", o->unlinked);
+    pt_json_uint(j, "refs", o->refs);
+    pt_json_uint(j, "token", o->token);
+    switch (o->kind) {
+    case PT_KIND_LOCK:
+    case PT_KIND_RLOCK:
+        pt_json_bool(j, "locked", o->locked);
+        break;
+    case PT_KIND_CONDITION:
+        pt_json_bool(j, "locked", o->locked);
+        if (o->cond_lock[0])
+            pt_json_str(j, "lock", o->cond_lock);
+        else
+            pt_json_null(j, "lock");
+        break;
+    case PT_KIND_SEMAPHORE:
+    case PT_KIND_BOUNDED_SEMAPHORE:
+        pt_json_int(j, "value", o->value);
+        pt_json_int(j, "initial", o->initial);
+        pt_json_bool(j, "owned", o->owned);
+        break;
+    case PT_KIND_EVENT:
+        pt_json_bool(j, "is_set", o->is_set);
+        break;
+    case PT_KIND_BARRIER:
+        pt_json_uint(j, "parties", o->parties);
+        pt_json_uint(j, "n_waiting", o->n_waiting);
+        pt_json_bool(j, "broken", o->broken);
+        if (o->timeout >= 0)
+            pt_json_num(j, "timeout", o->timeout);
+        else
+            pt_json_null(j, "timeout");
+        break;
+    default:
+        break;
+    }
+}
+
+typedef struct list_ctx {
+    pt_table *t;
+    pt_json *j;
+    size_t n;
+} list_ctx;
+
+static int list_one(void *arg, const pt_inspect_object *o)
+{
+    list_ctx *x = arg;
+    char state[64], waiters[16], uid[16], mode[16], flags[32] = "";
+
+    x->n++;
+    if (x->j) {
+        pt_json_obj(x->j, NULL);
+        object_json(x->j, o);
+        pt_json_end(x->j);
+        return 0;
+    }
+    state_word(state, sizeof(state), o);
+    snprintf(waiters, sizeof(waiters), "%u", o->waiters);
+    snprintf(uid, sizeof(uid), "%u", o->uid);
+    mode_str(mode, sizeof(mode), o->mode);
+    snprintf(flags, sizeof(flags), "%s%s", o->transient ? "transient" : "",
+             o->unlinked ? (o->transient ? ",unlinked" : "unlinked") : "");
+    {
+        const char *row[7] = {o->name, pt_cli_kind_word(o->kind), state, waiters, uid,
+                              mode,    flags[0] ? flags : "-"};
+
+        pt_table_row(x->t, row);
+    }
+    return 0;
+}
+
+int pt_cmd_list(pt_cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {{"kind", required_argument, NULL, 'k'},
+                                         {NULL, 0, NULL, 0}};
+    static const char *const hdr[7] = {"NAME", "KIND", "STATE", "WAITERS", "UID", "MODE", "FLAGS"};
+    const pt_cli_command *cmd = pt_cli_find("list");
+    const char *glob = NULL;
+    list_ctx x = {0};
+    pt_client *c;
+    int ch, kind = 0, code, r;
+
+    while ((ch = pt_cli_getopt(cli, cmd, argc, argv, "k:", opts)) != -1) {
+        if (ch == 'h')
+            return PT_EXIT_OK;
+        if (ch != 'k')
+            return PT_EXIT_USAGE;
+        if (!(kind = pt_cli_kind_parse(optarg)))
+            return pt_cli_usage("list",
+                                "unknown kind '%s'; use lock, rlock, condition, semaphore, "
+                                "bounded_semaphore, event or barrier",
+                                optarg);
+    }
+    if (optind < argc)
+        glob = argv[optind++];
+    if (optind < argc)
+        return pt_cli_usage("list", "unexpected argument '%s' (one pattern at most)", argv[optind]);
+    if (!(c = pt_cli_client(cli, &code)))
+        return code;
+    if (cli->json) {
+        x.j = pt_json_new(stdout);
+        pt_json_obj(x.j, NULL);
+        pt_json_arr(x.j, "objects");
+    } else {
+        x.t = pt_table_new(7, hdr);
+    }
+    r = pt_inspect_list(c, glob, kind, list_one, &x);
+    if (x.j) {
+        pt_json_end(x.j);
+        pt_json_end(x.j);
+        if (r < 0) {
+            /* The document is cut short: say so on stderr, exit non-zero. */
+            pt_json_finish(x.j);
+            return pt_cli_lib_fail("list", r);
+        }
+        return finish_json(x.j);
+    }
+    if (r < 0) {
+        pt_table_print(x.t, cli, stdout);
+        return pt_cli_lib_fail("list", r);
+    }
+    pt_table_print(x.t, cli, stdout);
+    if (!cli->no_legend && cli->tty)
+        printf("\n%zu object%s listed.\n", x.n, x.n == 1 ? "" : "s");
+    return PT_EXIT_OK;
+}
+
+/* ---- show -------------------------------------------------------------- */
+
+static void party_json(pt_json *j, const pt_inspect_party *p, int index)
+{
+    pt_json_obj(j, NULL);
+    if (index >= 0)
+        pt_json_int(j, "position", index);
+    pt_json_uint(j, "session", p->session);
+    pt_json_int(j, "pid", p->pid);
+    pt_json_uint(j, "uid", p->uid);
+    if (p->thread)
+        pt_json_uint(j, "thread", p->thread);
+    else
+        pt_json_null(j, "thread");
+    pt_json_str(j, "process", p->process);
+    if (p->seconds >= 0)
+        pt_json_num(j, "seconds", p->seconds);
+    else
+        pt_json_null(j, "seconds");
+    pt_json_uint(j, "count", p->count);
+    pt_json_str(j, "what", p->what);
+    pt_json_end(j);
+}
+
+static void show_json(const pt_inspect_detail *d)
+{
+    const pt_inspect_object *o = &d->object;
+    pt_json *j = pt_json_new(stdout);
+
+    pt_json_obj(j, NULL);
+    pt_json_obj(j, "object");
+    object_json(j, o);
+    pt_json_obj(j, "counters");
+    pt_json_uint(j, "acquires", o->acquires);
+    pt_json_uint(j, "contended", o->contended);
+    pt_json_uint(j, "timeouts", o->timeouts);
+    pt_json_num(j, "longest_wait_seconds", o->longest_wait);
+    pt_json_num(j, "longest_hold_seconds", o->longest_hold);
+    pt_json_end(j);
+    pt_json_end(j);
+    pt_json_bool(j, "detail_denied", d->detail_denied);
+    pt_json_arr(j, "holders");
+    for (size_t i = 0; i < d->n_holders; i++)
+        party_json(j, &d->holders[i], -1);
+    pt_json_end(j);
+    pt_json_arr(j, "waiters");
+    for (size_t i = 0; i < d->n_waiters; i++)
+        party_json(j, &d->waiters[i], (int)i);
+    pt_json_end(j);
+    pt_json_uint(j, "more_waiters", d->more_waiters);
+    pt_json_end(j);
+    finish_json(j);
+}
+
+static void params_text(char *buf, size_t len, const pt_inspect_object *o)
+{
+    char t[32];
+
+    switch (o->kind) {
+    case PT_KIND_CONDITION:
+        snprintf(buf, len, "lock=%s", o->cond_lock[0] ? o->cond_lock : "(its own RLock)");
+        break;
+    case PT_KIND_SEMAPHORE:
+    case PT_KIND_BOUNDED_SEMAPHORE:
+        snprintf(buf, len, "value=%" PRId64 "%s, permits %s", o->initial,
+                 o->kind == PT_KIND_BOUNDED_SEMAPHORE ? " (bound)" : "",
+                 o->owned ? "owned (given back when a session ends)" : "not owned");
+        break;
+    case PT_KIND_BARRIER:
+        if (o->timeout >= 0)
+            snprintf(t, sizeof(t), "%gs", o->timeout);
+        else
+            snprintf(t, sizeof(t), "none");
+        snprintf(buf, len, "parties=%u, timeout=%s", o->parties, t);
+        break;
+    default:
+        snprintf(buf, len, "-");
+        break;
+    }
+}
+
+static void parties_table(const pt_cli *cli, const char *title, const pt_inspect_party *v, size_t n)
+{
+    static const char *const hdr[8] = {"#",      "SESSION", "PID",  "UID",
+                                       "THREAD", "PROCESS", "TIME", "WHAT"};
+    pt_table *t;
+
+    printf("\n%s:%s\n", title, n ? "" : " none");
+    if (!n)
+        return;
+    t = pt_table_new(8, hdr);
+    for (size_t i = 0; i < n; i++) {
+        char pos[24], sess[24], pid[24], uid[16], thr[24], dur[32], what[48];
+
+        snprintf(pos, sizeof(pos), "%zu", i + 1);
+        snprintf(sess, sizeof(sess), "%" PRIu64, v[i].session);
+        snprintf(pid, sizeof(pid), "%ld", v[i].pid);
+        snprintf(uid, sizeof(uid), "%u", v[i].uid);
+        if (v[i].thread)
+            snprintf(thr, sizeof(thr), "%" PRIu64, v[i].thread);
+        else
+            snprintf(thr, sizeof(thr), "-");
+        pt_fmt_duration(dur, sizeof(dur), v[i].seconds);
+        if (v[i].count > 1)
+            snprintf(what, sizeof(what), "%s x%" PRIu64, v[i].what, v[i].count);
+        else
+            snprintf(what, sizeof(what), "%s", v[i].what);
+        {
+            const char *row[8] = {pos, sess, pid, uid, thr, v[i].process[0] ? v[i].process : "-",
+                                  dur, what};
+
+            pt_table_row(t, row);
+        }
+    }
+    pt_table_print(t, cli, stdout);
+}
+
+static void show_table(const pt_cli *cli, const pt_inspect_detail *d)
+{
+    static const char *const hdr[2] = {"FIELD", "VALUE"};
+    const pt_inspect_object *o = &d->object;
+    pt_table *t = pt_table_new(2, hdr);
+    pt_cli plain = *cli;
+    char buf[600], w[32], h[32];
+
+    kv(t, "name:", o->name);
+    kv(t, "kind:", pt_cli_kind_word(o->kind));
+    params_text(buf, sizeof(buf), o);
+    kv(t, "parameters:", buf);
+    state_word(w, sizeof(w), o);
+    snprintf(buf, sizeof(buf), "%s, %u waiting%s%s", w, o->waiters,
+             o->transient ? ", transient" : "", o->unlinked ? ", unlinked" : "");
+    kv(t, "state:", buf);
+    snprintf(buf, sizeof(buf), "%" PRIu64, o->token);
+    kv(t, "fencing token:", buf);
+    snprintf(buf, sizeof(buf), "uid %u, gid %u, mode %04o", o->uid, o->gid, o->mode);
+    kv(t, "owner:", buf);
+    snprintf(buf, sizeof(buf), "%u", o->refs);
+    kv(t, "references:", buf);
+    pt_fmt_duration(w, sizeof(w), o->longest_wait);
+    pt_fmt_duration(h, sizeof(h), o->longest_hold);
+    snprintf(buf, sizeof(buf),
+             "acquires %" PRIu64 ", contended %" PRIu64 ", timeouts %" PRIu64
+             ", longest wait %s, longest hold %s",
+             o->acquires, o->contended, o->timeouts, w, h);
+    kv(t, "counters:", buf);
+    plain.no_legend = 1;
+    pt_table_print(t, &plain, stdout);
+    if (d->detail_denied) {
+        printf("\nholders and waiters: not shown, the object's mode %04o does not let you "
+               "read it\n",
+               o->mode);
+        return;
+    }
+    parties_table(cli, "holders", d->holders, d->n_holders);
+    parties_table(cli, "waiters (in the order they will be served)", d->waiters, d->n_waiters);
+    if (d->more_waiters)
+        printf("... and %u more not shown\n", d->more_waiters);
+}
+
+int pt_cmd_show(pt_cli *cli, int argc, char **argv)
+{
+    const pt_cli_command *cmd = pt_cli_find("show");
+    pt_inspect_detail *d;
+    pt_client *c;
+    int ch, code, r;
+
+    while ((ch = pt_cli_getopt(cli, cmd, argc, argv, "", NULL)) != -1)
+        return ch == 'h' ? PT_EXIT_OK : PT_EXIT_USAGE;
+    if (optind >= argc)
+        return pt_cli_usage("show", "which object? give its NAME");
+    if (optind + 1 < argc)
+        return pt_cli_usage("show", "unexpected argument '%s' (one NAME)", argv[optind + 1]);
+    if (!(c = pt_cli_client(cli, &code)))
+        return code;
+    if ((r = pt_inspect_show(c, argv[optind], &d)) < 0)
+        return pt_cli_lib_fail("show", r);
+    if (cli->json)
+        show_json(d);
+    else
+        show_table(cli, d);
+    pt_inspect_detail_free(d);
+    return PT_EXIT_OK;
+}
+
+/* ---- sessions ---------------------------------------------------------- */
+
+typedef struct sess_ctx {
+    pt_table *t;
+    pt_json *j;
+    pt_client *c;
+    uint64_t self;
+    size_t n;
+} sess_ctx;
+
+static int session_one(void *arg, const pt_inspect_session *s)
+{
+    sess_ctx *x = arg;
+    char id[24], pid[24], uid[16], since[32], handles[16], held[16], waiting[16];
+
+    x->n++;
+    /* Known once the first page came back on our session. */
+    if (!x->self)
+        x->self = pt_client_session_id(x->c);
+    if (x->j) {
+        pt_json_obj(x->j, NULL);
+        pt_json_uint(x->j, "id", s->id);
+        pt_json_int(x->j, "pid", s->pid);
+        pt_json_uint(x->j, "uid", s->uid);
+        pt_json_uint(x->j, "gid", s->gid);
+        pt_json_str(x->j, "process", s->process);
+        pt_json_num(x->j, "connected_at", s->since);
+        pt_json_uint(x->j, "handles", s->handles);
+        pt_json_uint(x->j, "held", s->held);
+        pt_json_uint(x->j, "waiting", s->waiting);
+        pt_json_uint(x->j, "requests", s->requests);
+        pt_json_bool(x->j, "self", s->id == x->self);
+        pt_json_end(x->j);
+        return 0;
+    }
+    snprintf(id, sizeof(id), "%" PRIu64 "%s", s->id, s->id == x->self ? "*" : "");
+    snprintf(pid, sizeof(pid), "%ld", s->pid);
+    snprintf(uid, sizeof(uid), "%u", s->uid);
+    pt_fmt_time(since, sizeof(since), s->since);
+    snprintf(handles, sizeof(handles), "%u", s->handles);
+    snprintf(held, sizeof(held), "%u", s->held);
+    snprintf(waiting, sizeof(waiting), "%u", s->waiting);
+    {
+        const char *row[8] = {id,    pid,     uid,  s->process[0] ? s->process : "-",
+                              since, handles, held, waiting};
+
+        pt_table_row(x->t, row);
+    }
+    return 0;
+}
+
+int pt_cmd_sessions(pt_cli *cli, int argc, char **argv)
+{
+    static const char *const hdr[8] = {"ID",        "PID",     "UID",  "PROCESS",
+                                       "CONNECTED", "HANDLES", "HELD", "WAITING"};
+    sess_ctx x = {0};
+    pt_client *c;
+    int code, r;
+
+    if (no_args(cli, pt_cli_find("sessions"), argc, argv, &code) < 0)
+        return code;
+    if (!(c = pt_cli_client(cli, &code)))
+        return code;
+    if (cli->json) {
+        x.j = pt_json_new(stdout);
+        pt_json_obj(x.j, NULL);
+        pt_json_arr(x.j, "sessions");
+    } else {
+        x.t = pt_table_new(8, hdr);
+    }
+    x.c = c;
+    r = pt_inspect_sessions(c, session_one, &x);
+    if (x.j) {
+        pt_json_end(x.j);
+        pt_json_end(x.j);
+        if (r < 0) {
+            pt_json_finish(x.j);
+            return pt_cli_lib_fail("sessions", r);
+        }
+        return finish_json(x.j);
+    }
+    pt_table_print(x.t, cli, stdout);
+    if (r < 0)
+        return pt_cli_lib_fail("sessions", r);
+    if (!cli->no_legend && cli->tty)
+        printf("\n%zu session%s (* marks this one).\n", x.n, x.n == 1 ? "" : "s");
+    return PT_EXIT_OK;
+}

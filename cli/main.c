@@ -1,0 +1,427 @@
+/*
+ * main.c - pythreadctl: the command table, the options every command
+ * shares, --help and --version, and the mapping of failures to exit codes.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+const pt_cli_command pt_cli_commands[] = {
+    {"status", pt_cmd_status, "",
+     "show the daemon's version, pid, uptime, socket, sessions, objects and limits",
+     "Shows the daemon's version, pid, uptime, socket path, the number of sessions,\n"
+     "the objects it hosts by kind, the calls waiting, the requests served since it\n"
+     "started and the limits in force.\n"},
+    {"list", pt_cmd_list, "[--kind KIND] [GLOB]",
+     "list objects with kind, state, waiters, owner and mode",
+     "Lists every object (or those whose name matches the shell pattern GLOB, and\n"
+     "of kind KIND) oldest first: name, kind, a one-word state (locked/free for\n"
+     "locks and conditions; the value, or value/bound, for semaphores; set/clear\n"
+     "for events; n_waiting/parties or broken for barriers), the calls waiting on\n"
+     "it, the uid that created it and its mode.\n"
+     "\n"
+     "  -k, --kind KIND   lock, rlock, condition, semaphore, bounded_semaphore,\n"
+     "                    event or barrier\n"},
+    {"show", pt_cmd_show, "NAME",
+     "show everything about one object: state, holders, waiters, counters",
+     "Shows one object: its kind and creation parameters, its state and fencing\n"
+     "token, who holds it (session, pid, uid, thread, process and for how long),\n"
+     "who waits for it in the order they will be served, and its counters\n"
+     "(acquires, contended acquires, timeouts, longest wait, longest hold).\n"
+     "Holders and waiters are shown only to users the object's mode lets read it.\n"},
+    {"sessions", pt_cmd_sessions, "",
+     "list connected sessions with pid, uid, process and what they hold",
+     "Lists every connected session in the order they connected: id, pid, uid,\n"
+     "process name, connected since, open handles, objects held and calls waiting.\n"
+     "pythreadctl's own session is among them.\n"},
+    {"create", pt_cmd_create, "KIND NAME [OPTIONS]",
+     "create an object (lock rlock condition semaphore event barrier)",
+     "Creates the object NAME of KIND (lock, rlock, condition, semaphore, event or\n"
+     "barrier); fails if the name exists.\n"
+     "\n"
+     "  --value N       semaphore: initial value (default 1)\n"
+     "  --bounded       semaphore: a BoundedSemaphore (release past N fails, and a\n"
+     "                  session's permits come back when it ends)\n"
+     "  --parties N     barrier: parties (required)\n"
+     "  --timeout S     barrier: default timeout in seconds (default none)\n"
+     "  --lock NAME     condition: over this existing Lock or RLock (default: its\n"
+     "                  own RLock)\n"
+     "  --mode OCTAL    permission bits (default 0600)\n"
+     "  --transient     end the object when its last handle closes (with nobody\n"
+     "                  else holding it open, that is at once)\n"},
+    {"unlink", pt_cmd_unlink, "NAME", "remove a name; open handles keep working until closed",
+     "Removes NAME, like sem_unlink(3): processes that have it open keep using it\n"
+     "until they close it; a new open creates a new object.\n"},
+    {"lock", pt_cmd_lock, "NAME [--rlock] [--wait S | --nonblock] -- COMMAND [ARGS...]",
+     "run COMMAND while holding a lock, like flock(1)",
+     "Opens the Lock NAME (an RLock with --rlock), creating it if it does not\n"
+     "exist, acquires it, runs COMMAND while holding it and exits with COMMAND's\n"
+     "status (128+N if a signal N killed it). If the lock cannot be had within\n"
+     "--wait seconds, or at once with --nonblock, exits 1 without running COMMAND.\n"
+     "If pythreadctl itself dies, the daemon releases the lock.\n"
+     "\n"
+     "  --rlock         the object is an RLock\n"
+     "  -w, --wait S    give up after S seconds (default: wait forever)\n"
+     "  -n, --nonblock  give up at once if the lock is held\n"
+     "  --mode OCTAL    permission bits if the lock is created (default 0600)\n"},
+    {"sem", pt_cmd_sem, "NAME [--wait S | --nonblock] -- COMMAND [ARGS...]",
+     "run COMMAND while holding one semaphore permit",
+     "As lock, with one permit of the semaphore NAME. A missing semaphore is\n"
+     "created as a BoundedSemaphore of --value permits, so a permit taken by a\n"
+     "pythreadctl that dies comes back.\n"
+     "\n"
+     "  -w, --wait S    give up after S seconds (default: wait forever)\n"
+     "  -n, --nonblock  give up at once if no permit is free\n"
+     "  --value N       permits if the semaphore is created (default 1)\n"
+     "  --mode OCTAL    permission bits if it is created (default 0600)\n"},
+    {"event", pt_cmd_event, "set|clear|is-set|wait [--timeout S] NAME",
+     "set, clear, test or wait for an Event",
+     "set, clear: change the Event NAME (created if missing).\n"
+     "is-set: prints set or clear; exits 0 if set, 1 if clear.\n"
+     "wait: waits until the event is set (exit 0) or --timeout S passes (exit 1);\n"
+     "the event is created if missing.\n"
+     "\n"
+     "  -t, --timeout S  for wait: give up after S seconds (default: forever)\n"},
+    {"barrier", pt_cmd_barrier, "wait [--timeout S] NAME | abort NAME | reset NAME",
+     "wait at, abort or reset a Barrier",
+     "wait: waits at the existing Barrier NAME until all its parties arrive and\n"
+     "prints this party's index; exits 1 if the barrier breaks (a timeout, an\n"
+     "abort, a party gone).\n"
+     "abort: breaks the barrier. reset: makes a broken barrier usable again.\n"
+     "\n"
+     "  -t, --timeout S  for wait (default: the barrier's own timeout)\n"},
+    {"notify", pt_cmd_notify, "[--all | -n N] NAME", "wake waiters of a Condition",
+     "Acquires the existing Condition NAME's lock, wakes one waiter (N with -n,\n"
+     "every waiter with --all), and releases it.\n"
+     "\n"
+     "  -a, --all       wake every waiter\n"
+     "  -n N            wake N waiters (default 1)\n"},
+};
+const size_t pt_cli_ncommands = sizeof(pt_cli_commands) / sizeof(pt_cli_commands[0]);
+
+static const char common_help[] =
+    "Common options (before or after the command):\n"
+    "  -s, --socket PATH  the daemon's socket (default: $PYTHREAD_SOCKET, else\n"
+    "                     /run/pythread/pythreadd.sock for root, else\n"
+    "                     $XDG_RUNTIME_DIR/pythread/pythreadd.sock, else\n"
+    "                     /tmp/pythread-UID/pythreadd.sock)\n"
+    "  -j, --json         one JSON document on stdout (inspection commands)\n"
+    "      --no-legend    no header line or summary in tables\n"
+    "  -h, --help         this help\n";
+
+static const char exit_help[] =
+    "Exit status: 0 success, 1 the operation failed or timed out (or COMMAND's\n"
+    "own status for lock and sem), 2 usage error, 3 the daemon cannot be reached.\n";
+
+int pt_cli_fail(int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    fflush(stdout);
+    fputs(PT_CLI_NAME ": ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return code;
+}
+
+int pt_cli_usage(const char *cmd, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (cmd)
+        return pt_cli_fail(PT_EXIT_USAGE, "%s: %s (see '" PT_CLI_NAME " %s --help')", cmd, text,
+                           cmd);
+    return pt_cli_fail(PT_EXIT_USAGE, "%s (see '" PT_CLI_NAME " --help')", text);
+}
+
+static int exit_code_of(int err)
+{
+    switch (err) {
+    case PT_ECONNECT:
+    case PT_ESESSION:
+    case PT_EVERSION:
+        return PT_EXIT_NODAEMON;
+    default:
+        return PT_EXIT_FAILED;
+    }
+}
+
+int pt_cli_lib_fail(const char *what, int err)
+{
+    const char *msg = pt_last_error_message();
+
+    size_t n = strlen(what);
+
+    if (!msg || !*msg)
+        msg = pt_strerror(err);
+    /* The daemon's words often name the operation already. */
+    if (strncmp(msg, what, n) == 0 && msg[n] == ':')
+        return pt_cli_fail(exit_code_of(err), "%s", msg);
+    return pt_cli_fail(exit_code_of(err), "%s: %s", what, msg);
+}
+
+pt_client *pt_cli_client(pt_cli *cli, int *code)
+{
+    int r;
+
+    if (cli->client)
+        return cli->client;
+    r = pt_client_open(&cli->client, cli->socket);
+    if (r < 0) {
+        cli->client = NULL;
+        *code = pt_cli_lib_fail("cannot reach pythreadd", r);
+        return NULL;
+    }
+    return cli->client;
+}
+
+const pt_cli_command *pt_cli_find(const char *name)
+{
+    for (size_t i = 0; i < pt_cli_ncommands; i++)
+        if (strcmp(pt_cli_commands[i].name, name) == 0)
+            return &pt_cli_commands[i];
+    return NULL;
+}
+
+static void command_help(const pt_cli_command *cmd)
+{
+    printf("Usage: " PT_CLI_NAME " %s %s\n\n%s\n%s\n%s", cmd->name, cmd->synopsis, cmd->summary,
+           cmd->help, common_help);
+    printf("\n%s", exit_help);
+}
+
+static void main_help(void)
+{
+    printf("Usage: " PT_CLI_NAME " [OPTIONS] COMMAND [ARGS...]\n\n"
+           "Look inside pythreadd and use its named objects from the shell.\n\n"
+           "Commands:\n");
+    for (size_t i = 0; i < pt_cli_ncommands; i++)
+        printf("  %-10s %s\n", pt_cli_commands[i].name, pt_cli_commands[i].summary);
+    printf("\n%s  -V, --version      print the version and exit\n\n%s\n"
+           "'" PT_CLI_NAME " COMMAND --help' describes one command.\n",
+           common_help, exit_help);
+}
+
+enum { OPT_NO_LEGEND = 0x1000 };
+
+static const struct option common_long[] = {
+    {"socket", required_argument, NULL, 's'},
+    {"json", no_argument, NULL, 'j'},
+    {"no-legend", no_argument, NULL, OPT_NO_LEGEND},
+    {"help", no_argument, NULL, 'h'},
+};
+#define NCOMMON  (sizeof(common_long) / sizeof(common_long[0]))
+#define MAX_LONG 24
+
+int pt_cli_getopt(pt_cli *cli, const pt_cli_command *cmd, int argc, char **argv,
+                  const char *shortopts, const pt_cli_option *longopts)
+{
+    static struct option all[MAX_LONG];
+    static char shorts[64];
+    size_t n = 0;
+    int ch;
+
+    /* ':' first: a missing argument is reported here, by name. */
+    snprintf(shorts, sizeof(shorts), ":s:jh%s", shortopts ? shortopts : "");
+    for (size_t i = 0; longopts && longopts[i].name && n < MAX_LONG - NCOMMON - 1; i++)
+        all[n++] = longopts[i];
+    for (size_t i = 0; i < NCOMMON; i++)
+        all[n++] = common_long[i];
+    all[n] = (struct option){0};
+    for (;;) {
+        int prev = optind;
+
+        ch = getopt_long(argc, argv, shorts, all, NULL);
+        switch (ch) {
+        case 's':
+            cli->socket = optarg;
+            continue;
+        case 'j':
+            cli->json = 1;
+            continue;
+        case OPT_NO_LEGEND:
+            cli->no_legend = 1;
+            continue;
+        case 'h':
+            command_help(cmd);
+            return 'h';
+        case ':':
+            pt_cli_usage(cmd->name, "option %s needs an argument", argv[optind - 1]);
+            return '?';
+        case '?':
+            if (optopt)
+                pt_cli_usage(cmd->name, "unknown option -%c", optopt);
+            else
+                pt_cli_usage(cmd->name, "unknown option %s", argv[prev < argc ? prev : argc - 1]);
+            return '?';
+        default:
+            return ch;
+        }
+    }
+}
+
+int pt_cli_parse_seconds(const char *cmd, const char *opt, const char *arg, double *out)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(arg, &end);
+    if (end == arg || *end || errno || isnan(v) || v < 0)
+        return pt_cli_usage(cmd, "%s takes seconds >= 0, not '%s'", opt, arg);
+    if (v > PT_TIMEOUT_MAX)
+        return pt_cli_usage(cmd, "%s: %s seconds is over the maximum of %.0f", opt, arg,
+                            PT_TIMEOUT_MAX);
+    *out = v;
+    return 0;
+}
+
+int pt_cli_parse_u32(const char *cmd, const char *opt, const char *arg, uint32_t min, uint32_t *out)
+{
+    char *end;
+    unsigned long long v;
+
+    errno = 0;
+    v = strtoull(arg, &end, 10);
+    if (end == arg || *end || errno || arg[0] == '-' || v < min || v > UINT32_MAX)
+        return pt_cli_usage(cmd, "%s takes a whole number from %u to %u, not '%s'", opt, min,
+                            UINT32_MAX, arg);
+    *out = (uint32_t)v;
+    return 0;
+}
+
+int pt_cli_parse_i64(const char *cmd, const char *opt, const char *arg, int64_t *out)
+{
+    char *end;
+    long long v;
+
+    errno = 0;
+    v = strtoll(arg, &end, 10);
+    if (end == arg || *end || errno || v < 0)
+        return pt_cli_usage(cmd, "%s takes a whole number >= 0, not '%s'", opt, arg);
+    *out = v;
+    return 0;
+}
+
+int pt_cli_parse_mode(const char *cmd, const char *arg, unsigned *out)
+{
+    char *end;
+    unsigned long v;
+
+    errno = 0;
+    v = strtoul(arg, &end, 8);
+    if (end == arg || *end || errno || arg[0] == '-' || v == 0 || v > 0777)
+        return pt_cli_usage(cmd, "--mode takes octal permission bits from 1 to 0777, not '%s'",
+                            arg);
+    *out = (unsigned)v;
+    return 0;
+}
+
+static const char *const kind_words[] = {
+    [PT_KIND_LOCK] = "lock",
+    [PT_KIND_RLOCK] = "rlock",
+    [PT_KIND_CONDITION] = "condition",
+    [PT_KIND_SEMAPHORE] = "semaphore",
+    [PT_KIND_BOUNDED_SEMAPHORE] = "bounded_semaphore",
+    [PT_KIND_EVENT] = "event",
+    [PT_KIND_BARRIER] = "barrier",
+};
+
+const char *pt_cli_kind_word(int kind)
+{
+    if (kind >= PT_KIND_LOCK && kind <= PT_KIND_BARRIER)
+        return kind_words[kind];
+    return "unknown";
+}
+
+int pt_cli_kind_parse(const char *word)
+{
+    for (int k = PT_KIND_LOCK; k <= PT_KIND_BARRIER; k++)
+        if (strcmp(kind_words[k], word) == 0)
+            return k;
+    return 0;
+}
+
+/* Global options come before the command; getopt stops at the first word
+ * that is not one ('+'), which names the command. */
+static int parse_global(pt_cli *cli, int argc, char **argv, int *code)
+{
+    static const struct option longopts[] = {
+        {"socket", required_argument, NULL, 's'},
+        {"json", no_argument, NULL, 'j'},
+        {"no-legend", no_argument, NULL, OPT_NO_LEGEND},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+
+    while ((ch = getopt_long(argc, argv, "+:s:jhV", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 's':
+            cli->socket = optarg;
+            break;
+        case 'j':
+            cli->json = 1;
+            break;
+        case OPT_NO_LEGEND:
+            cli->no_legend = 1;
+            break;
+        case 'h':
+            main_help();
+            *code = PT_EXIT_OK;
+            return -1;
+        case 'V':
+            printf(PT_CLI_NAME " %s (libpythread %s)\n", PT_VERSION_STRING, PT_VERSION_STRING);
+            *code = PT_EXIT_OK;
+            return -1;
+        case ':':
+            *code = pt_cli_usage(NULL, "option %s needs an argument", argv[optind - 1]);
+            return -1;
+        default:
+            *code = optopt ? pt_cli_usage(NULL, "unknown option -%c", optopt)
+                           : pt_cli_usage(NULL, "unknown option %s", argv[optind - 1]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    pt_cli cli = {0};
+    const pt_cli_command *cmd;
+    int code = PT_EXIT_OK;
+
+    cli.tty = isatty(STDOUT_FILENO);
+    if (parse_global(&cli, argc, argv, &code) < 0)
+        return code;
+    if (optind >= argc)
+        return pt_cli_usage(NULL, "no command given");
+    cmd = pt_cli_find(argv[optind]);
+    if (!cmd)
+        return pt_cli_usage(NULL, "unknown command '%s'", argv[optind]);
+    argc -= optind;
+    argv += optind;
+    /* 0, not 1: glibc starts over, so the command's options are found
+     * anywhere among its words (the '+' above applied to ours only). */
+    optind = 0;
+    code = cmd->run(&cli, argc, argv);
+    if (cli.client)
+        pt_client_close(cli.client);
+    if (fflush(stdout) != 0 && code == PT_EXIT_OK)
+        code = pt_cli_fail(PT_EXIT_FAILED, "cannot write the output");
+    return code;
+}

@@ -1,0 +1,320 @@
+/*
+ * out.c - output for people and for scripts: aligned tables (tab-separated
+ * when stdout is not a terminal) and a small streaming JSON writer that
+ * escapes every string itself.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+/* ---- tables ------------------------------------------------------------ */
+
+struct pt_table {
+    size_t ncols;
+    size_t nrows, cap;
+    char **cells; /* nrows * ncols, row 0 the headers */
+};
+
+static char *dup_or_die(const char *s)
+{
+    char *d = strdup(s ? s : "");
+
+    if (!d) {
+        pt_cli_fail(PT_EXIT_FAILED, "out of memory");
+        exit(PT_EXIT_FAILED);
+    }
+    return d;
+}
+
+pt_table *pt_table_new(size_t ncols, const char *const *headers)
+{
+    pt_table *t = calloc(1, sizeof(*t));
+
+    if (!t) {
+        pt_cli_fail(PT_EXIT_FAILED, "out of memory");
+        exit(PT_EXIT_FAILED);
+    }
+    t->ncols = ncols;
+    pt_table_row(t, headers);
+    return t;
+}
+
+void pt_table_row(pt_table *t, const char *const *cells)
+{
+    if (t->nrows == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 16;
+        char **v = realloc(t->cells, cap * t->ncols * sizeof(*v));
+
+        if (!v) {
+            pt_cli_fail(PT_EXIT_FAILED, "out of memory");
+            exit(PT_EXIT_FAILED);
+        }
+        t->cells = v;
+        t->cap = cap;
+    }
+    for (size_t i = 0; i < t->ncols; i++)
+        t->cells[t->nrows * t->ncols + i] = dup_or_die(cells[i]);
+    t->nrows++;
+}
+
+void pt_table_print(pt_table *t, const pt_cli *cli, FILE *f)
+{
+    size_t *width = calloc(t->ncols, sizeof(*width));
+    size_t first = cli->no_legend ? 1 : 0;
+
+    for (size_t r = first; r < t->nrows; r++)
+        for (size_t c = 0; c < t->ncols && width; c++) {
+            size_t n = strlen(t->cells[r * t->ncols + c]);
+
+            if (n > width[c])
+                width[c] = n;
+        }
+    for (size_t r = first; r < t->nrows; r++) {
+        for (size_t c = 0; c < t->ncols; c++) {
+            const char *cell = t->cells[r * t->ncols + c];
+            int last = c + 1 == t->ncols;
+
+            if (last)
+                fputs(cell, f);
+            else if (cli->tty && width)
+                fprintf(f, "%-*s  ", (int)width[c], cell);
+            else
+                fprintf(f, "%s\t", cell);
+        }
+        fputc('\n', f);
+    }
+    for (size_t i = 0; i < t->nrows * t->ncols; i++)
+        free(t->cells[i]);
+    free(t->cells);
+    free(width);
+    free(t);
+}
+
+/* ---- JSON -------------------------------------------------------------- */
+
+#define JSON_DEPTH 16
+
+struct pt_json {
+    FILE *f;
+    int depth;
+    int first[JSON_DEPTH];  /* nothing written yet at this level */
+    char close[JSON_DEPTH]; /* '}' or ']' that ends this level */
+};
+
+pt_json *pt_json_new(FILE *f)
+{
+    pt_json *j = calloc(1, sizeof(*j));
+
+    if (!j) {
+        pt_cli_fail(PT_EXIT_FAILED, "out of memory");
+        exit(PT_EXIT_FAILED);
+    }
+    j->f = f;
+    j->first[0] = 1;
+    return j;
+}
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    size_t len;
+    uint32_t cp;
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        len = 2, cp = s[0] & 0x1f;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef)
+        len = 3, cp = s[0] & 0x0f;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        len = 4, cp = s[0] & 0x07;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return len;
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped,
+ * valid UTF-8 kept, any invalid byte replaced by U+FFFD. */
+static void json_string(FILE *f, const char *v, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)v;
+
+    fputc('"', f);
+    for (size_t i = 0; i < n;) {
+        unsigned char ch = s[i];
+        size_t len;
+
+        switch (ch) {
+        case '"':
+            fputs("\\\"", f);
+            break;
+        case '\\':
+            fputs("\\\\", f);
+            break;
+        case '\n':
+            fputs("\\n", f);
+            break;
+        case '\r':
+            fputs("\\r", f);
+            break;
+        case '\t':
+            fputs("\\t", f);
+            break;
+        case '\b':
+            fputs("\\b", f);
+            break;
+        case '\f':
+            fputs("\\f", f);
+            break;
+        default:
+            if (ch < 0x20 || ch == 0x7f) {
+                fprintf(f, "\\u%04x", ch);
+                break;
+            }
+            len = utf8_len(s + i, n - i);
+            if (len == 0) {
+                fputs("\\ufffd", f);
+                break;
+            }
+            fwrite(s + i, 1, len, f);
+            i += len;
+            continue;
+        }
+        i++;
+    }
+    fputc('"', f);
+}
+
+static void json_key(pt_json *j, const char *key)
+{
+    if (!j->first[j->depth])
+        fputc(',', j->f);
+    j->first[j->depth] = 0;
+    if (key) {
+        json_string(j->f, key, strlen(key));
+        fputc(':', j->f);
+    }
+}
+
+static void json_open(pt_json *j, const char *key, char ch)
+{
+    json_key(j, key);
+    fputc(ch, j->f);
+    if (j->depth + 1 < JSON_DEPTH) {
+        j->depth++;
+        j->first[j->depth] = 1;
+        j->close[j->depth] = ch == '{' ? '}' : ']';
+    }
+}
+
+void pt_json_obj(pt_json *j, const char *key)
+{
+    json_open(j, key, '{');
+}
+
+void pt_json_arr(pt_json *j, const char *key)
+{
+    json_open(j, key, '[');
+}
+
+void pt_json_end(pt_json *j)
+{
+    if (j->depth > 0)
+        fputc(j->close[j->depth--], j->f);
+}
+
+void pt_json_str(pt_json *j, const char *key, const char *v)
+{
+    pt_json_strn(j, key, v ? v : "", v ? strlen(v) : 0);
+}
+
+void pt_json_strn(pt_json *j, const char *key, const char *v, size_t len)
+{
+    json_key(j, key);
+    json_string(j->f, v, len);
+}
+
+void pt_json_int(pt_json *j, const char *key, int64_t v)
+{
+    json_key(j, key);
+    fprintf(j->f, "%lld", (long long)v);
+}
+
+void pt_json_uint(pt_json *j, const char *key, uint64_t v)
+{
+    json_key(j, key);
+    fprintf(j->f, "%llu", (unsigned long long)v);
+}
+
+void pt_json_num(pt_json *j, const char *key, double v)
+{
+    json_key(j, key);
+    if (isfinite(v))
+        fprintf(j->f, "%.17g", v);
+    else
+        fputs("null", j->f);
+}
+
+void pt_json_bool(pt_json *j, const char *key, int v)
+{
+    json_key(j, key);
+    fputs(v ? "true" : "false", j->f);
+}
+
+void pt_json_null(pt_json *j, const char *key)
+{
+    json_key(j, key);
+    fputs("null", j->f);
+}
+
+int pt_json_finish(pt_json *j)
+{
+    int bad;
+
+    fputc('\n', j->f);
+    bad = ferror(j->f);
+    free(j);
+    return bad ? -1 : 0;
+}
+
+/* ---- numbers for people ------------------------------------------------ */
+
+void pt_fmt_duration(char *buf, size_t len, double s)
+{
+    if (s < 0 || !isfinite(s))
+        snprintf(buf, len, "-");
+    else if (s < 1e-3)
+        snprintf(buf, len, "%.0fus", s * 1e6);
+    else if (s < 1)
+        snprintf(buf, len, "%.1fms", s * 1e3);
+    else if (s < 60)
+        snprintf(buf, len, "%.2fs", s);
+    else if (s < 3600)
+        snprintf(buf, len, "%dm%02ds", (int)(s / 60), (int)s % 60);
+    else if (s < 86400)
+        snprintf(buf, len, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+    else
+        snprintf(buf, len, "%dd%02dh", (int)(s / 86400), (int)(s / 3600) % 24);
+}
+
+void pt_fmt_time(char *buf, size_t len, double epoch)
+{
+    time_t t = (time_t)epoch;
+    struct tm tm;
+
+    if (localtime_r(&t, &tm) == NULL || strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+        snprintf(buf, len, "-");
+}

@@ -1,0 +1,351 @@
+/*
+ * inspect.c - the public inspection API: status, list, show and sessions.
+ *
+ * The reading thread hands each answer to a copy function here (the
+ * decoded message lives only as long as the read), which turns it into the
+ * plain structs of pythread_inspect.h; the caller's thread then walks them.
+ * Lists are fetched a page at a time, following the daemon's cursor.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "session.h"
+
+/* Entries asked per page; the daemon sends fewer when they do not fit. */
+#define PAGE_ENTRIES 500u
+
+static void text_copy(char *dst, size_t cap, const char *src)
+{
+    size_t n = src ? strlen(src) : 0;
+
+    if (n >= cap)
+        n = cap - 1;
+    if (n)
+        memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* Names travel as bytes; the daemon only keeps valid (printable) ones. */
+static void bytes_copy(char *dst, size_t cap, const ProtobufCBinaryData *b, int has)
+{
+    size_t n = has ? b->len : 0;
+
+    if (n >= cap)
+        n = cap - 1;
+    if (n)
+        memcpy(dst, b->data, n);
+    dst[n] = '\0';
+}
+
+static void object_copy(pt_inspect_object *o, const Pythread__ObjectInfo *m)
+{
+    const Pythread__State *s = m->state;
+    const Pythread__Counters *k = m->counters;
+
+    memset(o, 0, sizeof(*o));
+    bytes_copy(o->name, sizeof(o->name), &m->name, m->has_name);
+    o->kind = (pt_kind)m->kind;
+    o->mode = m->mode;
+    o->uid = m->uid;
+    o->gid = m->gid;
+    o->transient = m->transient;
+    o->unlinked = m->unlinked;
+    o->refs = m->refs;
+    o->waiters = m->waiters;
+    o->owned = m->owned;
+    bytes_copy(o->cond_lock, sizeof(o->cond_lock), &m->cond_lock, m->has_cond_lock);
+    o->timeout = PT_FOREVER;
+    if (s) {
+        o->locked = s->locked;
+        o->value = s->value;
+        o->initial = s->initial;
+        o->is_set = s->is_set;
+        o->parties = s->parties;
+        o->n_waiting = s->n_waiting;
+        o->broken = s->broken;
+        o->timeout = s->has_timeout ? s->timeout : PT_FOREVER;
+        o->token = s->token;
+    }
+    if (k) {
+        o->acquires = k->acquires;
+        o->contended = k->contended;
+        o->timeouts = k->timeouts;
+        o->longest_wait = k->longest_wait;
+        o->longest_hold = k->longest_hold;
+    }
+}
+
+static void party_copy(pt_inspect_party *p, const Pythread__PartyInfo *m)
+{
+    memset(p, 0, sizeof(*p));
+    p->session = m->session;
+    p->pid = m->pid;
+    p->uid = m->uid;
+    p->thread = m->thread;
+    text_copy(p->process, sizeof(p->process), m->process);
+    p->seconds = m->has_seconds ? m->seconds : -1;
+    p->count = m->count;
+    text_copy(p->what, sizeof(p->what), m->what);
+}
+
+/* ---- status --------------------------------------------------------- */
+
+static void status_copy(void *arg, const Pythread__Response *m)
+{
+    pt_inspect_status *st = arg;
+    const Pythread__StatusInfo *s = m->status_info;
+
+    if (!s)
+        return;
+    text_copy(st->version, sizeof(st->version), s->version);
+    st->pid = s->pid;
+    st->protocol = s->protocol;
+    st->uptime = s->uptime;
+    st->started = s->started;
+    text_copy(st->socket, sizeof(st->socket), s->socket);
+    st->sessions = s->sessions;
+    st->objects = s->objects;
+    for (size_t i = 0; i < s->n_objects_by_kind && i < 8; i++)
+        st->objects_by_kind[i] = s->objects_by_kind[i];
+    st->waiters = s->waiters;
+    st->operations = s->operations;
+    if (s->limits) {
+        st->max_frame = s->limits->max_frame;
+        st->max_sessions = s->limits->max_sessions;
+        st->max_objects = s->limits->max_objects;
+        st->max_handles_per_session = s->limits->max_handles_per_session;
+        st->max_waiters_per_session = s->limits->max_waiters_per_session;
+        st->max_objects_per_uid = s->limits->max_objects_per_uid;
+    }
+}
+
+int pt_inspect_status_get(pt_client *c, pt_inspect_status *out)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    pt__reply rep;
+
+    if (!c || !out)
+        return pt__error(PT_EINVAL, "pt_inspect_status_get: pass a client and a result");
+    memset(out, 0, sizeof(*out));
+    req.op = PYTHREAD__OP__OP_STATUS;
+    return pt__client_call_extra(c, &req, &rep, status_copy, out);
+}
+
+/* ---- paged lists ---------------------------------------------------- */
+
+/* One page as the reading thread copied it. */
+typedef struct page {
+    void *v; /* pt_inspect_object[] or pt_inspect_session[] */
+    size_t n;
+    uint64_t next;
+    int nomem;
+} page;
+
+static void objects_copy(void *arg, const Pythread__Response *m)
+{
+    page *p = arg;
+    pt_inspect_object *v;
+
+    p->next = m->next_cursor;
+    if (m->n_objects == 0)
+        return;
+    v = malloc(m->n_objects * sizeof(*v));
+    if (!v) {
+        p->nomem = 1;
+        return;
+    }
+    for (size_t i = 0; i < m->n_objects; i++)
+        object_copy(&v[i], m->objects[i]);
+    p->v = v;
+    p->n = m->n_objects;
+}
+
+static void sessions_copy(void *arg, const Pythread__Response *m)
+{
+    page *p = arg;
+    pt_inspect_session *v;
+
+    p->next = m->next_cursor;
+    if (m->n_sessions == 0)
+        return;
+    v = malloc(m->n_sessions * sizeof(*v));
+    if (!v) {
+        p->nomem = 1;
+        return;
+    }
+    for (size_t i = 0; i < m->n_sessions; i++) {
+        const Pythread__SessionInfo *s = m->sessions[i];
+
+        memset(&v[i], 0, sizeof(v[i]));
+        v[i].id = s->id;
+        v[i].pid = s->pid;
+        v[i].uid = s->uid;
+        v[i].gid = s->gid;
+        text_copy(v[i].process, sizeof(v[i].process), s->process);
+        v[i].since = s->since;
+        v[i].handles = s->handles;
+        v[i].held = s->held;
+        v[i].waiting = s->waiting;
+        v[i].requests = s->requests;
+    }
+    p->v = v;
+    p->n = m->n_sessions;
+}
+
+/* Fetch pages of op until the cursor comes back 0, calling each(arg, entry)
+ * for every entry; a non-zero result of each stops the walk. */
+static int walk(pt_client *c, Pythread__Request *req,
+                void (*copy)(void *, const Pythread__Response *), size_t size,
+                int (*each)(void *fn, void *arg, const void *entry), void *fn, void *arg,
+                const char *what)
+{
+    uint64_t cursor = 0;
+
+    do {
+        page p = {0};
+        pt__reply rep;
+        int r;
+
+        req->has_cursor = 1;
+        req->cursor = cursor;
+        req->has_max_entries = 1;
+        req->max_entries = PAGE_ENTRIES;
+        r = pt__client_call_extra(c, req, &rep, copy, &p);
+        if (r == 0 && p.nomem)
+            r = pt__error(PT_ENOMEM, "%s: cannot allocate a page of the answer", what);
+        for (size_t i = 0; r == 0 && i < p.n; i++)
+            r = each(fn, arg, (const char *)p.v + i * size);
+        free(p.v);
+        if (r != 0)
+            return r;
+        /* A cursor that does not move would loop forever. */
+        if (p.next != 0 && p.next <= cursor)
+            return pt__error(PT_EPROTO, "%s: pythreadd's cursor went back", what);
+        cursor = p.next;
+    } while (cursor != 0);
+    return 0;
+}
+
+static int each_object(void *fn, void *arg, const void *entry)
+{
+    pt_inspect_object_fn f;
+
+    memcpy(&f, fn, sizeof(f));
+    return f(arg, entry);
+}
+
+static int each_session(void *fn, void *arg, const void *entry)
+{
+    pt_inspect_session_fn f;
+
+    memcpy(&f, fn, sizeof(f));
+    return f(arg, entry);
+}
+
+int pt_inspect_list(pt_client *c, const char *glob, int kind, pt_inspect_object_fn fn, void *arg)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+
+    if (!c || !fn)
+        return pt__error(PT_EINVAL, "pt_inspect_list: pass a client and a function");
+    if (kind < 0 || kind > PT_KIND_BARRIER)
+        return pt__error(PT_EINVAL, "pt_inspect_list: unknown kind %d; pass 0 or a PT_KIND_*",
+                         kind);
+    if (glob && strlen(glob) > PT_WIRE_GLOB_MAX)
+        return pt__error(PT_EINVAL, "pt_inspect_list: the pattern is longer than %u bytes",
+                         PT_WIRE_GLOB_MAX);
+    req.op = PYTHREAD__OP__OP_LIST;
+    req.glob = (char *)glob;
+    req.has_kind = kind != 0;
+    req.kind = kind;
+    return walk(c, &req, objects_copy, sizeof(pt_inspect_object), each_object, &fn, arg, "list");
+}
+
+int pt_inspect_sessions(pt_client *c, pt_inspect_session_fn fn, void *arg)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+
+    if (!c || !fn)
+        return pt__error(PT_EINVAL, "pt_inspect_sessions: pass a client and a function");
+    req.op = PYTHREAD__OP__OP_SESSIONS;
+    return walk(c, &req, sessions_copy, sizeof(pt_inspect_session), each_session, &fn, arg,
+                "sessions");
+}
+
+/* ---- show ----------------------------------------------------------- */
+
+/* The reading thread's side of show. */
+typedef struct show_answer {
+    pt_inspect_detail *d;
+    int got_object;
+    int nomem;
+} show_answer;
+
+static void detail_copy(void *arg, const Pythread__Response *m)
+{
+    show_answer *a = arg;
+    pt_inspect_detail *d = a->d;
+
+    if (m->n_objects < 1)
+        return;
+    a->got_object = 1;
+    object_copy(&d->object, m->objects[0]);
+    d->detail_denied = m->detail_denied;
+    d->more_waiters = m->more_waiters;
+    d->holders = m->n_holders ? calloc(m->n_holders, sizeof(*d->holders)) : NULL;
+    d->waiters = m->n_waiters ? calloc(m->n_waiters, sizeof(*d->waiters)) : NULL;
+    if ((m->n_holders && !d->holders) || (m->n_waiters && !d->waiters)) {
+        a->nomem = 1;
+        return;
+    }
+    for (size_t i = 0; i < m->n_holders; i++)
+        party_copy(&d->holders[i], m->holders[i]);
+    for (size_t i = 0; i < m->n_waiters; i++)
+        party_copy(&d->waiters[i], m->waiters[i]);
+    d->n_holders = m->n_holders;
+    d->n_waiters = m->n_waiters;
+}
+
+void pt_inspect_detail_free(pt_inspect_detail *d)
+{
+    if (!d)
+        return;
+    free(d->holders);
+    free(d->waiters);
+    free(d);
+}
+
+int pt_inspect_show(pt_client *c, const char *name, pt_inspect_detail **out)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    pt_inspect_detail *d;
+    show_answer a = {0};
+    pt__reply rep;
+    size_t len;
+    int r;
+
+    if (!c || !name || !out)
+        return pt__error(PT_EINVAL, "pt_inspect_show: pass a client, a name and a result");
+    *out = NULL;
+    len = strlen(name);
+    if (len == 0 || len > PT_WIRE_NAME_MAX)
+        return pt__error(PT_ENAME, "show: a name is 1-%u bytes", PT_WIRE_NAME_MAX);
+    if (!(d = calloc(1, sizeof(*d))))
+        return pt__error(PT_ENOMEM, "show: out of memory");
+    req.op = PYTHREAD__OP__OP_SHOW;
+    req.has_name = 1;
+    req.name.data = (uint8_t *)name;
+    req.name.len = len;
+    a.d = d;
+    r = pt__client_call_extra(c, &req, &rep, detail_copy, &a);
+    if (r == 0 && !a.got_object)
+        r = pt__error(PT_EPROTO, "show '%s': pythreadd answered without the object", name);
+    if (r == 0 && a.nomem)
+        r = pt__error(PT_ENOMEM, "show '%s': out of memory", name);
+    if (r != 0) {
+        pt_inspect_detail_free(d);
+        return r;
+    }
+    *out = d;
+    return 0;
+}

@@ -1,0 +1,247 @@
+/*
+ * inspect.c - what pythreadctl sees: per-object counters kept on every
+ * call, and read-only walks over objects, their holders and waiters, and
+ * sessions, handed out as fill-in structs so nothing outside the core
+ * needs its private layout.
+ *
+ * Counting is O(1) and allocation-free: the core keeps the time of the call
+ * it is serving (core->now), so the hooks need no extra argument.
+ */
+#include <string.h>
+
+#include "core_int.h"
+
+void pt__stat_acquired(pt_core *c, pt_obj *obj)
+{
+    obj->stats.acquires++;
+    if (obj->kind == PT_KIND_LOCK || obj->kind == PT_KIND_RLOCK)
+        obj->u.lock.since = c->now;
+}
+
+void pt__stat_contended(pt_obj *obj)
+{
+    obj->stats.contended++;
+}
+
+/* The hold ends whatever its recursion level. pt_core_free ends sessions
+ * at time 0: a clock that went back is not a hold time. */
+void pt__stat_lock_released(pt_core *c, pt_obj *lock)
+{
+    uint64_t since = lock->u.lock.since;
+
+    if (lock->u.lock.depth > 0 && c->now >= since && c->now - since > lock->stats.longest_hold)
+        lock->stats.longest_hold = c->now - since;
+}
+
+void pt__stat_waited(pt_core *c, const pt_waiter *w)
+{
+    pt_obj *obj = w->obj;
+
+    if (obj != NULL && c->now >= w->since && c->now - w->since > obj->stats.longest_wait)
+        obj->stats.longest_wait = c->now - w->since;
+}
+
+void pt__stat_timeout(const pt_waiter *w)
+{
+    if (w->obj != NULL)
+        w->obj->stats.timeouts++;
+}
+
+static void detail_fill(const pt_obj *obj, pt_core_object_detail *d)
+{
+    const pt_obj *lock = obj->kind == PT_KIND_CONDITION ? obj->u.cond.lock : NULL;
+
+    memset(d, 0, sizeof(*d));
+    d->info = (pt_core_object_info){
+        .name = obj->name,
+        .name_len = obj->name_len,
+        .kind = obj->kind,
+        .transient = obj->transient,
+        .unlinked = obj->unlinked,
+        .refs = obj->refs,
+        .mode = obj->mode,
+        .uid = obj->uid,
+        .gid = obj->gid,
+    };
+    pt__state_fill(obj, NULL, 0, &d->info.state);
+    d->serial = obj->serial;
+    d->waiters = obj->queue.len;
+    if (obj->kind == PT_KIND_BARRIER)
+        d->waiters += obj->u.barrier.entrants.len;
+    if (lock != NULL) {
+        d->waiters += lock->queue.len;
+        if (!lock->anonymous) {
+            d->cond_lock = lock->name;
+            d->cond_lock_len = lock->name_len;
+        }
+    }
+    if (obj->kind == PT_KIND_SEMAPHORE || obj->kind == PT_KIND_BOUNDED_SEMAPHORE)
+        d->owned = obj->u.sem.owned;
+    d->counters = (pt_core_counters){
+        .acquires = obj->stats.acquires,
+        .contended = obj->stats.contended,
+        .timeouts = obj->stats.timeouts,
+        .longest_wait = obj->stats.longest_wait,
+        .longest_hold = obj->stats.longest_hold,
+    };
+    /* A Condition's acquires and holds are its lock's. */
+    if (lock != NULL) {
+        d->counters.acquires = lock->stats.acquires;
+        d->counters.contended = lock->stats.contended;
+        d->counters.longest_hold = lock->stats.longest_hold;
+        d->counters.timeouts += lock->stats.timeouts;
+        if (lock->stats.longest_wait > d->counters.longest_wait)
+            d->counters.longest_wait = lock->stats.longest_wait;
+    }
+}
+
+void pt_core_inspect_objects(const pt_core *core, uint64_t after, pt_core_detail_fn fn, void *ctx)
+{
+    const pt_obj *obj;
+    pt_core_object_detail d;
+
+    TAILQ_FOREACH(obj, &core->objects, all_link)
+    {
+        if (obj->anonymous || obj->serial <= after)
+            continue;
+        detail_fill(obj, &d);
+        if (fn(ctx, &d) != 0)
+            return;
+    }
+}
+
+static pt_party_role waiter_role(const pt_waiter *w)
+{
+    static const pt_party_role roles[] = {
+        [PT_WK_LOCK] = PT_PARTY_ACQUIRE,    [PT_WK_REACQUIRE] = PT_PARTY_REACQUIRE,
+        [PT_WK_COND] = PT_PARTY_WAIT,       [PT_WK_SEM] = PT_PARTY_ACQUIRE,
+        [PT_WK_EVENT] = PT_PARTY_WAIT,      [PT_WK_BARRIER] = PT_PARTY_BARRIER,
+        [PT_WK_ENTRANT] = PT_PARTY_BARRIER,
+    };
+
+    return w->kind < sizeof(roles) / sizeof(roles[0]) ? roles[w->kind] : PT_PARTY_WAIT;
+}
+
+static void queue_parties(const pt_queue *q, pt_core_party_fn fn, void *ctx)
+{
+    const pt_waiter *w;
+
+    TAILQ_FOREACH(w, &q->head, qlink)
+    {
+        pt_core_party p = {
+            .role = waiter_role(w),
+            .session = w->session,
+            .thread = w->thread,
+            .count = w->depth,
+            .since = w->since,
+        };
+
+        fn(ctx, &p);
+    }
+}
+
+static void lock_holder(const pt_obj *lock, pt_core_party_fn fn, void *ctx)
+{
+    pt_core_party p = {
+        .role = PT_PARTY_HOLDER,
+        .session = lock->u.lock.s,
+        .thread = lock->u.lock.thread,
+        .count = lock->u.lock.depth,
+        .since = lock->u.lock.since,
+    };
+
+    if (lock->u.lock.depth > 0 && lock->u.lock.s != NULL)
+        fn(ctx, &p);
+}
+
+/* Holders first, then waiters in the order they will be served. */
+static void parties(const pt_obj *obj, pt_core_party_fn fn, void *ctx)
+{
+    const pt_semhold *h;
+
+    switch (obj->kind) {
+    case PT_KIND_LOCK:
+    case PT_KIND_RLOCK:
+        lock_holder(obj, fn, ctx);
+        queue_parties(&obj->queue, fn, ctx);
+        break;
+    case PT_KIND_CONDITION:
+        /* The lock's queue (acquirers and notified waiters taking the
+         * lock back) is served before anyone still waiting for a notify. */
+        lock_holder(obj->u.cond.lock, fn, ctx);
+        queue_parties(&obj->u.cond.lock->queue, fn, ctx);
+        queue_parties(&obj->queue, fn, ctx);
+        break;
+    case PT_KIND_SEMAPHORE:
+    case PT_KIND_BOUNDED_SEMAPHORE:
+        TAILQ_FOREACH(h, &obj->u.sem.holders, olink)
+        {
+            pt_core_party p = {.role = PT_PARTY_HOLDER, .session = h->session, .count = h->count};
+
+            fn(ctx, &p);
+        }
+        queue_parties(&obj->queue, fn, ctx);
+        break;
+    case PT_KIND_BARRIER:
+        queue_parties(&obj->queue, fn, ctx);
+        queue_parties(&obj->u.barrier.entrants, fn, ctx);
+        break;
+    default:
+        queue_parties(&obj->queue, fn, ctx);
+        break;
+    }
+}
+
+int pt_core_inspect_object(pt_core *core, const pt_session *asker, const char *name, size_t len,
+                           pt_core_object_detail *out, pt_core_party_fn fn, void *ctx)
+{
+    pt_obj *obj;
+
+    if (!pt_name_valid(name, len))
+        return PT_ENAME;
+    obj = pt__map_find(&core->map, name, len, pt__name_hash(name, len));
+    if (obj == NULL)
+        return PT_ENOENT;
+    detail_fill(obj, out);
+    /* Inspection detail (who holds it, who waits) needs read permission by
+     * the object's mode; its existence, kind and state are public. */
+    if (asker != NULL && pt__access_check(core, asker, obj, PT_ACCESS_READ) != 0)
+        return PT_EPERM;
+    if (fn != NULL)
+        parties(obj, fn, ctx);
+    return 0;
+}
+
+void pt_core_session_info_get(const pt_session *s, pt_core_session_info *out)
+{
+    const pt_obj *lock;
+    const pt_semhold *h;
+
+    *out = (pt_core_session_info){
+        .id = s->id,
+        .peer = s->peer,
+        .handles = s->nhandles,
+        .waiting = s->nwaiters,
+    };
+    LIST_FOREACH(lock, &s->locks, u.lock.hold_link)
+    out->held++;
+    LIST_FOREACH(h, &s->sems, slink)
+    out->held++;
+}
+
+void pt_core_objects_by_kind(const pt_core *core, uint64_t counts[PT_KIND_BARRIER + 1])
+{
+    const pt_obj *obj;
+
+    memset(counts, 0, sizeof(uint64_t) * (PT_KIND_BARRIER + 1));
+    TAILQ_FOREACH(obj, &core->objects, all_link)
+    {
+        if (!obj->anonymous && obj->kind >= PT_KIND_LOCK && obj->kind <= PT_KIND_BARRIER)
+            counts[obj->kind]++;
+    }
+}
+
+void pt_core_get_limits(const pt_core *core, pt_core_limits *out)
+{
+    *out = core->limits;
+}

@@ -1,0 +1,507 @@
+/*
+ * inspect.c - the inspection requests pythreadctl sends: STATUS, LIST,
+ * SHOW and SESSIONS.
+ *
+ * Answers are built in the decode arena (reset after every request), so an
+ * inspection allocates nothing of its own, and each answer is cut to fit one
+ * frame: LIST and SESSIONS return a page and the cursor of the next one,
+ * SHOW says how many waiters it left out. The core gives the object facts;
+ * the daemon joins in what only it knows (process names, connection times).
+ */
+#include <fnmatch.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon.h"
+
+/* Room kept in a frame for the response's own fields. */
+#define FRAME_SLACK 256u
+/* Page size when the client does not ask for one. */
+#define PAGE_DEFAULT 1000u
+#define PAGE_MAX     10000u
+
+void pt_inspect_start(pt_daemon *d)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    d->started = pt_daemon_now();
+    d->started_wall = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *arena_alloc(pt_daemon *d, size_t size)
+{
+    void *p = d->arena.allocator.alloc(d->arena.allocator.allocator_data, size);
+
+    if (p != NULL)
+        memset(p, 0, size);
+    return p;
+}
+
+static double ns_to_sec(uint64_t ns)
+{
+    return (double)ns / 1e9;
+}
+
+/* Wall-clock time of a moment on the daemon's monotonic clock. */
+static double wall_of(uint64_t mono, uint64_t now)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 - ns_to_sec(now - mono);
+}
+
+/* Size an embedded message adds to its parent: tag, length, body. */
+static size_t field_size(size_t body)
+{
+    size_t n = 2;
+
+    for (size_t v = body; v >= 0x80; v >>= 7)
+        n++;
+    return n + body;
+}
+
+static uint32_t frame_budget(const pt_daemon *d)
+{
+    return d->max_frame > FRAME_SLACK * 2 ? d->max_frame - FRAME_SLACK : d->max_frame / 2;
+}
+
+static void send_error(pt_conn *c, uint64_t id, int status, const char *message)
+{
+    Pythread__Response r = PYTHREAD__RESPONSE__INIT;
+
+    r.id = id;
+    r.has_status = 1;
+    r.status = status;
+    r.message = (char *)message;
+    pt_conn_send(c, &r);
+}
+
+/* ---- STATUS ------------------------------------------------------------ */
+
+static char *socket_name(pt_daemon *d)
+{
+    struct sockaddr_un sun;
+    socklen_t len = sizeof(sun);
+    char *out = arena_alloc(d, sizeof(sun.sun_path) + 1);
+    int fd = d->listener ? (int)evconnlistener_get_fd(d->listener) : -1;
+
+    if (out == NULL)
+        return NULL;
+    memset(&sun, 0, sizeof(sun));
+    if (fd >= 0 && getsockname(fd, (struct sockaddr *)&sun, &len) == 0 && sun.sun_family == AF_UNIX)
+        snprintf(out, sizeof(sun.sun_path) + 1, "%.*s", (int)sizeof(sun.sun_path), sun.sun_path);
+    return out;
+}
+
+static void do_status(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now)
+{
+    Pythread__Response r = PYTHREAD__RESPONSE__INIT;
+    Pythread__StatusInfo st = PYTHREAD__STATUS_INFO__INIT;
+    Pythread__LimitsInfo lim = PYTHREAD__LIMITS_INFO__INIT;
+    uint64_t by_kind[PT_KIND_BARRIER + 1];
+    pt_core_stats stats;
+    pt_core_limits cl;
+
+    pt_core_get_stats(d->core, &stats);
+    pt_core_objects_by_kind(d->core, by_kind);
+    pt_core_get_limits(d->core, &cl);
+    st.version = PT_VERSION_STRING;
+    st.has_pid = 1;
+    st.pid = (int32_t)getpid();
+    st.has_uptime = 1;
+    st.uptime = ns_to_sec(now - d->started);
+    st.has_started = 1;
+    st.started = d->started_wall;
+    st.socket = socket_name(d);
+    st.has_sessions = 1;
+    st.sessions = stats.sessions;
+    st.has_objects = 1;
+    st.objects = stats.objects;
+    st.n_objects_by_kind = PT_KIND_BARRIER + 1;
+    st.objects_by_kind = by_kind;
+    st.has_waiters = 1;
+    st.waiters = stats.waiters;
+    st.has_operations = 1;
+    st.operations = d->requests;
+    st.has_protocol = 1;
+    st.protocol = PT_PROTOCOL_VERSION;
+    lim.has_max_frame = lim.has_max_sessions = lim.has_max_objects = 1;
+    lim.has_max_handles_per_session = lim.has_max_waiters_per_session = 1;
+    lim.max_frame = d->max_frame;
+    lim.max_sessions = d->max_sessions;
+    lim.max_objects = cl.max_objects;
+    lim.max_handles_per_session = cl.max_handles_per_session;
+    lim.max_waiters_per_session = cl.max_waiters_per_session;
+    lim.has_max_objects_per_uid = 1;
+    lim.max_objects_per_uid = cl.max_objects_per_uid;
+    st.limits = &lim;
+    r.id = req->id;
+    r.status_info = &st;
+    pt_conn_send(c, &r);
+}
+
+/* ---- LIST -------------------------------------------------------------- */
+
+typedef struct list_ctx {
+    pt_daemon *d;
+    const char *glob;
+    int kind;
+    uint32_t max;
+    size_t budget;
+    size_t used;
+    size_t n;
+    Pythread__ObjectInfo **v;
+    uint64_t last;
+    int more;
+} list_ctx;
+
+/* Fills info from d with arena memory for its submessages; NULL when the
+ * arena is spent. */
+static Pythread__ObjectInfo *object_info(pt_daemon *d, const pt_core_object_detail *det,
+                                         int counters)
+{
+    Pythread__ObjectInfo *o = arena_alloc(d, sizeof(*o));
+    Pythread__State *s = arena_alloc(d, sizeof(*s));
+    Pythread__Counters *k = counters ? arena_alloc(d, sizeof(*k)) : NULL;
+    const pt_state *st = &det->info.state;
+
+    if (o == NULL || s == NULL || (counters && k == NULL))
+        return NULL;
+    pythread__object_info__init(o);
+    pythread__state__init(s);
+    o->has_name = 1;
+    o->name.data = (uint8_t *)det->info.name;
+    o->name.len = det->info.name_len;
+    o->has_kind = o->has_mode = o->has_uid = o->has_gid = 1;
+    o->kind = det->info.kind;
+    o->mode = det->info.mode;
+    o->uid = (uint32_t)det->info.uid;
+    o->gid = (uint32_t)det->info.gid;
+    o->has_transient = o->transient = det->info.transient != 0;
+    o->has_unlinked = o->unlinked = det->info.unlinked != 0;
+    o->has_refs = 1;
+    o->refs = det->info.refs;
+    o->has_owned = o->owned = det->owned != 0;
+    if (det->cond_lock != NULL) {
+        o->has_cond_lock = 1;
+        o->cond_lock.data = (uint8_t *)det->cond_lock;
+        o->cond_lock.len = det->cond_lock_len;
+    }
+    o->has_waiters = 1;
+    o->waiters = det->waiters;
+    o->has_cursor = 1;
+    o->cursor = det->serial;
+    s->has_kind = 1;
+    s->kind = st->kind;
+    s->has_locked = s->locked = st->locked != 0;
+    s->has_value = s->has_initial = 1;
+    s->value = st->value;
+    s->initial = st->initial;
+    s->has_is_set = s->is_set = st->is_set != 0;
+    s->has_parties = s->has_n_waiting = 1;
+    s->parties = st->parties;
+    s->n_waiting = st->n_waiting;
+    s->has_broken = s->broken = st->broken != 0;
+    s->has_timeout = 1;
+    s->timeout = st->timeout;
+    s->has_token = 1;
+    s->token = st->token;
+    o->state = s;
+    if (k != NULL) {
+        pythread__counters__init(k);
+        k->has_acquires = k->has_contended = k->has_timeouts = 1;
+        k->has_longest_wait = k->has_longest_hold = 1;
+        k->acquires = det->counters.acquires;
+        k->contended = det->counters.contended;
+        k->timeouts = det->counters.timeouts;
+        k->longest_wait = ns_to_sec(det->counters.longest_wait);
+        k->longest_hold = ns_to_sec(det->counters.longest_hold);
+        o->counters = k;
+    }
+    return o;
+}
+
+static int list_one(void *arg, const pt_core_object_detail *det)
+{
+    list_ctx *x = arg;
+    Pythread__ObjectInfo *o;
+    char name[PT_NAME_MAX + 1];
+    size_t size;
+
+    if (x->kind != 0 && det->info.kind != x->kind)
+        return 0;
+    if (x->glob != NULL) {
+        memcpy(name, det->info.name, det->info.name_len);
+        name[det->info.name_len] = '\0';
+        if (fnmatch(x->glob, name, 0) != 0)
+            return 0;
+    }
+    if (x->n == x->max) {
+        x->more = 1;
+        return 1;
+    }
+    o = object_info(x->d, det, 0);
+    size = o ? field_size(pythread__object_info__get_packed_size(o)) : 0;
+    if (o == NULL || x->used + size > x->budget) {
+        x->more = 1;
+        return 1;
+    }
+    x->used += size;
+    x->v[x->n++] = o;
+    x->last = det->serial;
+    return 0;
+}
+
+static uint32_t page_size(const Pythread__Request *req)
+{
+    uint32_t n = req->has_max_entries && req->max_entries ? req->max_entries : PAGE_DEFAULT;
+
+    return n > PAGE_MAX ? PAGE_MAX : n;
+}
+
+static void do_list(pt_daemon *d, pt_conn *c, const Pythread__Request *req)
+{
+    Pythread__Response r = PYTHREAD__RESPONSE__INIT;
+    list_ctx x = {
+        .d = d,
+        .glob = req->glob && *req->glob ? req->glob : NULL,
+        .kind = req->has_kind ? req->kind : 0,
+        .max = page_size(req),
+        .budget = frame_budget(d),
+    };
+
+    x.v = arena_alloc(d, x.max * sizeof(*x.v));
+    if (x.v == NULL) {
+        send_error(c, req->id, PT_ENOMEM, "list: out of memory in the daemon; ask a smaller page");
+        return;
+    }
+    pt_core_inspect_objects(d->core, req->cursor, list_one, &x);
+    if (x.more && x.n == 0) {
+        send_error(c, req->id, PT_ELIMIT,
+                   "list: one entry does not fit the frame limit; raise pythreadd --max-frame");
+        return;
+    }
+    r.id = req->id;
+    r.n_objects = x.n;
+    r.objects = x.v;
+    if (x.more) {
+        r.has_next_cursor = 1;
+        r.next_cursor = x.last;
+    }
+    pt_conn_send(c, &r);
+}
+
+/* ---- SHOW -------------------------------------------------------------- */
+
+typedef struct show_ctx {
+    pt_daemon *d;
+    uint64_t now;
+    size_t budget;
+    size_t used;
+    size_t nh, nw, cap;
+    Pythread__PartyInfo **holders;
+    Pythread__PartyInfo **waiters;
+    uint32_t left_out;
+} show_ctx;
+
+static const char *role_word(pt_party_role role)
+{
+    static const char *const words[] = {
+        [PT_PARTY_HOLDER] = "hold",         [PT_PARTY_ACQUIRE] = "acquire",
+        [PT_PARTY_REACQUIRE] = "reacquire", [PT_PARTY_WAIT] = "wait",
+        [PT_PARTY_BARRIER] = "barrier",
+    };
+
+    return (size_t)role < sizeof(words) / sizeof(words[0]) ? words[role] : "wait";
+}
+
+static void show_party(void *arg, const pt_core_party *p)
+{
+    show_ctx *x = arg;
+    int holder = p->role == PT_PARTY_HOLDER;
+    Pythread__PartyInfo *o;
+    const pt_conn *c;
+    size_t size;
+
+    if (x->left_out > 0 || (x->nh + x->nw) == x->cap ||
+        (o = arena_alloc(x->d, sizeof(*o))) == NULL) {
+        x->left_out++;
+        return;
+    }
+    pythread__party_info__init(o);
+    c = p->session ? pt_core_session_udata(p->session) : NULL;
+    if (p->session != NULL) {
+        const pt_peer *peer = pt_core_session_peer(p->session);
+
+        o->has_session = o->has_pid = o->has_uid = 1;
+        o->session = pt_core_session_id(p->session);
+        o->pid = (int32_t)peer->pid;
+        o->uid = (uint32_t)peer->uid;
+    }
+    if (p->thread != 0) {
+        o->has_thread = 1;
+        o->thread = p->thread;
+    }
+    o->process = c != NULL ? (char *)c->client_name : "";
+    if (p->since != 0 && x->now >= p->since) {
+        o->has_seconds = 1;
+        o->seconds = ns_to_sec(x->now - p->since);
+    }
+    o->has_count = p->count != 0;
+    o->count = p->count;
+    o->what = (char *)role_word(p->role);
+    size = field_size(pythread__party_info__get_packed_size(o));
+    if (x->used + size > x->budget) {
+        x->left_out++;
+        return;
+    }
+    x->used += size;
+    if (holder)
+        x->holders[x->nh++] = o;
+    else
+        x->waiters[x->nw++] = o;
+}
+
+static void do_show(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now)
+{
+    Pythread__Response r = PYTHREAD__RESPONSE__INIT;
+    Pythread__ObjectInfo *info;
+    pt_core_object_detail det;
+    char msg[PT_NAME_MAX + 160];
+    size_t len = req->has_name ? req->name.len : 0;
+    /* The object itself takes well under 1 KiB (names of 255 bytes). */
+    size_t fb = frame_budget(d);
+    show_ctx x = {.d = d, .now = now, .cap = 4096, .budget = fb > 2048 ? fb - 1024 : fb / 2};
+    int err;
+
+    x.holders = arena_alloc(d, x.cap * sizeof(*x.holders));
+    x.waiters = arena_alloc(d, x.cap * sizeof(*x.waiters));
+    if (x.holders == NULL || x.waiters == NULL) {
+        send_error(c, req->id, PT_ENOMEM, "show: out of memory in the daemon");
+        return;
+    }
+    err = pt_core_inspect_object(d->core, c->session, (const char *)req->name.data, len, &det,
+                                 show_party, &x);
+    if (err == PT_ENAME || err == PT_ENOENT) {
+        snprintf(msg, sizeof(msg),
+                 err == PT_ENAME ? "show: invalid name '%.*s': a name is 1-255 bytes of A-Z a-z "
+                                   "0-9 . _ : / -"
+                                 : "show: no object named '%.*s'; see the names with "
+                                   "pythreadctl list",
+                 (int)(len > PT_NAME_MAX ? PT_NAME_MAX : len),
+                 len ? (const char *)req->name.data : "");
+        for (char *p = msg; *p; p++)
+            if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+                *p = '?';
+        send_error(c, req->id, err, msg);
+        return;
+    }
+    info = object_info(d, &det, 1);
+    if (info == NULL) {
+        send_error(c, req->id, PT_ENOMEM, "show: out of memory in the daemon");
+        return;
+    }
+    r.id = req->id;
+    r.n_objects = 1;
+    r.objects = &info;
+    r.n_holders = x.nh;
+    r.holders = x.holders;
+    r.n_waiters = x.nw;
+    r.waiters = x.waiters;
+    if (x.left_out > 0) {
+        r.has_more_waiters = 1;
+        r.more_waiters = x.left_out;
+    }
+    if (err == PT_EPERM)
+        r.has_detail_denied = r.detail_denied = 1;
+    pt_conn_send(c, &r);
+}
+
+/* ---- SESSIONS ---------------------------------------------------------- */
+
+static void do_sessions(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now)
+{
+    Pythread__Response r = PYTHREAD__RESPONSE__INIT;
+    uint32_t max = page_size(req);
+    Pythread__SessionInfo **v = arena_alloc(d, max * sizeof(*v));
+    size_t n = 0, used = 0, budget = frame_budget(d);
+    uint64_t last = 0;
+    int more = 0;
+    pt_conn *it;
+
+    if (v == NULL) {
+        send_error(c, req->id, PT_ENOMEM, "sessions: out of memory in the daemon");
+        return;
+    }
+    /* Connections are kept in accept order, so ids only grow along the list. */
+    TAILQ_FOREACH(it, &d->conns, link)
+    {
+        pt_core_session_info si;
+        Pythread__SessionInfo *o;
+        size_t size;
+
+        if (it->session == NULL || it->id <= req->cursor)
+            continue;
+        if (n == max || (o = arena_alloc(d, sizeof(*o))) == NULL) {
+            more = 1;
+            break;
+        }
+        pt_core_session_info_get(it->session, &si);
+        pythread__session_info__init(o);
+        o->has_id = o->has_pid = o->has_uid = o->has_gid = 1;
+        o->id = si.id;
+        o->pid = (int32_t)si.peer.pid;
+        o->uid = (uint32_t)si.peer.uid;
+        o->gid = (uint32_t)si.peer.gid;
+        o->process = it->client_name;
+        o->has_since = 1;
+        o->since = wall_of(it->since, now);
+        o->has_handles = o->has_held = o->has_waiting = o->has_requests = 1;
+        o->handles = si.handles;
+        o->held = si.held;
+        o->waiting = si.waiting;
+        o->requests = it->requests;
+        size = field_size(pythread__session_info__get_packed_size(o));
+        if (used + size > budget) {
+            more = 1;
+            break;
+        }
+        used += size;
+        v[n++] = o;
+        last = it->id;
+    }
+    r.id = req->id;
+    r.n_sessions = n;
+    r.sessions = v;
+    if (more) {
+        r.has_next_cursor = 1;
+        r.next_cursor = last;
+    }
+    pt_conn_send(c, &r);
+}
+
+void pt_inspect_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now)
+{
+    switch (req->op) {
+    case PYTHREAD__OP__OP_STATUS:
+        do_status(d, c, req, now);
+        break;
+    case PYTHREAD__OP__OP_LIST:
+        do_list(d, c, req);
+        break;
+    case PYTHREAD__OP__OP_SHOW:
+        do_show(d, c, req, now);
+        break;
+    case PYTHREAD__OP__OP_SESSIONS:
+        do_sessions(d, c, req, now);
+        break;
+    default:
+        send_error(c, req->id, PT_EPROTO, "inspection: unknown operation");
+        break;
+    }
+}

@@ -1,0 +1,147 @@
+/*
+ * pythread_inspect.h - looking inside pythreadd: its status, the objects it
+ * hosts, who holds and waits for one of them, and the sessions connected.
+ * Included by pythread.h; pythreadctl is built on it.
+ *
+ * Every call is one or more inspection requests on the caller's session
+ * (the session shows up in the answers itself). Lists come in pages the
+ * library fetches one after another, so a daemon with any number of objects
+ * can be walked; the walk is not a snapshot (objects created or unlinked
+ * meanwhile may or may not be seen), but it never gives one object twice.
+ */
+#ifndef PYTHREAD_INSPECT_H
+#define PYTHREAD_INSPECT_H
+
+#ifndef PYTHREAD_H
+#error "include pythread.h, not pythread_inspect.h"
+#endif
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PT_INSPECT_TEXT_MAX 256 /* names and process names, NUL included */
+#define PT_INSPECT_PATH_MAX 108 /* sun_path */
+
+/* The daemon as a whole. */
+typedef struct pt_inspect_status {
+    char version[32];
+    long pid;
+    uint32_t protocol;
+    double uptime;                        /* seconds */
+    double started;                       /* seconds since the epoch */
+    char socket[PT_INSPECT_PATH_MAX + 1]; /* as the daemon sees it */
+    uint64_t sessions;
+    uint64_t objects;
+    uint64_t objects_by_kind[8]; /* index PT_KIND_* (0 unused) */
+    uint64_t waiters;            /* calls parked right now */
+    uint64_t operations;         /* requests served since start */
+    uint32_t max_frame;
+    uint32_t max_sessions;
+    uint32_t max_objects;
+    uint32_t max_handles_per_session;
+    uint32_t max_waiters_per_session;
+    uint32_t max_objects_per_uid;
+} pt_inspect_status;
+
+/* One object. Fields that do not apply to its kind are 0. */
+typedef struct pt_inspect_object {
+    char name[PT_INSPECT_TEXT_MAX];
+    pt_kind kind;
+    uint32_t mode;
+    uint32_t uid; /* creator */
+    uint32_t gid;
+    int transient;
+    int unlinked;     /* still alive through open handles */
+    uint32_t refs;    /* handles, holds and internal references */
+    uint32_t waiters; /* parked calls of any kind */
+    /* state */
+    int locked;    /* Lock, RLock, Condition's lock */
+    int64_t value; /* Semaphore */
+    int64_t initial;
+    int owned;        /* semaphore permits given back when a session ends */
+    int is_set;       /* Event */
+    uint32_t parties; /* Barrier */
+    uint32_t n_waiting;
+    int broken;
+    double timeout;                      /* Barrier default timeout, -1 none */
+    uint64_t token;                      /* last fencing token given */
+    char cond_lock[PT_INSPECT_TEXT_MAX]; /* Condition over a named lock, else "" */
+    /* counters (pt_inspect_show only; 0 in lists) */
+    uint64_t acquires;
+    uint64_t contended;
+    uint64_t timeouts;
+    double longest_wait; /* seconds */
+    double longest_hold; /* seconds */
+} pt_inspect_object;
+
+/* A holder or a waiter of one object. */
+typedef struct pt_inspect_party {
+    uint64_t session;
+    long pid;
+    uint32_t uid;
+    uint64_t thread;                   /* the caller's thread id (gettid), 0 when not known */
+    char process[PT_INSPECT_TEXT_MAX]; /* the client's name, "" if it gave none */
+    double seconds;                    /* held or waiting for this long; -1 when not known */
+    uint64_t count;                    /* RLock depth, semaphore permits held */
+    char what[16];                     /* "hold", "acquire", "reacquire", "wait", "barrier" */
+} pt_inspect_party;
+
+/* Everything about one object. */
+typedef struct pt_inspect_detail {
+    pt_inspect_object object;
+    int detail_denied; /* the object's mode hides holders and waiters from us */
+    size_t n_holders;
+    pt_inspect_party *holders;
+    size_t n_waiters; /* in the order they will be served */
+    pt_inspect_party *waiters;
+    uint32_t more_waiters; /* left out to fit one answer */
+} pt_inspect_detail;
+
+/* One connected session. */
+typedef struct pt_inspect_session {
+    uint64_t id;
+    long pid;
+    uint32_t uid;
+    uint32_t gid;
+    char process[PT_INSPECT_TEXT_MAX];
+    double since; /* connected at, seconds since the epoch */
+    uint32_t handles;
+    uint32_t held;    /* locks held and semaphores with permits held */
+    uint32_t waiting; /* calls parked */
+    uint64_t requests;
+} pt_inspect_session;
+
+PT_EXTERN int pt_inspect_status_get(pt_client *c, pt_inspect_status *out);
+
+/* Called once per object; a non-zero return stops the walk and becomes
+ * pt_inspect_list's result. */
+typedef int (*pt_inspect_object_fn)(void *arg, const pt_inspect_object *obj);
+/* Every object whose name matches glob (fnmatch(3); NULL for all) and whose
+ * kind is kind (0 for any), oldest first. Returns 0, fn's non-zero result,
+ * or a negative error. */
+PT_EXTERN int pt_inspect_list(pt_client *c, const char *glob, int kind, pt_inspect_object_fn fn,
+                              void *arg);
+
+/* Everything about the object called name, in *out (free it with
+ * pt_inspect_detail_free). PT_ENOENT when there is none. */
+PT_EXTERN int pt_inspect_show(pt_client *c, const char *name, pt_inspect_detail **out);
+PT_EXTERN void pt_inspect_detail_free(pt_inspect_detail *d);
+
+typedef int (*pt_inspect_session_fn)(void *arg, const pt_inspect_session *s);
+/* Every connected session in the order they connected. Returns as
+ * pt_inspect_list does. */
+PT_EXTERN int pt_inspect_sessions(pt_client *c, pt_inspect_session_fn fn, void *arg);
+
+/* The session id the daemon gave c's current session (0 before the first
+ * call). */
+PT_EXTERN uint64_t pt_client_session_id(pt_client *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PYTHREAD_INSPECT_H */

@@ -1,0 +1,496 @@
+#!/usr/bin/env python3
+"""pythreadctl end to end.
+
+Usage: test_pythreadctl.py PYTHREADCTL PYTHREADD [COMPLETION_SCRIPT]
+
+Every test starts its own pythreadd on a socket in a fresh temporary
+directory and stops it afterwards. Waiting is always polling with a
+deadline, never a fixed sleep.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+CTL = DAEMON = COMPLETION = None
+DEADLINE = 20.0
+
+
+def poll(pred, what, timeout=DEADLINE):
+    """pred() until it is true; a failing check inside counts as not yet
+    (the object may not exist yet) and is reported on timeout."""
+    end = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < end:
+        try:
+            v = pred()
+            if v:
+                return v
+        except AssertionError as e:
+            last = e
+        time.sleep(0.01)
+    raise AssertionError("timed out waiting for %s (last: %s)" % (what, last))
+
+
+class Ctl(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="ptctl-")
+        self.sock = os.path.join(self.dir, "d.sock")
+        self.env = dict(os.environ, PYTHREAD_SOCKET=self.sock)
+        self.env.pop("NO_COLOR", None)
+        self.daemon = subprocess.Popen([DAEMON, "--socket", self.sock],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        poll(lambda: os.path.exists(self.sock) or self.daemon.poll() is not None,
+             "the daemon's socket")
+        self.assertIsNone(self.daemon.poll(), "pythreadd exited at start")
+        self.bg = []
+
+    def tearDown(self):
+        for p in self.bg:
+            # The whole group: a command run by `lock` outlives a killed
+            # pythreadctl and would keep the pipes open.
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
+            p.stdout.close()
+            p.stderr.close()
+        self.daemon.send_signal(signal.SIGTERM)
+        try:
+            self.daemon.wait(timeout=DEADLINE)
+        except subprocess.TimeoutExpired:
+            self.daemon.kill()
+            self.daemon.wait()
+        log = self.daemon.stderr.read().decode(errors="replace")
+        self.daemon.stderr.close()
+        self.assertNotIn("Sanitizer", log)
+        self.assertNotIn("runtime error", log)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # -- helpers -------------------------------------------------------
+    def run_ctl(self, *args, env=None, timeout=DEADLINE, argv0=None):
+        cmd = [argv0 or CTL] + list(args)
+        return subprocess.run(cmd, env=env or self.env, capture_output=True, text=True,
+                              timeout=timeout)
+
+    def ok(self, *args):
+        r = self.run_ctl(*args)
+        self.assertEqual(r.returncode, 0, "pythreadctl %s: %s" % (args, r.stderr))
+        self.assertEqual(r.stderr, "")
+        return r.stdout
+
+    def fails(self, code, *args, env=None):
+        r = self.run_ctl(*args, env=env)
+        self.assertEqual(r.returncode, code, "pythreadctl %s: out=%r err=%r" % (args, r.stdout,
+                                                                                r.stderr))
+        lines = r.stderr.splitlines()
+        self.assertEqual(len(lines), 1, "one stderr line expected, got %r" % r.stderr)
+        self.assertTrue(lines[0].startswith("pythreadctl: "), lines[0])
+        return lines[0]
+
+    def js(self, *args):
+        return json.loads(self.ok(*args, "--json"))
+
+    def spawn(self, *args, argv0=None):
+        p = subprocess.Popen([argv0 or CTL] + list(args), env=self.env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+        self.bg.append(p)
+        return p
+
+    def obj(self, name):
+        return self.js("show", name)
+
+    # -- help, version, usage ------------------------------------------
+    def test_help_and_version(self):
+        out = self.ok("--help")
+        for cmd in ("status", "list", "show", "sessions", "create", "unlink", "lock", "sem",
+                    "event", "barrier", "notify"):
+            self.assertIn(cmd, out)
+            sub = self.ok(cmd, "--help")
+            self.assertTrue(sub.startswith("Usage: pythreadctl " + cmd), sub)
+            self.assertIn("--socket", sub)
+            self.assertIn("Exit status", sub)
+        self.assertRegex(self.ok("--version"), r"^pythreadctl \d+\.\d+\.\d+")
+
+    def test_usage_errors_exit_2(self):
+        self.fails(2)
+        self.fails(2, "frobnicate")
+        self.fails(2, "--bogus", "status")
+        self.fails(2, "status", "extra")
+        self.fails(2, "list", "--kind", "teapot")
+        self.fails(2, "show")
+        self.fails(2, "create", "lock")
+        self.fails(2, "create", "teapot", "x")
+        self.fails(2, "create", "barrier", "b")            # no --parties
+        self.fails(2, "create", "lock", "x", "--value", "3")
+        self.fails(2, "create", "semaphore", "x", "--value", "-1")
+        self.fails(2, "create", "lock", "x", "--mode", "999")
+        self.fails(2, "lock", "x")                          # no -- COMMAND
+        self.fails(2, "lock", "x", "--wait", "1", "--nonblock", "--", "true")
+        self.fails(2, "lock", "x", "--wait", "soon", "--", "true")
+        self.fails(2, "event", "toggle", "e")
+        self.fails(2, "barrier", "wait")
+        self.fails(2, "notify", "--all", "-n", "2", "c")
+        self.fails(2, "list", "--socket")                   # missing argument
+
+    def test_no_daemon_exit_3(self):
+        env = dict(self.env, PYTHREAD_SOCKET=os.path.join(self.dir, "none.sock"))
+        for args in (["status"], ["list"], ["sessions"], ["show", "x"], ["unlink", "x"],
+                     ["lock", "x", "--", "true"], ["event", "set", "e"]):
+            line = self.fails(3, *args, env=env)
+            self.assertIn("none.sock", line)
+        # -s/--socket wins over the environment
+        line = self.fails(3, "-s", os.path.join(self.dir, "other.sock"), "status")
+        self.assertIn("other.sock", line)
+        self.ok("--socket", self.sock, "status")
+        self.ok("status", "--socket", self.sock)
+
+    # -- inspection ----------------------------------------------------
+    def test_status(self):
+        self.ok("create", "lock", "a")
+        self.ok("create", "semaphore", "s", "--value", "2")
+        self.ok("create", "barrier", "b", "--parties", "2")
+        st = self.js("status")
+        self.assertEqual(st["pid"], self.daemon.pid)
+        self.assertEqual(st["socket"], self.sock)
+        self.assertRegex(st["version"], r"^\d+\.\d+\.\d+$")
+        self.assertGreaterEqual(st["uptime_seconds"], 0)
+        self.assertEqual(st["objects"], 3)
+        self.assertEqual(st["objects_by_kind"], {
+            "lock": 1, "rlock": 0, "condition": 0, "semaphore": 1, "bounded_semaphore": 0,
+            "event": 0, "barrier": 1})
+        self.assertEqual(st["sessions"], 1)  # this very call
+        self.assertGreaterEqual(st["operations"], 3)
+        self.assertEqual(st["limits"]["max_frame"], 65536)
+        for k in ("max_sessions", "max_objects", "max_handles_per_session",
+                  "max_waiters_per_session", "max_objects_per_uid"):
+            self.assertGreater(st["limits"][k], 0)
+        text = self.ok("status")
+        self.assertIn(self.sock, text)
+        self.assertIn("lock 1", text)
+
+    def test_list_states_filters_and_table(self):
+        self.ok("create", "lock", "app/lock")
+        self.ok("create", "rlock", "app/rlock")
+        self.ok("create", "condition", "app/cond", "--lock", "app/lock")
+        self.ok("create", "semaphore", "pool", "--value", "3", "--bounded", "--mode", "0640")
+        self.ok("create", "semaphore", "plain", "--value", "5")
+        self.ok("create", "event", "go")
+        self.ok("create", "barrier", "meet", "--parties", "3", "--timeout", "9")
+        self.ok("event", "set", "go")
+        objs = {o["name"]: o for o in self.js("list")["objects"]}
+        self.assertEqual(list(objs), ["app/lock", "app/rlock", "app/cond", "pool", "plain",
+                                      "go", "meet"])  # oldest first
+        self.assertEqual(objs["app/lock"]["state"], "free")
+        self.assertEqual(objs["app/cond"]["kind"], "condition")
+        self.assertEqual(objs["app/cond"]["lock"], "app/lock")
+        self.assertEqual(objs["pool"]["kind"], "bounded_semaphore")
+        self.assertEqual(objs["pool"]["state"], "3/3")
+        self.assertEqual(objs["pool"]["mode"], "0640")
+        self.assertEqual(objs["plain"]["state"], "5")
+        self.assertEqual(objs["go"]["state"], "set")
+        self.assertEqual(objs["meet"]["state"], "0/3")
+        self.assertEqual(objs["meet"]["timeout"], 9)
+        self.assertEqual(objs["app/lock"]["uid"], os.getuid())
+        self.assertEqual(objs["app/lock"]["mode"], "0600")
+        # filters
+        self.assertEqual([o["name"] for o in self.js("list", "app/*")["objects"]],
+                         ["app/lock", "app/rlock", "app/cond"])
+        self.assertEqual([o["name"] for o in self.js("list", "--kind", "event")["objects"]],
+                         ["go"])
+        self.assertEqual(self.js("list", "--kind", "lock", "nomatch*")["objects"], [])
+        # table: not a terminal, so tab-separated with a header line
+        lines = self.ok("list").splitlines()
+        self.assertEqual(lines[0].split("\t")[:3], ["NAME", "KIND", "STATE"])
+        self.assertEqual(lines[1].split("\t")[:3], ["app/lock", "lock", "free"])
+        self.assertEqual(len(lines), 8)
+        lines = self.ok("list", "--no-legend").splitlines()
+        self.assertEqual(len(lines), 7)
+        self.assertEqual(lines[0].split("\t")[0], "app/lock")
+        # a broken barrier says so
+        self.ok("barrier", "abort", "meet")
+        self.assertEqual(self.obj("meet")["object"]["state"], "broken")
+
+    def test_list_pages_many_objects(self):
+        # Far more than one page (500) or one 64 KiB frame of long names.
+        names = ["many/%s/%05d" % ("x" * 200, i) for i in range(1200)]
+        script = "".join("create lock %s\n" % n for n in names)
+        # One process per create would be slow: use a shell loop once.
+        subprocess.run(["sh", "-c", 'while read -r a b c; do "$0" $a $b $c || exit 1; done',
+                        CTL], input=script, text=True, env=self.env, check=True,
+                       timeout=120)
+        got = [o["name"] for o in self.js("list", "many/*")["objects"]]
+        self.assertEqual(got, names)
+        self.assertEqual(len(self.ok("list", "--no-legend").splitlines()), 1200)
+
+    def test_show_holders_waiters_counters(self):
+        self.ok("create", "lock", "L")
+        holder = self.spawn("lock", "L", "--", "sleep", "60")
+        poll(lambda: self.obj("L")["object"]["locked"], "the holder")
+        w1 = self.spawn("lock", "L", "--", "true")
+        poll(lambda: len(self.obj("L")["waiters"]) == 1, "the first waiter")
+        w2 = self.spawn("lock", "L", "--", "true")
+        d = poll(lambda: (lambda d: d if len(d["waiters"]) == 2 else None)(self.obj("L")),
+                 "the second waiter")
+        self.assertFalse(d["detail_denied"])
+        self.assertEqual(len(d["holders"]), 1)
+        h = d["holders"][0]
+        self.assertEqual(h["pid"], holder.pid)
+        self.assertEqual(h["uid"], os.getuid())
+        self.assertEqual(h["process"], "pythreadctl")
+        self.assertEqual(h["thread"], holder.pid)  # single-threaded: tid == pid
+        self.assertGreaterEqual(h["seconds"], 0)
+        self.assertEqual([w["pid"] for w in d["waiters"]], [w1.pid, w2.pid])  # queue order
+        self.assertEqual([w["position"] for w in d["waiters"]], [0, 1])
+        self.assertEqual(d["waiters"][0]["what"], "acquire")
+        self.assertGreaterEqual(d["waiters"][0]["seconds"], d["waiters"][1]["seconds"])
+        self.assertEqual(d["object"]["waiters"], 2)
+        self.assertEqual(self.js("list")["objects"][0]["waiters"], 2)
+        # a timed-out try counts as contended and as a timeout
+        self.fails(1, "lock", "L", "--wait", "0.05", "--", "true")
+        c = self.obj("L")["object"]["counters"]
+        self.assertEqual(c["acquires"], 1)
+        self.assertEqual(c["contended"], 3)
+        self.assertEqual(c["timeouts"], 1)
+        text = self.ok("show", "L")
+        self.assertIn("holders:", text)
+        self.assertIn(str(holder.pid), text)
+        holder.kill()
+        holder.wait()
+        self.assertEqual(w1.wait(timeout=DEADLINE), 0)
+        self.assertEqual(w2.wait(timeout=DEADLINE), 0)
+        c = self.obj("L")["object"]["counters"]
+        self.assertEqual(c["acquires"], 3)
+        self.assertGreater(c["longest_wait_seconds"], 0)
+        self.assertGreater(c["longest_hold_seconds"], 0)
+        self.assertGreaterEqual(self.obj("L")["object"]["token"], 3)
+        line = self.fails(1, "show", "nothing-here")
+        self.assertIn("nothing-here", line)
+
+    def test_show_semaphore_holders(self):
+        self.ok("create", "semaphore", "S", "--value", "2", "--bounded")
+        p = self.spawn("sem", "S", "--", "sleep", "60")
+        d = poll(lambda: (lambda d: d if d["holders"] else None)(self.obj("S")), "a permit")
+        self.assertEqual(d["holders"][0]["pid"], p.pid)
+        self.assertEqual(d["holders"][0]["count"], 1)
+        self.assertEqual(d["object"]["state"], "1/2")
+        self.assertTrue(d["object"]["owned"])
+
+    def test_sessions(self):
+        self.ok("create", "lock", "L")
+        p = self.spawn("lock", "L", "--", "sleep", "60")
+        poll(lambda: self.obj("L")["object"]["locked"], "the holder")
+        ss = self.js("sessions")["sessions"]
+        self.assertEqual(len(ss), 2)
+        mine = [s for s in ss if s["self"]]
+        other = [s for s in ss if not s["self"]]
+        self.assertEqual(len(mine), 1)
+        self.assertEqual(other[0]["pid"], p.pid)
+        self.assertEqual(other[0]["held"], 1)
+        self.assertEqual(other[0]["handles"], 1)
+        self.assertEqual(other[0]["waiting"], 0)
+        self.assertEqual(other[0]["process"], "pythreadctl")
+        self.assertEqual(other[0]["uid"], os.getuid())
+        self.assertLess(abs(other[0]["connected_at"] - time.time()), 60)
+        self.assertLess(ss[0]["id"], ss[1]["id"])
+        lines = self.ok("sessions").splitlines()
+        self.assertEqual(lines[0].split("\t")[0], "ID")
+        self.assertEqual(len(lines), 3)
+
+    def test_json_escapes_process_names(self):
+        odd = 'ctl"q\\b\tc\x01'
+        link = os.path.join(self.dir, odd)
+        os.symlink(CTL, link)
+        self.ok("create", "lock", "L")
+        self.spawn("lock", "L", "--", "sleep", "60", argv0=link)
+        poll(lambda: self.obj("L")["object"]["locked"], "the holder")
+        d = self.obj("L")
+        self.assertEqual(d["holders"][0]["process"], odd)
+        names = [s["process"] for s in self.js("sessions")["sessions"]]
+        self.assertIn(odd, names)
+
+    # -- acting --------------------------------------------------------
+    def test_create_and_unlink(self):
+        for kind in ("lock", "rlock", "condition", "semaphore", "event"):
+            self.ok("create", kind, "k-" + kind)
+        self.ok("create", "barrier", "k-barrier", "--parties", "2")
+        self.ok("create", "condition", "k-cond2", "--lock", "k-rlock")
+        kinds = {o["name"]: o["kind"] for o in self.js("list")["objects"]}
+        self.assertEqual(kinds["k-rlock"], "rlock")
+        self.assertEqual(kinds["k-barrier"], "barrier")
+        self.assertEqual(self.obj("k-cond2")["object"]["lock"], "k-rlock")
+        line = self.fails(1, "create", "lock", "k-lock")  # exists
+        self.assertIn("k-lock", line)
+        self.fails(1, "create", "condition", "c3", "--lock", "missing")
+        self.fails(1, "create", "lock", "bad name!")
+        self.ok("unlink", "k-lock")
+        self.assertNotIn("k-lock", [o["name"] for o in self.js("list")["objects"]])
+        self.fails(1, "unlink", "k-lock")
+
+    def test_lock_runs_command_and_passes_status(self):
+        marker = os.path.join(self.dir, "ran")
+        self.ok("lock", "L", "--", "touch", marker)  # created if missing
+        self.assertTrue(os.path.exists(marker))
+        self.assertEqual(self.obj("L")["object"]["kind"], "lock")
+        self.assertFalse(self.obj("L")["object"]["locked"])  # released after
+        self.assertEqual(self.run_ctl("lock", "L", "--", "sh", "-c", "exit 7").returncode, 7)
+        self.assertEqual(self.run_ctl("lock", "L", "--", "sh", "-c",
+                                      "kill -TERM $$").returncode, 128 + signal.SIGTERM)
+        r = self.run_ctl("lock", "L", "--", os.path.join(self.dir, "no-such-program"))
+        self.assertEqual(r.returncode, 127)
+        self.assertIn("no-such-program", r.stderr)
+        # the command sees the lock held; an rlock works the same way
+        out = subprocess.run([CTL, "lock", "R", "--rlock", "--", CTL, "show", "--json", "R"],
+                             env=self.env, capture_output=True, text=True, timeout=DEADLINE)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertTrue(json.loads(out.stdout)["object"]["locked"])
+        self.assertEqual(json.loads(out.stdout)["object"]["kind"], "rlock")
+
+    def test_lock_busy_nonblock_and_timeout(self):
+        holder = self.spawn("lock", "L", "--", "sleep", "60")
+        poll(lambda: self.obj("L")["object"]["locked"], "the holder")
+        marker = os.path.join(self.dir, "ran")
+        line = self.fails(1, "lock", "L", "--nonblock", "--", "touch", marker)
+        self.assertIn("'L'", line)
+        t0 = time.monotonic()
+        self.fails(1, "lock", "L", "--wait", "0.2", "--", "touch", marker)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.2)
+        self.assertFalse(os.path.exists(marker))
+        # killing the holding pythreadctl gives the lock back
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        self.ok("lock", "L", "--wait", str(DEADLINE), "--", "touch", marker)
+        self.assertTrue(os.path.exists(marker))
+
+    def test_sem(self):
+        a = self.spawn("sem", "S", "--value", "2", "--", "sleep", "60")
+        poll(lambda: self.obj("S")["object"]["value"] == 1, "the first permit")
+        b = self.spawn("sem", "S", "--", "sleep", "60")
+        poll(lambda: self.obj("S")["object"]["value"] == 0, "the second permit")
+        self.fails(1, "sem", "S", "--nonblock", "--", "true")
+        self.fails(1, "sem", "S", "--wait", "0.05", "--", "true")
+        a.kill()
+        a.wait()
+        # permits of a killed pythreadctl come back (created bounded)
+        poll(lambda: self.obj("S")["object"]["value"] == 1, "the permit back")
+        self.assertEqual(self.run_ctl("sem", "S", "--", "sh", "-c", "exit 3").returncode, 3)
+        b.kill()
+
+    def test_event(self):
+        self.fails(1, "event", "is-set", "E")  # is-set does not create
+        self.ok("event", "clear", "E")
+        r = self.run_ctl("event", "is-set", "E")
+        self.assertEqual((r.returncode, r.stdout), (1, "clear\n"))
+        self.fails(1, "event", "wait", "--timeout", "0.05", "E")
+        w = self.spawn("event", "wait", "E")
+        poll(lambda: self.obj("E")["object"]["waiters"] == 1, "the waiter")
+        self.assertEqual(self.obj("E")["waiters"][0]["what"], "wait")
+        self.ok("event", "set", "E")
+        self.assertEqual(w.wait(timeout=DEADLINE), 0)
+        self.assertEqual(self.ok("event", "is-set", "E"), "set\n")
+        self.ok("event", "wait", "E", "--timeout", "0")
+        self.fails(2, "event", "set", "--timeout", "1", "E")
+
+    def test_barrier(self):
+        self.fails(1, "barrier", "wait", "B")  # must exist
+        self.ok("create", "barrier", "B", "--parties", "2")
+        a = self.spawn("barrier", "wait", "B")
+        poll(lambda: self.obj("B")["object"]["n_waiting"] == 1, "the first party")
+        b = self.spawn("barrier", "wait", "B")
+        outs = sorted(p.communicate(timeout=DEADLINE)[0] for p in (a, b))
+        self.assertEqual(outs, ["0\n", "1\n"])
+        self.assertEqual((a.returncode, b.returncode), (0, 0))
+        self.fails(1, "barrier", "wait", "--timeout", "0.05", "B")  # alone: times out, breaks
+        self.assertTrue(self.obj("B")["object"]["broken"])
+        self.fails(1, "barrier", "wait", "B")
+        self.ok("barrier", "reset", "B")
+        self.assertFalse(self.obj("B")["object"]["broken"])
+        c = self.spawn("barrier", "wait", "B")
+        poll(lambda: self.obj("B")["object"]["n_waiting"] == 1, "a party")
+        self.ok("barrier", "abort", "B")
+        c.wait(timeout=DEADLINE)
+        self.assertEqual(c.returncode, 1)
+
+    def test_notify(self):
+        self.fails(1, "notify", "C")  # must exist
+        self.ok("create", "condition", "C")
+        self.ok("notify", "C")
+        self.ok("notify", "--all", "C")
+        self.ok("notify", "-n", "3", "C")
+        self.assertFalse(self.obj("C")["object"]["locked"])
+
+    def test_lock_four_loops_no_interleaving(self):
+        out = os.path.join(self.dir, "shared.txt")
+        # Each "line" is 5 separate appends; without the lock, lines of
+        # different loops would interleave.
+        loop = r'''
+id=$1; i=0
+while [ $i -lt 25 ]; do
+  "$CTL" lock shared -- sh -c '
+    for k in 1 2 3 4 5; do printf "%s " "$1-$2-$k" >> "$3"; done
+    printf "\n" >> "$3"' sh "$id" "$i" "$OUT" || exit 1
+  i=$((i + 1))
+done
+'''
+        env = dict(self.env, CTL=CTL, OUT=out)
+        procs = [subprocess.Popen(["sh", "-c", loop, "sh", str(n)], env=env)
+                 for n in range(4)]
+        for p in procs:
+            self.assertEqual(p.wait(timeout=240), 0)
+        with open(out) as f:
+            lines = f.read().splitlines()
+        self.assertEqual(len(lines), 100)
+        seen = set()
+        for line in lines:
+            words = line.split()
+            self.assertEqual(len(words), 5, line)
+            heads = {w.rsplit("-", 1)[0] for w in words}
+            self.assertEqual(len(heads), 1, "interleaved line: " + line)
+            self.assertEqual([w.rsplit("-", 1)[1] for w in words], ["1", "2", "3", "4", "5"])
+            seen.add(heads.pop())
+        self.assertEqual(len(seen), 100)
+        c = self.obj("shared")["object"]["counters"]
+        self.assertEqual(c["acquires"], 100)
+
+    def test_bash_completion(self):
+        if not COMPLETION or not shutil.which("bash"):
+            self.skipTest("no bash or completion script")
+        self.ok("create", "lock", "alpha")
+        self.ok("create", "event", "beta")
+        bindir = os.path.join(self.dir, "bin")
+        os.mkdir(bindir)
+        os.symlink(CTL, os.path.join(bindir, "pythreadctl"))
+
+        def complete(line):
+            words = line.split(" ")
+            script = ('source "%s"; COMP_WORDS=(%s); COMP_CWORD=%d; _pythreadctl; '
+                      'printf "%%s\\n" "${COMPREPLY[@]}"' %
+                      (COMPLETION, " ".join("'%s'" % w for w in words), len(words) - 1))
+            env = dict(self.env, PATH=bindir + os.pathsep + self.env.get("PATH", ""))
+            r = subprocess.run(["bash", "-c", script], env=env, capture_output=True,
+                               text=True, timeout=DEADLINE)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return sorted(x for x in r.stdout.split("\n") if x)
+
+        self.assertEqual(complete("pythreadctl st"), ["status"])
+        self.assertIn("sessions", complete("pythreadctl s"))
+        self.assertEqual(complete("pythreadctl show "), ["alpha", "beta"])
+        self.assertEqual(complete("pythreadctl event "), ["clear", "is-set", "set", "wait"])
+        self.assertEqual(complete("pythreadctl event set b"), ["beta"])
+        self.assertIn("--nonblock", complete("pythreadctl lock --n"))
+        self.assertEqual(complete("pythreadctl list --kind ev"), ["event"])
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    CTL, DAEMON = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    COMPLETION = os.path.abspath(sys.argv[3]) if len(sys.argv) > 3 else None
+    unittest.main(argv=[sys.argv[0]] + sys.argv[4:], verbosity=2)

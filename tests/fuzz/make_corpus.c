@@ -1,0 +1,229 @@
+/*
+ * make_corpus.c - writes the fuzz target's seed corpus: for every kind and
+ * every operation, a client stream (hello, open, the operation and its
+ * usual companions) as pythreadd expects it, plus inspection requests and a
+ * few deliberately broken frames. Run it as `make_corpus DIR`; the output
+ * is checked in under tests/fuzz/corpus/ and replayed by the ordinary test
+ * suite, so a change of the wire that breaks the seeds is seen at once.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pythread.h"
+#include "wire.h"
+
+typedef struct stream {
+    uint8_t buf[8192];
+    size_t len;
+    uint64_t next_id;
+} stream;
+
+static void put(stream *s, Pythread__Request *r)
+{
+    size_t n = pt_wire_request_frame_size(r);
+
+    r->id = ++s->next_id;
+    n = pt_wire_request_frame_size(r);
+    if (s->len + n > sizeof s->buf) {
+        fprintf(stderr, "make_corpus: stream too long\n");
+        exit(1);
+    }
+    pt_wire_request_frame_pack(r, s->buf + s->len);
+    s->len += n;
+}
+
+static Pythread__Request req(Pythread__Op op, uint32_t handle)
+{
+    Pythread__Request r = PYTHREAD__REQUEST__INIT;
+
+    r.op = op;
+    if (handle) {
+        r.has_handle = 1;
+        r.handle = handle;
+    }
+    r.has_thread = 1;
+    r.thread = 7;
+    return r;
+}
+
+static void hello(stream *s)
+{
+    Pythread__Request r = req(PYTHREAD__OP__OP_HELLO, 0);
+
+    r.has_version = 1;
+    r.version = PT_PROTOCOL_VERSION;
+    r.client_name = "fuzz-seed";
+    put(s, &r);
+}
+
+static void open_obj(stream *s, const char *name, int kind, uint32_t flags, uint32_t lock)
+{
+    Pythread__Request r = req(PYTHREAD__OP__OP_OPEN, 0);
+
+    r.has_name = 1;
+    r.name.data = (uint8_t *)name;
+    r.name.len = strlen(name);
+    r.has_kind = 1;
+    r.kind = kind;
+    r.has_flags = flags != 0;
+    r.flags = flags;
+    r.has_mode = 1;
+    r.mode = 0640;
+    if (kind == PT_KIND_SEMAPHORE || kind == PT_KIND_BOUNDED_SEMAPHORE) {
+        r.has_value = 1;
+        r.value = 2;
+    }
+    if (kind == PT_KIND_BARRIER) {
+        r.has_parties = 1;
+        r.parties = 2;
+    }
+    if (lock) {
+        r.has_lock_handle = 1;
+        r.lock_handle = lock;
+    }
+    put(s, &r);
+}
+
+static void op(stream *s, Pythread__Op o, uint32_t h, double timeout)
+{
+    Pythread__Request r = req(o, h);
+
+    if (timeout != -1) {
+        r.has_timeout = 1;
+        r.timeout = timeout;
+    }
+    put(s, &r);
+}
+
+static void save(const char *dir, const char *name, const stream *s)
+{
+    char path[512];
+    FILE *f;
+
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    f = fopen(path, "wb");
+    if (!f || fwrite(s->buf, 1, s->len, f) != s->len || fclose(f) != 0) {
+        perror(path);
+        exit(1);
+    }
+}
+
+/* The operations each kind takes, after hello and open (handle 1). */
+static void kind_ops(stream *s, int kind)
+{
+    switch (kind) {
+    case PT_KIND_LOCK:
+    case PT_KIND_RLOCK:
+        op(s, PYTHREAD__OP__OP_ACQUIRE, 1, -1);
+        op(s, PYTHREAD__OP__OP_ACQUIRE, 1, 0.01);
+        op(s, PYTHREAD__OP__OP_STATE, 1, -1);
+        op(s, PYTHREAD__OP__OP_RELEASE, 1, -1);
+        op(s, PYTHREAD__OP__OP_ACQUIRE, 1, -1); /* held at session end */
+        break;
+    case PT_KIND_CONDITION:
+        op(s, PYTHREAD__OP__OP_ACQUIRE, 1, -1);
+        op(s, PYTHREAD__OP__OP_NOTIFY, 1, -1);
+        op(s, PYTHREAD__OP__OP_COND_WAIT, 1, 0.001);
+        op(s, PYTHREAD__OP__OP_RELEASE, 1, -1);
+        op(s, PYTHREAD__OP__OP_COND_WAIT, 1, -1); /* not held: RuntimeError */
+        break;
+    case PT_KIND_SEMAPHORE:
+    case PT_KIND_BOUNDED_SEMAPHORE:
+        op(s, PYTHREAD__OP__OP_ACQUIRE, 1, -1);
+        op(s, PYTHREAD__OP__OP_ACQUIRE, 1, -1);
+        op(s, PYTHREAD__OP__OP_ACQUIRE, 1, 0.001);
+        op(s, PYTHREAD__OP__OP_RELEASE, 1, -1);
+        op(s, PYTHREAD__OP__OP_STATE, 1, -1);
+        break;
+    case PT_KIND_EVENT:
+        op(s, PYTHREAD__OP__OP_EVENT_WAIT, 1, 0.001);
+        op(s, PYTHREAD__OP__OP_EVENT_SET, 1, -1);
+        op(s, PYTHREAD__OP__OP_EVENT_WAIT, 1, -1);
+        op(s, PYTHREAD__OP__OP_EVENT_CLEAR, 1, -1);
+        op(s, PYTHREAD__OP__OP_EVENT_WAIT, 1, -1); /* parked at session end */
+        break;
+    case PT_KIND_BARRIER:
+        op(s, PYTHREAD__OP__OP_BARRIER_WAIT, 1, 0.001);
+        op(s, PYTHREAD__OP__OP_BARRIER_RESET, 1, -1);
+        op(s, PYTHREAD__OP__OP_BARRIER_WAIT, 1, -1);
+        op(s, PYTHREAD__OP__OP_BARRIER_ACTION_DONE, 1, -1);
+        op(s, PYTHREAD__OP__OP_BARRIER_ABORT, 1, -1);
+        break;
+    default:
+        break;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static const char *const kinds[] = {NULL,        "lock", "rlock", "condition",
+                                        "semaphore", "bsem", "event", "barrier"};
+    char file[64];
+    stream s;
+
+    if (argc != 2) {
+        fprintf(stderr, "usage: make_corpus DIR\n");
+        return 2;
+    }
+    for (int k = PT_KIND_LOCK; k <= PT_KIND_BARRIER; k++) {
+        memset(&s, 0, sizeof s);
+        hello(&s);
+        open_obj(&s, "seed.obj", k, 0, 0);
+        kind_ops(&s, k);
+        op(&s, PYTHREAD__OP__OP_CLOSE, 1, -1);
+        snprintf(file, sizeof file, "kind-%s", kinds[k]);
+        save(argv[1], file, &s);
+    }
+    /* Condition over a named lock, a transient and an exclusive open,
+     * unlink while open. */
+    memset(&s, 0, sizeof s);
+    hello(&s);
+    open_obj(&s, "seed.lock", PT_KIND_LOCK, PT_OPEN_TRANSIENT, 0);
+    open_obj(&s, "seed.cv", PT_KIND_CONDITION, PT_OPEN_EXCL, 1);
+    op(&s, PYTHREAD__OP__OP_ACQUIRE, 2, -1);
+    op(&s, PYTHREAD__OP__OP_COND_WAIT, 2, 0.002);
+    {
+        Pythread__Request r = req(PYTHREAD__OP__OP_UNLINK, 0);
+        r.has_name = 1;
+        r.name.data = (uint8_t *)"seed.cv";
+        r.name.len = 7;
+        put(&s, &r);
+    }
+    op(&s, PYTHREAD__OP__OP_RELEASE, 2, -1);
+    save(argv[1], "condition-named-lock", &s);
+    /* Inspection. */
+    memset(&s, 0, sizeof s);
+    hello(&s);
+    open_obj(&s, "seed.evt", PT_KIND_EVENT, 0, 0);
+    op(&s, PYTHREAD__OP__OP_STATUS, 0, -1);
+    op(&s, PYTHREAD__OP__OP_LIST, 0, -1);
+    op(&s, PYTHREAD__OP__OP_SESSIONS, 0, -1);
+    {
+        Pythread__Request r = req(PYTHREAD__OP__OP_SHOW, 0);
+        r.has_name = 1;
+        r.name.data = (uint8_t *)"seed.evt";
+        r.name.len = 8;
+        put(&s, &r);
+    }
+    save(argv[1], "inspect", &s);
+    /* Broken: no hello; a bad version; a frame over the limit; a bad name. */
+    memset(&s, 0, sizeof s);
+    open_obj(&s, "seed.nohello", PT_KIND_LOCK, 0, 0);
+    save(argv[1], "broken-no-hello", &s);
+    memset(&s, 0, sizeof s);
+    {
+        Pythread__Request r = req(PYTHREAD__OP__OP_HELLO, 0);
+        r.has_version = 1;
+        r.version = 999;
+        put(&s, &r);
+    }
+    save(argv[1], "broken-version", &s);
+    memset(&s, 0, sizeof s);
+    hello(&s);
+    open_obj(&s, "bad name!", PT_KIND_LOCK, 0, 0);
+    s.buf[s.len++] = 0x7f; /* a header cut short */
+    s.buf[s.len++] = 0xff;
+    save(argv[1], "broken-name-and-header", &s);
+    return 0;
+}
