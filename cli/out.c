@@ -232,8 +232,11 @@ void pt_json_arr(pt_json *j, const char *key)
 
 void pt_json_end(pt_json *j)
 {
-    if (j->depth > 0)
-        fputc(j->close[j->depth--], j->f);
+    if (j->depth == 0)
+        return;
+    fputc(j->close[j->depth--], j->f);
+    if (j->depth == 0)
+        fputc('\n', j->f); /* the document is complete: end its line */
 }
 
 void pt_json_str(pt_json *j, const char *key, const char *v)
@@ -263,7 +266,7 @@ void pt_json_num(pt_json *j, const char *key, double v)
 {
     json_key(j, key);
     if (isfinite(v))
-        fprintf(j->f, "%.17g", v);
+        fprintf(j->f, "%.9g", v); /* nanoseconds at most: what the daemon measures */
     else
         fputs("null", j->f);
 }

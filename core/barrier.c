@@ -242,7 +242,6 @@ void pt__op_barrier_wait(pt_req *r)
                  .timeout = call->timeout,
                  .has_action = call->has_action != 0};
     pt_waiter *w;
-    int err;
 
     if (pt__check_wait_timeout(r, call->timeout) != 0)
         return;
@@ -250,15 +249,8 @@ void pt__op_barrier_wait(pt_req *r)
         arrive(r->core, b, &a, r->now, r);
         return;
     }
-    if ((err = pt__waiter_new(r->core, r->s, &w)) != 0) {
-        pt__fail_waiter(r, err);
+    if ((w = pt__waiter_for(r, b, PT_WK_ENTRANT)) == NULL)
         return;
-    }
-    w->id = call->id;
-    w->thread = call->thread;
-    w->handle = call->handle;
-    w->target = b;
-    w->kind = PT_WK_ENTRANT;
     w->timeout = call->timeout;
     w->has_action = (uint8_t)a.has_action;
     pt__waiter_park(r->core, w, b, &b->u.barrier.entrants, r->slot, PT_DEADLINE_NONE);

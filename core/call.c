@@ -332,3 +332,22 @@ void pt__fail_waiter(pt_req *r, int err)
     else
         pt__fail_obj(r, r->obj, PT_ENOMEM, "out of memory in the daemon");
 }
+
+/* A waiter for the request, not yet parked; NULL when the session's limit
+ * or memory refused it, the request then answered with the reason. */
+pt_waiter *pt__waiter_for(pt_req *r, pt_obj *target, int kind)
+{
+    pt_waiter *w;
+    int err = pt__waiter_new(r->core, r->s, &w);
+
+    if (err != 0) {
+        pt__fail_waiter(r, err);
+        return NULL;
+    }
+    w->id = r->call->id;
+    w->thread = r->call->thread;
+    w->handle = r->call->handle;
+    w->target = target;
+    w->kind = (uint8_t)kind;
+    return w;
+}

@@ -38,7 +38,6 @@ void pt__op_cond_wait(pt_req *r)
     pt_obj *cond = r->obj, *lock = cond_lock(cond);
     double t = call->timeout;
     pt_waiter *w;
-    int err;
 
     if (!pt__lock_owned_by(lock, r->s, call->thread)) {
         pt__fail_obj(r, cond, PT_ERUNTIME,
@@ -47,14 +46,8 @@ void pt__op_cond_wait(pt_req *r)
     }
     if (!pt__timeout_dont_wait(t) && pt__check_wait_timeout(r, t) != 0)
         return;
-    if ((err = pt__waiter_new(r->core, r->s, &w)) != 0) {
-        pt__fail_waiter(r, err);
+    if ((w = pt__waiter_for(r, cond, PT_WK_COND)) == NULL)
         return;
-    }
-    w->id = call->id;
-    w->thread = call->thread;
-    w->handle = call->handle;
-    w->target = cond;
     w->depth = lock->u.lock.depth;
     pt__lock_release_all(r->core, lock);
     if (pt__timeout_dont_wait(t)) {
@@ -65,7 +58,6 @@ void pt__op_cond_wait(pt_req *r)
         pt__lock_grant_next(r->core, lock);
         return;
     }
-    w->kind = PT_WK_COND;
     pt__waiter_park(r->core, w, cond, &cond->queue, r->slot, pt__deadline(r->now, t));
 }
 

@@ -243,6 +243,7 @@ void pt__map_remove(pt_map *m, pt_obj *obj);
 
 /* waiter.c */
 int pt__waiter_new(pt_core *c, pt_session *s, pt_waiter **out);
+pt_waiter *pt__waiter_for(pt_req *r, pt_obj *target, int kind);
 void pt__waiter_park(pt_core *c, pt_waiter *w, pt_obj *obj, pt_queue *q, pt_handle *slot,
                      uint64_t deadline);
 void pt__queue_init(pt_queue *q);

@@ -35,7 +35,6 @@ void pt__op_event_wait(pt_req *r)
     double t = call->timeout;
     pt_result res = {.ok = 1};
     pt_waiter *w;
-    int err;
 
     if (ev->u.event.set || pt__timeout_dont_wait(t)) {
         res.ok = ev->u.event.set;
@@ -44,14 +43,7 @@ void pt__op_event_wait(pt_req *r)
     }
     if (pt__check_wait_timeout(r, t) != 0)
         return;
-    if ((err = pt__waiter_new(r->core, r->s, &w)) != 0) {
-        pt__fail_waiter(r, err);
+    if ((w = pt__waiter_for(r, ev, PT_WK_EVENT)) == NULL)
         return;
-    }
-    w->id = call->id;
-    w->thread = call->thread;
-    w->handle = call->handle;
-    w->target = ev;
-    w->kind = PT_WK_EVENT;
     pt__waiter_park(r->core, w, ev, &ev->queue, r->slot, pt__deadline(r->now, t));
 }

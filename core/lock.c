@@ -53,7 +53,6 @@ void pt__op_lock_acquire(pt_req *r, pt_obj *lock)
     const pt_call *call = r->call;
     pt_result res = {.ok = 1};
     pt_waiter *w;
-    int err;
 
     if (pt__check_lock_timeout(r) != 0)
         return;
@@ -83,15 +82,8 @@ void pt__op_lock_acquire(pt_req *r, pt_obj *lock)
         pt__reply(r, &res);
         return;
     }
-    if ((err = pt__waiter_new(r->core, r->s, &w)) != 0) {
-        pt__fail_waiter(r, err);
+    if ((w = pt__waiter_for(r, r->obj, PT_WK_LOCK)) == NULL)
         return;
-    }
-    w->id = call->id;
-    w->thread = call->thread;
-    w->handle = call->handle;
-    w->target = r->obj;
-    w->kind = PT_WK_LOCK;
     pt__waiter_park(r->core, w, lock, &lock->queue, r->slot, pt__deadline(r->now, call->timeout));
 }
 

@@ -92,7 +92,6 @@ void pt__op_sem_acquire(pt_req *r)
     double t = call->timeout;
     pt_result res = {.ok = 1};
     pt_waiter *w;
-    int err;
 
     if (pt__check_sem_timeout(r) != 0)
         return;
@@ -119,20 +118,13 @@ void pt__op_sem_acquire(pt_req *r)
     }
     if (pt__check_wait_timeout(r, t) != 0)
         return;
-    if ((err = pt__waiter_new(r->core, r->s, &w)) != 0) {
-        pt__fail_waiter(r, err);
+    if ((w = pt__waiter_for(r, sem, PT_WK_SEM)) == NULL)
         return;
-    }
     if (sem_is_owned(sem) && (w->spare = pt__semhold_alloc(r->core)) == NULL) {
         pt__waiter_free(r->core, w);
         pt__fail_waiter(r, PT_ENOMEM);
         return;
     }
-    w->id = call->id;
-    w->thread = call->thread;
-    w->handle = call->handle;
-    w->target = sem;
-    w->kind = PT_WK_SEM;
     pt__waiter_park(r->core, w, sem, &sem->queue, r->slot, pt__deadline(r->now, t));
 }
 
