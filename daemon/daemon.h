@@ -2,11 +2,16 @@
  * daemon.h - the parts of pythreadd shared between its files.
  *
  * pythreadd is one libevent loop thread. The listener accepts connections,
- * each connection (pt_conn) owns one bufferevent and one core session, frames
- * are cut out of its input and decoded into one arena, requests go to the
- * core, and every answer the core gives comes back through the sink and is
- * packed straight into the connection's output buffer. One timer serves every
- * deadline the core keeps. Nothing here blocks or sleeps.
+ * each connection (pt_conn) owns a socket, one persistent read event and one
+ * core session. A readable socket is read once into the daemon-wide scratch
+ * buffer and every complete frame is decoded (into one arena) and dispatched
+ * straight from there; only a trailing partial frame is kept with the
+ * connection. Every answer the core gives, for this connection or any other,
+ * comes back through the sink and is packed into that connection's output
+ * buffer, which joins the pending list; at the end of each loop callback
+ * every pending connection gets one write, and a write event is armed only
+ * when one came up short. One timer serves every deadline the core keeps.
+ * Nothing here blocks or sleeps.
  */
 #ifndef PT_DAEMON_H
 #define PT_DAEMON_H
@@ -16,7 +21,6 @@
 #include <sys/types.h>
 #include <sys/un.h>
 
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
@@ -56,20 +60,42 @@
 
 typedef struct pt_daemon pt_daemon;
 
-/* One client connection: a bufferevent and the core session behind it. */
+/* First size of a connection's output buffer, and the most it keeps once
+ * drained: an idle session holds at most this, a burst of answers (or a big
+ * inspection answer) grows it only while it lasts. */
+#define PT_CONN_OUT_FIRST 512u
+#define PT_CONN_OUT_KEEP  (4u << 10)
+/* First size of the buffer that holds a partial frame between reads. */
+#define PT_CONN_IN_FIRST 256u
+
+/* One client connection: its socket and the core session behind it. */
 typedef struct pt_conn {
     TAILQ_ENTRY(pt_conn) link;
+    LIST_ENTRY(pt_conn) pending_link; /* on pt_daemon.pending while queued */
     pt_daemon *daemon;
-    struct bufferevent *bev;
-    pt_session *session;  /* NULL once the core session has ended */
-    pt_peer peer;         /* from SO_PEERCRED, never from the peer's words */
-    uint64_t id;          /* session id, kept for logs after the session ends */
-    uint32_t read_low;    /* read watermark currently set */
-    unsigned hello : 1;   /* the hello has been answered */
-    unsigned closing : 1; /* no more reading; answers are dropped */
-    unsigned paused : 1;  /* reading stopped until the output drains */
-    /* Cuts off a frame left half-sent or answers left unread too long;
-     * armed for whichever of the two is pending (paused wins). */
+    int fd;
+    struct event *read_ev;  /* persistent; deleted while paused or closing */
+    struct event *write_ev; /* added only while a write came up short */
+    pt_session *session;    /* NULL once the core session has ended */
+    pt_peer peer;           /* from SO_PEERCRED, never from the peer's words */
+    uint64_t id;            /* session id, kept for logs after the session ends */
+    unsigned hello : 1;     /* the hello has been answered */
+    unsigned closing : 1;   /* no more reading; answers are dropped */
+    unsigned paused : 1;    /* reading stopped until the output drains */
+    unsigned queued : 1;    /* on the pending list */
+    unsigned writing : 1;   /* write_ev is added */
+    /* Input not yet handled: while reading, the start of one frame (less
+     * than a whole one); while paused, whatever the last read brought after
+     * the pause. NULL when empty, so an idle session holds none. */
+    uint8_t *in;
+    size_t in_len, in_cap;
+    /* Packed answers; out[out_off..out_len) is not written yet. */
+    uint8_t *out;
+    size_t out_off, out_len, out_cap;
+    /* Cuts off a frame left half-sent, answers left unread too long or a
+     * closing peer that will not read its last frames; armed for whichever
+     * is pending. Also made active at once to end a session that was cut
+     * off from inside the core. */
     struct event *guard;
     uint64_t partial_since; /* when the pending partial frame began, or 0 */
     const char *cut_reason; /* why a deferred close happens, for the log */
@@ -101,6 +127,14 @@ struct pt_daemon {
     uint32_t nconns;
     int accept_paused;
     struct pt_conn_list conns;
+    /* Connections with answers to write (or closing, to be freed once
+     * drained); flushed at the end of every loop callback. A LIST so that a
+     * zeroed daemon starts with it empty. */
+    LIST_HEAD(pt_conn_pending, pt_conn) pending;
+    /* The one read buffer (4 + max_frame bytes) every connection reads
+     * into; allocated with the first connection. */
+    uint8_t *rbuf;
+    size_t rbuf_size;
     /* The socket file this process bound and must remove on exit; empty
      * when the listening socket was handed over (socket activation). */
     char bound_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -122,6 +156,9 @@ int pt_daemon_timer_init(pt_daemon *d);
 /* Re-arm the one timer to the core's next deadline if it moved; called after
  * every batch of work. */
 void pt_daemon_timer_update(pt_daemon *d, uint64_t now);
+/* End of a loop callback: write every pending answer, then re-arm the timer
+ * (a write error may end a session and so move a deadline). */
+void pt_daemon_settle(pt_daemon *d, uint64_t now);
 
 /* listen.c */
 /* Bind and listen on path, replacing a stale socket and refusing a live
@@ -150,9 +187,13 @@ void pt_systemd_free(pt_daemon *d);
 /* session.c */
 void pt_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int socklen,
                     void *arg);
-/* Queue one response frame on c's output. */
+/* Queue one response frame on c's output; it is written by the next
+ * pt_conn_flush_pending. */
 void pt_conn_send(pt_conn *c, const Pythread__Response *resp);
-/* Drop every connection at shutdown; the core must already be freed. */
+/* One write for each connection with queued answers. */
+void pt_conn_flush_pending(pt_daemon *d);
+/* Drop every connection at shutdown, and the read buffer; the core must
+ * already be freed. */
 void pt_conn_free_all(pt_daemon *d);
 /* Mark every connection closing so no answer is queued any more. */
 void pt_conn_close_all(pt_daemon *d);

@@ -40,6 +40,12 @@ void pt_daemon_timer_update(pt_daemon *d, uint64_t now)
     evtimer_add(d->timer, &tv);
 }
 
+void pt_daemon_settle(pt_daemon *d, uint64_t now)
+{
+    pt_conn_flush_pending(d);
+    pt_daemon_timer_update(d, now);
+}
+
 /* The earliest deadline has come: answer every waiter whose time is up. */
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -50,7 +56,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     d->timer_at = PT_DEADLINE_NONE; /* a fired timer is no longer armed */
     pt_core_expire(d->core, now);
-    pt_daemon_timer_update(d, now);
+    pt_daemon_settle(d, now);
 }
 
 int pt_daemon_timer_init(pt_daemon *d)

@@ -228,6 +228,69 @@ static void test_never_reads(void **state)
     h->passed = 1;
 }
 
+/*
+ * A peer that sends a long batch before reading any answer: the daemon
+ * pauses its input at --max-output with frames of the batch already read
+ * and held, and once the peer reads, serves every one of them in order,
+ * without cutting it off.
+ */
+static void test_slow_reader_catches_up(void **state)
+{
+    enum { N = 8000 };
+    static const char *const args[] = {"--max-output", "65536", NULL};
+    harness *h = *state;
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    Pythread__Response *resp = NULL;
+    uint8_t *batch;
+    size_t n = 0;
+    pt_client *c = NULL;
+    pt_lock *l = NULL;
+    raw_conn rc;
+
+    restart_with(h, args);
+    PT_ASSERT_EQ(open_within_deadline(&c), 0);
+    PT_ASSERT_EQ(pt_lock_open(c, "lim.catchup", PT_OPEN_TRANSIENT, 0, &l), 0);
+    assert_int_equal(raw_connect(&rc, h->sock), 0);
+    assert_int_equal(raw_hello(&rc, PT_PROTOCOL_VERSION), 0);
+    /* STATUS answers are some hundred bytes each: far past the cap and the
+     * socket buffers while nothing is read. */
+    batch = malloc(N * 16);
+    assert_non_null(batch);
+    req.op = PYTHREAD__OP__OP_STATUS;
+    for (uint64_t id = 1; id <= N; id++) {
+        req.id = 1000 + id;
+        assert_true(n + pt_wire_request_frame_size(&req) <= N * 16);
+        pt_wire_request_frame_pack(&req, batch + n);
+        n += pt_wire_request_frame_size(&req);
+    }
+    assert_int_equal(raw_send(&rc, batch, n), 0);
+    free(batch);
+    bystander_prompt(l, "a peer had a long batch of answers unread");
+    for (uint64_t id = 1; id <= N; id++) {
+        int r = raw_recv(&rc, HARNESS_DEADLINE, &resp);
+
+        if (r != RAW_FRAME)
+            fail_msg("answer %llu of %d: %s", (unsigned long long)id, N,
+                     r == RAW_EOF ? "the session was closed" : "none came");
+        if (resp->id != 1000 + id)
+            fail_msg("answer %llu of %d has id %llu, expected %llu", (unsigned long long)id, N,
+                     (unsigned long long)resp->id, (unsigned long long)(1000 + id));
+        if (resp->has_status && resp->status != 0)
+            fail_msg("status request %llu: %s", (unsigned long long)resp->id,
+                     pt_err_name(resp->status));
+    }
+    /* Still served, and nothing more came. */
+    req.id = 7;
+    resp = raw_call(&rc, &req, HARNESS_DEADLINE);
+    if (!resp)
+        fail_msg("the session did not answer after catching up");
+    raw_close(&rc);
+    bystander_prompt(l, "after the catch-up");
+    PT_ASSERT_EQ(pt_lock_close(l), 0);
+    pt_client_close(c);
+    h->passed = 1;
+}
+
 /* The daemon raises its open file limit to the hard limit, even when it
  * inherits a low soft limit. */
 static void test_nofile_raised(void **state)
@@ -296,6 +359,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         LIMIT_TEST(test_objects_per_uid), LIMIT_TEST(test_sessions_per_uid),
         LIMIT_TEST(test_slowloris),       LIMIT_TEST(test_never_reads),
+        LIMIT_TEST(test_slow_reader_catches_up),
         LIMIT_TEST(test_nofile_raised),   LIMIT_TEST(test_help_lists_limits),
     };
 
