@@ -357,10 +357,13 @@ static void test_help_lists_limits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        LIMIT_TEST(test_objects_per_uid), LIMIT_TEST(test_sessions_per_uid),
-        LIMIT_TEST(test_slowloris),       LIMIT_TEST(test_never_reads),
+        LIMIT_TEST(test_objects_per_uid),
+        LIMIT_TEST(test_sessions_per_uid),
+        LIMIT_TEST(test_slowloris),
+        LIMIT_TEST(test_never_reads),
         LIMIT_TEST(test_slow_reader_catches_up),
-        LIMIT_TEST(test_nofile_raised),   LIMIT_TEST(test_help_lists_limits),
+        LIMIT_TEST(test_nofile_raised),
+        LIMIT_TEST(test_help_lists_limits),
     };
 
     return cmocka_run_group_tests_name("limits: hardening", tests, NULL, NULL);
