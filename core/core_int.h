@@ -272,6 +272,7 @@ void pt__obj_ref(pt_obj *obj);
 void pt__obj_unref(pt_core *c, pt_obj *obj);
 void pt__objects_free_all(pt_core *c);
 void pt__state_fill(const pt_obj *obj, const pt_session *s, uint64_t thread, pt_state *st);
+void pt__object_info_fill(const pt_obj *obj, pt_core_object_info *info);
 int pt__access_check(pt_core *c, const pt_session *s, const pt_obj *obj, int want);
 
 /* uid.c */

@@ -52,18 +52,7 @@ static void detail_fill(const pt_obj *obj, pt_core_object_detail *d)
     const pt_obj *lock = obj->kind == PT_KIND_CONDITION ? obj->u.cond.lock : NULL;
 
     memset(d, 0, sizeof(*d));
-    d->info = (pt_core_object_info){
-        .name = obj->name,
-        .name_len = obj->name_len,
-        .kind = obj->kind,
-        .transient = obj->transient,
-        .unlinked = obj->unlinked,
-        .refs = obj->refs,
-        .mode = obj->mode,
-        .uid = obj->uid,
-        .gid = obj->gid,
-    };
-    pt__state_fill(obj, NULL, 0, &d->info.state);
+    pt__object_info_fill(obj, &d->info);
     d->serial = obj->serial;
     d->waiters = obj->queue.len;
     if (obj->kind == PT_KIND_BARRIER)

@@ -545,6 +545,24 @@ void pt__op_state(pt_req *r)
     pt__reply(r, &res);
 }
 
+/* What listing and inspection tell about any object (no caller: state is
+ * as a stranger sees it). */
+void pt__object_info_fill(const pt_obj *obj, pt_core_object_info *info)
+{
+    *info = (pt_core_object_info){
+        .name = obj->name,
+        .name_len = obj->name_len,
+        .kind = obj->kind,
+        .transient = obj->transient,
+        .unlinked = obj->unlinked,
+        .refs = obj->refs,
+        .mode = obj->mode,
+        .uid = obj->uid,
+        .gid = obj->gid,
+    };
+    pt__state_fill(obj, NULL, 0, &info->state);
+}
+
 void pt_core_foreach_object(const pt_core *core, pt_core_object_fn fn, void *ctx)
 {
     const pt_obj *obj;
@@ -555,18 +573,7 @@ void pt_core_foreach_object(const pt_core *core, pt_core_object_fn fn, void *ctx
 
         if (obj->anonymous)
             continue;
-        info = (pt_core_object_info){
-            .name = obj->name,
-            .name_len = obj->name_len,
-            .kind = obj->kind,
-            .transient = obj->transient,
-            .unlinked = obj->unlinked,
-            .refs = obj->refs,
-            .mode = obj->mode,
-            .uid = obj->uid,
-            .gid = obj->gid,
-        };
-        pt__state_fill(obj, NULL, 0, &info.state);
+        pt__object_info_fill(obj, &info);
         fn(ctx, &info);
     }
 }

@@ -190,6 +190,8 @@ void pt_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockadd
 /* Queue one response frame on c's output; it is written by the next
  * pt_conn_flush_pending. */
 void pt_conn_send(pt_conn *c, const Pythread__Response *resp);
+/* An answer that only says status and why. */
+void pt_conn_send_error(pt_conn *c, uint64_t id, int status, const char *message);
 /* One write for each connection with queued answers. */
 void pt_conn_flush_pending(pt_daemon *d);
 /* Drop every connection at shutdown, and the read buffer; the core must

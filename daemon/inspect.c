@@ -70,17 +70,6 @@ static uint32_t frame_budget(const pt_daemon *d)
     return d->max_frame > FRAME_SLACK * 2 ? d->max_frame - FRAME_SLACK : d->max_frame / 2;
 }
 
-static void send_error(pt_conn *c, uint64_t id, int status, const char *message)
-{
-    Pythread__Response r = PYTHREAD__RESPONSE__INIT;
-
-    r.id = id;
-    r.has_status = 1;
-    r.status = status;
-    r.message = (char *)message;
-    pt_conn_send(c, &r);
-}
-
 /* ---- STATUS ------------------------------------------------------------ */
 
 static char *socket_name(pt_daemon *d)
@@ -277,13 +266,15 @@ static void do_list(pt_daemon *d, pt_conn *c, const Pythread__Request *req)
 
     x.v = arena_alloc(d, x.max * sizeof(*x.v));
     if (x.v == NULL) {
-        send_error(c, req->id, PT_ENOMEM, "list: out of memory in the daemon; ask a smaller page");
+        pt_conn_send_error(c, req->id, PT_ENOMEM,
+                           "list: out of memory in the daemon; ask a smaller page");
         return;
     }
     pt_core_inspect_objects(d->core, req->cursor, list_one, &x);
     if (x.more && x.n == 0) {
-        send_error(c, req->id, PT_ELIMIT,
-                   "list: one entry does not fit the frame limit; raise pythreadd --max-frame");
+        pt_conn_send_error(
+            c, req->id, PT_ELIMIT,
+            "list: one entry does not fit the frame limit; raise pythreadd --max-frame");
         return;
     }
     r.id = req->id;
@@ -382,7 +373,7 @@ static void do_show(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint
     x.holders = arena_alloc(d, x.cap * sizeof(*x.holders));
     x.waiters = arena_alloc(d, x.cap * sizeof(*x.waiters));
     if (x.holders == NULL || x.waiters == NULL) {
-        send_error(c, req->id, PT_ENOMEM, "show: out of memory in the daemon");
+        pt_conn_send_error(c, req->id, PT_ENOMEM, "show: out of memory in the daemon");
         return;
     }
     err = pt_core_inspect_object(d->core, c->session, (const char *)req->name.data, len, &det,
@@ -398,12 +389,12 @@ static void do_show(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint
         for (char *p = msg; *p; p++)
             if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
                 *p = '?';
-        send_error(c, req->id, err, msg);
+        pt_conn_send_error(c, req->id, err, msg);
         return;
     }
     info = object_info(d, &det, 1);
     if (info == NULL) {
-        send_error(c, req->id, PT_ENOMEM, "show: out of memory in the daemon");
+        pt_conn_send_error(c, req->id, PT_ENOMEM, "show: out of memory in the daemon");
         return;
     }
     r.id = req->id;
@@ -435,7 +426,7 @@ static void do_sessions(pt_daemon *d, pt_conn *c, const Pythread__Request *req, 
     pt_conn *it;
 
     if (v == NULL) {
-        send_error(c, req->id, PT_ENOMEM, "sessions: out of memory in the daemon");
+        pt_conn_send_error(c, req->id, PT_ENOMEM, "sessions: out of memory in the daemon");
         return;
     }
     /* Connections are kept in accept order, so ids only grow along the list. */
@@ -501,7 +492,7 @@ void pt_inspect_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req, 
         do_sessions(d, c, req, now);
         break;
     default:
-        send_error(c, req->id, PT_EPROTO, "inspection: unknown operation");
+        pt_conn_send_error(c, req->id, PT_EPROTO, "inspection: unknown operation");
         break;
     }
 }

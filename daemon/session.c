@@ -118,7 +118,7 @@ static void conn_close_flushed(pt_conn *c, uint64_t now)
     conn_queue(c);
 }
 
-static void conn_send_error(pt_conn *c, uint64_t id, int status, const char *message)
+void pt_conn_send_error(pt_conn *c, uint64_t id, int status, const char *message)
 {
     Pythread__Response r = PYTHREAD__RESPONSE__INIT;
 
@@ -136,7 +136,7 @@ static void conn_protocol_error(pt_conn *c, uint64_t id, int status, const char 
 {
     pt_log(LOG_WARNING, "session %llu (pid %d): %s; closing it", (unsigned long long)c->id,
            (int)c->peer.pid, message);
-    conn_send_error(c, id, status, message);
+    pt_conn_send_error(c, id, status, message);
     conn_close_flushed(c, now);
 }
 
@@ -387,7 +387,7 @@ static int conn_request(pt_conn *c, const Pythread__Request *req, uint64_t now)
                  (unsigned long long)req->id);
         pt_log(LOG_WARNING, "session %llu (pid %d): %s", (unsigned long long)c->id,
                (int)c->peer.pid, msg);
-        conn_send_error(c, req->id, PT_EPROTO, msg);
+        pt_conn_send_error(c, req->id, PT_EPROTO, msg);
         return 0;
     }
     pt_dispatch_request(c->daemon, c, req, now);
@@ -741,7 +741,7 @@ static void conn_refuse(pt_conn *c, int status, const char *message)
     pt_daemon *d = c->daemon;
 
     pt_log(LOG_WARNING, "connection from pid %d refused: %s", (int)c->peer.pid, message);
-    conn_send_error(c, 0, status, message);
+    pt_conn_send_error(c, 0, status, message);
     conn_close_flushed(c, 0);
     pt_conn_flush_pending(d);
 }
