@@ -397,6 +397,7 @@ static void pair_latency(pt_lock *l, const char *name, long iters)
 static int idle_session(const char *path, uint64_t id)
 {
     Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    Pythread__HelloArgs hello = PYTHREAD__HELLO_ARGS__INIT;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     uint8_t frame[512];
     size_t size;
@@ -408,13 +409,13 @@ static int idle_session(const char *path, uint64_t id)
                   strerror(errno));
     req.id = 1;
     req.op = PYTHREAD__OP__OP_HELLO;
-    req.has_version = 1;
-    req.version = PT_PROTOCOL_VERSION;
+    req.hello = &hello;
+    hello.has_version = 1;
+    hello.version = PT_PROTOCOL_VERSION;
+    hello.client_name = "bench-idle";
     req.has_thread = 1;
     req.thread = (uint64_t)getpid();
-    req.client_name = "bench-idle";
-    size = pt_wire_request_frame_size(&req);
-    pt_wire_request_frame_pack(&req, frame);
+    size = pt_wire_request_frame_pack(&req, frame);
     if (write(fd, frame, size) != (ssize_t)size)
         bench_die("idle session %llu: hello not sent: %s", (unsigned long long)id, strerror(errno));
     return fd;

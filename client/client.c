@@ -421,6 +421,8 @@ static int client_grow(pt_client *c, uint32_t max_frame)
 
 static int hello_check(pt_client *c, const Pythread__Response *m, uint64_t id)
 {
+    const Pythread__HelloInfo *info = m->hello;
+
     /* A refusal (too many sessions, ...) may come as id 0, before our hello
      * was even read: the daemon's words say best what happened. */
     if (m->status < 0)
@@ -429,19 +431,21 @@ static int hello_check(pt_client *c, const Pythread__Response *m, uint64_t id)
     if (m->id != id)
         return pt__error(PT_ECONNECT, "pythreadd at %s answered the hello with request %llu",
                          c->path, (unsigned long long)m->id);
-    if (m->has_version && m->version != PT_PROTOCOL_VERSION)
+    /* Protocol 1 answered the hello without a HelloInfo. */
+    if (!info || info->version != PT_PROTOCOL_VERSION)
         return pt__error(PT_EVERSION,
                          "pythreadd at %s speaks protocol %u, this library speaks %u; use a "
                          "libpythread that matches the daemon",
-                         c->path, m->version, PT_PROTOCOL_VERSION);
-    c->session_id = m->session;
-    c->max_frame = m->has_max_frame && m->max_frame ? m->max_frame : PT_WIRE_MAX_FRAME;
+                         c->path, info ? info->version : 1u, PT_PROTOCOL_VERSION);
+    c->session_id = info->session;
+    c->max_frame = info->max_frame ? info->max_frame : PT_WIRE_MAX_FRAME;
     return client_grow(c, c->max_frame);
 }
 
 static int client_hello(pt_client *c)
 {
     Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    Pythread__HelloArgs hello = PYTHREAD__HELLO_ARGS__INIT;
     Pythread__Response *m;
     uint8_t frame[SMALL_FRAME];
     char name[PT_WIRE_NAME_MAX + 1];
@@ -452,13 +456,13 @@ static int client_hello(pt_client *c)
     snprintf(name, sizeof(name), "%s", program_invocation_short_name);
     req.id = c->next_id++;
     req.op = PYTHREAD__OP__OP_HELLO;
-    req.has_version = 1;
-    req.version = PT_PROTOCOL_VERSION;
     req.has_thread = 1;
     req.thread = (uint64_t)pt__tid();
-    req.client_name = name;
-    size = pt_wire_request_frame_size(&req);
-    pt_wire_request_frame_pack(&req, frame);
+    req.hello = &hello;
+    hello.has_version = 1;
+    hello.version = PT_PROTOCOL_VERSION;
+    hello.client_name = name;
+    size = pt_wire_request_frame_pack(&req, frame);
     /* Even when the send fails, a refusal may be waiting to be read. */
     sent = send_all(c->fd, frame, size);
     len = hello_read_frame(c);
@@ -593,26 +597,33 @@ static int client_send(pt_client *c, Pythread__Request *req, pending *p, pt__rep
 {
     uint8_t small[SMALL_FRAME], *frame = small;
     size_t size;
+    int r = 0;
 
     req->id = c->next_id++;
     req->has_thread = 1;
     req->thread = (uint64_t)pt__tid();
-    size = pt_wire_request_frame_size(req);
-    if (size - PT_WIRE_HEADER > c->max_frame)
-        return pt__error(PT_ELIMIT,
-                         "a request of %zu bytes is over pythreadd's frame limit of %u bytes",
-                         size - PT_WIRE_HEADER, c->max_frame);
-    if (size > sizeof(small) && !(frame = malloc(size)))
-        return pt__error(PT_ENOMEM, "cannot allocate a request of %zu bytes", size);
-    pt_wire_request_frame_pack(req, frame);
-    pending_add(c, p, req->id, rep);
-    /* A failed or partial write leaves the stream unusable: end it both
-     * ways so whoever reads sees the end and fails every call on it. */
-    if (send_all(c->fd, frame, size) < 0)
-        shutdown(c->fd, SHUT_RDWR);
+    pt_wire_request_omit_defaults(req);
+    size = pt_wire_request_frame_bound(req);
+    if (size > sizeof(small)) {
+        size = pt_wire_request_frame_size(req);
+        if (!(frame = malloc(size)))
+            return pt__error(PT_ENOMEM, "cannot allocate a request of %zu bytes", size);
+    }
+    size = pt_wire_request_frame_pack(req, frame);
+    if (size - PT_WIRE_HEADER > c->max_frame) {
+        r = pt__error(PT_ELIMIT,
+                      "a request of %zu bytes is over pythreadd's frame limit of %u bytes",
+                      size - PT_WIRE_HEADER, c->max_frame);
+    } else {
+        pending_add(c, p, req->id, rep);
+        /* A failed or partial write leaves the stream unusable: end it
+         * both ways so whoever reads sees the end and fails every call. */
+        if (send_all(c->fd, frame, size) < 0)
+            shutdown(c->fd, SHUT_RDWR);
+    }
     if (frame != small)
         free(frame);
-    return 0;
+    return r;
 }
 
 int pt__client_call(pt_client *c, uint32_t want_gen, int flags, Pythread__Request *req,

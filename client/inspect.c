@@ -93,7 +93,7 @@ static void party_copy(pt_inspect_party *p, const Pythread__PartyInfo *m)
 static void status_copy(void *arg, const Pythread__Response *m)
 {
     pt_inspect_status *st = arg;
-    const Pythread__StatusInfo *s = m->status_info;
+    const Pythread__StatusInfo *s = m->inspect ? m->inspect->status_info : NULL;
 
     if (!s)
         return;
@@ -141,11 +141,14 @@ typedef struct page {
     int nomem;
 } page;
 
-static void objects_copy(void *arg, const Pythread__Response *m)
+static void objects_copy(void *arg, const Pythread__Response *r)
 {
+    const Pythread__Inspection *m = r->inspect;
     page *p = arg;
     pt_inspect_object *v;
 
+    if (!m)
+        return;
     p->next = m->next_cursor;
     if (m->n_objects == 0)
         return;
@@ -160,11 +163,14 @@ static void objects_copy(void *arg, const Pythread__Response *m)
     p->n = m->n_objects;
 }
 
-static void sessions_copy(void *arg, const Pythread__Response *m)
+static void sessions_copy(void *arg, const Pythread__Response *r)
 {
+    const Pythread__Inspection *m = r->inspect;
     page *p = arg;
     pt_inspect_session *v;
 
+    if (!m)
+        return;
     p->next = m->next_cursor;
     if (m->n_sessions == 0)
         return;
@@ -192,7 +198,7 @@ static void sessions_copy(void *arg, const Pythread__Response *m)
     p->n = m->n_sessions;
 }
 
-/* Fetch pages of op until the cursor comes back 0, calling each(arg, entry)
+/* Fetch pages of op (req->page set) until the cursor comes back 0, calling each(arg, entry)
  * for every entry; a non-zero result of each stops the walk. */
 static int walk(pt_client *c, Pythread__Request *req,
                 void (*copy)(void *, const Pythread__Response *), size_t size,
@@ -206,10 +212,10 @@ static int walk(pt_client *c, Pythread__Request *req,
         pt__reply rep;
         int r;
 
-        req->has_cursor = 1;
-        req->cursor = cursor;
-        req->has_max_entries = 1;
-        req->max_entries = PAGE_ENTRIES;
+        req->page->has_cursor = 1;
+        req->page->cursor = cursor;
+        req->page->has_max_entries = 1;
+        req->page->max_entries = PAGE_ENTRIES;
         r = pt__client_call_extra(c, req, &rep, copy, &p);
         if (r == 0 && p.nomem)
             r = pt__error(PT_ENOMEM, "%s: cannot allocate a page of the answer", what);
@@ -245,6 +251,7 @@ static int each_session(void *fn, void *arg, const void *entry)
 int pt_inspect_list(pt_client *c, const char *glob, int kind, pt_inspect_object_fn fn, void *arg)
 {
     Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    Pythread__PageArgs args = PYTHREAD__PAGE_ARGS__INIT;
 
     if (!c || !fn)
         return pt__error(PT_EINVAL, "pt_inspect_list: pass a client and a function");
@@ -255,19 +262,22 @@ int pt_inspect_list(pt_client *c, const char *glob, int kind, pt_inspect_object_
         return pt__error(PT_EINVAL, "pt_inspect_list: the pattern is longer than %u bytes",
                          PT_WIRE_GLOB_MAX);
     req.op = PYTHREAD__OP__OP_LIST;
-    req.glob = (char *)glob;
-    req.has_kind = kind != 0;
-    req.kind = kind;
+    req.page = &args;
+    args.glob = (char *)glob;
+    args.has_kind = kind != 0;
+    args.kind = kind;
     return walk(c, &req, objects_copy, sizeof(pt_inspect_object), each_object, &fn, arg, "list");
 }
 
 int pt_inspect_sessions(pt_client *c, pt_inspect_session_fn fn, void *arg)
 {
     Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    Pythread__PageArgs args = PYTHREAD__PAGE_ARGS__INIT;
 
     if (!c || !fn)
         return pt__error(PT_EINVAL, "pt_inspect_sessions: pass a client and a function");
     req.op = PYTHREAD__OP__OP_SESSIONS;
+    req.page = &args;
     return walk(c, &req, sessions_copy, sizeof(pt_inspect_session), each_session, &fn, arg,
                 "sessions");
 }
@@ -281,12 +291,13 @@ typedef struct show_answer {
     int nomem;
 } show_answer;
 
-static void detail_copy(void *arg, const Pythread__Response *m)
+static void detail_copy(void *arg, const Pythread__Response *r)
 {
+    const Pythread__Inspection *m = r->inspect;
     show_answer *a = arg;
     pt_inspect_detail *d = a->d;
 
-    if (m->n_objects < 1)
+    if (!m || m->n_objects < 1)
         return;
     a->got_object = 1;
     object_copy(&d->object, m->objects[0]);

@@ -70,7 +70,8 @@ static void anon_name(char *buf, size_t len)
 
 static int object_refresh(pt_object *o, uint32_t stale_gen);
 
-static void open_request(const pt_object *o, uint32_t flags, Pythread__Request *req)
+static void open_request(const pt_object *o, uint32_t flags, Pythread__Request *req,
+                         Pythread__OpenArgs *args)
 {
     const pt__open_params *p = &o->params;
 
@@ -78,21 +79,22 @@ static void open_request(const pt_object *o, uint32_t flags, Pythread__Request *
     req->has_name = 1;
     req->name.data = (uint8_t *)o->name;
     req->name.len = strlen(o->name);
-    req->has_kind = 1;
-    req->kind = p->kind;
-    req->has_flags = 1;
-    req->flags = flags;
-    req->has_mode = 1;
-    req->mode = p->mode;
+    req->open = args;
+    args->has_kind = 1;
+    args->kind = p->kind;
+    args->has_flags = 1;
+    args->flags = flags;
+    args->has_mode = 1;
+    args->mode = p->mode;
     switch (p->kind) {
     case PT_KIND_SEMAPHORE:
     case PT_KIND_BOUNDED_SEMAPHORE:
-        req->has_value = 1;
-        req->value = p->value;
+        args->has_value = 1;
+        args->value = p->value;
         break;
     case PT_KIND_BARRIER:
-        req->has_parties = 1;
-        req->parties = p->parties;
+        args->has_parties = 1;
+        args->parties = p->parties;
         req->has_timeout = 1;
         req->timeout = p->timeout;
         break;
@@ -115,15 +117,16 @@ static int object_open_call(pt_object *o, uint32_t flags, pt__state *st)
 
     for (;;) {
         Pythread__Request req = PYTHREAD__REQUEST__INIT;
+        Pythread__OpenArgs args = PYTHREAD__OPEN_ARGS__INIT;
         uint32_t want = 0;
 
-        open_request(o, flags, &req);
+        open_request(o, flags, &req, &args);
         if (lock) {
             uint64_t slot = atomic_load(&lock->slot);
 
             want = pt__slot_gen(slot);
-            req.has_lock_handle = 1;
-            req.lock_handle = pt__slot_handle(slot);
+            args.has_lock_handle = 1;
+            args.lock_handle = pt__slot_handle(slot);
         }
         r = pt__client_call(o->client, want, 0, &req, &rep, &gen);
         if (r == PT__ESTALE && lock) {

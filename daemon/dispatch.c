@@ -9,6 +9,7 @@
  */
 void pt_dispatch_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now)
 {
+    const Pythread__OpenArgs *open = pt_wire_open_args(req);
     pt_call call = {
         .id = req->id,
         .op = (pt_op)req->op,
@@ -19,12 +20,12 @@ void pt_dispatch_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req,
         .count = req->count,
         .name = (const char *)req->name.data,
         .name_len = req->has_name ? req->name.len : 0,
-        .kind = req->kind,
-        .flags = req->flags,
-        .mode = req->mode,
-        .value = req->value,
-        .parties = req->parties,
-        .lock_handle = req->lock_handle,
+        .kind = open->kind,
+        .flags = open->flags,
+        .mode = open->mode,
+        .value = open->value,
+        .parties = open->parties,
+        .lock_handle = open->lock_handle,
         .has_action = req->has_action,
         .status = req->status,
     };

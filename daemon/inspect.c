@@ -70,6 +70,16 @@ static uint32_t frame_budget(const pt_daemon *d)
     return d->max_frame > FRAME_SLACK * 2 ? d->max_frame - FRAME_SLACK : d->max_frame / 2;
 }
 
+/* Every inspection answer: the request's id and what was gathered. */
+static void inspect_send(pt_conn *c, const Pythread__Request *req, Pythread__Inspection *in)
+{
+    Pythread__Response r = PYTHREAD__RESPONSE__INIT;
+
+    r.id = req->id;
+    r.inspect = in;
+    pt_conn_send(c, &r);
+}
+
 /* ---- STATUS ------------------------------------------------------------ */
 
 static char *socket_name(pt_daemon *d)
@@ -89,7 +99,7 @@ static char *socket_name(pt_daemon *d)
 
 static void do_status(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now)
 {
-    Pythread__Response r = PYTHREAD__RESPONSE__INIT;
+    Pythread__Inspection in = PYTHREAD__INSPECTION__INIT;
     Pythread__StatusInfo st = PYTHREAD__STATUS_INFO__INIT;
     Pythread__LimitsInfo lim = PYTHREAD__LIMITS_INFO__INIT;
     uint64_t by_kind[PT_KIND_BARRIER + 1];
@@ -129,9 +139,8 @@ static void do_status(pt_daemon *d, pt_conn *c, const Pythread__Request *req, ui
     lim.has_max_objects_per_uid = 1;
     lim.max_objects_per_uid = cl.max_objects_per_uid;
     st.limits = &lim;
-    r.id = req->id;
-    r.status_info = &st;
-    pt_conn_send(c, &r);
+    in.status_info = &st;
+    inspect_send(c, req, &in);
 }
 
 /* ---- LIST -------------------------------------------------------------- */
@@ -246,21 +255,22 @@ static int list_one(void *arg, const pt_core_object_detail *det)
     return 0;
 }
 
-static uint32_t page_size(const Pythread__Request *req)
+static uint32_t page_size(const Pythread__PageArgs *page)
 {
-    uint32_t n = req->has_max_entries && req->max_entries ? req->max_entries : PAGE_DEFAULT;
+    uint32_t n = page->max_entries ? page->max_entries : PAGE_DEFAULT;
 
     return n > PAGE_MAX ? PAGE_MAX : n;
 }
 
 static void do_list(pt_daemon *d, pt_conn *c, const Pythread__Request *req)
 {
-    Pythread__Response r = PYTHREAD__RESPONSE__INIT;
+    const Pythread__PageArgs *page = pt_wire_page_args(req);
+    Pythread__Inspection in = PYTHREAD__INSPECTION__INIT;
     list_ctx x = {
         .d = d,
-        .glob = req->glob && *req->glob ? req->glob : NULL,
-        .kind = req->has_kind ? req->kind : 0,
-        .max = page_size(req),
+        .glob = page->glob && *page->glob ? page->glob : NULL,
+        .kind = page->kind,
+        .max = page_size(page),
         .budget = frame_budget(d),
     };
 
@@ -270,21 +280,20 @@ static void do_list(pt_daemon *d, pt_conn *c, const Pythread__Request *req)
                            "list: out of memory in the daemon; ask a smaller page");
         return;
     }
-    pt_core_inspect_objects(d->core, req->cursor, list_one, &x);
+    pt_core_inspect_objects(d->core, page->cursor, list_one, &x);
     if (x.more && x.n == 0) {
         pt_conn_send_error(
             c, req->id, PT_ELIMIT,
             "list: one entry does not fit the frame limit; raise pythreadd --max-frame");
         return;
     }
-    r.id = req->id;
-    r.n_objects = x.n;
-    r.objects = x.v;
+    in.n_objects = x.n;
+    in.objects = x.v;
     if (x.more) {
-        r.has_next_cursor = 1;
-        r.next_cursor = x.last;
+        in.has_next_cursor = 1;
+        in.next_cursor = x.last;
     }
-    pt_conn_send(c, &r);
+    inspect_send(c, req, &in);
 }
 
 /* ---- SHOW -------------------------------------------------------------- */
@@ -360,7 +369,7 @@ static void show_party(void *arg, const pt_core_party *p)
 
 static void do_show(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now)
 {
-    Pythread__Response r = PYTHREAD__RESPONSE__INIT;
+    Pythread__Inspection in = PYTHREAD__INSPECTION__INIT;
     Pythread__ObjectInfo *info;
     pt_core_object_detail det;
     char msg[PT_NAME_MAX + 160];
@@ -397,28 +406,28 @@ static void do_show(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint
         pt_conn_send_error(c, req->id, PT_ENOMEM, "show: out of memory in the daemon");
         return;
     }
-    r.id = req->id;
-    r.n_objects = 1;
-    r.objects = &info;
-    r.n_holders = x.nh;
-    r.holders = x.holders;
-    r.n_waiters = x.nw;
-    r.waiters = x.waiters;
+    in.n_objects = 1;
+    in.objects = &info;
+    in.n_holders = x.nh;
+    in.holders = x.holders;
+    in.n_waiters = x.nw;
+    in.waiters = x.waiters;
     if (x.left_out > 0) {
-        r.has_more_waiters = 1;
-        r.more_waiters = x.left_out;
+        in.has_more_waiters = 1;
+        in.more_waiters = x.left_out;
     }
     if (err == PT_EPERM)
-        r.has_detail_denied = r.detail_denied = 1;
-    pt_conn_send(c, &r);
+        in.has_detail_denied = in.detail_denied = 1;
+    inspect_send(c, req, &in);
 }
 
 /* ---- SESSIONS ---------------------------------------------------------- */
 
 static void do_sessions(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now)
 {
-    Pythread__Response r = PYTHREAD__RESPONSE__INIT;
-    uint32_t max = page_size(req);
+    const Pythread__PageArgs *page = pt_wire_page_args(req);
+    Pythread__Inspection in = PYTHREAD__INSPECTION__INIT;
+    uint32_t max = page_size(page);
     Pythread__SessionInfo **v = arena_alloc(d, max * sizeof(*v));
     size_t n = 0, used = 0, budget = frame_budget(d);
     uint64_t last = 0;
@@ -436,7 +445,7 @@ static void do_sessions(pt_daemon *d, pt_conn *c, const Pythread__Request *req, 
         Pythread__SessionInfo *o;
         size_t size;
 
-        if (it->session == NULL || it->id <= req->cursor)
+        if (it->session == NULL || it->id <= page->cursor)
             continue;
         if (n == max || (o = arena_alloc(d, sizeof(*o))) == NULL) {
             more = 1;
@@ -466,14 +475,13 @@ static void do_sessions(pt_daemon *d, pt_conn *c, const Pythread__Request *req, 
         v[n++] = o;
         last = it->id;
     }
-    r.id = req->id;
-    r.n_sessions = n;
-    r.sessions = v;
+    in.n_sessions = n;
+    in.sessions = v;
     if (more) {
-        r.has_next_cursor = 1;
-        r.next_cursor = last;
+        in.has_next_cursor = 1;
+        in.next_cursor = last;
     }
-    pt_conn_send(c, &r);
+    inspect_send(c, req, &in);
 }
 
 void pt_inspect_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now)

@@ -213,26 +213,27 @@ void pt_conn_send(pt_conn *c, const Pythread__Response *resp)
 
     if (c->closing)
         return;
-    size = pt_wire_response_frame_size(resp);
-    if (size - PT_WIRE_HEADER > c->daemon->max_frame) {
+    size = pt_wire_response_frame_bound(resp);
+    if (size - PT_WIRE_HEADER > c->daemon->max_frame &&
+        pt_wire_response_frame_size(resp) - PT_WIRE_HEADER > c->daemon->max_frame) {
         /* Cannot happen with the core's short messages; answer anyway, so
          * the request is not left without a response. */
         pt_log(LOG_ERR, "session %llu: answer to request %llu is %zu bytes, over the frame limit",
-               (unsigned long long)c->id, (unsigned long long)resp->id, size);
+               (unsigned long long)c->id, (unsigned long long)resp->id,
+               pt_wire_response_frame_size(resp));
         small = (Pythread__Response)PYTHREAD__RESPONSE__INIT;
         small.id = resp->id;
         small.has_status = 1;
         small.status = PT_EINTERNAL;
         small.message = "pythreadd: the answer is larger than the frame limit; raise --max-frame";
         resp = &small;
-        size = pt_wire_response_frame_size(resp);
+        size = pt_wire_response_frame_bound(resp);
     }
     if (conn_out_reserve(c, size) < 0) {
         conn_fail(c);
         return;
     }
-    pt_wire_response_frame_pack(resp, c->out + c->out_len);
-    c->out_len += size;
+    c->out_len += pt_wire_response_frame_pack(resp, c->out + c->out_len);
     c->responses++;
     conn_queue(c);
     /* Back-pressure: a peer that does not read its answers is not read
@@ -337,7 +338,9 @@ void pt_conn_flush_pending(pt_daemon *d)
  * -1 when the connection is closing. */
 static int conn_hello(pt_conn *c, const Pythread__Request *req, uint64_t now)
 {
+    const Pythread__HelloArgs *hello = pt_wire_hello_args(req);
     Pythread__Response r = PYTHREAD__RESPONSE__INIT;
+    Pythread__HelloInfo info = PYTHREAD__HELLO_INFO__INIT;
     char msg[256];
 
     if (req->op != PYTHREAD__OP__OP_HELLO) {
@@ -348,24 +351,23 @@ static int conn_hello(pt_conn *c, const Pythread__Request *req, uint64_t now)
         conn_protocol_error(c, req->id, PT_EPROTO, msg, now);
         return -1;
     }
-    if (req->version != PT_PROTOCOL_VERSION) {
+    if (hello->version != PT_PROTOCOL_VERSION) {
         snprintf(msg, sizeof msg,
                  "client speaks protocol %u, this daemon speaks %u; use matching versions of "
                  "libpythread and pythreadd",
-                 req->version, PT_PROTOCOL_VERSION);
+                 hello->version, PT_PROTOCOL_VERSION);
         conn_protocol_error(c, req->id, PT_EVERSION, msg, now);
         return -1;
     }
     c->hello = 1;
-    if (req->client_name)
-        snprintf(c->client_name, sizeof c->client_name, "%s", req->client_name);
+    if (hello->client_name)
+        snprintf(c->client_name, sizeof c->client_name, "%s", hello->client_name);
     r.id = req->id;
-    r.has_version = 1;
-    r.version = PT_PROTOCOL_VERSION;
-    r.has_session = 1;
-    r.session = c->id;
-    r.has_max_frame = 1;
-    r.max_frame = c->daemon->max_frame;
+    info.has_version = info.has_session = info.has_max_frame = 1;
+    info.version = PT_PROTOCOL_VERSION;
+    info.session = c->id;
+    info.max_frame = c->daemon->max_frame;
+    r.hello = &info;
     pt_conn_send(c, &r);
     pt_log(LOG_DEBUG, "session %llu: hello from '%s' (pid %d, uid %u)", (unsigned long long)c->id,
            c->client_name, (int)c->peer.pid, (unsigned)c->peer.uid);

@@ -63,16 +63,56 @@ size_t pt_wire_response_frame_size(const Pythread__Response *resp)
     return PT_WIRE_HEADER + pythread__response__get_packed_size(resp);
 }
 
-void pt_wire_request_frame_pack(const Pythread__Request *req, uint8_t *out)
+void pt_wire_request_omit_defaults(Pythread__Request *req)
 {
-    size_t n = pythread__request__pack(req, out + PT_WIRE_HEADER);
-    pt_wire_len_put(out, (uint32_t)n);
+    req->has_blocking &= !req->blocking;
+    req->has_timeout &= req->timeout != -1.0;
+    req->has_count &= req->count != 1;
+    if (req->open)
+        req->open->has_value &= req->open->value != 1;
 }
 
-void pt_wire_response_frame_pack(const Pythread__Response *resp, uint8_t *out)
+/* The widest encoding of one field: a tag of up to 2 bytes (field numbers
+ * below 2048) and a 10-byte varint; a string's 5-byte length prefix fits
+ * the same room, its bytes are added apart. */
+#define FIELD_MAX 12u
+
+static size_t str_len(const char *s)
+{
+    return s ? strlen(s) : 0;
+}
+
+size_t pt_wire_request_frame_bound(const Pythread__Request *req)
+{
+    if (req->base.n_unknown_fields || req->open || req->hello || req->page)
+        return pt_wire_request_frame_size(req);
+    return PT_WIRE_HEADER + FIELD_MAX * pythread__request__descriptor.n_fields + req->name.len;
+}
+
+size_t pt_wire_response_frame_bound(const Pythread__Response *resp)
+{
+    size_t state = resp->state ? FIELD_MAX * pythread__state__descriptor.n_fields : 0;
+
+    if (resp->base.n_unknown_fields || resp->hello || resp->inspect)
+        return pt_wire_response_frame_size(resp);
+    return PT_WIRE_HEADER + FIELD_MAX * pythread__response__descriptor.n_fields +
+           str_len(resp->message) + state;
+}
+
+size_t pt_wire_request_frame_pack(const Pythread__Request *req, uint8_t *out)
+{
+    size_t n = pythread__request__pack(req, out + PT_WIRE_HEADER);
+
+    pt_wire_len_put(out, (uint32_t)n);
+    return PT_WIRE_HEADER + n;
+}
+
+size_t pt_wire_response_frame_pack(const Pythread__Response *resp, uint8_t *out)
 {
     size_t n = pythread__response__pack(resp, out + PT_WIRE_HEADER);
+
     pt_wire_len_put(out, (uint32_t)n);
+    return PT_WIRE_HEADER + n;
 }
 
 static int op_known(int op)
@@ -83,26 +123,54 @@ static int op_known(int op)
 static const uint32_t open_flags_known =
     PT_OPEN_EXCL | PT_OPEN_EXISTING | PT_OPEN_TRANSIENT | PT_OPEN_OWNED | PT_OPEN_UNOWNED;
 
+static const Pythread__OpenArgs open_none = PYTHREAD__OPEN_ARGS__INIT;
+static const Pythread__HelloArgs hello_none = PYTHREAD__HELLO_ARGS__INIT;
+static const Pythread__PageArgs page_none = PYTHREAD__PAGE_ARGS__INIT;
+
+const Pythread__OpenArgs *pt_wire_open_args(const Pythread__Request *r)
+{
+    return r->open ? r->open : &open_none;
+}
+
+const Pythread__HelloArgs *pt_wire_hello_args(const Pythread__Request *r)
+{
+    return r->hello ? r->hello : &hello_none;
+}
+
+const Pythread__PageArgs *pt_wire_page_args(const Pythread__Request *r)
+{
+    return r->page ? r->page : &page_none;
+}
+
+static int kind_known(int kind)
+{
+    return kind >= PT_KIND_LOCK && kind <= PT_KIND_BARRIER;
+}
+
 /* Checks protobuf-c leaves to us; returns a reason or NULL. */
 static const char *request_check(const Pythread__Request *r)
 {
+    const Pythread__OpenArgs *o = pt_wire_open_args(r);
+    const Pythread__HelloArgs *h = pt_wire_hello_args(r);
+    const Pythread__PageArgs *p = pt_wire_page_args(r);
+
     if (r->id == 0)
         return "request id 0 is reserved";
     if (!op_known(r->op))
         return "unknown op";
     if (r->has_name && r->name.len > PT_WIRE_NAME_MAX)
         return "name longer than 255 bytes";
-    if (r->client_name && strlen(r->client_name) > PT_WIRE_NAME_MAX)
+    if (h->client_name && strlen(h->client_name) > PT_WIRE_NAME_MAX)
         return "client_name longer than 255 bytes";
-    if (r->op == PYTHREAD__OP__OP_OPEN && (r->kind < PT_KIND_LOCK || r->kind > PT_KIND_BARRIER))
+    if (r->op == PYTHREAD__OP__OP_OPEN && !kind_known(o->kind))
         return "unknown object kind";
-    if (r->op == PYTHREAD__OP__OP_LIST && (r->kind < 0 || r->kind > PT_KIND_BARRIER))
+    if (r->op == PYTHREAD__OP__OP_LIST && p->kind != 0 && !kind_known(p->kind))
         return "unknown object kind";
-    if (r->glob && strlen(r->glob) > PT_WIRE_GLOB_MAX)
+    if (p->glob && strlen(p->glob) > PT_WIRE_GLOB_MAX)
         return "glob longer than 1024 bytes";
-    if (r->flags & ~open_flags_known)
+    if (o->flags & ~open_flags_known)
         return "unknown open flag bits";
-    if (r->mode & ~07777u)
+    if (o->mode & ~07777u)
         return "mode has bits outside 07777";
     return NULL;
 }

@@ -484,9 +484,10 @@ static void daemon_status(raw_conn *rc, uint64_t *sessions, uint64_t *waiters)
     req.op = PYTHREAD__OP__OP_STATUS;
     resp = raw_call(rc, &req, HARNESS_DEADLINE);
     assert_non_null(resp);
-    assert_non_null(resp->status_info);
-    *sessions = resp->status_info->sessions;
-    *waiters = resp->status_info->waiters;
+    assert_non_null(resp->inspect);
+    assert_non_null(resp->inspect->status_info);
+    *sessions = resp->inspect->status_info->sessions;
+    *waiters = resp->inspect->status_info->waiters;
 }
 
 /* pythreadctl status --json, when the tool is built: "sessions" is 1 (its

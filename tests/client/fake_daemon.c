@@ -107,22 +107,23 @@ static void log_request(fake *f, int ci, const Pythread__Request *r, fake_req *o
     out->id = r->id;
     out->thread = r->thread;
     out->handle = r->handle;
-    out->flags = r->flags;
-    out->mode = r->mode;
-    out->lock_handle = r->lock_handle;
+    out->flags = pt_wire_open_args(r)->flags;
+    out->mode = pt_wire_open_args(r)->mode;
+    out->lock_handle = pt_wire_open_args(r)->lock_handle;
     out->count = r->count;
     out->has_count = r->has_count;
-    out->kind = r->kind;
+    out->kind = pt_wire_open_args(r)->kind;
     out->blocking = r->blocking;
     out->has_action = r->has_action;
     out->status = r->status;
-    out->version = r->version;
+    out->version = pt_wire_hello_args(r)->version;
     out->timeout = r->timeout;
     if (r->has_name)
         snprintf(out->name, sizeof(out->name), "%.*s", (int)r->name.len,
                  (const char *)r->name.data);
-    if (r->client_name)
-        snprintf(out->client_name, sizeof(out->client_name), "%s", r->client_name);
+    if (pt_wire_hello_args(r)->client_name)
+        snprintf(out->client_name, sizeof(out->client_name), "%s",
+                 pt_wire_hello_args(r)->client_name);
     if (f->nlog < MAX_LOG)
         f->log[f->nlog++] = *out;
 }
@@ -133,6 +134,7 @@ static void answer(fake *f, int ci, const fake_req *q)
     conn *c = f->conns[ci];
     Pythread__Response resp = PYTHREAD__RESPONSE__INIT;
     Pythread__State st = PYTHREAD__STATE__INIT;
+    Pythread__HelloInfo hello = PYTHREAD__HELLO_INFO__INIT;
 
     resp.id = q->id;
     resp.has_status = 1;
@@ -143,12 +145,13 @@ static void answer(fake *f, int ci, const fake_req *q)
         resp.status = f->hello_status;
         if (f->hello_message[0])
             resp.message = f->hello_message;
-        resp.has_version = 1;
-        resp.version = f->hello_version;
-        resp.has_session = 1;
-        resp.session = (uint64_t)ci + 1;
-        resp.has_max_frame = 1;
-        resp.max_frame = PT_WIRE_MAX_FRAME;
+        resp.hello = &hello;
+        hello.has_version = 1;
+        hello.version = f->hello_version;
+        hello.has_session = 1;
+        hello.session = (uint64_t)ci + 1;
+        hello.has_max_frame = 1;
+        hello.max_frame = PT_WIRE_MAX_FRAME;
         break;
     case PYTHREAD__OP__OP_OPEN:
         resp.has_handle = 1;

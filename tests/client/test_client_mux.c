@@ -163,6 +163,7 @@ static void test_version_refused(void **state)
 {
     fx *x = *state;
     pt_client *c2 = NULL;
+    char want[64];
 
     fake_set_hello(x->f, PT_EVERSION, "pythreadd speaks protocol 9; upgrade libpythread", 9);
     assert_int_equal(pt_client_open(&c2, fake_path(x->f)), PT_EVERSION);
@@ -170,9 +171,10 @@ static void test_version_refused(void **state)
     assert_string_equal(pt_last_error_message(),
                         "pythreadd speaks protocol 9; upgrade libpythread");
 
-    fake_set_hello(x->f, 0, NULL, 2);
+    fake_set_hello(x->f, 0, NULL, PT_PROTOCOL_VERSION + 1);
     assert_int_equal(pt_client_open(&c2, fake_path(x->f)), PT_EVERSION);
-    assert_non_null(strstr(pt_last_error_message(), "protocol 2"));
+    snprintf(want, sizeof(want), "speaks protocol %u,", PT_PROTOCOL_VERSION + 1);
+    assert_non_null(strstr(pt_last_error_message(), want));
     fake_set_hello(x->f, 0, NULL, PT_PROTOCOL_VERSION);
 }
 

@@ -50,37 +50,41 @@ static Pythread__Request req(Pythread__Op op, uint32_t handle)
 static void hello(stream *s)
 {
     Pythread__Request r = req(PYTHREAD__OP__OP_HELLO, 0);
+    Pythread__HelloArgs h = PYTHREAD__HELLO_ARGS__INIT;
 
-    r.has_version = 1;
-    r.version = PT_PROTOCOL_VERSION;
-    r.client_name = "fuzz-seed";
+    h.has_version = 1;
+    h.version = PT_PROTOCOL_VERSION;
+    h.client_name = "fuzz-seed";
+    r.hello = &h;
     put(s, &r);
 }
 
 static void open_obj(stream *s, const char *name, int kind, uint32_t flags, uint32_t lock)
 {
     Pythread__Request r = req(PYTHREAD__OP__OP_OPEN, 0);
+    Pythread__OpenArgs a = PYTHREAD__OPEN_ARGS__INIT;
 
     r.has_name = 1;
     r.name.data = (uint8_t *)name;
     r.name.len = strlen(name);
-    r.has_kind = 1;
-    r.kind = kind;
-    r.has_flags = flags != 0;
-    r.flags = flags;
-    r.has_mode = 1;
-    r.mode = 0640;
+    r.open = &a;
+    a.has_kind = 1;
+    a.kind = kind;
+    a.has_flags = flags != 0;
+    a.flags = flags;
+    a.has_mode = 1;
+    a.mode = 0640;
     if (kind == PT_KIND_SEMAPHORE || kind == PT_KIND_BOUNDED_SEMAPHORE) {
-        r.has_value = 1;
-        r.value = 2;
+        a.has_value = 1;
+        a.value = 2;
     }
     if (kind == PT_KIND_BARRIER) {
-        r.has_parties = 1;
-        r.parties = 2;
+        a.has_parties = 1;
+        a.parties = 2;
     }
     if (lock) {
-        r.has_lock_handle = 1;
-        r.lock_handle = lock;
+        a.has_lock_handle = 1;
+        a.lock_handle = lock;
     }
     put(s, &r);
 }
@@ -200,6 +204,18 @@ int main(int argc, char **argv)
     op(&s, PYTHREAD__OP__OP_LIST, 0, -1);
     op(&s, PYTHREAD__OP__OP_SESSIONS, 0, -1);
     {
+        Pythread__Request r = req(PYTHREAD__OP__OP_LIST, 0);
+        Pythread__PageArgs p = PYTHREAD__PAGE_ARGS__INIT;
+
+        p.has_cursor = p.has_max_entries = p.has_kind = 1;
+        p.cursor = 1;
+        p.max_entries = 2;
+        p.kind = PT_KIND_EVENT;
+        p.glob = "seed.*";
+        r.page = &p;
+        put(&s, &r);
+    }
+    {
         Pythread__Request r = req(PYTHREAD__OP__OP_SHOW, 0);
         r.has_name = 1;
         r.name.data = (uint8_t *)"seed.evt";
@@ -214,8 +230,11 @@ int main(int argc, char **argv)
     memset(&s, 0, sizeof s);
     {
         Pythread__Request r = req(PYTHREAD__OP__OP_HELLO, 0);
-        r.has_version = 1;
-        r.version = 999;
+        Pythread__HelloArgs h = PYTHREAD__HELLO_ARGS__INIT;
+
+        h.has_version = 1;
+        h.version = 999;
+        r.hello = &h;
         put(&s, &r);
     }
     save(argv[1], "broken-version", &s);

@@ -747,12 +747,14 @@ static int resp_status(const Pythread__Response *r)
 int raw_hello(raw_conn *rc, uint32_t version)
 {
     Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    Pythread__HelloArgs hello = PYTHREAD__HELLO_ARGS__INIT;
     Pythread__Response *resp;
 
     req.op = PYTHREAD__OP__OP_HELLO;
-    req.has_version = 1;
-    req.version = version;
-    req.client_name = "integration-raw";
+    req.hello = &hello;
+    hello.has_version = 1;
+    hello.version = version;
+    hello.client_name = "integration-raw";
     resp = raw_call(rc, &req, HARNESS_DEADLINE);
     return resp ? resp_status(resp) : PT_ESESSION;
 }
@@ -760,18 +762,20 @@ int raw_hello(raw_conn *rc, uint32_t version)
 int raw_open(raw_conn *rc, const char *name, pt_kind kind, uint32_t flags, uint32_t *handle)
 {
     Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    Pythread__OpenArgs args = PYTHREAD__OPEN_ARGS__INIT;
     Pythread__Response *resp;
 
     req.op = PYTHREAD__OP__OP_OPEN;
     req.has_name = 1;
     req.name.data = (uint8_t *)name;
     req.name.len = strlen(name);
-    req.has_kind = 1;
-    req.kind = (int32_t)kind;
-    req.has_flags = 1;
-    req.flags = flags;
-    req.has_mode = 1;
-    req.mode = PT_DEFAULT_MODE;
+    req.open = &args;
+    args.has_kind = 1;
+    args.kind = (int32_t)kind;
+    args.has_flags = 1;
+    args.flags = flags;
+    args.has_mode = 1;
+    args.mode = PT_DEFAULT_MODE;
     resp = raw_call(rc, &req, HARNESS_DEADLINE);
     if (!resp)
         return PT_ESESSION;

@@ -166,14 +166,16 @@ static void test_stale_socket_replaced(void **state)
 static void expect_version_refused(harness *h, uint32_t version)
 {
     Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    Pythread__HelloArgs hello = PYTHREAD__HELLO_ARGS__INIT;
     Pythread__Response *resp;
     raw_conn rc;
 
     assert_int_equal(raw_connect(&rc, h->sock), 0);
     req.op = PYTHREAD__OP__OP_HELLO;
-    req.has_version = 1;
-    req.version = version;
-    req.client_name = "integration-old-client";
+    req.hello = &hello;
+    hello.has_version = 1;
+    hello.version = version;
+    hello.client_name = "integration-old-client";
     resp = raw_call(&rc, &req, HARNESS_DEADLINE);
     if (!resp) {
         raw_close(&rc);

@@ -198,14 +198,16 @@ static void test_request_before_hello(void **state)
 {
     proto_env *env = proto_begin(state);
     Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    Pythread__OpenArgs args = PYTHREAD__OPEN_ARGS__INIT;
 
     req.id = 5;
     req.op = PYTHREAD__OP__OP_OPEN;
     req.has_name = 1;
     req.name.data = (uint8_t *)"it.proto.early";
     req.name.len = strlen("it.proto.early");
-    req.has_kind = 1;
-    req.kind = PT_KIND_LOCK;
+    req.open = &args;
+    args.has_kind = 1;
+    args.kind = PT_KIND_LOCK;
     assert_int_equal(raw_send_request(&env->rc, &req), 0);
     expect_closed(env, 1, "open before hello");
     expect_normal_session_works(env);
@@ -251,6 +253,7 @@ static void test_name_with_nul(void **state)
 {
     proto_env *env = proto_begin(state);
     Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    Pythread__OpenArgs args = PYTHREAD__OPEN_ARGS__INIT;
     Pythread__Response *resp;
     uint32_t handle;
 
@@ -259,8 +262,9 @@ static void test_name_with_nul(void **state)
     req.has_name = 1;
     req.name.data = (uint8_t *)"it.nul\0tail";
     req.name.len = sizeof "it.nul\0tail" - 1;
-    req.has_kind = 1;
-    req.kind = PT_KIND_LOCK;
+    req.open = &args;
+    args.has_kind = 1;
+    args.kind = PT_KIND_LOCK;
     resp = raw_call(&env->rc, &req, 5.0);
     assert_non_null(resp);
     assert_int_equal(resp->status, PT_ENAME);
