@@ -39,6 +39,9 @@ void bench_report(const char *name, bench_samples *s, const char *extra);
 uint64_t bench_proc_cpu_ns(pid_t pid);
 /* VmRSS of pid in bytes, from /proc/PID/status; 0 if unknown. */
 uint64_t bench_proc_rss(pid_t pid);
+/* Read- and write-type system calls pid made (syscr, syscw of
+ * /proc/PID/io); 0 if unknown. */
+void bench_proc_syscalls(pid_t pid, uint64_t *reads, uint64_t *writes);
 
 /* Print a message and exit(1). */
 void bench_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));

@@ -11,8 +11,13 @@
  *                                       Lock; time per hand-off
  *   bench_pythread throughput PROCS MILLISECONDS DAEMON_PID
  *                                       PROCS processes doing pairs on their
- *                                       own Lock; pairs/s and the daemon's
- *                                       CPU per request
+ *                                       own Lock; pairs/s, the daemon's CPU
+ *                                       and its read and write system calls
+ *                                       per request
+ *   bench_pythread threads THREADS MILLISECONDS DAEMON_PID
+ *                                       the same with THREADS threads of one
+ *                                       process sharing its session, so the
+ *                                       socket holds several requests at once
  *   bench_pythread scale OBJECTS SESSIONS ITERS DAEMON_PID
  *                                       on an empty daemon: pair latency,
  *                                       then OBJECTS named objects and
@@ -24,6 +29,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -347,11 +353,39 @@ static void throughput_worker(shared *sh, int me)
     _exit(0);
 }
 
+/* What the daemon spent over a measuring window. */
+typedef struct daemon_use {
+    uint64_t ns, cpu, reads, writes;
+} daemon_use;
+
+static void daemon_use_get(pid_t daemon, daemon_use *u)
+{
+    u->ns = bench_now_ns();
+    u->cpu = bench_proc_cpu_ns(daemon);
+    bench_proc_syscalls(daemon, &u->reads, &u->writes);
+}
+
+/* Two requests per pair; the window includes the workers' last pair. */
+static void throughput_report(const char *name, uint64_t pairs, const daemon_use *a,
+                              const daemon_use *b)
+{
+    double ops = (double)(2 * pairs);
+
+    printf("RESULT %s pairs_per_s=%.0f cpu_ns_per_op=%.0f daemon_cpu_ms=%.1f reads_per_op=%.3f "
+           "writes_per_op=%.3f\n",
+           name, (double)pairs * 1e9 / (double)(b->ns - a->ns),
+           pairs ? (double)(b->cpu - a->cpu) / ops : 0.0, (double)(b->cpu - a->cpu) / 1e6,
+           pairs ? (double)(b->reads - a->reads) / ops : 0.0,
+           pairs ? (double)(b->writes - a->writes) / ops : 0.0);
+    fflush(stdout);
+}
+
 static void mode_throughput(int procs, double seconds, pid_t daemon)
 {
     shared *sh = shared_map(0);
     pid_t pids[64];
-    uint64_t t0, t1, cpu0, cpu1, pairs = 0;
+    daemon_use a, b;
+    uint64_t pairs = 0;
     char rname[64];
     int w;
 
@@ -365,22 +399,75 @@ static void mode_throughput(int procs, double seconds, pid_t daemon)
             throughput_worker(sh, w);
     }
     wait_flag(&sh->ready, procs);
-    cpu0 = bench_proc_cpu_ns(daemon);
-    t0 = bench_now_ns();
+    daemon_use_get(daemon, &a);
     atomic_store(&sh->go, 1);
     poll(NULL, 0, (int)(seconds * 1000)); /* the measuring window itself */
     atomic_store(&sh->stop, 1);
     workers_wait(pids, procs, sh);
-    t1 = bench_now_ns();
-    cpu1 = bench_proc_cpu_ns(daemon);
+    daemon_use_get(daemon, &b);
     for (w = 0; w < procs; w++)
         pairs += sh->count[w];
     snprintf(rname, sizeof(rname), "pt.throughput%d", procs);
-    /* Two requests per pair; the window includes the workers' last pair. */
-    printf("RESULT %s pairs_per_s=%.0f cpu_ns_per_op=%.0f daemon_cpu_ms=%.1f\n", rname,
-           (double)pairs * 1e9 / (double)(t1 - t0),
-           pairs ? (double)(cpu1 - cpu0) / (double)(2 * pairs) : 0.0, (double)(cpu1 - cpu0) / 1e6);
-    fflush(stdout);
+    throughput_report(rname, pairs, &a, &b);
+}
+
+typedef struct thread_arg {
+    shared *sh;
+    pt_client *c;
+    int me;
+} thread_arg;
+
+static void *threads_worker(void *p)
+{
+    thread_arg *t = p;
+    char name[64];
+    pt_lock *l;
+    uint64_t n = 0;
+
+    snprintf(name, sizeof(name), "bench.threads.%ld.%d", (long)getpid(), t->me);
+    CHECK(pt_lock_open(t->c, name, PT_OPEN_TRANSIENT, 0600, &l));
+    atomic_fetch_add(&t->sh->ready, 1);
+    wait_flag(&t->sh->go, 1);
+    while (!atomic_load_explicit(&t->sh->stop, memory_order_relaxed)) {
+        CHECK(lock_pair(l));
+        n++;
+    }
+    t->sh->count[t->me] = n;
+    CHECK(pt_lock_close(l));
+    return NULL;
+}
+
+static void mode_threads(int threads, double seconds, pid_t daemon)
+{
+    shared *sh = shared_map(0);
+    pt_client *c = client_open();
+    pthread_t tids[64];
+    thread_arg args[64];
+    daemon_use a, b;
+    uint64_t pairs = 0;
+    char rname[64];
+    int i;
+
+    if (threads < 1 || threads > 64)
+        bench_die("threads: THREADS must be 1..64");
+    for (i = 0; i < threads; i++) {
+        args[i] = (thread_arg){.sh = sh, .c = c, .me = i};
+        if (pthread_create(&tids[i], NULL, threads_worker, &args[i]) != 0)
+            bench_die("pthread_create failed");
+    }
+    wait_flag(&sh->ready, threads);
+    daemon_use_get(daemon, &a);
+    atomic_store(&sh->go, 1);
+    poll(NULL, 0, (int)(seconds * 1000));
+    atomic_store(&sh->stop, 1);
+    for (i = 0; i < threads; i++)
+        pthread_join(tids[i], NULL);
+    daemon_use_get(daemon, &b);
+    for (i = 0; i < threads; i++)
+        pairs += sh->count[i];
+    snprintf(rname, sizeof(rname), "pt.threads%d", threads);
+    throughput_report(rname, pairs, &a, &b);
+    pt_client_close(c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -503,6 +590,7 @@ static void usage(void)
     fprintf(stderr, "usage: bench_pythread ops ITERS OPENS\n"
                     "       bench_pythread handoff PROCS ITERS\n"
                     "       bench_pythread throughput PROCS MILLISECONDS DAEMON_PID\n"
+                    "       bench_pythread threads THREADS MILLISECONDS DAEMON_PID\n"
                     "       bench_pythread scale OBJECTS SESSIONS ITERS DAEMON_PID\n");
     exit(2);
 }
@@ -520,6 +608,10 @@ int main(int argc, char **argv)
         mode_throughput((int)bench_arg(argv[2], "PROCS"),
                         (double)bench_arg(argv[3], "MILLISECONDS") / 1000.0,
                         (pid_t)bench_arg(argv[4], "DAEMON_PID"));
+    else if (!strcmp(argv[1], "threads") && argc == 5)
+        mode_threads((int)bench_arg(argv[2], "THREADS"),
+                     (double)bench_arg(argv[3], "MILLISECONDS") / 1000.0,
+                     (pid_t)bench_arg(argv[4], "DAEMON_PID"));
     else if (!strcmp(argv[1], "scale") && argc == 6)
         mode_scale(bench_arg(argv[2], "OBJECTS"), bench_arg(argv[3], "SESSIONS"),
                    bench_arg(argv[4], "ITERS"), (pid_t)bench_arg(argv[5], "DAEMON_PID"));

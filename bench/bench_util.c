@@ -153,3 +153,23 @@ uint64_t bench_proc_rss(pid_t pid)
     fclose(f);
     return kb * 1024;
 }
+
+void bench_proc_syscalls(pid_t pid, uint64_t *reads, uint64_t *writes)
+{
+    char path[64], line[256];
+    unsigned long long v;
+    FILE *f;
+
+    *reads = *writes = 0;
+    snprintf(path, sizeof(path), "/proc/%ld/io", (long)pid);
+    f = fopen(path, "r");
+    if (!f)
+        return;
+    while (fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "syscr: %llu", &v) == 1)
+            *reads = v;
+        else if (sscanf(line, "syscw: %llu", &v) == 1)
+            *writes = v;
+    }
+    fclose(f);
+}

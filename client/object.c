@@ -137,8 +137,15 @@ static int object_open_call(pt_object *o, uint32_t flags, pt__state *st)
         }
         if (r < 0)
             return r;
-        if (st && rep.has_state)
+        if (st && rep.has_state) {
             *st = rep.state;
+        } else if (st && rep.created) {
+            /* Created as asked: the daemon sends no state for that. */
+            st->kind = o->params.kind;
+            st->parties = o->params.parties;
+            st->value = st->initial = o->params.value;
+            st->timeout = o->params.timeout;
+        }
         atomic_store(&o->slot, (uint64_t)gen << 32 | rep.handle);
         return 0;
     }

@@ -24,14 +24,18 @@ typedef struct open_params {
     pt_obj *lock; /* Condition over a named lock; NULL: its own RLock */
 } open_params;
 
+static int name_char_ok(unsigned char ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+           ch == '.' || ch == '_' || ch == ':' || ch == '/' || ch == '-';
+}
+
 int pt_name_valid(const char *name, size_t len)
 {
-    static const char ok[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:/-";
-
     if (name == NULL || len == 0 || len > PT_NAME_MAX)
         return 0;
     for (size_t i = 0; i < len; i++) {
-        if (name[i] == '\0' || strchr(ok, name[i]) == NULL)
+        if (!name_char_ok((unsigned char)name[i]))
             return 0;
     }
     return 1;
@@ -445,8 +449,12 @@ void pt__op_open(pt_req *r)
         return;
     }
     res.handle = pt__handle_new(r->s, obj);
-    pt__state_fill(obj, r->s, call->thread, &st);
-    res.state = &st;
+    /* A new object is what the caller asked for: only an existing one's
+     * state tells it something. */
+    if (!res.created) {
+        pt__state_fill(obj, r->s, call->thread, &st);
+        res.state = &st;
+    }
     pt__reply(r, &res);
 }
 

@@ -84,9 +84,15 @@ static size_t str_len(const char *s)
 
 size_t pt_wire_request_frame_bound(const Pythread__Request *req)
 {
-    if (req->base.n_unknown_fields || req->open || req->hello || req->page)
+    size_t open = req->open ? FIELD_MAX * pythread__open_args__descriptor.n_fields : 0;
+    size_t hello = req->hello ? FIELD_MAX * pythread__hello_args__descriptor.n_fields +
+                                    str_len(req->hello->client_name)
+                              : 0;
+
+    if (req->base.n_unknown_fields || req->page)
         return pt_wire_request_frame_size(req);
-    return PT_WIRE_HEADER + FIELD_MAX * pythread__request__descriptor.n_fields + req->name.len;
+    return PT_WIRE_HEADER + FIELD_MAX * pythread__request__descriptor.n_fields + req->name.len +
+           open + hello;
 }
 
 size_t pt_wire_response_frame_bound(const Pythread__Response *resp)

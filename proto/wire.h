@@ -53,7 +53,7 @@ void pt_wire_request_omit_defaults(Pythread__Request *req);
 /*
  * At least the size of the whole frame, found without protobuf-c's sizing
  * walk over every field (a third of what packing costs) when the message
- * carries no submessage but a State (every call but open, hello and
+ * carries no submessage but OpenArgs, HelloArgs or State (every call but
  * inspection): each field at its widest plus the strings' lengths.
  * Otherwise the exact size.
  */

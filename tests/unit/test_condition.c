@@ -370,6 +370,7 @@ static void test_state_reports_lock_and_waiters(void **state)
     uint32_t c = r->handle;
 
     (void)state;
+    r = call_state(s, c, 1);
     assert_int_equal(r->state.kind, PT_KIND_CONDITION);
     assert_false(r->state.locked);
     assert_answer(call_acquire(s, c, 1, 1, -1, 0), 1);

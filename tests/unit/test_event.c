@@ -110,6 +110,7 @@ static void test_state_of_new_event(void **state)
 
     (void)state;
     assert_int_equal(r->status, 0);
+    r = call_state(s, r->handle, 1);
     assert_int_equal(r->state.kind, PT_KIND_EVENT);
     assert_false(r->state.is_set);
     assert_int_equal(r->state.token, 0);

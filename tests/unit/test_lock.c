@@ -240,6 +240,10 @@ static void test_state_of_free_lock(void **state)
 
     (void)state;
     assert_int_equal(r->status, 0);
+    /* Creating says nothing of the state: it is what was asked for. */
+    assert_true(r->created);
+    assert_false(r->has_state);
+    r = call_state(s, r->handle, 1);
     assert_int_equal(r->state.kind, PT_KIND_LOCK);
     assert_false(r->state.locked);
     assert_int_equal(r->state.token, 0);

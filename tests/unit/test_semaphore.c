@@ -288,10 +288,16 @@ static void test_state_value_in_answers(void **state)
     (void)state;
     r = call_open_full(s, &c);
     assert_int_equal(r->status, 0);
+    r = call_state(s, r->handle, 0);
     assert_int_equal(r->state.kind, PT_KIND_BOUNDED_SEMAPHORE);
     assert_int_equal(r->state.value, 7);
     assert_int_equal(r->state.initial, 7);
-    assert_int_equal(call_state(s, r->handle, 0)->value, 7);
+    /* Attaching to it tells its state. */
+    c.flags = PT_OPEN_EXISTING;
+    r = call_open_full(s, &c);
+    assert_false(r->created);
+    assert_true(r->has_state);
+    assert_int_equal(r->state.value, 7);
 }
 
 int main(void)

@@ -97,13 +97,20 @@ static void test_bound_knows_the_schema(void **state)
     assert_string_equal(got, "message,state,hello,inspect,");
     non_scalars(&pythread__state__descriptor, got, sizeof(got));
     assert_string_equal(got, "");
+    non_scalars(&pythread__open_args__descriptor, got, sizeof(got));
+    assert_string_equal(got, "");
+    non_scalars(&pythread__hello_args__descriptor, got, sizeof(got));
+    assert_string_equal(got, "client_name,");
 }
 
 static void test_request_bound_covers_the_widest(void **state)
 {
     Pythread__Request req = PYTHREAD__REQUEST__INIT;
     Pythread__OpenArgs open = PYTHREAD__OPEN_ARGS__INIT;
+    Pythread__HelloArgs hello = PYTHREAD__HELLO_ARGS__INIT;
+    Pythread__PageArgs page = PYTHREAD__PAGE_ARGS__INIT;
     uint8_t name[PT_WIRE_NAME_MAX];
+    char client_name[PT_WIRE_NAME_MAX + 1];
 
     (void)state;
     fill_widest(&req.base);
@@ -113,9 +120,17 @@ static void test_request_bound_covers_the_widest(void **state)
     req.name.data = name;
     req.name.len = sizeof(name);
     assert_true(pt_wire_request_frame_bound(&req) >= pt_wire_request_frame_size(&req));
-    /* With a submessage the bound is the exact size. */
     fill_widest(&open.base);
     req.open = &open;
+    assert_true(pt_wire_request_frame_bound(&req) >= pt_wire_request_frame_size(&req));
+    fill_widest(&hello.base);
+    memset(client_name, 'c', sizeof(client_name) - 1);
+    client_name[sizeof(client_name) - 1] = '\0';
+    hello.client_name = client_name;
+    req.hello = &hello;
+    assert_true(pt_wire_request_frame_bound(&req) >= pt_wire_request_frame_size(&req));
+    /* With a page (inspection) the bound is the exact size. */
+    req.page = &page;
     assert_int_equal(pt_wire_request_frame_bound(&req), pt_wire_request_frame_size(&req));
 }
 
