@@ -12,11 +12,13 @@
  * to one of the callers still parked.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "session.h"
@@ -375,13 +377,63 @@ static int connect_error(pt_client *c, int err)
 }
 
 /* Read synchronously until one whole frame is in (no reader exists yet). */
+/* How long an open waits for the answer to its hello: $PYTHREAD_CONNECT_TIMEOUT
+ * seconds, else 10. A socket that takes connections with no daemon serving
+ * it (a socket unit whose service failed to start, a stopped daemon) then
+ * fails the open instead of hanging it. */
+static int hello_timeout_ms(void)
+{
+    const char *env = getenv("PYTHREAD_CONNECT_TIMEOUT");
+    char *end;
+    double s;
+
+    if (!env || !*env)
+        return 10000;
+    s = strtod(env, &end);
+    if (*end != '\0' || !(s > 0) || s > 86400)
+        return 10000;
+    return s < 0.001 ? 1 : (int)(s * 1000);
+}
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait for the hello's answer to be readable; 0 when it is, or an error. */
+static int hello_wait(pt_client *c, int64_t deadline, int timeout_ms)
+{
+    struct pollfd p = {.fd = c->fd, .events = POLLIN};
+    int64_t left;
+    int r;
+
+    do {
+        left = deadline - monotonic_ms();
+        r = poll(&p, 1, left > 0 ? (int)left : 0);
+    } while (r < 0 && errno == EINTR);
+    if (r > 0)
+        return 0;
+    return pt__error(PT_ECONNECT,
+                     "pythreadd at %s did not answer the hello within %.3g s; is the daemon "
+                     "running and not stopped? (PYTHREAD_CONNECT_TIMEOUT sets the wait)",
+                     c->path, timeout_ms / 1000.0);
+}
+
 static long hello_read_frame(pt_client *c)
 {
+    int timeout_ms = hello_timeout_ms();
+    int64_t deadline = monotonic_ms() + timeout_ms;
     long len;
 
     while ((len = frame_ready(c, 0)) == 0) {
-        ssize_t n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+        ssize_t n;
 
+        if (hello_wait(c, deadline, timeout_ms) < 0)
+            return PT_ECONNECT;
+        n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)

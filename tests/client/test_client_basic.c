@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -154,6 +155,37 @@ static void test_stale_socket_is_refused(void **state)
     assert_non_null(strstr(pt_last_error_message(), "Connection refused"));
 }
 
+/* A socket that takes connections with nobody answering (a socket unit
+ * whose service did not start) fails the open after the connect timeout,
+ * with a message saying so, instead of hanging it. */
+static void test_silent_socket_times_out(void **state)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct timespec t0, t1;
+    pt_client *c = NULL;
+    double took;
+    int fd;
+
+    (void)state;
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/silent.sock", tmpdir);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(fd, 8), 0); /* never accepted */
+    setenv("PYTHREAD_CONNECT_TIMEOUT", "0.2", 1);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(pt_client_open(&c, sa.sun_path), PT_ECONNECT);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    unsetenv("PYTHREAD_CONNECT_TIMEOUT");
+    assert_null(c);
+    assert_non_null(strstr(pt_last_error_message(), "did not answer the hello within 0.2 s"));
+    took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    assert_true(took >= 0.19);
+    assert_true(took < 5.0);
+    close(fd);
+    unlink(sa.sun_path);
+}
+
 static void test_bad_arguments(void **state)
 {
     char longpath[200];
@@ -220,6 +252,7 @@ int main(void)
         cmocka_unit_test(test_socket_path_rule),
         cmocka_unit_test(test_no_daemon_is_a_clear_error),
         cmocka_unit_test(test_stale_socket_is_refused),
+        cmocka_unit_test(test_silent_socket_times_out),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_last_error_is_per_thread),
     };
