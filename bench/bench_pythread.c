@@ -333,14 +333,12 @@ static void mode_handoff(int procs, long iters)
 /* Throughput                                                          */
 /* ------------------------------------------------------------------ */
 
-static void throughput_worker(shared *sh, int me)
+/* One worker's part: pairs on its own Lock from the start to the stop. */
+static void tp_work(pt_client *c, shared *sh, int me, const char *name)
 {
-    pt_client *c = client_open();
-    char name[64];
     pt_lock *l;
     uint64_t n = 0;
 
-    snprintf(name, sizeof(name), "bench.tp.%ld.%d", (long)getppid(), me);
     CHECK(pt_lock_open(c, name, PT_OPEN_TRANSIENT, 0600, &l));
     atomic_fetch_add(&sh->ready, 1);
     wait_flag(&sh->go, 1);
@@ -349,6 +347,16 @@ static void throughput_worker(shared *sh, int me)
         n++;
     }
     sh->count[me] = n;
+    CHECK(pt_lock_close(l));
+}
+
+static void throughput_worker(shared *sh, int me)
+{
+    pt_client *c = client_open();
+    char name[64];
+
+    snprintf(name, sizeof(name), "bench.tp.%ld.%d", (long)getppid(), me);
+    tp_work(c, sh, me, name);
     pt_client_close(c);
     _exit(0);
 }
@@ -380,94 +388,86 @@ static void throughput_report(const char *name, uint64_t pairs, const daemon_use
     fflush(stdout);
 }
 
-static void mode_throughput(int procs, double seconds, pid_t daemon)
-{
-    shared *sh = shared_map(0);
+/* The workers, processes or threads, of one throughput run. */
+typedef struct tp_run {
+    shared *sh;
+    int n;
     pid_t pids[64];
-    daemon_use a, b;
-    uint64_t pairs = 0;
-    char rname[64];
-    int w;
+    pthread_t tids[64];
+    pt_client *c; /* threads: the session they share */
+    int threads;
+} tp_run;
 
-    if (procs < 1 || procs > 64)
-        bench_die("throughput: PROCS must be 1..64");
-    for (w = 0; w < procs; w++) {
-        pids[w] = fork();
-        if (pids[w] < 0)
-            bench_die("fork: %s", strerror(errno));
-        if (pids[w] == 0)
-            throughput_worker(sh, w);
+static void tp_join(tp_run *t)
+{
+    if (!t->threads) {
+        workers_wait(t->pids, t->n, t->sh);
+        return;
     }
-    wait_flag(&sh->ready, procs);
-    daemon_use_get(daemon, &a);
-    atomic_store(&sh->go, 1);
-    poll(NULL, 0, (int)(seconds * 1000)); /* the measuring window itself */
-    atomic_store(&sh->stop, 1);
-    workers_wait(pids, procs, sh);
-    daemon_use_get(daemon, &b);
-    for (w = 0; w < procs; w++)
-        pairs += sh->count[w];
-    snprintf(rname, sizeof(rname), "pt.throughput%d", procs);
-    throughput_report(rname, pairs, &a, &b);
+    for (int i = 0; i < t->n; i++)
+        pthread_join(t->tids[i], NULL);
 }
 
-typedef struct thread_arg {
-    shared *sh;
-    pt_client *c;
-    int me;
-} thread_arg;
+/* Open the window once every worker is ready, close it after seconds, then
+ * report what the workers did and what the daemon spent meanwhile. */
+static void tp_measure(tp_run *t, double seconds, pid_t daemon, const char *name)
+{
+    daemon_use a, b;
+    uint64_t pairs = 0;
+
+    wait_flag(&t->sh->ready, t->n);
+    daemon_use_get(daemon, &a);
+    atomic_store(&t->sh->go, 1);
+    poll(NULL, 0, (int)(seconds * 1000)); /* the measuring window itself */
+    atomic_store(&t->sh->stop, 1);
+    tp_join(t);
+    daemon_use_get(daemon, &b);
+    for (int i = 0; i < t->n; i++)
+        pairs += t->sh->count[i];
+    throughput_report(name, pairs, &a, &b);
+}
+
+/* The run in progress; its threads find their session here. */
+static tp_run tp;
 
 static void *threads_worker(void *p)
 {
-    thread_arg *t = p;
+    int me = (int)(intptr_t)p;
     char name[64];
-    pt_lock *l;
-    uint64_t n = 0;
 
-    snprintf(name, sizeof(name), "bench.threads.%ld.%d", (long)getpid(), t->me);
-    CHECK(pt_lock_open(t->c, name, PT_OPEN_TRANSIENT, 0600, &l));
-    atomic_fetch_add(&t->sh->ready, 1);
-    wait_flag(&t->sh->go, 1);
-    while (!atomic_load_explicit(&t->sh->stop, memory_order_relaxed)) {
-        CHECK(lock_pair(l));
-        n++;
-    }
-    t->sh->count[t->me] = n;
-    CHECK(pt_lock_close(l));
+    snprintf(name, sizeof(name), "bench.threads.%ld.%d", (long)getpid(), me);
+    tp_work(tp.c, tp.sh, me, name);
     return NULL;
 }
 
-static void mode_threads(int threads, double seconds, pid_t daemon)
+/* n processes (threads == 0) or n threads of this process sharing its
+ * session, each doing pairs on its own Lock for seconds. */
+static void mode_throughput(int n, int threads, double seconds, pid_t daemon)
 {
-    shared *sh = shared_map(0);
-    pt_client *c = client_open();
-    pthread_t tids[64];
-    thread_arg args[64];
-    daemon_use a, b;
-    uint64_t pairs = 0;
     char rname[64];
-    int i;
 
-    if (threads < 1 || threads > 64)
-        bench_die("threads: THREADS must be 1..64");
-    for (i = 0; i < threads; i++) {
-        args[i] = (thread_arg){.sh = sh, .c = c, .me = i};
-        if (pthread_create(&tids[i], NULL, threads_worker, &args[i]) != 0)
-            bench_die("pthread_create failed");
+    if (n < 1 || n > 64)
+        bench_die("throughput: the count must be 1..64");
+    tp.sh = shared_map(0);
+    tp.n = n;
+    tp.threads = threads;
+    tp.c = threads ? client_open() : NULL;
+    for (int w = 0; w < n; w++) {
+        if (threads) {
+            if (pthread_create(&tp.tids[w], NULL, threads_worker, (void *)(intptr_t)w) != 0)
+                bench_die("pthread_create failed");
+            continue;
+        }
+        tp.pids[w] = fork();
+        if (tp.pids[w] < 0)
+            bench_die("fork: %s", strerror(errno));
+        if (tp.pids[w] == 0)
+            throughput_worker(tp.sh, w);
     }
-    wait_flag(&sh->ready, threads);
-    daemon_use_get(daemon, &a);
-    atomic_store(&sh->go, 1);
-    poll(NULL, 0, (int)(seconds * 1000));
-    atomic_store(&sh->stop, 1);
-    for (i = 0; i < threads; i++)
-        pthread_join(tids[i], NULL);
-    daemon_use_get(daemon, &b);
-    for (i = 0; i < threads; i++)
-        pairs += sh->count[i];
-    snprintf(rname, sizeof(rname), "pt.threads%d", threads);
-    throughput_report(rname, pairs, &a, &b);
-    pt_client_close(c);
+    snprintf(rname, sizeof(rname), threads ? "pt.threads%d" : "pt.throughput%d", n);
+    tp_measure(&tp, seconds, daemon, rname);
+    if (tp.c)
+        pt_client_close(tp.c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -604,14 +604,10 @@ int main(int argc, char **argv)
         mode_ops(bench_arg(argv[2], "ITERS"), bench_arg(argv[3], "OPENS"));
     else if (!strcmp(argv[1], "handoff") && argc == 4)
         mode_handoff((int)bench_arg(argv[2], "PROCS"), bench_arg(argv[3], "ITERS"));
-    else if (!strcmp(argv[1], "throughput") && argc == 5)
-        mode_throughput((int)bench_arg(argv[2], "PROCS"),
+    else if ((!strcmp(argv[1], "throughput") || !strcmp(argv[1], "threads")) && argc == 5)
+        mode_throughput((int)bench_arg(argv[2], "COUNT"), !strcmp(argv[1], "threads"),
                         (double)bench_arg(argv[3], "MILLISECONDS") / 1000.0,
                         (pid_t)bench_arg(argv[4], "DAEMON_PID"));
-    else if (!strcmp(argv[1], "threads") && argc == 5)
-        mode_threads((int)bench_arg(argv[2], "THREADS"),
-                     (double)bench_arg(argv[3], "MILLISECONDS") / 1000.0,
-                     (pid_t)bench_arg(argv[4], "DAEMON_PID"));
     else if (!strcmp(argv[1], "scale") && argc == 6)
         mode_scale(bench_arg(argv[2], "OBJECTS"), bench_arg(argv[3], "SESSIONS"),
                    bench_arg(argv[4], "ITERS"), (pid_t)bench_arg(argv[5], "DAEMON_PID"));
