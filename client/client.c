@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -376,12 +377,12 @@ static int connect_error(pt_client *c, int err)
                      c->path, strerror(err));
 }
 
-/* Read synchronously until one whole frame is in (no reader exists yet). */
-/* How long an open waits for the answer to its hello: $PYTHREAD_CONNECT_TIMEOUT
- * seconds, else 10. A socket that takes connections with no daemon serving
- * it (a socket unit whose service failed to start, a stopped daemon) then
- * fails the open instead of hanging it. */
-static int hello_timeout_ms(void)
+/* How long a new session waits for the daemon, to accept the connection
+ * and then to answer the hello: $PYTHREAD_CONNECT_TIMEOUT seconds, else 10.
+ * A socket with no daemon serving it (a socket unit whose service failed to
+ * start, a stopped daemon, a full listen backlog) then fails the call
+ * instead of hanging it. */
+static int connect_timeout_ms(void)
 {
     const char *env = getenv("PYTHREAD_CONNECT_TIMEOUT");
     char *end;
@@ -422,9 +423,10 @@ static int hello_wait(pt_client *c, int64_t deadline, int timeout_ms)
                      c->path, timeout_ms / 1000.0);
 }
 
+/* Read synchronously until one whole frame is in (no reader exists yet). */
 static long hello_read_frame(pt_client *c)
 {
-    int timeout_ms = hello_timeout_ms();
+    int timeout_ms = connect_timeout_ms();
     int64_t deadline = monotonic_ms() + timeout_ms;
     long len;
 
@@ -532,18 +534,37 @@ static int client_hello(pt_client *c)
 }
 
 /* Open a new session (called with mu held and no session). */
+/* An AF_UNIX connect() waits for room in a full listen backlog as long as
+ * the socket's send timeout says; 0 is for ever, as the session's sends. */
+static void send_timeout_set(int fd, int ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
 static int client_connect(pt_client *c)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int timeout_ms = connect_timeout_ms();
     int fd, r;
 
     memcpy(sa.sun_path, c->path, sizeof(c->path));
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return connect_error(c, errno);
+    send_timeout_set(fd, timeout_ms);
     do
         r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
     while (r < 0 && (errno == EINTR || errno == EALREADY));
+    if (r < 0 && errno == EAGAIN) {
+        close(fd);
+        return pt__error(PT_ECONNECT,
+                         "pythreadd at %s did not accept the connection within %.3g s (its listen "
+                         "backlog is full); is the daemon running and not stopped? "
+                         "(PYTHREAD_CONNECT_TIMEOUT sets the wait)",
+                         c->path, timeout_ms / 1000.0);
+    }
     if (r < 0 && errno != EISCONN) {
         r = errno;
         close(fd);
@@ -559,6 +580,7 @@ static int client_connect(pt_client *c)
         c->rlen = 0;
         return r;
     }
+    send_timeout_set(fd, 0);
     if (++c->gen == 0) /* 0 means "any session" to pt__client_call */
         c->gen = 1;
     return 0;

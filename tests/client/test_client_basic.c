@@ -186,6 +186,32 @@ static void test_silent_socket_times_out(void **state)
     unlink(sa.sun_path);
 }
 
+/* A daemon that does not accept (stopped, with its listen backlog full)
+ * fails the open after the connect timeout too. */
+static void test_full_backlog_times_out(void **state)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    pt_client *c = NULL;
+    int fd, queued;
+
+    (void)state;
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/full.sock", tmpdir);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(fd, 0), 0); /* room for one connection, never accepted */
+    queued = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_int_equal(connect(queued, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    setenv("PYTHREAD_CONNECT_TIMEOUT", "0.2", 1);
+    assert_int_equal(pt_client_open(&c, sa.sun_path), PT_ECONNECT);
+    unsetenv("PYTHREAD_CONNECT_TIMEOUT");
+    assert_null(c);
+    assert_non_null(strstr(pt_last_error_message(), "did not accept the connection within 0.2 s"));
+    close(queued);
+    close(fd);
+    unlink(sa.sun_path);
+}
+
 static void test_bad_arguments(void **state)
 {
     char longpath[200];
@@ -253,6 +279,7 @@ int main(void)
         cmocka_unit_test(test_no_daemon_is_a_clear_error),
         cmocka_unit_test(test_stale_socket_is_refused),
         cmocka_unit_test(test_silent_socket_times_out),
+        cmocka_unit_test(test_full_backlog_times_out),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_last_error_is_per_thread),
     };
