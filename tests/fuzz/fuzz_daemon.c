@@ -24,61 +24,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "daemon.h"
+#include "inproc_daemon.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* The daemon's logging is silenced: a fuzz run makes millions of refused
- * requests, and each would print a warning. */
-void pt_log(int priority, const char *fmt, ...)
-{
-    (void)priority;
-    (void)fmt;
-}
-
-void pt_log_set_verbose(int verbose)
-{
-    (void)verbose;
-}
-
 /* Loop passes with nothing to do before the peer is considered done. */
 enum { FUZZ_IDLE_PASSES = 3, FUZZ_MAX_PASSES = 10000 };
-
-static int fuzz_daemon_init(pt_daemon *d, void **arena)
-{
-    size_t cap;
-
-    memset(d, 0, sizeof *d);
-    TAILQ_INIT(&d->conns);
-    d->max_frame = PT_WIRE_MAX_FRAME;
-    d->max_sessions = 16;
-    d->max_sessions_per_uid = 16;
-    d->max_output = PT_DAEMON_OUTPUT_MIN;
-    d->stall_timeout = PT_DAEMON_STALL_SEC;
-    d->frame_timeout = PT_DAEMON_FRAME_SEC;
-    cap = 4 * (size_t)d->max_frame;
-    d->base = event_base_new();
-    *arena = malloc(cap);
-    if (!d->base || !*arena)
-        return -1;
-    d->arena_buf = *arena;
-    pt_wire_arena_init(&d->arena, *arena, cap);
-    d->core = pt_core_new(NULL, pt_dispatch_sink, d);
-    return d->core && pt_daemon_timer_init(d) == 0 ? 0 : -1;
-}
-
-static void fuzz_daemon_free(pt_daemon *d)
-{
-    pt_conn_close_all(d);
-    if (d->core)
-        pt_core_free(d->core);
-    pt_conn_free_all(d);
-    if (d->timer)
-        event_free(d->timer);
-    if (d->base)
-        event_base_free(d->base);
-    free(d->arena_buf);
-}
 
 static size_t answered; /* bytes of answers, for the replay's summary */
 
@@ -110,39 +61,36 @@ static void settle(pt_daemon *d, int peer)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     pt_daemon d;
-    void *arena = NULL;
-    int sv[2];
     size_t off = 0, step;
+    int peer;
 
     /* As in pythreadd: a peer gone mid-write is EPIPE, not our death. */
     signal(SIGPIPE, SIG_IGN);
-    if (fuzz_daemon_init(&d, &arena) < 0 ||
-        socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
+    if (inproc_daemon_init(&d) < 0 || (peer = inproc_session(&d)) < 0) {
         fprintf(stderr, "fuzz_daemon: cannot set up: %s\n", strerror(errno));
         abort();
     }
-    pt_conn_accept(NULL, sv[0], NULL, 0, &d);
     /* The last byte, when there is one, sets how the stream is cut (the
      * first is nearly always 0, the top of a length). */
     step = size ? 1 + data[size - 1] % 97u * 41u : 1;
     while (off < size) {
         size_t n = size - off < step ? size - off : step;
-        ssize_t w = write(sv[1], data + off, n);
+        ssize_t w = write(peer, data + off, n);
 
         if (w > 0)
             off += (size_t)w;
         else if (w < 0 && errno != EAGAIN)
             break; /* the daemon closed the session */
-        settle(&d, sv[1]);
+        settle(&d, peer);
     }
-    close(sv[1]);
+    close(peer);
     for (int i = 0; i < FUZZ_MAX_PASSES && d.nconns > 0; i++)
         event_base_loop(d.base, EVLOOP_NONBLOCK);
     if (d.nconns > 0) {
         fprintf(stderr, "fuzz_daemon: the session did not end after its peer hung up\n");
         abort();
     }
-    fuzz_daemon_free(&d);
+    inproc_daemon_free(&d);
     return 0;
 }
 
