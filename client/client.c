@@ -533,7 +533,6 @@ static int client_hello(pt_client *c)
     return r;
 }
 
-/* Open a new session (called with mu held and no session). */
 /* An AF_UNIX connect() waits for room in a full listen backlog as long as
  * the socket's send timeout says; 0 is for ever, as the session's sends. */
 static void send_timeout_set(int fd, int ms)
@@ -543,6 +542,7 @@ static void send_timeout_set(int fd, int ms)
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
+/* Open a new session (called with mu held and no session). */
 static int client_connect(pt_client *c)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};

@@ -198,8 +198,9 @@ static void sessions_copy(void *arg, const Pythread__Response *r)
     p->n = m->n_sessions;
 }
 
-/* Fetch pages of op (req->page set) until the cursor comes back 0, calling each(arg, entry)
- * for every entry; a non-zero result of each stops the walk. */
+/* Fetch pages of op (req->page set) until the cursor comes back 0, calling
+ * each(arg, entry) for every entry; a non-zero result of each stops the
+ * walk. */
 static int walk(pt_client *c, Pythread__Request *req,
                 void (*copy)(void *, const Pythread__Response *), size_t size,
                 int (*each)(void *fn, void *arg, const void *entry), void *fn, void *arg,

@@ -145,7 +145,8 @@ static void answer(fake *f, int ci, const fake_req *q)
         resp.status = f->hello_status;
         if (f->hello_message[0])
             resp.message = f->hello_message;
-        resp.hello = &hello;
+        /* Version 0 plays a protocol-1 daemon, which sent no HelloInfo. */
+        resp.hello = f->hello_version ? &hello : NULL;
         hello.has_version = 1;
         hello.version = f->hello_version;
         hello.has_session = 1;

@@ -175,6 +175,10 @@ static void test_version_refused(void **state)
     assert_int_equal(pt_client_open(&c2, fake_path(x->f)), PT_EVERSION);
     snprintf(want, sizeof(want), "speaks protocol %u,", PT_PROTOCOL_VERSION + 1);
     assert_non_null(strstr(pt_last_error_message(), want));
+
+    fake_set_hello(x->f, 0, NULL, 0); /* an answer without HelloInfo */
+    assert_int_equal(pt_client_open(&c2, fake_path(x->f)), PT_EVERSION);
+    assert_non_null(strstr(pt_last_error_message(), "speaks protocol 1,"));
     fake_set_hello(x->f, 0, NULL, PT_PROTOCOL_VERSION);
 }
 
