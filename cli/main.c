@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "names.h"
 
 const pt_cli_command pt_cli_commands[] = {
     {"status", pt_cmd_status, "",
@@ -329,29 +330,17 @@ int pt_cli_parse_mode(const char *cmd, const char *arg, unsigned *out)
     return 0;
 }
 
-static const char *const kind_words[] = {
-    [PT_KIND_LOCK] = "lock",
-    [PT_KIND_RLOCK] = "rlock",
-    [PT_KIND_CONDITION] = "condition",
-    [PT_KIND_SEMAPHORE] = "semaphore",
-    [PT_KIND_BOUNDED_SEMAPHORE] = "bounded_semaphore",
-    [PT_KIND_EVENT] = "event",
-    [PT_KIND_BARRIER] = "barrier",
-};
-
+/* The words are the library's (proto/names.c), shared with the daemon. */
 const char *pt_cli_kind_word(int kind)
 {
-    if (kind >= PT_KIND_LOCK && kind <= PT_KIND_BARRIER)
-        return kind_words[kind];
-    return "unknown";
+    const char *word = pt_kind_word(kind);
+
+    return word ? word : "unknown";
 }
 
 int pt_cli_kind_parse(const char *word)
 {
-    for (int k = PT_KIND_LOCK; k <= PT_KIND_BARRIER; k++)
-        if (strcmp(kind_words[k], word) == 0)
-            return k;
-    return 0;
+    return pt_kind_parse(word);
 }
 
 /* Global options come before the command; getopt stops at the first word

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core_int.h"
+#include "names.h"
 
 #define KIND_BIT(k) (1u << (k))
 #define K_LOCKS     (KIND_BIT(PT_KIND_LOCK) | KIND_BIT(PT_KIND_RLOCK))
@@ -17,21 +18,10 @@
 #define K_BARRIER   KIND_BIT(PT_KIND_BARRIER)
 #define K_ANY       (K_ACQUIRE | K_EVENT | K_BARRIER)
 
+/* The class name (proto/names.c); "Object" for a kind no request may name. */
 const char *pt__kind_name(int kind)
 {
-    static const char *const names[] = {
-        [PT_KIND_LOCK] = "Lock",
-        [PT_KIND_RLOCK] = "RLock",
-        [PT_KIND_CONDITION] = "Condition",
-        [PT_KIND_SEMAPHORE] = "Semaphore",
-        [PT_KIND_BOUNDED_SEMAPHORE] = "BoundedSemaphore",
-        [PT_KIND_EVENT] = "Event",
-        [PT_KIND_BARRIER] = "Barrier",
-    };
-
-    if (kind < PT_KIND_LOCK || kind > PT_KIND_BARRIER)
-        return "Object";
-    return names[kind];
+    return pt_kind_known(kind) ? pt_kind_name((pt_kind)kind) : "Object";
 }
 
 /* "a Lock", "an Event": the kind with its article, for messages. */

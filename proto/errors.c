@@ -40,19 +40,3 @@ const char *pt_err_exception(int err)
     }
     return "OSError";
 }
-
-const char *pt_kind_name(pt_kind kind)
-{
-    static const char *const names[] = {
-        [PT_KIND_LOCK] = "Lock",
-        [PT_KIND_RLOCK] = "RLock",
-        [PT_KIND_CONDITION] = "Condition",
-        [PT_KIND_SEMAPHORE] = "Semaphore",
-        [PT_KIND_BOUNDED_SEMAPHORE] = "BoundedSemaphore",
-        [PT_KIND_EVENT] = "Event",
-        [PT_KIND_BARRIER] = "Barrier",
-    };
-    if (kind < PT_KIND_LOCK || kind > PT_KIND_BARRIER)
-        return "unknown";
-    return names[kind];
-}

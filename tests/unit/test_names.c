@@ -1,0 +1,76 @@
+/*
+ * test_names.c - the one table of the kinds' names (proto/names.c) that the
+ * core, the client library and pythreadctl share.
+ */
+#include <ctype.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "names.h"
+
+/* "BoundedSemaphore" -> "bounded_semaphore": how a word follows its class. */
+static void snake_case(const char *name, char *out, size_t len)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; name[i] && n + 2 < len; i++) {
+        unsigned char ch = (unsigned char)name[i];
+
+        if (isupper(ch) && i > 0 && islower((unsigned char)name[i - 1]))
+            out[n++] = '_';
+        out[n++] = (char)tolower(ch);
+    }
+    out[n] = '\0';
+}
+
+/* Every kind: kind -> word -> kind, and its word and class name agree. */
+static void test_every_kind_round_trips(void **state)
+{
+    char want[32];
+
+    (void)state;
+    for (int k = PT_KIND_LOCK; k <= PT_KIND_BARRIER; k++) {
+        const char *word = pt_kind_word(k);
+
+        assert_true(pt_kind_known(k));
+        assert_non_null(word);
+        assert_int_equal(pt_kind_parse(word), k);
+        snake_case(pt_kind_name((pt_kind)k), want, sizeof(want));
+        assert_string_equal(word, want);
+    }
+    assert_string_equal(pt_kind_name(PT_KIND_RLOCK), "RLock");
+    assert_string_equal(pt_kind_word(PT_KIND_RLOCK), "rlock");
+    assert_string_equal(pt_kind_word(PT_KIND_BOUNDED_SEMAPHORE), "bounded_semaphore");
+}
+
+/* Outside the kinds: nothing is known, no word parses to a kind. */
+static void test_unknown_kinds_and_words(void **state)
+{
+    (void)state;
+    assert_false(pt_kind_known(0));
+    assert_false(pt_kind_known(PT_KIND_BARRIER + 1));
+    assert_false(pt_kind_known(-1));
+    assert_null(pt_kind_word(0));
+    assert_null(pt_kind_word(PT_KIND_BARRIER + 1));
+    assert_string_equal(pt_kind_name((pt_kind)0), "unknown");
+    assert_string_equal(pt_kind_name((pt_kind)99), "unknown");
+    assert_int_equal(pt_kind_parse(""), 0);
+    assert_int_equal(pt_kind_parse("Lock"), 0);
+    assert_int_equal(pt_kind_parse("locks"), 0);
+    assert_int_equal(pt_kind_parse("unknown"), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_kind_round_trips),
+        cmocka_unit_test(test_unknown_kinds_and_words),
+    };
+
+    return cmocka_run_group_tests_name("unit.names", tests, NULL, NULL);
+}
