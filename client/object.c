@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "names.h"
 #include "session.h"
 
 static const uint32_t open_flags_known =
@@ -24,22 +25,11 @@ static const uint32_t open_flags_known =
 
 static atomic_uint anon_counter;
 
-static int name_char(unsigned char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           ch == '.' || ch == '_' || ch == ':' || ch == '/' || ch == '-';
-}
-
-/* The daemon's rule: 1..255 bytes of [A-Za-z0-9._:/-]. */
+/* The daemon's rule (proto/names.c) on a C string; a longer name than the
+ * rule allows is not read past its first PT_NAME_MAX + 1 bytes. */
 static int name_valid(const char *name)
 {
-    size_t n;
-
-    for (n = 0; name[n]; n++) {
-        if (n >= PT_WIRE_NAME_MAX || !name_char((unsigned char)name[n]))
-            return 0;
-    }
-    return n > 0;
+    return pt_name_valid(name, strnlen(name, PT_NAME_MAX + 1));
 }
 
 static int name_error(const char *kind, const char *op, const char *name)

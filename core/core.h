@@ -18,8 +18,9 @@
 #include <sys/types.h>
 
 #include "pythread.h"
+/* PT_NAME_MAX and pt_name_valid: the name rule, the same the client checks. */
+#include "names.h"
 
-#define PT_NAME_MAX      255
 #define PT_NS_PER_SEC    1000000000ull
 #define PT_DEADLINE_NONE UINT64_MAX
 
@@ -249,8 +250,5 @@ void pt_core_session_info_get(const pt_session *s, pt_core_session_info *out);
 void pt_core_objects_by_kind(const pt_core *core, uint64_t counts[PT_KIND_BARRIER + 1]);
 /* The limits in force (defaults filled in). */
 void pt_core_get_limits(const pt_core *core, pt_core_limits *out);
-
-/* Name rule: 1..PT_NAME_MAX bytes of [A-Za-z0-9._:/-]. */
-int pt_name_valid(const char *name, size_t len);
 
 #endif /* PT_CORE_H */

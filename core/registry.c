@@ -24,23 +24,6 @@ typedef struct open_params {
     pt_obj *lock; /* Condition over a named lock; NULL: its own RLock */
 } open_params;
 
-static int name_char_ok(unsigned char ch)
-{
-    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-           ch == '.' || ch == '_' || ch == ':' || ch == '/' || ch == '-';
-}
-
-int pt_name_valid(const char *name, size_t len)
-{
-    if (name == NULL || len == 0 || len > PT_NAME_MAX)
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        if (!name_char_ok((unsigned char)name[i]))
-            return 0;
-    }
-    return 1;
-}
-
 /* Every permission check comes through here; the rule (want: PT_ACCESS_*)
  * is written down with pt_core_access in uid.c. */
 int pt__access_check(pt_core *c, const pt_session *s, const pt_obj *obj, int want)

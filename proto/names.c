@@ -16,6 +16,23 @@ static const struct {
     [PT_KIND_BARRIER] = {"Barrier", "barrier"},
 };
 
+static int name_char_ok(unsigned char ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+           ch == '.' || ch == '_' || ch == ':' || ch == '/' || ch == '-';
+}
+
+int pt_name_valid(const char *name, size_t len)
+{
+    if (name == NULL || len == 0 || len > PT_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!name_char_ok((unsigned char)name[i]))
+            return 0;
+    }
+    return 1;
+}
+
 int pt_kind_known(int kind)
 {
     return kind >= PT_KIND_LOCK && kind <= PT_KIND_BARRIER;

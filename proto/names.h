@@ -1,12 +1,22 @@
 /*
- * names.h - the kinds' names, one table for the daemon's core, the client
- * library and pythreadctl. libc only, so the pure core links it too
- * (pythread_names, proto/CMakeLists.txt).
+ * names.h - the kinds' names and the object name rule, one copy for the
+ * daemon's core, the client library and pythreadctl. libc only, so the pure
+ * core links it too (pythread_names, proto/CMakeLists.txt).
  */
 #ifndef PT_NAMES_H
 #define PT_NAMES_H
 
+#include <stddef.h>
+
 #include "pythread.h"
+
+/* The longest object name, in bytes. */
+#define PT_NAME_MAX 255
+
+/* The name rule: 1..PT_NAME_MAX bytes of [A-Za-z0-9._:/-] (len bytes of
+ * name, which need not end in a NUL). The client checks it before sending,
+ * the daemon's core again on receipt. */
+int pt_name_valid(const char *name, size_t len);
 
 /* 1 for PT_KIND_LOCK..PT_KIND_BARRIER. */
 int pt_kind_known(int kind);

@@ -1,6 +1,6 @@
 /*
- * test_names.c - the one table of the kinds' names (proto/names.c) that the
- * core, the client library and pythreadctl share.
+ * test_names.c - what the core, the client library and pythreadctl share in
+ * proto/names.c: the one table of the kinds' names and the one name rule.
  */
 #include <ctype.h>
 #include <setjmp.h>
@@ -65,11 +65,38 @@ static void test_unknown_kinds_and_words(void **state)
     assert_int_equal(pt_kind_parse("unknown"), 0);
 }
 
+/* The one name rule, which the client checks before sending and the core
+ * on receipt: both accept and refuse the same names. */
+static void test_name_rule(void **state)
+{
+    char name[PT_NAME_MAX + 2];
+
+    (void)state;
+    memset(name, 'a', sizeof(name));
+    assert_true(pt_name_valid("jobs", 4));
+    assert_true(pt_name_valid("A-Z.a_z:0/9", 11));
+    assert_true(pt_name_valid(name, PT_NAME_MAX));
+    assert_false(pt_name_valid(name, PT_NAME_MAX + 1));
+    assert_false(pt_name_valid("", 0));
+    assert_false(pt_name_valid(NULL, 3));
+    assert_false(pt_name_valid("a b", 3));
+    assert_false(pt_name_valid("a\0b", 3));
+    assert_false(pt_name_valid("caf\xc3\xa9", 5));
+    for (int ch = 1; ch < 256; ch++) {
+        char c = (char)ch;
+        int want = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                   (ch >= '0' && ch <= '9') || strchr("._:/-", ch) != NULL;
+
+        assert_int_equal(pt_name_valid(&c, 1), want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_kind_round_trips),
         cmocka_unit_test(test_unknown_kinds_and_words),
+        cmocka_unit_test(test_name_rule),
     };
 
     return cmocka_run_group_tests_name("unit.names", tests, NULL, NULL);

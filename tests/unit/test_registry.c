@@ -8,30 +8,6 @@
 #include "core_int.h"
 #include "harness.h"
 
-static void test_name_rule(void **state)
-{
-    char name[PT_NAME_MAX + 2];
-
-    (void)state;
-    memset(name, 'a', sizeof(name));
-    assert_true(pt_name_valid("jobs", 4));
-    assert_true(pt_name_valid("A-Z.a_z:0/9", 11));
-    assert_true(pt_name_valid(name, PT_NAME_MAX));
-    assert_false(pt_name_valid(name, PT_NAME_MAX + 1));
-    assert_false(pt_name_valid("", 0));
-    assert_false(pt_name_valid(NULL, 3));
-    assert_false(pt_name_valid("a b", 3));
-    assert_false(pt_name_valid("a\0b", 3));
-    assert_false(pt_name_valid("caf\xc3\xa9", 5));
-    for (int ch = 1; ch < 256; ch++) {
-        char c = (char)ch;
-        int want = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                   (ch >= '0' && ch <= '9') || strchr("._:/-", ch) != NULL;
-
-        assert_int_equal(pt_name_valid(&c, 1), want);
-    }
-}
-
 static void test_open_creates_then_opens(void **state)
 {
     pt_session *s = th_session();
@@ -559,7 +535,6 @@ static void test_inspection(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        TH_TEST(test_name_rule),
         TH_TEST(test_open_creates_then_opens),
         TH_TEST(test_open_invalid_name),
         TH_TEST(test_open_unknown_kind),
