@@ -762,10 +762,10 @@ class _Action:
 
 
 def _barrier_seconds(timeout):
-    # threading fails on a timeout too large only once a party must wait,
-    # so the last party and a broken barrier answer as usual; waiting
-    # TIMEOUT_MAX (292 years) stands in for failing then.
-    return min(_py_seconds(timeout), TIMEOUT_MAX)
+    # A timeout past TIMEOUT_MAX goes to the daemon as it is: threading
+    # accepts it and fails (OverflowError) only once a party must wait, so
+    # the last party and a broken barrier answer as usual.
+    return _py_seconds(timeout)
 
 
 class Barrier(_Handle):

@@ -5,6 +5,7 @@ not host, and the binding's copy of the inspection structures."""
 
 import ctypes
 import json
+import math
 import os
 import re
 import subprocess
@@ -47,6 +48,22 @@ def shape(r):
     threading's and pythread's can be compared as they are."""
     r = re.sub(r"0x[0-9a-f]+", "0xADDR", r)
     return r.replace("_thread.RLock", "pythread.RLock").replace("_thread.lock", "pythread.Lock")
+
+
+def in_thread(fn, *args):
+    """fn(*args) in a thread, joined within DEADLINE: what it returned or
+    raised, or TimeoutError if it still runs then."""
+    out = []
+
+    def run():
+        try:
+            out.append(fn(*args))
+        except BaseException as exc:  # noqa: B036 - handed to the test
+            out.append(exc)
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(DEADLINE)
+    return out[0] if out else TimeoutError(f"{fn} still runs after {DEADLINE} s")
 
 
 class BindingTests(unittest.TestCase):
@@ -151,11 +168,29 @@ class BindingTests(unittest.TestCase):
             e.wait(big)
         e.set()
         self.assertTrue(e.wait(big))
-        self.assertEqual(pythread.Barrier(1).wait(big), 0)
-        b = pythread.Barrier(2)
-        b.abort()
-        with self.assertRaises(pythread.BrokenBarrierError):
-            b.wait(big)
+
+    def test_barrier_timeout_above_timeout_max(self):
+        # threading takes any timeout at construction and in wait(), and
+        # fails with OverflowError only when a party has to block: the last
+        # party and a broken barrier answer as usual. Each case runs on
+        # threading's Barrier too, so the test says what CPython does.
+        big = pythread.TIMEOUT_MAX * 2
+        for Barrier in (threading.Barrier, pythread.Barrier):
+            with self.subTest(Barrier=Barrier.__module__):
+                self.assertEqual(Barrier(1, timeout=1e20).wait(), 0)
+                self.assertEqual(Barrier(1).wait(big), 0)
+                self.assertEqual(Barrier(1).wait(math.inf), 0)
+                for b, args in ((Barrier(2, timeout=1e20), ()), (Barrier(2), (big,)),
+                                (Barrier(2, timeout=5), (math.inf,))):
+                    got = in_thread(b.wait, *args)
+                    if not isinstance(got, OverflowError):
+                        b.abort()  # frees a wait that should not have blocked
+                    self.assertIsInstance(got, OverflowError)
+                    # The party that could not wait left; nothing broke.
+                    self.assertEqual((b.broken, b.n_waiting), (False, 0))
+                b = Barrier(2, timeout=1e20)
+                b.abort()
+                self.assertIsInstance(in_thread(b.wait), threading.BrokenBarrierError)
 
     def test_negative_and_nan_timeouts(self):
         c = pythread.Condition()
