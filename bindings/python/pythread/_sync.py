@@ -140,18 +140,19 @@ def _c_seconds(timeout):
         raise OverflowError("timeout value is too large") from None
 
 
-def _py_seconds(timeout, nan_polls=False):
+def _py_seconds(timeout, nan):
     """A timeout as threading.py's classes read it: None is forever, and any
     negative number means "do not wait" (the C API's -1 would mean forever).
-    NaN: Condition.wait and Event.wait do not wait (nan > 0 is false there);
-    elsewhere threading would spin forever, so it is refused."""
+    NaN becomes nan: threading.py never refuses it. Condition.wait and
+    Event.wait pass it on (the daemon does not wait: nan > 0 is false in
+    threading); where threading loops until the state changes, recomputing
+    a NaN wait that never runs out (Semaphore.acquire, Barrier.wait), the
+    caller passes a wait without end instead of spinning."""
     if timeout is None:
         return _FOREVER
     t = float(timeout)
     if math.isnan(t):
-        if nan_polls:
-            return 0.0
-        raise ValueError("Invalid value NaN (not a number)")
+        return nan
     return 0.0 if t < 0 else t
 
 
@@ -532,7 +533,7 @@ class Condition(_Handle):
             check(lib.pt_condition_acquire(self._h, 1, _FOREVER))
 
     def wait(self, timeout=None):
-        t = _py_seconds(timeout, nan_polls=True)
+        t = _py_seconds(timeout, nan=math.nan)
         if t > TIMEOUT_MAX and self._is_owned():
             # threading releases the lock, fails, and re-acquires: net effect
             raise OverflowError("timeout value is too large")
@@ -651,7 +652,7 @@ class Semaphore(_Handle):
     def acquire(self, blocking=True, timeout=None):
         if not blocking and timeout is not None:
             raise ValueError("can't specify timeout for non-blocking acquire")
-        t = _py_seconds(timeout) if blocking else _FOREVER
+        t = _py_seconds(timeout, nan=_FOREVER) if blocking else _FOREVER
         if t > TIMEOUT_MAX:
             # threading fails on a timeout too large only when it has to wait.
             if check(lib.pt_semaphore_acquire(self._h, 0, _FOREVER)):
@@ -722,7 +723,7 @@ class Event(_Handle):
         check(lib.pt_event_clear(self._h))
 
     def wait(self, timeout=None):
-        t = _py_seconds(timeout, nan_polls=True)
+        t = _py_seconds(timeout, nan=math.nan)
         if t > TIMEOUT_MAX and self.is_set():
             return True  # threading looks at the flag before the timeout
         return bool(check(lib.pt_event_wait(self._h, t)))
@@ -764,8 +765,9 @@ class _Action:
 def _barrier_seconds(timeout):
     # A timeout past TIMEOUT_MAX goes to the daemon as it is: threading
     # accepts it and fails (OverflowError) only once a party must wait, so
-    # the last party and a broken barrier answer as usual.
-    return _py_seconds(timeout)
+    # the last party and a broken barrier answer as usual. NaN never runs
+    # out in threading's wait_for loop: TIMEOUT_MAX (292 years) stands in.
+    return _py_seconds(timeout, nan=TIMEOUT_MAX)
 
 
 class Barrier(_Handle):

@@ -1,6 +1,6 @@
 """What the binding adds to threading's API, and the places where it has to
 work at matching threading: names, errors, the Barrier action's exception,
-timeouts past TIMEOUT_MAX, reprs, Condition over a lock pythread does
+timeouts past TIMEOUT_MAX and NaN, reprs, Condition over a lock pythread does
 not host, and the binding's copy of the inspection structures."""
 
 import ctypes
@@ -192,11 +192,64 @@ class BindingTests(unittest.TestCase):
                 b.abort()
                 self.assertIsInstance(in_thread(b.wait), threading.BrokenBarrierError)
 
-    def test_negative_and_nan_timeouts(self):
+    # threading never refuses a NaN timeout: where it waits it tests
+    # "timeout > 0" (false for NaN), where it loops it recomputes a NaN that
+    # never runs out. Each case that ends runs on threading too.
+
+    def test_nan_timeout_condition_and_event_do_not_wait(self):
+        nan = math.nan
+        for mod in (threading, pythread):
+            with self.subTest(module=mod.__name__):
+                c = mod.Condition()
+                with c:
+                    self.assertIs(c.wait(nan), False)
+                    self.assertTrue(c._is_owned())  # held again, as after any wait
+                    self.assertEqual(c.wait_for(lambda: "ready", nan), "ready")
+                    calls = []
+
+                    def third_time():
+                        calls.append(1)
+                        return len(calls) if len(calls) >= 3 else 0
+                    self.assertEqual(c.wait_for(third_time, nan), 3)
+                e = mod.Event()
+                self.assertIs(e.wait(nan), False)
+                e.set()
+                self.assertIs(e.wait(nan), True)
+
+    def test_nan_timeout_semaphore_and_barrier_without_waiting(self):
+        nan = math.nan
+        for mod in (threading, pythread):
+            with self.subTest(module=mod.__name__):
+                self.assertIs(mod.Semaphore(1).acquire(timeout=nan), True)
+                self.assertEqual(mod.Barrier(1).wait(nan), 0)
+                self.assertEqual(mod.Barrier(1, timeout=nan).wait(), 0)
+
+    def test_nan_timeout_waits_until_the_state_changes(self):
+        # Semaphore.acquire and Barrier.wait return once a permit or the last
+        # party comes (threading spins until then).
+        s = pythread.Semaphore(0)
+        got = []
+        t = threading.Thread(target=lambda: got.append(s.acquire(timeout=math.nan)),
+                             daemon=True)
+        t.start()
+        s.release()
+        t.join(DEADLINE)
+        self.assertEqual(got, [True])
+        b = pythread.Barrier(2, timeout=math.nan)
+        first = []
+        t = threading.Thread(target=lambda: first.append(b.wait()), daemon=True)
+        t.start()
+        # The first party parks (its NaN default never runs out) until the
+        # second comes.
+        self.assertEqual(poll(lambda: b.n_waiting, 1), 1)
+        second = b.wait(math.nan)
+        t.join(DEADLINE)
+        self.assertEqual(sorted(first + [second]), [0, 1])
+
+    def test_negative_timeouts(self):
         c = pythread.Condition()
         with c:
             self.assertFalse(c.wait(-1))  # threading: -1 does not wait here
-            self.assertFalse(c.wait(float("nan")))
         self.assertFalse(pythread.Event().wait(-1))
         self.assertFalse(pythread.Semaphore(0).acquire(timeout=-1))
         with self.assertRaises(pythread.BrokenBarrierError):
