@@ -72,6 +72,69 @@ _s = ctypes.c_char_p
 
 BARRIER_ACTION = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
 
+# include/pythread_inspect.h, field for field: who holds an object and who
+# waits for it, which reprs show. tests/test_binding.py compares these with
+# the C layout (tests/layout.c) so a change to the header cannot go unseen.
+_TEXT_MAX = 256  # PT_INSPECT_TEXT_MAX
+
+
+class InspectObject(ctypes.Structure):
+    _fields_ = [
+        ("name", ctypes.c_char * _TEXT_MAX),
+        ("kind", ctypes.c_int),
+        ("mode", ctypes.c_uint32),
+        ("uid", ctypes.c_uint32),
+        ("gid", ctypes.c_uint32),
+        ("transient", ctypes.c_int),
+        ("unlinked", ctypes.c_int),
+        ("refs", ctypes.c_uint32),
+        ("waiters", ctypes.c_uint32),
+        ("locked", ctypes.c_int),
+        ("value", ctypes.c_int64),
+        ("initial", ctypes.c_int64),
+        ("owned", ctypes.c_int),
+        ("is_set", ctypes.c_int),
+        ("parties", ctypes.c_uint32),
+        ("n_waiting", ctypes.c_uint32),
+        ("broken", ctypes.c_int),
+        ("timeout", ctypes.c_double),
+        ("token", ctypes.c_uint64),
+        ("cond_lock", ctypes.c_char * _TEXT_MAX),
+        ("acquires", ctypes.c_uint64),
+        ("contended", ctypes.c_uint64),
+        ("timeouts", ctypes.c_uint64),
+        ("longest_wait", ctypes.c_double),
+        ("longest_hold", ctypes.c_double),
+    ]
+
+
+class InspectParty(ctypes.Structure):
+    _fields_ = [
+        ("session", ctypes.c_uint64),
+        ("pid", ctypes.c_long),
+        ("uid", ctypes.c_uint32),
+        ("thread", ctypes.c_uint64),
+        ("process", ctypes.c_char * _TEXT_MAX),
+        ("seconds", ctypes.c_double),
+        ("count", ctypes.c_uint64),
+        ("what", ctypes.c_char * 16),
+    ]
+
+
+class InspectDetail(ctypes.Structure):
+    _fields_ = [
+        ("object", InspectObject),
+        ("detail_denied", ctypes.c_int),
+        ("n_holders", ctypes.c_size_t),
+        ("holders", ctypes.POINTER(InspectParty)),
+        ("n_waiters", ctypes.c_size_t),
+        ("waiters", ctypes.POINTER(InspectParty)),
+        ("more_waiters", ctypes.c_uint32),
+    ]
+
+
+_detail_pp = ctypes.POINTER(ctypes.POINTER(InspectDetail))
+
 # name: (restype, argtypes). One table so prototypes never drift apart.
 _PROTOTYPES = {
     "pt_strerror": (_s, [_i]),
@@ -120,6 +183,9 @@ _PROTOTYPES = {
     "pt_barrier_n_waiting": (_i, [_p]),
     "pt_barrier_broken": (_i, [_p]),
     "pt_barrier_close": (_i, [_p]),
+    "pt_client_session_id": (ctypes.c_uint64, [_p]),
+    "pt_inspect_show": (_i, [_p, _s, _detail_pp]),
+    "pt_inspect_detail_free": (None, [ctypes.POINTER(InspectDetail)]),
 }
 
 for _name, (_res, _args) in _PROTOTYPES.items():
@@ -131,6 +197,8 @@ for _name, (_res, _args) in _PROTOTYPES.items():
 PT_FOREVER = -1.0
 PT_TIMEOUT_MAX = 9223372036.0
 PT_EBROKEN = -4
+PT_EEXIST = -6
+PT_OPEN_EXCL = 1 << 0
 PT_OPEN_TRANSIENT = 1 << 2
 
 # Exception classes by the names pt_err_exception gives; BrokenBarrierError is

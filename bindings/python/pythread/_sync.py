@@ -8,10 +8,14 @@ parties, a BoundedSemaphore's bound.
 """
 
 import ctypes
+import itertools
 import math
 import operator
+import os
+import random
 import threading
 import weakref
+from collections import namedtuple
 from time import monotonic as _time
 
 from . import _lib
@@ -136,19 +140,31 @@ def _c_seconds(timeout):
         raise OverflowError("timeout value is too large") from None
 
 
-def _py_seconds(timeout, nan_polls=False):
+def _py_seconds(timeout, nan):
     """A timeout as threading.py's classes read it: None is forever, and any
     negative number means "do not wait" (the C API's -1 would mean forever).
-    NaN: Condition.wait and Event.wait do not wait (nan > 0 is false there);
-    elsewhere threading would spin forever, so it is refused."""
+    NaN becomes nan: threading.py never refuses it. Condition.wait and
+    Event.wait pass it on (the daemon does not wait: nan > 0 is false in
+    threading); where threading loops until the state changes, recomputing
+    a NaN wait that never runs out (Semaphore.acquire, Barrier.wait), the
+    caller passes a wait without end instead of spinning."""
     if timeout is None:
         return _FOREVER
     t = float(timeout)
     if math.isnan(t):
-        if nan_polls:
-            return 0.0
-        raise ValueError("Invalid value NaN (not a number)")
+        return nan
     return 0.0 if t < 0 else t
+
+
+_anon_serial = itertools.count()
+
+
+def _anon_name():
+    """A name for an anonymous object, of the shape libpythread gives one
+    ("anon/<pid>.<serial>.<random>"): made here so that repr() can ask the
+    daemon who holds and waits for the object by its name. It is opened
+    exclusively, so a clash is retried, never shared."""
+    return f"anon/{os.getpid()}.{next(_anon_serial)}.{random.getrandbits(32):08x}".encode()
 
 
 def _flags(name, transient):
@@ -182,11 +198,21 @@ class _Handle:
         client = client or _get_client()
         flags = _flags(name, transient)
         mode = _mode(mode)
-        cname = None if name is None else _name_bytes(name)
         out = ctypes.c_void_p()
-        check(fn(client._h, cname, *before, *after, flags, mode, ctypes.byref(out)))
+        if name is not None:
+            cname = _name_bytes(name)
+            check(fn(client._h, cname, *before, *after, flags, mode, ctypes.byref(out)))
+        else:
+            for _ in range(4):
+                cname = _anon_name()
+                r = fn(client._h, cname, *before, *after, flags | _lib.PT_OPEN_EXCL, mode,
+                       ctypes.byref(out))
+                if r != _lib.PT_EEXIST:
+                    break
+            check(r)
         self._client = client
         self._name = name
+        self._daemon_name = cname
         self._h = out.value
         with client._count_mu:
             client._open_handles += 1
@@ -222,6 +248,46 @@ class _Handle:
 
     def _named(self):
         return "" if self._name is None else f"name={self._name!r} "
+
+    def _inspect(self):
+        """Who holds this object and who waits for it, as the daemon sees
+        it now (every process): _Parties, or None when the daemon cannot say
+        (the handle is closed, or the name was unlinked and names nothing)."""
+        if self._h is None or self._client._h is None:
+            return None
+        out = ctypes.POINTER(_lib.InspectDetail)()
+        if lib.pt_inspect_show(self._client._h, self._daemon_name, ctypes.byref(out)) < 0:
+            return None
+        try:
+            d = out.contents
+            if d.detail_denied:  # not for an object we could open, which needs read
+                return None
+            return _Parties([_party(d.holders[i]) for i in range(d.n_holders)],
+                            [_party(d.waiters[i]) for i in range(d.n_waiters)],
+                            d.more_waiters)
+        finally:
+            lib.pt_inspect_detail_free(out)
+
+    def _owner(self, party):
+        """What repr shows as owner= for a holder. A thread of this process
+        shows its threading ident, as threading's RLock does; a thread of
+        another process shows its native thread id (Thread.native_id there),
+        as the daemon reports it: an ident is only an address, which other
+        processes reuse, while a native id names one thread on the machine."""
+        if party.session == lib.pt_client_session_id(self._client._h):
+            if party.thread == threading.get_native_id():
+                return threading.get_ident()
+            for t in threading.enumerate():
+                if t.native_id == party.thread:
+                    return t.ident
+        return party.thread
+
+    def _rlock_state(self, parties):
+        """(state, owner, count) of this RLock, or of a Condition's own
+        RLock, from _inspect's answer."""
+        for p in parties.holders:
+            return "locked", self._owner(p), p.count
+        return "unlocked", 0, 0
 
     def _at(self):
         cls = type(self)
@@ -268,6 +334,19 @@ class Lock(_Handle):
     def __repr__(self):
         state = "locked" if self.locked() else "unlocked"
         return f"<{state} pythread.Lock object {self._named()}at {id(self):#x}>"
+
+
+_Party = namedtuple("_Party", "session pid thread count what")
+_Parties = namedtuple("_Parties", "holders waiters more_waiters")
+
+
+def _party(p):
+    return _Party(p.session, p.pid, p.thread, p.count, p.what.decode("ascii", "replace"))
+
+
+def _rlock_repr(state, owner, count, named, at):
+    """threading's RLock repr: <%s %s.%s object owner=%r count=%d at %s>."""
+    return f"<{state} pythread.RLock object {named}owner={owner} count={count} at {at:#x}>"
 
 
 class _Counts(threading.local):
@@ -354,13 +433,17 @@ class RLock(_Handle):
     def __repr__(self):
         n = self._recursion_count()
         if n:
-            owner, count, state = threading.get_ident(), n, "locked"
-        elif self.locked():
-            owner, count, state = "?", "?", "locked"  # held by another thread or process
+            state, owner, count = "locked", threading.get_ident(), n
         else:
-            owner, count, state = 0, 0, "unlocked"
-        return (f"<{state} pythread.RLock object {self._named()}owner={owner} count={count} "
-                f"at {id(self):#x}>")
+            # Held by another thread or process, or by nobody: the daemon knows.
+            parties = self._inspect()
+            if parties is not None:
+                state, owner, count = self._rlock_state(parties)
+            elif self.locked():
+                state, owner, count = "locked", "?", "?"  # a name unlinked and gone
+            else:
+                state, owner, count = "unlocked", 0, 0
+        return _rlock_repr(state, owner, count, self._named(), id(self))
 
 
 # ---------------------------------------------------------------------------
@@ -396,6 +479,10 @@ class Condition(_Handle):
             # outlive the condition's use of it, as threading's does.
             self.acquire = lock.acquire
             self.release = lock.release
+            if isinstance(lock, RLock):
+                # As threading's Condition takes them from its lock.
+                self._release_save = lock._release_save
+                self._acquire_restore = lock._acquire_restore
 
     def acquire(self, blocking=True, timeout=-1):
         return bool(check(lib.pt_condition_acquire(self._h, 1 if blocking else 0,
@@ -420,8 +507,33 @@ class Condition(_Handle):
             return False
         raise e
 
+    # threading's Condition takes _release_save and _acquire_restore from its
+    # lock when the lock has them (an RLock: __init__ does the same) and else
+    # releases and acquires once (a Lock). Its own RLock has them too.
+    def _release_save(self):
+        if self._lock is not None:
+            self._lock.release()
+            return None
+        # The condition's own RLock: the daemon keeps its level, so it is
+        # given back one level at a time while this thread still holds it.
+        count = 0
+        while self._is_owned():
+            check(lib.pt_condition_release(self._h))
+            count += 1
+        if count == 0:
+            raise RuntimeError("cannot release un-acquired lock")
+        return (count, threading.get_ident())
+
+    def _acquire_restore(self, state):
+        if self._lock is not None:
+            self._lock.acquire()
+            return
+        count, _owner = state
+        for _ in range(count):
+            check(lib.pt_condition_acquire(self._h, 1, _FOREVER))
+
     def wait(self, timeout=None):
-        t = _py_seconds(timeout, nan_polls=True)
+        t = _py_seconds(timeout, nan=math.nan)
         if t > TIMEOUT_MAX and self._is_owned():
             # threading releases the lock, fails, and re-acquires: net effect
             raise OverflowError("timeout value is too large")
@@ -461,8 +573,29 @@ class Condition(_Handle):
         self.notify_all()
 
     def __repr__(self):
-        lock = repr(self._lock) if self._lock is not None else "<pythread.RLock of the condition>"
-        return f"<Condition({self._named()}{lock})>"
+        # threading's "<Condition(%s, %d)>" % (self._lock, len(self._waiters)):
+        # the waiters are those of every process still waiting for a notify.
+        parties = self._inspect()
+        if parties is None and self._h is None:
+            self._is_owned()  # a closed handle: ValueError, as every method
+        if parties is None:
+            waiting = "?"  # the name was unlinked and names nothing now
+        else:
+            # Waiters for a notify come last in the daemon's answer, so
+            # any it left out to fit are some of them.
+            waiting = sum(p.what == "wait" for p in parties.waiters) + parties.more_waiters
+        if self._lock is not None:
+            lock = repr(self._lock)
+        elif parties is not None:
+            # Its own RLock lives in the daemon and has no Python object
+            # of its own: it is shown at the condition's address.
+            lock = _rlock_repr(*self._rlock_state(parties), "", id(self))
+        else:
+            owned = self._is_owned()
+            lock = _rlock_repr("locked" if owned else "?", threading.get_ident() if owned else "?",
+                               "?", "", id(self))
+        named = "" if self._name is None else f" name={self._name!r}"
+        return f"<Condition({lock}, {waiting}){named}>"
 
 
 class _LocalCondition(Condition):
@@ -519,7 +652,7 @@ class Semaphore(_Handle):
     def acquire(self, blocking=True, timeout=None):
         if not blocking and timeout is not None:
             raise ValueError("can't specify timeout for non-blocking acquire")
-        t = _py_seconds(timeout) if blocking else _FOREVER
+        t = _py_seconds(timeout, nan=_FOREVER) if blocking else _FOREVER
         if t > TIMEOUT_MAX:
             # threading fails on a timeout too large only when it has to wait.
             if check(lib.pt_semaphore_acquire(self._h, 0, _FOREVER)):
@@ -590,7 +723,7 @@ class Event(_Handle):
         check(lib.pt_event_clear(self._h))
 
     def wait(self, timeout=None):
-        t = _py_seconds(timeout, nan_polls=True)
+        t = _py_seconds(timeout, nan=math.nan)
         if t > TIMEOUT_MAX and self.is_set():
             return True  # threading looks at the flag before the timeout
         return bool(check(lib.pt_event_wait(self._h, t)))
@@ -630,10 +763,11 @@ class _Action:
 
 
 def _barrier_seconds(timeout):
-    # threading fails on a timeout too large only once a party must wait,
-    # so the last party and a broken barrier answer as usual; waiting
-    # TIMEOUT_MAX (292 years) stands in for failing then.
-    return min(_py_seconds(timeout), TIMEOUT_MAX)
+    # A timeout past TIMEOUT_MAX goes to the daemon as it is: threading
+    # accepts it and fails (OverflowError) only once a party must wait, so
+    # the last party and a broken barrier answer as usual. NaN never runs
+    # out in threading's wait_for loop: TIMEOUT_MAX (292 years) stands in.
+    return _py_seconds(timeout, nan=TIMEOUT_MAX)
 
 
 class Barrier(_Handle):

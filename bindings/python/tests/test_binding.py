@@ -1,9 +1,16 @@
 """What the binding adds to threading's API, and the places where it has to
 work at matching threading: names, errors, the Barrier action's exception,
-timeouts past TIMEOUT_MAX, Condition over a lock pythread does not host."""
+timeouts past TIMEOUT_MAX and NaN, reprs, Condition over a lock pythread does
+not host, and the binding's copy of the inspection structures."""
 
+import ctypes
+import json
+import math
 import os
+import re
+import subprocess
 import threading
+import time
 import unittest
 import uuid
 
@@ -23,6 +30,40 @@ def tearDownModule():
 
 def unique(what):
     return f"pytest/{what}.{uuid.uuid4().hex[:12]}"
+
+
+DEADLINE = 30.0  # for polls and joins; each ends as soon as its condition holds
+
+
+def poll(fn, want):
+    """fn() until it returns want or DEADLINE passes; its last value."""
+    deadline = time.monotonic() + DEADLINE
+    while (got := fn()) != want and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return got
+
+
+def shape(r):
+    """A repr with addresses and the module's names made alike, so that
+    threading's and pythread's can be compared as they are."""
+    r = re.sub(r"0x[0-9a-f]+", "0xADDR", r)
+    return r.replace("_thread.RLock", "pythread.RLock").replace("_thread.lock", "pythread.Lock")
+
+
+def in_thread(fn, *args):
+    """fn(*args) in a thread, joined within DEADLINE: what it returned or
+    raised, or TimeoutError if it still runs then."""
+    out = []
+
+    def run():
+        try:
+            out.append(fn(*args))
+        except BaseException as exc:  # noqa: B036 - handed to the test
+            out.append(exc)
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(DEADLINE)
+    return out[0] if out else TimeoutError(f"{fn} still runs after {DEADLINE} s")
 
 
 class BindingTests(unittest.TestCase):
@@ -127,17 +168,88 @@ class BindingTests(unittest.TestCase):
             e.wait(big)
         e.set()
         self.assertTrue(e.wait(big))
-        self.assertEqual(pythread.Barrier(1).wait(big), 0)
-        b = pythread.Barrier(2)
-        b.abort()
-        with self.assertRaises(pythread.BrokenBarrierError):
-            b.wait(big)
 
-    def test_negative_and_nan_timeouts(self):
+    def test_barrier_timeout_above_timeout_max(self):
+        # threading takes any timeout at construction and in wait(), and
+        # fails with OverflowError only when a party has to block: the last
+        # party and a broken barrier answer as usual. Each case runs on
+        # threading's Barrier too, so the test says what CPython does.
+        big = pythread.TIMEOUT_MAX * 2
+        for Barrier in (threading.Barrier, pythread.Barrier):
+            with self.subTest(Barrier=Barrier.__module__):
+                self.assertEqual(Barrier(1, timeout=1e20).wait(), 0)
+                self.assertEqual(Barrier(1).wait(big), 0)
+                self.assertEqual(Barrier(1).wait(math.inf), 0)
+                for b, args in ((Barrier(2, timeout=1e20), ()), (Barrier(2), (big,)),
+                                (Barrier(2, timeout=5), (math.inf,))):
+                    got = in_thread(b.wait, *args)
+                    if not isinstance(got, OverflowError):
+                        b.abort()  # frees a wait that should not have blocked
+                    self.assertIsInstance(got, OverflowError)
+                    # The party that could not wait left; nothing broke.
+                    self.assertEqual((b.broken, b.n_waiting), (False, 0))
+                b = Barrier(2, timeout=1e20)
+                b.abort()
+                self.assertIsInstance(in_thread(b.wait), threading.BrokenBarrierError)
+
+    # threading never refuses a NaN timeout: where it waits it tests
+    # "timeout > 0" (false for NaN), where it loops it recomputes a NaN that
+    # never runs out. Each case that ends runs on threading too.
+
+    def test_nan_timeout_condition_and_event_do_not_wait(self):
+        nan = math.nan
+        for mod in (threading, pythread):
+            with self.subTest(module=mod.__name__):
+                c = mod.Condition()
+                with c:
+                    self.assertIs(c.wait(nan), False)
+                    self.assertTrue(c._is_owned())  # held again, as after any wait
+                    self.assertEqual(c.wait_for(lambda: "ready", nan), "ready")
+                    calls = []
+
+                    def third_time():
+                        calls.append(1)
+                        return len(calls) if len(calls) >= 3 else 0
+                    self.assertEqual(c.wait_for(third_time, nan), 3)
+                e = mod.Event()
+                self.assertIs(e.wait(nan), False)
+                e.set()
+                self.assertIs(e.wait(nan), True)
+
+    def test_nan_timeout_semaphore_and_barrier_without_waiting(self):
+        nan = math.nan
+        for mod in (threading, pythread):
+            with self.subTest(module=mod.__name__):
+                self.assertIs(mod.Semaphore(1).acquire(timeout=nan), True)
+                self.assertEqual(mod.Barrier(1).wait(nan), 0)
+                self.assertEqual(mod.Barrier(1, timeout=nan).wait(), 0)
+
+    def test_nan_timeout_waits_until_the_state_changes(self):
+        # Semaphore.acquire and Barrier.wait return once a permit or the last
+        # party comes (threading spins until then).
+        s = pythread.Semaphore(0)
+        got = []
+        t = threading.Thread(target=lambda: got.append(s.acquire(timeout=math.nan)),
+                             daemon=True)
+        t.start()
+        s.release()
+        t.join(DEADLINE)
+        self.assertEqual(got, [True])
+        b = pythread.Barrier(2, timeout=math.nan)
+        first = []
+        t = threading.Thread(target=lambda: first.append(b.wait()), daemon=True)
+        t.start()
+        # The first party parks (its NaN default never runs out) until the
+        # second comes.
+        self.assertEqual(poll(lambda: b.n_waiting, 1), 1)
+        second = b.wait(math.nan)
+        t.join(DEADLINE)
+        self.assertEqual(sorted(first + [second]), [0, 1])
+
+    def test_negative_timeouts(self):
         c = pythread.Condition()
         with c:
             self.assertFalse(c.wait(-1))  # threading: -1 does not wait here
-            self.assertFalse(c.wait(float("nan")))
         self.assertFalse(pythread.Event().wait(-1))
         self.assertFalse(pythread.Semaphore(0).acquire(timeout=-1))
         with self.assertRaises(pythread.BrokenBarrierError):
@@ -162,6 +274,127 @@ class BindingTests(unittest.TestCase):
             self.assertTrue(c._is_owned())
             c.notify(-1)  # wakes nobody, as in threading
         self.assertFalse(lock.locked())
+
+
+class ReprTests(unittest.TestCase):
+    """Each repr is compared with threading's for the same object in the same
+    state, addresses and module names aside."""
+
+    def assertSameRepr(self, ours, theirs):
+        self.assertEqual(shape(repr(ours)), shape(repr(theirs)))
+
+    def test_condition_over_its_own_rlock(self):
+        ours, theirs = pythread.Condition(), threading.Condition()
+        self.assertEqual(shape(repr(ours)), "<Condition(<unlocked pythread.RLock object "
+                                            "owner=0 count=0 at 0xADDR>, 0)>")
+        self.assertSameRepr(ours, theirs)
+        for c in (ours, theirs):
+            c.acquire()
+            c.acquire()
+        self.assertSameRepr(ours, theirs)  # owner=<this thread's ident> count=2
+        for c in (ours, theirs):
+            c.release()
+            c.release()
+
+    def test_condition_over_a_lock(self):
+        for ours, theirs in ((pythread.Condition(pythread.Lock()),
+                              threading.Condition(threading.Lock())),
+                             (pythread.Condition(pythread.RLock()),
+                              threading.Condition(threading.RLock()))):
+            self.assertSameRepr(ours, theirs)
+            with ours, theirs:
+                self.assertSameRepr(ours, theirs)
+        self.assertEqual(shape(repr(pythread.Condition(pythread.Lock()))),
+                         "<Condition(<unlocked pythread.Lock object at 0xADDR>, 0)>")
+
+    def test_condition_counts_its_waiters(self):
+        # len(self._waiters) in threading: waiting for a notify, not yet
+        # notified.
+        ours, theirs = pythread.Condition(), threading.Condition()
+        threads = []
+        for c in (ours, theirs):
+            def wait(c=c):
+                with c:
+                    c.wait(DEADLINE)
+            threads += [threading.Thread(target=wait) for _ in range(3)]
+        for t in threads:
+            t.start()
+        three = "<Condition(<unlocked pythread.RLock object owner=0 count=0 at 0xADDR>, 3)>"
+        for c in (ours, theirs):
+            self.assertEqual(poll(lambda: shape(repr(c)), three), three)
+        for c in (ours, theirs):
+            c.acquire()
+            c.notify()
+        self.assertSameRepr(ours, theirs)  # locked by this thread, 2 waiting
+        self.assertIn(", 2)>", repr(ours))
+        for c in (ours, theirs):
+            c.notify_all()
+            c.release()
+        for t in threads:
+            t.join(DEADLINE)
+        self.assertSameRepr(ours, theirs)
+
+    def test_rlock_held_by_another_thread(self):
+        ours, theirs = pythread.RLock(), threading.RLock()
+        held, done = threading.Event(), threading.Event()
+
+        def hold():
+            for lock in (ours, theirs):
+                lock.acquire()
+                lock.acquire()
+            held.set()
+            done.wait(DEADLINE)
+            for lock in (ours, theirs):
+                lock.release()
+                lock.release()
+        t = threading.Thread(target=hold)
+        t.start()
+        try:
+            self.assertTrue(held.wait(DEADLINE))
+            self.assertEqual(shape(repr(ours)), f"<locked pythread.RLock object owner={t.ident} "
+                                                "count=2 at 0xADDR>")
+            self.assertSameRepr(ours, theirs)
+        finally:
+            done.set()
+            t.join(DEADLINE)
+        self.assertSameRepr(ours, theirs)
+
+    def test_named_rlock_held_through_another_handle(self):
+        name = unique("rlock.repr")
+        a = pythread.RLock(name=name, transient=True)
+        b = pythread.RLock(name=name, transient=True)
+        held, done = threading.Event(), threading.Event()
+
+        def hold():
+            with a:
+                held.set()
+                done.wait(DEADLINE)
+        t = threading.Thread(target=hold)
+        t.start()
+        try:
+            self.assertTrue(held.wait(DEADLINE))
+            self.assertEqual(repr(b), f"<locked pythread.RLock object name={name!r} "
+                                      f"owner={t.ident} count=1 at {id(b):#x}>")
+        finally:
+            done.set()
+            t.join(DEADLINE)
+
+
+class LayoutTests(unittest.TestCase):
+    def test_inspection_structures_match_the_header(self):
+        # The binding reads pt_inspect_* structures with ctypes: their
+        # layout must be the C compiler's, field for field.
+        from pythread import _lib
+        helper = os.environ.get("PYTHREAD_LAYOUT")
+        if not helper:
+            self.skipTest("PYTHREAD_LAYOUT (the built layout helper) is not set; ctest sets it")
+        c = json.loads(subprocess.run([helper], check=True, capture_output=True,
+                                      text=True).stdout)
+        for struct in (_lib.InspectObject, _lib.InspectParty, _lib.InspectDetail):
+            cname = "pt_inspect_" + struct.__name__[len("Inspect"):].lower()
+            py = {"sizeof": ctypes.sizeof(struct)}
+            py.update((f[0], getattr(struct, f[0]).offset) for f in struct._fields_)
+            self.assertEqual(py, c[cname], f"{struct.__name__} against {cname}")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,12 @@ class RLockTests(lock_tests.RLockTests):
     locktype = staticmethod(pythread.RLock)
 
 
+class ConditionAsRLockTests(lock_tests.RLockTests):
+    # As Lib/test/test_threading.py runs it: a Condition over its own RLock
+    # exports the RLock's API.
+    locktype = staticmethod(pythread.Condition)
+
+
 class EventTests(lock_tests.EventTests):
     eventtype = staticmethod(pythread.Event)
 

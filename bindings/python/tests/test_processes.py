@@ -5,7 +5,9 @@ file run again with --worker) against a pythreadd started for the run.
 - a Condition-based producer/consumer moves every item exactly once;
 - a Barrier with an action cycles 4 processes in lockstep, the action
   running in the process of the last party before anyone is released;
-- a process killed with SIGKILL while holding a Lock gives it to a waiter.
+- a process killed with SIGKILL while holding a Lock gives it to a waiter;
+- repr shows the owner and level of an RLock another process holds, and the
+  waiters of every process on a Condition.
 """
 
 import os
@@ -13,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import uuid
@@ -110,9 +113,24 @@ def worker_waiter(lock_name):
         lock.release()
 
 
+def worker_rlock_holder(lock_name, depth):
+    lock = pythread.RLock(name=lock_name)
+    for _ in range(int(depth)):
+        lock.acquire()
+    print(threading.get_native_id(), flush=True)
+    time.sleep(TIMEOUT)  # killed long before
+
+
+def worker_cond_waiter(cond_name):
+    cond = pythread.Condition(name=cond_name)
+    with cond:
+        print("waiting", flush=True)
+        print("notified" if cond.wait(TIMEOUT) else "timed out", flush=True)
+
+
 WORKERS = {f.__name__[len("worker_"):]: f for f in
            (worker_counter, worker_producer, worker_consumer, worker_barrier, worker_holder,
-            worker_waiter)}
+            worker_waiter, worker_rlock_holder, worker_cond_waiter)}
 
 # ---------------------------------------------------------------------------
 # Tests
@@ -242,6 +260,55 @@ class ProcessTests(unittest.TestCase):
         self.assertEqual(out.strip(), "acquired")
         self.assertLess(time.monotonic() - t0, 10.0)
         self.assertEqual(holder.wait(TIMEOUT), -signal.SIGKILL)
+
+    def poll(self, what, fn, want):
+        """fn() until it returns want, for up to TIMEOUT; the last value."""
+        deadline = time.monotonic() + TIMEOUT
+        while (got := fn()) != want and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertEqual(got, want, what)
+        return got
+
+    def test_rlock_repr_held_by_another_process(self):
+        # threading shows owner= and count= of whoever holds an RLock; the
+        # owner in another process is its native thread id.
+        name = self.name("rlock.repr")
+        holder = start("rlock_holder", name, 3)
+        self.procs.append(holder)
+        tid = int(holder.stdout.readline())
+        mine = pythread.RLock(name=name)
+        self.assertEqual(repr(mine), f"<locked pythread.RLock object name={name!r} "
+                                     f"owner={tid} count=3 at {id(mine):#x}>")
+        holder.kill()
+        self.poll("the holder's end gives the RLock back", lambda: repr(mine),
+                  f"<unlocked pythread.RLock object name={name!r} owner=0 count=0 "
+                  f"at {id(mine):#x}>")
+
+    def test_condition_repr_counts_waiters_of_every_process(self):
+        name = self.name("cond.repr")
+        cond = pythread.Condition(name=name)
+        waiters = [start("cond_waiter", name) for _ in range(2)]
+        self.procs.extend(waiters)
+        for w in waiters:
+            self.assertEqual(w.stdout.readline().strip(), "waiting")
+
+        def shown():
+            return repr(cond)
+        at = f"{id(cond):#x}"
+        self.poll("two processes wait", shown,
+                  f"<Condition(<unlocked pythread.RLock object owner=0 count=0 at {at}>, 2) "
+                  f"name={name!r}>")
+        with cond:
+            cond.notify()  # the notified one leaves the count at once, as in threading
+            self.assertEqual(repr(cond), f"<Condition(<locked pythread.RLock object "
+                                         f"owner={threading.get_ident()} count=1 at {at}>, 1) "
+                                         f"name={name!r}>")
+            cond.notify_all()
+        for w in waiters:
+            out, err = w.communicate(timeout=TIMEOUT)
+            self.assertEqual((w.returncode, out.split()[-1]), (0, "notified"), err)
+        self.assertEqual(repr(cond), f"<Condition(<unlocked pythread.RLock object owner=0 "
+                                     f"count=0 at {at}>, 0) name={name!r}>")
 
 
 if __name__ == "__main__":
