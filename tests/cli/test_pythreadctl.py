@@ -304,17 +304,49 @@ class Ctl(unittest.TestCase):
         self.assertEqual(lines[0].split("\t")[0], "ID")
         self.assertEqual(len(lines), 3)
 
-    def test_json_escapes_process_names(self):
-        odd = 'ctl"q\\b\tc\x01'
+    def test_process_names_sanitised_and_escaped(self):
+        # A program's name is its client name: one with escape sequences
+        # and a line break must neither drive the reader's terminal nor
+        # forge a row. The daemon keeps printable ASCII only ('?' for the
+        # rest); JSON escapes what is left.
+        odd = 'ctl"q\\b\tc\x01\x1b[2J\nforged\u00e9'
+        shown = 'ctl"q\\b?c??[2J?forged??'
         link = os.path.join(self.dir, odd)
         os.symlink(CTL, link)
         self.ok("create", "lock", "L")
         self.spawn("lock", "L", "--", "sleep", "60", argv0=link)
         poll(lambda: self.obj("L")["object"]["locked"], "the holder")
         d = self.obj("L")
-        self.assertEqual(d["holders"][0]["process"], odd)
+        self.assertEqual(d["holders"][0]["process"], shown)
         names = [s["process"] for s in self.js("sessions")["sessions"]]
-        self.assertIn(odd, names)
+        self.assertIn(shown, names)
+        for out in (self.ok("sessions"), self.ok("show", "L")):
+            self.assertNotIn("\x1b", out)
+            self.assertIn('ctl"q\\\\b?c??[2J?forged??', out)  # the backslash doubled
+        self.assertEqual(len(self.ok("sessions").splitlines()), 3)  # header and two rows
+
+    def test_human_output_escapes_daemon_text(self):
+        # Whatever the daemon says, human output shows it escaped: here the
+        # socket path (the daemon's own words in status) holds an escape
+        # sequence and a line break.
+        odd = os.path.join(self.dir, "e\x1b]0;owned\x07\nx\u00e9.sock")
+        d = subprocess.Popen([DAEMON, "--socket", odd], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        try:
+            poll(lambda: os.path.exists(odd) or d.poll() is not None, "the second daemon")
+            out = self.ok("-s", odd, "status")
+            self.assertNotIn("\x1b", out)
+            self.assertNotIn("\x07", out)
+            self.assertIn("e\\x1b]0;owned\\x07\\nx\\xc3\\xa9.sock", out)
+            self.assertEqual(self.js("-s", odd, "status")["socket"], odd)
+            # Errors too: one line, escaped.
+            r = self.run_ctl("-s", odd + "\x1b[1m", "status")
+            self.assertEqual(r.returncode, 3)
+            self.assertNotIn("\x1b", r.stderr)
+            self.assertEqual(len(r.stderr.splitlines()), 1)
+        finally:
+            d.terminate()
+            d.wait(timeout=DEADLINE)
 
     # -- acting --------------------------------------------------------
     def test_create_and_unlink(self):
