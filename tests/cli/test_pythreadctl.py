@@ -274,6 +274,50 @@ class Ctl(unittest.TestCase):
         line = self.fails(1, "show", "nothing-here")
         self.assertIn("nothing-here", line)
 
+    def test_show_longest_hold_counts_current_hold(self):
+        self.ok("create", "lock", "H")
+        self.spawn("lock", "H", "--", "sleep", "60")
+        d = poll(lambda: (lambda d: d if d["holders"] and d["holders"][0]["seconds"] >= 0.05
+                          else None)(self.obj("H")), "a hold of 50 ms")
+        # One answer, one clock: the hold going on is the longest so far.
+        self.assertEqual(d["object"]["counters"]["longest_hold_seconds"],
+                         d["holders"][0]["seconds"])
+        self.assertNotIn("longest hold 0us", self.ok("show", "H"))
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to act as another user")
+    def test_state_hidden_from_users_who_may_not_read(self):
+        # Names, kinds, owners and modes are public, as `ls -l` shows them;
+        # the state, counters and waiters need read permission by the mode.
+        os.chmod(self.dir, 0o711)
+        self.ok("create", "semaphore", "secret", "--value", "3")  # 0600, root's
+        self.ok("create", "event", "open", "--mode", "0644")
+        self.ok("event", "set", "open")
+
+        def as_other(*args):
+            r = subprocess.run([CTL] + list(args), env=self.env, capture_output=True, text=True,
+                               timeout=DEADLINE, user=41021, group=41021, extra_groups=[])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return r.stdout
+
+        objs = {o["name"]: o for o in json.loads(as_other("list", "--json"))["objects"]}
+        s = objs["secret"]
+        self.assertTrue(s["hidden"])
+        self.assertEqual((s["kind"], s["uid"], s["mode"]), ("semaphore", 0, "0600"))
+        for k in ("state", "waiters", "refs", "token", "value", "initial"):
+            self.assertIsNone(s[k], k)
+        self.assertFalse(objs["open"]["hidden"])
+        self.assertEqual(objs["open"]["state"], "set")
+        self.assertFalse(self.js("list")["objects"][0]["hidden"])  # root reads all
+        d = json.loads(as_other("show", "secret", "--json"))
+        self.assertTrue(d["detail_denied"])
+        self.assertIsNone(d["object"]["counters"])
+        self.assertIsNone(d["object"]["state"])
+        row = [l.split("\t") for l in as_other("list").splitlines() if l.startswith("secret")]
+        self.assertEqual(row[0][:6], ["secret", "semaphore", "-", "-", "0", "0600"])
+        text = as_other("show", "secret")
+        self.assertIn("not shown", text)
+        self.assertNotIn("value=3", text)
+
     def test_show_semaphore_holders(self):
         self.ok("create", "semaphore", "S", "--value", "2", "--bounded")
         p = self.spawn("sem", "S", "--", "sleep", "60")
