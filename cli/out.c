@@ -286,11 +286,21 @@ void pt_json_uint(pt_json *j, const char *key, uint64_t v)
 
 void pt_json_num(pt_json *j, const char *key, double v)
 {
+    char buf[32];
+
     json_key(j, key);
-    if (isfinite(v))
-        fprintf(j->f, "%.9g", v); /* nanoseconds at most: what the daemon measures */
-    else
+    if (!isfinite(v)) {
         fputs("null", j->f);
+        return;
+    }
+    /* The shortest text that reads back as exactly v: a time since the
+     * epoch needs 16 or 17 digits, where a fixed %.9g rounded it to 10 s. */
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(buf, sizeof(buf), "%.*g", digits, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    fputs(buf, j->f);
 }
 
 void pt_json_bool(pt_json *j, const char *key, int v)

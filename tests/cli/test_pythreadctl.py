@@ -284,6 +284,15 @@ class Ctl(unittest.TestCase):
                          d["holders"][0]["seconds"])
         self.assertNotIn("longest hold 0us", self.ok("show", "H"))
 
+    def test_json_times_exact(self):
+        # Seconds since the epoch need 16-17 digits: rounded to 9 they came
+        # out as whole multiples of 10 s.
+        st = self.js("status")
+        self.assertNotEqual(st["started_at"], round(st["started_at"]))
+        self.assertLess(abs(st["started_at"] + st["uptime_seconds"] - time.time()), 5)
+        ss = self.js("sessions")["sessions"]
+        self.assertNotEqual(ss[0]["connected_at"], round(ss[0]["connected_at"]))
+
     @unittest.skipUnless(os.geteuid() == 0, "needs root to act as another user")
     def test_state_hidden_from_users_who_may_not_read(self):
         # Names, kinds, owners and modes are public, as `ls -l` shows them;
