@@ -74,10 +74,16 @@ int pt_cli_parse_mode(const char *cmd, const char *arg, unsigned *out);
 const char *pt_cli_kind_word(int kind);
 int pt_cli_kind_parse(const char *word); /* 0 if unknown */
 
+/* out.c: text for people. Names, paths and messages may come from other
+ * users: every byte outside printable ASCII is written as an escape (\n,
+ * \t, \xHH; a backslash as \\), so none can drive the reader's terminal
+ * or forge a line. Returns a malloc'd copy (exits when out of memory). */
+char *pt_cli_escape(const char *s);
+
 /* out.c: tables */
 typedef struct pt_table pt_table;
 pt_table *pt_table_new(size_t ncols, const char *const *headers);
-/* Adds one row of ncols strings (copied). */
+/* Adds one row of ncols strings (copied through pt_cli_escape). */
 void pt_table_row(pt_table *t, const char *const *cells);
 /* Aligned with a header (unless no_legend) on a terminal; tab-separated
  * otherwise. Frees t. */

@@ -171,6 +171,23 @@ static void mode_str(char *buf, size_t len, uint32_t mode)
     snprintf(buf, len, "%04o", mode);
 }
 
+/* Fields of the state: null for an object we may not read. */
+static void json_hbool(pt_json *j, const pt_inspect_object *o, const char *key, int v)
+{
+    if (o->hidden)
+        pt_json_null(j, key);
+    else
+        pt_json_bool(j, key, v);
+}
+
+static void json_hint(pt_json *j, const pt_inspect_object *o, const char *key, int64_t v)
+{
+    if (o->hidden)
+        pt_json_null(j, key);
+    else
+        pt_json_int(j, key, v);
+}
+
 static void object_json(pt_json *j, const pt_inspect_object *o)
 {
     char buf[64];
@@ -178,23 +195,30 @@ static void object_json(pt_json *j, const pt_inspect_object *o)
     pt_json_str(j, "name", o->name);
     pt_json_str(j, "kind", pt_cli_kind_word(o->kind));
     state_word(buf, sizeof(buf), o);
-    pt_json_str(j, "state", buf);
-    pt_json_uint(j, "waiters", o->waiters);
+    if (o->hidden)
+        pt_json_null(j, "state");
+    else
+        pt_json_str(j, "state", buf);
+    json_hint(j, o, "waiters", o->waiters);
     pt_json_uint(j, "uid", o->uid);
     pt_json_uint(j, "gid", o->gid);
     mode_str(buf, sizeof(buf), o->mode);
     pt_json_str(j, "mode", buf);
     pt_json_bool(j, "transient", o->transient);
     pt_json_bool(j, "unlinked", o->unlinked);
-    pt_json_uint(j, "refs", o->refs);
-    pt_json_uint(j, "token", o->token);
+    pt_json_bool(j, "hidden", o->hidden);
+    json_hint(j, o, "refs", o->refs);
+    if (o->hidden)
+        pt_json_null(j, "token");
+    else
+        pt_json_uint(j, "token", o->token);
     switch (o->kind) {
     case PT_KIND_LOCK:
     case PT_KIND_RLOCK:
-        pt_json_bool(j, "locked", o->locked);
+        json_hbool(j, o, "locked", o->locked);
         break;
     case PT_KIND_CONDITION:
-        pt_json_bool(j, "locked", o->locked);
+        json_hbool(j, o, "locked", o->locked);
         if (o->cond_lock[0])
             pt_json_str(j, "lock", o->cond_lock);
         else
@@ -202,18 +226,18 @@ static void object_json(pt_json *j, const pt_inspect_object *o)
         break;
     case PT_KIND_SEMAPHORE:
     case PT_KIND_BOUNDED_SEMAPHORE:
-        pt_json_int(j, "value", o->value);
-        pt_json_int(j, "initial", o->initial);
+        json_hint(j, o, "value", o->value);
+        json_hint(j, o, "initial", o->initial);
         pt_json_bool(j, "owned", o->owned);
         break;
     case PT_KIND_EVENT:
-        pt_json_bool(j, "is_set", o->is_set);
+        json_hbool(j, o, "is_set", o->is_set);
         break;
     case PT_KIND_BARRIER:
-        pt_json_uint(j, "parties", o->parties);
-        pt_json_uint(j, "n_waiting", o->n_waiting);
-        pt_json_bool(j, "broken", o->broken);
-        if (o->timeout >= 0)
+        json_hint(j, o, "parties", o->parties);
+        json_hint(j, o, "n_waiting", o->n_waiting);
+        json_hbool(j, o, "broken", o->broken);
+        if (o->timeout >= 0 && !o->hidden)
             pt_json_num(j, "timeout", o->timeout);
         else
             pt_json_null(j, "timeout");
@@ -243,6 +267,10 @@ static int list_one(void *arg, const pt_inspect_object *o)
     }
     state_word(state, sizeof(state), o);
     snprintf(waiters, sizeof(waiters), "%u", o->waiters);
+    if (o->hidden) { /* the object's mode does not let us read it */
+        snprintf(state, sizeof(state), "-");
+        snprintf(waiters, sizeof(waiters), "-");
+    }
     snprintf(uid, sizeof(uid), "%u", o->uid);
     mode_str(mode, sizeof(mode), o->mode);
     snprintf(flags, sizeof(flags), "%s%s", o->transient ? "transient" : "",
@@ -344,13 +372,17 @@ static void show_json(const pt_inspect_detail *d)
     pt_json_obj(j, NULL);
     pt_json_obj(j, "object");
     object_json(j, o);
-    pt_json_obj(j, "counters");
-    pt_json_uint(j, "acquires", o->acquires);
-    pt_json_uint(j, "contended", o->contended);
-    pt_json_uint(j, "timeouts", o->timeouts);
-    pt_json_num(j, "longest_wait_seconds", o->longest_wait);
-    pt_json_num(j, "longest_hold_seconds", o->longest_hold);
-    pt_json_end(j);
+    if (o->hidden) {
+        pt_json_null(j, "counters");
+    } else {
+        pt_json_obj(j, "counters");
+        pt_json_uint(j, "acquires", o->acquires);
+        pt_json_uint(j, "contended", o->contended);
+        pt_json_uint(j, "timeouts", o->timeouts);
+        pt_json_num(j, "longest_wait_seconds", o->longest_wait);
+        pt_json_num(j, "longest_hold_seconds", o->longest_hold);
+        pt_json_end(j);
+    }
     pt_json_end(j);
     pt_json_bool(j, "detail_denied", d->detail_denied);
     pt_json_arr(j, "holders");
@@ -370,6 +402,11 @@ static void params_text(char *buf, size_t len, const pt_inspect_object *o)
 {
     char t[32];
 
+    /* A Condition's lock is a name, public; the rest is state. */
+    if (o->hidden && o->kind != PT_KIND_CONDITION) {
+        snprintf(buf, len, "not shown");
+        return;
+    }
     switch (o->kind) {
     case PT_KIND_CONDITION:
         snprintf(buf, len, "lock=%s", o->cond_lock[0] ? o->cond_lock : "(its own RLock)");
@@ -429,40 +466,53 @@ static void parties_table(const pt_cli *cli, const char *title, const pt_inspect
     pt_table_print(t, cli, stdout);
 }
 
-static void show_table(const pt_cli *cli, const pt_inspect_detail *d)
+/* show's rows from the state on: "not shown" where the object's mode does
+ * not let us read it. */
+static void show_state_rows(pt_table *t, const pt_inspect_object *o)
 {
-    static const char *const hdr[2] = {"FIELD", "VALUE"};
-    const pt_inspect_object *o = &d->object;
-    pt_table *t = pt_table_new(2, hdr);
-    pt_cli plain = *cli;
+    const char *flags = o->transient ? (o->unlinked ? ", transient, unlinked" : ", transient")
+                                     : (o->unlinked ? ", unlinked" : "");
     char buf[600], w[32], h[32];
 
-    kv(t, "name:", o->name);
-    kv(t, "kind:", pt_cli_kind_word(o->kind));
-    params_text(buf, sizeof(buf), o);
-    kv(t, "parameters:", buf);
     state_word(w, sizeof(w), o);
-    snprintf(buf, sizeof(buf), "%s, %u waiting%s%s", w, o->waiters,
-             o->transient ? ", transient" : "", o->unlinked ? ", unlinked" : "");
+    if (o->hidden)
+        snprintf(buf, sizeof(buf), "not shown%s", flags);
+    else
+        snprintf(buf, sizeof(buf), "%s, %u waiting%s", w, o->waiters, flags);
     kv(t, "state:", buf);
     snprintf(buf, sizeof(buf), "%" PRIu64, o->token);
-    kv(t, "fencing token:", buf);
+    kv(t, "fencing token:", o->hidden ? "-" : buf);
     snprintf(buf, sizeof(buf), "uid %u, gid %u, mode %04o", o->uid, o->gid, o->mode);
     kv(t, "owner:", buf);
     snprintf(buf, sizeof(buf), "%u", o->refs);
-    kv(t, "references:", buf);
+    kv(t, "references:", o->hidden ? "-" : buf);
     pt_fmt_duration(w, sizeof(w), o->longest_wait);
     pt_fmt_duration(h, sizeof(h), o->longest_hold);
     snprintf(buf, sizeof(buf),
              "acquires %" PRIu64 ", contended %" PRIu64 ", timeouts %" PRIu64
              ", longest wait %s, longest hold %s",
              o->acquires, o->contended, o->timeouts, w, h);
-    kv(t, "counters:", buf);
+    kv(t, "counters:", o->hidden ? "not shown" : buf);
+}
+
+static void show_table(const pt_cli *cli, const pt_inspect_detail *d)
+{
+    static const char *const hdr[2] = {"FIELD", "VALUE"};
+    const pt_inspect_object *o = &d->object;
+    pt_table *t = pt_table_new(2, hdr);
+    pt_cli plain = *cli;
+    char buf[600];
+
+    kv(t, "name:", o->name);
+    kv(t, "kind:", pt_cli_kind_word(o->kind));
+    params_text(buf, sizeof(buf), o);
+    kv(t, "parameters:", buf);
+    show_state_rows(t, o);
     plain.no_legend = 1;
     pt_table_print(t, &plain, stdout);
-    if (d->detail_denied) {
-        printf("\nholders and waiters: not shown, the object's mode %04o does not let you "
-               "read it\n",
+    if (d->detail_denied || o->hidden) {
+        printf("\nstate, counters, holders and waiters: not shown, the object's mode %04o does "
+               "not let you read it\n",
                o->mode);
         return;
     }

@@ -122,14 +122,17 @@ static const char exit_help[] =
 
 int pt_cli_fail(int code, const char *fmt, ...)
 {
+    char text[2048], *safe;
     va_list ap;
 
     fflush(stdout);
-    fputs(PT_CLI_NAME ": ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    /* The daemon's words quote names: one failure stays one safe line. */
+    safe = pt_cli_escape(text);
+    fprintf(stderr, PT_CLI_NAME ": %s\n", safe);
+    free(safe);
     return code;
 }
 

@@ -18,15 +18,29 @@ struct pt_table {
     char **cells; /* nrows * ncols, row 0 the headers */
 };
 
-static char *dup_or_die(const char *s)
+char *pt_cli_escape(const char *s)
 {
-    char *d = strdup(s ? s : "");
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    char *out = malloc(4 * strlen((const char *)p) + 1), *o = out;
 
-    if (!d) {
-        pt_cli_fail(PT_EXIT_FAILED, "out of memory");
+    if (!out) {
+        fputs(PT_CLI_NAME ": out of memory\n", stderr); /* pt_cli_fail escapes too */
         exit(PT_EXIT_FAILED);
     }
-    return d;
+    for (; *p; p++) {
+        if (*p == '\\')
+            o += sprintf(o, "\\\\");
+        else if (*p == '\n')
+            o += sprintf(o, "\\n");
+        else if (*p == '\t')
+            o += sprintf(o, "\\t");
+        else if (*p < 0x20 || *p >= 0x7f)
+            o += sprintf(o, "\\x%02x", *p);
+        else
+            *o++ = (char)*p;
+    }
+    *o = '\0';
+    return out;
 }
 
 pt_table *pt_table_new(size_t ncols, const char *const *headers)
@@ -55,8 +69,9 @@ void pt_table_row(pt_table *t, const char *const *cells)
         t->cells = v;
         t->cap = cap;
     }
+    /* Cells carry names and paths that came from other users. */
     for (size_t i = 0; i < t->ncols; i++)
-        t->cells[t->nrows * t->ncols + i] = dup_or_die(cells[i]);
+        t->cells[t->nrows * t->ncols + i] = pt_cli_escape(cells[i]);
     t->nrows++;
 }
 
@@ -146,8 +161,8 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
-/* A JSON string: quotes, backslashes and control characters escaped,
- * valid UTF-8 kept, any invalid byte replaced by U+FFFD. */
+/* A JSON string: quotes, backslashes and control characters (C0, DEL,
+ * C1) escaped, valid UTF-8 kept, any invalid byte replaced by U+FFFD. */
 static void json_string(FILE *f, const char *v, size_t n)
 {
     const unsigned char *s = (const unsigned char *)v;
@@ -188,6 +203,13 @@ static void json_string(FILE *f, const char *v, size_t n)
             if (len == 0) {
                 fputs("\\ufffd", f);
                 break;
+            }
+            /* C1 controls (U+0080-U+009F): a terminal may take U+009B
+             * for an escape sequence if the document is ever shown raw. */
+            if (len == 2 && ch == 0xc2 && s[i + 1] < 0xa0) {
+                fprintf(f, "\\u%04x", s[i + 1]);
+                i += len;
+                continue;
             }
             fwrite(s + i, 1, len, f);
             i += len;
@@ -264,11 +286,21 @@ void pt_json_uint(pt_json *j, const char *key, uint64_t v)
 
 void pt_json_num(pt_json *j, const char *key, double v)
 {
+    char buf[32];
+
     json_key(j, key);
-    if (isfinite(v))
-        fprintf(j->f, "%.9g", v); /* nanoseconds at most: what the daemon measures */
-    else
+    if (!isfinite(v)) {
         fputs("null", j->f);
+        return;
+    }
+    /* The shortest text that reads back as exactly v: a time since the
+     * epoch needs 16 or 17 digits, where a fixed %.9g rounded it to 10 s. */
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(buf, sizeof(buf), "%.*g", digits, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    fputs(buf, j->f);
 }
 
 void pt_json_bool(pt_json *j, const char *key, int v)

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "session.h"
+#include "sockpath.h"
 
 #define PENDING_BUCKETS 64u   /* power of two: ids are sequential */
 #define SMALL_FRAME     1024u /* any request with names of legal size fits */
@@ -542,13 +543,18 @@ static void send_timeout_set(int fd, int ms)
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
-/* Open a new session (called with mu held and no session). */
+/* Open a new session (called with mu held and no session). Nothing is sent
+ * before the socket's directory and the peer are known to be trusted: the
+ * hello alone would tell an impostor who we are. */
 static int client_connect(pt_client *c)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     int timeout_ms = connect_timeout_ms();
+    char msg[PT__ERRMSG_MAX];
     int fd, r;
 
+    if ((r = pt_sockpath_dir_check(c->path, msg, sizeof(msg))) < 0)
+        return pt__error(r, "%s", msg);
     memcpy(sa.sun_path, c->path, sizeof(c->path));
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -569,6 +575,10 @@ static int client_connect(pt_client *c)
         r = errno;
         close(fd);
         return connect_error(c, r);
+    }
+    if ((r = pt_sockpath_peer_check(fd, c->path, msg, sizeof(msg))) < 0) {
+        close(fd);
+        return pt__error(r, "%s", msg);
     }
     c->fd = fd;
     c->rlen = 0;

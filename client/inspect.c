@@ -55,6 +55,8 @@ static void object_copy(pt_inspect_object *o, const Pythread__ObjectInfo *m)
     o->owned = m->owned;
     bytes_copy(o->cond_lock, sizeof(o->cond_lock), &m->cond_lock, m->has_cond_lock);
     o->timeout = PT_FOREVER;
+    /* The daemon leaves the state out for a caller who may not read it. */
+    o->hidden = s == NULL;
     if (s) {
         o->locked = s->locked;
         o->value = s->value;

@@ -128,7 +128,8 @@ typedef struct pt_core_limits {
 #define PT_ACCESS_USE    (PT_ACCESS_READ | PT_ACCESS_WRITE)
 #define PT_ACCESS_UNLINK 8
 /* 0 if peer may do want to an object created by uid/gid with mode, else
- * PT_EPERM. Inspection uses it with PT_ACCESS_READ for the detail. */
+ * PT_EPERM. Inspection uses it with PT_ACCESS_READ for the detail (state,
+ * counters, holders and waiters). */
 int pt_core_access(const pt_peer *peer, uid_t uid, gid_t gid, uint32_t mode, int want);
 /* Sessions open with this uid (for the daemon's per-uid session limit). */
 uint32_t pt_core_uid_sessions(const pt_core *core, uid_t uid);
@@ -194,7 +195,7 @@ typedef struct pt_core_counters {
     uint64_t contended;    /* acquires that found it unavailable */
     uint64_t timeouts;     /* waits of any kind that timed out */
     uint64_t longest_wait; /* over answered waits */
-    uint64_t longest_hold; /* over ended Lock/RLock holds */
+    uint64_t longest_hold; /* over Lock/RLock holds, the current one included */
 } pt_core_counters;
 
 /* What inspection tells about one object beyond pt_core_object_info. */
@@ -205,13 +206,19 @@ typedef struct pt_core_object_detail {
     int owned;             /* semaphore permits given back at session end */
     const char *cond_lock; /* Condition over a named lock: its name, else NULL */
     size_t cond_lock_len;
-    pt_core_counters counters;
+    pt_core_counters counters; /* at now: the hold going on counts */
+    /* The asker may not read the object (its mode): info.state (but its
+     * kind), info.refs, waiters and counters are 0. */
+    int hidden;
 } pt_core_object_detail;
 
 /* Calls fn for every named object with serial > after, oldest first, until
- * fn returns non-zero. Pointers are valid only during the call. */
+ * fn returns non-zero, hiding the detail of those asker (NULL: nobody) may
+ * not read. now is the time on the core's clock. Pointers are valid only
+ * during the call. */
 typedef int (*pt_core_detail_fn)(void *ctx, const pt_core_object_detail *d);
-void pt_core_inspect_objects(const pt_core *core, uint64_t after, pt_core_detail_fn fn, void *ctx);
+void pt_core_inspect_objects(const pt_core *core, const pt_session *asker, uint64_t after,
+                             uint64_t now, pt_core_detail_fn fn, void *ctx);
 
 /* A holder or waiter of an object. */
 typedef enum {
@@ -231,11 +238,13 @@ typedef struct pt_core_party {
 } pt_core_party;
 typedef void (*pt_core_party_fn)(void *ctx, const pt_core_party *p);
 
-/* One named object by name: its detail, then (if asker may read it, by
- * the object's mode) fn for each holder and each waiter in queue order.
- * Returns 0, PT_ENOENT or PT_EPERM (detail filled, no parties given). */
+/* One named object by name at now: its detail, then (if asker may read it,
+ * by the object's mode) fn for each holder and each waiter in queue order.
+ * Returns 0, PT_ENOENT or PT_EPERM (the public part filled, out->hidden
+ * set, no parties given). */
 int pt_core_inspect_object(pt_core *core, const pt_session *asker, const char *name, size_t len,
-                           pt_core_object_detail *out, pt_core_party_fn fn, void *ctx);
+                           uint64_t now, pt_core_object_detail *out, pt_core_party_fn fn,
+                           void *ctx);
 
 typedef struct pt_core_session_info {
     uint64_t id;

@@ -47,7 +47,31 @@ void pt__stat_timeout(const pt_waiter *w)
         w->obj->stats.timeouts++;
 }
 
-static void detail_fill(const pt_obj *obj, pt_core_object_detail *d)
+/* The longest hold of lock, the one going on at now included: a lock held
+ * for seconds must not show a longest hold of 0. */
+static uint64_t longest_hold(const pt_obj *lock, uint64_t now)
+{
+    uint64_t since = lock->u.lock.since, longest = lock->stats.longest_hold;
+
+    if (lock->u.lock.depth > 0 && now >= since && now - since > longest)
+        return now - since;
+    return longest;
+}
+
+/* What a caller without read permission must not learn: the state, the
+ * counters, who waits and how many references there are. The name, kind,
+ * owner, mode, flags and a Condition's lock name stay, as `ls -l` shows
+ * a file it cannot read. */
+static void detail_hide(pt_core_object_detail *d)
+{
+    d->info.state = (pt_state){.kind = d->info.kind};
+    d->info.refs = 0;
+    d->waiters = 0;
+    d->counters = (pt_core_counters){0};
+    d->hidden = 1;
+}
+
+static void detail_fill(const pt_obj *obj, uint64_t now, pt_core_object_detail *d)
 {
     const pt_obj *lock = obj->kind == PT_KIND_CONDITION ? obj->u.cond.lock : NULL;
 
@@ -71,20 +95,29 @@ static void detail_fill(const pt_obj *obj, pt_core_object_detail *d)
         .contended = obj->stats.contended,
         .timeouts = obj->stats.timeouts,
         .longest_wait = obj->stats.longest_wait,
-        .longest_hold = obj->stats.longest_hold,
+        .longest_hold = (obj->kind == PT_KIND_LOCK || obj->kind == PT_KIND_RLOCK)
+                            ? longest_hold(obj, now)
+                            : obj->stats.longest_hold,
     };
     /* A Condition's acquires and holds are its lock's. */
     if (lock != NULL) {
         d->counters.acquires = lock->stats.acquires;
         d->counters.contended = lock->stats.contended;
-        d->counters.longest_hold = lock->stats.longest_hold;
+        d->counters.longest_hold = longest_hold(lock, now);
         d->counters.timeouts += lock->stats.timeouts;
         if (lock->stats.longest_wait > d->counters.longest_wait)
             d->counters.longest_wait = lock->stats.longest_wait;
     }
 }
 
-void pt_core_inspect_objects(const pt_core *core, uint64_t after, pt_core_detail_fn fn, void *ctx)
+/* Read permission by the object's mode (asker NULL: the caller sees all). */
+static int may_read(const pt_core *core, const pt_session *asker, const pt_obj *obj)
+{
+    return asker == NULL || pt__access_check((pt_core *)core, asker, obj, PT_ACCESS_READ) == 0;
+}
+
+void pt_core_inspect_objects(const pt_core *core, const pt_session *asker, uint64_t after,
+                             uint64_t now, pt_core_detail_fn fn, void *ctx)
 {
     const pt_obj *obj;
     pt_core_object_detail d;
@@ -93,7 +126,9 @@ void pt_core_inspect_objects(const pt_core *core, uint64_t after, pt_core_detail
     {
         if (obj->anonymous || obj->serial <= after)
             continue;
-        detail_fill(obj, &d);
+        detail_fill(obj, now, &d);
+        if (!may_read(core, asker, obj))
+            detail_hide(&d);
         if (fn(ctx, &d) != 0)
             return;
     }
@@ -182,7 +217,7 @@ static void parties(const pt_obj *obj, pt_core_party_fn fn, void *ctx)
 }
 
 int pt_core_inspect_object(pt_core *core, const pt_session *asker, const char *name, size_t len,
-                           pt_core_object_detail *out, pt_core_party_fn fn, void *ctx)
+                           uint64_t now, pt_core_object_detail *out, pt_core_party_fn fn, void *ctx)
 {
     pt_obj *obj;
 
@@ -191,11 +226,13 @@ int pt_core_inspect_object(pt_core *core, const pt_session *asker, const char *n
     obj = pt__map_find(&core->map, name, len, pt__name_hash(name, len));
     if (obj == NULL)
         return PT_ENOENT;
-    detail_fill(obj, out);
-    /* Inspection detail (who holds it, who waits) needs read permission by
-     * the object's mode; its existence, kind and state are public. */
-    if (asker != NULL && pt__access_check(core, asker, obj, PT_ACCESS_READ) != 0)
+    detail_fill(obj, now, out);
+    /* The detail (state, counters, who holds it, who waits) needs read
+     * permission by the object's mode; its existence does not. */
+    if (!may_read(core, asker, obj)) {
+        detail_hide(out);
         return PT_EPERM;
+    }
     if (fn != NULL)
         parties(obj, fn, ctx);
     return 0;

@@ -91,8 +91,9 @@ void pt__uids_free_all(pt_core *c)
  *     handle is a capability, like a file descriptor, so the operations made
  *     through it (acquire, release, wait, set, ...) are not checked again,
  *     and a mode never changes after creation;
- *   - inspection detail (state, holders, waiters) needs read; the name, kind,
- *     owner and mode are visible to all, as `ls -l` shows them;
+ *   - inspection detail (state, counters, waiters, references, holders) needs
+ *     read; the name, kind, owner, mode and flags are visible to all, as
+ *     `ls -l` shows them (core/inspect.c hides the rest);
  *   - unlink is for the owner or root only, as the sticky bit of /dev/shm
  *     makes it for POSIX named semaphores (PT_ACCESS_UNLINK).
  */

@@ -164,14 +164,13 @@ static Pythread__ObjectInfo *object_info(pt_daemon *d, const pt_core_object_deta
                                          int counters)
 {
     Pythread__ObjectInfo *o = arena_alloc(d, sizeof(*o));
-    Pythread__State *s = arena_alloc(d, sizeof(*s));
-    Pythread__Counters *k = counters ? arena_alloc(d, sizeof(*k)) : NULL;
+    Pythread__State *s = det->hidden ? NULL : arena_alloc(d, sizeof(*s));
+    Pythread__Counters *k = counters && !det->hidden ? arena_alloc(d, sizeof(*k)) : NULL;
     const pt_state *st = &det->info.state;
 
-    if (o == NULL || s == NULL || (counters && k == NULL))
+    if (o == NULL || (!det->hidden && (s == NULL || (counters && k == NULL))))
         return NULL;
     pythread__object_info__init(o);
-    pythread__state__init(s);
     o->has_name = 1;
     o->name.data = (uint8_t *)det->info.name;
     o->name.len = det->info.name_len;
@@ -182,7 +181,7 @@ static Pythread__ObjectInfo *object_info(pt_daemon *d, const pt_core_object_deta
     o->gid = (uint32_t)det->info.gid;
     o->has_transient = o->transient = det->info.transient != 0;
     o->has_unlinked = o->unlinked = det->info.unlinked != 0;
-    o->has_refs = 1;
+    o->has_refs = !det->hidden;
     o->refs = det->info.refs;
     o->has_owned = o->owned = det->owned != 0;
     if (det->cond_lock != NULL) {
@@ -190,10 +189,14 @@ static Pythread__ObjectInfo *object_info(pt_daemon *d, const pt_core_object_deta
         o->cond_lock.data = (uint8_t *)det->cond_lock;
         o->cond_lock.len = det->cond_lock_len;
     }
-    o->has_waiters = 1;
+    o->has_waiters = !det->hidden;
     o->waiters = det->waiters;
     o->has_cursor = 1;
     o->cursor = det->serial;
+    /* Without read permission: no state, counters or waiters at all. */
+    if (det->hidden)
+        return o;
+    pythread__state__init(s);
     s->has_kind = 1;
     s->kind = st->kind;
     s->has_locked = s->locked = st->locked != 0;
@@ -262,7 +265,7 @@ static uint32_t page_size(const Pythread__PageArgs *page)
     return n > PAGE_MAX ? PAGE_MAX : n;
 }
 
-static void do_list(pt_daemon *d, pt_conn *c, const Pythread__Request *req)
+static void do_list(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now)
 {
     const Pythread__PageArgs *page = pt_wire_page_args(req);
     Pythread__Inspection in = PYTHREAD__INSPECTION__INIT;
@@ -280,7 +283,7 @@ static void do_list(pt_daemon *d, pt_conn *c, const Pythread__Request *req)
                            "list: out of memory in the daemon; ask a smaller page");
         return;
     }
-    pt_core_inspect_objects(d->core, page->cursor, list_one, &x);
+    pt_core_inspect_objects(d->core, c->session, page->cursor, now, list_one, &x);
     if (x.more && x.n == 0) {
         pt_conn_send_error(
             c, req->id, PT_ELIMIT,
@@ -385,7 +388,7 @@ static void do_show(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint
         pt_conn_send_error(c, req->id, PT_ENOMEM, "show: out of memory in the daemon");
         return;
     }
-    err = pt_core_inspect_object(d->core, c->session, (const char *)req->name.data, len, &det,
+    err = pt_core_inspect_object(d->core, c->session, (const char *)req->name.data, len, now, &det,
                                  show_party, &x);
     if (err == PT_ENAME || err == PT_ENOENT) {
         snprintf(msg, sizeof(msg),
@@ -491,7 +494,7 @@ void pt_inspect_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req, 
         do_status(d, c, req, now);
         break;
     case PYTHREAD__OP__OP_LIST:
-        do_list(d, c, req);
+        do_list(d, c, req, now);
         break;
     case PYTHREAD__OP__OP_SHOW:
         do_show(d, c, req, now);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "sockpath.h"
 
 /* How long startup waits for another starting daemon to finish binding in
  * the same directory before going on without the lock. */
@@ -55,11 +56,14 @@ static void path_dir(const char *path, char *dir)
 
 /*
  * Make sure the socket's directory exists and that no other user can swap
- * the socket inside it: it must belong to us or root, and be writable by
- * others only when sticky (as /tmp is). A system daemon's directory is
- * 0755 so every user can reach the socket; a per-user one is 0700.
+ * the socket inside it or serve one of theirs there before us: a directory
+ * found already there must belong to us or root and be writable by nobody
+ * else. An explicitly chosen path may sit in a sticky directory (as /tmp
+ * is); the default directory (strict) is ours alone and no symbolic link,
+ * as clients require too (proto/sockpath.c). A system daemon's directory
+ * is 0755 so every user can reach the socket; a per-user one is 0700.
  */
-static int dir_prepare(const char *dir)
+static int dir_prepare(const char *dir, int strict)
 {
     uid_t euid = geteuid();
     mode_t mode = euid == 0 ? 0755 : 0700;
@@ -75,22 +79,21 @@ static int dir_prepare(const char *dir)
                dir, strerror(errno));
         return -1;
     }
-    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-        pt_log(LOG_ERR, "pythreadd: %s is not a directory; choose another path with --socket", dir);
+    if ((strict ? lstat(dir, &st) : stat(dir, &st)) < 0 || !S_ISDIR(st.st_mode)) {
+        pt_log(LOG_ERR,
+               "pythreadd: %s is not a directory%s; remove it or choose another path with "
+               "--socket",
+               dir, strict ? " (a symbolic link is not taken for the default one)" : "");
         return -1;
     }
-    if (st.st_uid != euid && st.st_uid != 0) {
+    if ((st.st_uid != euid && st.st_uid != 0) ||
+        ((st.st_mode & (S_IWGRP | S_IWOTH)) && (strict || !(st.st_mode & S_ISVTX)))) {
         pt_log(LOG_ERR,
-               "pythreadd: directory %s belongs to uid %u, who could replace the socket in it; "
-               "remove it or choose another path with --socket",
-               dir, (unsigned)st.st_uid);
-        return -1;
-    }
-    if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
-        pt_log(LOG_ERR,
-               "pythreadd: directory %s is writable by other users, who could replace the "
-               "socket in it; make it private (chmod go-w) or choose another path with --socket",
-               dir);
+               "pythreadd: refusing the socket directory %s: it belongs to uid %u with mode "
+               "%04o, but must belong to uid %u or root and be writable by no one else, or "
+               "another user could serve clients in our place; remove it (ask its owner or "
+               "root if you cannot) or choose another path with --socket",
+               dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777), (unsigned)euid);
         return -1;
     }
     return 0;
@@ -238,7 +241,7 @@ int pt_listen_bind(pt_daemon *d, const char *path)
     if (path_to_addr(path, &sun) < 0)
         return -1;
     path_dir(path, dir);
-    if (dir_prepare(dir) < 0)
+    if (dir_prepare(dir, pt_sockpath_is_default(path)) < 0)
         return -1;
     lock = dir_lock(dir);
     if (path_clear(path, &sun) == 0)

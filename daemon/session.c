@@ -334,6 +334,23 @@ void pt_conn_flush_pending(pt_daemon *d)
 /* Requests                                                            */
 /* ------------------------------------------------------------------ */
 
+/*
+ * A client names itself (its program's name) and that name is shown to
+ * other users by pythreadctl and written to the log: every byte outside
+ * printable ASCII becomes '?', so no name can carry escape sequences or line
+ * breaks to someone's terminal. The name only describes the session, so it
+ * is sanitised rather than refused: a program with an odd name still works.
+ */
+static void client_name_set(pt_conn *c, const char *name)
+{
+    const unsigned char *s = (const unsigned char *)(name ? name : "");
+    size_t i;
+
+    for (i = 0; s[i] && i + 1 < sizeof c->client_name; i++)
+        c->client_name[i] = s[i] >= 0x20 && s[i] < 0x7f ? (char)s[i] : '?';
+    c->client_name[i] = '\0';
+}
+
 /* The first request: a hello in our protocol version, or the end. Returns
  * -1 when the connection is closing. */
 static int conn_hello(pt_conn *c, const Pythread__Request *req, uint64_t now)
@@ -360,8 +377,7 @@ static int conn_hello(pt_conn *c, const Pythread__Request *req, uint64_t now)
         return -1;
     }
     c->hello = 1;
-    if (hello->client_name)
-        snprintf(c->client_name, sizeof c->client_name, "%s", hello->client_name);
+    client_name_set(c, hello->client_name);
     r.id = req->id;
     info.has_version = info.has_session = info.has_max_frame = 1;
     info.version = PT_PROTOCOL_VERSION;

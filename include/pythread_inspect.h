@@ -75,7 +75,11 @@ typedef struct pt_inspect_object {
     uint64_t contended;
     uint64_t timeouts;
     double longest_wait; /* seconds */
-    double longest_hold; /* seconds */
+    double longest_hold; /* seconds, the hold going on included */
+    /* The object's mode does not let us read it: only its name, kind,
+     * owner, mode, flags, permit ownership and a Condition's lock are
+     * told; refs, waiters, the state and the counters are 0. */
+    int hidden;
 } pt_inspect_object;
 
 /* A holder or a waiter of one object. */
@@ -93,7 +97,7 @@ typedef struct pt_inspect_party {
 /* Everything about one object. */
 typedef struct pt_inspect_detail {
     pt_inspect_object object;
-    int detail_denied; /* the object's mode hides holders and waiters from us */
+    int detail_denied; /* the object's mode hides its detail from us (object.hidden) */
     size_t n_holders;
     pt_inspect_party *holders;
     size_t n_waiters; /* in the order they will be served */

@@ -274,6 +274,59 @@ class Ctl(unittest.TestCase):
         line = self.fails(1, "show", "nothing-here")
         self.assertIn("nothing-here", line)
 
+    def test_show_longest_hold_counts_current_hold(self):
+        self.ok("create", "lock", "H")
+        self.spawn("lock", "H", "--", "sleep", "60")
+        d = poll(lambda: (lambda d: d if d["holders"] and d["holders"][0]["seconds"] >= 0.05
+                          else None)(self.obj("H")), "a hold of 50 ms")
+        # One answer, one clock: the hold going on is the longest so far.
+        self.assertEqual(d["object"]["counters"]["longest_hold_seconds"],
+                         d["holders"][0]["seconds"])
+        self.assertNotIn("longest hold 0us", self.ok("show", "H"))
+
+    def test_json_times_exact(self):
+        # Seconds since the epoch need 16-17 digits: rounded to 9 they came
+        # out as whole multiples of 10 s.
+        st = self.js("status")
+        self.assertNotEqual(st["started_at"], round(st["started_at"]))
+        self.assertLess(abs(st["started_at"] + st["uptime_seconds"] - time.time()), 5)
+        ss = self.js("sessions")["sessions"]
+        self.assertNotEqual(ss[0]["connected_at"], round(ss[0]["connected_at"]))
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to act as another user")
+    def test_state_hidden_from_users_who_may_not_read(self):
+        # Names, kinds, owners and modes are public, as `ls -l` shows them;
+        # the state, counters and waiters need read permission by the mode.
+        os.chmod(self.dir, 0o711)
+        self.ok("create", "semaphore", "secret", "--value", "3")  # 0600, root's
+        self.ok("create", "event", "open", "--mode", "0644")
+        self.ok("event", "set", "open")
+
+        def as_other(*args):
+            r = subprocess.run([CTL] + list(args), env=self.env, capture_output=True, text=True,
+                               timeout=DEADLINE, user=41021, group=41021, extra_groups=[])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return r.stdout
+
+        objs = {o["name"]: o for o in json.loads(as_other("list", "--json"))["objects"]}
+        s = objs["secret"]
+        self.assertTrue(s["hidden"])
+        self.assertEqual((s["kind"], s["uid"], s["mode"]), ("semaphore", 0, "0600"))
+        for k in ("state", "waiters", "refs", "token", "value", "initial"):
+            self.assertIsNone(s[k], k)
+        self.assertFalse(objs["open"]["hidden"])
+        self.assertEqual(objs["open"]["state"], "set")
+        self.assertFalse(self.js("list")["objects"][0]["hidden"])  # root reads all
+        d = json.loads(as_other("show", "secret", "--json"))
+        self.assertTrue(d["detail_denied"])
+        self.assertIsNone(d["object"]["counters"])
+        self.assertIsNone(d["object"]["state"])
+        row = [l.split("\t") for l in as_other("list").splitlines() if l.startswith("secret")]
+        self.assertEqual(row[0][:6], ["secret", "semaphore", "-", "-", "0", "0600"])
+        text = as_other("show", "secret")
+        self.assertIn("not shown", text)
+        self.assertNotIn("value=3", text)
+
     def test_show_semaphore_holders(self):
         self.ok("create", "semaphore", "S", "--value", "2", "--bounded")
         p = self.spawn("sem", "S", "--", "sleep", "60")
@@ -304,17 +357,49 @@ class Ctl(unittest.TestCase):
         self.assertEqual(lines[0].split("\t")[0], "ID")
         self.assertEqual(len(lines), 3)
 
-    def test_json_escapes_process_names(self):
-        odd = 'ctl"q\\b\tc\x01'
+    def test_process_names_sanitised_and_escaped(self):
+        # A program's name is its client name: one with escape sequences
+        # and a line break must neither drive the reader's terminal nor
+        # forge a row. The daemon keeps printable ASCII only ('?' for the
+        # rest); JSON escapes what is left.
+        odd = 'ctl"q\\b\tc\x01\x1b[2J\nforged\u00e9'
+        shown = 'ctl"q\\b?c??[2J?forged??'
         link = os.path.join(self.dir, odd)
         os.symlink(CTL, link)
         self.ok("create", "lock", "L")
         self.spawn("lock", "L", "--", "sleep", "60", argv0=link)
         poll(lambda: self.obj("L")["object"]["locked"], "the holder")
         d = self.obj("L")
-        self.assertEqual(d["holders"][0]["process"], odd)
+        self.assertEqual(d["holders"][0]["process"], shown)
         names = [s["process"] for s in self.js("sessions")["sessions"]]
-        self.assertIn(odd, names)
+        self.assertIn(shown, names)
+        for out in (self.ok("sessions"), self.ok("show", "L")):
+            self.assertNotIn("\x1b", out)
+            self.assertIn('ctl"q\\\\b?c??[2J?forged??', out)  # the backslash doubled
+        self.assertEqual(len(self.ok("sessions").splitlines()), 3)  # header and two rows
+
+    def test_human_output_escapes_daemon_text(self):
+        # Whatever the daemon says, human output shows it escaped: here the
+        # socket path (the daemon's own words in status) holds an escape
+        # sequence and a line break.
+        odd = os.path.join(self.dir, "e\x1b]0;owned\x07\nx\u00e9.sock")
+        d = subprocess.Popen([DAEMON, "--socket", odd], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        try:
+            poll(lambda: os.path.exists(odd) or d.poll() is not None, "the second daemon")
+            out = self.ok("-s", odd, "status")
+            self.assertNotIn("\x1b", out)
+            self.assertNotIn("\x07", out)
+            self.assertIn("e\\x1b]0;owned\\x07\\nx\\xc3\\xa9.sock", out)
+            self.assertEqual(self.js("-s", odd, "status")["socket"], odd)
+            # Errors too: one line, escaped.
+            r = self.run_ctl("-s", odd + "\x1b[1m", "status")
+            self.assertEqual(r.returncode, 3)
+            self.assertNotIn("\x1b", r.stderr)
+            self.assertEqual(len(r.stderr.splitlines()), 1)
+        finally:
+            d.terminate()
+            d.wait(timeout=DEADLINE)
 
     # -- acting --------------------------------------------------------
     def test_create_and_unlink(self):

@@ -32,8 +32,54 @@ static const char *self_path;
 /* The other user's side (--as)                                        */
 /* ------------------------------------------------------------------ */
 
+/* Called for each listed object: note the one named arg's. */
+static int list_find(void *arg, const pt_inspect_object *o)
+{
+    pt_inspect_object *want = arg;
+
+    if (strcmp(o->name, want->name) == 0)
+        *want = *o;
+    return 0;
+}
+
+/* What show and list tell this user about name, on stdout. */
+static int inspect(pt_client *c, const char *name)
+{
+    pt_inspect_object listed = {0};
+    pt_inspect_detail *d;
+    int rc = pt_inspect_show(c, name, &d);
+
+    if (rc < 0)
+        return rc;
+    snprintf(listed.name, sizeof listed.name, "%s", name);
+    printf("show hidden=%d denied=%d value=%lld acquires=%llu refs=%u; ", d->object.hidden,
+           d->detail_denied, (long long)d->object.value, (unsigned long long)d->object.acquires,
+           d->object.refs);
+    pt_inspect_detail_free(d);
+    if ((rc = pt_inspect_list(c, NULL, 0, list_find, &listed)) < 0)
+        return rc;
+    printf("list hidden=%d value=%lld mode=%o kind=%d\n", listed.hidden, (long long)listed.value,
+           listed.mode, listed.kind);
+    return 0;
+}
+
+/* A Semaphore(5) with mode, two permits taken: its state outlives us. */
+static int sem_taken(pt_client *c, const char *name, unsigned mode)
+{
+    pt_semaphore *s;
+    int rc = pt_semaphore_open(c, name, 5, 0, PT_OPEN_EXCL, mode, &s);
+
+    if (rc < 0)
+        return rc;
+    if ((rc = pt_semaphore_acquire(s, 1, -1)) >= 0)
+        rc = pt_semaphore_acquire(s, 1, -1);
+    pt_semaphore_close(s);
+    return rc < 0 ? rc : 0;
+}
+
 /* --as OP NAME MODE: OP is create (with MODE), open, use (open, acquire,
- * release) or unlink. Exit status: 0, or the negated error code. */
+ * release), unlink, sem (a Semaphore with MODE, two permits taken) or
+ * inspect (show and list). Exit status: 0, or the negated error code. */
 static int as_user(const char *op, const char *name, const char *mode)
 {
     pt_client *c;
@@ -44,7 +90,11 @@ static int as_user(const char *op, const char *name, const char *mode)
         printf("%s\n", pt_last_error_message());
         return -rc;
     }
-    if (strcmp(op, "unlink") == 0) {
+    if (strcmp(op, "inspect") == 0) {
+        rc = inspect(c, name);
+    } else if (strcmp(op, "sem") == 0) {
+        rc = sem_taken(c, name, (unsigned)strtoul(mode, NULL, 8));
+    } else if (strcmp(op, "unlink") == 0) {
         rc = pt_unlink(c, name);
     } else {
         int flags = strcmp(op, "create") == 0 ? PT_OPEN_EXCL : PT_OPEN_EXISTING;
@@ -219,6 +269,25 @@ static void test_unlink(void **state)
     h->passed = 1;
 }
 
+/* Names, kind, owner and mode are public; the state and counters of an
+ * object are told only to who may read it. */
+static void test_inspection_by_mode(void **state)
+{
+    harness *h = *state;
+
+    SKIP_UNLESS_ROOT(state);
+    expect(run_as(OWNER_UID, SHARED_GID, "sem", "perm.inspect", 0640), 0, NULL);
+    expect(run_as(OWNER_UID, SHARED_GID, "inspect", "perm.inspect", 0), 0,
+           "show hidden=0 denied=0 value=3 acquires=2 refs=0; list hidden=0 value=3 mode=640");
+    expect(run_as(MEMBER_UID, SHARED_GID, "inspect", "perm.inspect", 0), 0,
+           "show hidden=0 denied=0 value=3 acquires=2");
+    expect(run_as(STRANGER, OTHER_GID, "inspect", "perm.inspect", 0), 0,
+           "show hidden=1 denied=1 value=0 acquires=0 refs=0; list hidden=1 value=0 mode=640 "
+           "kind=4");
+    expect(run_as(0, 0, "inspect", "perm.inspect", 0), 0, "show hidden=0 denied=0 value=3");
+    h->passed = 1;
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -227,6 +296,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_group_mode, perm_setup, perm_teardown),
         cmocka_unit_test_setup_teardown(test_world_mode, perm_setup, perm_teardown),
         cmocka_unit_test_setup_teardown(test_unlink, perm_setup, perm_teardown),
+        cmocka_unit_test_setup_teardown(test_inspection_by_mode, perm_setup, perm_teardown),
     };
 
     if (argc == 5 && strcmp(argv[1], "--as") == 0)
