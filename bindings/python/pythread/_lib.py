@@ -105,6 +105,7 @@ class InspectObject(ctypes.Structure):
         ("timeouts", ctypes.c_uint64),
         ("longest_wait", ctypes.c_double),
         ("longest_hold", ctypes.c_double),
+        ("hidden", ctypes.c_int),
     ]
 
 

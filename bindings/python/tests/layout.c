@@ -38,6 +38,7 @@ static void object_layout(void)
     FIELD(pt_inspect_object, timeouts);
     FIELD(pt_inspect_object, longest_wait);
     FIELD(pt_inspect_object, longest_hold);
+    FIELD(pt_inspect_object, hidden);
     printf("}");
 }
 
