@@ -3,13 +3,10 @@
  * can use them the way they use flock(1): create, unlink, lock/sem around
  * a command, event, barrier and notify.
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "cli.h"
 
@@ -33,6 +30,7 @@ enum {
     OPT_MODE,
     OPT_TRANSIENT,
     OPT_RLOCK,
+    OPT_LOST_SIGNAL,
 };
 
 typedef struct create_args {
@@ -249,6 +247,7 @@ typedef struct run_args {
     double timeout;
     int64_t value;
     unsigned mode;
+    int lost_signal;
     char **command;
 } run_args;
 
@@ -264,16 +263,21 @@ static int find_dashdash(int argc, char **argv)
 static int run_parse(pt_cli *cli, const char *name, int argc, char **argv, run_args *a)
 {
     static const struct option opts[] = {
-        {"wait", required_argument, NULL, 'w'},      {"nonblock", no_argument, NULL, 'n'},
-        {"rlock", no_argument, NULL, OPT_RLOCK},     {"value", required_argument, NULL, OPT_VALUE},
-        {"mode", required_argument, NULL, OPT_MODE}, {NULL, 0, NULL, 0},
+        {"wait", required_argument, NULL, 'w'},
+        {"nonblock", no_argument, NULL, 'n'},
+        {"rlock", no_argument, NULL, OPT_RLOCK},
+        {"value", required_argument, NULL, OPT_VALUE},
+        {"mode", required_argument, NULL, OPT_MODE},
+        {"lost-signal", required_argument, NULL, OPT_LOST_SIGNAL},
+        {NULL, 0, NULL, 0},
     };
     const pt_cli_command *cmd = pt_cli_find(name);
     int dd = find_dashdash(argc, argv);
     int nopts = dd < 0 ? argc : dd;
     int has_wait = 0, ch;
 
-    *a = (run_args){.cmd = name, .blocking = 1, .timeout = PT_FOREVER, .value = 1};
+    *a = (run_args){
+        .cmd = name, .blocking = 1, .timeout = PT_FOREVER, .value = 1, .lost_signal = SIGTERM};
     while ((ch = pt_cli_getopt(cli, cmd, nopts, argv, "w:n", opts)) != -1) {
         switch (ch) {
         case 'w':
@@ -299,6 +303,10 @@ static int run_parse(pt_cli *cli, const char *name, int argc, char **argv, run_a
             if (pt_cli_parse_mode(name, optarg, &a->mode))
                 return PT_EXIT_USAGE;
             break;
+        case OPT_LOST_SIGNAL:
+            if (pt_cli_parse_signal(name, "--lost-signal", optarg, &a->lost_signal))
+                return PT_EXIT_USAGE;
+            break;
         case 'h':
             return -1;
         default:
@@ -315,35 +323,6 @@ static int run_parse(pt_cli *cli, const char *name, int argc, char **argv, run_a
     a->name = argv[optind];
     a->command = argv + dd + 1;
     return 0;
-}
-
-/* Runs the command and returns the exit status to pass on: its own, or
- * 128+N when signal N killed it, 126/127 when it could not be run (as a
- * shell says). */
-static int run_command(const run_args *a)
-{
-    pid_t pid;
-    int st;
-
-    fflush(NULL);
-    pid = fork();
-    if (pid < 0)
-        return pt_cli_fail(PT_EXIT_FAILED, "%s '%s': cannot fork to run %s: %s", a->cmd, a->name,
-                           a->command[0], strerror(errno));
-    if (pid == 0) {
-        execvp(a->command[0], a->command);
-        pt_cli_fail(PT_EXIT_FAILED, "%s '%s': cannot run %s: %s", a->cmd, a->name, a->command[0],
-                    strerror(errno));
-        _exit(errno == ENOENT ? 127 : 126);
-    }
-    while (waitpid(pid, &st, 0) < 0) {
-        if (errno != EINTR)
-            return pt_cli_fail(PT_EXIT_FAILED, "%s '%s': waiting for %s: %s", a->cmd, a->name,
-                               a->command[0], strerror(errno));
-    }
-    if (WIFSIGNALED(st))
-        return 128 + WTERMSIG(st);
-    return WEXITSTATUS(st);
 }
 
 /* The object behind lock/sem, whichever kind it is. */
@@ -398,6 +377,15 @@ static int sem_open_any(pt_client *c, const run_args *a, pt_semaphore **out)
     return r;
 }
 
+/* COMMAND, for as long as the session holding the object lasts. */
+static int run_command(const run_args *a, pt_client *c)
+{
+    pt_cli_run run = {
+        .cmd = a->cmd, .name = a->name, .command = a->command, .lost_signal = a->lost_signal};
+
+    return pt_cli_run_command(&run, pt_client_fd(c));
+}
+
 static int run_holding(pt_cli *cli, const run_args *a)
 {
     held h = {0};
@@ -428,10 +416,11 @@ static int run_holding(pt_cli *cli, const run_args *a)
                            "%s '%s': not acquired within %g seconds; not running %s", a->cmd,
                            a->name, a->timeout, a->command[0]);
     }
-    status = run_command(a);
-    r = held_release(&h);
-    if (r < 0)
-        pt_cli_lib_fail(a->cmd, r); /* e.g. the session was lost while it ran */
+    status = run_command(a, c);
+    /* After a loss, a release would reconnect and could free the lock of
+     * whoever took it from the new daemon. */
+    if (status != PT_EXIT_LOST && (r = held_release(&h)) < 0)
+        pt_cli_lib_fail(a->cmd, r); /* the session ended after COMMAND did */
     held_close(&h);
     return status;
 }

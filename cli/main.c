@@ -59,28 +59,41 @@ const pt_cli_command pt_cli_commands[] = {
     {"unlink", pt_cmd_unlink, "NAME", "remove a name; open handles keep working until closed",
      "Removes NAME, like sem_unlink(3): processes that have it open keep using it\n"
      "until they close it; a new open creates a new object.\n"},
-    {"lock", pt_cmd_lock, "NAME [--rlock] [--wait S | --nonblock] -- COMMAND [ARGS...]",
+    {"lock", pt_cmd_lock,
+     "NAME [--rlock] [--wait S | --nonblock] [--lost-signal SIG] -- COMMAND [ARGS...]",
      "run COMMAND while holding a lock, like flock(1)",
      "Opens the Lock NAME (an RLock with --rlock), creating it if it does not\n"
      "exist, acquires it, runs COMMAND while holding it and exits with COMMAND's\n"
      "status (128+N if a signal N killed it). If the lock cannot be had within\n"
      "--wait seconds, or at once with --nonblock, exits 1 without running COMMAND.\n"
-     "If pythreadctl itself dies, the daemon releases the lock.\n"
      "\n"
-     "  --rlock         the object is an RLock\n"
-     "  -w, --wait S    give up after S seconds (default: wait forever)\n"
-     "  -n, --nonblock  give up at once if the lock is held\n"
-     "  --mode OCTAL    permission bits if the lock is created (default 0600)\n"},
-    {"sem", pt_cmd_sem, "NAME [--wait S | --nonblock] -- COMMAND [ARGS...]",
+     "COMMAND never runs without the lock. It runs in a process group of its own,\n"
+     "unless pythreadctl is in the foreground of a terminal (then it stays in\n"
+     "pythreadctl's, to use the terminal). If pythreadctl is killed, even with\n"
+     "SIGKILL, the daemon releases the lock and COMMAND is killed, with its own\n"
+     "group. SIGHUP, SIGINT, SIGQUIT and SIGTERM are passed on to it, and the lock\n"
+     "is held until COMMAND ends. If the session holding the lock ends (pythreadd\n"
+     "stopped or restarted: the lock is gone, and another may take it from the\n"
+     "new daemon at once), COMMAND gets --lost-signal at once, and pythreadctl\n"
+     "exits 4 when it has ended.\n"
+     "\n"
+     "  --rlock            the object is an RLock\n"
+     "  -w, --wait S       give up after S seconds (default: wait forever)\n"
+     "  -n, --nonblock     give up at once if the lock is held\n"
+     "  --mode OCTAL       permission bits if the lock is created (default 0600)\n"
+     "  --lost-signal SIG  sent when the lock is lost (name or number; default TERM)\n"},
+    {"sem", pt_cmd_sem, "NAME [--wait S | --nonblock] [--lost-signal SIG] -- COMMAND [ARGS...]",
      "run COMMAND while holding one semaphore permit",
      "As lock, with one permit of the semaphore NAME. A missing semaphore is\n"
      "created as a BoundedSemaphore of --value permits, so a permit taken by a\n"
-     "pythreadctl that dies comes back.\n"
+     "pythreadctl that dies comes back. COMMAND never runs without the permit,\n"
+     "as lock says of the lock.\n"
      "\n"
-     "  -w, --wait S    give up after S seconds (default: wait forever)\n"
-     "  -n, --nonblock  give up at once if no permit is free\n"
-     "  --value N       permits if the semaphore is created (default 1)\n"
-     "  --mode OCTAL    permission bits if it is created (default 0600)\n"},
+     "  -w, --wait S       give up after S seconds (default: wait forever)\n"
+     "  -n, --nonblock     give up at once if no permit is free\n"
+     "  --value N          permits if the semaphore is created (default 1)\n"
+     "  --mode OCTAL       permission bits if it is created (default 0600)\n"
+     "  --lost-signal SIG  sent when the permit is lost (default TERM)\n"},
     {"event", pt_cmd_event, "set|clear|is-set|wait [--timeout S] NAME",
      "set, clear, test or wait for an Event",
      "set, clear: change the Event NAME (created if missing).\n"
@@ -118,7 +131,8 @@ static const char common_help[] =
 
 static const char exit_help[] =
     "Exit status: 0 success, 1 the operation failed or timed out (or COMMAND's\n"
-    "own status for lock and sem), 2 usage error, 3 the daemon cannot be reached.\n";
+    "own status for lock and sem), 2 usage error, 3 the daemon cannot be reached,\n"
+    "4 lock and sem: the lock or permit was lost while COMMAND ran.\n";
 
 int pt_cli_fail(int code, const char *fmt, ...)
 {

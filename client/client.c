@@ -873,6 +873,22 @@ void pt_client_close(pt_client *c)
     client_free(c);
 }
 
+int pt_client_fd(pt_client *c)
+{
+    int fd;
+
+    if (!c)
+        return pt__error(PT_EINVAL, "pt_client_fd: client is NULL; open one first");
+    client_enter(c);
+    fd = c->fd;
+    pthread_mutex_unlock(&c->mu);
+    if (fd < 0)
+        return pt__error(PT_ESESSION,
+                         "pt_client_fd: no session now (it was lost, or this is a forked child); "
+                         "the next call connects a new one");
+    return fd;
+}
+
 uint64_t pt_client_session_id(pt_client *c)
 {
     uint64_t id;

@@ -133,6 +133,13 @@ PT_EXTERN int pt_client_open(pt_client **out, const char *path);
 /* Close the session: the daemon gives back everything it held. Every object
  * opened through the client must be closed first or is closed here. */
 PT_EXTERN void pt_client_close(pt_client *client);
+/* The descriptor of the client's session, for poll(2) to learn at once when
+ * the session ends (POLLHUP or POLLRDHUP: the daemon stopped or restarted,
+ * and every lock held through it is gone). Do not read, write or close it;
+ * poll it only while no other thread uses the client, since a lost session's
+ * descriptor is closed by the next call. PT_ESESSION when there is no
+ * session now (lost, or a forked child that has made no call yet). */
+PT_EXTERN int pt_client_fd(pt_client *client);
 
 /* Remove a name (sem_unlink style: open handles keep working). */
 PT_EXTERN int pt_unlink(pt_client *client, const char *name);

@@ -9,6 +9,7 @@ deadline, never a fixed sleep.
 """
 import json
 import os
+import pty
 import shutil
 import signal
 import subprocess
@@ -37,23 +38,53 @@ def poll(pred, what, timeout=DEADLINE):
     raise AssertionError("timed out waiting for %s (last: %s)" % (what, last))
 
 
+def gone(pid):
+    """The process has ended (a zombie nobody reaped counts as ended)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def read_when_there(path, what):
+    """The contents of path once a command has written it (renamed into
+    place, so never half written)."""
+    poll(lambda: os.path.exists(path), what)
+    with open(path) as f:
+        return f.read()
+
+
 class Ctl(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="ptctl-")
         self.sock = os.path.join(self.dir, "d.sock")
         self.env = dict(os.environ, PYTHREAD_SOCKET=self.sock)
         self.env.pop("NO_COLOR", None)
+        self.logs = []
+        self.start_daemon()
+        self.bg = []
+
+    def start_daemon(self):
         self.daemon = subprocess.Popen([DAEMON, "--socket", self.sock],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         poll(lambda: os.path.exists(self.sock) or self.daemon.poll() is not None,
              "the daemon's socket")
         self.assertIsNone(self.daemon.poll(), "pythreadd exited at start")
-        self.bg = []
+
+    def stop_daemon(self, sig):
+        """Stop the daemon with sig; keep its log for the checks at the end."""
+        self.daemon.send_signal(sig)
+        self.daemon.wait(timeout=DEADLINE)
+        self.logs.append(self.daemon.stderr.read().decode(errors="replace"))
+        self.daemon.stderr.close()
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)  # a killed daemon leaves it
 
     def tearDown(self):
         for p in self.bg:
-            # The whole group: a command run by `lock` outlives a killed
-            # pythreadctl and would keep the pipes open.
+            # The whole group, should a failed test leave more than
+            # pythreadctl running.
             try:
                 os.killpg(p.pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -67,10 +98,12 @@ class Ctl(unittest.TestCase):
         except subprocess.TimeoutExpired:
             self.daemon.kill()
             self.daemon.wait()
-        log = self.daemon.stderr.read().decode(errors="replace")
-        self.daemon.stderr.close()
-        self.assertNotIn("Sanitizer", log)
-        self.assertNotIn("runtime error", log)
+        if not self.daemon.stderr.closed:
+            self.logs.append(self.daemon.stderr.read().decode(errors="replace"))
+            self.daemon.stderr.close()
+        for log in self.logs:
+            self.assertNotIn("Sanitizer", log)
+            self.assertNotIn("runtime error", log)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- helpers -------------------------------------------------------
@@ -135,6 +168,8 @@ class Ctl(unittest.TestCase):
         self.fails(2, "lock", "x")                          # no -- COMMAND
         self.fails(2, "lock", "x", "--wait", "1", "--nonblock", "--", "true")
         self.fails(2, "lock", "x", "--wait", "soon", "--", "true")
+        self.fails(2, "lock", "x", "--lost-signal", "SIGFOO", "--", "true")
+        self.fails(2, "sem", "x", "--lost-signal", "0", "--", "true")
         self.fails(2, "event", "toggle", "e")
         self.fails(2, "barrier", "wait")
         self.fails(2, "notify", "--all", "-n", "2", "c")
@@ -453,6 +488,137 @@ class Ctl(unittest.TestCase):
         holder.wait()
         self.ok("lock", "L", "--wait", str(DEADLINE), "--", "touch", marker)
         self.assertTrue(os.path.exists(marker))
+
+    # -- COMMAND never runs without the hold -----------------------------
+    def test_lock_command_ends_with_killed_pythreadctl(self):
+        # kill -9 of pythreadctl ends its session, so the lock is free: the
+        # command, and what it started, must end with it.
+        pids = os.path.join(self.dir, "pids")
+        holder = self.spawn("lock", "L", "--", "sh", "-c",
+                            'sleep 60 & echo $$ $! > "$1.new"; mv "$1.new" "$1"; wait',
+                            "sh", pids)
+        sh, child = map(int, read_when_there(pids, "the command's pids").split())
+        self.assertTrue(self.obj("L")["object"]["locked"])
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        poll(lambda: gone(sh) and gone(child), "the command and its child to end", timeout=5)
+        poll(lambda: not self.obj("L")["object"]["locked"], "the lock to be free")
+        self.ok("lock", "L", "--nonblock", "--", "true")
+
+    def test_lock_passes_signals_on(self):
+        # SIGTERM to pythreadctl goes to the command, which ends while the
+        # lock is still held; pythreadctl exits with its status.
+        marker = os.path.join(self.dir, "term")
+        script = os.path.join(self.dir, "on-term.sh")
+        with open(script, "w") as f:
+            f.write('out=$1\n'
+                    'on_term() {\n'
+                    '    "$CTL" show --json L > "$out.new"; mv "$out.new" "$out"; exit 3\n'
+                    '}\n'
+                    'trap on_term TERM\n'
+                    ': > "$out.ready"\n'
+                    'sleep 60 & wait\n')
+        env = dict(self.env, CTL=CTL)
+        holder = subprocess.Popen([CTL, "lock", "L", "--", "sh", script, marker], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  start_new_session=True)
+        self.bg.append(holder)
+        read_when_there(marker + ".ready", "the command's trap")
+        holder.send_signal(signal.SIGTERM)
+        self.assertEqual(holder.wait(timeout=DEADLINE), 3)
+        shown = json.loads(read_when_there(marker, "the trap"))
+        self.assertTrue(shown["object"]["locked"])
+        self.assertEqual([h["pid"] for h in shown["holders"]], [holder.pid])
+        self.assertFalse(self.obj("L")["object"]["locked"])
+
+    def test_lock_daemon_restart_stops_command(self):
+        # The daemon restarts while the command runs: the lock is gone, so the
+        # command gets SIGTERM at once, pythreadctl exits 4 once it ended,
+        # and it does not touch the lock someone took from the new daemon.
+        term, go, pids = (os.path.join(self.dir, n) for n in ("term", "go", "pids"))
+        script = ('trap \'echo TERM > "$1.new"; mv "$1.new" "$1"; '
+                  'while [ ! -e "$2" ]; do sleep 0.01; done; exit 0\' TERM; '
+                  'sleep 60 & echo $! > "$3.new"; mv "$3.new" "$3"; wait')
+        holder = self.spawn("lock", "L", "--", "sh", "-c", script, "sh", term, go, pids)
+        child = int(read_when_there(pids, "the command's child"))
+        self.assertTrue(self.obj("L")["object"]["locked"])
+        self.stop_daemon(signal.SIGTERM)
+        t0 = time.monotonic()
+        self.assertEqual(read_when_there(term, "SIGTERM to the command"), "TERM\n")
+        self.assertLess(time.monotonic() - t0, 5)
+        poll(lambda: gone(child), "the command's child to end", timeout=5)
+        self.start_daemon()
+        other = self.spawn("lock", "L", "--", "sleep", "60")
+        poll(lambda: self.obj("L")["object"]["locked"], "the new holder")
+        open(go, "w").close()
+        self.assertEqual(holder.wait(timeout=DEADLINE), 4)
+        err = holder.stderr.read()
+        self.assertIn("lock 'L': lost the lock", err)
+        self.assertIn("SIGTERM", err)
+        detail = self.obj("L")
+        self.assertTrue(detail["object"]["locked"])
+        self.assertEqual([h["pid"] for h in detail["holders"]], [other.pid])
+
+    def test_sem_lost_signal(self):
+        # --lost-signal chooses the signal; the daemon dies (kill -9) this time.
+        got = os.path.join(self.dir, "got")
+        waiter = ("import signal, os, sys\n"
+                  "sigs = {signal.SIGUSR1, signal.SIGTERM}\n"
+                  "signal.pthread_sigmask(signal.SIG_BLOCK, sigs)\n"
+                  "open(sys.argv[1] + '.ready', 'w').close()\n"
+                  "s = signal.sigwait(sigs)\n"
+                  "open(sys.argv[1] + '.new', 'w').write(signal.Signals(s).name)\n"
+                  "os.rename(sys.argv[1] + '.new', sys.argv[1])\n")
+        holder = self.spawn("sem", "S", "--lost-signal", "USR1", "--", sys.executable, "-c",
+                            waiter, got)
+        read_when_there(got + ".ready", "the command")
+        t0 = time.monotonic()
+        self.stop_daemon(signal.SIGKILL)
+        self.assertEqual(holder.wait(timeout=DEADLINE), 4)
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assertEqual(read_when_there(got, "the signal"), "SIGUSR1")
+        self.assertIn("sem 'S': lost the permit", holder.stderr.read())
+
+    def run_in_terminal(self, args, typed, what):
+        """pythreadctl in the foreground of a new terminal; types typed once
+        the lock is held; returns its exit status."""
+        pid, master = pty.fork()
+        if pid == 0:
+            os.execve(CTL, [CTL] + args, self.env)
+        try:
+            poll(lambda: self.obj("L")["object"]["locked"], what)
+            os.write(master, typed)
+            end = time.monotonic() + DEADLINE
+            while time.monotonic() < end:
+                try:
+                    os.read(master, 4096)  # keep the terminal drained
+                except OSError:
+                    pass
+                done, st = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    return os.waitstatus_to_exitcode(st)
+                time.sleep(0.01)
+            self.fail("pythreadctl in a terminal did not end: " + what)
+        finally:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+            os.close(master)
+
+    def test_lock_in_terminal_keeps_job_control(self):
+        # In the foreground of a terminal the command stays in pythreadctl's
+        # process group: it can read the terminal, and ^C reaches it once.
+        out = os.path.join(self.dir, "read")
+        rc = self.run_in_terminal(["lock", "L", "--", "sh", "-c", 'read x; echo "$x" > "$1"',
+                                   "sh", out], b"typed\n", "a command reading the terminal")
+        self.assertEqual(rc, 0)
+        with open(out) as f:
+            self.assertEqual(f.read(), "typed\n")
+        rc = self.run_in_terminal(["lock", "L", "--", "sleep", "60"], b"\x03", "^C")
+        self.assertEqual(rc, 128 + signal.SIGINT)
+        self.assertFalse(self.obj("L")["object"]["locked"])
 
     def test_sem(self):
         a = self.spawn("sem", "S", "--value", "2", "--", "sleep", "60")

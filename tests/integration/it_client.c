@@ -6,6 +6,7 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -472,6 +473,67 @@ static void test_daemon_down_then_back(void **state)
     h->passed = 1;
 }
 
+/* ---- watching the session: pt_client_fd ---- */
+
+/* Poll fd for the session's end until the deadline; the events seen. */
+static short hangup_within(int fd, double timeout)
+{
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    double end = harness_now() + timeout;
+
+    do {
+        if (poll(&p, 1, 10) > 0)
+            return p.revents;
+    } while (harness_now() < end);
+    return 0;
+}
+
+/* A forked child has no session until its first call. */
+static int child_without_session(int index, void *arg)
+{
+    pt_client *c = arg;
+
+    (void)index;
+    WCHECK_EQ(pt_client_fd(c), PT_ESESSION);
+    return 0;
+}
+
+static void test_client_fd_sees_daemon_end(void **state)
+{
+    harness *h = *state;
+    pt_client *c = NULL;
+    pt_lock *l = NULL;
+    pid_t pid;
+    int fd;
+
+    PT_ASSERT_EQ(pt_client_fd(NULL), PT_EINVAL);
+    PT_ASSERT_EQ(pt_client_open(&c, NULL), 0);
+    PT_ASSERT_EQ(pt_lock_open(c, "it.client.fd", 0, 0, &l), 0);
+    PT_ASSERT_EQ(pt_lock_acquire(l, 1, PT_FOREVER), 1);
+    PT_ASSERT_OK(fd = pt_client_fd(c));
+    pid = harness_fork(h, child_without_session, 0, c);
+    harness_join(h, &pid, 1, HARNESS_DEADLINE);
+    /* A session that lasts is quiet, calls and all. */
+    assert_int_equal(hangup_within(fd, 0.05), 0);
+    PT_ASSERT_EQ(pt_lock_locked(l), 1);
+    assert_int_equal(hangup_within(fd, 0.05), 0);
+
+    harness_daemon_stop(h);
+    if (!(hangup_within(fd, HARNESS_DEADLINE) & (POLLRDHUP | POLLHUP)))
+        fail_msg("no hang-up on the session's descriptor within %.0f s of the daemon's exit",
+                 HARNESS_DEADLINE);
+    PT_ASSERT_EQ(pt_lock_locked(l), PT_ESESSION);
+    PT_ASSERT_EQ(pt_client_fd(c), PT_ESESSION);
+
+    harness_daemon_start(h);
+    PT_ASSERT_EQ(pt_lock_locked(l), 0);
+    PT_ASSERT_OK(fd = pt_client_fd(c));
+    assert_int_equal(hangup_within(fd, 0.05), 0);
+    PT_ASSERT_EQ(pt_lock_close(l), 0);
+    pt_client_close(c);
+    h->passed = 1;
+}
+
 #define CLIENT_TEST(fn) cmocka_unit_test_setup_teardown(fn, harness_setup, harness_teardown)
 
 int main(void)
@@ -486,6 +548,7 @@ int main(void)
         CLIENT_TEST(test_daemon_restart_esession_once),
         CLIENT_TEST(test_daemon_down_then_back),
         CLIENT_TEST(test_blocked_call_sees_esession),
+        CLIENT_TEST(test_client_fd_sees_daemon_end),
     };
 
     return cmocka_run_group_tests_name("integration: client", tests, NULL, NULL);
