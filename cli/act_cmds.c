@@ -201,22 +201,30 @@ int pt_cmd_create(pt_cli *cli, int argc, char **argv)
             return PT_EXIT_USAGE;
         }
     }
-    if (argc - optind != 2)
-        return pt_cli_usage("create", argc - optind < 2 ? "give KIND and NAME"
-                                                        : "unexpected argument after NAME");
+    if (argc - optind < 2)
+        return pt_cli_usage("create", "give KIND and NAME");
     a.kind = pt_cli_kind_parse(argv[optind]);
     if (a.kind == 0 || a.kind == PT_KIND_BOUNDED_SEMAPHORE)
         return pt_cli_usage("create",
                             "unknown kind '%s'; use lock, rlock, condition, semaphore (with "
                             "--bounded for a BoundedSemaphore), event or barrier",
                             argv[optind]);
-    a.name = argv[optind + 1];
     if (create_check(&a))
         return PT_EXIT_USAGE;
     if (!(c = pt_cli_client(cli, &code)))
         return code;
-    r = create_object(c, &a);
-    return r < 0 ? op_fail("create", a.name, r) : PT_EXIT_OK;
+    /* Like mkdir(1): every NAME is tried, the first failure's status is
+     * the exit status. */
+    code = PT_EXIT_OK;
+    for (int i = optind + 1; i < argc; i++) {
+        a.name = argv[i];
+        r = create_object(c, &a);
+        if (r < 0 && code == PT_EXIT_OK)
+            code = op_fail("create", a.name, r);
+        else if (r < 0)
+            op_fail("create", a.name, r);
+    }
+    return code;
 }
 
 int pt_cmd_unlink(pt_cli *cli, int argc, char **argv)
@@ -227,13 +235,19 @@ int pt_cmd_unlink(pt_cli *cli, int argc, char **argv)
 
     while ((ch = pt_cli_getopt(cli, cmd, argc, argv, "", NULL)) != -1)
         return ch == 'h' ? PT_EXIT_OK : PT_EXIT_USAGE;
-    if (argc - optind != 1)
-        return pt_cli_usage("unlink", argc == optind ? "give the NAME to unlink"
-                                                     : "unexpected argument after NAME");
+    if (argc == optind)
+        return pt_cli_usage("unlink", "give the NAME to unlink");
     if (!(c = pt_cli_client(cli, &code)))
         return code;
-    r = pt_unlink(c, argv[optind]);
-    return r < 0 ? op_fail("unlink", argv[optind], r) : PT_EXIT_OK;
+    code = PT_EXIT_OK;
+    for (int i = optind; i < argc; i++) {
+        r = pt_unlink(c, argv[i]);
+        if (r < 0 && code == PT_EXIT_OK)
+            code = op_fail("unlink", argv[i], r);
+        else if (r < 0)
+            op_fail("unlink", argv[i], r);
+    }
+    return code;
 }
 
 /* ---- lock / sem -- COMMAND --------------------------------------------- */

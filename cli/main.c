@@ -41,10 +41,11 @@ const pt_cli_command pt_cli_commands[] = {
      "Lists every connected session in the order they connected: id, pid, uid,\n"
      "process name, connected since, open handles, objects held and calls waiting.\n"
      "pythreadctl's own session is among them.\n"},
-    {"create", pt_cmd_create, "KIND NAME [OPTIONS]",
+    {"create", pt_cmd_create, "KIND NAME... [OPTIONS]",
      "create an object (lock rlock condition semaphore event barrier)",
      "Creates the object NAME of KIND (lock, rlock, condition, semaphore, event or\n"
-     "barrier); fails if the name exists.\n"
+     "barrier); fails if the name exists. With several names, each is created with\n"
+     "the same options; every one is tried and the first failure sets the status.\n"
      "\n"
      "  --value N       semaphore: initial value (default 1)\n"
      "  --bounded       semaphore: a BoundedSemaphore (release past N fails, and a\n"
@@ -56,9 +57,9 @@ const pt_cli_command pt_cli_commands[] = {
      "  --mode OCTAL    permission bits (default 0600)\n"
      "  --transient     end the object when its last handle closes (with nobody\n"
      "                  else holding it open, that is at once)\n"},
-    {"unlink", pt_cmd_unlink, "NAME", "remove a name; open handles keep working until closed",
-     "Removes NAME, like sem_unlink(3): processes that have it open keep using it\n"
-     "until they close it; a new open creates a new object.\n"},
+    {"unlink", pt_cmd_unlink, "NAME...", "remove a name; open handles keep working until closed",
+     "Removes each NAME, like sem_unlink(3): processes that have it open keep using\n"
+     "it until they close it; a new open creates a new object.\n"},
     {"lock", pt_cmd_lock,
      "NAME [--rlock] [--wait S | --nonblock] [--lost-signal SIG] -- COMMAND [ARGS...]",
      "run COMMAND while holding a lock, like flock(1)",
