@@ -185,7 +185,9 @@ PT_EXTERN int pt_condition_open(pt_client *c, const char *name, pt_object *lock,
                                 unsigned mode, pt_condition **out);
 PT_EXTERN int pt_condition_acquire(pt_condition *cv, int blocking, double timeout);
 PT_EXTERN int pt_condition_release(pt_condition *cv);
-/* 1 when notified, 0 on timeout; the lock is held again either way. A
+/* wait and notify need the lock: an RLock held by the calling thread, or a
+ * plain Lock held by anyone (Python's rule), else PT_ERUNTIME.
+ * wait: 1 when notified, 0 on timeout; the lock is held again either way. A
  * negative timeout other than -1 does not block (as in Python). */
 PT_EXTERN int pt_condition_wait(pt_condition *cv, double timeout);
 /* Python's wait_for: waits until predicate(arg) is non-zero or the timeout
