@@ -206,7 +206,6 @@ static int resolve_cond_lock(pt_req *r, open_params *p)
 static int check_params(pt_req *r, open_params *p)
 {
     const pt_call *call = r->call;
-    double t = call->timeout;
 
     switch (call->kind) {
     case PT_KIND_SEMAPHORE:
@@ -228,17 +227,14 @@ static int check_params(pt_req *r, open_params *p)
             fail_open(r, PT_EINVAL, "parties must be >= 1");
             return -1;
         }
-        if (t != t) {
-            fail_open(r, PT_EINVAL, "default timeout is NaN; pass seconds, or -1 for none");
-            return -1;
-        }
-        if (t > PT_TIMEOUT_MAX) {
+        /* NaN is taken, as threading.Barrier takes it: it waits for ever. */
+        if (call->timeout > PT_TIMEOUT_MAX) {
             fail_open(r, PT_EOVERFLOW, "default timeout is too large; the maximum is %.0f seconds",
                       PT_TIMEOUT_MAX);
             return -1;
         }
         p->parties = call->parties;
-        p->timeout = t;
+        p->timeout = call->timeout;
         return 0;
     case PT_KIND_CONDITION:
         return resolve_cond_lock(r, p);
@@ -254,6 +250,12 @@ static void describe_lock(char *buf, size_t cap, const pt_obj *lock)
     else
         snprintf(buf, cap, "%s '%s'%s", pt__kind_name(lock->kind), lock->name,
                  lock->unlinked ? " (unlinked)" : "");
+}
+
+/* Two default timeouts are the same one, NaN included. */
+static int same_timeout(double a, double b)
+{
+    return a == b || (a != a && b != b);
 }
 
 /* Opening an existing name with other creation parameters is refused with
@@ -289,7 +291,7 @@ static int compare_params(pt_req *r, const pt_obj *obj, const open_params *p)
                       obj->u.barrier.parties, p->parties, obj->u.barrier.parties);
             return -1;
         }
-        if (obj->u.barrier.timeout != p->timeout) {
+        if (!same_timeout(obj->u.barrier.timeout, p->timeout)) {
             fail_open(r, PT_EEXIST,
                       "exists with timeout=%g, asked timeout=%g; open it with timeout=%g or "
                       "unlink it",

@@ -191,7 +191,9 @@ PT_EXTERN int pt_condition_release(pt_condition *cv);
  * negative timeout other than -1 does not block (as in Python). */
 PT_EXTERN int pt_condition_wait(pt_condition *cv, double timeout);
 /* Python's wait_for: waits until predicate(arg) is non-zero or the timeout
- * passes; returns the last value of the predicate (0 or non-zero). */
+ * passes; returns the last value of the predicate (0 or non-zero). With a
+ * NaN timeout it never gives up, polling the predicate between waits that
+ * do not block, as Python's does. */
 PT_EXTERN int pt_condition_wait_for(pt_condition *cv, int (*predicate)(void *arg), void *arg,
                                     double timeout);
 PT_EXTERN int pt_condition_notify(pt_condition *cv, unsigned n);
@@ -201,7 +203,8 @@ PT_EXTERN int pt_condition_close(pt_condition *cv);
 /* Semaphore (bounded=0) or BoundedSemaphore (bounded=1). value < 0 is
  * PT_EINVAL. A BoundedSemaphore's permits are owned by the session that took
  * them and given back when it ends; PT_OPEN_OWNED / PT_OPEN_UNOWNED flip the
- * default. acquire: 1 acquired, 0 not; timeout with blocking=0 is PT_EINVAL.
+ * default. acquire: 1 acquired, 0 not; timeout with blocking=0 is PT_EINVAL;
+ * a NaN timeout waits without limit (Python's loop never gives up on it).
  * release(n): n < 1 is PT_EINVAL; past the bound is PT_EINVAL. */
 PT_EXTERN int pt_semaphore_open(pt_client *c, const char *name, int64_t value, int bounded,
                                 int flags, unsigned mode, pt_semaphore **out);

@@ -162,9 +162,33 @@ static void test_argument_rules(void **state)
 {
     (void)state;
     open_all(2, -1);
-    assert_error(call_bwait(s[0], h[0], 1, NAN, 0, 0), PT_EINVAL, "NaN");
     assert_error(call_bwait(s[0], h[0], 1, 1e11, 0, 0), PT_EOVERFLOW, "too large");
     assert_int_equal(bstate()->state.n_waiting, 0);
+}
+
+/* NaN, as a wait's timeout or the default, never passes: threading's
+ * wait_for computes a NaN end time, and the party waits for ever. */
+static void test_nan_timeout_waits_for_ever(void **state)
+{
+    pt_session *a = th_session(), *b = th_session();
+    uint32_t da = th_open_barrier(a, "d", 2, NAN), db = th_open_barrier(b, "d", 2, NAN);
+    uint64_t id0;
+
+    (void)state;
+    open_all(2, -1);
+    assert_null(call_bwait(s[0], h[0], 1, NAN, 0, 0));
+    id0 = th_last_id();
+    assert_int_equal(pt_core_next_deadline(th_core()), PT_DEADLINE_NONE);
+    th_expire(UINT64_MAX - 1);
+    assert_null(th_find(id0));
+    assert_answer(call_bwait(s[1], h[1], 1, NAN, 0, 0), 1);
+    assert_answer(th_find(id0), 1);
+    /* the default: NaN, the same one on every open */
+    assert_null(call_bwait(a, da, 1, -1, 0, 0));
+    id0 = th_last_id();
+    assert_int_equal(pt_core_next_deadline(th_core()), PT_DEADLINE_NONE);
+    assert_answer(call_bwait(b, db, 1, -1, 0, 0), 1);
+    assert_answer(th_find(id0), 1);
 }
 
 static void test_abort(void **state)
@@ -506,12 +530,16 @@ static void test_open_rules(void **state)
 
     (void)state;
     assert_error(call_open_full(a, &c), PT_EINVAL, "parties must be >= 1");
+    assert_int_equal(th_stats().objects, 0);
+    /* NaN is taken */
     c.parties = 2;
     c.timeout = NAN;
-    assert_error(call_open_full(a, &c), PT_EINVAL, "NaN");
+    assert_int_equal(call_open_full(a, &c)->status, 0);
+    c.timeout = 1;
+    assert_error(call_open_full(a, &c), PT_EEXIST, "exists with timeout=nan");
+    c.name = "bc";
     c.timeout = 1e12;
     assert_error(call_open_full(a, &c), PT_EOVERFLOW, "too large");
-    assert_int_equal(th_stats().objects, 0);
 }
 
 int main(void)
@@ -526,6 +554,7 @@ int main(void)
         TH_TEST(test_nonpositive_default_timeout),
         TH_TEST(test_last_party_ignores_timeout),
         TH_TEST(test_argument_rules),
+        TH_TEST(test_nan_timeout_waits_for_ever),
         TH_TEST(test_abort),
         TH_TEST(test_reset_wakes_waiters_and_restarts),
         TH_TEST(test_action_runs_before_release),
