@@ -226,7 +226,10 @@ PT_EXTERN int pt_event_close(pt_event *e);
  * The action, if any, runs in the process of the last party to arrive before
  * anyone is released; a non-zero return breaks the barrier. wait returns the
  * party's index (0..parties-1) or PT_EBROKEN. wait(PT_FOREVER) uses the
- * barrier's default timeout, as Python's wait(None) does. */
+ * barrier's default timeout, as Python's wait(None) does. Any default is
+ * taken at open, as Python takes it: a timeout above PT_TIMEOUT_MAX is
+ * PT_EOVERFLOW only for a party that has to wait (the last one does not),
+ * which leaves without breaking the barrier; NaN waits without limit. */
 typedef int (*pt_barrier_action)(void *arg);
 PT_EXTERN int pt_barrier_open(pt_client *c, const char *name, uint32_t parties,
                               pt_barrier_action action, void *arg, double timeout, int flags,

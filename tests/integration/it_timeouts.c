@@ -369,6 +369,42 @@ static void test_nan_timeouts_as_threading(void **state)
     env->h->passed = 1;
 }
 
+/*
+ * threading.Barrier takes any timeout at creation and fails with
+ * OverflowError only when a party has to wait longer than TIMEOUT_MAX: the
+ * last party goes as usual, and the one refused leaves without breaking it.
+ */
+static void test_barrier_timeout_past_max(void **state)
+{
+    timeout_env *env = timeout_begin(state);
+    pt_barrier *one = NULL, *b = NULL, *bo = NULL;
+    thread_call tc = {.timeout = 5.0};
+    pthread_t th;
+
+    PT_ASSERT_EQ(pt_barrier_open(env->c, "it.to.big.one", 1, NULL, NULL, 1e20, 0, 0, &one), 0);
+    PT_ASSERT_EQ(pt_barrier_wait(one, PT_FOREVER), 0);
+    PT_ASSERT_EQ(pt_barrier_wait(one, 1e20), 0);
+    PT_ASSERT_EQ(pt_barrier_close(one), 0);
+
+    PT_ASSERT_EQ(pt_barrier_open(env->c, "it.to.big", 2, NULL, NULL, 1e20, 0, 0, &b), 0);
+    PT_ASSERT_EQ(pt_barrier_wait(b, PT_FOREVER), PT_EOVERFLOW);
+    PT_ASSERT_EQ(pt_barrier_wait(b, 1e20), PT_EOVERFLOW);
+    PT_ASSERT_EQ(pt_barrier_broken(b), 0);
+    PT_ASSERT_EQ(pt_barrier_n_waiting(b), 0);
+    /* the last party to arrive does not wait, so its timeout is not read */
+    PT_ASSERT_EQ(pt_barrier_open(env->other, "it.to.big", 2, NULL, NULL, 1e20, 0, 0, &bo), 0);
+    tc.b = bo;
+    atomic_store(&tc.result, 99);
+    assert_int_equal(pthread_create(&th, NULL, thread_barrier_wait, &tc), 0);
+    harness_wait_waiters(env->h, "it.to.big", PT_KIND_BARRIER, 1, HARNESS_DEADLINE);
+    PT_ASSERT_EQ(pt_barrier_wait(b, PT_FOREVER), 1);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    PT_ASSERT_EQ(atomic_load(&tc.result), 0);
+    PT_ASSERT_EQ(pt_barrier_close(bo), 0);
+    PT_ASSERT_EQ(pt_barrier_close(b), 0);
+    env->h->passed = 1;
+}
+
 /* utime + stime of a process in seconds, from /proc. */
 static double cpu_seconds(pid_t pid)
 {
@@ -478,6 +514,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_timeout_argument_errors, timeout_setup,
                                         timeout_teardown),
         cmocka_unit_test_setup_teardown(test_nan_timeouts_as_threading, timeout_setup,
+                                        timeout_teardown),
+        cmocka_unit_test_setup_teardown(test_barrier_timeout_past_max, timeout_setup,
                                         timeout_teardown),
         cmocka_unit_test_setup_teardown(test_timeout_max_parks_quietly, timeout_setup,
                                         timeout_teardown),
