@@ -102,6 +102,7 @@ static pt_obj *obj_new(pt_core *c, const pt_session *s, int kind, const char *na
     obj->uid = s->peer.uid;
     obj->gid = s->peer.gid;
     obj->serial = ++c->next_serial;
+    obj->token = c->token_floor;
     pt__queue_init(&obj->queue);
     switch (kind) {
     case PT_KIND_SEMAPHORE:
@@ -505,12 +506,12 @@ static void lock_state(const pt_obj *lock, const pt_session *s, uint64_t thread,
 {
     st->locked = lock->u.lock.depth > 0;
     st->owner_depth = pt__lock_owned_by(lock, s, thread) ? lock->u.lock.depth : 0;
-    st->token = lock->token;
+    st->token = lock->token_given ? lock->token : 0; /* 0: none given yet */
 }
 
 void pt__state_fill(const pt_obj *obj, const pt_session *s, uint64_t thread, pt_state *st)
 {
-    *st = (pt_state){.kind = obj->kind, .timeout = PT_FOREVER, .token = obj->token};
+    *st = (pt_state){.kind = obj->kind, .timeout = PT_FOREVER};
     st->n_waiting = obj->queue.len;
     switch (obj->kind) {
     case PT_KIND_LOCK:

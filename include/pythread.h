@@ -155,7 +155,8 @@ typedef struct pt_barrier pt_barrier;
 /* Lock. acquire returns 1 when acquired, 0 when not (non-blocking or timed
  * out), or an error: PT_EINVAL for a timeout with blocking=0 or a negative
  * timeout other than -1, PT_EOVERFLOW above PT_TIMEOUT_MAX. The _fenced form
- * also stores the fencing token of this holding (grows with every acquire). */
+ * also stores the fencing token of this holding (grows with every acquire,
+ * and goes on growing for the name across an unlink or a daemon restart). */
 PT_EXTERN int pt_lock_open(pt_client *c, const char *name, int flags, unsigned mode, pt_lock **out);
 PT_EXTERN int pt_lock_acquire(pt_lock *l, int blocking, double timeout);
 PT_EXTERN int pt_lock_acquire_fenced(pt_lock *l, int blocking, double timeout, uint64_t *token);
