@@ -40,7 +40,7 @@ void bench_frame_sizes(void)
     resp.has_ok = 1;
     resp.ok = 1;
     resp.has_token = 1;
-    resp.token = 123456;
+    resp.token = 1763800000000000000ull; /* tokens start at the daemon's start time in ns */
     bench_req_size = pt_wire_request_frame_size(&req);
     bench_resp_size = pt_wire_response_frame_size(&resp);
 }

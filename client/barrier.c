@@ -63,9 +63,6 @@ int pt_barrier_wait(pt_barrier *b, double timeout)
 
     if (!b)
         return pt__null_handle("pt_barrier_wait");
-    r = pt__object_check_timeout(&b->o, "wait", timeout);
-    if (r < 0)
-        return r;
     req.op = PYTHREAD__OP__OP_BARRIER_WAIT;
     req.has_timeout = 1;
     req.timeout = timeout;

@@ -46,9 +46,6 @@ int pt_condition_wait(pt_condition *cv, double timeout)
 
     if (!cv)
         return pt__null_handle("pt_condition_wait");
-    r = pt__object_check_timeout(&cv->o, "wait", timeout);
-    if (r < 0)
-        return r;
     req.op = PYTHREAD__OP__OP_COND_WAIT;
     req.has_timeout = 1;
     req.timeout = timeout;
@@ -65,7 +62,10 @@ static double monotonic_now(void)
 }
 
 /* threading.Condition.wait_for, step by step: the end time is fixed at the
- * first wait, and each later wait gets what is left of it. */
+ * first wait, and each later wait gets what is left of it. A NaN timeout
+ * gives an end time that never passes, and each wait(NaN) returns at once
+ * with the lock held again, so the predicate is polled until it holds, as
+ * in Python. */
 int pt_condition_wait_for(pt_condition *cv, int (*predicate)(void *arg), void *arg, double timeout)
 {
     int forever = timeout == PT_FOREVER;
@@ -77,9 +77,6 @@ int pt_condition_wait_for(pt_condition *cv, int (*predicate)(void *arg), void *a
     if (!predicate)
         return pt__object_error(&cv->o, "wait_for", PT_EINVAL,
                                 "predicate is NULL; pass the function to wait on");
-    r = pt__object_check_timeout(&cv->o, "wait_for", timeout);
-    if (r < 0)
-        return r;
     result = predicate(arg);
     while (!result) {
         if (!forever) {

@@ -48,9 +48,6 @@ int pt_event_wait(pt_event *e, double timeout)
 
     if (!e)
         return pt__null_handle("pt_event_wait");
-    r = pt__object_check_timeout(&e->o, "wait", timeout);
-    if (r < 0)
-        return r;
     req.op = PYTHREAD__OP__OP_EVENT_WAIT;
     req.has_timeout = 1;
     req.timeout = timeout;

@@ -9,7 +9,6 @@
  * (daemon restart, fork) the call is refused before anything is sent and the
  * object is opened again by name with what it was first opened with.
  */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,10 +169,6 @@ static int open_check(pt_client *c, const char *name, const pt__open_params *p)
                          shown, p->mode);
     if (name && !name_valid(name))
         return name_error(kind, "open", name);
-    if (p->kind == PT_KIND_BARRIER && isnan(p->timeout))
-        return pt__error(PT_EINVAL,
-                         "%s '%.64s': open: timeout is NaN; pass seconds, or PT_FOREVER for none",
-                         kind, shown);
     if (!name && (p->flags & PT_OPEN_EXISTING))
         return pt__error(PT_EINVAL,
                          "%s: open: an anonymous object is always new; PT_OPEN_EXISTING needs "
@@ -293,14 +288,6 @@ int pt__object_call(pt_object *o, Pythread__Request *req, pt__reply *rep, uint64
 /* Requests several kinds share                                        */
 /* ------------------------------------------------------------------ */
 
-int pt__object_check_timeout(pt_object *o, const char *op, double timeout)
-{
-    if (isnan(timeout))
-        return pt__object_error(o, op, PT_EINVAL,
-                                "timeout is NaN; pass seconds, or PT_FOREVER to wait forever");
-    return 0;
-}
-
 /* 1 acquired, 0 not (non-blocking or timed out), or an error. */
 int pt__object_acquire(pt_object *o, int blocking, double timeout, uint64_t *token)
 {
@@ -308,9 +295,6 @@ int pt__object_acquire(pt_object *o, int blocking, double timeout, uint64_t *tok
     pt__reply rep;
     int r;
 
-    r = pt__object_check_timeout(o, "acquire", timeout);
-    if (r < 0)
-        return r;
     req.op = PYTHREAD__OP__OP_ACQUIRE;
     req.has_blocking = 1;
     req.blocking = blocking != 0;

@@ -163,8 +163,6 @@ int pt__object_release(pt_object *o, uint32_t count);
 int pt__object_state(pt_object *o, const char *op, pt__state *st);
 /* Plain request with a handle and nothing else (event set, barrier reset). */
 int pt__object_simple(pt_object *o, Pythread__Op op);
-/* PT_EINVAL for a NaN timeout (the wire cannot say what it means). */
-int pt__object_check_timeout(pt_object *o, const char *op, double timeout);
 
 /* Link/unlink o in its client's list of objects; freeing all of them. */
 void pt__client_link(pt_client *c, pt_object *o);

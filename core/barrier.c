@@ -84,6 +84,21 @@ static void arrival_broken(pt_core *c, const pt_obj *b, const arrival *a)
     arrival_answer(c, a, &res);
 }
 
+/* A party that has to wait longer than TIMEOUT_MAX: threading fails only
+ * then (the lock under its wait refuses the timeout), so the last party and
+ * a broken barrier answer as usual, and this one leaves without counting or
+ * breaking anything. */
+static void arrival_too_large(pt_core *c, const pt_obj *b, const arrival *a, double t)
+{
+    pt_result res = {.status = PT_EOVERFLOW, .message = c->msg};
+
+    snprintf(c->msg, sizeof(c->msg),
+             "Barrier '%s': wait: timeout %g is too large to wait for; the maximum is %.0f "
+             "seconds (TIMEOUT_MAX)",
+             b->name, t, PT_TIMEOUT_MAX);
+    arrival_answer(c, a, &res);
+}
+
 /* Every party of the cycle goes with its own index. */
 static void release_parties(pt_core *c, pt_obj *b)
 {
@@ -179,6 +194,10 @@ static void arrive(pt_core *c, pt_obj *b, arrival *a, uint64_t now, pt_req *r)
         arrival_broken(c, b, a);
         return;
     }
+    if (t > PT_TIMEOUT_MAX) {
+        arrival_too_large(c, b, a, t);
+        return;
+    }
     if (w == NULL) {
         if ((err = pt__waiter_new(c, a->s, &w)) != 0) {
             pt__fail_waiter(r, err);
@@ -243,8 +262,6 @@ void pt__op_barrier_wait(pt_req *r)
                  .has_action = call->has_action != 0};
     pt_waiter *w;
 
-    if (pt__check_wait_timeout(r, call->timeout) != 0)
-        return;
     if (b->u.barrier.state != PT_BARRIER_ACTION) {
         arrive(r->core, b, &a, r->now, r);
         return;

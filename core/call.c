@@ -166,25 +166,26 @@ int pt__timeout_dont_wait(double timeout)
     return !pt__timeout_is_none(timeout) && !(timeout > 0);
 }
 
-/* A timeout the caller is about to wait for: NaN and values past
- * TIMEOUT_MAX are refused, as the lock under threading.py's waits does. */
+/* A timeout the caller is about to wait for: values past TIMEOUT_MAX are
+ * refused, as the lock under threading.py's waits does. NaN passes: the
+ * waits that get here with it never give up (see pt__deadline). */
 int pt__check_wait_timeout(pt_req *r, double t)
 {
-    if (t != t)
-        return fail_nan(r);
     if (t > PT_TIMEOUT_MAX)
         return fail_too_large(r);
     return 0;
 }
 
 /* now + ceil(timeout s in ns), saturating below PT_DEADLINE_NONE; -1 is
- * forever. Callers pass -1 or a positive timeout. */
+ * forever. Callers pass -1, NaN or a positive timeout. NaN is forever too:
+ * threading.py's Semaphore.acquire and Barrier.wait (through wait_for)
+ * compute a NaN end time, and "remaining <= 0" never holds for it. */
 uint64_t pt__deadline(uint64_t now, double timeout)
 {
     double ns;
     uint64_t u;
 
-    if (pt__timeout_is_none(timeout))
+    if (pt__timeout_is_none(timeout) || timeout != timeout)
         return PT_DEADLINE_NONE;
     ns = timeout * (double)PT_NS_PER_SEC;
     if (!(ns < 18446744073709549568.0))

@@ -4,12 +4,26 @@
  * wait releases the lock completely, parks in the condition's FIFO, and on
  * notify or timeout moves to the back of the lock's queue as a re-acquirer;
  * its wait is answered only once it holds the lock again at its old level.
+ *
+ * "Holding the lock" is checked as Python's Condition checks it: an RLock
+ * (the condition's own or a named one) by its owner; a plain Lock, which
+ * has no owner in Python, by being locked at all (Condition._is_owned tries
+ * a non-blocking acquire). So a caller may wait on a plain Lock another
+ * owner holds: wait releases it for that owner, and the caller re-acquires
+ * it, as Python's _release_save and _acquire_restore do.
  */
 #include "core_int.h"
 
 static pt_obj *cond_lock(const pt_obj *cond)
 {
     return cond->u.cond.lock;
+}
+
+static int cond_owned(const pt_obj *lock, const pt_session *s, uint64_t thread)
+{
+    if (lock->kind == PT_KIND_LOCK)
+        return lock->u.lock.depth > 0;
+    return pt__lock_owned_by(lock, s, thread);
 }
 
 void pt__op_cond_acquire(pt_req *r)
@@ -39,7 +53,7 @@ void pt__op_cond_wait(pt_req *r)
     double t = call->timeout;
     pt_waiter *w;
 
-    if (!pt__lock_owned_by(lock, r->s, call->thread)) {
+    if (!cond_owned(lock, r->s, call->thread)) {
         pt__fail_obj(r, cond, PT_ERUNTIME,
                      "cannot wait on un-acquired lock; acquire the condition's lock first");
         return;
@@ -68,7 +82,7 @@ void pt__op_cond_notify(pt_req *r)
     pt_result res = {.ok = 1};
     pt_waiter *w;
 
-    if (!pt__lock_owned_by(lock, r->s, r->call->thread)) {
+    if (!cond_owned(lock, r->s, r->call->thread)) {
         pt__fail_obj(r, cond, PT_ERUNTIME,
                      "cannot notify on un-acquired lock; acquire the condition's lock first");
         return;

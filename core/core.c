@@ -35,6 +35,12 @@ pt_core *pt_core_new(const pt_core_limits *limits, pt_sink_fn sink, void *sink_c
     return c;
 }
 
+void pt_core_set_token_base(pt_core *core, uint64_t base)
+{
+    if (base > core->token_floor)
+        core->token_floor = base;
+}
+
 void pt_core_free(pt_core *core)
 {
     pt_session *s;

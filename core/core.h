@@ -137,6 +137,14 @@ uint32_t pt_core_uid_sessions(const pt_core *core, uid_t uid);
 pt_core *pt_core_new(const pt_core_limits *limits, pt_sink_fn sink, void *sink_ctx);
 /* Ends every session (no answers are sent) and frees everything. */
 void pt_core_free(pt_core *core);
+/* Fencing tokens continue from base: a Lock or RLock created afterwards
+ * gives tokens above it, and above every token given before it was created
+ * (so a name made again, after an unlink or a transient object's end, never
+ * goes back either). pythreadd passes a number larger than any token of
+ * its previous runs (its start on the wall clock, pt_daemon_token_base);
+ * the core reads no clock. Call it before the first request; 0 (the
+ * default) starts tokens at 1. */
+void pt_core_set_token_base(pt_core *core, uint64_t base);
 
 /* A new session; udata is the caller's (the daemon's connection). NULL when
  * out of memory. */

@@ -114,11 +114,12 @@ struct pt_obj {
     uint8_t transient;
     uint8_t unlinked;
     uint8_t in_map;
-    uint8_t anonymous; /* a Condition's own RLock: no name, not in the map */
+    uint8_t anonymous;   /* a Condition's own RLock: no name, not in the map */
+    uint8_t token_given; /* Lock/RLock: token is the last one given, not the floor */
     uint32_t mode;
     uid_t uid;
     gid_t gid;
-    uint64_t token; /* fencing token: only grows */
+    uint64_t token; /* fencing token: only grows; starts at the core's floor */
     uint64_t hash;
     uint64_t serial; /* creation order, the inspection paging cursor */
     pt_obj_counters stats;
@@ -218,6 +219,7 @@ struct pt_core {
     uint64_t calls;
     uint64_t now;         /* time of the call being served (inspection) */
     uint64_t next_serial; /* serial of the next object created */
+    uint64_t token_floor; /* the token base, then the highest token given */
     pt_waiter *free_waiters;
     pt_semhold *free_holds;
     char msg[1024];

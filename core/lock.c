@@ -9,6 +9,17 @@
  */
 #include "core_int.h"
 
+/* The next fencing token of the lock; the core's floor follows the highest
+ * token given, so an object created later starts above it. */
+static uint64_t next_token(pt_core *c, pt_obj *lock)
+{
+    lock->token++;
+    lock->token_given = 1;
+    if (lock->token > c->token_floor)
+        c->token_floor = lock->token;
+    return lock->token;
+}
+
 int pt__lock_owned_by(const pt_obj *lock, const pt_session *s, uint64_t thread)
 {
     return lock->u.lock.depth > 0 && lock->u.lock.s == s && lock->u.lock.thread == thread;
@@ -22,10 +33,9 @@ static void grant(pt_core *c, pt_obj *lock, pt_waiter *w)
     pt_result res = {.ok = reacquire ? w->notified : 1};
 
     pt__queue_remove(w);
-    lock->token++;
+    res.token = next_token(c, lock);
     pt__lock_hold_take(lock, w->session, w->thread, reacquire ? w->depth : 1);
     pt__stat_acquired(c, lock);
-    res.token = lock->token;
     pt__waiter_answer(c, w, &res);
 }
 
@@ -57,10 +67,9 @@ void pt__op_lock_acquire(pt_req *r, pt_obj *lock)
     if (pt__check_lock_timeout(r) != 0)
         return;
     if (lock->u.lock.depth == 0) {
-        lock->token++;
+        res.token = next_token(r->core, lock);
         pt__lock_hold_take(lock, r->s, call->thread, 1);
         pt__stat_acquired(r->core, lock);
-        res.token = lock->token;
         pt__reply(r, &res);
         return;
     }

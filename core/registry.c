@@ -85,6 +85,7 @@ static pt_obj *obj_new(pt_core *c, const pt_session *s, int kind, const char *na
     obj->uid = s->peer.uid;
     obj->gid = s->peer.gid;
     obj->serial = ++c->next_serial;
+    obj->token = c->token_floor;
     pt__queue_init(&obj->queue);
     switch (kind) {
     case PT_KIND_SEMAPHORE:
@@ -189,7 +190,6 @@ static int resolve_cond_lock(pt_req *r, open_params *p)
 static int check_params(pt_req *r, open_params *p)
 {
     const pt_call *call = r->call;
-    double t = call->timeout;
 
     switch (call->kind) {
     case PT_KIND_SEMAPHORE:
@@ -211,17 +211,11 @@ static int check_params(pt_req *r, open_params *p)
             fail_open(r, PT_EINVAL, "parties must be >= 1");
             return -1;
         }
-        if (t != t) {
-            fail_open(r, PT_EINVAL, "default timeout is NaN; pass seconds, or -1 for none");
-            return -1;
-        }
-        if (t > PT_TIMEOUT_MAX) {
-            fail_open(r, PT_EOVERFLOW, "default timeout is too large; the maximum is %.0f seconds",
-                      PT_TIMEOUT_MAX);
-            return -1;
-        }
+        /* Any default timeout is taken, as threading.Barrier takes it: NaN
+         * waits for ever and one past TIMEOUT_MAX fails only the parties
+         * that have to wait (barrier.c). */
         p->parties = call->parties;
-        p->timeout = t;
+        p->timeout = call->timeout;
         return 0;
     case PT_KIND_CONDITION:
         return resolve_cond_lock(r, p);
@@ -237,6 +231,12 @@ static void describe_lock(char *buf, size_t cap, const pt_obj *lock)
     else
         snprintf(buf, cap, "%s '%s'%s", pt__kind_name(lock->kind), lock->name,
                  lock->unlinked ? " (unlinked)" : "");
+}
+
+/* Two default timeouts are the same one, NaN included. */
+static int same_timeout(double a, double b)
+{
+    return a == b || (a != a && b != b);
 }
 
 /* Opening an existing name with other creation parameters is refused with
@@ -272,7 +272,7 @@ static int compare_params(pt_req *r, const pt_obj *obj, const open_params *p)
                       obj->u.barrier.parties, p->parties, obj->u.barrier.parties);
             return -1;
         }
-        if (obj->u.barrier.timeout != p->timeout) {
+        if (!same_timeout(obj->u.barrier.timeout, p->timeout)) {
             fail_open(r, PT_EEXIST,
                       "exists with timeout=%g, asked timeout=%g; open it with timeout=%g or "
                       "unlink it",
@@ -489,12 +489,12 @@ static void lock_state(const pt_obj *lock, const pt_session *s, uint64_t thread,
 {
     st->locked = lock->u.lock.depth > 0;
     st->owner_depth = pt__lock_owned_by(lock, s, thread) ? lock->u.lock.depth : 0;
-    st->token = lock->token;
+    st->token = lock->token_given ? lock->token : 0; /* 0: none given yet */
 }
 
 void pt__state_fill(const pt_obj *obj, const pt_session *s, uint64_t thread, pt_state *st)
 {
-    *st = (pt_state){.kind = obj->kind, .timeout = PT_FOREVER, .token = obj->token};
+    *st = (pt_state){.kind = obj->kind, .timeout = PT_FOREVER};
     st->n_waiting = obj->queue.len;
     switch (obj->kind) {
     case PT_KIND_LOCK:

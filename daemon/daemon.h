@@ -152,6 +152,7 @@ void pt_log_set_verbose(int verbose);
 
 /* timer.c */
 uint64_t pt_daemon_now(void);
+uint64_t pt_daemon_token_base(void);
 int pt_daemon_timer_init(pt_daemon *d);
 /* Re-arm the one timer to the core's next deadline if it moved; called after
  * every batch of work. */

@@ -276,6 +276,8 @@ static int daemon_init(pt_daemon *d, const options *o)
     d->core = pt_core_new(&o->limits, pt_dispatch_sink, d);
     if (!d->core || pt_daemon_timer_init(d) < 0)
         goto fail;
+    /* Fencing tokens go on growing across restarts. */
+    pt_core_set_token_base(d->core, pt_daemon_token_base());
     d->sig_int = evsignal_new(d->base, SIGINT, signal_cb, d);
     d->sig_term = evsignal_new(d->base, SIGTERM, signal_cb, d);
     if (!d->sig_int || !d->sig_term || evsignal_add(d->sig_int, NULL) < 0 ||

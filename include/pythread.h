@@ -162,7 +162,8 @@ typedef struct pt_barrier pt_barrier;
 /* Lock. acquire returns 1 when acquired, 0 when not (non-blocking or timed
  * out), or an error: PT_EINVAL for a timeout with blocking=0 or a negative
  * timeout other than -1, PT_EOVERFLOW above PT_TIMEOUT_MAX. The _fenced form
- * also stores the fencing token of this holding (grows with every acquire). */
+ * also stores the fencing token of this holding (grows with every acquire,
+ * and goes on growing for the name across an unlink or a daemon restart). */
 PT_EXTERN int pt_lock_open(pt_client *c, const char *name, int flags, unsigned mode, pt_lock **out);
 PT_EXTERN int pt_lock_acquire(pt_lock *l, int blocking, double timeout);
 PT_EXTERN int pt_lock_acquire_fenced(pt_lock *l, int blocking, double timeout, uint64_t *token);
@@ -192,11 +193,15 @@ PT_EXTERN int pt_condition_open(pt_client *c, const char *name, pt_object *lock,
                                 unsigned mode, pt_condition **out);
 PT_EXTERN int pt_condition_acquire(pt_condition *cv, int blocking, double timeout);
 PT_EXTERN int pt_condition_release(pt_condition *cv);
-/* 1 when notified, 0 on timeout; the lock is held again either way. A
+/* wait and notify need the lock: an RLock held by the calling thread, or a
+ * plain Lock held by anyone (Python's rule), else PT_ERUNTIME.
+ * wait: 1 when notified, 0 on timeout; the lock is held again either way. A
  * negative timeout other than -1 does not block (as in Python). */
 PT_EXTERN int pt_condition_wait(pt_condition *cv, double timeout);
 /* Python's wait_for: waits until predicate(arg) is non-zero or the timeout
- * passes; returns the last value of the predicate (0 or non-zero). */
+ * passes; returns the last value of the predicate (0 or non-zero). With a
+ * NaN timeout it never gives up, polling the predicate between waits that
+ * do not block, as Python's does. */
 PT_EXTERN int pt_condition_wait_for(pt_condition *cv, int (*predicate)(void *arg), void *arg,
                                     double timeout);
 PT_EXTERN int pt_condition_notify(pt_condition *cv, unsigned n);
@@ -206,7 +211,8 @@ PT_EXTERN int pt_condition_close(pt_condition *cv);
 /* Semaphore (bounded=0) or BoundedSemaphore (bounded=1). value < 0 is
  * PT_EINVAL. A BoundedSemaphore's permits are owned by the session that took
  * them and given back when it ends; PT_OPEN_OWNED / PT_OPEN_UNOWNED flip the
- * default. acquire: 1 acquired, 0 not; timeout with blocking=0 is PT_EINVAL.
+ * default. acquire: 1 acquired, 0 not; timeout with blocking=0 is PT_EINVAL;
+ * a NaN timeout waits without limit (Python's loop never gives up on it).
  * release(n): n < 1 is PT_EINVAL; past the bound is PT_EINVAL. */
 PT_EXTERN int pt_semaphore_open(pt_client *c, const char *name, int64_t value, int bounded,
                                 int flags, unsigned mode, pt_semaphore **out);
@@ -228,7 +234,10 @@ PT_EXTERN int pt_event_close(pt_event *e);
  * The action, if any, runs in the process of the last party to arrive before
  * anyone is released; a non-zero return breaks the barrier. wait returns the
  * party's index (0..parties-1) or PT_EBROKEN. wait(PT_FOREVER) uses the
- * barrier's default timeout, as Python's wait(None) does. */
+ * barrier's default timeout, as Python's wait(None) does. Any default is
+ * taken at open, as Python takes it: a timeout above PT_TIMEOUT_MAX is
+ * PT_EOVERFLOW only for a party that has to wait (the last one does not),
+ * which leaves without breaking the barrier; NaN waits without limit. */
 typedef int (*pt_barrier_action)(void *arg);
 PT_EXTERN int pt_barrier_open(pt_client *c, const char *name, uint32_t parties,
                               pt_barrier_action action, void *arg, double timeout, int flags,

@@ -99,8 +99,9 @@ PT_EXTERN int pt_thread_start(pt_thread *t);
 /* Wait until the thread ends, at most timeout seconds (PT_FOREVER: no limit,
  * other negatives: 0). Returns 0 either way, as Python returns None: ask
  * pt_thread_is_alive() whether it timed out. PT_ERUNTIME for the current
- * thread, an unstarted or a dummy thread; PT_EOVERFLOW above PT_TIMEOUT_MAX;
- * PT_EINVAL for NaN. */
+ * thread, an unstarted or a dummy thread; while it runs, PT_EOVERFLOW above
+ * PT_TIMEOUT_MAX and PT_EINVAL for NaN (once it has ended, any timeout
+ * returns 0 at once, as Python's join does once it knows). */
 PT_EXTERN int pt_thread_join(pt_thread *t, double timeout);
 /* 1 from just before the target runs until just after it returns, else 0. */
 PT_EXTERN int pt_thread_is_alive(pt_thread *t);
@@ -127,8 +128,9 @@ PT_EXTERN int pt_thread_set_stack_size(pt_thread *t, size_t size);
 
 /* A Thread ("Thread-N") that calls function(arg) interval seconds after it
  * starts unless cancelled first. PT_FOREVER waits for ever (only a cancel
- * ends it); other negatives fire at once. PT_EOVERFLOW above PT_TIMEOUT_MAX
- * and PT_EINVAL for NaN are reported here rather than in the thread. All
+ * ends it); other negatives and NaN fire at once (Python's Timer waits with
+ * Event.wait, which does not block for them). PT_EOVERFLOW above
+ * PT_TIMEOUT_MAX is reported here rather than in the thread. All
  * pt_thread_* functions apply to the result. */
 PT_EXTERN int pt_timer_create(pt_thread **out, double interval, pt_thread_fn function, void *arg);
 /* Stop the timer if its function has not started yet; PT_EINVAL if t is

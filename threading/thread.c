@@ -158,7 +158,9 @@ int pt_thread_start(pt_thread *t)
     return 0;
 }
 
-/* Python's checks in Thread.join, in its order; 0 when t may be joined. */
+/* Python's checks in Thread.join, in its order; 0 when t may be joined, 1
+ * when it has already ended (Python then returns before it reads the
+ * timeout, so even a NaN or huge one is fine). */
 static int pt__join_check(pt_thread *t, double timeout)
 {
     enum pt__thread_state state;
@@ -176,6 +178,8 @@ static int pt__join_check(pt_thread *t, double timeout)
     if (t == pt__ts.thread)
         return pt__thread_fail(t, PT_ERUNTIME, "join",
                                "cannot join current thread; a thread cannot wait for itself");
+    if (state == PT__STATE_STOPPED)
+        return 1;
     err = pt__thread_timeout_check(timeout);
     if (err == PT_EOVERFLOW)
         return pt__thread_fail(t, err, "join",
@@ -192,7 +196,7 @@ int pt_thread_join(pt_thread *t, double timeout)
     int err = pt__join_check(t, timeout);
 
     if (err != 0)
-        return err;
+        return err < 0 ? err : 0;
     if (timeout == PT_FOREVER) {
         pt__thread_wait(t, NULL);
         return 0;

@@ -4,20 +4,21 @@
  * "finished" Event folded into the thread's own mutex and condition).
  */
 #include <errno.h>
+#include <math.h>
 
 #include "thread_int.h"
 
+/* A NaN interval is taken and fires at once: Timer.run waits with
+ * Event.wait(nan), which does not block (NaN is not > 0). */
 int pt_timer_create(pt_thread **out, double interval, pt_thread_fn function, void *arg)
 {
-    int err = interval == PT_FOREVER ? 0 : pt__thread_timeout_check(interval);
+    int err = interval == PT_FOREVER || isnan(interval) ? 0 : pt__thread_timeout_check(interval);
 
-    if (err == PT_EOVERFLOW)
+    if (err != 0)
         return pt__thread_failf(err,
                                 "Timer: create: interval %g is too large; use at most "
                                 "PT_TIMEOUT_MAX seconds or PT_FOREVER",
                                 interval);
-    if (err != 0)
-        return pt__thread_failf(err, "Timer: create: interval is NaN; use seconds or PT_FOREVER");
     err = pt__thread_new(PT__KIND_TIMER, function, arg, NULL, out);
     if (err == 0)
         (*out)->interval = interval;

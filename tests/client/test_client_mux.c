@@ -189,7 +189,6 @@ static void test_local_checks_send_nothing(void **state)
     char longname[300];
     pt_lock *l = (pt_lock *)&l;
     pt_semaphore *s;
-    pt_barrier *b;
     int before;
 
     assert_int_equal(pt_semaphore_open(x->c, "s", 1, 0, 0, 0, &s), 0);
@@ -210,15 +209,11 @@ static void test_local_checks_send_nothing(void **state)
     assert_int_equal(pt_lock_open(x->c, NULL, PT_OPEN_EXISTING, 0, &l), PT_EINVAL);
     assert_int_equal(pt_semaphore_release(s, 0), PT_EINVAL);
     assert_string_equal(pt_last_error_message(), "Semaphore 's': release: n must be one or more");
-    assert_int_equal(pt_semaphore_acquire(s, 1, NAN), PT_EINVAL);
-    assert_non_null(strstr(pt_last_error_message(), "Semaphore 's': acquire: timeout is NaN"));
-    assert_int_equal(pt_barrier_open(x->c, "b", 2, NULL, NULL, NAN, 0, 0, &b), PT_EINVAL);
-    assert_null(b);
     assert_int_equal(fake_count(x->f, 0), before);
 
     /* A name of exactly 255 bytes is fine; a success leaves the message. */
     assert_int_equal(pt_lock_open(x->c, longname, 0, 0, &l), 0);
-    assert_non_null(strstr(pt_last_error_message(), "timeout is NaN"));
+    assert_non_null(strstr(pt_last_error_message(), "n must be one or more"));
     assert_int_equal(pt_lock_close(l), 0);
     assert_int_equal(pt_semaphore_close(s), 0);
 }

@@ -449,6 +449,46 @@ static void test_killed_reacquirer_gets_no_lock(void **state)
     h->passed = 1;
 }
 
+/*
+ * Over a plain Lock, Python counts the lock as held by whoever asks while it
+ * is locked: another session may notify and wait, and its wait releases the
+ * holder's lock and comes back holding it.
+ */
+static void test_plain_lock_held_by_another_session(void **state)
+{
+    harness *h = *state;
+    pt_client *hc = NULL, *c = NULL;
+    pt_lock *hl = NULL, *l = NULL;
+    pt_condition *cv = NULL;
+
+    PT_ASSERT_EQ(pt_client_open(&hc, NULL), 0);
+    PT_ASSERT_EQ(pt_lock_open(hc, "it.pl.lock", 0, 0, &hl), 0);
+    PT_ASSERT_EQ(pt_client_open(&c, NULL), 0);
+    PT_ASSERT_EQ(cv_open(c, "it.pl.lock", "it.pl", &l, &cv), 0);
+    /* unlocked, nobody holds it */
+    PT_ASSERT_EQ(pt_condition_notify(cv, 1), PT_ERUNTIME);
+    PT_ASSERT_EQ(pt_condition_notify(cv, 0), PT_ERUNTIME);
+    PT_ASSERT_EQ(pt_condition_notify_all(cv), PT_ERUNTIME);
+    PT_ASSERT_EQ(pt_condition_wait(cv, 0.1), PT_ERUNTIME);
+
+    PT_ASSERT_EQ(pt_lock_acquire(hl, 1, PT_FOREVER), 1);
+    PT_ASSERT_OK(pt_condition_notify(cv, 1));
+    PT_ASSERT_OK(pt_condition_notify(cv, 0));
+    PT_ASSERT_OK(pt_condition_notify_all(cv));
+    PT_ASSERT_EQ(pt_condition_wait(cv, 0.1), 0);
+    /* this session holds the lock now; the first holder's hold is gone */
+    PT_ASSERT_EQ(pt_lock_locked(hl), 1);
+    PT_ASSERT_EQ(pt_condition_release(cv), 0);
+    PT_ASSERT_EQ(pt_lock_release(hl), PT_ERUNTIME);
+
+    PT_ASSERT_EQ(pt_condition_close(cv), 0);
+    PT_ASSERT_EQ(pt_lock_close(l), 0);
+    PT_ASSERT_EQ(pt_lock_close(hl), 0);
+    pt_client_close(c);
+    pt_client_close(hc);
+    h->passed = 1;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -465,6 +505,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_killed_waiter_takes_no_notify, harness_setup,
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(test_killed_reacquirer_gets_no_lock, harness_setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(test_plain_lock_held_by_another_session, harness_setup,
                                         harness_teardown),
     };
 

@@ -146,6 +146,47 @@ static void test_kill9_holder_wakes_waiter(void **state)
 }
 
 /*
+ * Fencing tokens only grow, across a restart of the daemon too: the lock of
+ * the same name in the new daemon, and a new one, give a token above the
+ * last one the old daemon gave.
+ */
+static void test_tokens_grow_across_restart(void **state)
+{
+    harness *h = *state;
+    pt_client *c = NULL;
+    pt_lock *l = NULL;
+    pt_rlock *rl = NULL;
+    uint64_t before = 0, after = 0, fresh = 0;
+
+    PT_ASSERT_EQ(pt_client_open(&c, NULL), 0);
+    PT_ASSERT_EQ(pt_lock_open(c, "it.mutex.fence", 0, 0, &l), 0);
+    for (int i = 0; i < 3; i++) {
+        PT_ASSERT_EQ(pt_lock_acquire_fenced(l, 1, PT_FOREVER, &before), 1);
+        PT_ASSERT_EQ(pt_lock_release(l), 0);
+    }
+    PT_ASSERT_EQ(pt_lock_close(l), 0);
+    pt_client_close(c);
+
+    harness_daemon_stop(h);
+    harness_daemon_start(h);
+
+    PT_ASSERT_EQ(pt_client_open(&c, NULL), 0);
+    PT_ASSERT_EQ(pt_lock_open(c, "it.mutex.fence", 0, 0, &l), 0);
+    PT_ASSERT_EQ(pt_lock_acquire_fenced(l, 1, PT_FOREVER, &after), 1);
+    PT_ASSERT_EQ(pt_rlock_open(c, "it.mutex.fence.new", 0, 0, &rl), 0);
+    PT_ASSERT_EQ(pt_rlock_acquire_fenced(rl, 1, PT_FOREVER, &fresh), 1);
+    if (after <= before || fresh <= before)
+        fail_msg("fencing tokens went back across a restart: %llu before, %llu and %llu after",
+                 (unsigned long long)before, (unsigned long long)after, (unsigned long long)fresh);
+    PT_ASSERT_EQ(pt_lock_release(l), 0);
+    PT_ASSERT_EQ(pt_rlock_release(rl), 0);
+    PT_ASSERT_EQ(pt_rlock_close(rl), 0);
+    PT_ASSERT_EQ(pt_lock_close(l), 0);
+    pt_client_close(c);
+    h->passed = 1;
+}
+
+/*
  * Waiters are served in arrival order (a promise Python leaves open): five
  * processes queued one after another on a held lock get it in that order.
  */
@@ -253,6 +294,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_mutual_exclusion, harness_setup, harness_teardown),
         cmocka_unit_test_setup_teardown(test_kill9_holder_wakes_waiter, harness_setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(test_tokens_grow_across_restart, harness_setup,
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(test_fifo_handoff, harness_setup, harness_teardown),
         cmocka_unit_test_setup_teardown(test_unlink_while_waiting, harness_setup, harness_teardown),

@@ -5,6 +5,8 @@
  */
 #include "harness.h"
 
+#include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,6 +260,151 @@ static void test_timeout_argument_errors(void **state)
     env->h->passed = 1;
 }
 
+/* A call made in a thread of this process, so the test can watch it wait. */
+typedef struct thread_call {
+    pt_semaphore *s;
+    pt_barrier *b;
+    double timeout;
+    atomic_int result;
+} thread_call;
+
+static void *thread_sem_acquire(void *arg)
+{
+    thread_call *tc = arg;
+
+    atomic_store(&tc->result, pt_semaphore_acquire(tc->s, 1, tc->timeout));
+    return NULL;
+}
+
+static void *thread_barrier_wait(void *arg)
+{
+    thread_call *tc = arg;
+
+    atomic_store(&tc->result, pt_barrier_wait(tc->b, tc->timeout));
+    return NULL;
+}
+
+/* Non-zero (7) from its fifth call on: wait_for must keep polling. */
+static int nan_pred_calls;
+
+static int nan_pred(void *arg)
+{
+    (void)arg;
+    return ++nan_pred_calls >= 5 ? 7 : 0;
+}
+
+/*
+ * NaN as threading treats it: the lock's own acquire refuses it
+ * (ValueError); Condition.wait and Event.wait do not block on it (NaN is not
+ * > 0); the loops of wait_for, Semaphore.acquire and Barrier.wait compute
+ * a NaN end time that never passes, so they wait until they succeed.
+ */
+static void test_nan_timeouts_as_threading(void **state)
+{
+    timeout_env *env = timeout_begin(state);
+    pt_lock *l = NULL;
+    pt_rlock *rl = NULL;
+    pt_condition *cv = NULL;
+    pt_event *e = NULL;
+    pt_semaphore *s = NULL, *so = NULL;
+    pt_barrier *b = NULL, *bd = NULL;
+    thread_call nc = {.timeout = NAN};
+    pthread_t th;
+
+    PT_ASSERT_EQ(pt_lock_open(env->c, "it.to.nan.lock", 0, 0, &l), 0);
+    PT_ASSERT_EQ(pt_lock_acquire(l, 1, NAN), PT_EINVAL);
+    PT_ASSERT_EQ(pt_lock_acquire(l, 0, NAN), PT_EINVAL);
+    PT_ASSERT_EQ(pt_lock_locked(l), 0);
+    PT_ASSERT_EQ(pt_rlock_open(env->c, "it.to.nan.rlock", 0, 0, &rl), 0);
+    PT_ASSERT_EQ(pt_rlock_acquire(rl, 1, NAN), PT_EINVAL);
+
+    PT_ASSERT_EQ(pt_condition_open(env->c, "it.to.nan.cv", NULL, 0, 0, &cv), 0);
+    PT_ASSERT_EQ(pt_condition_acquire(cv, 1, NAN), PT_EINVAL);
+    PT_ASSERT_EQ(pt_condition_acquire(cv, 1, PT_FOREVER), 1);
+    PT_ASSERT_EQ(pt_condition_wait(cv, NAN), 0);
+    nan_pred_calls = 4;
+    PT_ASSERT_EQ(pt_condition_wait_for(cv, nan_pred, NULL, NAN), 7); /* true at once */
+    nan_pred_calls = 0;
+    PT_ASSERT_EQ(pt_condition_wait_for(cv, nan_pred, NULL, NAN), 7); /* after 4 passes */
+    assert_int_equal(nan_pred_calls, 5);
+    PT_ASSERT_EQ(pt_condition_release(cv), 0);
+    PT_ASSERT_EQ(pt_condition_close(cv), 0);
+
+    PT_ASSERT_EQ(pt_event_open(env->c, "it.to.nan.event", 0, 0, &e), 0);
+    PT_ASSERT_EQ(pt_event_wait(e, NAN), 0);
+    PT_ASSERT_EQ(pt_event_set(e), 0);
+    PT_ASSERT_EQ(pt_event_wait(e, NAN), 1);
+    PT_ASSERT_EQ(pt_event_close(e), 0);
+
+    PT_ASSERT_EQ(pt_semaphore_open(env->c, "it.to.nan.sem", 1, 0, 0, 0, &s), 0);
+    PT_ASSERT_EQ(pt_semaphore_acquire(s, 1, NAN), 1);
+    PT_ASSERT_EQ(pt_semaphore_acquire(s, 0, NAN), PT_EINVAL);
+    nc.s = s;
+    atomic_store(&nc.result, 99);
+    assert_int_equal(pthread_create(&th, NULL, thread_sem_acquire, &nc), 0);
+    harness_wait_waiters(env->h, "it.to.nan.sem", PT_KIND_SEMAPHORE, 1, HARNESS_DEADLINE);
+    PT_ASSERT_EQ(pt_semaphore_open(env->other, "it.to.nan.sem", 1, 0, 0, 0, &so), 0);
+    PT_ASSERT_EQ(pt_semaphore_release(so, 1), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    PT_ASSERT_EQ(atomic_load(&nc.result), 1);
+    PT_ASSERT_EQ(pt_semaphore_close(so), 0);
+    PT_ASSERT_EQ(pt_semaphore_close(s), 0);
+
+    /* a NaN default timeout is taken, and waits as NaN does */
+    PT_ASSERT_EQ(pt_barrier_open(env->c, "it.to.nan.barrier", 2, NULL, NULL, NAN, 0, 0, &b), 0);
+    PT_ASSERT_EQ(pt_barrier_open(env->other, "it.to.nan.barrier", 2, NULL, NULL, NAN, 0, 0, &bd),
+                 0);
+    nc.b = b;
+    atomic_store(&nc.result, 99);
+    assert_int_equal(pthread_create(&th, NULL, thread_barrier_wait, &nc), 0);
+    harness_wait_waiters(env->h, "it.to.nan.barrier", PT_KIND_BARRIER, 1, HARNESS_DEADLINE);
+    PT_ASSERT_EQ(pt_barrier_wait(bd, PT_FOREVER), 1);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    PT_ASSERT_EQ(atomic_load(&nc.result), 0);
+    PT_ASSERT_EQ(pt_barrier_broken(b), 0);
+    PT_ASSERT_EQ(pt_barrier_close(bd), 0);
+    PT_ASSERT_EQ(pt_barrier_close(b), 0);
+    PT_ASSERT_EQ(pt_rlock_close(rl), 0);
+    PT_ASSERT_EQ(pt_lock_close(l), 0);
+    env->h->passed = 1;
+}
+
+/*
+ * threading.Barrier takes any timeout at creation and fails with
+ * OverflowError only when a party has to wait longer than TIMEOUT_MAX: the
+ * last party goes as usual, and the one refused leaves without breaking it.
+ */
+static void test_barrier_timeout_past_max(void **state)
+{
+    timeout_env *env = timeout_begin(state);
+    pt_barrier *one = NULL, *b = NULL, *bo = NULL;
+    thread_call tc = {.timeout = 5.0};
+    pthread_t th;
+
+    PT_ASSERT_EQ(pt_barrier_open(env->c, "it.to.big.one", 1, NULL, NULL, 1e20, 0, 0, &one), 0);
+    PT_ASSERT_EQ(pt_barrier_wait(one, PT_FOREVER), 0);
+    PT_ASSERT_EQ(pt_barrier_wait(one, 1e20), 0);
+    PT_ASSERT_EQ(pt_barrier_close(one), 0);
+
+    PT_ASSERT_EQ(pt_barrier_open(env->c, "it.to.big", 2, NULL, NULL, 1e20, 0, 0, &b), 0);
+    PT_ASSERT_EQ(pt_barrier_wait(b, PT_FOREVER), PT_EOVERFLOW);
+    PT_ASSERT_EQ(pt_barrier_wait(b, 1e20), PT_EOVERFLOW);
+    PT_ASSERT_EQ(pt_barrier_broken(b), 0);
+    PT_ASSERT_EQ(pt_barrier_n_waiting(b), 0);
+    /* the last party to arrive does not wait, so its timeout is not read */
+    PT_ASSERT_EQ(pt_barrier_open(env->other, "it.to.big", 2, NULL, NULL, 1e20, 0, 0, &bo), 0);
+    tc.b = bo;
+    atomic_store(&tc.result, 99);
+    assert_int_equal(pthread_create(&th, NULL, thread_barrier_wait, &tc), 0);
+    harness_wait_waiters(env->h, "it.to.big", PT_KIND_BARRIER, 1, HARNESS_DEADLINE);
+    PT_ASSERT_EQ(pt_barrier_wait(b, PT_FOREVER), 1);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    PT_ASSERT_EQ(atomic_load(&tc.result), 0);
+    PT_ASSERT_EQ(pt_barrier_close(bo), 0);
+    PT_ASSERT_EQ(pt_barrier_close(b), 0);
+    env->h->passed = 1;
+}
+
 /* utime + stime of a process in seconds, from /proc. */
 static double cpu_seconds(pid_t pid)
 {
@@ -365,6 +512,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_barrier_default_timeout, timeout_setup,
                                         timeout_teardown),
         cmocka_unit_test_setup_teardown(test_timeout_argument_errors, timeout_setup,
+                                        timeout_teardown),
+        cmocka_unit_test_setup_teardown(test_nan_timeouts_as_threading, timeout_setup,
+                                        timeout_teardown),
+        cmocka_unit_test_setup_teardown(test_barrier_timeout_past_max, timeout_setup,
                                         timeout_teardown),
         cmocka_unit_test_setup_teardown(test_timeout_max_parks_quietly, timeout_setup,
                                         timeout_teardown),

@@ -158,13 +158,91 @@ static void test_last_party_ignores_timeout(void **state)
     assert_answer(th_find(id0), 1);
 }
 
-static void test_argument_rules(void **state)
+/* threading reads a wait's timeout only when the party has to wait: past
+ * TIMEOUT_MAX it is OverflowError then, and that party leaves without being
+ * counted or breaking the barrier. The last party and a broken barrier
+ * answer as usual. */
+static void test_too_large_timeout_fails_only_a_waiting_party(void **state)
 {
+    uint64_t id0;
+    const th_rec *r;
+
     (void)state;
     open_all(2, -1);
-    assert_error(call_bwait(s[0], h[0], 1, NAN, 0, 0), PT_EINVAL, "NaN");
     assert_error(call_bwait(s[0], h[0], 1, 1e11, 0, 0), PT_EOVERFLOW, "too large");
     assert_int_equal(bstate()->state.n_waiting, 0);
+    assert_false(bstate()->state.broken);
+    assert_null(call_bwait(s[0], h[0], 1, -1, 0, 0));
+    id0 = th_last_id();
+    r = call_bwait(s[1], h[1], 1, 1e11, 0, 0);
+    assert_answer(r, 1);
+    assert_int_equal(r->value, 1);
+    assert_answer(th_find(id0), 1);
+    assert_answer(call_abort(s[0], h[0]), 1);
+    assert_error(call_bwait(s[0], h[0], 1, 1e11, 0, 0), PT_EBROKEN, "aborted");
+}
+
+/* A default timeout past TIMEOUT_MAX is taken at creation, as
+ * threading.Barrier takes it, and fails only a party that has to wait. */
+static void test_too_large_default_timeout(void **state)
+{
+    pt_session *a = th_session();
+    uint32_t one = th_open_barrier(a, "one", 1, 1e20), two = th_open_barrier(a, "two", 2, 1e20);
+    const th_rec *r;
+
+    (void)state;
+    r = call_bwait(a, one, 1, -1, 0, 0);
+    assert_answer(r, 1);
+    assert_int_equal(r->value, 0);
+    assert_error(call_bwait(a, two, 1, -1, 0, 0), PT_EOVERFLOW, "too large");
+    r = call_state(a, two, 1);
+    assert_int_equal(r->state.n_waiting, 0);
+    assert_false(r->state.broken);
+    /* a timeout of its own replaces the default */
+    assert_null(call_bwait(a, two, 1, 5, 0, 0));
+    assert_int_equal(pt_core_next_deadline(th_core()), TH_S(5));
+}
+
+/* An entrant of the next cycle is checked when it arrives there. */
+static void test_too_large_timeout_of_an_entrant(void **state)
+{
+    uint64_t e0;
+
+    (void)state;
+    open_all(2, -1);
+    assert_null(call_bwait(s[0], h[0], 1, -1, 0, 0));
+    assert_true(call_bwait(s[1], h[1], 1, -1, 1, 0)->run_action);
+    assert_null(call_bwait(s[2], h[2], 1, 1e11, 0, 0));
+    e0 = th_last_id();
+    assert_answer(call_action_done(s[1], h[1], 0, 0), 1);
+    assert_error(th_find(e0), PT_EOVERFLOW, "too large");
+    assert_int_equal(bstate()->state.n_waiting, 0);
+    assert_false(bstate()->state.broken);
+}
+
+/* NaN, as a wait's timeout or the default, never passes: threading's
+ * wait_for computes a NaN end time, and the party waits for ever. */
+static void test_nan_timeout_waits_for_ever(void **state)
+{
+    pt_session *a = th_session(), *b = th_session();
+    uint32_t da = th_open_barrier(a, "d", 2, NAN), db = th_open_barrier(b, "d", 2, NAN);
+    uint64_t id0;
+
+    (void)state;
+    open_all(2, -1);
+    assert_null(call_bwait(s[0], h[0], 1, NAN, 0, 0));
+    id0 = th_last_id();
+    assert_int_equal(pt_core_next_deadline(th_core()), PT_DEADLINE_NONE);
+    th_expire(UINT64_MAX - 1);
+    assert_null(th_find(id0));
+    assert_answer(call_bwait(s[1], h[1], 1, NAN, 0, 0), 1);
+    assert_answer(th_find(id0), 1);
+    /* the default: NaN, the same one on every open */
+    assert_null(call_bwait(a, da, 1, -1, 0, 0));
+    id0 = th_last_id();
+    assert_int_equal(pt_core_next_deadline(th_core()), PT_DEADLINE_NONE);
+    assert_answer(call_bwait(b, db, 1, -1, 0, 0), 1);
+    assert_answer(th_find(id0), 1);
 }
 
 static void test_abort(void **state)
@@ -506,12 +584,16 @@ static void test_open_rules(void **state)
 
     (void)state;
     assert_error(call_open_full(a, &c), PT_EINVAL, "parties must be >= 1");
+    assert_int_equal(th_stats().objects, 0);
+    /* any default timeout is taken (see test_too_large_default_timeout) */
     c.parties = 2;
     c.timeout = NAN;
-    assert_error(call_open_full(a, &c), PT_EINVAL, "NaN");
+    assert_int_equal(call_open_full(a, &c)->status, 0);
+    c.timeout = 1;
+    assert_error(call_open_full(a, &c), PT_EEXIST, "exists with timeout=nan");
+    c.name = "bc";
     c.timeout = 1e12;
-    assert_error(call_open_full(a, &c), PT_EOVERFLOW, "too large");
-    assert_int_equal(th_stats().objects, 0);
+    assert_int_equal(call_open_full(a, &c)->status, 0);
 }
 
 int main(void)
@@ -525,7 +607,10 @@ int main(void)
         TH_TEST(test_nonpositive_timeout_breaks_now),
         TH_TEST(test_nonpositive_default_timeout),
         TH_TEST(test_last_party_ignores_timeout),
-        TH_TEST(test_argument_rules),
+        TH_TEST(test_too_large_timeout_fails_only_a_waiting_party),
+        TH_TEST(test_too_large_default_timeout),
+        TH_TEST(test_too_large_timeout_of_an_entrant),
+        TH_TEST(test_nan_timeout_waits_for_ever),
         TH_TEST(test_abort),
         TH_TEST(test_reset_wakes_waiters_and_restarts),
         TH_TEST(test_action_runs_before_release),

@@ -294,8 +294,6 @@ static void test_named_lock(void **state)
     assert_answer(call_acquire(a, la, 1, 1, -1, 0), 1);
     assert_true(call_state(a, ca, 1)->state.locked);
     assert_int_equal(call_state(a, ca, 1)->state.owner_depth, 1);
-    /* a Lock's recorded holder owner is who may wait */
-    assert_error(call_wait(a, ca, 2, -1, 0), PT_ERUNTIME, "un-acquired");
     assert_null(call_wait(a, ca, 1, -1, 0));
     ida = th_last_id();
     assert_false(call_state(b, lb, 1)->state.locked);
@@ -310,6 +308,65 @@ static void test_named_lock(void **state)
     assert_int_equal(th_find(ida)->token, 3);
     assert_answer(call_release(a, ca, 1, 1, 0), 1);
     assert_error(call_release(a, ca, 1, 1, 0), PT_ERUNTIME, "release unlocked lock");
+}
+
+/* Python's Condition over a plain Lock asks only whether the lock is
+ * locked (Condition._is_owned tries a non-blocking acquire), so any owner
+ * may notify or wait while someone holds it; wait releases the lock for
+ * its holder and the waiter comes back holding it. */
+static void test_plain_lock_owned_by_anyone_while_locked(void **state)
+{
+    pt_session *a = th_session(), *b = th_session();
+    uint32_t la = th_open(a, "m", PT_KIND_LOCK, 0), lb = th_open(b, "m", PT_KIND_LOCK, 0);
+    uint32_t ca = th_open_cond(a, "c", la);
+    uint64_t ida;
+    const th_rec *r;
+
+    (void)state;
+    /* unlocked: nobody holds it, as in Python */
+    assert_error(call_notify(a, ca, 7, 1), PT_ERUNTIME, "cannot notify on un-acquired lock");
+    assert_error(call_notify(a, ca, 7, 0), PT_ERUNTIME, "cannot notify on un-acquired lock");
+    assert_error(call_wait(a, ca, 7, 0.1, 0), PT_ERUNTIME, "cannot wait on un-acquired lock");
+    /* held by b's thread 1: a's thread 7 may notify and wait */
+    assert_answer(call_acquire(b, lb, 1, 1, -1, 0), 1);
+    r = call_notify(a, ca, 7, 1);
+    assert_answer(r, 1);
+    assert_int_equal(r->value, 0);
+    assert_answer(call_notify(a, ca, 7, 0), 1);
+    assert_null(call_wait(a, ca, 7, 0.1, 0));
+    ida = th_last_id();
+    /* the wait released b's hold */
+    r = call_state(b, lb, 1);
+    assert_false(r->state.locked);
+    assert_int_equal(call_state(a, ca, 7)->state.n_waiting, 1);
+    assert_error(call_release(b, lb, 1, 1, 0), PT_ERUNTIME, "release unlocked lock");
+    /* timed out, it re-acquires: a's thread 7 holds the lock now */
+    th_expire(TH_S(1));
+    r = th_find(ida);
+    assert_answer(r, 0);
+    assert_int_equal(r->token, 2);
+    assert_int_equal(call_state(a, ca, 7)->state.owner_depth, 1);
+    assert_int_equal(call_state(b, lb, 1)->state.owner_depth, 0);
+    assert_true(call_state(b, lb, 1)->state.locked);
+    /* and b may release it, as anyone may release a Lock */
+    assert_answer(call_release(b, lb, 1, 1, 0), 1);
+    assert_false(call_state(a, la, 7)->state.locked);
+}
+
+/* Over an RLock, only its owner holds it, as in Python. */
+static void test_named_rlock_needs_its_owner(void **state)
+{
+    pt_session *a = th_session(), *b = th_session();
+    uint32_t la = th_open(a, "m", PT_KIND_RLOCK, 0), lb = th_open(b, "m", PT_KIND_RLOCK, 0);
+    uint32_t ca = th_open_cond(a, "c", la);
+
+    (void)state;
+    assert_answer(call_acquire(b, lb, 1, 1, -1, 0), 1);
+    assert_error(call_notify(a, ca, 7, 1), PT_ERUNTIME, "un-acquired");
+    assert_error(call_notify(a, ca, 7, 0), PT_ERUNTIME, "un-acquired");
+    assert_error(call_wait(a, ca, 7, 0.1, 0), PT_ERUNTIME, "un-acquired");
+    assert_error(call_wait(a, ca, 1, 0.1, 0), PT_ERUNTIME, "un-acquired");
+    assert_int_equal(call_state(b, lb, 1)->state.owner_depth, 1);
 }
 
 static void test_two_conditions_share_a_lock(void **state)
@@ -400,6 +457,8 @@ int main(void)
         TH_TEST(test_notified_waiter_cannot_time_out),
         TH_TEST(test_lock_queue_shared_fifo),
         TH_TEST(test_named_lock),
+        TH_TEST(test_plain_lock_owned_by_anyone_while_locked),
+        TH_TEST(test_named_rlock_needs_its_owner),
         TH_TEST(test_two_conditions_share_a_lock),
         TH_TEST(test_close_while_waiting),
         TH_TEST(test_state_reports_lock_and_waiters),

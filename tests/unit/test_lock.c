@@ -233,6 +233,37 @@ static void test_tokens_only_grow(void **state)
     assert_int_equal(call_state(b, hb, 1)->state.token, last + 1);
 }
 
+/* The daemon's token base: tokens continue above it, each object counts on
+ * from the highest token given when it was created (so a name made again
+ * never goes back), and a lower base later lowers nothing. */
+static void test_token_base(void **state)
+{
+    pt_session *s = th_session();
+    uint32_t ha = th_open(s, "a", PT_KIND_LOCK, 0), hb;
+    uint32_t hr = th_open(s, "r", PT_KIND_RLOCK, 0);
+
+    (void)state;
+    pt_core_set_token_base(th_core(), 1000);
+    hb = th_open(s, "b", PT_KIND_LOCK, 0);
+    /* objects created before the base keep their count; a new one starts above it */
+    assert_int_equal(call_acquire(s, ha, 1, 1, -1, 0)->token, 1);
+    assert_int_equal(call_state(s, hb, 1)->state.token, 0); /* none given yet */
+    assert_int_equal(call_acquire(s, hb, 1, 1, -1, 0)->token, 1001);
+    assert_answer(call_release(s, hb, 1, 1, 0), 1);
+    assert_int_equal(call_acquire(s, hb, 1, 1, -1, 0)->token, 1002);
+    assert_int_equal(call_state(s, hb, 1)->state.token, 1002);
+    assert_int_equal(call_acquire(s, hr, 1, 1, -1, 0)->token, 1);
+    /* made again after an unlink, "b" goes on above every token given */
+    assert_answer(call_unlink(s, "b"), 1);
+    assert_answer(call_close(s, hb), 1);
+    hb = th_open(s, "b", PT_KIND_LOCK, 0);
+    assert_int_equal(call_acquire(s, hb, 1, 1, -1, 0)->token, 1003);
+    pt_core_set_token_base(th_core(), 5);
+    ha = th_open(s, "c", PT_KIND_RLOCK, 0);
+    assert_int_equal(call_acquire(s, ha, 1, 1, -1, 0)->token, 1004);
+    assert_int_equal(call_acquire(s, ha, 1, 1, -1, 0)->token, 1004); /* nested: same holding */
+}
+
 static void test_state_of_free_lock(void **state)
 {
     pt_session *s = th_session();
@@ -281,6 +312,7 @@ int main(void)
         TH_TEST(test_granted_waiter_leaves_the_heap),
         TH_TEST(test_forever_waiter_has_no_deadline),
         TH_TEST(test_tokens_only_grow),
+        TH_TEST(test_token_base),
         TH_TEST(test_state_of_free_lock),
         TH_TEST(test_release_by_waiter_thread_of_same_session),
     };

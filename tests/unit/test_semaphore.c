@@ -51,12 +51,31 @@ static void test_argument_rules(void **state)
                  "can't specify timeout for non-blocking acquire");
     /* the timeout's value matters only once the caller has to wait */
     assert_answer(call_acquire(s, h, 1, 1, 1e10, 0), 1);
-    assert_error(call_acquire(s, h, 1, 1, NAN, 0), PT_EINVAL, "NaN");
     assert_error(call_acquire(s, h, 1, 1, 1e10, 0), PT_EOVERFLOW, "too large");
+    assert_error(call_acquire(s, h, 1, 0, NAN, 0), PT_EINVAL, "non-blocking");
     assert_int_equal(call_state(s, h, 1)->state.value, 0);
     assert_answer(call_release(s, h, 1, 1, 0), 1);
     assert_error(call_release(s, h, 1, 0, 0), PT_EINVAL,
                  "Semaphore 's': release: n must be one or more");
+}
+
+/* threading.py's Semaphore.acquire(timeout=nan) computes a NaN end time
+ * that never passes: it takes a free permit, else waits for ever. */
+static void test_nan_timeout_waits_for_ever(void **state)
+{
+    pt_session *s = th_session();
+    uint32_t h = th_open_sem(s, "s", 1, 0, 0);
+    uint64_t id;
+
+    (void)state;
+    assert_answer(call_acquire(s, h, 1, 1, NAN, 0), 1);
+    assert_null(call_acquire(s, h, 1, 1, NAN, 0));
+    id = th_last_id();
+    assert_int_equal(pt_core_next_deadline(th_core()), PT_DEADLINE_NONE);
+    th_expire(UINT64_MAX - 1);
+    assert_null(th_find(id));
+    assert_answer(call_release(s, h, 2, 1, TH_S(5)), 1);
+    assert_answer(th_find(id), 1);
 }
 
 static void test_bounded_release_too_many(void **state)
@@ -306,6 +325,7 @@ int main(void)
         TH_TEST(test_negative_initial_value),
         TH_TEST(test_acquire_counts_down),
         TH_TEST(test_argument_rules),
+        TH_TEST(test_nan_timeout_waits_for_ever),
         TH_TEST(test_bounded_release_too_many),
         TH_TEST(test_unbounded_release_raises_value),
         TH_TEST(test_unbounded_value_overflow),
