@@ -14,13 +14,17 @@
  * and unread answers cost at most) is compared with its peak; once it has
  * fallen to half and by PT_DAEMON_TRIM_MIN, a timer is armed, and when it
  * fires PT_DAEMON_TRIM_MSEC later (the load still low) the core trims its
- * spares and tables, idle connections drop their kept buffers and
- * malloc_trim returns the free pages to the kernel. That walk of the heap
- * stops the loop for some milliseconds (60 ms after a million waiters), so
- * it happens at most once per PT_DAEMON_TRIM_MSEC and never per request.
+ * spares and tables, idle connections drop their kept buffers, the scratch
+ * buffers drop their pages and malloc_trim returns the free pages to the
+ * kernel. That walk of the heap stops the loop for some milliseconds (60 ms
+ * after a million waiters), so it happens at most once per
+ * PT_DAEMON_TRIM_MSEC and never per request.
  */
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <syslog.h>
+#include <unistd.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -114,6 +118,19 @@ static int mem_fell(const pt_daemon *d, uint64_t load)
     return load <= d->mem_peak / 2 && d->mem_peak - load >= PT_DAEMON_TRIM_MIN;
 }
 
+/* The decode arena and the read buffer hold nothing between callbacks:
+ * their pages past the first (all a small request touches) go back to the
+ * kernel, to come back zeroed when a big frame needs them. */
+static void mem_drop_pages(void *buf, size_t len)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t start = ((uintptr_t)buf + page - 1) / page * page + page;
+    uintptr_t end = ((uintptr_t)buf + len) / page * page;
+
+    if (buf && end > start)
+        madvise((void *)start, end - start, MADV_DONTNEED);
+}
+
 static void mem_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     pt_daemon *d = arg;
@@ -125,6 +142,8 @@ static void mem_timer_cb(evutil_socket_t fd, short what, void *arg)
         return; /* it rose again meanwhile */
     pt_core_trim(d->core);
     pt_conn_trim(d);
+    mem_drop_pages(d->arena.buf, d->arena.cap);
+    mem_drop_pages(d->rbuf, d->rbuf_size);
 #ifdef __GLIBC__
     malloc_trim(0);
 #endif
