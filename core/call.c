@@ -312,14 +312,22 @@ void pt_core_call(pt_core *core, pt_session *s, const pt_call *call, uint64_t no
     op_table[op].fn(&r);
 }
 
-/* A call that should park but cannot: err from pt__waiter_new. */
+/* A call that should park but cannot: err from pt__waiter_new, which the
+ * session's limit or its user's quota refused when PT_ELIMIT. */
 void pt__fail_waiter(pt_req *r, int err)
 {
-    if (err == PT_ELIMIT)
+    const pt_core *c = r->core;
+
+    if (err == PT_ELIMIT && r->s->nwaiters >= c->limits.max_waiters_per_session)
         pt__fail_obj(r, r->obj, PT_ELIMIT,
                      "too many parked calls in this session (limit %u); wait in fewer threads "
-                     "or raise the daemon's limit",
-                     r->core->limits.max_waiters_per_session);
+                     "or raise pythreadd --max-waiters",
+                     c->limits.max_waiters_per_session);
+    else if (err == PT_ELIMIT)
+        pt__fail_obj(r, r->obj, PT_ELIMIT,
+                     "uid %u has %u calls parked across its sessions, the quota per user; wait "
+                     "in fewer threads or processes, or raise pythreadd --max-waiters-per-uid",
+                     (unsigned)r->s->peer.uid, c->limits.max_waiters_per_uid);
     else
         pt__fail_obj(r, r->obj, PT_ENOMEM, "out of memory in the daemon");
 }

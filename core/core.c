@@ -22,12 +22,16 @@ pt_core *pt_core_new(const pt_core_limits *limits, pt_sink_fn sink, void *sink_c
         c->limits.max_waiters_per_session = PT_DEFAULT_MAX_WAITERS;
     if (c->limits.max_objects_per_uid == 0)
         c->limits.max_objects_per_uid = PT_DEFAULT_MAX_OBJECTS_PER_UID;
+    if (c->limits.max_handles_per_uid == 0)
+        c->limits.max_handles_per_uid = PT_DEFAULT_MAX_HANDLES_PER_UID;
+    if (c->limits.max_waiters_per_uid == 0)
+        c->limits.max_waiters_per_uid = PT_DEFAULT_MAX_WAITERS_PER_UID;
     c->sink = sink;
     c->sink_ctx = sink_ctx;
     TAILQ_INIT(&c->objects);
     LIST_INIT(&c->sessions);
     LIST_INIT(&c->uids);
-    if (pt__map_init(&c->map) != 0 || pt__heap_reserve(&c->heap, 64) != 0) {
+    if (pt__map_init(&c->map) != 0 || pt__heap_reserve(&c->heap, PT_HEAP_INITIAL) != 0) {
         pt__map_free(&c->map);
         free(c);
         return NULL;
@@ -44,7 +48,6 @@ void pt_core_set_token_base(pt_core *core, uint64_t base)
 void pt_core_free(pt_core *core)
 {
     pt_session *s;
-    pt_semhold *h;
 
     if (core == NULL)
         return;
@@ -53,11 +56,8 @@ void pt_core_free(pt_core *core)
         pt_core_session_end(core, s, 0);
     pt__objects_free_all(core);
     pt__uids_free_all(core);
-    pt__waiters_free_all(core);
-    while ((h = core->free_holds) != NULL) {
-        core->free_holds = h->free_next;
-        free(h);
-    }
+    pt__waiters_trim(core);
+    pt__semholds_trim(core);
     pt__map_free(&core->map);
     pt__heap_free(&core->heap);
     free(core);
@@ -84,10 +84,24 @@ void pt_core_expire(pt_core *core, uint64_t now)
     }
 }
 
+void pt_core_trim(pt_core *core)
+{
+    pt_session *s;
+
+    pt__waiters_trim(core);
+    pt__semholds_trim(core);
+    pt__heap_fit(&core->heap, core->nwaiters);
+    pt__map_fit(&core->map);
+    LIST_FOREACH(s, &core->sessions, link)
+    pt__handles_fit(s);
+}
+
 void pt_core_get_stats(const pt_core *core, pt_core_stats *out)
 {
     out->objects = core->nobjects;
     out->sessions = core->nsessions;
     out->waiters = core->nwaiters;
     out->calls = core->calls;
+    out->handles = core->nhandles;
+    out->spare = (uint64_t)core->nfree_waiters + core->nfree_holds;
 }

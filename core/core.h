@@ -113,13 +113,41 @@ typedef struct pt_core_limits {
     uint32_t max_handles_per_session; /* open handles of one session */
     uint32_t max_waiters_per_session; /* parked requests of one session */
     uint32_t max_objects_per_uid;     /* named objects one user created */
+    uint32_t max_handles_per_uid;     /* open handles of all of one user's sessions */
+    uint32_t max_waiters_per_uid;     /* parked requests of all of one user's sessions */
 } pt_core_limits;
+
+/*
+ * The most heap one waiter, handle or object can hold, in bytes, for the
+ * per-uid quotas below and the daemon's measure of its load. On x86_64 with
+ * glibc (a malloc'd block costs its size plus 8, rounded up to 16):
+ *
+ *   waiter   pt_waiter 152 -> 160; its slot in the deadline heap, whose
+ *            capacity doubles, <= 16; a waiter on an owned semaphore
+ *            reserves a hold record, 64 -> 80                   <= 256
+ *   handle   a 24-byte slot in a calloc'd chunk of 64 (1536 -> 1552) plus
+ *            the chunk's pointer: 24.4                            <= 32
+ *   object   pt_obj 224 + a name of up to 255 + NUL -> 496; a Condition
+ *            without a named lock adds its own RLock, 225 -> 240; its
+ *            share of the name table, 1/4 to 3/4 full: <= 4 pointers,
+ *            32                                                    <= 768
+ *
+ * So at the per-uid defaults one user holds at most 65536 * 256 = 16 MiB of
+ * waiters, 131072 * 32 = 4 MiB of handles and 32768 * 768 = 24 MiB of
+ * objects (with the daemon's 16 MiB of unread output: 60 MiB). Checked at
+ * compile time against the structures (waiter.c, session.c, registry.c).
+ */
+#define PT_MEM_WAITER 256u
+#define PT_MEM_HANDLE 32u
+#define PT_MEM_OBJECT 768u
 
 /* Defaults used when a limit is 0. */
 #define PT_DEFAULT_MAX_OBJECTS         1000000u
 #define PT_DEFAULT_MAX_HANDLES         65536u
 #define PT_DEFAULT_MAX_WAITERS         65536u
-#define PT_DEFAULT_MAX_OBJECTS_PER_UID 100000u
+#define PT_DEFAULT_MAX_OBJECTS_PER_UID 32768u
+#define PT_DEFAULT_MAX_HANDLES_PER_UID 131072u
+#define PT_DEFAULT_MAX_WAITERS_PER_UID 65536u
 
 /* What a caller wants of an object (see pt_core_access in uid.c for the
  * whole rule): read and write bits of its class, or to unlink it. */
@@ -133,6 +161,14 @@ typedef struct pt_core_limits {
 int pt_core_access(const pt_peer *peer, uid_t uid, gid_t gid, uint32_t mode, int want);
 /* Sessions open with this uid (for the daemon's per-uid session limit). */
 uint32_t pt_core_uid_sessions(const pt_core *core, uid_t uid);
+/* What one uid holds now (for tests and inspection): 0s for a uid unseen. */
+typedef struct pt_core_uid_usage {
+    uint32_t objects; /* named objects it created that still exist */
+    uint32_t sessions;
+    uint32_t handles; /* across its sessions */
+    uint32_t waiters; /* across its sessions */
+} pt_core_uid_usage;
+void pt_core_uid_usage_get(const pt_core *core, uid_t uid, pt_core_uid_usage *out);
 
 pt_core *pt_core_new(const pt_core_limits *limits, pt_sink_fn sink, void *sink_ctx);
 /* Ends every session (no answers are sent) and frees everything. */
@@ -165,12 +201,21 @@ uint64_t pt_core_next_deadline(const pt_core *core);
 /* Answer every waiter whose deadline is <= now. */
 void pt_core_expire(pt_core *core, uint64_t now);
 
+/* Give back what a past peak left: the spare waiters and hold records kept
+ * for reuse, the deadline heap's and the name table's room beyond what is
+ * in use, and the handle tables of sessions with no handle open. Nothing
+ * changes but memory; the caller decides when it is worth the time (it
+ * costs O(sessions + spare + objects)). */
+void pt_core_trim(pt_core *core);
+
 /* Counts for inspection and tests. */
 typedef struct pt_core_stats {
     uint64_t objects;
     uint64_t sessions;
     uint64_t waiters;
     uint64_t calls;
+    uint64_t handles; /* open, across every session */
+    uint64_t spare;   /* waiters and hold records kept for reuse */
 } pt_core_stats;
 void pt_core_get_stats(const pt_core *core, pt_core_stats *out);
 

@@ -27,9 +27,18 @@ typedef struct pt_obj pt_obj;
 typedef struct pt_waiter pt_waiter;
 typedef struct pt_semhold pt_semhold;
 typedef struct pt_handle pt_handle;
+typedef struct pt_uidcount pt_uidcount;
 
 #define PT_HEAP_NONE    SIZE_MAX
 #define PT_HANDLE_CHUNK 64u
+/* Spare waiters and hold records kept for reuse beyond those in use: a
+ * steady load allocates nothing, a peak gives its spares back as it ends. */
+#define PT_SPARE_KEEP 64u
+/* Room of the deadline heap when empty. */
+#define PT_HEAP_INITIAL 64u
+/* What glibc's malloc takes for n bytes on 64-bit: n + 8, rounded up to 16
+ * (the per-uid arithmetic in core.h is checked with it). */
+#define PT_MALLOC_CHUNK(n) (((size_t)(n) + 8u + 15u) & ~(size_t)15u)
 
 /* A FIFO of parked calls with its length, for O(1) STATE answers. */
 typedef struct pt_queue {
@@ -175,6 +184,7 @@ struct pt_handle {
 struct pt_session {
     uint64_t id;
     pt_peer peer;
+    pt_uidcount *user; /* its uid's counts; alive while the session is */
     void *udata;
     int ending;
     pt_handle **chunks;
@@ -220,9 +230,23 @@ struct pt_core {
     uint64_t now;         /* time of the call being served (inspection) */
     uint64_t next_serial; /* serial of the next object created */
     uint64_t token_floor; /* the token base, then the highest token given */
+    uint64_t nhandles;    /* open handles of every session */
     pt_waiter *free_waiters;
+    uint32_t nfree_waiters;
     pt_semhold *free_holds;
+    uint32_t nfree_holds;
+    uint64_t nholds; /* hold records in use */
     char msg[1024];
+};
+
+/* What one user has (see uid.c). */
+struct pt_uidcount {
+    LIST_ENTRY(pt_uidcount) link;
+    uid_t uid;
+    uint32_t objects; /* named objects it created, until they end */
+    uint32_t sessions;
+    uint32_t handles; /* open in its sessions */
+    uint32_t waiters; /* parked in its sessions */
 };
 
 /* What a handler needs about the current request. */
@@ -242,6 +266,8 @@ void pt__map_free(pt_map *m);
 pt_obj *pt__map_find(const pt_map *m, const char *name, size_t len, uint64_t hash);
 void pt__map_insert(pt_map *m, pt_obj *obj);
 void pt__map_remove(pt_map *m, pt_obj *obj);
+/* Halve the buckets while the names fill under 1/4 of them. */
+void pt__map_fit(pt_map *m);
 
 /* waiter.c */
 int pt__waiter_new(pt_core *c, pt_session *s, pt_waiter **out);
@@ -258,12 +284,16 @@ void pt__waiter_fail(pt_core *c, pt_waiter *w, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void pt__waiter_cancel(pt_core *c, pt_waiter *w, int answer, uint64_t now);
 void pt__waiter_timeout(pt_core *c, pt_waiter *w, uint64_t now);
-void pt__waiters_free_all(pt_core *c);
 int pt__heap_reserve(pt_heap *h, size_t n);
 void pt__heap_push(pt_heap *h, pt_waiter *w);
 void pt__heap_remove(pt_heap *h, pt_waiter *w);
 pt_waiter *pt__heap_top(const pt_heap *h);
 void pt__heap_free(pt_heap *h);
+/* Shrink the room to the smallest power-of-two multiple of PT_HEAP_INITIAL
+ * holding n. */
+void pt__heap_fit(pt_heap *h, size_t n);
+/* Free every spare waiter. */
+void pt__waiters_trim(pt_core *c);
 
 /* registry.c */
 void pt__op_open(pt_req *r);
@@ -278,18 +308,19 @@ void pt__object_info_fill(const pt_obj *obj, pt_core_object_info *info);
 int pt__access_check(pt_core *c, const pt_session *s, const pt_obj *obj, int want);
 
 /* uid.c */
-typedef struct pt_uidcount pt_uidcount;
 pt_uidcount *pt__uid_get(pt_core *c, uid_t uid, int create);
 /* Add to uid's counts (negative to take away); PT_ENOMEM only when adding
  * for a user not seen yet fails. */
 int pt__uid_add(pt_core *c, uid_t uid, int objects, int sessions);
-uint32_t pt__uid_objects(pt_core *c, uid_t uid);
 void pt__uids_free_all(pt_core *c);
+/* Is s's user at its per-uid quota of handles / waiters? (root never is) */
+int pt__uid_handles_full(const pt_core *c, const pt_session *s);
+int pt__uid_waiters_full(const pt_core *c, const pt_session *s);
 
 /* session.c */
 pt_handle *pt__handle_get(const pt_session *s, uint32_t h);
 int pt__handle_reserve(pt_core *c, pt_session *s);
-uint32_t pt__handle_new(pt_session *s, pt_obj *obj);
+uint32_t pt__handle_new(pt_core *c, pt_session *s, pt_obj *obj);
 void pt__handle_close(pt_core *c, pt_session *s, uint32_t h, uint64_t now);
 void pt__lock_hold_take(pt_obj *lock, pt_session *s, uint64_t thread, uint32_t depth);
 void pt__lock_hold_drop(pt_obj *lock);
@@ -298,6 +329,10 @@ pt_semhold *pt__semhold_alloc(pt_core *c);
 void pt__semhold_release(pt_core *c, pt_semhold *h);
 void pt__semhold_link(pt_semhold *h, pt_obj *sem, pt_session *s);
 void pt__semhold_unlink(pt_semhold *h);
+/* Free every spare hold record. */
+void pt__semholds_trim(pt_core *c);
+/* A session with no handle open gives its table back but the first chunk. */
+void pt__handles_fit(pt_session *s);
 
 /* lock.c */
 void pt__op_lock_acquire(pt_req *r, pt_obj *lock);

@@ -2,7 +2,9 @@
  * map.c - objects by name: a chained hash table through pt_obj.map_next.
  *
  * Power-of-two buckets, doubled when the load passes 3/4, so lookups stay
- * O(1) expected. A failed grow is harmless: chains just get longer.
+ * O(1) expected. A failed grow is harmless: chains just get longer. After a
+ * peak of names pt__map_fit halves them while under 1/4 full, so a table is
+ * never more than 4 pointers a name once trimmed (8/3 while it grows).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -50,9 +52,9 @@ pt_obj *pt__map_find(const pt_map *m, const char *name, size_t len, uint64_t has
     return NULL;
 }
 
-static void map_grow(pt_map *m)
+/* Rehash into n buckets (a power of two); on failure nothing changes. */
+static void map_resize(pt_map *m, size_t n)
 {
-    size_t n = (m->mask + 1) * 2;
     pt_obj **nb;
 
     if (n == 0 || n > SIZE_MAX / sizeof(*nb))
@@ -81,7 +83,7 @@ void pt__map_insert(pt_map *m, pt_obj *obj)
     pt_obj **b;
 
     if (m->count + 1 > (m->mask + 1) / 4 * 3)
-        map_grow(m);
+        map_resize(m, (m->mask + 1) * 2);
     b = &m->buckets[obj->hash & m->mask];
     obj->map_next = *b;
     *b = obj;
@@ -101,4 +103,14 @@ void pt__map_remove(pt_map *m, pt_obj *obj)
     obj->map_next = NULL;
     obj->in_map = 0;
     m->count--;
+}
+
+void pt__map_fit(pt_map *m)
+{
+    size_t n = m->mask + 1;
+
+    while (n > PT_MAP_INITIAL && m->count < n / 4)
+        n /= 2;
+    if (n < m->mask + 1)
+        map_resize(m, n);
 }

@@ -32,6 +32,13 @@ int pt__access_check(pt_core *c, const pt_session *s, const pt_obj *obj, int wan
     return pt_core_access(&s->peer, obj->uid, obj->gid, obj->mode, want);
 }
 
+/* The longest name, a Condition's own RLock and the object's share of the
+ * name table (at most 4 bucket pointers, see map.c). */
+_Static_assert(PT_MALLOC_CHUNK(sizeof(pt_obj) + PT_NAME_MAX + 1) +
+                       PT_MALLOC_CHUNK(sizeof(pt_obj) + 1) + 4 * sizeof(pt_obj *) <=
+                   PT_MEM_OBJECT,
+               "an object outgrew PT_MEM_OBJECT: update it and the per-uid arithmetic in core.h");
+
 void pt__obj_ref(pt_obj *obj)
 {
     obj->refs++;
@@ -322,9 +329,6 @@ static pt_obj *create(pt_req *r, open_params *p)
     uint32_t mode = call->mode ? call->mode : PT_DEFAULT_MODE;
     pt_obj *obj, *own = NULL;
 
-    /* The user's entry first, so nothing fails after the object exists. */
-    if (pt__uid_get(r->core, r->s->peer.uid, 1) == NULL)
-        return NULL;
     if (call->kind == PT_KIND_CONDITION && p->lock == NULL) {
         own = obj_new(r->core, r->s, PT_KIND_RLOCK, "", 0, mode);
         if (own == NULL)
@@ -344,8 +348,25 @@ static pt_obj *create(pt_req *r, open_params *p)
     init_kind(obj, p);
     pt__map_insert(&r->core->map, obj);
     r->core->nobjects++;
-    pt__uid_add(r->core, obj->uid, 1, 0); /* cannot fail: the entry exists */
+    r->s->user->objects++; /* the creator's entry, alive with its session */
     return obj;
+}
+
+/* Which handle limit refused an open: the session's or its user's. */
+static void fail_handles(pt_req *r)
+{
+    const pt_core *c = r->core;
+
+    if (r->s->nhandles >= c->limits.max_handles_per_session)
+        fail_open(r, PT_ELIMIT,
+                  "too many handles in this session (limit %u); close handles no longer used or "
+                  "raise pythreadd --max-handles",
+                  c->limits.max_handles_per_session);
+    else
+        fail_open(r, PT_ELIMIT,
+                  "uid %u has %u handles open across its sessions, the quota per user; close "
+                  "handles no longer used or raise pythreadd --max-handles-per-uid",
+                  (unsigned)r->s->peer.uid, c->limits.max_handles_per_uid);
 }
 
 void pt__op_open(pt_req *r)
@@ -411,7 +432,7 @@ void pt__op_open(pt_req *r)
         fail_open(r, PT_ELIMIT, "too many objects (limit %u); unlink objects no longer used",
                   c->limits.max_objects);
         return;
-    } else if (pt__uid_objects(c, r->s->peer.uid) >= c->limits.max_objects_per_uid) {
+    } else if (r->s->peer.uid != 0 && r->s->user->objects >= c->limits.max_objects_per_uid) {
         fail_open(r, PT_ELIMIT,
                   "uid %u has created %u objects, the limit per user; unlink objects no longer "
                   "used or raise pythreadd --max-objects-per-uid",
@@ -420,9 +441,7 @@ void pt__op_open(pt_req *r)
     }
     err = pt__handle_reserve(c, r->s);
     if (err == PT_ELIMIT) {
-        fail_open(r, PT_ELIMIT,
-                  "too many handles in this session (limit %u); close handles no longer used",
-                  c->limits.max_handles_per_session);
+        fail_handles(r);
         return;
     }
     if (err == 0 && obj == NULL && (obj = create(r, &p)) != NULL)
@@ -431,7 +450,7 @@ void pt__op_open(pt_req *r)
         fail_open(r, PT_ENOMEM, "out of memory in the daemon");
         return;
     }
-    res.handle = pt__handle_new(r->s, obj);
+    res.handle = pt__handle_new(c, r->s, obj);
     /* A new object is what the caller asked for: only an existing one's
      * state tells it something. */
     if (!res.created) {

@@ -16,13 +16,16 @@ pt_session *pt_core_session_new(pt_core *core, const pt_peer *peer, void *udata)
 
     if (s == NULL)
         return NULL;
-    if (pt__uid_add(core, peer != NULL ? peer->uid : 0, 0, 1) != 0) {
+    if (peer != NULL)
+        s->peer = *peer;
+    /* Counting the session keeps the entry alive as long as s. */
+    s->user = pt__uid_get(core, s->peer.uid, 1);
+    if (s->user == NULL) {
         free(s);
         return NULL;
     }
+    s->user->sessions++;
     s->id = ++core->next_session_id;
-    if (peer != NULL)
-        s->peer = *peer;
     s->udata = udata;
     s->next_new = 1;
     LIST_INIT(&s->locks);
@@ -59,14 +62,23 @@ pt_handle *pt__handle_get(const pt_session *s, uint32_t h)
     return &s->chunks[i / PT_HANDLE_CHUNK][i % PT_HANDLE_CHUNK];
 }
 
-/* Makes sure pt__handle_new will succeed. Returns 0, PT_ELIMIT or
- * PT_ENOMEM. */
+/* A slot, plus its share of its chunk's malloc overhead and pointer. */
+_Static_assert(sizeof(pt_handle) +
+                       (PT_MALLOC_CHUNK(PT_HANDLE_CHUNK * sizeof(pt_handle)) -
+                        PT_HANDLE_CHUNK * sizeof(pt_handle) + sizeof(pt_handle *)) /
+                           PT_HANDLE_CHUNK +
+                       1 <=
+                   PT_MEM_HANDLE,
+               "a handle outgrew PT_MEM_HANDLE: update it and the per-uid arithmetic in core.h");
+
+/* Makes sure pt__handle_new will succeed. Returns 0, PT_ELIMIT (the
+ * session's limit or its user's quota) or PT_ENOMEM. */
 int pt__handle_reserve(pt_core *c, pt_session *s)
 {
     uint32_t chunk;
     pt_handle **chunks;
 
-    if (s->nhandles >= c->limits.max_handles_per_session)
+    if (s->nhandles >= c->limits.max_handles_per_session || pt__uid_handles_full(c, s))
         return PT_ELIMIT;
     if (s->free_head != 0)
         return 0;
@@ -87,7 +99,7 @@ int pt__handle_reserve(pt_core *c, pt_session *s)
 }
 
 /* A new handle on obj (referenced); pt__handle_reserve succeeded before. */
-uint32_t pt__handle_new(pt_session *s, pt_obj *obj)
+uint32_t pt__handle_new(pt_core *c, pt_session *s, pt_obj *obj)
 {
     uint32_t h;
     pt_handle *slot;
@@ -105,6 +117,8 @@ uint32_t pt__handle_new(pt_session *s, pt_obj *obj)
     LIST_INIT(&slot->waiters);
     pt__obj_ref(obj);
     s->nhandles++;
+    s->user->handles++;
+    c->nhandles++;
     return h;
 }
 
@@ -117,7 +131,27 @@ static void handle_drop(pt_core *c, pt_session *s, uint32_t h)
     slot->next_free = s->free_head;
     s->free_head = h;
     s->nhandles--;
+    s->user->handles--;
+    c->nhandles--;
     pt__obj_unref(c, obj);
+}
+
+void pt__handles_fit(pt_session *s)
+{
+    pt_handle **chunks;
+
+    if (s->nhandles != 0 || s->nchunks <= 1)
+        return;
+    /* No handle is open, so no number is in use: numbering starts over in
+     * the first chunk, whose slots are set up again as they are handed out. */
+    for (uint32_t i = 1; i < s->nchunks; i++)
+        free(s->chunks[i]);
+    s->nchunks = 1;
+    s->free_head = 0;
+    s->next_new = 1;
+    chunks = realloc(s->chunks, sizeof(*chunks));
+    if (chunks != NULL)
+        s->chunks = chunks;
 }
 
 /* Closing a handle answers the calls parked through it and abandons a
@@ -174,18 +208,47 @@ pt_semhold *pt__semhold_alloc(pt_core *c)
 {
     pt_semhold *h = c->free_holds;
 
-    if (h != NULL)
+    if (h != NULL) {
         c->free_holds = h->free_next;
-    else if ((h = malloc(sizeof(*h))) == NULL)
+        c->nfree_holds--;
+    } else if ((h = malloc(sizeof(*h))) == NULL) {
         return NULL;
+    }
     *h = (pt_semhold){0};
+    c->nholds++;
     return h;
 }
 
+/* Kept for reuse while spares are fewer than the records in use (and
+ * PT_SPARE_KEEP); past that a spare goes too, so the spares of a peak go as
+ * it ends, a few at a time. */
 void pt__semhold_release(pt_core *c, pt_semhold *h)
 {
+    c->nholds--;
+    if (c->nfree_holds >= PT_SPARE_KEEP && c->nfree_holds >= c->nholds) {
+        free(h);
+        if ((h = c->free_holds) != NULL && c->nfree_holds > PT_SPARE_KEEP &&
+            c->nfree_holds > c->nholds) {
+            c->free_holds = h->free_next;
+            c->nfree_holds--;
+            free(h);
+        }
+        return;
+    }
     h->free_next = c->free_holds;
     c->free_holds = h;
+    c->nfree_holds++;
+}
+
+void pt__semholds_trim(pt_core *c)
+{
+    pt_semhold *h;
+
+    while ((h = c->free_holds) != NULL) {
+        c->free_holds = h->free_next;
+        free(h);
+    }
+    c->nfree_holds = 0;
 }
 
 void pt__semhold_link(pt_semhold *h, pt_obj *sem, pt_session *s)

@@ -1,21 +1,20 @@
 /*
- * uid.c - what each user (uid) has in the daemon: named objects created and
- * sessions open, for the per-uid limits, and the permission check.
+ * uid.c - what each user (uid) has in the daemon, for the per-uid limits:
+ * the named objects it created, each until it ends (an unlinked or
+ * transient one with its last reference), its sessions, and the handles and
+ * parked calls of all its sessions together; and the permission check.
  *
- * Entries live in a short list: a daemon serves a handful of users, the list
- * is walked only on open-with-create, session start and end and object end,
- * never per lock operation, and an entry is freed once its user has nothing.
+ * Entries live in a short list: a daemon serves a handful of users. The
+ * list is walked when a session starts or ends, when an object is created
+ * or ends, and when the daemon asks for a count; each session keeps a
+ * pointer to its user's entry, so counting a handle or a parked call costs
+ * no walk. An entry lives while its user has a session or an object and is
+ * freed once it has neither. Root (uid 0) is counted like anyone but held
+ * to no per-uid quota, as root may do anything with the objects too.
  */
 #include <stdlib.h>
 
 #include "core_int.h"
-
-struct pt_uidcount {
-    LIST_ENTRY(pt_uidcount) link;
-    uid_t uid;
-    uint32_t objects;
-    uint32_t sessions;
-};
 
 /* The entry of uid; created (zeroed) when create is set and there is none.
  * NULL if absent and not created, or out of memory. */
@@ -35,7 +34,8 @@ pt_uidcount *pt__uid_get(pt_core *c, uid_t uid, int create)
     return u;
 }
 
-/* Forget an entry once its user holds nothing. */
+/* Forget an entry once its user has no session and no object (handles and
+ * waiters belong to sessions, so they are 0 by then). */
 static void uid_put(pt_uidcount *u)
 {
     if (u->objects == 0 && u->sessions == 0) {
@@ -56,11 +56,14 @@ int pt__uid_add(pt_core *c, uid_t uid, int objects, int sessions)
     return 0;
 }
 
-uint32_t pt__uid_objects(pt_core *c, uid_t uid)
+int pt__uid_handles_full(const pt_core *c, const pt_session *s)
 {
-    pt_uidcount *u = pt__uid_get(c, uid, 0);
+    return s->peer.uid != 0 && s->user->handles >= c->limits.max_handles_per_uid;
+}
 
-    return u ? u->objects : 0;
+int pt__uid_waiters_full(const pt_core *c, const pt_session *s)
+{
+    return s->peer.uid != 0 && s->user->waiters >= c->limits.max_waiters_per_uid;
 }
 
 uint32_t pt_core_uid_sessions(const pt_core *core, uid_t uid)
@@ -68,6 +71,18 @@ uint32_t pt_core_uid_sessions(const pt_core *core, uid_t uid)
     pt_uidcount *u = pt__uid_get((pt_core *)core, uid, 0);
 
     return u ? u->sessions : 0;
+}
+
+void pt_core_uid_usage_get(const pt_core *core, uid_t uid, pt_core_uid_usage *out)
+{
+    pt_uidcount *u = pt__uid_get((pt_core *)core, uid, 0);
+
+    *out = (pt_core_uid_usage){0};
+    if (u != NULL)
+        *out = (pt_core_uid_usage){.objects = u->objects,
+                                   .sessions = u->sessions,
+                                   .handles = u->handles,
+                                   .waiters = u->waiters};
 }
 
 void pt__uids_free_all(pt_core *c)

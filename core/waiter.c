@@ -12,9 +12,16 @@
 
 #include "core_int.h"
 
+/* A waiter, its slot in the heap (whose room doubles) and the hold record
+ * an owned semaphore's waiter reserves. */
+_Static_assert(PT_MALLOC_CHUNK(sizeof(pt_waiter)) + 2 * sizeof(pt_waiter *) +
+                       PT_MALLOC_CHUNK(sizeof(pt_semhold)) <=
+                   PT_MEM_WAITER,
+               "a waiter outgrew PT_MEM_WAITER: update it and the per-uid arithmetic in core.h");
+
 int pt__heap_reserve(pt_heap *h, size_t n)
 {
-    size_t cap = h->cap ? h->cap : 64;
+    size_t cap = h->cap ? h->cap : PT_HEAP_INITIAL;
     pt_waiter **v;
 
     if (n <= h->cap)
@@ -34,6 +41,22 @@ void pt__heap_free(pt_heap *h)
     free(h->v);
     h->v = NULL;
     h->len = h->cap = 0;
+}
+
+void pt__heap_fit(pt_heap *h, size_t n)
+{
+    size_t cap = PT_HEAP_INITIAL;
+    pt_waiter **v;
+
+    while (cap < n)
+        cap *= 2;
+    if (cap >= h->cap)
+        return;
+    v = realloc(h->v, cap * sizeof(*v));
+    if (v == NULL)
+        return; /* the bigger room stays, and serves as well */
+    h->v = v;
+    h->cap = cap;
 }
 
 /* Earlier deadline first; equal deadlines in arrival order. */
@@ -138,21 +161,23 @@ void pt__queue_remove(pt_waiter *w)
     w->queue = NULL;
 }
 
-/* A waiter for session s, counted against its limit; the caller parks it or
- * frees it. Returns 0, PT_ELIMIT or PT_ENOMEM. */
+/* A waiter for session s, counted against its limit and its user's quota;
+ * the caller parks it or frees it. Returns 0, PT_ELIMIT or PT_ENOMEM. */
 int pt__waiter_new(pt_core *c, pt_session *s, pt_waiter **out)
 {
     pt_waiter *w;
 
-    if (s->nwaiters >= c->limits.max_waiters_per_session)
+    if (s->nwaiters >= c->limits.max_waiters_per_session || pt__uid_waiters_full(c, s))
         return PT_ELIMIT;
     if (pt__heap_reserve(&c->heap, c->nwaiters + 1) != 0)
         return PT_ENOMEM;
     w = c->free_waiters;
-    if (w != NULL)
+    if (w != NULL) {
         c->free_waiters = w->free_next;
-    else if ((w = malloc(sizeof(*w))) == NULL)
+        c->nfree_waiters--;
+    } else if ((w = malloc(sizeof(*w))) == NULL) {
         return PT_ENOMEM;
+    }
     *w = (pt_waiter){
         .session = s,
         .heap_idx = PT_HEAP_NONE,
@@ -161,6 +186,7 @@ int pt__waiter_new(pt_core *c, pt_session *s, pt_waiter **out)
         .since = c->now,
     };
     s->nwaiters++;
+    s->user->waiters++;
     c->nwaiters++;
     *out = w;
     return 0;
@@ -199,9 +225,24 @@ void pt__waiter_free(pt_core *c, pt_waiter *w)
         w->spare = NULL;
     }
     w->session->nwaiters--;
+    w->session->user->waiters--;
     c->nwaiters--;
+    /* Kept for reuse while spares are fewer than the waiters parked (and
+     * PT_SPARE_KEEP); past that a spare goes too, so the spares of a peak
+     * go as it ends, a few at a time. */
+    if (c->nfree_waiters >= PT_SPARE_KEEP && c->nfree_waiters >= c->nwaiters) {
+        free(w);
+        if ((w = c->free_waiters) != NULL && c->nfree_waiters > PT_SPARE_KEEP &&
+            c->nfree_waiters > c->nwaiters) {
+            c->free_waiters = w->free_next;
+            c->nfree_waiters--;
+            free(w);
+        }
+        return;
+    }
     w->free_next = c->free_waiters;
     c->free_waiters = w;
+    c->nfree_waiters++;
 }
 
 /* The one way a parked call is answered: unlinked first, so the sink never
@@ -271,7 +312,7 @@ void pt__waiter_timeout(pt_core *c, pt_waiter *w, uint64_t now)
     }
 }
 
-void pt__waiters_free_all(pt_core *c)
+void pt__waiters_trim(pt_core *c)
 {
     while (c->free_waiters != NULL) {
         pt_waiter *w = c->free_waiters;
@@ -279,4 +320,5 @@ void pt__waiters_free_all(pt_core *c)
         c->free_waiters = w->free_next;
         free(w);
     }
+    c->nfree_waiters = 0;
 }

@@ -43,6 +43,25 @@
  * after --stall-timeout seconds over it, the session is cut off. */
 #define PT_DAEMON_OUTPUT_MAX (8u << 20)
 #define PT_DAEMON_OUTPUT_MIN (64u << 10)
+/* Default of --max-output-per-uid: unread answers of all of one user's
+ * sessions together. A session that adds to its user's unread output past
+ * this is paused like one past --max-output, until its own output is read
+ * (or its user's falls back under), and cut off after --stall-timeout.
+ * Root is exempt. Twice --max-output, so one session alone meets its own
+ * cap first; 16 MiB of the about 60 MiB one user may hold at the defaults
+ * (the arithmetic is in core.h). */
+#define PT_DAEMON_OUTPUT_PER_UID (16u << 20)
+/* What one session costs besides its handles, waiters and unread answers,
+ * for the measure of load that decides when memory is given back: its
+ * pt_conn (464 -> 480 with malloc's overhead), three events (3 x 144), the
+ * core's session (128) and first chunk of handles (1552), and an output
+ * buffer kept once drained (up to 4096 + 16). */
+#define PT_DAEMON_MEM_SESSION 6704u
+/* Memory is given back (pt_core_trim, idle buffers, malloc_trim)
+ * PT_DAEMON_TRIM_MSEC after the load has fallen to half its peak since the
+ * last time and by at least PT_DAEMON_TRIM_MIN. */
+#define PT_DAEMON_TRIM_MIN  (256u << 10)
+#define PT_DAEMON_TRIM_MSEC 1000u
 /* Default of --stall-timeout: seconds a peer may leave its answers unread
  * over the output cap before it is cut off. */
 #define PT_DAEMON_STALL_SEC 30u
@@ -79,6 +98,8 @@ typedef struct pt_conn {
     pt_session *session;    /* NULL once the core session has ended */
     pt_peer peer;           /* from SO_PEERCRED, never from the peer's words */
     uint64_t id;            /* session id, kept for logs after the session ends */
+    struct pt_user *user;   /* its uid's unread output; NULL for root (exempt) */
+    size_t out_counted;     /* unread output as last added to the counts */
     unsigned hello : 1;     /* the hello has been answered */
     unsigned closing : 1;   /* no more reading; answers are dropped */
     unsigned paused : 1;    /* reading stopped until the output drains */
@@ -120,10 +141,11 @@ struct pt_daemon {
     uint32_t max_frame;
     uint32_t max_sessions;
     uint32_t max_sessions_per_uid;
-    uint32_t max_output;    /* bytes of unread answers before pausing */
-    uint32_t stall_timeout; /* seconds over max_output before a cut-off */
-    uint32_t frame_timeout; /* seconds to complete a frame once begun */
-    uint32_t socket_mode;   /* mode of the socket file we bind */
+    uint32_t max_output;         /* bytes of unread answers before pausing */
+    uint32_t max_output_per_uid; /* the same for all of a uid's sessions; 0: none */
+    uint32_t stall_timeout;      /* seconds over max_output before a cut-off */
+    uint32_t frame_timeout;      /* seconds to complete a frame once begun */
+    uint32_t socket_mode;        /* mode of the socket file we bind */
     uint32_t nconns;
     int accept_paused;
     struct pt_conn_list conns;
@@ -144,11 +166,31 @@ struct pt_daemon {
     uint64_t started;           /* pt_daemon_now at start, for uptime */
     double started_wall;        /* the same moment in seconds since the epoch */
     uint64_t requests;          /* requests served, hellos and inspection included */
+    /* memory.c: unread output per uid and in all, and giving memory back. */
+    LIST_HEAD(pt_user_list, pt_user) users;
+    uint64_t out_unread;     /* unread answers of every session */
+    uint64_t mem_peak;       /* highest load since memory was last given back */
+    struct event *mem_timer; /* armed when the load has fallen: gives it back */
 };
 
 /* log.c: "<N>message\n" lines on stderr, N a syslog priority (LOG_ERR...). */
 void pt_log(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pt_log_set_verbose(int verbose);
+
+/* memory.c */
+int pt_mem_init(pt_daemon *d);
+void pt_mem_free(pt_daemon *d);
+/* Count c's unread output under its uid; -1 when out of memory. */
+int pt_mem_attach(pt_conn *c);
+/* c is going: its unread output leaves the counts. */
+void pt_mem_detach(pt_conn *c);
+/* c's out_off or out_len changed: bring the counts up to date. */
+void pt_mem_output(pt_conn *c);
+/* Is c's uid over --max-output-per-uid? (never for root) */
+int pt_mem_user_over(const pt_conn *c);
+/* After every loop callback: if the load has fallen well below its peak,
+ * give memory back PT_DAEMON_TRIM_MSEC later (so never more often). */
+void pt_mem_settle(pt_daemon *d);
 
 /* timer.c */
 uint64_t pt_daemon_now(void);
@@ -158,7 +200,8 @@ int pt_daemon_timer_init(pt_daemon *d);
  * every batch of work. */
 void pt_daemon_timer_update(pt_daemon *d, uint64_t now);
 /* End of a loop callback: write every pending answer, then re-arm the timer
- * (a write error may end a session and so move a deadline). */
+ * (a write error may end a session and so move a deadline), and give memory
+ * back if the load has fallen well below its peak. */
 void pt_daemon_settle(pt_daemon *d, uint64_t now);
 
 /* listen.c */
@@ -200,6 +243,8 @@ void pt_conn_flush_pending(pt_daemon *d);
 void pt_conn_free_all(pt_daemon *d);
 /* Mark every connection closing so no answer is queued any more. */
 void pt_conn_close_all(pt_daemon *d);
+/* Free the output buffers idle connections keep for their next answers. */
+void pt_conn_trim(pt_daemon *d);
 
 /* inspect.c: status, list, show and sessions for pythreadctl */
 void pt_inspect_start(pt_daemon *d);

@@ -27,6 +27,7 @@ typedef struct options {
     uint32_t max_frame;
     uint32_t max_sessions;
     uint32_t max_sessions_per_uid;
+    uint32_t max_output_per_uid;
     uint32_t max_output;
     uint32_t stall_timeout;
     uint32_t frame_timeout;
@@ -43,6 +44,9 @@ enum {
     OPT_MAX_WAITERS,
     OPT_MAX_OBJECTS_PER_UID,
     OPT_MAX_SESSIONS_PER_UID,
+    OPT_MAX_HANDLES_PER_UID,
+    OPT_MAX_WAITERS_PER_UID,
+    OPT_MAX_OUTPUT_PER_UID,
     OPT_MAX_OUTPUT,
     OPT_STALL_TIMEOUT,
     OPT_FRAME_TIMEOUT,
@@ -58,6 +62,9 @@ static const struct option long_options[] = {
     {"max-waiters", required_argument, NULL, OPT_MAX_WAITERS},
     {"max-objects-per-uid", required_argument, NULL, OPT_MAX_OBJECTS_PER_UID},
     {"max-sessions-per-uid", required_argument, NULL, OPT_MAX_SESSIONS_PER_UID},
+    {"max-handles-per-uid", required_argument, NULL, OPT_MAX_HANDLES_PER_UID},
+    {"max-waiters-per-uid", required_argument, NULL, OPT_MAX_WAITERS_PER_UID},
+    {"max-output-per-uid", required_argument, NULL, OPT_MAX_OUTPUT_PER_UID},
     {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
     {"stall-timeout", required_argument, NULL, OPT_STALL_TIMEOUT},
     {"frame-timeout", required_argument, NULL, OPT_FRAME_TIMEOUT},
@@ -87,6 +94,12 @@ static const struct num_option {
      offsetof(options, limits.max_objects_per_uid), 1, UINT32_MAX},
     {OPT_MAX_SESSIONS_PER_UID, "--max-sessions-per-uid", offsetof(options, max_sessions_per_uid), 1,
      UINT32_MAX - 1},
+    {OPT_MAX_HANDLES_PER_UID, "--max-handles-per-uid",
+     offsetof(options, limits.max_handles_per_uid), 1, UINT32_MAX},
+    {OPT_MAX_WAITERS_PER_UID, "--max-waiters-per-uid",
+     offsetof(options, limits.max_waiters_per_uid), 1, UINT32_MAX},
+    {OPT_MAX_OUTPUT_PER_UID, "--max-output-per-uid", offsetof(options, max_output_per_uid),
+     PT_DAEMON_OUTPUT_MIN, UINT32_MAX / 2},
     {OPT_MAX_OUTPUT, "--max-output", offsetof(options, max_output), PT_DAEMON_OUTPUT_MIN,
      UINT32_MAX / 2},
     {OPT_STALL_TIMEOUT, "--stall-timeout", offsetof(options, stall_timeout), 1, 86400},
@@ -110,6 +123,13 @@ static void usage(FILE *out)
             "      --max-waiters N     parked requests per session (default %u)\n"
             "      --max-objects-per-uid N  named objects one user may create (default %u)\n"
             "      --max-sessions-per-uid N connections one user may hold (default %u)\n"
+            "      --max-handles-per-uid N  open handles of one user's sessions together\n"
+            "                          (default %u)\n"
+            "      --max-waiters-per-uid N  parked requests of one user's sessions together\n"
+            "                          (default %u)\n"
+            "      --max-output-per-uid BYTES  unread answers of one user's sessions together\n"
+            "                          before those adding more pause (default %u);\n"
+            "                          root is held to no per-uid limit but sessions\n"
             "      --max-output BYTES  unread answers buffered per session before its input\n"
             "                          pauses (default %u); at twice this it is cut off\n"
             "      --stall-timeout SEC cut off a session whose answers stay unread over\n"
@@ -130,8 +150,10 @@ static void usage(FILE *out)
             "Exit status: 0 stopped cleanly, 1 could not start, 2 bad usage.\n",
             PT_WIRE_MAX_FRAME, PT_DAEMON_FRAME_MIN, PT_DAEMON_FRAME_MAX, PT_DAEMON_MAX_SESSIONS,
             PT_DEFAULT_MAX_OBJECTS, PT_DEFAULT_MAX_HANDLES, PT_DEFAULT_MAX_WAITERS,
-            PT_DEFAULT_MAX_OBJECTS_PER_UID, PT_DAEMON_MAX_SESSIONS_PER_UID, PT_DAEMON_OUTPUT_MAX,
-            PT_DAEMON_STALL_SEC, PT_DAEMON_FRAME_SEC, PT_DAEMON_SOCKET_MODE);
+            PT_DEFAULT_MAX_OBJECTS_PER_UID, PT_DAEMON_MAX_SESSIONS_PER_UID,
+            PT_DEFAULT_MAX_HANDLES_PER_UID, PT_DEFAULT_MAX_WAITERS_PER_UID,
+            PT_DAEMON_OUTPUT_PER_UID, PT_DAEMON_OUTPUT_MAX, PT_DAEMON_STALL_SEC,
+            PT_DAEMON_FRAME_SEC, PT_DAEMON_SOCKET_MODE);
 }
 
 /* A whole decimal number in [min, max], or -1. */
@@ -260,6 +282,7 @@ static int daemon_init(pt_daemon *d, const options *o)
     d->max_frame = o->max_frame;
     d->max_sessions = o->max_sessions;
     d->max_sessions_per_uid = o->max_sessions_per_uid;
+    d->max_output_per_uid = o->max_output_per_uid;
     d->max_output = o->max_output;
     d->stall_timeout = o->stall_timeout;
     d->frame_timeout = o->frame_timeout;
@@ -274,7 +297,7 @@ static int daemon_init(pt_daemon *d, const options *o)
         goto fail;
     pt_wire_arena_init(&d->arena, d->arena_buf, arena_cap);
     d->core = pt_core_new(&o->limits, pt_dispatch_sink, d);
-    if (!d->core || pt_daemon_timer_init(d) < 0)
+    if (!d->core || pt_daemon_timer_init(d) < 0 || pt_mem_init(d) < 0)
         goto fail;
     /* Fencing tokens go on growing across restarts. */
     pt_core_set_token_base(d->core, pt_daemon_token_base());
@@ -305,6 +328,7 @@ static void daemon_free(pt_daemon *d)
     pt_conn_free_all(d);
     if (d->timer)
         event_free(d->timer);
+    pt_mem_free(d);
     if (d->sig_int)
         event_free(d->sig_int);
     if (d->sig_term)
@@ -363,6 +387,7 @@ int main(int argc, char **argv)
     options opt = {.max_frame = PT_WIRE_MAX_FRAME,
                    .max_sessions = PT_DAEMON_MAX_SESSIONS,
                    .max_sessions_per_uid = PT_DAEMON_MAX_SESSIONS_PER_UID,
+                   .max_output_per_uid = PT_DAEMON_OUTPUT_PER_UID,
                    .max_output = PT_DAEMON_OUTPUT_MAX,
                    .stall_timeout = PT_DAEMON_STALL_SEC,
                    .frame_timeout = PT_DAEMON_FRAME_SEC,

@@ -59,6 +59,7 @@ static void conn_free(pt_conn *c, const char *why)
     if (c->queued)
         LIST_REMOVE(c, pending_link);
     d->nconns--;
+    pt_mem_detach(c);
     event_free(c->read_ev);
     event_free(c->write_ev);
     event_free(c->guard);
@@ -206,6 +207,18 @@ static void conn_pause(pt_conn *c, size_t unread)
     conn_guard_arm(c, c->daemon->stall_timeout);
 }
 
+/* The same for a peer adding answers while its user's sessions together
+ * leave more than --max-output-per-uid unread: it is read again once it has
+ * read its own answers, or its user's are back under the quota. */
+static void conn_pause_user(pt_conn *c, size_t unread)
+{
+    pt_log(LOG_DEBUG,
+           "session %llu: uid %u is over --max-output-per-uid (%u bytes unread across its "
+           "sessions), %zu of them here; pausing its input",
+           (unsigned long long)c->id, (unsigned)c->peer.uid, c->daemon->max_output_per_uid, unread);
+    conn_pause(c, unread);
+}
+
 void pt_conn_send(pt_conn *c, const Pythread__Response *resp)
 {
     Pythread__Response small;
@@ -234,6 +247,7 @@ void pt_conn_send(pt_conn *c, const Pythread__Response *resp)
         return;
     }
     c->out_len += pt_wire_response_frame_pack(resp, c->out + c->out_len);
+    pt_mem_output(c);
     c->responses++;
     conn_queue(c);
     /* Back-pressure: a peer that does not read its answers is not read
@@ -251,6 +265,8 @@ void pt_conn_send(pt_conn *c, const Pythread__Response *resp)
     }
     if (!c->paused && unread > c->daemon->max_output)
         conn_pause(c, unread);
+    else if (!c->paused && pt_mem_user_over(c))
+        conn_pause_user(c, unread);
 }
 
 /* The peer caught up: handle the frames that arrived before the pause
@@ -294,6 +310,7 @@ static void conn_flush(pt_conn *c)
         conn_free(c, why);
         return;
     }
+    pt_mem_output(c);
     if (c->out_off < c->out_len) {
         conn_write_arm(c, 1);
     } else {
@@ -310,7 +327,8 @@ static void conn_flush(pt_conn *c)
             return;
         }
     }
-    if (c->paused && c->out_len - c->out_off <= d->max_output / 2)
+    if (c->paused && c->out_len - c->out_off <= d->max_output / 2 &&
+        (c->out_len == c->out_off || !pt_mem_user_over(c)))
         conn_resume(c);
 }
 
@@ -746,6 +764,13 @@ static pt_conn *conn_new(pt_daemon *d, evutil_socket_t fd, const struct ucred *c
     c->peer.pid = cred->pid;
     c->peer.uid = cred->uid;
     c->peer.gid = cred->gid;
+    if (pt_mem_attach(c) < 0) {
+        event_free(c->read_ev);
+        event_free(c->write_ev);
+        event_free(c->guard);
+        free(c);
+        return NULL;
+    }
     c->since = pt_daemon_now();
     TAILQ_INSERT_TAIL(&d->conns, c, link);
     d->nconns++;
@@ -834,6 +859,20 @@ void pt_conn_close_all(pt_daemon *d)
     {
         c->closing = 1;
         c->session = NULL; /* pt_core_free ends them */
+    }
+}
+
+void pt_conn_trim(pt_daemon *d)
+{
+    pt_conn *c;
+
+    TAILQ_FOREACH(c, &d->conns, link)
+    {
+        if (c->out && c->out_off == c->out_len) {
+            free(c->out);
+            c->out = NULL;
+            c->out_off = c->out_len = c->out_cap = 0;
+        }
     }
 }
 

@@ -62,6 +62,7 @@ void pt_daemon_settle(pt_daemon *d, uint64_t now)
 {
     pt_conn_flush_pending(d);
     pt_daemon_timer_update(d, now);
+    pt_mem_settle(d);
 }
 
 /* The earliest deadline has come: answer every waiter whose time is up. */

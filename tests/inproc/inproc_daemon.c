@@ -28,6 +28,7 @@ int inproc_daemon_init(pt_daemon *d)
     d->max_sessions = 16;
     d->max_sessions_per_uid = 16;
     d->max_output = PT_DAEMON_OUTPUT_MIN;
+    d->max_output_per_uid = PT_DAEMON_OUTPUT_PER_UID;
     d->stall_timeout = PT_DAEMON_STALL_SEC;
     d->frame_timeout = PT_DAEMON_FRAME_SEC;
     d->base = event_base_new();
@@ -36,7 +37,7 @@ int inproc_daemon_init(pt_daemon *d)
         return -1;
     pt_wire_arena_init(&d->arena, d->arena_buf, cap);
     d->core = pt_core_new(NULL, pt_dispatch_sink, d);
-    return d->core && pt_daemon_timer_init(d) == 0 ? 0 : -1;
+    return d->core && pt_daemon_timer_init(d) == 0 && pt_mem_init(d) == 0 ? 0 : -1;
 }
 
 void inproc_daemon_free(pt_daemon *d)
@@ -47,6 +48,7 @@ void inproc_daemon_free(pt_daemon *d)
     pt_conn_free_all(d);
     if (d->timer)
         event_free(d->timer);
+    pt_mem_free(d);
     if (d->base)
         event_base_free(d->base);
     free(d->arena_buf);

@@ -1,7 +1,7 @@
 /*
  * Permissions and per-user limits in the core: the access rule of
- * pt_core_access, its use by open and unlink, and the counts of objects
- * and sessions per uid.
+ * pt_core_access, its use by open and unlink, the counts of objects and
+ * sessions per uid, and the quotas of handles and waiters per uid.
  */
 #include "harness.h"
 
@@ -140,6 +140,78 @@ static void test_sessions_per_uid(void **state)
     assert_int_equal(pt_core_uid_sessions(th_core(), 2000), 0);
 }
 
+static int setup_small_uid_quotas(void **state)
+{
+    pt_core_limits lim = {.max_handles_per_uid = 3, .max_waiters_per_uid = 2};
+
+    (void)state;
+    th_init(&lim);
+    return 0;
+}
+
+static void expect_usage(uid_t uid, uint32_t sessions, uint32_t handles, uint32_t waiters)
+{
+    pt_core_uid_usage u;
+
+    pt_core_uid_usage_get(th_core(), uid, &u);
+    if (u.sessions != sessions || u.handles != handles || u.waiters != waiters)
+        fail_msg("uid %u: %u sessions, %u handles, %u waiters; want %u, %u, %u", (unsigned)uid,
+                 u.sessions, u.handles, u.waiters, sessions, handles, waiters);
+}
+
+/* The quotas count every session of a user together, leave other users
+ * and root alone, and give places back as handles close, waiters are
+ * answered and sessions end. */
+static void test_handles_and_waiters_per_uid(void **state)
+{
+    pt_session *a1 = session_as(1000, 100), *a2 = session_as(1000, 100);
+    pt_session *b = session_as(2000, 100), *root = session_as(0, 0);
+    uint32_t h1, h2, h3, hb = 0;
+    uint64_t parked;
+
+    (void)state;
+    h1 = open_mode(a1, "q", 0666)->handle;
+    h2 = open_mode(a1, "q", 0)->handle;
+    h3 = open_mode(a2, "q", 0)->handle;
+    expect_usage(1000, 2, 3, 0);
+    th_assert_error(open_mode(a2, "q", 0), PT_ELIMIT,
+                    "Lock 'q': open: uid 1000 has 3 handles open across its sessions, the quota "
+                    "per user; close handles no longer used or raise pythreadd "
+                    "--max-handles-per-uid");
+    for (int i = 0; i < 3; i++)
+        hb = open_mode(b, "q", 0)->handle;
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(open_mode(root, "q", 0)->status, 0);
+
+    /* a1 holds q; a1 and a2 park a call each; the third is refused. */
+    assert_int_equal(call_acquire(a1, h1, 1, 1, -1, 0)->ok, 1);
+    assert_null(call_acquire(a1, h2, 2, 1, -1, 0));
+    assert_null(call_acquire(a2, h3, 1, 1, -1, 0));
+    parked = th_last_id();
+    expect_usage(1000, 2, 3, 2);
+    th_assert_error(call_acquire(a2, h3, 2, 1, -1, 0), PT_ELIMIT,
+                    "Lock 'q': acquire: uid 1000 has 2 calls parked across its sessions, the "
+                    "quota per user; wait in fewer threads or processes, or raise pythreadd "
+                    "--max-waiters-per-uid");
+    assert_null(call_acquire(b, hb, 1, 1, -1, 0));
+    assert_null(call_acquire(b, hb, 2, 1, -1, 0));
+    for (uint64_t t = 1; t <= 3; t++)
+        assert_null(call_acquire(root, 1, t, 1, -1, 0));
+
+    /* Closing a handle answers its parked call: both places come back. */
+    assert_int_equal(call_close(a2, h3)->status, 0);
+    th_assert_error(th_find(parked), PT_EBADHANDLE, "handle closed");
+    expect_usage(1000, 2, 2, 1);
+    h3 = open_mode(a2, "q", 0)->handle;
+    assert_null(call_acquire(a2, h3, 1, 1, -1, 0));
+    th_end(a1, 0);
+    expect_usage(1000, 1, 1, 1);
+    th_end(a2, 0);
+    expect_usage(1000, 0, 0, 0);
+    th_end(b, 0);
+    th_end(root, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -147,6 +219,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_and_unlink_obey_mode, th_setup, th_teardown),
         cmocka_unit_test_setup_teardown(test_objects_per_uid, setup_two_per_uid, th_teardown),
         cmocka_unit_test_setup_teardown(test_sessions_per_uid, th_setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_handles_and_waiters_per_uid, setup_small_uid_quotas,
+                                        th_teardown),
     };
 
     return cmocka_run_group_tests_name("unit: access and per-uid limits", tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /*
  * test_limits.c - the per-session waiter limit on every kind that parks,
- * and out-of-memory answers: malloc, calloc and realloc are wrapped
+ * the spares a peak leaves going with it, and out-of-memory answers:
+ * malloc, calloc and realloc are wrapped
  * (-Wl,--wrap) to fail the Nth allocation of the core, for every N a
  * scenario needs. Each call must then be answered PT_ENOMEM or succeed,
  * and the core's invariants must hold throughout.
@@ -146,10 +147,39 @@ static void test_out_of_memory_everywhere(void **state)
     assert_true(n > 10);
 }
 
+/* A thousand parked calls end with their session: the waiters kept for
+ * reuse shrink with them to a few, and pt_core_trim frees the rest. */
+static void test_spares_follow_the_load(void **state)
+{
+    enum { N = 1000 };
+    pt_session *holder = th_session(), *s = th_session();
+    uint32_t h, l;
+
+    (void)state;
+    l = th_open(holder, "peak", PT_KIND_LOCK, 0);
+    assert_answer(call_acquire(holder, l, 1, 1, -1, 0), 1);
+    h = th_open(s, "peak", PT_KIND_LOCK, 0);
+    for (uint64_t t = 1; t <= N; t++)
+        assert_null(call_acquire(s, h, t, 1, -1, 0));
+    assert_int_equal(th_stats().waiters, N);
+    th_end(s, 0);
+    assert_int_equal(th_stats().waiters, 0);
+    if (th_stats().spare > 64)
+        fail_msg("%llu spare waiters kept after a peak of %d", (unsigned long long)th_stats().spare,
+                 N);
+    pt_core_trim(th_core());
+    assert_int_equal(th_stats().spare, 0);
+    /* The core serves on as before. */
+    assert_null(call_acquire(holder, l, 2, 1, -1, 0));
+    assert_answer(call_release(holder, l, 1, 1, 0), 1);
+    th_end(holder, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         TH_TEST(test_waiter_limit_every_kind),
+        TH_TEST(test_spares_follow_the_load),
         cmocka_unit_test(test_out_of_memory_everywhere),
     };
 

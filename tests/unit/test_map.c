@@ -124,13 +124,75 @@ static void test_heap_order_and_removal(void **state)
     pt__heap_free(&h);
 }
 
+/* After a peak of names the table gives its buckets back, and every name
+ * left is still found. */
+static void test_map_fit(void **state)
+{
+    enum { N = 3000, LEFT = 40 };
+    pt_map m;
+    static pt_obj *o[N];
+    char name[32];
+
+    (void)state;
+    assert_int_equal(pt__map_init(&m), 0);
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "fit.%d", i);
+        o[i] = mkobj(name);
+        pt__map_insert(&m, o[i]);
+    }
+    assert_true(m.mask + 1 >= N);
+    for (int i = LEFT; i < N; i++) {
+        pt__map_remove(&m, o[i]);
+        free(o[i]);
+    }
+    pt__map_fit(&m);
+    /* 40 names: halved while under a quarter full, down to 128. */
+    assert_int_equal(m.mask + 1, 128);
+    for (int i = 0; i < LEFT; i++)
+        assert_ptr_equal(pt__map_find(&m, o[i]->name, o[i]->name_len, o[i]->hash), o[i]);
+    for (int i = 0; i < LEFT; i++)
+        pt__map_remove(&m, o[i]);
+    pt__map_fit(&m);
+    assert_int_equal(m.mask + 1, 64); /* never under the first size */
+    for (int i = 0; i < LEFT; i++)
+        free(o[i]);
+    pt__map_free(&m);
+}
+
+/* The heap's room shrinks to what is asked, in powers of two from 64, and
+ * keeps its order. */
+static void test_heap_fit(void **state)
+{
+    pt_heap h = {0};
+    static pt_waiter w[3];
+
+    (void)state;
+    assert_int_equal(pt__heap_reserve(&h, 5000), 0);
+    assert_int_equal(h.cap, 8192);
+    for (int i = 0; i < 3; i++) {
+        w[i].deadline = (uint64_t)(3 - i);
+        w[i].heap_idx = PT_HEAP_NONE;
+        pt__heap_push(&h, &w[i]);
+    }
+    pt__heap_fit(&h, 100);
+    assert_int_equal(h.cap, 128);
+    pt__heap_fit(&h, 3);
+    assert_int_equal(h.cap, 64);
+    pt__heap_fit(&h, 1000); /* never grows */
+    assert_int_equal(h.cap, 64);
+    for (int i = 2; i >= 0; i--) {
+        assert_ptr_equal(pt__heap_top(&h), &w[i]);
+        pt__heap_remove(&h, &w[i]);
+    }
+    pt__heap_free(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hash_differs),
-        cmocka_unit_test(test_map_insert_find_remove),
-        cmocka_unit_test(test_map_same_bucket),
-        cmocka_unit_test(test_heap_order_and_removal),
+        cmocka_unit_test(test_hash_differs),    cmocka_unit_test(test_map_insert_find_remove),
+        cmocka_unit_test(test_map_same_bucket), cmocka_unit_test(test_heap_order_and_removal),
+        cmocka_unit_test(test_map_fit),         cmocka_unit_test(test_heap_fit),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
