@@ -127,19 +127,19 @@ typedef struct pt_core_limits {
  *            reserves a hold record, 64 -> 80                   <= 256
  *   handle   a 24-byte slot in a calloc'd chunk of 64 (1536 -> 1552) plus
  *            the chunk's pointer: 24.4                            <= 32
- *   object   pt_obj 224 + a name of up to 255 + NUL -> 496; a Condition
- *            without a named lock adds its own RLock, 225 -> 240; its
+ *   object   pt_obj 232 + a name of up to 255 + NUL -> 496; a Condition
+ *            without a named lock adds its own RLock, 233 -> 256; its
  *            share of the name table, 1/4 to 3/4 full: <= 4 pointers,
- *            32                                                    <= 768
+ *            32                                                    <= 800
  *
  * So at the per-uid defaults one user holds at most 65536 * 256 = 16 MiB of
- * waiters, 131072 * 32 = 4 MiB of handles and 32768 * 768 = 24 MiB of
- * objects (with the daemon's 16 MiB of unread output: 60 MiB). Checked at
+ * waiters, 131072 * 32 = 4 MiB of handles and 32768 * 800 = 25 MiB of
+ * objects (with the daemon's 16 MiB of unread output: 61 MiB). Checked at
  * compile time against the structures (waiter.c, session.c, registry.c).
  */
 #define PT_MEM_WAITER 256u
 #define PT_MEM_HANDLE 32u
-#define PT_MEM_OBJECT 768u
+#define PT_MEM_OBJECT 800u
 
 /* Defaults used when a limit is 0. */
 #define PT_DEFAULT_MAX_OBJECTS         1000000u

@@ -48,7 +48,7 @@
  * this is paused like one past --max-output, until its own output is read
  * (or its user's falls back under), and cut off after --stall-timeout.
  * Root is exempt. Twice --max-output, so one session alone meets its own
- * cap first; 16 MiB of the about 60 MiB one user may hold at the defaults
+ * cap first; 16 MiB of the about 61 MiB one user may hold at the defaults
  * (the arithmetic is in core.h). */
 #define PT_DAEMON_OUTPUT_PER_UID (16u << 20)
 /* What one session costs besides its handles, waiters and unread answers,
