@@ -12,11 +12,9 @@
 #include <sys/queue.h>
 #include <sys/types.h>
 
+#include "error.h"
 #include "pythread.h"
 #include "wire.h"
-
-/* Longest error message kept for pt_last_error_message (longer ones are cut). */
-#define PT__ERRMSG_MAX 512
 
 /*
  * pt__client_call's answer when the session is no longer the generation the
@@ -177,13 +175,7 @@ void pt__object_free(pt_object *o);
 /* Errors                                                               */
 /* ------------------------------------------------------------------ */
 
-/* The calling thread's message buffer (PT__ERRMSG_MAX bytes). */
-char *pt__errbuf(void);
-/* Set the calling thread's message and return code. */
-int pt__error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* PT_EINVAL for a NULL handle passed to fn. */
-int pt__null_handle(const char *fn);
-/* Same, naming the object and the operation: "Lock 'jobs': release: ...". */
+/* pt__error (error.h), naming the object and the operation: "Lock 'jobs': release: ...". */
 int pt__object_error(const pt_object *o, const char *op, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

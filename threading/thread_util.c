@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "session.h"
+#include "error.h"
 #include "thread_int.h"
 
 /* Linux keeps 15 bytes of a thread's name, plus the NUL. */
