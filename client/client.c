@@ -223,7 +223,7 @@ static void reply_copy(pt__reply *r, const Pythread__Response *m)
     r->state.parties = s->parties;
     r->state.n_waiting = s->n_waiting;
     r->state.broken = s->broken;
-    r->state.timeout = s->has_timeout ? s->timeout : PT_FOREVER;
+    r->state.timeout = s->timeout; /* absent: the schema default, 0 */
     r->state.token = s->token;
 }
 

@@ -65,7 +65,7 @@ static void object_copy(pt_inspect_object *o, const Pythread__ObjectInfo *m)
         o->parties = s->parties;
         o->n_waiting = s->n_waiting;
         o->broken = s->broken;
-        o->timeout = s->has_timeout ? s->timeout : PT_FOREVER;
+        o->timeout = s->timeout;
         o->token = s->token;
     }
     if (k) {
