@@ -59,8 +59,14 @@
 /* Default of --socket-mode: reaching the daemon grants nothing by itself,
  * every object carries its own permissions. */
 #define PT_DAEMON_SOCKET_MODE 0666u
-/* Pause before accepting again after running out of file descriptors. */
+/* Pause before accepting again after running out of file descriptors
+ * without a reserve one to refuse the waiting clients with. */
 #define PT_DAEMON_ACCEPT_RETRY_MSEC 200
+/* Waiting clients refused on the reserve descriptor per callback. */
+#define PT_DAEMON_ACCEPT_REFUSE_MAX 64
+/* Descriptors the daemon keeps for its own use beside sessions (its loop,
+ * signals, notifications to systemd), when sizing sessions to the limit. */
+#define PT_DAEMON_FD_SLACK 16
 
 typedef struct pt_daemon pt_daemon;
 
@@ -143,6 +149,10 @@ struct pt_daemon {
     uint32_t socket_mode;   /* mode of the socket file we bind */
     uint32_t nconns;
     int accept_paused;
+    /* Open on /dev/null, set by pt_listen_start: closed to accept one more
+     * connection at the open file limit and refuse it, then taken back.
+     * -1 when none could be had. */
+    int spare_fd;
     struct pt_conn_list conns;
     /* Connections with answers to write (or closing, to be freed once
      * drained); flushed at the end of every loop callback. A LIST so that a

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------ */
@@ -147,12 +148,113 @@ static void test_pipelining_peers_take_turns(void **state)
     h->passed = 1;
 }
 
+/* ------------------------------------------------------------------ */
+/* Out of file descriptors                                             */
+/* ------------------------------------------------------------------ */
+
+/* 1 if the daemon's log holds a line with both words. */
+static int log_has(const harness *h, const char *a, const char *b)
+{
+    char line[1024];
+    FILE *f = fopen(h->log, "r");
+    int found = 0;
+
+    if (!f)
+        return 0;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, a) && (!b || strstr(line, b));
+    fclose(f);
+    return found;
+}
+
+/* Poll the log until it holds a line with both words. */
+static int log_wait(const harness *h, const char *a, const char *b, double timeout)
+{
+    double deadline = harness_now() + timeout;
+
+    while (!log_has(h, a, b)) {
+        if (harness_now() > deadline)
+            return 0;
+        harness_tick();
+    }
+    return 1;
+}
+
+/* The daemon's open file limit, lowered while it runs. */
+#define NOFILE_LOW 48
+
+/*
+ * With every descriptor its limit allows in use, the daemon still answers
+ * one more client at once, PT_ELIMIT with a message naming the limit,
+ * rather than leaving it to wait out its connect timeout; and once a
+ * session ends, a new one is served again.
+ */
+static void test_out_of_descriptors_refused(void **state)
+{
+    harness *h = *state;
+    struct rlimit low = {NOFILE_LOW, NOFILE_LOW};
+    pt_client *c[NOFILE_LOW + 1] = {NULL};
+    double t0, took = 0;
+    int n = 0, rc = 0;
+
+    /* The wait a client would otherwise spend, kept short for the test. */
+    setenv("PYTHREAD_CONNECT_TIMEOUT", "5", 1);
+    if (prlimit(h->daemon, RLIMIT_NOFILE, &low, NULL) < 0)
+        fail_msg("prlimit(%d, RLIMIT_NOFILE, %d): %s", (int)h->daemon, NOFILE_LOW, strerror(errno));
+    while (n <= NOFILE_LOW) {
+        t0 = harness_now();
+        rc = pt_client_open(&c[n], NULL);
+        took = harness_now() - t0;
+        if (rc != 0)
+            break;
+        n++;
+    }
+    print_message("open file limit %d: %d sessions, then %s after %.3f s\n", NOFILE_LOW, n,
+                  pt_err_name(rc), took);
+    if (rc != PT_ELIMIT || took > 1.0)
+        fail_msg("client %d against a daemon at its open file limit of %d: %s after %.3f s "
+                 "(\"%s\"), want PT_ELIMIT at once",
+                 n + 1, NOFILE_LOW, pt_err_name(rc), took, pt_last_error_message());
+    if (!strstr(pt_last_error_message(), "open file limit"))
+        fail_msg("the refusal does not name the open file limit: %s", pt_last_error_message());
+    if (n < NOFILE_LOW / 2)
+        fail_msg("only %d sessions fit an open file limit of %d", n, NOFILE_LOW);
+    /* A place frees up when a session ends (once the daemon has seen it). */
+    pt_client_close(c[--n]);
+    t0 = harness_now();
+    while ((rc = pt_client_open(&c[n], NULL)) == PT_ELIMIT && harness_now() - t0 < HARNESS_DEADLINE)
+        harness_tick();
+    PT_ASSERT_EQ(rc, 0);
+    n++;
+    while (n > 0)
+        pt_client_close(c[--n]);
+    unsetenv("PYTHREAD_CONNECT_TIMEOUT");
+    h->passed = 1;
+}
+
+/* A --max-sessions the open file limit cannot hold is warned about at
+ * start. */
+static void test_max_sessions_over_nofile_warned(void **state)
+{
+    static const char *const args[] = {"--max-sessions", "4294967294", NULL};
+    harness *h = *state;
+
+    harness_daemon_stop(h);
+    h->daemon_args = args;
+    harness_daemon_start(h);
+    if (!log_wait(h, "--max-sessions is 4294967294", "open file limit", HARNESS_DEADLINE))
+        fail_msg("no warning that --max-sessions 4294967294 exceeds the open file limit");
+    h->passed = 1;
+}
+
 #define LOOP_TEST(fn) cmocka_unit_test_setup_teardown(fn, harness_setup, harness_teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         LOOP_TEST(test_pipelining_peers_take_turns),
+        LOOP_TEST(test_out_of_descriptors_refused),
+        LOOP_TEST(test_max_sessions_over_nofile_warned),
     };
 
     return cmocka_run_group_tests_name("limits: the loop", tests, NULL, NULL);
