@@ -56,6 +56,10 @@
 /* How long a connection closed after a protocol error may take to flush its
  * error frame before it is dropped anyway. */
 #define PT_DAEMON_LINGER_SEC 2
+/* Defaults of --log-burst and --log-interval: messages about one user's
+ * sessions logged per interval; the rest are counted. */
+#define PT_DAEMON_LOG_BURST        20u
+#define PT_DAEMON_LOG_INTERVAL_SEC 10u
 /* Default of --socket-mode: reaching the daemon grants nothing by itself,
  * every object carries its own permissions. */
 #define PT_DAEMON_SOCKET_MODE 0666u
@@ -179,9 +183,22 @@ struct pt_daemon {
     uint64_t requests;          /* requests served, hellos and inspection included */
 };
 
-/* log.c: "<N>message\n" lines on stderr, N a syslog priority (LOG_ERR...). */
+/* log.c: "<N>message\n" lines on stderr, N a syslog priority (LOG_ERR...),
+ * written without ever waiting for the reader: a line that does not fit is
+ * dropped and counted, and the count is logged once there is room. */
 void pt_log(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pt_log_set_verbose(int verbose);
+/* A message about what a peer of user uid did: at most burst of them per
+ * user every interval seconds (pt_log_start), the rest counted and summed
+ * up in one line when the interval ends. */
+void pt_log_peer(uid_t uid, int priority, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The per-user limit and the timer of its summary lines; -1 when out of
+ * memory. Without it the defaults hold and summaries wait for the user's
+ * next message. */
+int pt_log_start(struct event_base *base, uint32_t burst, uint32_t interval);
+/* Summaries still due, then the timer freed (before the event base). */
+void pt_log_stop(void);
 
 /* timer.c */
 uint64_t pt_daemon_now(void);

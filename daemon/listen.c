@@ -293,8 +293,9 @@ static void refuse_nofile(pt_daemon *d, int fd)
         (void)!write(fd, frame, n);
     }
     close(fd);
-    pt_log(LOG_WARNING, "connection from pid %d refused: out of file descriptors (limit %llu)",
-           (int)cred.pid, (unsigned long long)rl.rlim_cur);
+    pt_log_peer(cred.uid, LOG_WARNING,
+                "connection from pid %d refused: out of file descriptors (limit %llu)",
+                (int)cred.pid, (unsigned long long)rl.rlim_cur);
 }
 
 /*

@@ -141,8 +141,8 @@ void pt_conn_send_error(pt_conn *c, uint64_t id, int status, const char *message
 static void conn_protocol_error(pt_conn *c, uint64_t id, int status, const char *message,
                                 uint64_t now)
 {
-    pt_log(LOG_WARNING, "session %llu (pid %d): %s; closing it", (unsigned long long)c->id,
-           (int)c->peer.pid, message);
+    pt_log_peer(c->peer.uid, LOG_WARNING, "session %llu (pid %d): %s; closing it",
+                (unsigned long long)c->id, (int)c->peer.pid, message);
     pt_conn_send_error(c, id, status, message);
     conn_close_flushed(c, now);
 }
@@ -393,8 +393,8 @@ static int conn_request(pt_conn *c, const Pythread__Request *req, uint64_t now)
                  "request %llu: this session has said hello already; send the hello once per "
                  "connection",
                  (unsigned long long)req->id);
-        pt_log(LOG_WARNING, "session %llu (pid %d): %s", (unsigned long long)c->id,
-               (int)c->peer.pid, msg);
+        pt_log_peer(c->peer.uid, LOG_WARNING, "session %llu (pid %d): %s",
+                    (unsigned long long)c->id, (int)c->peer.pid, msg);
         pt_conn_send_error(c, req->id, PT_EPROTO, msg);
         return 0;
     }
@@ -689,8 +689,9 @@ static void conn_read_end(pt_conn *c, ssize_t n, uint64_t now)
     if (n == 0) {
         if (c->in_len) {
             snprintf(why, sizeof why, "the peer closed the connection in the middle of a frame");
-            pt_log(LOG_NOTICE, "session %llu (pid %d): %s (%zu bytes of it arrived)",
-                   (unsigned long long)c->id, (int)c->peer.pid, why, c->in_len - c->in_off);
+            pt_log_peer(c->peer.uid, LOG_NOTICE,
+                        "session %llu (pid %d): %s (%zu bytes of it arrived)",
+                        (unsigned long long)c->id, (int)c->peer.pid, why, c->in_len - c->in_off);
         } else {
             snprintf(why, sizeof why, "the peer closed the connection");
         }
@@ -828,8 +829,8 @@ static void conn_guard_cb(evutil_socket_t fd, short what, void *arg)
                  "the peer left %zu bytes of answers unread for %u s (pythreadd "
                  "--stall-timeout); cut off",
                  c->out_len - c->out_off, d->stall_timeout);
-        pt_log(LOG_WARNING, "session %llu (pid %d): %s", (unsigned long long)c->id,
-               (int)c->peer.pid, msg);
+        pt_log_peer(c->peer.uid, LOG_WARNING, "session %llu (pid %d): %s",
+                    (unsigned long long)c->id, (int)c->peer.pid, msg);
         conn_end(c, now);
         conn_free(c, "answers left unread");
     } else {
@@ -882,7 +883,8 @@ static void conn_refuse(pt_conn *c, int status, const char *message)
 {
     pt_daemon *d = c->daemon;
 
-    pt_log(LOG_WARNING, "connection from pid %d refused: %s", (int)c->peer.pid, message);
+    pt_log_peer(c->peer.uid, LOG_WARNING, "connection from pid %d refused: %s", (int)c->peer.pid,
+                message);
     pt_conn_send_error(c, 0, status, message);
     conn_close_flushed(c, 0);
     pt_conn_flush_pending(d);

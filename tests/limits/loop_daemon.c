@@ -7,6 +7,7 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,7 +150,7 @@ static void test_pipelining_peers_take_turns(void **state)
 }
 
 /* ------------------------------------------------------------------ */
-/* Out of file descriptors                                             */
+/* The log                                                             */
 /* ------------------------------------------------------------------ */
 
 /* 1 if the daemon's log holds a line with both words. */
@@ -166,6 +167,197 @@ static int log_has(const harness *h, const char *a, const char *b)
     fclose(f);
     return found;
 }
+
+/* Lines of the log with the word, and the sum of the counts of the
+ * "uid U: K more messages" lines. */
+static int log_count(const harness *h, const char *word, unsigned long long *suppressed)
+{
+    char line[1024];
+    FILE *f = fopen(h->log, "r");
+    int n = 0;
+
+    *suppressed = 0;
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, ": ");
+        unsigned long long k;
+
+        n += strstr(line, word) != NULL;
+        if (strstr(line, "more messages about its sessions suppressed") && p &&
+            sscanf(p + 2, "%llu", &k) == 1)
+            *suppressed += k;
+    }
+    fclose(f);
+    return n;
+}
+
+/* n hellos more on a session that said hello: each is refused with
+ * PT_EPROTO and logged as a warning about the peer. */
+static void extra_hellos(raw_conn *rc, int n)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    Pythread__HelloArgs hello = PYTHREAD__HELLO_ARGS__INIT;
+    Pythread__Response *resp;
+    uint8_t *buf, *p;
+    size_t one;
+
+    req.op = PYTHREAD__OP__OP_HELLO;
+    req.hello = &hello;
+    hello.has_version = 1;
+    hello.version = PT_PROTOCOL_VERSION;
+    req.id = 1000000;
+    one = pt_wire_request_frame_size(&req);
+    buf = p = malloc((size_t)n * one);
+    assert_non_null(buf);
+    for (int i = 0; i < n; i++) {
+        req.id = 1000000 + (uint64_t)i;
+        p += pt_wire_request_frame_pack(&req, p);
+    }
+    assert_int_equal(raw_send(rc, buf, (size_t)(p - buf)), 0);
+    free(buf);
+    for (int i = 0; i < n; i++) {
+        int r = raw_recv(rc, HARNESS_DEADLINE, &resp);
+
+        if (r != RAW_FRAME)
+            fail_msg("extra hello %d of %d: no answer (%d)", i + 1, n, r);
+        if (!resp->has_status || resp->status != PT_EPROTO)
+            fail_msg("extra hello %d of %d: status %d, want PT_EPROTO", i + 1, n,
+                     resp->has_status ? resp->status : 0);
+    }
+}
+
+/*
+ * A peer that repeats a logged mistake thousands of times gets --log-burst
+ * lines per --log-interval, and lines saying how many more were left out;
+ * together they account for every mistake.
+ */
+static void test_warning_flood_suppressed(void **state)
+{
+    static const char *const args[] = {"--log-burst", "5", "--log-interval", "1", NULL};
+    enum { HELLOS = 2000 };
+    harness *h = *state;
+    unsigned long long suppressed = 0;
+    double t0, took, deadline;
+    int logged = 0, windows;
+    raw_conn rc;
+
+    harness_daemon_stop(h);
+    h->daemon_args = args;
+    harness_daemon_start(h);
+    assert_int_equal(raw_connect(&rc, h->sock), 0);
+    assert_int_equal(raw_hello(&rc, PT_PROTOCOL_VERSION), 0);
+    t0 = harness_now();
+    extra_hellos(&rc, HELLOS);
+    took = harness_now() - t0;
+    raw_close(&rc);
+    /* The last interval's count comes when it ends. */
+    deadline = harness_now() + HARNESS_DEADLINE;
+    do {
+        logged = log_count(h, "has said hello already", &suppressed);
+        if ((unsigned long long)logged + suppressed >= HELLOS)
+            break;
+        harness_tick();
+    } while (harness_now() < deadline);
+    windows = (int)took + 2;
+    print_message("%d repeated hellos in %.3f s: %d logged, %llu suppressed\n", HELLOS, took,
+                  logged, suppressed);
+    if (logged > 5 * windows)
+        fail_msg("%d warnings logged for %d repeated hellos in %.3f s, want at most 5 per s",
+                 logged, HELLOS, took);
+    if ((unsigned long long)logged + suppressed != HELLOS)
+        fail_msg("%d warnings logged and %llu counted as suppressed for %d repeated hellos", logged,
+                 suppressed, HELLOS);
+    h->passed = 1;
+}
+
+/* Read what the pipe holds, without waiting. */
+static size_t pipe_drain(int fd, char *buf, size_t cap)
+{
+    size_t len = 0;
+    ssize_t n;
+    char sink[4096];
+
+    while ((n = read(fd, len < cap ? buf + len : sink, len < cap ? cap - len : sizeof sink)) > 0)
+        if (len < cap)
+            len += (size_t)n;
+    return len;
+}
+
+/*
+ * The daemon's standard error is a pipe nobody reads, filled up: a peer's
+ * warnings must not block the daemon. Its sessions are answered at once;
+ * once the pipe is read again, the daemon says how many lines it dropped.
+ */
+static void test_stalled_stderr(void **state)
+{
+    harness *h = *state;
+    char path[64], junk[512], got[8192];
+    double deadline;
+    raw_conn rc, other;
+    size_t len = 0;
+    int p[2], st;
+
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+    assert_int_equal(fcntl(p[1], F_SETFL, O_NONBLOCK), 0);
+    (void)fcntl(p[1], F_SETPIPE_SZ, 4096);
+    harness_daemon_stop(h);
+    /* The daemon opens its log path: this one is our pipe. */
+    snprintf(path, sizeof path, "/proc/self/fd/%d", p[1]);
+    h->daemon = harness_daemon_spawn(h->sock, path, NULL);
+    deadline = harness_now() + HARNESS_DEADLINE;
+    while (!harness_daemon_answers(h->sock)) {
+        if (harness_now() > deadline)
+            fail_msg("pythreadd with its standard error on a pipe did not answer");
+        harness_tick();
+    }
+    assert_int_equal(raw_connect(&rc, h->sock), 0);
+    assert_int_equal(raw_hello(&rc, PT_PROTOCOL_VERSION), 0);
+
+    /* Nobody reads the pipe, and it is full. */
+    memset(junk, 'x', sizeof junk);
+    junk[sizeof junk - 1] = '\n';
+    while (write(p[1], junk, sizeof junk) > 0)
+        ;
+    while (write(p[1], "\n", 1) > 0)
+        ;
+    extra_hellos(&rc, 10);
+    assert_int_equal(raw_connect(&other, h->sock), 0);
+    st = raw_hello(&other, PT_PROTOCOL_VERSION);
+    raw_close(&other);
+    if (st != 0)
+        fail_msg("a new session while the daemon's log is stalled: %s", pt_err_name(st));
+
+    /* The pipe is read again: the next line comes after the count of the
+     * lines dropped meanwhile. */
+    pipe_drain(p[0], got, 0);
+    got[0] = '\0';
+    extra_hellos(&rc, 1);
+    deadline = harness_now() + HARNESS_DEADLINE;
+    while (!strstr(got, "log lines dropped") && harness_now() < deadline) {
+        len += pipe_drain(p[0], got + len, sizeof got - 1 - len);
+        got[len] = '\0';
+        harness_tick();
+    }
+    raw_close(&rc);
+    if (!strstr(got, "10 log lines dropped") || !strstr(got, "said hello already"))
+        fail_msg("after the stall, the log says:\n%s\nwant \"10 log lines dropped\" and the "
+                 "next warning",
+                 got);
+    harness_daemon_stop(h);
+    len = pipe_drain(p[0], got, sizeof got - 1);
+    got[len] = '\0';
+    close(p[0]);
+    close(p[1]);
+    if (strstr(got, "Sanitizer") || strstr(got, "runtime error:"))
+        fail_msg("a sanitizer reported a problem in the daemon:\n%s", got);
+    h->passed = 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Out of file descriptors                                             */
+/* ------------------------------------------------------------------ */
 
 /* Poll the log until it holds a line with both words. */
 static int log_wait(const harness *h, const char *a, const char *b, double timeout)
@@ -253,6 +445,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         LOOP_TEST(test_pipelining_peers_take_turns),
+        LOOP_TEST(test_warning_flood_suppressed),
+        LOOP_TEST(test_stalled_stderr),
         LOOP_TEST(test_out_of_descriptors_refused),
         LOOP_TEST(test_max_sessions_over_nofile_warned),
     };
