@@ -30,13 +30,14 @@ enum {
 /*
  * The bystander's acquire+release p99 must stay under this while the 40
  * peers flood. Served without turns, each read of LIST requests held the
- * loop for tens of milliseconds and the p99 was 0.75-1.4 s (debug build);
+ * loop for tens of milliseconds and the p99 was 1.6-2.6 s (debug build);
  * in turns it is about a millisecond on an idle machine (bench/run's
- * pipelining row gives the figure) and 7-11 ms under AddressSanitizer on a
- * loaded 2-core machine, where the 41 processes of the test compete for
- * the cores with the daemon. The bound keeps a tenfold margin over that.
+ * pipelining row gives the figure) and 10-50 ms under AddressSanitizer on a
+ * loaded 2-core machine, where the 41 processes of the test compete with
+ * the daemon for the cores. The bound keeps a fivefold margin over that
+ * and stays far below the stall.
  */
-#define FLOOD_P99_SEC 0.1
+#define FLOOD_P99_SEC 0.25
 
 typedef struct flood_arg {
     const char *sock;
@@ -96,9 +97,9 @@ static int cmp_double(const void *a, const void *b)
  */
 static void test_pipelining_peers_take_turns(void **state)
 {
-    /* A smaller output cap than the default keeps the silent peers'
-     * unread answers (and the test's memory under ASan) small. */
-    static const char *const args[] = {"--max-output", "1048576", NULL};
+    /* A quarter of the default output cap keeps the silent peers' unread
+     * answers (and the test's memory under ASan) small. */
+    static const char *const args[] = {"--max-output", "2097152", NULL};
     enum { PEERS = FLOOD_SILENT + FLOOD_READING, MAX_SAMPLES = 200000 };
     harness *h = *state;
     atomic_int *ready = harness_shm_alloc(h, sizeof *ready);
