@@ -100,7 +100,7 @@ typedef struct pt_conn {
     TAILQ_ENTRY(pt_conn) ready_link;  /* on pt_daemon.ready while ready */
     pt_daemon *daemon;
     int fd;
-    struct event *read_ev;  /* persistent; deleted while paused, ready or closing */
+    struct event *read_ev;  /* persistent; added only while reading */
     struct event *write_ev; /* added only while a write came up short */
     pt_session *session;    /* NULL once the core session has ended */
     pt_peer peer;           /* from SO_PEERCRED, never from the peer's words */
@@ -111,6 +111,7 @@ typedef struct pt_conn {
     unsigned queued : 1;    /* on the pending list */
     unsigned writing : 1;   /* write_ev is added */
     unsigned ready : 1;     /* on the ready list: whole frames wait for a turn */
+    unsigned reading : 1;   /* read_ev is added */
     /* Input not yet handled, in[in_off..in_len): while reading, the start
      * of one frame (less than a whole one); while ready or paused, frames
      * not handled yet. NULL when empty, so an idle session holds none. */

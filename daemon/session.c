@@ -87,7 +87,20 @@ static void conn_queue(pt_conn *c)
 
 static void conn_read_stop(pt_conn *c)
 {
+    if (!c->reading)
+        return;
+    c->reading = 0;
     event_del(c->read_ev);
+}
+
+/* Read again; a no-op (and no call into libevent) while reading, which is
+ * every read of the fast path. */
+static void conn_read_start(pt_conn *c)
+{
+    if (c->reading)
+        return;
+    c->reading = 1;
+    event_add(c->read_ev, NULL);
 }
 
 /* Arm or disarm the write event: armed only while a write came up short. */
@@ -652,16 +665,18 @@ static void conn_next(pt_conn *c, uint64_t now, int fresh)
 {
     if (c->paused || c->closing)
         return;
-    if (conn_in_whole(c)) {
-        conn_ready(c);
-        return;
+    if (c->in_len != c->in_off) {
+        if (conn_in_whole(c)) {
+            conn_ready(c);
+            return;
+        }
+        if (c->in_off) {
+            memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+            c->in_len -= c->in_off;
+            c->in_off = 0;
+        }
     }
-    if (c->in_off && c->in_off < c->in_len) {
-        memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
-        c->in_len -= c->in_off;
-        c->in_off = 0;
-    }
-    event_add(c->read_ev, NULL);
+    conn_read_start(c);
     conn_frame_guard(c, now, fresh);
 }
 
@@ -954,7 +969,7 @@ void pt_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockadd
         return;
     }
     c->id = pt_core_session_id(c->session);
-    event_add(c->read_ev, NULL);
+    conn_read_start(c);
     pt_log(LOG_DEBUG, "session %llu opened: pid %d, uid %u, gid %u", (unsigned long long)c->id,
            (int)c->peer.pid, (unsigned)c->peer.uid, (unsigned)c->peer.gid);
 }
