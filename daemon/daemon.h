@@ -84,8 +84,9 @@ typedef struct pt_daemon pt_daemon;
 
 /* One turn of a connection: at most this many of its frames, and no new
  * frame once its answers of the turn reach this many bytes; the rest waits
- * for its next turn. A turn is the longest anyone waits for one busy peer
- * (some tens of microseconds of requests, one inspection page). */
+ * for its next turn. A turn is the longest anyone waits for one busy peer:
+ * 64 small requests take some tens of microseconds, 16 KiB of inspection
+ * answers (one LIST page at most) a few hundred. */
 #define PT_TURN_FRAMES 64u
 #define PT_TURN_BYTES  (16u << 10)
 /* A read of more than this while connections wait on the ready list is not
