@@ -24,6 +24,15 @@
  *                                       SESSIONS idle sessions, the daemon's
  *                                       resident memory for each, and the
  *                                       pair latency again
+ *   bench_pythread flood SILENT READING OBJECTS MILLISECONDS
+ *                                       raw connections pipelining LIST
+ *                                       requests as fast as they can,
+ *                                       SILENT never reading the answers,
+ *                                       READING reading them, with OBJECTS
+ *                                       named objects to list, while this
+ *                                       process times Lock pairs for
+ *                                       MILLISECONDS: what a flood costs
+ *                                       everyone else (p99 and max)
  *
  * The socket is $PYTHREAD_SOCKET.
  */
@@ -585,13 +594,122 @@ static void mode_scale(long objects, long sessions, long iters, pid_t daemon)
     pt_client_close(c);
 }
 
+/* ------------------------------------------------------------------ */
+/* Flood                                                               */
+/* ------------------------------------------------------------------ */
+
+/* A connection that said hello and had its answer: raw, so nothing of the
+ * library paces it. */
+static int flood_connect(const char *path, uint64_t id)
+{
+    uint8_t buf[4096];
+    int fd = idle_session(path, id);
+
+    if (read(fd, buf, sizeof(buf)) < (ssize_t)PT_WIRE_HEADER)
+        bench_die("flood client %llu: no hello answer", (unsigned long long)id);
+    return fd;
+}
+
+/* Pipeline LIST requests without end; a reading client also drains its
+ * answers, a silent one blocks once the socket buffers are full. */
+static void flood_client(shared *sh, int me, int reading, const char *path)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    static uint8_t batch[16384], sink[65536];
+    size_t one, n = 0;
+    int fd = flood_connect(path, (uint64_t)me);
+
+    req.id = 2;
+    req.op = PYTHREAD__OP__OP_LIST; /* no page: from the start */
+    one = pt_wire_request_frame_size(&req);
+    while (n + one <= sizeof(batch))
+        n += pt_wire_request_frame_pack(&req, batch + n);
+    atomic_fetch_add(&sh->ready, 1);
+    wait_flag(&sh->go, 1);
+    for (size_t off = 0;;) {
+        struct pollfd p = {fd, (short)(POLLOUT | (reading ? POLLIN : 0)), 0};
+        ssize_t r;
+
+        if (poll(&p, 1, -1) < 0)
+            continue;
+        if (p.revents & POLLIN) {
+            r = read(fd, sink, sizeof(sink));
+            if (r <= 0)
+                _exit(0);
+        }
+        if (p.revents & POLLOUT) {
+            r = write(fd, batch + off, n - off);
+            if (r < 0 && errno != EINTR && errno != EAGAIN)
+                _exit(0); /* cut off */
+            off = r > 0 ? (off + (size_t)r) % n : off;
+        }
+        if (p.revents & (POLLHUP | POLLERR))
+            _exit(0);
+    }
+}
+
+static void mode_flood(int silent, int reading, long objects, long ms)
+{
+    int clients = silent + reading;
+    const char *path = getenv("PYTHREAD_SOCKET");
+    shared *sh = shared_map(0);
+    pt_client *c = client_open();
+    pid_t *pids = calloc((size_t)(clients ? clients : 1), sizeof(*pids));
+    bench_samples s;
+    uint64_t end, worst = 0;
+    char name[64], extra[64];
+    pt_lock *l;
+    int i;
+
+    if (!path || !pids)
+        bench_die("flood: set PYTHREAD_SOCKET");
+    nofile_raise(clients + 64);
+    for (long k = 0; k < objects; k++) {
+        pt_event *e;
+
+        snprintf(name, sizeof(name), "bench.flood.obj.%06ld", k);
+        CHECK(pt_event_open(c, name, PT_OPEN_TRANSIENT, 0600, &e));
+    }
+    CHECK(pt_lock_open(c, "bench.flood.pair", PT_OPEN_TRANSIENT, 0600, &l));
+    for (i = 0; i < clients; i++) {
+        pids[i] = fork();
+        if (pids[i] < 0)
+            bench_die("fork: %s", strerror(errno));
+        if (pids[i] == 0)
+            flood_client(sh, i, i >= silent, path);
+    }
+    wait_flag(&sh->ready, clients);
+    bench_samples_init(&s, 1000000);
+    atomic_store(&sh->go, 1);
+    end = bench_now_ns() + (uint64_t)ms * 1000000u;
+    while (bench_now_ns() < end) {
+        uint64_t t0 = bench_now_ns(), dt;
+
+        CHECK(lock_pair(l));
+        dt = bench_now_ns() - t0;
+        bench_samples_add(&s, dt);
+        worst = dt > worst ? dt : worst;
+    }
+    for (i = 0; i < clients; i++)
+        kill(pids[i], SIGKILL);
+    for (i = 0; i < clients; i++)
+        waitpid(pids[i], NULL, 0);
+    snprintf(name, sizeof(name), "pt.flood.s%dr%d", silent, reading);
+    snprintf(extra, sizeof(extra), "max_ns=%llu objects=%ld", (unsigned long long)worst, objects);
+    bench_report(name, &s, extra);
+    bench_samples_free(&s);
+    free(pids);
+    pt_client_close(c);
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_pythread ops ITERS OPENS\n"
                     "       bench_pythread handoff PROCS ITERS\n"
                     "       bench_pythread throughput PROCS MILLISECONDS DAEMON_PID\n"
                     "       bench_pythread threads THREADS MILLISECONDS DAEMON_PID\n"
-                    "       bench_pythread scale OBJECTS SESSIONS ITERS DAEMON_PID\n");
+                    "       bench_pythread scale OBJECTS SESSIONS ITERS DAEMON_PID\n"
+                    "       bench_pythread flood SILENT READING OBJECTS MILLISECONDS\n");
     exit(2);
 }
 
@@ -611,6 +729,9 @@ int main(int argc, char **argv)
     else if (!strcmp(argv[1], "scale") && argc == 6)
         mode_scale(bench_arg(argv[2], "OBJECTS"), bench_arg(argv[3], "SESSIONS"),
                    bench_arg(argv[4], "ITERS"), (pid_t)bench_arg(argv[5], "DAEMON_PID"));
+    else if (!strcmp(argv[1], "flood") && argc == 6)
+        mode_flood((int)bench_arg(argv[2], "SILENT"), (int)bench_arg(argv[3], "READING"),
+                   bench_arg(argv[4], "OBJECTS"), bench_arg(argv[5], "MILLISECONDS"));
     else
         usage();
     return 0;

@@ -6,11 +6,15 @@
  * core session. A readable socket is read once into the daemon-wide scratch
  * buffer and every complete frame is decoded (into one arena) and dispatched
  * straight from there; only a trailing partial frame is kept with the
- * connection. Every answer the core gives, for this connection or any other,
- * comes back through the sink and is packed into that connection's output
- * buffer, which joins the pending list; at the end of each loop callback
- * every pending connection gets one write, and a write event is armed only
- * when one came up short. One timer serves every deadline the core keeps.
+ * connection. One callback serves one connection at most a turn's worth of
+ * frames and answer bytes (PT_TURN_*): what is left is kept with it, its
+ * reading stops, and it joins the ready list, which gets one turn per pass
+ * of the loop, in order, each after a poll for everyone else's input. Every
+ * answer the core gives, for this connection or any other, comes back
+ * through the sink and is packed into that connection's output buffer,
+ * which joins the pending list; at the end of each loop callback every
+ * pending connection gets one write, and a write event is armed only when
+ * one came up short. One timer serves every deadline the core keeps.
  * Nothing here blocks or sleeps.
  */
 #ifndef PT_DAEMON_H
@@ -71,11 +75,21 @@
 /* How long a connection closed after a protocol error may take to flush its
  * error frame before it is dropped anyway. */
 #define PT_DAEMON_LINGER_SEC 2
+/* Defaults of --log-burst and --log-interval: messages about one user's
+ * sessions logged per interval; the rest are counted. */
+#define PT_DAEMON_LOG_BURST        20u
+#define PT_DAEMON_LOG_INTERVAL_SEC 10u
 /* Default of --socket-mode: reaching the daemon grants nothing by itself,
  * every object carries its own permissions. */
 #define PT_DAEMON_SOCKET_MODE 0666u
-/* Pause before accepting again after running out of file descriptors. */
+/* Pause before accepting again after running out of file descriptors
+ * without a reserve one to refuse the waiting clients with. */
 #define PT_DAEMON_ACCEPT_RETRY_MSEC 200
+/* Waiting clients refused on the reserve descriptor per callback. */
+#define PT_DAEMON_ACCEPT_REFUSE_MAX 64
+/* Descriptors the daemon keeps for its own use beside sessions (its loop,
+ * signals, notifications to systemd), when sizing sessions to the limit. */
+#define PT_DAEMON_FD_SLACK 16
 
 typedef struct pt_daemon pt_daemon;
 
@@ -87,13 +101,26 @@ typedef struct pt_daemon pt_daemon;
 /* First size of the buffer that holds a partial frame between reads. */
 #define PT_CONN_IN_FIRST 256u
 
+/* One turn of a connection: at most this many of its frames, and no new
+ * frame once its answers of the turn reach this many bytes; the rest waits
+ * for its next turn. A turn is the longest anyone waits for one busy peer:
+ * 64 small requests take some tens of microseconds, 16 KiB of inspection
+ * answers (one LIST page at most) a few hundred. */
+#define PT_TURN_FRAMES 64u
+#define PT_TURN_BYTES  (16u << 10)
+/* A read of more than this while connections wait on the ready list is not
+ * served at once but queued behind them: a busy peer's next burst waits its
+ * turn, while a request or a few (far less) are still answered at once. */
+#define PT_TURN_QUEUE_BYTES (4u << 10)
+
 /* One client connection: its socket and the core session behind it. */
 typedef struct pt_conn {
     TAILQ_ENTRY(pt_conn) link;
     LIST_ENTRY(pt_conn) pending_link; /* on pt_daemon.pending while queued */
+    TAILQ_ENTRY(pt_conn) ready_link;  /* on pt_daemon.ready while ready */
     pt_daemon *daemon;
     int fd;
-    struct event *read_ev;  /* persistent; deleted while paused or closing */
+    struct event *read_ev;  /* persistent; added only while reading */
     struct event *write_ev; /* added only while a write came up short */
     pt_session *session;    /* NULL once the core session has ended */
     pt_peer peer;           /* from SO_PEERCRED, never from the peer's words */
@@ -105,11 +132,13 @@ typedef struct pt_conn {
     unsigned paused : 1;    /* reading stopped until the output drains */
     unsigned queued : 1;    /* on the pending list */
     unsigned writing : 1;   /* write_ev is added */
-    /* Input not yet handled: while reading, the start of one frame (less
-     * than a whole one); while paused, whatever the last read brought after
-     * the pause. NULL when empty, so an idle session holds none. */
+    unsigned ready : 1;     /* on the ready list: whole frames wait for a turn */
+    unsigned reading : 1;   /* read_ev is added */
+    /* Input not yet handled, in[in_off..in_len): while reading, the start
+     * of one frame (less than a whole one); while ready or paused, frames
+     * not handled yet. NULL when empty, so an idle session holds none. */
     uint8_t *in;
-    size_t in_len, in_cap;
+    size_t in_off, in_len, in_cap;
     /* Packed answers; out[out_off..out_len) is not written yet. */
     uint8_t *out;
     size_t out_off, out_len, out_cap;
@@ -148,11 +177,21 @@ struct pt_daemon {
     uint32_t socket_mode;        /* mode of the socket file we bind */
     uint32_t nconns;
     int accept_paused;
+    /* Open on /dev/null, set by pt_listen_start: closed to accept one more
+     * connection at the open file limit and refuse it, then taken back.
+     * -1 when none could be had. */
+    int spare_fd;
     struct pt_conn_list conns;
     /* Connections with answers to write (or closing, to be freed once
      * drained); flushed at the end of every loop callback. A LIST so that a
      * zeroed daemon starts with it empty. */
     LIST_HEAD(pt_conn_pending, pt_conn) pending;
+    /* Connections with whole frames left over from their last turn, served
+     * one turn per runner callback, in order; the runner is a timer of no
+     * delay, so each of its callbacks comes after a poll of the sockets.
+     * Both are set up with the first connection. */
+    TAILQ_HEAD(pt_conn_ready, pt_conn) ready;
+    struct event *runner;
     /* The one read buffer (4 + max_frame bytes) every connection reads
      * into; allocated with the first connection. */
     uint8_t *rbuf;
@@ -173,9 +212,22 @@ struct pt_daemon {
     struct event *mem_timer; /* armed when the load has fallen: gives it back */
 };
 
-/* log.c: "<N>message\n" lines on stderr, N a syslog priority (LOG_ERR...). */
+/* log.c: "<N>message\n" lines on stderr, N a syslog priority (LOG_ERR...),
+ * written without ever waiting for the reader: a line that does not fit is
+ * dropped and counted, and the count is logged once there is room. */
 void pt_log(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pt_log_set_verbose(int verbose);
+/* A message about what a peer of user uid did: at most burst of them per
+ * user every interval seconds (pt_log_start), the rest counted and summed
+ * up in one line when the interval ends. */
+void pt_log_peer(uid_t uid, int priority, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The per-user limit and the timer of its summary lines; -1 when out of
+ * memory. Without it the defaults hold and summaries wait for the user's
+ * next message. */
+int pt_log_start(struct event_base *base, uint32_t burst, uint32_t interval);
+/* Summaries still due, then the timer freed (before the event base). */
+void pt_log_stop(void);
 
 /* memory.c */
 int pt_mem_init(pt_daemon *d);

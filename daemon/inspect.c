@@ -70,6 +70,16 @@ static uint32_t frame_budget(const pt_daemon *d)
     return d->max_frame > FRAME_SLACK * 2 ? d->max_frame - FRAME_SLACK : d->max_frame / 2;
 }
 
+/* A LIST or SESSIONS page is cut at one turn's worth of answer bytes too:
+ * the client asks for the next page anyway, and a peer asking for pages
+ * back to back then costs everyone else no more than any other turn. */
+static uint32_t page_budget(const pt_daemon *d)
+{
+    uint32_t fb = frame_budget(d);
+
+    return fb < PT_TURN_BYTES - FRAME_SLACK ? fb : PT_TURN_BYTES - FRAME_SLACK;
+}
+
 /* Every inspection answer: the request's id and what was gathered. */
 static void inspect_send(pt_conn *c, const Pythread__Request *req, Pythread__Inspection *in)
 {
@@ -274,7 +284,7 @@ static void do_list(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint
         .glob = page->glob && *page->glob ? page->glob : NULL,
         .kind = page->kind,
         .max = page_size(page),
-        .budget = frame_budget(d),
+        .budget = page_budget(d),
     };
 
     x.v = arena_alloc(d, x.max * sizeof(*x.v));
@@ -432,7 +442,7 @@ static void do_sessions(pt_daemon *d, pt_conn *c, const Pythread__Request *req, 
     Pythread__Inspection in = PYTHREAD__INSPECTION__INIT;
     uint32_t max = page_size(page);
     Pythread__SessionInfo **v = arena_alloc(d, max * sizeof(*v));
-    size_t n = 0, used = 0, budget = frame_budget(d);
+    size_t n = 0, used = 0, budget = page_budget(d);
     uint64_t last = 0;
     int more = 0;
     pt_conn *it;

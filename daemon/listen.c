@@ -1,7 +1,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -258,9 +260,79 @@ static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
     pt_listen_resume(arg);
 }
 
-/* Out of file descriptors (or memory): libevent would call us again at
- * once for the same pending connection, so stop accepting for a moment; a
- * closing session or a short timer starts it again. */
+/* The descriptor kept in reserve: without one, a daemon at its open file
+ * limit cannot even accept a connection to say so. -1 if none can be had. */
+static int spare_open(void)
+{
+    return open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/* Turn away one connection accepted on the reserve descriptor: one error
+ * frame with id 0 (its hello may not have arrived yet), written at once
+ * into the empty socket buffer, then close. */
+static void refuse_nofile(pt_daemon *d, int fd)
+{
+    Pythread__Response r = PYTHREAD__RESPONSE__INIT;
+    uint8_t frame[512];
+    struct rlimit rl;
+    struct ucred cred = {0};
+    socklen_t len = sizeof cred;
+    char msg[320];
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        rl.rlim_cur = 0;
+    (void)getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len);
+    snprintf(msg, sizeof msg,
+             "pythreadd has no file descriptor left for a new session: its open file limit is "
+             "%llu and %u sessions are open; close unused clients, or raise the daemon's limit "
+             "(LimitNOFILE= in its unit, ulimit -n)",
+             (unsigned long long)rl.rlim_cur, d->nconns);
+    r.has_status = 1;
+    r.status = PT_ELIMIT;
+    r.message = msg;
+    if (pt_wire_response_frame_bound(&r) <= sizeof frame) {
+        size_t n = pt_wire_response_frame_pack(&r, frame);
+
+        (void)!write(fd, frame, n);
+    }
+    close(fd);
+    pt_log_peer(cred.uid, LOG_WARNING,
+                "connection from pid %d refused: out of file descriptors (limit %llu)",
+                (int)cred.pid, (unsigned long long)rl.rlim_cur);
+}
+
+/*
+ * At the open file limit: close the reserve descriptor, accept the waiting
+ * connection on it, answer PT_ELIMIT and close, take the reserve back; for
+ * every connection waiting, up to a bound per callback. Returns 0 when the
+ * backlog is empty, -1 when the reserve cannot be had (then the caller
+ * pauses accepting).
+ */
+static int accept_refuse_all(pt_daemon *d, struct evconnlistener *l)
+{
+    int lfd = (int)evconnlistener_get_fd(l);
+
+    for (int i = 0; i < PT_DAEMON_ACCEPT_REFUSE_MAX; i++) {
+        int fd, err;
+
+        if (d->spare_fd < 0)
+            return -1;
+        close(d->spare_fd);
+        fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        err = errno;
+        if (fd >= 0)
+            refuse_nofile(d, fd);
+        d->spare_fd = spare_open();
+        if (fd < 0)
+            return err == EAGAIN || err == EWOULDBLOCK ? 0 : -1;
+    }
+    return 0;
+}
+
+/* Out of file descriptors (or memory): at the open file limit, waiting
+ * clients are refused on the reserve descriptor. Else libevent would call
+ * us again at once for the same pending connection, so stop accepting for
+ * a moment; a closing session or a short timer starts it again. */
 static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
     pt_daemon *d = arg;
@@ -268,6 +340,8 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
     int err = EVUTIL_SOCKET_ERROR();
 
     if (d->accept_paused)
+        return;
+    if ((err == EMFILE || err == ENFILE) && accept_refuse_all(d, l) == 0)
         return;
     pt_log(LOG_WARNING,
            "cannot accept a connection: %s; pausing new connections for %d ms (raise the limit "
@@ -287,8 +361,35 @@ void pt_listen_resume(pt_daemon *d)
     evconnlistener_enable(d->listener);
 }
 
+/* Sessions the open file limit leaves room for, with the descriptors open
+ * now (the reserve is the highest) and a few for the daemon's own use. */
+static void nofile_check(const pt_daemon *d)
+{
+    struct rlimit rl;
+    unsigned long long room, used = d->spare_fd >= 0 ? (unsigned long long)d->spare_fd + 1 : 0;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+        return;
+    room = rl.rlim_cur > used + PT_DAEMON_FD_SLACK ? rl.rlim_cur - used - PT_DAEMON_FD_SLACK : 0;
+    if (d->max_sessions <= room)
+        return;
+    pt_log(LOG_WARNING,
+           "pythreadd: --max-sessions is %u, but the open file limit of %llu leaves room for "
+           "about %llu sessions; clients beyond that are refused (PT_ELIMIT). Raise the limit "
+           "(LimitNOFILE= in the unit, ulimit -Hn) above %llu or lower --max-sessions",
+           d->max_sessions, (unsigned long long)rl.rlim_cur, room,
+           (unsigned long long)d->max_sessions + used + PT_DAEMON_FD_SLACK);
+}
+
 int pt_listen_start(pt_daemon *d, int fd)
 {
+    d->spare_fd = spare_open();
+    if (d->spare_fd < 0)
+        pt_log(LOG_WARNING,
+               "pythreadd: cannot keep a descriptor in reserve (/dev/null: %s); at the open "
+               "file limit, new clients will wait instead of being refused",
+               strerror(errno));
+    nofile_check(d);
     evutil_make_socket_nonblocking(fd);
     d->listener = evconnlistener_new(d->base, pt_conn_accept, d,
                                      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);

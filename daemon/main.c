@@ -31,6 +31,8 @@ typedef struct options {
     uint32_t max_output;
     uint32_t stall_timeout;
     uint32_t frame_timeout;
+    uint32_t log_burst;    /* messages about one user's sessions per interval */
+    uint32_t log_interval; /* seconds */
     uint32_t socket_mode;
     pt_core_limits limits; /* 0 = the core's default */
     int verbose;
@@ -50,6 +52,8 @@ enum {
     OPT_MAX_OUTPUT,
     OPT_STALL_TIMEOUT,
     OPT_FRAME_TIMEOUT,
+    OPT_LOG_BURST,
+    OPT_LOG_INTERVAL,
     OPT_SOCKET_MODE,
 };
 
@@ -68,6 +72,8 @@ static const struct option long_options[] = {
     {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
     {"stall-timeout", required_argument, NULL, OPT_STALL_TIMEOUT},
     {"frame-timeout", required_argument, NULL, OPT_FRAME_TIMEOUT},
+    {"log-burst", required_argument, NULL, OPT_LOG_BURST},
+    {"log-interval", required_argument, NULL, OPT_LOG_INTERVAL},
     {"socket-mode", required_argument, NULL, OPT_SOCKET_MODE},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -104,6 +110,8 @@ static const struct num_option {
      UINT32_MAX / 2},
     {OPT_STALL_TIMEOUT, "--stall-timeout", offsetof(options, stall_timeout), 1, 86400},
     {OPT_FRAME_TIMEOUT, "--frame-timeout", offsetof(options, frame_timeout), 1, 86400},
+    {OPT_LOG_BURST, "--log-burst", offsetof(options, log_burst), 1, UINT32_MAX},
+    {OPT_LOG_INTERVAL, "--log-interval", offsetof(options, log_interval), 1, 86400},
 };
 
 static void usage(FILE *out)
@@ -136,6 +144,9 @@ static void usage(FILE *out)
             "                          --max-output this long (default %u)\n"
             "      --frame-timeout SEC cut off a session that leaves a frame incomplete\n"
             "                          this long (default %u)\n"
+            "      --log-burst N       messages about one user's sessions logged per\n"
+            "                          --log-interval; the rest are counted (default %u)\n"
+            "      --log-interval SEC  seconds of that count (default %u)\n"
             "      --socket-mode MODE  octal mode of the socket file bound (default 0%o:\n"
             "                          each object carries its own permissions)\n"
             "  -v, --verbose           log debug messages (sessions opened and closed)\n"
@@ -153,7 +164,8 @@ static void usage(FILE *out)
             PT_DEFAULT_MAX_OBJECTS_PER_UID, PT_DAEMON_MAX_SESSIONS_PER_UID,
             PT_DEFAULT_MAX_HANDLES_PER_UID, PT_DEFAULT_MAX_WAITERS_PER_UID,
             PT_DAEMON_OUTPUT_PER_UID, PT_DAEMON_OUTPUT_MAX, PT_DAEMON_STALL_SEC,
-            PT_DAEMON_FRAME_SEC, PT_DAEMON_SOCKET_MODE);
+            PT_DAEMON_FRAME_SEC, PT_DAEMON_LOG_BURST, PT_DAEMON_LOG_INTERVAL_SEC,
+            PT_DAEMON_SOCKET_MODE);
 }
 
 /* A whole decimal number in [min, max], or -1. */
@@ -297,7 +309,8 @@ static int daemon_init(pt_daemon *d, const options *o)
         goto fail;
     pt_wire_arena_init(&d->arena, d->arena_buf, arena_cap);
     d->core = pt_core_new(&o->limits, pt_dispatch_sink, d);
-    if (!d->core || pt_daemon_timer_init(d) < 0 || pt_mem_init(d) < 0)
+    if (!d->core || pt_daemon_timer_init(d) < 0 || pt_mem_init(d) < 0 ||
+        pt_log_start(d->base, o->log_burst, o->log_interval) < 0)
         goto fail;
     /* Fencing tokens go on growing across restarts. */
     pt_core_set_token_base(d->core, pt_daemon_token_base());
@@ -333,6 +346,7 @@ static void daemon_free(pt_daemon *d)
         event_free(d->sig_int);
     if (d->sig_term)
         event_free(d->sig_term);
+    pt_log_stop();
     if (d->base)
         event_base_free(d->base);
     free(d->arena_buf);
@@ -391,6 +405,8 @@ int main(int argc, char **argv)
                    .max_output = PT_DAEMON_OUTPUT_MAX,
                    .stall_timeout = PT_DAEMON_STALL_SEC,
                    .frame_timeout = PT_DAEMON_FRAME_SEC,
+                   .log_burst = PT_DAEMON_LOG_BURST,
+                   .log_interval = PT_DAEMON_LOG_INTERVAL_SEC,
                    .socket_mode = PT_DAEMON_SOCKET_MODE};
     pt_daemon daemon = {0};
     char path[PATH_MAX];

@@ -6,8 +6,12 @@
  * (the loop is single-threaded, so one is enough) and every complete frame
  * is decoded and dispatched straight from it; only the bytes of a trailing
  * partial frame are copied aside, into a buffer allocated for the occasion
- * and freed once the frame is whole. Output: every answer, whether for the
- * request being served or a wake-up produced while serving another
+ * and freed once the frame is whole. A callback gives a connection one turn
+ * (PT_TURN_FRAMES frames, PT_TURN_BYTES of answers): a peer that sent more
+ * keeps the rest, and the rest of its socket, for its next turn on the
+ * ready list, so a peer pipelining thousands of requests is served in turns
+ * with everyone else rather than before them. Output: every answer, whether
+ * for the request being served or a wake-up produced while serving another
  * connection, is packed into the connection's output buffer and the
  * connection joins the daemon's pending list; at the end of each loop
  * callback (pt_daemon_settle) each pending connection gets one write. Only
@@ -25,7 +29,8 @@
 
 #include "daemon.h"
 
-static void conn_input(pt_conn *c, uint64_t now);
+static void conn_next(pt_conn *c, uint64_t now, int fresh);
+static void conn_unready(pt_conn *c);
 
 /* ------------------------------------------------------------------ */
 /* Life and death of a connection                                      */
@@ -39,6 +44,7 @@ static void conn_input(pt_conn *c, uint64_t now);
 static void conn_end(pt_conn *c, uint64_t now)
 {
     c->closing = 1;
+    conn_unready(c);
     evtimer_del(c->guard);
     if (c->session) {
         pt_session *s = c->session;
@@ -58,6 +64,7 @@ static void conn_free(pt_conn *c, const char *why)
     TAILQ_REMOVE(&d->conns, c, link);
     if (c->queued)
         LIST_REMOVE(c, pending_link);
+    conn_unready(c);
     d->nconns--;
     pt_mem_detach(c);
     event_free(c->read_ev);
@@ -81,7 +88,20 @@ static void conn_queue(pt_conn *c)
 
 static void conn_read_stop(pt_conn *c)
 {
+    if (!c->reading)
+        return;
+    c->reading = 0;
     event_del(c->read_ev);
+}
+
+/* Read again; a no-op (and no call into libevent) while reading, which is
+ * every read of the fast path. */
+static void conn_read_start(pt_conn *c)
+{
+    if (c->reading)
+        return;
+    c->reading = 1;
+    event_add(c->read_ev, NULL);
 }
 
 /* Arm or disarm the write event: armed only while a write came up short. */
@@ -135,8 +155,8 @@ void pt_conn_send_error(pt_conn *c, uint64_t id, int status, const char *message
 static void conn_protocol_error(pt_conn *c, uint64_t id, int status, const char *message,
                                 uint64_t now)
 {
-    pt_log(LOG_WARNING, "session %llu (pid %d): %s; closing it", (unsigned long long)c->id,
-           (int)c->peer.pid, message);
+    pt_log_peer(c->peer.uid, LOG_WARNING, "session %llu (pid %d): %s; closing it",
+                (unsigned long long)c->id, (int)c->peer.pid, message);
     pt_conn_send_error(c, id, status, message);
     conn_close_flushed(c, now);
 }
@@ -269,8 +289,8 @@ void pt_conn_send(pt_conn *c, const Pythread__Response *resp)
         conn_pause_user(c, unread);
 }
 
-/* The peer caught up: handle the frames that arrived before the pause
- * (no new read may come to do it), then read again. */
+/* The peer caught up: the frames that arrived before the pause get their
+ * turns (no new read may come to serve them), or it reads again. */
 static void conn_resume(pt_conn *c)
 {
     pt_log(LOG_DEBUG, "session %llu: the peer caught up; resuming its input",
@@ -278,8 +298,7 @@ static void conn_resume(pt_conn *c)
     c->paused = 0;
     evtimer_del(c->guard);
     c->partial_since = 0; /* a frame left partial gets its timeout anew */
-    event_add(c->read_ev, NULL);
-    conn_input(c, pt_daemon_now());
+    conn_next(c, pt_daemon_now(), 0);
 }
 
 /*
@@ -421,8 +440,8 @@ static int conn_request(pt_conn *c, const Pythread__Request *req, uint64_t now)
                  "request %llu: this session has said hello already; send the hello once per "
                  "connection",
                  (unsigned long long)req->id);
-        pt_log(LOG_WARNING, "session %llu (pid %d): %s", (unsigned long long)c->id,
-               (int)c->peer.pid, msg);
+        pt_log_peer(c->peer.uid, LOG_WARNING, "session %llu (pid %d): %s",
+                    (unsigned long long)c->id, (int)c->peer.pid, msg);
         pt_conn_send_error(c, req->id, PT_EPROTO, msg);
         return 0;
     }
@@ -484,34 +503,70 @@ static void conn_frame(pt_conn *c, const uint8_t *body, uint32_t len, uint64_t n
     pt_wire_arena_reset(&d->arena);
 }
 
+/* What one turn of a connection has used of its budget. */
+typedef struct conn_turn {
+    uint32_t frames;
+    size_t unread; /* answers unread by the peer when the turn began */
+} conn_turn;
+
+static void turn_begin(const pt_conn *c, conn_turn *t)
+{
+    t->frames = 0;
+    t->unread = c->out_len - c->out_off;
+}
+
+/* Room for one more frame in this turn: fewer than PT_TURN_FRAMES handled
+ * and fewer than PT_TURN_BYTES of answers added (nothing is written during
+ * a turn, so the unread answers only grow). */
+static int turn_left(const pt_conn *c, const conn_turn *t)
+{
+    size_t unread = c->out_len - c->out_off;
+
+    return t->frames < PT_TURN_FRAMES && (unread < t->unread || unread - t->unread < PT_TURN_BYTES);
+}
+
 /*
  * Handle every complete frame at the start of p[0..n), stopping early when
- * the connection pauses or closes. Returns the bytes used up; the rest is
- * the start of a frame (or, after a pause, frames not handled yet).
+ * the connection pauses or closes or its turn is used up. Returns the bytes
+ * used up; the rest is the start of a frame, or frames not handled yet.
  */
-static size_t conn_frames(pt_conn *c, const uint8_t *p, size_t n, uint64_t now)
+static size_t conn_frames(pt_conn *c, const uint8_t *p, size_t n, uint64_t now, conn_turn *t)
 {
     size_t off = 0;
     uint32_t len;
 
-    while (!c->paused && !c->closing && n - off >= PT_WIRE_HEADER) {
+    while (!c->paused && !c->closing && n - off >= PT_WIRE_HEADER && turn_left(c, t)) {
         if (conn_frame_len(c, p + off, &len, now) < 0)
             break;
         if (n - off - PT_WIRE_HEADER < len)
             break;
         conn_frame(c, p + off + PT_WIRE_HEADER, len, now);
         off += PT_WIRE_HEADER + len;
+        t->frames++;
     }
     return off;
+}
+
+/* The input held, in[in_off..in_len). */
+static const uint8_t *conn_held(const pt_conn *c, size_t *len)
+{
+    *len = c->in_len - c->in_off;
+    return c->in + c->in_off;
 }
 
 /* Append to the held input, growing its buffer by doubling. -1 (and the
  * connection cut off) when out of memory. */
 static int conn_in_put(pt_conn *c, const uint8_t *p, size_t n)
 {
-    size_t need = c->in_len + n, cap;
+    size_t need, cap;
     uint8_t *buf;
 
+    if (c->in_off) {
+        memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+        c->in_len -= c->in_off;
+        c->in_off = 0;
+    }
+    need = c->in_len + n;
     if (need > c->in_cap) {
         cap = c->in_cap ? c->in_cap : PT_CONN_IN_FIRST;
         while (cap < need)
@@ -529,17 +584,16 @@ static int conn_in_put(pt_conn *c, const uint8_t *p, size_t n)
     return 0;
 }
 
-/* Drop the first n bytes of the held input; the buffer goes once empty. */
+/* Drop the first n bytes of the held input; the buffer goes once empty.
+ * Nothing is moved: a turn that leaves frames for the next costs no copy. */
 static void conn_in_consume(pt_conn *c, size_t n)
 {
-    if (n < c->in_len) {
-        memmove(c->in, c->in + n, c->in_len - n);
-        c->in_len -= n;
+    c->in_off += n;
+    if (c->in_off < c->in_len)
         return;
-    }
     free(c->in);
     c->in = NULL;
-    c->in_len = c->in_cap = 0;
+    c->in_off = c->in_len = c->in_cap = 0;
 }
 
 /*
@@ -552,30 +606,44 @@ static size_t conn_in_fill(pt_conn *c, const uint8_t *p, size_t n, uint64_t now)
     size_t take = 0, want;
     uint32_t len;
 
-    if (c->in_len < PT_WIRE_HEADER) {
-        take = PT_WIRE_HEADER - c->in_len;
+    if (c->in_len - c->in_off < PT_WIRE_HEADER) {
+        take = PT_WIRE_HEADER - (c->in_len - c->in_off);
         if (take > n)
             take = n;
         if (conn_in_put(c, p, take) < 0 || c->in_len < PT_WIRE_HEADER)
             return take;
     }
-    if (conn_frame_len(c, c->in, &len, now) < 0)
+    if (conn_frame_len(c, c->in + c->in_off, &len, now) < 0)
         return take;
-    want = PT_WIRE_HEADER + len - c->in_len;
+    want = PT_WIRE_HEADER + len - (c->in_len - c->in_off);
     if (want > n - take)
         want = n - take;
     conn_in_put(c, p + take, want);
     return take + want;
 }
 
+/* Does the held input start with a whole frame (or a header no frame may
+ * have, which its turn answers)? */
+static int conn_in_whole(const pt_conn *c)
+{
+    size_t n;
+    const uint8_t *p = conn_held(c, &n);
+    uint32_t len;
+
+    if (n < PT_WIRE_HEADER)
+        return 0;
+    len = pt_wire_len_get(p);
+    return len == 0 || len > c->daemon->max_frame || n - PT_WIRE_HEADER >= len;
+}
+
 /*
- * After a read: bytes held over are the start of a frame, which must be
+ * While reading: bytes held over are the start of a frame, which must be
  * complete within --frame-timeout of its first byte seen; fresh says a frame
- * was completed in this read, so the held bytes start a new one.
+ * was completed since, so the held bytes start a new one.
  */
 static void conn_frame_guard(pt_conn *c, uint64_t now, int fresh)
 {
-    if (c->in_len == 0) {
+    if (c->in_len == c->in_off) {
         if (c->partial_since) {
             c->partial_since = 0;
             evtimer_del(c->guard);
@@ -588,19 +656,78 @@ static void conn_frame_guard(pt_conn *c, uint64_t now, int fresh)
     }
 }
 
-/* Handle the frames held from before a pause. */
-static void conn_input(pt_conn *c, uint64_t now)
+static void runner_arm(pt_daemon *d)
 {
-    size_t used;
+    static const struct timeval now = {0, 0};
 
-    if (c->in_len == 0)
+    evtimer_add(d->runner, &now);
+}
+
+/* Whole frames are left for another turn: stop reading (they come first)
+ * and queue for a turn. The frame timeout waits meanwhile: it is ours. */
+static void conn_ready(pt_conn *c)
+{
+    pt_daemon *d = c->daemon;
+
+    conn_read_stop(c);
+    if (c->partial_since) {
+        c->partial_since = 0;
+        evtimer_del(c->guard);
+    }
+    if (c->ready)
         return;
-    used = conn_frames(c, c->in, c->in_len, now);
+    c->ready = 1;
+    TAILQ_INSERT_TAIL(&d->ready, c, ready_link);
+    runner_arm(d);
+}
+
+static void conn_unready(pt_conn *c)
+{
+    if (!c->ready)
+        return;
+    c->ready = 0;
+    TAILQ_REMOVE(&c->daemon->ready, c, ready_link);
+}
+
+/*
+ * After a turn (or a resume): a paused connection waits for its peer to
+ * read; one with whole frames left waits for its next turn; else it reads
+ * again, its held bytes (at most the start of one frame) moved to the
+ * front. fresh says the turn completed a frame.
+ */
+static void conn_next(pt_conn *c, uint64_t now, int fresh)
+{
+    if (c->paused || c->closing)
+        return;
+    if (c->in_len != c->in_off) {
+        if (conn_in_whole(c)) {
+            conn_ready(c);
+            return;
+        }
+        if (c->in_off) {
+            memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+            c->in_len -= c->in_off;
+            c->in_off = 0;
+        }
+    }
+    conn_read_start(c);
+    conn_frame_guard(c, now, fresh);
+}
+
+/* A turn on the frames held from before: after its last turn ran out or
+ * its peer caught up with its answers. */
+static void conn_turn_held(pt_conn *c, uint64_t now)
+{
+    conn_turn t;
+    size_t n, used;
+    const uint8_t *p = conn_held(c, &n);
+
+    turn_begin(c, &t);
+    used = conn_frames(c, p, n, now, &t);
     if (c->closing)
         return;
     conn_in_consume(c, used);
-    if (!c->paused)
-        conn_frame_guard(c, now, used > 0);
+    conn_next(c, now, used > 0);
 }
 
 /* The peer hung up (n == 0) or the read failed: the session ends. */
@@ -611,8 +738,9 @@ static void conn_read_end(pt_conn *c, ssize_t n, uint64_t now)
     if (n == 0) {
         if (c->in_len) {
             snprintf(why, sizeof why, "the peer closed the connection in the middle of a frame");
-            pt_log(LOG_NOTICE, "session %llu (pid %d): %s (%zu bytes of it arrived)",
-                   (unsigned long long)c->id, (int)c->peer.pid, why, c->in_len);
+            pt_log_peer(c->peer.uid, LOG_NOTICE,
+                        "session %llu (pid %d): %s (%zu bytes of it arrived)",
+                        (unsigned long long)c->id, (int)c->peer.pid, why, c->in_len - c->in_off);
         } else {
             snprintf(why, sizeof why, "the peer closed the connection");
         }
@@ -625,15 +753,17 @@ static void conn_read_end(pt_conn *c, ssize_t n, uint64_t now)
 
 /*
  * One read into the daemon's scratch buffer: the held partial frame is
- * completed from its front and handled, every complete frame after it is
- * handled where it lies, and only what is left is copied aside. The caller
- * must not touch c afterwards: the peer may have hung up.
+ * completed from its front and handled, then the complete frames after it
+ * are handled where they lie, as many as one turn allows; only what is left
+ * is copied aside. The caller must not touch c afterwards: the peer may
+ * have hung up.
  */
 static void conn_read(pt_conn *c, uint64_t now)
 {
     pt_daemon *d = c->daemon;
     uint64_t before = c->requests;
-    size_t off = 0;
+    size_t off = 0, held;
+    conn_turn t;
     ssize_t n;
 
     do
@@ -645,25 +775,32 @@ static void conn_read(pt_conn *c, uint64_t now)
         conn_read_end(c, n, now);
         return;
     }
+    if ((size_t)n > PT_TURN_QUEUE_BYTES && !TAILQ_EMPTY(&d->ready)) {
+        /* Others wait for their turns: a burst joins the line behind them
+         * rather than taking a turn before them. */
+        if (conn_in_put(c, d->rbuf, (size_t)n) == 0)
+            conn_next(c, now, 0);
+        return;
+    }
+    turn_begin(c, &t);
     if (c->in_len) {
         off = conn_in_fill(c, d->rbuf, (size_t)n, now);
         if (c->closing)
             return;
-        if (c->in_len >= PT_WIRE_HEADER &&
-            c->in_len == PT_WIRE_HEADER + (size_t)pt_wire_len_get(c->in)) {
-            conn_frames(c, c->in, c->in_len, now);
-            conn_in_consume(c, c->in_len);
+        if (conn_in_whole(c)) {
+            const uint8_t *p = conn_held(c, &held);
+
+            conn_in_consume(c, conn_frames(c, p, held, now, &t));
             if (c->closing)
                 return;
         }
     }
-    off += conn_frames(c, d->rbuf + off, (size_t)n - off, now);
+    off += conn_frames(c, d->rbuf + off, (size_t)n - off, now, &t);
     if (c->closing)
         return;
     if (off < (size_t)n && conn_in_put(c, d->rbuf + off, (size_t)n - off) < 0)
         return;
-    if (!c->paused)
-        conn_frame_guard(c, now, c->requests != before);
+    conn_next(c, now, c->requests != before);
 }
 
 /* ------------------------------------------------------------------ */
@@ -679,6 +816,25 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     conn_read(c, now);
+    pt_daemon_settle(d, now);
+}
+
+/* The next turn of the first ready connection; the rest wait their turns
+ * behind it, after another poll of the sockets. */
+static void conn_runner_cb(evutil_socket_t fd, short what, void *arg)
+{
+    pt_daemon *d = arg;
+    uint64_t now = pt_daemon_now();
+    pt_conn *c = TAILQ_FIRST(&d->ready);
+
+    (void)fd;
+    (void)what;
+    if (c) {
+        conn_unready(c);
+        conn_turn_held(c, now);
+    }
+    if (!TAILQ_EMPTY(&d->ready))
+        runner_arm(d);
     pt_daemon_settle(d, now);
 }
 
@@ -722,15 +878,15 @@ static void conn_guard_cb(evutil_socket_t fd, short what, void *arg)
                  "the peer left %zu bytes of answers unread for %u s (pythreadd "
                  "--stall-timeout); cut off",
                  c->out_len - c->out_off, d->stall_timeout);
-        pt_log(LOG_WARNING, "session %llu (pid %d): %s", (unsigned long long)c->id,
-               (int)c->peer.pid, msg);
+        pt_log_peer(c->peer.uid, LOG_WARNING, "session %llu (pid %d): %s",
+                    (unsigned long long)c->id, (int)c->peer.pid, msg);
         conn_end(c, now);
         conn_free(c, "answers left unread");
     } else {
         snprintf(msg, sizeof msg,
                  "a frame was left incomplete for %u s (%zu bytes arrived); send each frame "
                  "whole and promptly, or raise pythreadd --frame-timeout",
-                 d->frame_timeout, c->in_len);
+                 d->frame_timeout, c->in_len - c->in_off);
         conn_protocol_error(c, 0, PT_EPROTO, msg, now);
     }
     pt_daemon_settle(d, now);
@@ -783,16 +939,24 @@ static void conn_refuse(pt_conn *c, int status, const char *message)
 {
     pt_daemon *d = c->daemon;
 
-    pt_log(LOG_WARNING, "connection from pid %d refused: %s", (int)c->peer.pid, message);
+    pt_log_peer(c->peer.uid, LOG_WARNING, "connection from pid %d refused: %s", (int)c->peer.pid,
+                message);
     pt_conn_send_error(c, 0, status, message);
     conn_close_flushed(c, 0);
     pt_conn_flush_pending(d);
 }
 
-/* The scratch buffer every read goes into, made with the first connection
- * (so every way of setting up a daemon gets it). -1 when out of memory. */
-static int daemon_rbuf_get(pt_daemon *d)
+/* The scratch buffer every read goes into and the runner of turns, made
+ * with the first connection (so every way of setting up a daemon gets
+ * them). -1 when out of memory. */
+static int daemon_input_get(pt_daemon *d)
 {
+    if (!d->runner) {
+        TAILQ_INIT(&d->ready);
+        d->runner = evtimer_new(d->base, conn_runner_cb, d);
+        if (!d->runner)
+            return -1;
+    }
     if (d->rbuf)
         return 0;
     d->rbuf_size = PT_WIRE_HEADER + (size_t)d->max_frame;
@@ -818,7 +982,7 @@ void pt_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockadd
         close(fd);
         return;
     }
-    c = daemon_rbuf_get(d) == 0 ? conn_new(d, fd, &cred) : NULL;
+    c = daemon_input_get(d) == 0 ? conn_new(d, fd, &cred) : NULL;
     if (!c) {
         pt_log(LOG_ERR, "out of memory for a connection from pid %d; closing it", (int)cred.pid);
         close(fd);
@@ -846,7 +1010,7 @@ void pt_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockadd
         return;
     }
     c->id = pt_core_session_id(c->session);
-    event_add(c->read_ev, NULL);
+    conn_read_start(c);
     pt_log(LOG_DEBUG, "session %llu opened: pid %d, uid %u, gid %u", (unsigned long long)c->id,
            (int)c->peer.pid, (unsigned)c->peer.uid, (unsigned)c->peer.gid);
 }
@@ -882,6 +1046,9 @@ void pt_conn_free_all(pt_daemon *d)
 
     while ((c = TAILQ_FIRST(&d->conns)) != NULL)
         conn_free(c, "the daemon is stopping");
+    if (d->runner)
+        event_free(d->runner);
+    d->runner = NULL;
     free(d->rbuf);
     d->rbuf = NULL;
     d->rbuf_size = 0;

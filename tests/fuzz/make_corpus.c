@@ -244,5 +244,16 @@ int main(int argc, char **argv)
     s.buf[s.len++] = 0x7f; /* a header cut short */
     s.buf[s.len++] = 0xff;
     save(argv[1], "broken-name-and-header", &s);
+    /* A long pipelined batch, served over several turns; the last byte
+     * (a header cut short) makes the target write it in big pieces. */
+    memset(&s, 0, sizeof s);
+    hello(&s);
+    open_obj(&s, "seed.batch", PT_KIND_EVENT, 0, 0);
+    for (int i = 0; i < 150; i++) {
+        op(&s, i % 2 ? PYTHREAD__OP__OP_EVENT_CLEAR : PYTHREAD__OP__OP_EVENT_SET, 1, -1);
+        op(&s, PYTHREAD__OP__OP_STATE, 1, -1);
+    }
+    s.buf[s.len++] = 0x60;
+    save(argv[1], "pipelined-batch", &s);
     return 0;
 }

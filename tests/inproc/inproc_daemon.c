@@ -18,6 +18,13 @@ void pt_log_set_verbose(int verbose)
     (void)verbose;
 }
 
+void pt_log_peer(uid_t uid, int priority, const char *fmt, ...)
+{
+    (void)uid;
+    (void)priority;
+    (void)fmt;
+}
+
 int inproc_daemon_init(pt_daemon *d)
 {
     size_t cap = 4 * (size_t)PT_WIRE_MAX_FRAME;

@@ -220,6 +220,43 @@ static void test_steady_state_allocates_nothing(void **state)
     print_message("0 allocations in %ld requests after the warm-up\n", requests);
 }
 
+/*
+ * A batch far longer than one turn is served over many turns: what it
+ * allocates (the input held between turns, the output growing) is per
+ * batch, not per request.
+ */
+static void test_long_batch_allocates_per_batch(void **state)
+{
+    enum { BATCH = 640 }; /* ten turns of PT_TURN_FRAMES */
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    static uint8_t frames[BATCH * 32];
+    size_t n = 0;
+
+    (void)state;
+    req.op = PYTHREAD__OP__OP_STATE;
+    req.has_handle = 1;
+    req.handle = event;
+    req.has_thread = 1;
+    req.thread = 1;
+    for (int round = 0; round < 3; round++) {
+        allocs = 0;
+        counting = round > 0; /* the first round warms up */
+        n = 0;
+        for (int i = 0; i < BATCH; i++) {
+            req.id = ++a.next_id;
+            assert_true(n + pt_wire_request_frame_size(&req) <= sizeof frames);
+            n += pt_wire_request_frame_pack(&req, frames + n);
+        }
+        assert_int_equal(write(a.fd, frames, n), (ssize_t)n);
+        for (int i = 0; i < BATCH; i++)
+            assert_int_equal(read_resp(&a)->status, 0);
+        counting = 0;
+        if (allocs > BATCH / 32)
+            fail_msg("%ld allocations for a batch of %d requests", allocs, BATCH);
+    }
+    print_message("%ld allocations for a batch of %d requests\n", allocs, BATCH);
+}
+
 /* The counter sees the daemon's allocations: a new object needs one. */
 static void test_counter_sees_an_open(void **state)
 {
@@ -266,6 +303,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_steady_state_allocates_nothing),
+        cmocka_unit_test(test_long_batch_allocates_per_batch),
         cmocka_unit_test(test_counter_sees_an_open),
     };
 
