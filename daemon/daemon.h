@@ -169,6 +169,7 @@ struct pt_daemon {
     void *arena_buf;
     uint32_t max_frame;
     uint32_t max_sessions;
+    int max_sessions_chosen; /* given by --max-sessions, not the default */
     uint32_t max_sessions_per_uid;
     uint32_t max_output;         /* bytes of unread answers before pausing */
     uint32_t max_output_per_uid; /* the same for all of a uid's sessions; 0: none */

@@ -362,8 +362,10 @@ void pt_listen_resume(pt_daemon *d)
 }
 
 /* Sessions the open file limit leaves room for, with the descriptors open
- * now (the reserve is the highest) and a few for the daemon's own use. */
-static void nofile_check(const pt_daemon *d)
+ * now (the reserve is the highest) and a few for the daemon's own use. The
+ * default --max-sessions comes down to that quietly; a number the operator
+ * chose is kept and warned about, since it asks for what cannot be had. */
+static void nofile_check(pt_daemon *d)
 {
     struct rlimit rl;
     unsigned long long room, used = d->spare_fd >= 0 ? (unsigned long long)d->spare_fd + 1 : 0;
@@ -373,6 +375,14 @@ static void nofile_check(const pt_daemon *d)
     room = rl.rlim_cur > used + PT_DAEMON_FD_SLACK ? rl.rlim_cur - used - PT_DAEMON_FD_SLACK : 0;
     if (d->max_sessions <= room)
         return;
+    if (!d->max_sessions_chosen && room > 0) {
+        d->max_sessions = (uint32_t)room;
+        pt_log(LOG_INFO,
+               "pythreadd: serving at most %llu sessions, what the open file limit of %llu "
+               "leaves room for (raise LimitNOFILE= or ulimit -Hn for more)",
+               room, (unsigned long long)rl.rlim_cur);
+        return;
+    }
     pt_log(LOG_WARNING,
            "pythreadd: --max-sessions is %u, but the open file limit of %llu leaves room for "
            "about %llu sessions; clients beyond that are refused (PT_ELIMIT). Raise the limit "

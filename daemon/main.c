@@ -125,7 +125,8 @@ static void usage(FILE *out)
             "                          $XDG_RUNTIME_DIR/pythread/pythreadd.sock or\n"
             "                          /tmp/pythread-UID/pythreadd.sock)\n"
             "      --max-frame BYTES   largest message accepted (default %u, %u..%u)\n"
-            "      --max-sessions N    connections served at once (default %u)\n"
+            "      --max-sessions N    connections served at once (default %u, or what the\n"
+            "                          open file limit leaves room for if less)\n"
             "      --max-objects N     named objects in all (default %u)\n"
             "      --max-handles N     open handles per session (default %u)\n"
             "      --max-waiters N     parked requests per session (default %u)\n"
@@ -292,7 +293,9 @@ static int daemon_init(pt_daemon *d, const options *o)
     TAILQ_INIT(&d->conns);
     pt_inspect_start(d);
     d->max_frame = o->max_frame;
-    d->max_sessions = o->max_sessions;
+    /* 0: not given; the default, which the open file limit may lower. */
+    d->max_sessions = o->max_sessions ? o->max_sessions : PT_DAEMON_MAX_SESSIONS;
+    d->max_sessions_chosen = o->max_sessions != 0;
     d->max_sessions_per_uid = o->max_sessions_per_uid;
     d->max_output_per_uid = o->max_output_per_uid;
     d->max_output = o->max_output;
@@ -399,7 +402,6 @@ static int listen_fd(pt_daemon *d, char *path, size_t len)
 int main(int argc, char **argv)
 {
     options opt = {.max_frame = PT_WIRE_MAX_FRAME,
-                   .max_sessions = PT_DAEMON_MAX_SESSIONS,
                    .max_sessions_per_uid = PT_DAEMON_MAX_SESSIONS_PER_UID,
                    .max_output_per_uid = PT_DAEMON_OUTPUT_PER_UID,
                    .max_output = PT_DAEMON_OUTPUT_MAX,

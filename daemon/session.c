@@ -276,10 +276,10 @@ void pt_conn_send(pt_conn *c, const Pythread__Response *resp)
      * the stall timeout, it is cut off rather than allowed to grow. */
     unread = c->out_len - c->out_off;
     if (unread > 2 * (size_t)c->daemon->max_output) {
-        pt_log(LOG_WARNING,
-               "session %llu (pid %d): %zu bytes of answers unread, over twice --max-output "
-               "(%u); cutting it off",
-               (unsigned long long)c->id, (int)c->peer.pid, unread, c->daemon->max_output);
+        pt_log_peer(c->peer.uid, LOG_WARNING,
+                    "session %llu (pid %d): %zu bytes of answers unread, over twice --max-output "
+                    "(%u); cutting it off",
+                    (unsigned long long)c->id, (int)c->peer.pid, unread, c->daemon->max_output);
         conn_cut(c, "the peer did not read its answers (over twice --max-output)");
         return;
     }

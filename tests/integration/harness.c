@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -241,6 +242,9 @@ void *harness_shm_alloc(harness *h, size_t len)
 /* The daemon                                                          */
 /* ------------------------------------------------------------------ */
 
+/* harness.daemon_nofile of the start under way (the spawn takes no harness). */
+static unsigned long spawn_nofile;
+
 pid_t harness_daemon_spawn(const char *sock, const char *log, const char *const *args)
 {
     const char *argv[32] = {"pythreadd", "--socket", sock};
@@ -263,6 +267,11 @@ pid_t harness_daemon_spawn(const char *sock, const char *log, const char *const 
         /* Nothing of the test process (client sockets) leaks into the daemon,
          * and it binds our path even when the suite runs under systemd. */
         closefrom(3);
+        if (spawn_nofile) {
+            struct rlimit rl = {spawn_nofile, spawn_nofile};
+            if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                _exit(126);
+        }
         unsetenv("LISTEN_FDS");
         unsetenv("LISTEN_PID");
         unsetenv("LISTEN_FDNAMES");
@@ -313,7 +322,9 @@ static const char *daemon_start(harness *h, char *buf, size_t len)
     pt_client *c = NULL;
     int rc, status;
 
+    spawn_nofile = h->daemon_nofile;
     h->daemon = harness_daemon_spawn(h->sock, h->log, h->daemon_args);
+    spawn_nofile = 0;
     while (!harness_daemon_answers(h->sock)) {
         if (waitpid(h->daemon, &status, WNOHANG) == h->daemon) {
             char what[96];

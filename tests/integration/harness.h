@@ -40,6 +40,8 @@ typedef struct harness {
     pid_t daemon;   /* 0 when not running */
     /* Extra daemon arguments (NULL-terminated) for the next start, or NULL. */
     const char *const *daemon_args;
+    /* Open file limit (soft and hard) for the next start, 0: inherited. */
+    unsigned long daemon_nofile;
     int passed; /* set by the test's last line; teardown shows the log if not */
     pid_t kids[HARNESS_MAX_KIDS];
     int nkids;

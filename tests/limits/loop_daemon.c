@@ -440,6 +440,31 @@ static void test_max_sessions_over_nofile_warned(void **state)
     h->passed = 1;
 }
 
+/* With no --max-sessions, a file limit below the default brings the
+ * default down to what fits, said at info level: a stock start on a host
+ * with a modest limit is not an operator error to warn about. */
+static void test_default_max_sessions_follows_nofile(void **state)
+{
+    harness *h = *state;
+    struct rlimit mine;
+    pt_client *c;
+
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &mine), 0);
+    if (mine.rlim_max != RLIM_INFINITY && mine.rlim_max <= 1024)
+        skip();
+    harness_daemon_stop(h);
+    h->daemon_args = NULL;
+    h->daemon_nofile = 1024;
+    harness_daemon_start(h);
+    if (!log_wait(h, "serving at most", "open file limit of 1024", HARNESS_DEADLINE))
+        fail_msg("no line saying the default --max-sessions follows an open file limit of 1024");
+    if (log_has(h, "--max-sessions is", NULL))
+        fail_msg("the default --max-sessions was warned about as if the operator had chosen it");
+    PT_ASSERT_EQ(pt_client_open(&c, NULL), 0);
+    pt_client_close(c);
+    h->passed = 1;
+}
+
 #define LOOP_TEST(fn) cmocka_unit_test_setup_teardown(fn, harness_setup, harness_teardown)
 
 int main(void)
@@ -450,6 +475,7 @@ int main(void)
         LOOP_TEST(test_stalled_stderr),
         LOOP_TEST(test_out_of_descriptors_refused),
         LOOP_TEST(test_max_sessions_over_nofile_warned),
+        LOOP_TEST(test_default_max_sessions_follows_nofile),
     };
 
     return cmocka_run_group_tests_name("limits: the loop", tests, NULL, NULL);
