@@ -92,6 +92,11 @@ static void status_json(const pt_inspect_status *st)
     pt_json_uint(j, "max_handles_per_session", st->max_handles_per_session);
     pt_json_uint(j, "max_waiters_per_session", st->max_waiters_per_session);
     pt_json_uint(j, "max_objects_per_uid", st->max_objects_per_uid);
+    pt_json_uint(j, "max_sessions_per_uid", st->max_sessions_per_uid);
+    pt_json_uint(j, "max_handles_per_uid", st->max_handles_per_uid);
+    pt_json_uint(j, "max_waiters_per_uid", st->max_waiters_per_uid);
+    pt_json_uint(j, "max_output_bytes", st->max_output);
+    pt_json_uint(j, "max_output_per_uid_bytes", st->max_output_per_uid);
     pt_json_end(j);
     pt_json_end(j);
     finish_json(j);
@@ -134,11 +139,17 @@ static void status_table(const pt_cli *cli, const pt_inspect_status *st)
     snprintf(buf, sizeof(buf), "%" PRIu64, st->operations);
     kv(t, "operations:", buf);
     snprintf(buf, sizeof(buf),
-             "frame %u bytes, sessions %u, objects %u (%u per uid), handles/session %u, "
-             "waiters/session %u",
-             st->max_frame, st->max_sessions, st->max_objects, st->max_objects_per_uid,
-             st->max_handles_per_session, st->max_waiters_per_session);
+             "frame %u bytes, sessions %u, objects %u, handles/session %u, waiters/session %u, "
+             "unread output/session %u bytes",
+             st->max_frame, st->max_sessions, st->max_objects, st->max_handles_per_session,
+             st->max_waiters_per_session, st->max_output);
     kv(t, "limits:", buf);
+    snprintf(buf, sizeof(buf),
+             "sessions %u, objects %u, handles %u, waiters %u, unread output %u bytes "
+             "(root: sessions only)",
+             st->max_sessions_per_uid, st->max_objects_per_uid, st->max_handles_per_uid,
+             st->max_waiters_per_uid, st->max_output_per_uid);
+    kv(t, "per uid:", buf);
     /* A key: value list has no header to show. */
     pt_cli plain = *cli;
     plain.no_legend = 1;

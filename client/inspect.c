@@ -118,6 +118,11 @@ static void status_copy(void *arg, const Pythread__Response *m)
         st->max_handles_per_session = s->limits->max_handles_per_session;
         st->max_waiters_per_session = s->limits->max_waiters_per_session;
         st->max_objects_per_uid = s->limits->max_objects_per_uid;
+        st->max_sessions_per_uid = s->limits->max_sessions_per_uid;
+        st->max_handles_per_uid = s->limits->max_handles_per_uid;
+        st->max_waiters_per_uid = s->limits->max_waiters_per_uid;
+        st->max_output = s->limits->max_output;
+        st->max_output_per_uid = s->limits->max_output_per_uid;
     }
 }
 

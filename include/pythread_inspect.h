@@ -45,6 +45,12 @@ typedef struct pt_inspect_status {
     uint32_t max_handles_per_session;
     uint32_t max_waiters_per_session;
     uint32_t max_objects_per_uid;
+    /* Per-uid quotas (root is held to none but sessions) and unread output. */
+    uint32_t max_sessions_per_uid;
+    uint32_t max_handles_per_uid;
+    uint32_t max_waiters_per_uid;
+    uint32_t max_output;         /* bytes of unread answers per session */
+    uint32_t max_output_per_uid; /* the same for all of one user's sessions */
 } pt_inspect_status;
 
 /* One object. Fields that do not apply to its kind are 0. */

@@ -207,6 +207,13 @@ class Ctl(unittest.TestCase):
         for k in ("max_sessions", "max_objects", "max_handles_per_session",
                   "max_waiters_per_session", "max_objects_per_uid"):
             self.assertGreater(st["limits"][k], 0)
+        # the per-uid quotas at their documented defaults
+        self.assertEqual({k: st["limits"][k] for k in (
+            "max_sessions_per_uid", "max_handles_per_uid", "max_waiters_per_uid",
+            "max_objects_per_uid", "max_output_bytes", "max_output_per_uid_bytes")},
+            {"max_sessions_per_uid": 4096, "max_handles_per_uid": 131072,
+             "max_waiters_per_uid": 65536, "max_objects_per_uid": 32768,
+             "max_output_bytes": 8 << 20, "max_output_per_uid_bytes": 16 << 20})
         text = self.ok("status")
         self.assertIn(self.sock, text)
         self.assertIn("lock 1", text)
