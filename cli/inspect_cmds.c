@@ -97,6 +97,7 @@ static void status_json(const pt_inspect_status *st)
     pt_json_uint(j, "max_waiters_per_uid", st->max_waiters_per_uid);
     pt_json_uint(j, "max_output_bytes", st->max_output);
     pt_json_uint(j, "max_output_per_uid_bytes", st->max_output_per_uid);
+    pt_json_uint(j, "max_input_per_uid_bytes", st->max_input_per_uid);
     pt_json_end(j);
     pt_json_end(j);
     finish_json(j);
@@ -145,10 +146,10 @@ static void status_table(const pt_cli *cli, const pt_inspect_status *st)
              st->max_waiters_per_session, st->max_output);
     kv(t, "limits:", buf);
     snprintf(buf, sizeof(buf),
-             "sessions %u, objects %u, handles %u, waiters %u, unread output %u bytes "
-             "(root: sessions only)",
+             "sessions %u, objects %u, handles %u, waiters %u, unread output %u bytes, "
+             "held input %u bytes (root: sessions only)",
              st->max_sessions_per_uid, st->max_objects_per_uid, st->max_handles_per_uid,
-             st->max_waiters_per_uid, st->max_output_per_uid);
+             st->max_waiters_per_uid, st->max_output_per_uid, st->max_input_per_uid);
     kv(t, "per uid:", buf);
     /* A key: value list has no header to show. */
     pt_cli plain = *cli;

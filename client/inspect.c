@@ -123,6 +123,7 @@ static void status_copy(void *arg, const Pythread__Response *m)
         st->max_waiters_per_uid = s->limits->max_waiters_per_uid;
         st->max_output = s->limits->max_output;
         st->max_output_per_uid = s->limits->max_output_per_uid;
+        st->max_input_per_uid = s->limits->max_input_per_uid;
     }
 }
 

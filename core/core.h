@@ -134,8 +134,9 @@ typedef struct pt_core_limits {
  *
  * So at the per-uid defaults one user holds at most 65536 * 256 = 16 MiB of
  * waiters, 131072 * 32 = 4 MiB of handles and 32768 * 800 = 25 MiB of
- * objects (with the daemon's 16 MiB of unread output: 61 MiB). Checked at
- * compile time against the structures (waiter.c, session.c, registry.c).
+ * objects (with the daemon's 16 MiB of unread output and 8 MiB of held input:
+ * 69 MiB). Checked at compile time against the structures (waiter.c,
+ * session.c, registry.c).
  */
 #define PT_MEM_WAITER 256u
 #define PT_MEM_HANDLE 32u

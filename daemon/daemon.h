@@ -52,9 +52,15 @@
  * this is paused like one past --max-output, until its own output is read
  * (or its user's falls back under), and cut off after --stall-timeout.
  * Root is exempt. Twice --max-output, so one session alone meets its own
- * cap first; 16 MiB of the about 61 MiB one user may hold at the defaults
+ * cap first; 16 MiB of the about 69 MiB one user may hold at the defaults
  * (the arithmetic is in core.h). */
 #define PT_DAEMON_OUTPUT_PER_UID (16u << 20)
+/* Default of --max-input-per-uid: bytes all of one user's sessions may hold
+ * between reads (a frame begun and not finished, frames left for their next
+ * turn). A well-behaved client's held input lasts a moment; holding much of
+ * it is how 4096 sessions of one user would pin 4096 x 64 KiB. Root is
+ * exempt; the quota is never below two frames of --max-frame. */
+#define PT_DAEMON_INPUT_PER_UID (8u << 20)
 /* What one session costs besides its handles, waiters and unread answers,
  * for the measure of load that decides when memory is given back: its
  * pt_conn (464 -> 480 with malloc's overhead), three events (3 x 144), the
@@ -127,6 +133,7 @@ typedef struct pt_conn {
     uint64_t id;            /* session id, kept for logs after the session ends */
     struct pt_user *user;   /* its uid's unread output; NULL for root (exempt) */
     size_t out_counted;     /* unread output as last added to the counts */
+    size_t in_counted;      /* held input (in_cap) as last added to the counts */
     unsigned hello : 1;     /* the hello has been answered */
     unsigned closing : 1;   /* no more reading; answers are dropped */
     unsigned paused : 1;    /* reading stopped until the output drains */
@@ -173,6 +180,7 @@ struct pt_daemon {
     uint32_t max_sessions_per_uid;
     uint32_t max_output;         /* bytes of unread answers before pausing */
     uint32_t max_output_per_uid; /* the same for all of a uid's sessions; 0: none */
+    uint32_t max_input_per_uid;  /* input held between reads, all of a uid's sessions */
     uint32_t stall_timeout;      /* seconds over max_output before a cut-off */
     uint32_t frame_timeout;      /* seconds to complete a frame once begun */
     uint32_t socket_mode;        /* mode of the socket file we bind */
@@ -209,6 +217,7 @@ struct pt_daemon {
     /* memory.c: unread output per uid and in all, and giving memory back. */
     LIST_HEAD(pt_user_list, pt_user) users;
     uint64_t out_unread;     /* unread answers of every session */
+    uint64_t in_held;        /* input every session holds between reads */
     uint64_t mem_peak;       /* highest load since memory was last given back */
     struct event *mem_timer; /* armed when the load has fallen: gives it back */
 };
@@ -241,6 +250,10 @@ void pt_mem_detach(pt_conn *c);
 void pt_mem_output(pt_conn *c);
 /* Is c's uid over --max-output-per-uid? (never for root) */
 int pt_mem_user_over(const pt_conn *c);
+/* c's in_cap changed: bring the counts up to date. */
+void pt_mem_input(pt_conn *c);
+/* Is c's uid over --max-input-per-uid? (never for root) */
+int pt_mem_user_input_over(const pt_conn *c);
 /* After every loop callback: if the load has fallen well below its peak,
  * give memory back PT_DAEMON_TRIM_MSEC later (so never more often). */
 void pt_mem_settle(pt_daemon *d);

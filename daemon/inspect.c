@@ -148,13 +148,14 @@ static void do_status(pt_daemon *d, pt_conn *c, const Pythread__Request *req, ui
     lim.max_waiters_per_session = cl.max_waiters_per_session;
     lim.has_max_objects_per_uid = lim.has_max_sessions_per_uid = 1;
     lim.has_max_handles_per_uid = lim.has_max_waiters_per_uid = 1;
-    lim.has_max_output = lim.has_max_output_per_uid = 1;
+    lim.has_max_output = lim.has_max_output_per_uid = lim.has_max_input_per_uid = 1;
     lim.max_objects_per_uid = cl.max_objects_per_uid;
     lim.max_sessions_per_uid = d->max_sessions_per_uid;
     lim.max_handles_per_uid = cl.max_handles_per_uid;
     lim.max_waiters_per_uid = cl.max_waiters_per_uid;
     lim.max_output = d->max_output;
     lim.max_output_per_uid = d->max_output_per_uid;
+    lim.max_input_per_uid = d->max_input_per_uid;
     st.limits = &lim;
     in.status_info = &st;
     inspect_send(c, req, &in);

@@ -28,6 +28,7 @@ typedef struct options {
     uint32_t max_sessions;
     uint32_t max_sessions_per_uid;
     uint32_t max_output_per_uid;
+    uint32_t max_input_per_uid;
     uint32_t max_output;
     uint32_t stall_timeout;
     uint32_t frame_timeout;
@@ -49,6 +50,7 @@ enum {
     OPT_MAX_HANDLES_PER_UID,
     OPT_MAX_WAITERS_PER_UID,
     OPT_MAX_OUTPUT_PER_UID,
+    OPT_MAX_INPUT_PER_UID,
     OPT_MAX_OUTPUT,
     OPT_STALL_TIMEOUT,
     OPT_FRAME_TIMEOUT,
@@ -69,6 +71,7 @@ static const struct option long_options[] = {
     {"max-handles-per-uid", required_argument, NULL, OPT_MAX_HANDLES_PER_UID},
     {"max-waiters-per-uid", required_argument, NULL, OPT_MAX_WAITERS_PER_UID},
     {"max-output-per-uid", required_argument, NULL, OPT_MAX_OUTPUT_PER_UID},
+    {"max-input-per-uid", required_argument, NULL, OPT_MAX_INPUT_PER_UID},
     {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
     {"stall-timeout", required_argument, NULL, OPT_STALL_TIMEOUT},
     {"frame-timeout", required_argument, NULL, OPT_FRAME_TIMEOUT},
@@ -106,6 +109,8 @@ static const struct num_option {
      offsetof(options, limits.max_waiters_per_uid), 1, UINT32_MAX},
     {OPT_MAX_OUTPUT_PER_UID, "--max-output-per-uid", offsetof(options, max_output_per_uid),
      PT_DAEMON_OUTPUT_MIN, UINT32_MAX / 2},
+    {OPT_MAX_INPUT_PER_UID, "--max-input-per-uid", offsetof(options, max_input_per_uid),
+     PT_DAEMON_OUTPUT_MIN, UINT32_MAX / 2},
     {OPT_MAX_OUTPUT, "--max-output", offsetof(options, max_output), PT_DAEMON_OUTPUT_MIN,
      UINT32_MAX / 2},
     {OPT_STALL_TIMEOUT, "--stall-timeout", offsetof(options, stall_timeout), 1, 86400},
@@ -139,6 +144,9 @@ static void usage(FILE *out)
             "      --max-output-per-uid BYTES  unread answers of one user's sessions together\n"
             "                          before those adding more pause (default %u);\n"
             "                          root is held to no per-uid limit but sessions\n"
+            "      --max-input-per-uid BYTES  frames begun or not yet served that one\n"
+            "                          user's sessions may hold together; the session\n"
+            "                          that would hold more is cut off (default %u)\n"
             "      --max-output BYTES  unread answers buffered per session before its input\n"
             "                          pauses (default %u); at twice this it is cut off\n"
             "      --stall-timeout SEC cut off a session whose answers stay unread over\n"
@@ -164,9 +172,9 @@ static void usage(FILE *out)
             PT_DEFAULT_MAX_OBJECTS, PT_DEFAULT_MAX_HANDLES, PT_DEFAULT_MAX_WAITERS,
             PT_DEFAULT_MAX_OBJECTS_PER_UID, PT_DAEMON_MAX_SESSIONS_PER_UID,
             PT_DEFAULT_MAX_HANDLES_PER_UID, PT_DEFAULT_MAX_WAITERS_PER_UID,
-            PT_DAEMON_OUTPUT_PER_UID, PT_DAEMON_OUTPUT_MAX, PT_DAEMON_STALL_SEC,
-            PT_DAEMON_FRAME_SEC, PT_DAEMON_LOG_BURST, PT_DAEMON_LOG_INTERVAL_SEC,
-            PT_DAEMON_SOCKET_MODE);
+            PT_DAEMON_OUTPUT_PER_UID, PT_DAEMON_INPUT_PER_UID, PT_DAEMON_OUTPUT_MAX,
+            PT_DAEMON_STALL_SEC, PT_DAEMON_FRAME_SEC, PT_DAEMON_LOG_BURST,
+            PT_DAEMON_LOG_INTERVAL_SEC, PT_DAEMON_SOCKET_MODE);
 }
 
 /* A whole decimal number in [min, max], or -1. */
@@ -298,6 +306,10 @@ static int daemon_init(pt_daemon *d, const options *o)
     d->max_sessions_chosen = o->max_sessions != 0;
     d->max_sessions_per_uid = o->max_sessions_per_uid;
     d->max_output_per_uid = o->max_output_per_uid;
+    /* Two whole frames always fit, so no single client is refused one. */
+    d->max_input_per_uid = o->max_input_per_uid;
+    if (d->max_input_per_uid < 2 * (PT_WIRE_HEADER + o->max_frame))
+        d->max_input_per_uid = 2 * (PT_WIRE_HEADER + o->max_frame);
     d->max_output = o->max_output;
     d->stall_timeout = o->stall_timeout;
     d->frame_timeout = o->frame_timeout;
@@ -404,6 +416,7 @@ int main(int argc, char **argv)
     options opt = {.max_frame = PT_WIRE_MAX_FRAME,
                    .max_sessions_per_uid = PT_DAEMON_MAX_SESSIONS_PER_UID,
                    .max_output_per_uid = PT_DAEMON_OUTPUT_PER_UID,
+                   .max_input_per_uid = PT_DAEMON_INPUT_PER_UID,
                    .max_output = PT_DAEMON_OUTPUT_MAX,
                    .stall_timeout = PT_DAEMON_STALL_SEC,
                    .frame_timeout = PT_DAEMON_FRAME_SEC,

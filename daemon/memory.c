@@ -3,7 +3,8 @@
  * after a peak.
  *
  * Handles, waiters and objects per uid are the core's quotas; the answers a
- * user's sessions leave unread are counted here, per uid in a short list
+ * user's sessions leave unread, and the input they hold between reads, are
+ * counted here, per uid in a short list
  * like the core's (a daemon serves a handful of users), each connection
  * pointing at its user's entry. Root's connections are not counted per uid:
  * root is exempt, as from the core's quotas.
@@ -36,6 +37,7 @@ struct pt_user {
     uid_t uid;
     uint32_t conns;
     uint64_t unread; /* answers its connections have not read */
+    uint64_t held;   /* input its connections hold between reads */
 };
 
 int pt_mem_attach(pt_conn *c)
@@ -45,6 +47,7 @@ int pt_mem_attach(pt_conn *c)
 
     c->user = NULL;
     c->out_counted = 0;
+    c->in_counted = 0;
     if (c->peer.uid == 0)
         return 0;
     LIST_FOREACH(u, &d->users, link)
@@ -77,19 +80,35 @@ void pt_mem_output(pt_conn *c)
     c->out_counted = unread;
 }
 
+void pt_mem_input(pt_conn *c)
+{
+    size_t held = c->in_cap;
+
+    c->daemon->in_held += held;
+    c->daemon->in_held -= c->in_counted;
+    if (c->user) {
+        c->user->held += held;
+        c->user->held -= c->in_counted;
+    }
+    c->in_counted = held;
+}
+
 void pt_mem_detach(pt_conn *c)
 {
     struct pt_user *u = c->user;
 
     c->daemon->out_unread -= c->out_counted;
+    c->daemon->in_held -= c->in_counted;
     if (u) {
         u->unread -= c->out_counted;
+        u->held -= c->in_counted;
         if (--u->conns == 0) {
             LIST_REMOVE(u, link);
             free(u);
         }
     }
     c->out_counted = 0;
+    c->in_counted = 0;
     c->user = NULL;
 }
 
@@ -100,6 +119,11 @@ int pt_mem_user_over(const pt_conn *c)
     return c->user && max && c->user->unread > max;
 }
 
+int pt_mem_user_input_over(const pt_conn *c)
+{
+    return c->user && c->user->held > c->daemon->max_input_per_uid;
+}
+
 /* What is alive costs at most this much (the figures are in core.h and
  * daemon.h). */
 static uint64_t mem_load(const pt_daemon *d)
@@ -108,7 +132,7 @@ static uint64_t mem_load(const pt_daemon *d)
 
     pt_core_get_stats(d->core, &st);
     return st.waiters * PT_MEM_WAITER + st.handles * PT_MEM_HANDLE + st.objects * PT_MEM_OBJECT +
-           (uint64_t)d->nconns * PT_DAEMON_MEM_SESSION + d->out_unread;
+           (uint64_t)d->nconns * PT_DAEMON_MEM_SESSION + d->out_unread + d->in_held;
 }
 
 /* Has the load fallen to half its peak, and by enough to be worth a walk

@@ -554,8 +554,21 @@ static const uint8_t *conn_held(const pt_conn *c, size_t *len)
     return c->in + c->in_off;
 }
 
+/* A user whose sessions hold more input than --max-input-per-uid is
+ * keeping frames half-sent or unserved on purpose: the session that would
+ * hold more is cut off, the others go on. */
+static void conn_input_over(pt_conn *c)
+{
+    pt_log_peer(c->peer.uid, LOG_WARNING,
+                "session %llu (pid %d): uid %u holds over %u bytes of unfinished or unserved "
+                "frames across its sessions (--max-input-per-uid); cutting this one off",
+                (unsigned long long)c->id, (int)c->peer.pid, (unsigned)c->peer.uid,
+                c->daemon->max_input_per_uid);
+    conn_cut(c, "its user holds too much input (--max-input-per-uid)");
+}
+
 /* Append to the held input, growing its buffer by doubling. -1 (and the
- * connection cut off) when out of memory. */
+ * connection cut off) when out of memory or over its user's input quota. */
 static int conn_in_put(pt_conn *c, const uint8_t *p, size_t n)
 {
     size_t need, cap;
@@ -578,6 +591,11 @@ static int conn_in_put(pt_conn *c, const uint8_t *p, size_t n)
         }
         c->in = buf;
         c->in_cap = cap;
+        pt_mem_input(c);
+        if (pt_mem_user_input_over(c)) {
+            conn_input_over(c);
+            return -1;
+        }
     }
     memcpy(c->in + c->in_len, p, n);
     c->in_len += n;
@@ -594,6 +612,7 @@ static void conn_in_consume(pt_conn *c, size_t n)
     free(c->in);
     c->in = NULL;
     c->in_off = c->in_len = c->in_cap = 0;
+    pt_mem_input(c);
 }
 
 /*

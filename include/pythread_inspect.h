@@ -51,6 +51,7 @@ typedef struct pt_inspect_status {
     uint32_t max_waiters_per_uid;
     uint32_t max_output;         /* bytes of unread answers per session */
     uint32_t max_output_per_uid; /* the same for all of one user's sessions */
+    uint32_t max_input_per_uid;  /* frames begun or unserved, one user's sessions */
 } pt_inspect_status;
 
 /* One object. Fields that do not apply to its kind are 0. */

@@ -214,6 +214,7 @@ class Ctl(unittest.TestCase):
             {"max_sessions_per_uid": 4096, "max_handles_per_uid": 131072,
              "max_waiters_per_uid": 65536, "max_objects_per_uid": 32768,
              "max_output_bytes": 8 << 20, "max_output_per_uid_bytes": 16 << 20})
+        self.assertEqual(st["limits"]["max_input_per_uid_bytes"], 8 << 20)
         text = self.ok("status")
         self.assertIn(self.sock, text)
         self.assertIn("lock 1", text)

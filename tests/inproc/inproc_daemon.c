@@ -36,6 +36,7 @@ int inproc_daemon_init(pt_daemon *d)
     d->max_sessions_per_uid = 16;
     d->max_output = PT_DAEMON_OUTPUT_MIN;
     d->max_output_per_uid = PT_DAEMON_OUTPUT_PER_UID;
+    d->max_input_per_uid = PT_DAEMON_INPUT_PER_UID;
     d->stall_timeout = PT_DAEMON_STALL_SEC;
     d->frame_timeout = PT_DAEMON_FRAME_SEC;
     d->base = event_base_new();

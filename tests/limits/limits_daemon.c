@@ -485,6 +485,109 @@ static void test_output_per_uid(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* Input held per uid                                                  */
+/* ------------------------------------------------------------------ */
+
+#define INPUT_QUOTA_ARG "1048576"
+/* Sessions that each leave a frame of 60,000 bytes unfinished with 50,000
+ * sent: its buffer grows to 64 KiB, so 16 of them fill the quota. */
+#define INPUT_SESSIONS 24
+#define INPUT_FRAME    60000u
+#define INPUT_SENT     50000u
+
+/* Sessions of this user that the daemon hung up on, waiting until at least
+ * want have been or the deadline passes. */
+static int count_hung_up(const raw_conn *rc, int n, int want, double timeout)
+{
+    struct pollfd p[INPUT_SESSIONS];
+    double deadline = harness_now() + timeout;
+    int hung = 0;
+
+    for (int i = 0; i < n; i++)
+        p[i] = (struct pollfd){.fd = rc[i].fd, .events = POLLRDHUP};
+    do {
+        hung = 0;
+        if (poll(p, (nfds_t)n, 10) < 0)
+            return -1;
+        for (int i = 0; i < n; i++)
+            hung += (p[i].revents & (POLLHUP | POLLRDHUP)) != 0;
+    } while (hung < want && harness_now() < deadline);
+    return hung;
+}
+
+static int input_as_user(harness *h, void *arg)
+{
+    uid_flags *f = arg;
+    raw_conn rc[INPUT_SESSIONS];
+    uint8_t *frame = calloc(1, PT_WIRE_HEADER + INPUT_SENT);
+    int hung;
+
+    WCHECK(frame != NULL);
+    pt_wire_len_put(frame, INPUT_FRAME);
+    for (int i = 0; i < INPUT_SESSIONS; i++) {
+        WCHECK_EQ(raw_connect(&rc[i], h->sock), 0);
+        WCHECK_EQ(raw_hello(&rc[i], PT_PROTOCOL_VERSION), 0);
+        WCHECK_EQ(raw_send(&rc[i], frame, PT_WIRE_HEADER + INPUT_SENT), 0);
+    }
+    hung = count_hung_up(rc, INPUT_SESSIONS, INPUT_SESSIONS - 16, 2 * HARNESS_DEADLINE);
+    atomic_store(&f->ready, 1);
+    for (int i = 0; i < INPUT_SESSIONS; i++)
+        raw_close(&rc[i]);
+    free(frame);
+    if (hung < INPUT_SESSIONS - 16 || hung > INPUT_SESSIONS - 4) {
+        fprintf(stderr, "%d of %d sessions holding %u bytes each were cut off, want %d..%d\n", hung,
+                INPUT_SESSIONS, INPUT_SENT, INPUT_SESSIONS - 16, INPUT_SESSIONS - 4);
+        return 2;
+    }
+    return 0;
+}
+
+/* Does the daemon's log have a line with word? */
+static int log_has_word(const harness *h, const char *word)
+{
+    char line[1024];
+    FILE *f = fopen(h->log, "r");
+    int found = 0;
+
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, word) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
+/* One user's sessions that each hold an unfinished frame may together hold
+ * no more than --max-input-per-uid: the ones past it are cut off (with a
+ * warning naming the option) while the rest, and other users, are served. */
+static void test_input_per_uid(void **state)
+{
+    static const char *const args[] = {"--max-input-per-uid", INPUT_QUOTA_ARG, "--frame-timeout",
+                                       "60", NULL};
+    harness *h = *state;
+    pt_client *c = NULL;
+    pt_lock *l = NULL;
+    uid_flags *f;
+    pid_t user;
+
+    restart_with(h, args);
+    if (!per_uid_test_runs(h))
+        skip();
+    f = harness_shm_alloc(h, sizeof *f);
+    PT_ASSERT_EQ(open_within_deadline(&c), 0);
+    PT_ASSERT_EQ(pt_lock_open(c, "lim.input", PT_OPEN_TRANSIENT, 0, &l), 0);
+    user = fork_as(h, QUOTA_UID, input_as_user, f);
+    while (!atomic_load(&f->ready))
+        bystander_prompt(l, "a user held unfinished frames");
+    join_one(h, user);
+    bystander_prompt(l, "after the cut-off");
+    PT_ASSERT_EQ(pt_lock_close(l), 0);
+    pt_client_close(c);
+    if (!log_has_word(h, "(--max-input-per-uid)"))
+        fail_msg("no warning naming --max-input-per-uid in the daemon's log");
+    h->passed = 1;
+}
+
+/* ------------------------------------------------------------------ */
 /* Memory given back after a peak                                      */
 /* ------------------------------------------------------------------ */
 
@@ -841,7 +944,8 @@ static void test_help_lists_limits(void **state)
         "(default 65536)",       "--max-output-per-uid",   "(default 16777216)",
         "--max-output BYTES",    "(default 8388608)",      "--stall-timeout",
         "(default 30)",          "--frame-timeout",        "(default 10)",
-        "--socket-mode",         "(default 0666",
+        "--socket-mode",         "(default 0666",          "--max-input-per-uid",
+        "(default 8388608)",
     };
     harness *h = *state;
     char cmd[512], out[8192];
@@ -866,17 +970,12 @@ static void test_help_lists_limits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        LIMIT_TEST(test_objects_per_uid),
-        LIMIT_TEST(test_sessions_per_uid),
-        LIMIT_TEST(test_handles_per_uid),
-        LIMIT_TEST(test_waiters_per_uid),
-        LIMIT_TEST(test_output_per_uid),
-        LIMIT_TEST(test_memory_given_back),
-        LIMIT_TEST(test_slowloris),
-        LIMIT_TEST(test_never_reads),
-        LIMIT_TEST(test_slow_reader_catches_up),
-        LIMIT_TEST(test_nofile_raised),
-        LIMIT_TEST(test_help_lists_limits),
+        LIMIT_TEST(test_objects_per_uid),   LIMIT_TEST(test_sessions_per_uid),
+        LIMIT_TEST(test_handles_per_uid),   LIMIT_TEST(test_waiters_per_uid),
+        LIMIT_TEST(test_output_per_uid),    LIMIT_TEST(test_input_per_uid),
+        LIMIT_TEST(test_memory_given_back), LIMIT_TEST(test_slowloris),
+        LIMIT_TEST(test_never_reads),       LIMIT_TEST(test_slow_reader_catches_up),
+        LIMIT_TEST(test_nofile_raised),     LIMIT_TEST(test_help_lists_limits),
     };
 
     return cmocka_run_group_tests_name("limits: hardening", tests, NULL, NULL);
