@@ -467,6 +467,7 @@ static void test_output_per_uid(void **state)
     pt_lock *l = NULL;
     uid_flags *f;
     pid_t user;
+    double deadline;
 
     restart_with(h, args);
     if (!per_uid_test_runs(h))
@@ -475,7 +476,8 @@ static void test_output_per_uid(void **state)
     PT_ASSERT_EQ(open_within_deadline(&c), 0);
     PT_ASSERT_EQ(pt_lock_open(c, "lim.output", PT_OPEN_TRANSIENT, 0, &l), 0);
     user = fork_as(h, QUOTA_UID, output_as_user, f);
-    while (!atomic_load(&f->ready))
+    deadline = harness_now() + 4 * HARNESS_DEADLINE;
+    while (!atomic_load(&f->ready) && harness_now() < deadline)
         bystander_prompt(l, "a user left its answers unread");
     join_one(h, user);
     bystander_prompt(l, "after the cut-off");
@@ -520,14 +522,16 @@ static int input_as_user(harness *h, void *arg)
     uid_flags *f = arg;
     raw_conn rc[INPUT_SESSIONS];
     uint8_t *frame = calloc(1, PT_WIRE_HEADER + INPUT_SENT);
-    int hung;
+    int hung, rc_send;
 
     WCHECK(frame != NULL);
     pt_wire_len_put(frame, INPUT_FRAME);
     for (int i = 0; i < INPUT_SESSIONS; i++) {
         WCHECK_EQ(raw_connect(&rc[i], h->sock), 0);
         WCHECK_EQ(raw_hello(&rc[i], PT_PROTOCOL_VERSION), 0);
-        WCHECK_EQ(raw_send(&rc[i], frame, PT_WIRE_HEADER + INPUT_SENT), 0);
+        /* The daemon may cut a session off before all of it is sent. */
+        rc_send = raw_send(&rc[i], frame, PT_WIRE_HEADER + INPUT_SENT);
+        WCHECK(rc_send == 0 || rc_send == -EPIPE || rc_send == -ECONNRESET);
     }
     hung = count_hung_up(rc, INPUT_SESSIONS, INPUT_SESSIONS - 16, 2 * HARNESS_DEADLINE);
     atomic_store(&f->ready, 1);
@@ -568,6 +572,7 @@ static void test_input_per_uid(void **state)
     pt_lock *l = NULL;
     uid_flags *f;
     pid_t user;
+    double deadline;
 
     restart_with(h, args);
     if (!per_uid_test_runs(h))
@@ -576,7 +581,9 @@ static void test_input_per_uid(void **state)
     PT_ASSERT_EQ(open_within_deadline(&c), 0);
     PT_ASSERT_EQ(pt_lock_open(c, "lim.input", PT_OPEN_TRANSIENT, 0, &l), 0);
     user = fork_as(h, QUOTA_UID, input_as_user, f);
-    while (!atomic_load(&f->ready))
+    /* Bounded: a user that fails before it is ready is reported by the join. */
+    deadline = harness_now() + 4 * HARNESS_DEADLINE;
+    while (!atomic_load(&f->ready) && harness_now() < deadline)
         bystander_prompt(l, "a user held unfinished frames");
     join_one(h, user);
     bystander_prompt(l, "after the cut-off");
