@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 
 #include "session.h"
 #include "sockpath.h"
+#include "spin.h"
 
 #define PENDING_BUCKETS 64u   /* power of two: ids are sequential */
 #define SMALL_FRAME     1024u /* any request with names of legal size fits */
@@ -48,6 +50,7 @@ struct pt_client {
     pthread_mutex_t mu;
     int fd;             /* -1: no session; the next call connects */
     int reading;        /* a thread is in recv() with mu dropped */
+    pt_spin spin;       /* the reader's polling before recv() blocks */
     uint32_t gen;       /* session generation, bumped by every connect */
     atomic_uint forked; /* fork generation this state belongs to */
     uint64_t next_id;
@@ -341,21 +344,56 @@ static void client_lost(pt_client *c)
     }
 }
 
+/*
+ * Poll the socket for up to usec before the reader sleeps in recv(): an
+ * answer that comes within it is taken without the wake-up of a sleeping
+ * process, which costs tens of microseconds when it lands on another CPU.
+ * Returns what recv() returned, or -1 with EAGAIN when the time ran out.
+ * The yield lets whoever shares our CPU (the daemon, another client) run.
+ */
+static ssize_t recv_spin(int fd, void *buf, size_t len, uint32_t usec)
+{
+    uint64_t end = pt_spin_now_ns() + (uint64_t)usec * 1000u;
+    ssize_t n;
+
+    for (;;) {
+        n = recv(fd, buf, len, MSG_DONTWAIT);
+        if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            return n;
+        if (pt_spin_now_ns() >= end)
+            break;
+        sched_yield();
+    }
+    errno = EAGAIN;
+    return -1;
+}
+
 /* One recv() as the reader, mu dropped meanwhile; then hand out what came. */
 static void client_read(pt_client *c)
 {
     int fd = c->fd;
-    ssize_t n;
-    int err;
+    uint32_t spin = pt_spin_budget(&c->spin);
+    ssize_t n = -1;
+    int err = EAGAIN;
 
     c->reading = 1;
     pthread_mutex_unlock(&c->mu);
-    do
-        n = recv(fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
-    while (n < 0 && errno == EINTR);
-    err = errno;
+    if (spin) {
+        n = recv_spin(fd, c->rbuf + c->rlen, c->rcap - c->rlen, spin);
+        err = errno;
+    }
+    if (n < 0 && err == EAGAIN) {
+        do
+            n = recv(fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+        while (n < 0 && errno == EINTR);
+        err = errno;
+    } else {
+        spin = UINT32_MAX; /* the spin found it */
+    }
     pthread_mutex_lock(&c->mu);
     c->reading = 0;
+    if (spin)
+        pt_spin_learn(&c->spin, spin == UINT32_MAX);
     if (n > 0) {
         c->rlen += (size_t)n;
         if (frames_dispatch(c) == 0)
@@ -799,6 +837,23 @@ static void client_free(pt_client *c)
     free(c);
 }
 
+/* PYTHREAD_SPIN_USEC: the client's spin bound; 0 turns it off, anything
+ * but a whole number leaves the default, larger values are capped. */
+static uint32_t spin_usec_env(void)
+{
+    const char *s = getenv("PYTHREAD_SPIN_USEC");
+    unsigned long long v;
+    char *end;
+
+    if (!s || *s < '0' || *s > '9')
+        return PT_SPIN_USEC_DEFAULT;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (*end)
+        return PT_SPIN_USEC_DEFAULT;
+    return errno || v > PT_SPIN_USEC_MAX ? PT_SPIN_USEC_MAX : (uint32_t)v;
+}
+
 static int client_init(pt_client *c)
 {
     unsigned i;
@@ -806,6 +861,7 @@ static int client_init(pt_client *c)
     c->fd = -1;
     c->next_id = 1;
     c->max_frame = PT_WIRE_MAX_FRAME;
+    pt_spin_init(&c->spin, spin_usec_env());
     for (i = 0; i < PENDING_BUCKETS; i++)
         LIST_INIT(&c->pending[i]);
     TAILQ_INIT(&c->parked);

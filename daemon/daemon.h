@@ -29,6 +29,7 @@
 #include <event2/listener.h>
 
 #include "core.h"
+#include "spin.h"
 #include "wire.h"
 
 #define PT_DAEMON_NAME "pythreadd"
@@ -185,6 +186,8 @@ struct pt_daemon {
     uint32_t frame_timeout;      /* seconds to complete a frame once begun */
     uint32_t socket_mode;        /* mode of the socket file we bind */
     uint32_t nconns;
+    pt_spin spin;    /* polling before the loop sleeps (--spin-usec) */
+    uint64_t served; /* reads and turns served: the loop's measure of work */
     int accept_paused;
     /* Open on /dev/null, set by pt_listen_start: closed to accept one more
      * connection at the open file limit and refuse it, then taken back.

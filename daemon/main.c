@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -35,6 +36,7 @@ typedef struct options {
     uint32_t log_burst;    /* messages about one user's sessions per interval */
     uint32_t log_interval; /* seconds */
     uint32_t socket_mode;
+    uint32_t spin_usec;
     pt_core_limits limits; /* 0 = the core's default */
     int verbose;
 } options;
@@ -57,6 +59,7 @@ enum {
     OPT_LOG_BURST,
     OPT_LOG_INTERVAL,
     OPT_SOCKET_MODE,
+    OPT_SPIN_USEC,
 };
 
 static const struct option long_options[] = {
@@ -78,6 +81,7 @@ static const struct option long_options[] = {
     {"log-burst", required_argument, NULL, OPT_LOG_BURST},
     {"log-interval", required_argument, NULL, OPT_LOG_INTERVAL},
     {"socket-mode", required_argument, NULL, OPT_SOCKET_MODE},
+    {"spin-usec", required_argument, NULL, OPT_SPIN_USEC},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -117,6 +121,7 @@ static const struct num_option {
     {OPT_FRAME_TIMEOUT, "--frame-timeout", offsetof(options, frame_timeout), 1, 86400},
     {OPT_LOG_BURST, "--log-burst", offsetof(options, log_burst), 1, UINT32_MAX},
     {OPT_LOG_INTERVAL, "--log-interval", offsetof(options, log_interval), 1, 86400},
+    {OPT_SPIN_USEC, "--spin-usec", offsetof(options, spin_usec), 0, PT_SPIN_USEC_MAX},
 };
 
 static void usage(FILE *out)
@@ -158,6 +163,9 @@ static void usage(FILE *out)
             "      --log-interval SEC  seconds of that count (default %u)\n"
             "      --socket-mode MODE  octal mode of the socket file bound (default 0%o:\n"
             "                          each object carries its own permissions)\n"
+            "      --spin-usec USEC    after serving, poll for the next request this long\n"
+            "                          before sleeping, less when such polls keep\n"
+            "                          failing; 0 turns it off (default %u, 0..%u)\n"
             "  -v, --verbose           log debug messages (sessions opened and closed)\n"
             "  -h, --help              show this help and exit\n"
             "  -V, --version           show the version and exit\n"
@@ -174,7 +182,8 @@ static void usage(FILE *out)
             PT_DEFAULT_MAX_HANDLES_PER_UID, PT_DEFAULT_MAX_WAITERS_PER_UID,
             PT_DAEMON_OUTPUT_PER_UID, PT_DAEMON_INPUT_PER_UID, PT_DAEMON_OUTPUT_MAX,
             PT_DAEMON_STALL_SEC, PT_DAEMON_FRAME_SEC, PT_DAEMON_LOG_BURST,
-            PT_DAEMON_LOG_INTERVAL_SEC, PT_DAEMON_SOCKET_MODE);
+            PT_DAEMON_LOG_INTERVAL_SEC, PT_DAEMON_SOCKET_MODE, PT_SPIN_USEC_DEFAULT,
+            PT_SPIN_USEC_MAX);
 }
 
 /* A whole decimal number in [min, max], or -1. */
@@ -314,6 +323,7 @@ static int daemon_init(pt_daemon *d, const options *o)
     d->stall_timeout = o->stall_timeout;
     d->frame_timeout = o->frame_timeout;
     d->socket_mode = o->socket_mode;
+    pt_spin_init(&d->spin, o->spin_usec);
     /* The default timer backend (epoll's millisecond timeout, rounded up)
      * is used rather than EVENT_BASE_FLAG_PRECISE_TIMER, which costs a
      * timerfd_settime syscall on every loop iteration; an early fire only
@@ -365,6 +375,56 @@ static void daemon_free(pt_daemon *d)
     if (d->base)
         event_base_free(d->base);
     free(d->arena_buf);
+}
+
+/*
+ * Poll the loop without sleeping until usec pass with no request served;
+ * a request that comes meanwhile is taken without the wake-up of a sleeping
+ * process (tens of microseconds when idle CPUs halt). Returns 1 when a
+ * request came, 0 when none did, -1 when the loop failed or was broken.
+ */
+static int daemon_spin(pt_daemon *d, uint32_t usec)
+{
+    uint64_t end = pt_spin_now_ns() + (uint64_t)usec * 1000u;
+    uint64_t seen = d->served;
+    int hit = 0;
+
+    for (;;) {
+        if (event_base_loop(d->base, EVLOOP_NONBLOCK) < 0 || event_base_got_break(d->base))
+            return -1;
+        if (d->served != seen) {
+            seen = d->served;
+            hit = 1;
+            end = pt_spin_now_ns() + (uint64_t)usec * 1000u;
+        } else if (pt_spin_now_ns() >= end) {
+            return hit;
+        } else {
+            sched_yield(); /* the client we wait for may share our CPU */
+        }
+    }
+}
+
+/* event_base_dispatch, with bounded adaptive polling after every wake-up
+ * that served a request. 0 when stopped by a signal, -1 when the loop
+ * failed. */
+static int daemon_run(pt_daemon *d)
+{
+    for (;;) {
+        uint64_t seen = d->served;
+        uint32_t usec;
+        int r = event_base_loop(d->base, EVLOOP_ONCE);
+
+        if (r < 0)
+            return -1;
+        if (r > 0 || event_base_got_break(d->base))
+            return 0;
+        if (d->served == seen || !(usec = pt_spin_budget(&d->spin)))
+            continue;
+        r = daemon_spin(d, usec);
+        if (r < 0)
+            return event_base_got_break(d->base) ? 0 : -1;
+        pt_spin_learn(&d->spin, r);
+    }
 }
 
 /* Where to listen: --socket, else the rule clients use too. */
@@ -422,7 +482,8 @@ int main(int argc, char **argv)
                    .frame_timeout = PT_DAEMON_FRAME_SEC,
                    .log_burst = PT_DAEMON_LOG_BURST,
                    .log_interval = PT_DAEMON_LOG_INTERVAL_SEC,
-                   .socket_mode = PT_DAEMON_SOCKET_MODE};
+                   .socket_mode = PT_DAEMON_SOCKET_MODE,
+                   .spin_usec = PT_SPIN_USEC_DEFAULT};
     pt_daemon daemon = {0};
     char path[PATH_MAX];
     int rc, fd;
@@ -449,7 +510,7 @@ int main(int argc, char **argv)
     }
     pt_log(LOG_INFO, "pythreadd %s listening on %s%s", PT_VERSION_STRING, path,
            daemon.bound_path[0] ? "" : " (socket passed by systemd)");
-    rc = event_base_dispatch(daemon.base) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+    rc = daemon_run(&daemon) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
     if (rc != EXIT_SUCCESS)
         pt_log(LOG_ERR, "pythreadd: the event loop failed; stopping");
     pt_systemd_stopping(&daemon);

@@ -834,6 +834,7 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    d->served++;
     conn_read(c, now);
     pt_daemon_settle(d, now);
 }
@@ -848,6 +849,7 @@ static void conn_runner_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    d->served++;
     if (c) {
         conn_unready(c);
         conn_turn_held(c, now);

@@ -49,10 +49,16 @@ ssize_t __wrap_send(int fd, const void *buf, size_t len, int flags)
     return __real_send(fd, buf, len, flags);
 }
 
+/* Counts the reads that brought something: a spin's polls that found the
+ * socket empty (MSG_DONTWAIT, EAGAIN) are the spin's bounded cost, not
+ * reads. */
 ssize_t __wrap_recv(int fd, void *buf, size_t len, int flags)
 {
-    n_recv += counting;
-    return __real_recv(fd, buf, len, flags);
+    ssize_t n = __real_recv(fd, buf, len, flags);
+
+    if (!(n < 0 && (flags & MSG_DONTWAIT) && (errno == EAGAIN || errno == EWOULDBLOCK)))
+        n_recv += counting;
+    return n;
 }
 
 void *__wrap_malloc(size_t size)

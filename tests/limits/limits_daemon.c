@@ -952,7 +952,7 @@ static void test_help_lists_limits(void **state)
         "--max-output BYTES",    "(default 8388608)",      "--stall-timeout",
         "(default 30)",          "--frame-timeout",        "(default 10)",
         "--socket-mode",         "(default 0666",          "--max-input-per-uid",
-        "(default 8388608)",
+        "(default 8388608)",     "--spin-usec USEC",       "(default 50, 0..100000)",
     };
     harness *h = *state;
     char cmd[512], out[8192];
