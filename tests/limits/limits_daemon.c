@@ -103,6 +103,7 @@ static pid_t fork_as(harness *h, uid_t uid, user_fn fn, void *arg)
 static int per_uid_test_runs(harness *h)
 {
     if (geteuid() != 0) {
+        print_message("skipped: acting as other users needs root\n");
         h->passed = 1;
         return 0;
     }
@@ -458,11 +459,15 @@ static int output_as_user(harness *h, void *arg)
     return cut ? 0 : 2;
 }
 
-static void test_output_per_uid(void **state)
+/*
+ * The daemon restarted with args; a user (QUOTA_UID) runs fn until it has
+ * met its quota (f->ready, bounded: a user that fails first is reported by
+ * the join) while a root bystander's lock calls must stay prompt throughout
+ * and after. 0, or 1 when per-uid tests cannot run here (skip).
+ */
+static int user_beside_bystander(harness *h, const char *const *args, user_fn fn,
+                                 const char *while_what)
 {
-    static const char *const args[] = {"--max-output-per-uid", OUTPUT_QUOTA_ARG, "--stall-timeout",
-                                       "1", NULL};
-    harness *h = *state;
     pt_client *c = NULL;
     pt_lock *l = NULL;
     uid_flags *f;
@@ -471,18 +476,29 @@ static void test_output_per_uid(void **state)
 
     restart_with(h, args);
     if (!per_uid_test_runs(h))
-        skip();
+        return 1;
     f = harness_shm_alloc(h, sizeof *f);
     PT_ASSERT_EQ(open_within_deadline(&c), 0);
-    PT_ASSERT_EQ(pt_lock_open(c, "lim.output", PT_OPEN_TRANSIENT, 0, &l), 0);
-    user = fork_as(h, QUOTA_UID, output_as_user, f);
+    PT_ASSERT_EQ(pt_lock_open(c, "lim.bystander", PT_OPEN_TRANSIENT, 0, &l), 0);
+    user = fork_as(h, QUOTA_UID, fn, f);
     deadline = harness_now() + 4 * HARNESS_DEADLINE;
     while (!atomic_load(&f->ready) && harness_now() < deadline)
-        bystander_prompt(l, "a user left its answers unread");
+        bystander_prompt(l, while_what);
     join_one(h, user);
     bystander_prompt(l, "after the cut-off");
     PT_ASSERT_EQ(pt_lock_close(l), 0);
     pt_client_close(c);
+    return 0;
+}
+
+static void test_output_per_uid(void **state)
+{
+    static const char *const args[] = {"--max-output-per-uid", OUTPUT_QUOTA_ARG, "--stall-timeout",
+                                       "1", NULL};
+    harness *h = *state;
+
+    if (user_beside_bystander(h, args, output_as_user, "a user left its answers unread"))
+        skip();
     h->passed = 1;
 }
 
@@ -568,27 +584,9 @@ static void test_input_per_uid(void **state)
     static const char *const args[] = {"--max-input-per-uid", INPUT_QUOTA_ARG, "--frame-timeout",
                                        "60", NULL};
     harness *h = *state;
-    pt_client *c = NULL;
-    pt_lock *l = NULL;
-    uid_flags *f;
-    pid_t user;
-    double deadline;
 
-    restart_with(h, args);
-    if (!per_uid_test_runs(h))
+    if (user_beside_bystander(h, args, input_as_user, "a user held unfinished frames"))
         skip();
-    f = harness_shm_alloc(h, sizeof *f);
-    PT_ASSERT_EQ(open_within_deadline(&c), 0);
-    PT_ASSERT_EQ(pt_lock_open(c, "lim.input", PT_OPEN_TRANSIENT, 0, &l), 0);
-    user = fork_as(h, QUOTA_UID, input_as_user, f);
-    /* Bounded: a user that fails before it is ready is reported by the join. */
-    deadline = harness_now() + 4 * HARNESS_DEADLINE;
-    while (!atomic_load(&f->ready) && harness_now() < deadline)
-        bystander_prompt(l, "a user held unfinished frames");
-    join_one(h, user);
-    bystander_prompt(l, "after the cut-off");
-    PT_ASSERT_EQ(pt_lock_close(l), 0);
-    pt_client_close(c);
     if (!log_has_word(h, "(--max-input-per-uid)"))
         fail_msg("no warning naming --max-input-per-uid in the daemon's log");
     h->passed = 1;
