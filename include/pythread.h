@@ -109,6 +109,12 @@ enum {
      * ends (default for BoundedSemaphore), or not (default for Semaphore). */
     PT_OPEN_OWNED = 1 << 3,
     PT_OPEN_UNOWNED = 1 << 4,
+    /* This handle never uses the shared-memory fast path: every operation
+     * is a request to the daemon. An object created with it has no shared
+     * word at all, so nobody's operations on it skip the daemon.
+     * PYTHREAD_FASTPATH=0 in the environment does the same for every handle
+     * of the process. */
+    PT_OPEN_NOFAST = 1 << 5,
 };
 
 /* Mode used when mode 0 is passed to an open function. */

@@ -1,0 +1,156 @@
+/*
+ * fastword.c - a client's steps on a shared word (the table in fastword.h).
+ * Each function is a load, at most one CAS, and a plain store the holder
+ * alone makes; anything else asks the daemon.
+ */
+#include "fastword.h"
+
+static uint64_t word_load(pt_fast_cell *c)
+{
+    return atomic_load_explicit(&c->word, memory_order_acquire);
+}
+
+static int word_cas(pt_fast_cell *c, uint64_t *old, uint64_t new)
+{
+    return atomic_compare_exchange_weak_explicit(&c->word, old, new, memory_order_acq_rel,
+                                                 memory_order_acquire);
+}
+
+static uint64_t owner_of(uint64_t w)
+{
+    return w & PT_FW_OWNER_MASK;
+}
+
+static uint32_t seq_of(uint64_t w)
+{
+    return (uint32_t)(w >> PT_FW_SEQ_SHIFT) & PT_FW_SEQ_MAX;
+}
+
+/* The holder takes its RLock once more: the word does not change, so the
+ * daemon's claim does not stop it (the daemon reads depth only when the
+ * holder is not running here). */
+static int lock_recurse(pt_fast_cell *c, uint64_t w, uint64_t *token)
+{
+    uint32_t depth = atomic_load_explicit(&c->depth, memory_order_relaxed);
+
+    if (depth == 0 || depth == UINT32_MAX)
+        return PT_FAST_SLOW;
+    atomic_store_explicit(&c->depth, depth + 1, memory_order_relaxed);
+    *token = atomic_load_explicit(&c->base, memory_order_relaxed) + seq_of(w);
+    return PT_FAST_OK;
+}
+
+int pt_fast_lock_acquire(pt_fast_cell *c, uint32_t sid, uint32_t tid, int recursive, int blocking,
+                         uint64_t *token)
+{
+    uint64_t me = pt_fast_owner(sid, tid);
+    uint64_t w = word_load(c);
+
+    for (;;) {
+        uint32_t seq = seq_of(w);
+
+        if (recursive && owner_of(w) == me)
+            return lock_recurse(c, w, token);
+        if (w & PT_FW_FLAGS)
+            return PT_FAST_SLOW;
+        if (w & PT_FW_HELD)
+            return blocking ? PT_FAST_SLOW : PT_FAST_NO;
+        if (seq == PT_FW_SEQ_MAX)
+            return PT_FAST_SLOW; /* the daemon folds seq into base */
+        if (word_cas(c, &w, me | (uint64_t)(seq + 1) << PT_FW_SEQ_SHIFT))
+            break;
+    }
+    if (recursive)
+        atomic_store_explicit(&c->depth, 1, memory_order_relaxed);
+    *token = atomic_load_explicit(&c->base, memory_order_relaxed) + seq_of(w) + 1;
+    return PT_FAST_OK;
+}
+
+int pt_fast_lock_release(pt_fast_cell *c, uint32_t sid, uint32_t tid, int recursive)
+{
+    uint64_t me = pt_fast_owner(sid, tid);
+    uint64_t w = word_load(c);
+
+    if (owner_of(w) != me)
+        return PT_FAST_SLOW;
+    if (recursive) {
+        uint32_t depth = atomic_load_explicit(&c->depth, memory_order_relaxed);
+
+        if (depth > 1) {
+            atomic_store_explicit(&c->depth, depth - 1, memory_order_relaxed);
+            return PT_FAST_OK;
+        }
+    }
+    for (;;) {
+        if ((w & PT_FW_FLAGS) || owner_of(w) != me)
+            return PT_FAST_SLOW;
+        if (word_cas(c, &w, w & ~PT_FW_OWNER_MASK))
+            return PT_FAST_OK;
+    }
+}
+
+int pt_fast_lock_locked(pt_fast_cell *c)
+{
+    return (word_load(c) & PT_FW_HELD) != 0;
+}
+
+uint32_t pt_fast_lock_owned(pt_fast_cell *c, uint32_t sid, uint32_t tid)
+{
+    if (owner_of(word_load(c)) != pt_fast_owner(sid, tid))
+        return 0;
+    return atomic_load_explicit(&c->depth, memory_order_relaxed);
+}
+
+int pt_fast_sem_acquire(pt_fast_cell *c, int blocking, int64_t *value)
+{
+    uint64_t w = word_load(c);
+
+    for (;;) {
+        int64_t v = (int64_t)(w >> PT_FW_SEM_SHIFT);
+
+        if (w & PT_FW_FLAGS)
+            return PT_FAST_SLOW;
+        if (v == 0)
+            return blocking ? PT_FAST_SLOW : PT_FAST_NO;
+        if (word_cas(c, &w, w - ((uint64_t)1 << PT_FW_SEM_SHIFT))) {
+            *value = v - 1;
+            return PT_FAST_OK;
+        }
+    }
+}
+
+int pt_fast_sem_release(pt_fast_cell *c, uint64_t n, int64_t bound, int64_t *value)
+{
+    uint64_t w = word_load(c);
+
+    if (n < 1 || n > (uint64_t)PT_FW_SEM_MAX)
+        return PT_FAST_SLOW;
+    for (;;) {
+        int64_t v = (int64_t)(w >> PT_FW_SEM_SHIFT);
+
+        if (w & PT_FW_FLAGS)
+            return PT_FAST_SLOW;
+        if ((uint64_t)(PT_FW_SEM_MAX - v) < n ||
+            (bound >= 0 && (v > bound || (uint64_t)(bound - v) < n)))
+            return PT_FAST_SLOW; /* the daemon says what is wrong */
+        if (word_cas(c, &w, w + (n << PT_FW_SEM_SHIFT))) {
+            *value = v + (int64_t)n;
+            return PT_FAST_OK;
+        }
+    }
+}
+
+int pt_fast_sem_value(pt_fast_cell *c, int64_t *value)
+{
+    uint64_t w = word_load(c);
+
+    if (w & PT_FW_CLAIM)
+        return PT_FAST_SLOW;
+    *value = (int64_t)(w >> PT_FW_SEM_SHIFT);
+    return PT_FAST_OK;
+}
+
+int pt_fast_event_is_set(pt_fast_cell *c)
+{
+    return (word_load(c) & PT_FW_SET) != 0;
+}

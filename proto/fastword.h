@@ -1,0 +1,193 @@
+/*
+ * fastword.h - the shared-memory fast path: one object's cell, the encoding
+ * of its word, and every atomic step a client or the daemon takes on it.
+ *
+ * The daemon keeps a memfd per permission group (creator uid, gid, mode):
+ * an array of cells, one per object that has one. A session that opened an
+ * object of the group maps the group, so it can reach only words of objects
+ * it could open anyway. The daemon is the authority: it parks waiters, hands
+ * a lock on in FIFO order, gives fencing tokens, ends holds of dead sessions.
+ * A client skips it only while nobody waits.
+ *
+ * Lock and RLock word (64 bits):
+ *
+ *   bit  0      CLAIM   the daemon is reading or changing the object
+ *   bit  1      PARKED  calls wait in the daemon: the holder's last release
+ *                       and everybody's acquire go to the daemon (no barging)
+ *   bit  2      HELD
+ *   bits 3-24   tid     holder's thread (a Linux tid is below 2^22)
+ *   bits 25-48  sid     holder's session (the daemon's fast id, never 0)
+ *   bits 49-63  seq     tokens given since the cell's base: token = base + seq
+ *
+ * The state table. "me" is (my sid, my tid); a step is one atomic
+ * instruction, and a party may stop (die) between any two of them.
+ *
+ *   state (word)          who     step                          next
+ *   --------------------  ------  ----------------------------  ----------------
+ *   free, seq s           client  CAS -> held(me), seq s+1      held(me); then
+ *                                 (s < SEQ_MAX)                 token = base+s+1,
+ *                                                               RLock depth := 1
+ *   free, seq SEQ_MAX     client  -                             ask the daemon
+ *   held(me)              client  RLock: depth += 1 (no CAS:    held(me)
+ *                                 only the holder writes depth)
+ *   held(me), depth > 1   client  RLock: depth -= 1             held(me)
+ *   held(me), depth 1     client  CAS -> free, seq kept         free
+ *   held(X), X != me      client  non-blocking: answer False;   -
+ *                                 else ask the daemon
+ *   PARKED or CLAIM set   client  ask the daemon (RLock depth   -
+ *                                 steps above excepted)
+ *   any                   daemon  fetch_or CLAIM                claimed; the word
+ *                                                               as found is input
+ *                                                               to the core
+ *   claimed               daemon  store (the core's state,      published
+ *                                 PARKED if it has waiters)
+ *
+ * What that keeps true:
+ * - No barging: the daemon sets PARKED before it answers nobody yet (the
+ *   waiter is parked) and clears it only when its queue is empty, so a
+ *   client's CAS from free never passes a waiter.
+ * - Tokens are exact: seq grows by one with every acquire, the daemon's
+ *   grants included, and base changes only when the daemon publishes a
+ *   word it holds claimed in a state other than held-by-a-fast-holder (it
+ *   folds seq into base then). A fast acquirer reads base after its CAS,
+ *   while it holds, so it reads the base its seq counts from.
+ * - Death: a word held by a session is found and freed by the daemon when
+ *   the session ends (it claims every object the session has open), and a
+ *   word that names a session the daemon does not know is free.
+ * - RLock depth is written by the holder only while the word names it, and
+ *   by the daemon only when it grants the lock (the holder is then not
+ *   running in the fast path) or serves the holder's own request.
+ *
+ * Semaphore word: bit 0 CLAIM, bit 1 PARKED, bits 2-63 the value. Waiters
+ * exist only at value 0, and then the word is PARKED, so a release goes to
+ * the daemon, which hands the permit to the first waiter. Owned semaphores
+ * have no cell: what each session holds must be counted with the value in
+ * one step, and one word cannot hold both.
+ *
+ * Event word: bit 2 SET. Only the daemon writes it (set and clear wake and
+ * answer waiters); is_set is a load.
+ *
+ * Nothing in a cell is trusted by the daemon: a client may write anything
+ * in the words of its group, so every decode clamps and checks. That can
+ * break objects the client could open, never the daemon or other groups.
+ */
+#ifndef PT_FASTWORD_H
+#define PT_FASTWORD_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define PT_FAST_CELL_SIZE 64u
+
+#define PT_FW_CLAIM  ((uint64_t)1 << 0)
+#define PT_FW_PARKED ((uint64_t)1 << 1)
+#define PT_FW_HELD   ((uint64_t)1 << 2)
+#define PT_FW_SET    PT_FW_HELD
+#define PT_FW_FLAGS  (PT_FW_CLAIM | PT_FW_PARKED)
+
+#define PT_FW_TID_SHIFT 3
+#define PT_FW_TID_BITS  22
+#define PT_FW_SID_SHIFT 25
+#define PT_FW_SID_BITS  24
+#define PT_FW_SEQ_SHIFT 49
+#define PT_FW_SEQ_BITS  15
+
+#define PT_FW_TID_MAX ((1u << PT_FW_TID_BITS) - 1)
+#define PT_FW_SID_MAX ((1u << PT_FW_SID_BITS) - 1)
+#define PT_FW_SEQ_MAX ((1u << PT_FW_SEQ_BITS) - 1)
+
+#define PT_FW_SEM_SHIFT 2
+#define PT_FW_SEM_MAX   ((int64_t)(UINT64_MAX >> PT_FW_SEM_SHIFT))
+
+/* One object's shared state: a cache line, so two busy objects never share
+ * one. */
+typedef struct pt_fast_cell {
+    _Atomic uint64_t word;
+    _Atomic uint64_t base;  /* Lock/RLock: the token of seq 0 */
+    _Atomic uint32_t depth; /* RLock: recursion level of the holder */
+    uint32_t kind;          /* PT_KIND_*: written by the daemon, shown only */
+    uint8_t pad[PT_FAST_CELL_SIZE - 24];
+} pt_fast_cell;
+
+_Static_assert(sizeof(pt_fast_cell) == PT_FAST_CELL_SIZE, "a cell is one cache line");
+
+/* What a client step says: done, not possible now (a non-blocking acquire
+ * of a held object: the answer is False), or ask the daemon. */
+enum { PT_FAST_SLOW = -1, PT_FAST_NO = 0, PT_FAST_OK = 1 };
+
+/* A Lock/RLock word taken apart. */
+typedef struct pt_fast_lock_view {
+    int held;
+    uint32_t tid;
+    uint32_t sid;
+    uint32_t seq;
+} pt_fast_lock_view;
+
+static inline void pt_fast_lock_decode(uint64_t w, pt_fast_lock_view *v)
+{
+    v->held = (w & PT_FW_HELD) != 0;
+    v->tid = (uint32_t)(w >> PT_FW_TID_SHIFT) & PT_FW_TID_MAX;
+    v->sid = (uint32_t)(w >> PT_FW_SID_SHIFT) & PT_FW_SID_MAX;
+    v->seq = (uint32_t)(w >> PT_FW_SEQ_SHIFT) & PT_FW_SEQ_MAX;
+}
+
+static inline uint64_t pt_fast_lock_encode(const pt_fast_lock_view *v)
+{
+    uint64_t w = (uint64_t)(v->seq & PT_FW_SEQ_MAX) << PT_FW_SEQ_SHIFT;
+
+    if (v->held)
+        w |= PT_FW_HELD | (uint64_t)(v->tid & PT_FW_TID_MAX) << PT_FW_TID_SHIFT |
+             (uint64_t)(v->sid & PT_FW_SID_MAX) << PT_FW_SID_SHIFT;
+    return w;
+}
+
+/* The owner bits a holder (sid, tid) puts in the word. */
+static inline uint64_t pt_fast_owner(uint32_t sid, uint32_t tid)
+{
+    return PT_FW_HELD | (uint64_t)(tid & PT_FW_TID_MAX) << PT_FW_TID_SHIFT |
+           (uint64_t)(sid & PT_FW_SID_MAX) << PT_FW_SID_SHIFT;
+}
+
+#define PT_FW_OWNER_MASK                                                                           \
+    (PT_FW_HELD | (uint64_t)PT_FW_TID_MAX << PT_FW_TID_SHIFT |                                     \
+     (uint64_t)PT_FW_SID_MAX << PT_FW_SID_SHIFT)
+
+/* ---- client steps (fastword.c) ---- */
+
+/* Lock/RLock acquire. recursive: an RLock (its holder may take it again).
+ * On PT_FAST_OK *token is the fencing token. */
+int pt_fast_lock_acquire(pt_fast_cell *c, uint32_t sid, uint32_t tid, int recursive, int blocking,
+                         uint64_t *token);
+/* Lock/RLock release by its holder; anything else asks the daemon. */
+int pt_fast_lock_release(pt_fast_cell *c, uint32_t sid, uint32_t tid, int recursive);
+/* Lock.locked(): 1 or 0. */
+int pt_fast_lock_locked(pt_fast_cell *c);
+/* RLock depth held by (sid, tid), 0 if it is not the holder. */
+uint32_t pt_fast_lock_owned(pt_fast_cell *c, uint32_t sid, uint32_t tid);
+
+/* Semaphore acquire of one permit; *value gets the value after. */
+int pt_fast_sem_acquire(pt_fast_cell *c, int blocking, int64_t *value);
+/* Semaphore release(n); bound < 0 for none. *value gets the value after. */
+int pt_fast_sem_release(pt_fast_cell *c, uint64_t n, int64_t bound, int64_t *value);
+/* The value, or PT_FAST_SLOW while the daemon holds the word. */
+int pt_fast_sem_value(pt_fast_cell *c, int64_t *value);
+
+int pt_fast_event_is_set(pt_fast_cell *c);
+
+/* ---- daemon steps ---- */
+
+/* Claim the word: clients step aside until pt_fast_publish. Returns the
+ * word as found, CLAIM cleared (a client may have set it: never trusted). */
+static inline uint64_t pt_fast_claim(pt_fast_cell *c)
+{
+    return atomic_fetch_or_explicit(&c->word, PT_FW_CLAIM, memory_order_acq_rel) & ~PT_FW_CLAIM;
+}
+
+/* Store the word the core's state gives (CLAIM clear): everything written to
+ * the cell before is seen by whoever reads the word after. */
+static inline void pt_fast_publish(pt_fast_cell *c, uint64_t w)
+{
+    atomic_store_explicit(&c->word, w & ~PT_FW_CLAIM, memory_order_release);
+}
+
+#endif /* PT_FASTWORD_H */
