@@ -308,6 +308,7 @@ void pt_core_call(pt_core *core, pt_session *s, const pt_call *call, uint64_t no
             fail_kind(&r, kinds);
             return;
         }
+        pt__fast_claim(core, r.obj);
     }
     op_table[op].fn(&r);
 }

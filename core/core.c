@@ -31,6 +31,7 @@ pt_core *pt_core_new(const pt_core_limits *limits, pt_sink_fn sink, void *sink_c
     TAILQ_INIT(&c->objects);
     LIST_INIT(&c->sessions);
     LIST_INIT(&c->uids);
+    LIST_INIT(&c->fast_claimed);
     if (pt__map_init(&c->map) != 0 || pt__heap_reserve(&c->heap, PT_HEAP_INITIAL) != 0) {
         pt__map_free(&c->map);
         free(c);
@@ -80,6 +81,8 @@ void pt_core_expire(pt_core *core, uint64_t now)
     while ((w = pt__heap_top(&core->heap)) != NULL && w->deadline <= now) {
         pt__heap_remove(&core->heap, w);
         w->deadline = PT_DEADLINE_NONE;
+        pt__fast_claim(core, w->obj);
+        pt__fast_claim(core, w->target);
         pt__waiter_timeout(core, w, now);
     }
 }

@@ -93,6 +93,7 @@ typedef struct pt_result {
     uint32_t handle;     /* OP_OPEN */
     int created;         /* OP_OPEN */
     int run_action;      /* OP_BARRIER_WAIT */
+    uint32_t fast;       /* OP_OPEN: the object's shared cell, 0 = none */
     const pt_state *state;
 } pt_result;
 
@@ -127,20 +128,20 @@ typedef struct pt_core_limits {
  *            reserves a hold record, 64 -> 80                   <= 256
  *   handle   a 24-byte slot in a calloc'd chunk of 64 (1536 -> 1552) plus
  *            the chunk's pointer: 24.4                            <= 32
- *   object   pt_obj 232 + a name of up to 255 + NUL -> 496; a Condition
- *            without a named lock adds its own RLock, 233 -> 256; its
+ *   object   pt_obj 256 + a name of up to 255 + NUL -> 528; a Condition
+ *            without a named lock adds its own RLock, 257 -> 272; its
  *            share of the name table, 1/4 to 3/4 full: <= 4 pointers,
- *            32                                                    <= 800
+ *            32; its cell in shared memory (fastword.h), 64        <= 896
  *
  * So at the per-uid defaults one user holds at most 65536 * 256 = 16 MiB of
- * waiters, 131072 * 32 = 4 MiB of handles and 32768 * 800 = 25 MiB of
+ * waiters, 131072 * 32 = 4 MiB of handles and 32768 * 896 = 28 MiB of
  * objects (with the daemon's 16 MiB of unread output and 8 MiB of held input:
- * 69 MiB). Checked at compile time against the structures (waiter.c,
+ * 72 MiB). Checked at compile time against the structures (waiter.c,
  * session.c, registry.c).
  */
 #define PT_MEM_WAITER 256u
 #define PT_MEM_HANDLE 32u
-#define PT_MEM_OBJECT 800u
+#define PT_MEM_OBJECT 896u
 
 /* Defaults used when a limit is 0. */
 #define PT_DEFAULT_MAX_OBJECTS         1000000u
@@ -208,6 +209,55 @@ void pt_core_expire(pt_core *core, uint64_t now);
  * changes but memory; the caller decides when it is worth the time (it
  * costs O(sessions + spare + objects)). */
 void pt_core_trim(pt_core *core);
+
+/*
+ * The fast path (proto/fastword.h). Some objects keep their hot state in a
+ * word shared with the clients, who change it without a request while
+ * nobody waits. The core stays the authority: before it reads or changes
+ * such an object in an entry (call, expiry, session end, sync), it has the
+ * daemon claim the word and report what it says, an input like a request;
+ * after the entry the daemon publishes the state of every object claimed
+ * (pt_core_fast_next). Without hooks nothing changes.
+ */
+typedef struct pt_obj pt_core_obj;
+
+/* What a word says, as the daemon read it. */
+typedef struct pt_core_fast_view {
+    int keep;           /* nothing to take from the word (only the daemon writes it) */
+    pt_session *holder; /* Lock/RLock holder, NULL when free */
+    uint64_t thread;
+    uint32_t depth; /* RLock recursion level */
+    uint64_t token; /* the last fencing token given */
+    int64_t value;  /* Semaphore */
+} pt_core_fast_view;
+
+/* What the daemon publishes. */
+typedef struct pt_core_fast_state {
+    uint32_t cell;
+    int kind;
+    pt_session *holder; /* Lock/RLock */
+    uint64_t thread;
+    uint32_t depth;
+    uint64_t token;
+    int waiters;   /* calls parked on the object */
+    int64_t value; /* Semaphore */
+    int is_set;    /* Event */
+} pt_core_fast_state;
+
+typedef struct pt_core_fast_hooks {
+    /* A named object is created: its cell, 0 for none. */
+    uint32_t (*created)(void *ctx, int kind, uid_t uid, gid_t gid, uint32_t mode);
+    /* Claim cell's word and say what it holds. */
+    void (*claim)(void *ctx, uint32_t cell, int kind, pt_core_fast_view *view);
+    /* The object is gone; its cell is free. */
+    void (*freed)(void *ctx, uint32_t cell);
+} pt_core_fast_hooks;
+
+void pt_core_set_fast_hooks(pt_core *core, const pt_core_fast_hooks *hooks, void *ctx);
+/* Next object claimed since the last publish, 0 when none is left. */
+int pt_core_fast_next(pt_core *core, pt_core_fast_state *out);
+/* Claim every object with a cell (before inspection reads them). */
+void pt_core_fast_claim_all(pt_core *core);
 
 /* Counts for inspection and tests. */
 typedef struct pt_core_stats {

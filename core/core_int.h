@@ -131,6 +131,9 @@ struct pt_obj {
     uint64_t token; /* fencing token: only grows; starts at the core's floor */
     uint64_t hash;
     uint64_t serial; /* creation order, the inspection paging cursor */
+    uint32_t fast;   /* the daemon's shared cell for it, 0 = none (fast.c) */
+    uint8_t fast_claimed;
+    LIST_ENTRY(pt_obj) fast_link; /* claimed in the current entry */
     pt_obj_counters stats;
     pt_obj *map_next;
     TAILQ_ENTRY(pt_obj) all_link;
@@ -236,6 +239,9 @@ struct pt_core {
     pt_semhold *free_holds;
     uint32_t nfree_holds;
     uint64_t nholds; /* hold records in use */
+    pt_core_fast_hooks fast_hooks;
+    void *fast_ctx;
+    LIST_HEAD(, pt_obj) fast_claimed; /* to publish after the entry */
     char msg[1024];
 };
 
@@ -374,6 +380,14 @@ void pt__stat_contended(pt_obj *obj);
 void pt__stat_lock_released(pt_core *c, pt_obj *lock);
 void pt__stat_waited(pt_core *c, const pt_waiter *w);
 void pt__stat_timeout(const pt_waiter *w);
+
+/* fast.c: the shared words (proto/fastword.h). Claim obj (a Condition's
+ * lock for a Condition) before reading or changing its state in an entry. */
+void pt__fast_claim(pt_core *c, pt_obj *obj);
+void pt__fast_created(pt_core *c, pt_obj *obj, uint32_t flags);
+void pt__fast_freed(pt_core *c, pt_obj *obj);
+/* Claim every object a session could have changed through its words. */
+void pt__fast_claim_session(pt_core *c, pt_session *s);
 
 /* call.c */
 const char *pt__kind_name(int kind);

@@ -13,7 +13,8 @@
 #include "core_int.h"
 
 #define OPEN_FLAGS_KNOWN                                                                           \
-    (PT_OPEN_EXCL | PT_OPEN_EXISTING | PT_OPEN_TRANSIENT | PT_OPEN_OWNED | PT_OPEN_UNOWNED)
+    (PT_OPEN_EXCL | PT_OPEN_EXISTING | PT_OPEN_TRANSIENT | PT_OPEN_OWNED | PT_OPEN_UNOWNED |       \
+     PT_OPEN_NOFAST)
 
 /* Creation parameters of an OPEN, already checked. */
 typedef struct open_params {
@@ -32,10 +33,10 @@ int pt__access_check(pt_core *c, const pt_session *s, const pt_obj *obj, int wan
     return pt_core_access(&s->peer, obj->uid, obj->gid, obj->mode, want);
 }
 
-/* The longest name, a Condition's own RLock and the object's share of the
- * name table (at most 4 bucket pointers, see map.c). */
+/* The longest name, a Condition's own RLock, the object's share of the
+ * name table (at most 4 bucket pointers, see map.c) and its shared cell. */
 _Static_assert(PT_MALLOC_CHUNK(sizeof(pt_obj) + PT_NAME_MAX + 1) +
-                       PT_MALLOC_CHUNK(sizeof(pt_obj) + 1) + 4 * sizeof(pt_obj *) <=
+                       PT_MALLOC_CHUNK(sizeof(pt_obj) + 1) + 4 * sizeof(pt_obj *) + 64 <=
                    PT_MEM_OBJECT,
                "an object outgrew PT_MEM_OBJECT: update it and the per-uid arithmetic in core.h");
 
@@ -50,6 +51,7 @@ static void obj_destroy(pt_core *c, pt_obj *obj)
 
     if (obj->in_map)
         pt__map_remove(&c->map, obj);
+    pt__fast_freed(c, obj);
     TAILQ_REMOVE(&c->objects, obj, all_link);
     if (!obj->anonymous) {
         c->nobjects--;
@@ -346,6 +348,7 @@ static pt_obj *create(pt_req *r, open_params *p)
     }
     obj->transient = (call->flags & PT_OPEN_TRANSIENT) != 0;
     init_kind(obj, p);
+    pt__fast_created(r->core, obj, call->flags);
     pt__map_insert(&r->core->map, obj);
     r->core->nobjects++;
     r->s->user->objects++; /* the creator's entry, alive with its session */
@@ -451,9 +454,11 @@ void pt__op_open(pt_req *r)
         return;
     }
     res.handle = pt__handle_new(c, r->s, obj);
+    res.fast = obj->fast;
     /* A new object is what the caller asked for: only an existing one's
      * state tells it something. */
     if (!res.created) {
+        pt__fast_claim(c, obj);
         pt__state_fill(obj, r->s, call->thread, &st);
         res.state = &st;
     }

@@ -98,11 +98,12 @@ size_t pt_wire_request_frame_bound(const Pythread__Request *req)
 size_t pt_wire_response_frame_bound(const Pythread__Response *resp)
 {
     size_t state = resp->state ? FIELD_MAX * pythread__state__descriptor.n_fields : 0;
+    size_t fast = resp->fast ? FIELD_MAX * pythread__fast_cell__descriptor.n_fields : 0;
 
     if (resp->base.n_unknown_fields || resp->hello || resp->inspect)
         return pt_wire_response_frame_size(resp);
     return PT_WIRE_HEADER + FIELD_MAX * pythread__response__descriptor.n_fields +
-           str_len(resp->message) + state;
+           str_len(resp->message) + state + fast;
 }
 
 size_t pt_wire_request_frame_pack(const Pythread__Request *req, uint8_t *out)

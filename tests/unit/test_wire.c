@@ -94,13 +94,15 @@ static void test_bound_knows_the_schema(void **state)
     non_scalars(&pythread__request__descriptor, got, sizeof(got));
     assert_string_equal(got, "name,open,hello,page,");
     non_scalars(&pythread__response__descriptor, got, sizeof(got));
-    assert_string_equal(got, "message,state,hello,inspect,");
+    assert_string_equal(got, "message,state,hello,inspect,fast,");
     non_scalars(&pythread__state__descriptor, got, sizeof(got));
     assert_string_equal(got, "");
     non_scalars(&pythread__open_args__descriptor, got, sizeof(got));
     assert_string_equal(got, "");
     non_scalars(&pythread__hello_args__descriptor, got, sizeof(got));
     assert_string_equal(got, "client_name,");
+    non_scalars(&pythread__fast_cell__descriptor, got, sizeof(got));
+    assert_string_equal(got, "");
 }
 
 static void test_request_bound_covers_the_widest(void **state)

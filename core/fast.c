@@ -1,0 +1,201 @@
+/*
+ * fast.c - the core's side of the shared words (proto/fastword.h).
+ *
+ * The words are input: what a client did through one since the last entry
+ * reaches the core here, when the object is claimed, and is taken as if it
+ * had been requested (a hold begun or ended, permits taken or given). The
+ * core checks nothing a word says beyond its bounds; a client that wrote
+ * nonsense into a word can only change objects it could open, and the
+ * core's own invariants (the queue empty while a lock is free, waiters only
+ * at value 0) are restored right here.
+ */
+#include "core_int.h"
+
+void pt_core_set_fast_hooks(pt_core *c, const pt_core_fast_hooks *hooks, void *ctx)
+{
+    c->fast_hooks = *hooks;
+    c->fast_ctx = ctx;
+}
+
+static int lock_kind(int kind)
+{
+    return kind == PT_KIND_LOCK || kind == PT_KIND_RLOCK;
+}
+
+/* Tokens only grow: a word's count behind the core's is a client's doing. */
+static void take_token(pt_core *c, pt_obj *obj, uint64_t token)
+{
+    if (token <= obj->token)
+        return;
+    obj->stats.acquires += token - obj->token;
+    obj->token = token;
+    obj->token_given = 1;
+    if (token > c->token_floor)
+        c->token_floor = token;
+}
+
+static void lock_sync(pt_core *c, pt_obj *lock, const pt_core_fast_view *v)
+{
+    int same =
+        lock->u.lock.depth > 0 && lock->u.lock.s == v->holder && lock->u.lock.thread == v->thread;
+
+    take_token(c, lock, v->token);
+    if (same) {
+        if (lock->kind == PT_KIND_RLOCK)
+            lock->u.lock.depth = v->depth ? v->depth : 1;
+        return;
+    }
+    if (lock->u.lock.depth > 0) {
+        /* Ended through the word. The lock keeps a reference through the
+         * caller's claim (a handle or a hold of the entry), so the unref
+         * never frees it here. */
+        pt__stat_lock_released(c, lock);
+        pt__lock_hold_drop(lock);
+        pt__obj_unref(c, lock);
+    }
+    if (v->holder != NULL) {
+        pt__lock_hold_take(lock, v->holder, v->thread,
+                           lock->kind == PT_KIND_RLOCK && v->depth ? v->depth : 1);
+        lock->u.lock.since = c->now;
+    }
+    pt__lock_grant_next(c, lock);
+}
+
+static void sem_sync(pt_core *c, pt_obj *sem, const pt_core_fast_view *v)
+{
+    int64_t value = v->value < 0 ? 0 : v->value;
+
+    if (sem->kind == PT_KIND_BOUNDED_SEMAPHORE && value > sem->u.sem.initial)
+        value = sem->u.sem.initial;
+    sem->u.sem.value = 0;
+    pt__sem_give(c, sem, (uint64_t)value);
+}
+
+void pt__fast_claim(pt_core *c, pt_obj *obj)
+{
+    pt_core_fast_view v = {0};
+
+    if (obj != NULL && obj->kind == PT_KIND_CONDITION)
+        obj = obj->u.cond.lock;
+    if (obj == NULL || obj->fast == 0 || obj->fast_claimed)
+        return;
+    obj->fast_claimed = 1;
+    LIST_INSERT_HEAD(&c->fast_claimed, obj, fast_link);
+    pt__obj_ref(obj); /* until published */
+    c->fast_hooks.claim(c->fast_ctx, obj->fast, obj->kind, &v);
+    if (v.keep)
+        return;
+    if (lock_kind(obj->kind))
+        lock_sync(c, obj, &v);
+    else if (obj->kind == PT_KIND_SEMAPHORE || obj->kind == PT_KIND_BOUNDED_SEMAPHORE)
+        sem_sync(c, obj, &v);
+}
+
+/* Which objects get a word: the ones whose uncontended operations a word
+ * can carry alone. An owned semaphore's holds cannot live in its word. */
+static int fast_eligible(const pt_obj *obj, uint32_t flags)
+{
+    if (obj->anonymous || (flags & PT_OPEN_NOFAST))
+        return 0;
+    switch (obj->kind) {
+    case PT_KIND_LOCK:
+    case PT_KIND_RLOCK:
+    case PT_KIND_EVENT:
+        return 1;
+    case PT_KIND_SEMAPHORE:
+    case PT_KIND_BOUNDED_SEMAPHORE:
+        return !obj->u.sem.owned;
+    default:
+        return 0;
+    }
+}
+
+/* A new object's word is written by the publish that ends this entry. */
+void pt__fast_created(pt_core *c, pt_obj *obj, uint32_t flags)
+{
+    if (c->fast_hooks.created == NULL || !fast_eligible(obj, flags))
+        return;
+    obj->fast = c->fast_hooks.created(c->fast_ctx, obj->kind, obj->uid, obj->gid, obj->mode);
+    if (obj->fast == 0)
+        return;
+    obj->fast_claimed = 1;
+    LIST_INSERT_HEAD(&c->fast_claimed, obj, fast_link);
+    pt__obj_ref(obj);
+}
+
+void pt__fast_freed(pt_core *c, pt_obj *obj)
+{
+    if (obj->fast != 0)
+        c->fast_hooks.freed(c->fast_ctx, obj->fast);
+    obj->fast = 0;
+}
+
+/* Every object the session reaches: its handles and the locks it holds
+ * (a hold outlives the handle it was taken through). */
+void pt__fast_claim_session(pt_core *c, pt_session *s)
+{
+    pt_obj *obj;
+
+    LIST_FOREACH(obj, &s->locks, u.lock.hold_link)
+    pt__fast_claim(c, obj);
+    for (uint32_t h = 1; h < s->next_new; h++) {
+        pt_handle *slot = pt__handle_get(s, h);
+
+        if (slot->obj != NULL)
+            pt__fast_claim(c, slot->obj);
+    }
+}
+
+void pt_core_fast_claim_all(pt_core *c)
+{
+    pt_obj *obj;
+
+    TAILQ_FOREACH(obj, &c->objects, all_link)
+    pt__fast_claim(c, obj);
+}
+
+static void state_fill(const pt_obj *obj, pt_core_fast_state *out)
+{
+    *out = (pt_core_fast_state){.cell = obj->fast, .kind = obj->kind, .token = obj->token};
+    out->waiters = obj->queue.len > 0;
+    switch (obj->kind) {
+    case PT_KIND_LOCK:
+    case PT_KIND_RLOCK:
+        if (obj->u.lock.depth > 0) {
+            out->holder = obj->u.lock.s;
+            out->thread = obj->u.lock.thread;
+            out->depth = obj->u.lock.depth;
+        }
+        break;
+    case PT_KIND_SEMAPHORE:
+    case PT_KIND_BOUNDED_SEMAPHORE:
+        out->value = obj->u.sem.value;
+        break;
+    case PT_KIND_EVENT:
+        out->is_set = obj->u.event.set;
+        break;
+    default:
+        break;
+    }
+}
+
+int pt_core_fast_next(pt_core *c, pt_core_fast_state *out)
+{
+    pt_obj *obj;
+
+    while ((obj = LIST_FIRST(&c->fast_claimed)) != NULL) {
+        /* An object this unref ends has its cell cleared by the freed
+         * hook: nothing to publish. */
+        int ends = obj->refs == 1 && (obj->transient || obj->unlinked || obj->anonymous);
+
+        LIST_REMOVE(obj, fast_link);
+        obj->fast_claimed = 0;
+        out->cell = 0;
+        if (obj->fast != 0 && !ends)
+            state_fill(obj, out);
+        pt__obj_unref(c, obj);
+        if (out->cell != 0)
+            return 1;
+    }
+    return 0;
+}
