@@ -17,12 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "fastword.h"
 #include "session.h"
 #include "sockpath.h"
 #include "spin.h"
@@ -46,6 +48,15 @@ LIST_HEAD(pending_list, pending);
 TAILQ_HEAD(pending_queue, pending);
 LIST_HEAD(object_list, pt_object);
 
+/* A group of shared cells the daemon passed (fastword.h), mapped until the
+ * client closes: objects of an older session may still point into it. */
+typedef struct fast_map {
+    uint32_t gen;
+    uint32_t group;
+    void *base;
+    size_t size;
+} fast_map;
+
 struct pt_client {
     pthread_mutex_t mu;
     int fd;             /* -1: no session; the next call connects */
@@ -64,7 +75,16 @@ struct pt_client {
     void *arena_mem;
     pt_wire_arena arena;
     struct object_list objects; /* guarded by registry_mu */
-    char why[256];              /* why the session is ending, when known */
+    /* The fast path: gen << 32 | the session's id in words while the
+     * session is up and this process's own, else 0; read without mu. */
+    _Atomic uint64_t fast_live;
+    int fast_off;     /* PYTHREAD_FASTPATH=0 */
+    uint32_t fast_id; /* the hello's, for the session being opened */
+    int *fdq;         /* descriptors received, not yet claimed by their answer */
+    unsigned nfdq, capfdq;
+    fast_map *maps;
+    unsigned nmaps;
+    char why[256]; /* why the session is ending, when known */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
@@ -203,6 +223,141 @@ static int send_all(int fd, const uint8_t *buf, size_t len)
     return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* Descriptors and shared cells                                        */
+/* ------------------------------------------------------------------ */
+
+/* Descriptors one read can bring; a frame carries at most one. */
+#define FD_BATCH 4
+/* The most bytes of cells a group may ask us to map. */
+#define FAST_MAP_MAX ((size_t)1 << 40)
+
+/* recv() that also takes descriptors sent with the bytes, into fds[]
+ * (*nfds of them); any past FD_BATCH are closed by the kernel. */
+static ssize_t sock_recv(int fd, void *buf, size_t len, int flags, int *fds, unsigned *nfds)
+{
+    union {
+        struct cmsghdr h;
+        char b[CMSG_SPACE(FD_BATCH * sizeof(int))];
+    } u;
+    struct iovec iov = {.iov_base = buf, .iov_len = len};
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b, .msg_controllen = sizeof(u.b)};
+    ssize_t n = recvmsg(fd, &m, flags | MSG_CMSG_CLOEXEC);
+    struct cmsghdr *cm;
+
+    if (n < 0)
+        return n;
+    for (cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm)) {
+        size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+            continue;
+        for (size_t i = 0; i < k; i++) {
+            int got;
+
+            memcpy(&got, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+            if (*nfds < FD_BATCH)
+                fds[(*nfds)++] = got;
+            else
+                close(got);
+        }
+    }
+    return n;
+}
+
+/* Queue what a read brought, in order; with no room they are closed, and
+ * the answers that name them go without a mapping. */
+static void fdq_push(pt_client *c, const int *fds, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        if (c->nfdq == c->capfdq) {
+            unsigned cap = c->capfdq ? 2 * c->capfdq : 4;
+            int *grown = realloc(c->fdq, cap * sizeof(*grown));
+
+            if (!grown) {
+                close(fds[i]);
+                continue;
+            }
+            c->fdq = grown;
+            c->capfdq = cap;
+        }
+        c->fdq[c->nfdq++] = fds[i];
+    }
+}
+
+static int fdq_take(pt_client *c)
+{
+    int fd;
+
+    if (c->nfdq == 0)
+        return -1;
+    fd = c->fdq[0];
+    memmove(c->fdq, c->fdq + 1, --c->nfdq * sizeof(*c->fdq));
+    return fd;
+}
+
+static void fdq_close_all(pt_client *c)
+{
+    while (c->nfdq > 0)
+        close(c->fdq[--c->nfdq]);
+}
+
+/* An answer that carries a group's memfd: map it for this session. A
+ * group that cannot be mapped is simply not there: its objects take the
+ * requests. */
+static void fast_map_take(pt_client *c, const Pythread__FastCell *fc)
+{
+    int fd = fdq_take(c);
+    fast_map *grown;
+    void *base;
+
+    if (fd < 0)
+        return;
+    if (fc->map_size == 0 || fc->map_size > FAST_MAP_MAX || fc->map_size % PT_FAST_CELL_SIZE) {
+        close(fd);
+        return;
+    }
+    base = mmap(NULL, (size_t)fc->map_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (base == MAP_FAILED)
+        return;
+    grown = realloc(c->maps, (c->nmaps + 1) * sizeof(*grown));
+    if (!grown) {
+        munmap(base, (size_t)fc->map_size);
+        return;
+    }
+    c->maps = grown;
+    c->maps[c->nmaps++] = (fast_map){c->gen, fc->group, base, (size_t)fc->map_size};
+}
+
+struct pt_fast_cell *pt__client_cell(pt_client *c, uint32_t gen, uint32_t group, uint32_t cell)
+{
+    struct pt_fast_cell *p = NULL;
+
+    pthread_mutex_lock(&c->mu);
+    for (unsigned i = 0; i < c->nmaps && !p; i++) {
+        const fast_map *m = &c->maps[i];
+
+        if (m->gen == gen && m->group == group && cell < m->size / PT_FAST_CELL_SIZE)
+            p = (struct pt_fast_cell *)m->base + cell;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return p;
+}
+
+uint32_t pt__client_fast_id(pt_client *c, uint32_t gen)
+{
+    uint64_t live = atomic_load_explicit(&c->fast_live, memory_order_acquire);
+
+    /* A forked child must not act as its parent's session. */
+    if (live == 0 || (uint32_t)(live >> 32) != gen ||
+        atomic_load_explicit(&c->forked, memory_order_relaxed) !=
+            atomic_load_explicit(&fork_generation, memory_order_relaxed))
+        return 0;
+    return (uint32_t)live;
+}
+
 static void reply_copy(pt__reply *r, const Pythread__Response *m)
 {
     const Pythread__State *s = m->state;
@@ -214,6 +369,11 @@ static void reply_copy(pt__reply *r, const Pythread__Response *m)
     r->handle = m->handle;
     r->value = m->value;
     r->token = m->token;
+    r->has_fast = m->fast != NULL;
+    if (m->fast) {
+        r->fast_group = m->fast->group;
+        r->fast_cell = m->fast->cell;
+    }
     r->has_state = s != NULL;
     if (!s)
         return;
@@ -257,6 +417,10 @@ static int frame_dispatch(pt_client *c, const uint8_t *body, size_t len)
 
     if (!m)
         return -1;
+    /* Whoever asked, the descriptor is this frame's: keep the queue in
+     * step with the frames. */
+    if (m->fast && m->fast->has_map_size)
+        fast_map_take(c, m->fast);
     p = pending_find(c, m->id);
     if (!p) {
         /* Id 0 is the daemon's parting word before it closes us. */
@@ -331,10 +495,12 @@ static void client_lost(pt_client *c)
     snprintf(msg, sizeof(msg),
              "session lost: %s; locks held through it are released; the next call reconnects",
              c->why[0] ? c->why : "pythreadd closed the connection");
+    atomic_store(&c->fast_live, 0);
     close(c->fd);
     c->fd = -1;
     c->rlen = 0;
     c->why[0] = '\0';
+    fdq_close_all(c);
     for (i = 0; i < PENDING_BUCKETS; i++) {
         while ((p = LIST_FIRST(&c->pending[i]))) {
             p->rep->status = PT_ESESSION;
@@ -351,13 +517,13 @@ static void client_lost(pt_client *c)
  * Returns what recv() returned, or -1 with EAGAIN when the time ran out.
  * The yield lets whoever shares our CPU (the daemon, another client) run.
  */
-static ssize_t recv_spin(int fd, void *buf, size_t len, uint32_t usec)
+static ssize_t recv_spin(int fd, void *buf, size_t len, uint32_t usec, int *fds, unsigned *nfds)
 {
     uint64_t end = pt_spin_now_ns() + (uint64_t)usec * 1000u;
     ssize_t n;
 
     for (;;) {
-        n = recv(fd, buf, len, MSG_DONTWAIT);
+        n = sock_recv(fd, buf, len, MSG_DONTWAIT, fds, nfds);
         if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
             return n;
         if (pt_spin_now_ns() >= end)
@@ -374,17 +540,18 @@ static void client_read(pt_client *c)
     int fd = c->fd;
     uint32_t spin = pt_spin_budget(&c->spin);
     ssize_t n = -1;
-    int err = EAGAIN;
+    int err = EAGAIN, fds[FD_BATCH];
+    unsigned nfds = 0;
 
     c->reading = 1;
     pthread_mutex_unlock(&c->mu);
     if (spin) {
-        n = recv_spin(fd, c->rbuf + c->rlen, c->rcap - c->rlen, spin);
+        n = recv_spin(fd, c->rbuf + c->rlen, c->rcap - c->rlen, spin, fds, &nfds);
         err = errno;
     }
     if (n < 0 && err == EAGAIN) {
         do
-            n = recv(fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+            n = sock_recv(fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0, fds, &nfds);
         while (n < 0 && errno == EINTR);
         err = errno;
     } else {
@@ -392,6 +559,7 @@ static void client_read(pt_client *c)
     }
     pthread_mutex_lock(&c->mu);
     c->reading = 0;
+    fdq_push(c, fds, nfds);
     if (spin)
         pt_spin_learn(&c->spin, spin == UINT32_MAX);
     if (n > 0) {
@@ -467,6 +635,8 @@ static long hello_read_frame(pt_client *c)
 {
     int timeout_ms = connect_timeout_ms();
     int64_t deadline = monotonic_ms() + timeout_ms;
+    int fds[FD_BATCH];
+    unsigned nfds = 0;
     long len;
 
     while ((len = frame_ready(c, 0)) == 0) {
@@ -474,7 +644,9 @@ static long hello_read_frame(pt_client *c)
 
         if (hello_wait(c, deadline, timeout_ms) < 0)
             return PT_ECONNECT;
-        n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+        n = sock_recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0, fds, &nfds);
+        fdq_push(c, fds, nfds);
+        nfds = 0;
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -531,6 +703,7 @@ static int hello_check(pt_client *c, const Pythread__Response *m, uint64_t id)
                          "libpythread that matches the daemon",
                          c->path, info ? info->version : 1u, PT_PROTOCOL_VERSION);
     c->session_id = info->session;
+    c->fast_id = c->fast_off ? 0 : info->fast_id;
     c->max_frame = info->max_frame ? info->max_frame : PT_WIRE_MAX_FRAME;
     return client_grow(c, c->max_frame);
 }
@@ -631,6 +804,7 @@ static int client_connect(pt_client *c)
     send_timeout_set(fd, 0);
     if (++c->gen == 0) /* 0 means "any session" to pt__client_call */
         c->gen = 1;
+    atomic_store(&c->fast_live, c->fast_id ? (uint64_t)c->gen << 32 | c->fast_id : 0);
     return 0;
 }
 
@@ -657,6 +831,8 @@ static void client_after_fork(pt_client *c)
         if (c->fd >= 0)
             close(c->fd);
         c->fd = -1;
+        atomic_store(&c->fast_live, 0);
+        c->nfdq = 0; /* the parent's; its copies close with the parent's fds */
         c->reading = 0;
         c->rlen = 0;
         c->why[0] = '\0';
@@ -831,6 +1007,11 @@ static int client_set_path(pt_client *c, const char *path)
 
 static void client_free(pt_client *c)
 {
+    fdq_close_all(c);
+    free(c->fdq);
+    for (unsigned i = 0; i < c->nmaps; i++)
+        munmap(c->maps[i].base, c->maps[i].size);
+    free(c->maps);
     pthread_mutex_destroy(&c->mu);
     free(c->rbuf);
     free(c->arena_mem);
@@ -854,11 +1035,20 @@ static uint32_t spin_usec_env(void)
     return errno || v > PT_SPIN_USEC_MAX ? PT_SPIN_USEC_MAX : (uint32_t)v;
 }
 
+/* PYTHREAD_FASTPATH=0 keeps every operation a request. */
+static int fast_off_env(void)
+{
+    const char *s = getenv("PYTHREAD_FASTPATH");
+
+    return s && strcmp(s, "0") == 0;
+}
+
 static int client_init(pt_client *c)
 {
     unsigned i;
 
     c->fd = -1;
+    c->fast_off = fast_off_env();
     c->next_id = 1;
     c->max_frame = PT_WIRE_MAX_FRAME;
     pt_spin_init(&c->spin, spin_usec_env());

@@ -1,7 +1,7 @@
 /*
  * lock.c - Lock and RLock: each call is one request on the object's handle.
  */
-#include "session.h"
+#include "fast.h"
 
 static int lock_open(pt_client *c, const char *name, pt_kind kind, int flags, unsigned mode,
                      pt_object **out)
@@ -15,8 +15,11 @@ static int lock_open(pt_client *c, const char *name, pt_kind kind, int flags, un
 static int lock_locked(pt_object *o)
 {
     pt__state st;
-    int r = pt__object_state(o, "locked", &st);
+    int r = pt__fast_locked(o);
 
+    if (r != PT_FAST_SLOW)
+        return r;
+    r = pt__object_state(o, "locked", &st);
     return r < 0 ? r : st.locked != 0;
 }
 
@@ -114,6 +117,9 @@ int pt_rlock_is_owned(pt_rlock *l)
 
     if (!l)
         return pt__null_handle("pt_rlock_is_owned");
+    r = pt__fast_is_owned(&l->o);
+    if (r != PT_FAST_SLOW)
+        return r;
     r = pt__object_state(&l->o, "is_owned", &st);
     return r < 0 ? r : st.owner_depth > 0;
 }

@@ -16,11 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fast.h"
 #include "names.h"
-#include "session.h"
 
-static const uint32_t open_flags_known =
-    PT_OPEN_EXCL | PT_OPEN_EXISTING | PT_OPEN_TRANSIENT | PT_OPEN_OWNED | PT_OPEN_UNOWNED;
+static const uint32_t open_flags_known = PT_OPEN_FLAGS_KNOWN;
 
 static atomic_uint anon_counter;
 
@@ -135,6 +134,7 @@ static int object_open_call(pt_object *o, uint32_t flags, pt__state *st)
             st->value = st->initial = o->params.value;
             st->timeout = o->params.timeout;
         }
+        pt__fast_attach(o, gen, &rep);
         atomic_store(&o->slot, (uint64_t)gen << 32 | rep.handle);
         return 0;
     }
@@ -293,8 +293,10 @@ int pt__object_acquire(pt_object *o, int blocking, double timeout, uint64_t *tok
 {
     Pythread__Request req = PYTHREAD__REQUEST__INIT;
     pt__reply rep;
-    int r;
+    int r = pt__fast_acquire(o, blocking, timeout, token);
 
+    if (r != PT_FAST_SLOW)
+        return r == PT_FAST_OK;
     req.op = PYTHREAD__OP__OP_ACQUIRE;
     req.has_blocking = 1;
     req.blocking = blocking != 0;
@@ -313,6 +315,8 @@ int pt__object_release(pt_object *o, uint32_t count)
     Pythread__Request req = PYTHREAD__REQUEST__INIT;
     pt__reply rep;
 
+    if (pt__fast_release(o, count) == PT_FAST_OK)
+        return 0;
     req.op = PYTHREAD__OP__OP_RELEASE;
     req.has_count = 1;
     req.count = count;

@@ -1,7 +1,7 @@
 /*
  * semaphore.c - Semaphore and BoundedSemaphore: a counter in the daemon.
  */
-#include "session.h"
+#include "fast.h"
 
 int pt_semaphore_open(pt_client *c, const char *name, int64_t value, int bounded, int flags,
                       unsigned mode, pt_semaphore **out)
@@ -48,6 +48,8 @@ int pt_semaphore_value(pt_semaphore *s, int64_t *value)
     if (!value)
         return pt__object_error(&s->o, "value", PT_EINVAL,
                                 "value is NULL; pass where to store the value");
+    if (pt__fast_value(&s->o, value) == PT_FAST_OK)
+        return 0;
     r = pt__object_state(&s->o, "value", &st);
     if (r == 0)
         *value = st.value;

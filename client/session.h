@@ -56,6 +56,9 @@ typedef struct pt__reply {
     uint32_t handle;
     int64_t value;
     uint64_t token;
+    int has_fast; /* OP_OPEN: the object's shared cell */
+    uint32_t fast_group;
+    uint32_t fast_cell;
     pt__state state;
     /* Set only through pt__client_call_extra (pt__client_call clears
      * them): called by the reading thread with the whole decoded answer of
@@ -81,6 +84,13 @@ int pt__client_call(pt_client *c, uint32_t want_gen, int flags, Pythread__Reques
 /* pt__client_call with rep->extra set to extra(arg, message). */
 int pt__client_call_extra(pt_client *c, Pythread__Request *req, pt__reply *rep,
                           void (*extra)(void *arg, const Pythread__Response *m), void *arg);
+
+/* The shared cell `cell` of group `group` as session generation gen mapped
+ * it, NULL when there is none. */
+struct pt_fast_cell *pt__client_cell(pt_client *c, uint32_t gen, uint32_t group, uint32_t cell);
+/* The session's id in shared words when gen is the current session, alive
+ * and this process's own; 0 otherwise or with PYTHREAD_FASTPATH=0. */
+uint32_t pt__client_fast_id(pt_client *c, uint32_t gen);
 
 /* The calling thread's kernel id (gettid), cached; fresh after fork. */
 pid_t pt__tid(void);
@@ -108,6 +118,9 @@ struct pt_object {
      * needs the object opened again. */
     _Atomic uint64_t slot;
     pthread_mutex_t reopen_mu;
+    /* Its shared cell in the session of slot's generation, NULL for none
+     * (fast.c); stored before the slot. */
+    _Atomic(struct pt_fast_cell *) cell;
     unsigned refs; /* the user's handle + Conditions built on this lock */
     pt__open_params params;
     pt__state opened; /* state reported by the last open */

@@ -226,9 +226,10 @@ typedef struct pt_core_fast_view {
     int keep;           /* nothing to take from the word (only the daemon writes it) */
     pt_session *holder; /* Lock/RLock holder, NULL when free */
     uint64_t thread;
-    uint32_t depth; /* RLock recursion level */
-    uint64_t token; /* the last fencing token given */
-    int64_t value;  /* Semaphore */
+    uint32_t depth;    /* RLock recursion level */
+    uint64_t token;    /* the last fencing token given */
+    int64_t value;     /* Semaphore */
+    uint64_t acquires; /* Semaphore: acquires through the word since the last claim */
 } pt_core_fast_view;
 
 /* What the daemon publishes. */

@@ -67,6 +67,7 @@ static void sem_sync(pt_core *c, pt_obj *sem, const pt_core_fast_view *v)
 
     if (sem->kind == PT_KIND_BOUNDED_SEMAPHORE && value > sem->u.sem.initial)
         value = sem->u.sem.initial;
+    sem->stats.acquires += v->acquires;
     sem->u.sem.value = 0;
     pt__sem_give(c, sem, (uint64_t)value);
 }

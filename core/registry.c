@@ -12,10 +12,6 @@
 
 #include "core_int.h"
 
-#define OPEN_FLAGS_KNOWN                                                                           \
-    (PT_OPEN_EXCL | PT_OPEN_EXISTING | PT_OPEN_TRANSIENT | PT_OPEN_OWNED | PT_OPEN_UNOWNED |       \
-     PT_OPEN_NOFAST)
-
 /* Creation parameters of an OPEN, already checked. */
 typedef struct open_params {
     int64_t value;
@@ -146,9 +142,9 @@ static int check_flags(pt_req *r)
 {
     uint32_t f = r->call->flags;
 
-    if (f & ~(uint32_t)OPEN_FLAGS_KNOWN) {
+    if (f & ~(uint32_t)PT_OPEN_FLAGS_KNOWN) {
         fail_open(r, PT_EINVAL, "unknown flag bits 0x%x; use PT_OPEN_* flags only",
-                  f & ~(uint32_t)OPEN_FLAGS_KNOWN);
+                  f & ~(uint32_t)PT_OPEN_FLAGS_KNOWN);
         return -1;
     }
     if ((f & PT_OPEN_EXCL) && (f & PT_OPEN_EXISTING)) {

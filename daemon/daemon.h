@@ -99,6 +99,7 @@
 #define PT_DAEMON_FD_SLACK 16
 
 typedef struct pt_daemon pt_daemon;
+typedef struct pt_fast pt_fast;
 
 /* First size of a connection's output buffer, and the most it keeps once
  * drained: an idle session holds at most this, a burst of answers (or a big
@@ -159,7 +160,18 @@ typedef struct pt_conn {
     const char *cut_reason; /* why a deferred close happens, for the log */
     uint64_t requests;
     uint64_t responses;
-    uint64_t since; /* accepted at (pt_daemon_now) */
+    uint64_t since;    /* accepted at (pt_daemon_now) */
+    uint32_t sid;      /* its id in shared words (fast.c), 0 = none */
+    uint64_t out_sent; /* bytes written since the start */
+    /* Descriptors to pass, each with the byte at stream position pos (the
+     * first of the frame that names it), in order. */
+    struct pt_conn_fd {
+        uint64_t pos;
+        int fd;
+    } * fds;
+    uint32_t nfds, capfds;
+    uint32_t *groups_sent; /* groups whose memfd it was given */
+    uint32_t ngroups_sent;
     char client_name[PT_WIRE_NAME_MAX + 1];
 } pt_conn;
 
@@ -187,6 +199,7 @@ struct pt_daemon {
     uint32_t socket_mode;        /* mode of the socket file we bind */
     uint32_t nconns;
     pt_spin spin;    /* polling before the loop sleeps (--spin-usec) */
+    pt_fast *fast;   /* the shared words; NULL with --no-fast-path */
     uint64_t served; /* reads and turns served: the loop's measure of work */
     int accept_paused;
     /* Open on /dev/null, set by pt_listen_start: closed to accept one more
@@ -303,6 +316,7 @@ void pt_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockadd
 /* Queue one response frame on c's output; it is written by the next
  * pt_conn_flush_pending. */
 void pt_conn_send(pt_conn *c, const Pythread__Response *resp);
+void pt_conn_send_fd(pt_conn *c, const Pythread__Response *resp, int fd);
 /* An answer that only says status and why. */
 void pt_conn_send_error(pt_conn *c, uint64_t id, int status, const char *message);
 /* One write for each connection with queued answers. */
@@ -320,6 +334,15 @@ void pt_inspect_start(pt_daemon *d);
 void pt_inspect_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now);
 
 /* dispatch.c */
+/* fast.c */
+pt_fast *pt_fast_new(pt_daemon *d, uint32_t capacity);
+void pt_fast_free(pt_fast *f);
+uint32_t pt_fast_session_add(pt_fast *f, pt_conn *c);
+void pt_fast_session_remove(pt_fast *f, uint32_t sid);
+/* After every entry into the core: write the words of what it claimed. */
+void pt_fast_publish_all(pt_fast *f);
+void pt_fast_answer(pt_fast *f, pt_conn *c, uint32_t ref, Pythread__FastCell *out, int *fd);
+
 void pt_dispatch_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now);
 void pt_dispatch_sink(void *ctx, pt_session *session, const pt_result *result);
 

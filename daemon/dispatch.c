@@ -36,6 +36,7 @@ void pt_dispatch_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req,
         return;
     }
     pt_core_call(d->core, c->session, &call, now);
+    pt_fast_publish_all(d->fast);
 }
 
 /*
@@ -76,8 +77,10 @@ void pt_dispatch_sink(void *ctx, pt_session *session, const pt_result *res)
     pt_conn *c = pt_core_session_udata(session);
     Pythread__Response r = PYTHREAD__RESPONSE__INIT;
     Pythread__State state = PYTHREAD__STATE__INIT;
+    Pythread__FastCell fast = PYTHREAD__FAST_CELL__INIT;
+    pt_daemon *d = ctx;
+    int fd = -1;
 
-    (void)ctx;
     if (!c || c->closing)
         return;
     r.id = res->id;
@@ -96,6 +99,13 @@ void pt_dispatch_sink(void *ctx, pt_session *session, const pt_result *res)
             state_fill(&state, res->state);
             r.state = &state;
         }
+        if (res->fast && d->fast) {
+            pt_fast_answer(d->fast, c, res->fast, &fast, &fd);
+            r.fast = &fast;
+        }
     }
-    pt_conn_send(c, &r);
+    if (fd >= 0)
+        pt_conn_send_fd(c, &r, fd);
+    else
+        pt_conn_send(c, &r);
 }

@@ -37,6 +37,7 @@ typedef struct options {
     uint32_t log_interval; /* seconds */
     uint32_t socket_mode;
     uint32_t spin_usec;
+    int no_fast_path;
     pt_core_limits limits; /* 0 = the core's default */
     int verbose;
 } options;
@@ -60,6 +61,7 @@ enum {
     OPT_LOG_INTERVAL,
     OPT_SOCKET_MODE,
     OPT_SPIN_USEC,
+    OPT_NO_FAST_PATH,
 };
 
 static const struct option long_options[] = {
@@ -82,6 +84,7 @@ static const struct option long_options[] = {
     {"log-interval", required_argument, NULL, OPT_LOG_INTERVAL},
     {"socket-mode", required_argument, NULL, OPT_SOCKET_MODE},
     {"spin-usec", required_argument, NULL, OPT_SPIN_USEC},
+    {"no-fast-path", no_argument, NULL, OPT_NO_FAST_PATH},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -166,6 +169,10 @@ static void usage(FILE *out)
             "      --spin-usec USEC    after serving, poll for the next request this long\n"
             "                          before sleeping, less when such polls keep\n"
             "                          failing; 0 turns it off (default %u, 0..%u)\n"
+            "      --no-fast-path      give clients no shared words: every operation is a\n"
+            "                          request (by default uncontended Lock, RLock and\n"
+            "                          unowned Semaphore operations and Event.is_set\n"
+            "                          skip the daemon)\n"
             "  -v, --verbose           log debug messages (sessions opened and closed)\n"
             "  -h, --help              show this help and exit\n"
             "  -V, --version           show the version and exit\n"
@@ -246,6 +253,9 @@ static int options_parse(int argc, char **argv, options *o)
             break;
         case 'v':
             o->verbose = 1;
+            break;
+        case OPT_NO_FAST_PATH:
+            o->no_fast_path = 1;
             break;
         case 'h':
             usage(stdout);
@@ -339,6 +349,16 @@ static int daemon_init(pt_daemon *d, const options *o)
         goto fail;
     /* Fencing tokens go on growing across restarts. */
     pt_core_set_token_base(d->core, pt_daemon_token_base());
+    if (!o->no_fast_path) {
+        uint32_t cells = o->limits.max_objects ? o->limits.max_objects : PT_DEFAULT_MAX_OBJECTS;
+
+        d->fast = pt_fast_new(d, cells);
+        if (!d->fast)
+            pt_log(LOG_WARNING,
+                   "pythreadd: no shared memory for the fast path (%s); every "
+                   "operation will be a request",
+                   strerror(errno));
+    }
     d->sig_int = evsignal_new(d->base, SIGINT, signal_cb, d);
     d->sig_term = evsignal_new(d->base, SIGTERM, signal_cb, d);
     if (!d->sig_int || !d->sig_term || evsignal_add(d->sig_int, NULL) < 0 ||
@@ -364,6 +384,8 @@ static void daemon_free(pt_daemon *d)
         pt_core_free(d->core);
     d->core = NULL;
     pt_conn_free_all(d);
+    pt_fast_free(d->fast);
+    d->fast = NULL;
     if (d->timer)
         event_free(d->timer);
     pt_mem_free(d);

@@ -50,7 +50,10 @@ static void conn_end(pt_conn *c, uint64_t now)
         pt_session *s = c->session;
         c->session = NULL;
         pt_core_session_end(c->daemon->core, s, now);
+        pt_fast_publish_all(c->daemon->fast);
     }
+    pt_fast_session_remove(c->daemon->fast, c->sid);
+    c->sid = 0;
 }
 
 /* Free the connection; its core session must have ended. */
@@ -71,6 +74,9 @@ static void conn_free(pt_conn *c, const char *why)
     event_free(c->write_ev);
     event_free(c->guard);
     close(c->fd);
+    pt_fast_session_remove(d->fast, c->sid);
+    free(c->groups_sent);
+    free(c->fds);
     free(c->in);
     free(c->out);
     free(c);
@@ -289,6 +295,29 @@ void pt_conn_send(pt_conn *c, const Pythread__Response *resp)
         conn_pause_user(c, unread);
 }
 
+/* As pt_conn_send, and fd goes with the frame's first byte (SCM_RIGHTS):
+ * the peer takes it with the frame. fd stays the caller's. */
+void pt_conn_send_fd(pt_conn *c, const Pythread__Response *resp, int fd)
+{
+    uint64_t pos = c->out_sent + (c->out_len - c->out_off);
+
+    if (c->closing)
+        return;
+    if (c->nfds == c->capfds) {
+        uint32_t cap = c->capfds ? 2 * c->capfds : 4;
+        struct pt_conn_fd *grown = realloc(c->fds, cap * sizeof(*grown));
+
+        if (!grown) {
+            conn_fail(c);
+            return;
+        }
+        c->fds = grown;
+        c->capfds = cap;
+    }
+    c->fds[c->nfds++] = (struct pt_conn_fd){pos, fd};
+    pt_conn_send(c, resp);
+}
+
 /* The peer caught up: the frames that arrived before the pause get their
  * turns (no new read may come to serve them), or it reads again. */
 static void conn_resume(pt_conn *c)
@@ -299,6 +328,39 @@ static void conn_resume(pt_conn *c)
     evtimer_del(c->guard);
     c->partial_since = 0; /* a frame left partial gets its timeout anew */
     conn_next(c, pt_daemon_now(), 0);
+}
+
+/* Write from out_off the bytes before the next descriptor's, or, when the
+ * descriptor's byte is next, sendmsg() with it up to the one after. */
+static ssize_t conn_write_some(pt_conn *c)
+{
+    size_t len = c->out_len - c->out_off, gap;
+    union {
+        struct cmsghdr h;
+        char b[CMSG_SPACE(sizeof(int))];
+    } u;
+    struct iovec iov;
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+    struct cmsghdr *cm;
+    ssize_t n;
+
+    gap = c->nfds ? (size_t)(c->fds[0].pos - c->out_sent) : len;
+    if (gap > 0)
+        return write(c->fd, c->out + c->out_off, gap < len ? gap : len);
+    if (c->nfds > 1 && c->fds[1].pos - c->fds[0].pos < len)
+        len = (size_t)(c->fds[1].pos - c->fds[0].pos);
+    iov = (struct iovec){.iov_base = c->out + c->out_off, .iov_len = len};
+    m.msg_control = u.b;
+    m.msg_controllen = sizeof(u.b);
+    cm = CMSG_FIRSTHDR(&m);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &c->fds[0].fd, sizeof(int));
+    n = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+    if (n > 0)
+        memmove(c->fds, c->fds + 1, --c->nfds * sizeof(*c->fds));
+    return n;
 }
 
 /*
@@ -314,10 +376,11 @@ static void conn_flush(pt_conn *c)
     if (c->cut_reason)
         return; /* its end is on the way; the answers are dropped */
     while (c->out_off < c->out_len) {
-        ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+        ssize_t n = conn_write_some(c);
 
         if (n > 0) {
             c->out_off += (size_t)n;
+            c->out_sent += (uint64_t)n;
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -420,6 +483,8 @@ static int conn_hello(pt_conn *c, const Pythread__Request *req, uint64_t now)
     info.version = PT_PROTOCOL_VERSION;
     info.session = c->id;
     info.max_frame = c->daemon->max_frame;
+    info.has_fast_id = c->sid != 0;
+    info.fast_id = c->sid;
     r.hello = &info;
     pt_conn_send(c, &r);
     pt_log(LOG_DEBUG, "session %llu: hello from '%s' (pid %d, uid %u)", (unsigned long long)c->id,
@@ -1031,6 +1096,7 @@ void pt_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockadd
         return;
     }
     c->id = pt_core_session_id(c->session);
+    c->sid = pt_fast_session_add(d->fast, c);
     conn_read_start(c);
     pt_log(LOG_DEBUG, "session %llu opened: pid %d, uid %u, gid %u", (unsigned long long)c->id,
            (int)c->peer.pid, (unsigned)c->peer.uid, (unsigned)c->peer.gid);

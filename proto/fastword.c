@@ -113,6 +113,7 @@ int pt_fast_sem_acquire(pt_fast_cell *c, int blocking, int64_t *value)
         if (v == 0)
             return blocking ? PT_FAST_SLOW : PT_FAST_NO;
         if (word_cas(c, &w, w - ((uint64_t)1 << PT_FW_SEM_SHIFT))) {
+            atomic_fetch_add_explicit(&c->count, 1, memory_order_relaxed);
             *value = v - 1;
             return PT_FAST_OK;
         }

@@ -106,7 +106,8 @@ typedef struct pt_fast_cell {
     _Atomic uint64_t base;  /* Lock/RLock: the token of seq 0 */
     _Atomic uint32_t depth; /* RLock: recursion level of the holder */
     uint32_t kind;          /* PT_KIND_*: written by the daemon, shown only */
-    uint8_t pad[PT_FAST_CELL_SIZE - 24];
+    _Atomic uint64_t count; /* Semaphore: acquires through the word (counters) */
+    uint8_t pad[PT_FAST_CELL_SIZE - 32];
 } pt_fast_cell;
 
 _Static_assert(sizeof(pt_fast_cell) == PT_FAST_CELL_SIZE, "a cell is one cache line");

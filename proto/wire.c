@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "names.h"
 #include "pythread.h"
 
 uint32_t pt_wire_len_get(const uint8_t hdr[PT_WIRE_HEADER])
@@ -127,8 +128,7 @@ static int op_known(int op)
     return op >= PYTHREAD__OP__OP_HELLO && op <= PYTHREAD__OP__OP_SESSIONS;
 }
 
-static const uint32_t open_flags_known =
-    PT_OPEN_EXCL | PT_OPEN_EXISTING | PT_OPEN_TRANSIENT | PT_OPEN_OWNED | PT_OPEN_UNOWNED;
+static const uint32_t open_flags_known = PT_OPEN_FLAGS_KNOWN;
 
 static const Pythread__OpenArgs open_none = PYTHREAD__OPEN_ARGS__INIT;
 static const Pythread__HelloArgs hello_none = PYTHREAD__HELLO_ARGS__INIT;

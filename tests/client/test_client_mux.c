@@ -34,10 +34,10 @@
 /* ------------------------------------------------------------------ */
 
 ssize_t __real_send(int fd, const void *buf, size_t len, int flags);
-ssize_t __real_recv(int fd, void *buf, size_t len, int flags);
+ssize_t __real_recvmsg(int fd, struct msghdr *m, int flags);
 void *__real_malloc(size_t size);
 ssize_t __wrap_send(int fd, const void *buf, size_t len, int flags);
-ssize_t __wrap_recv(int fd, void *buf, size_t len, int flags);
+ssize_t __wrap_recvmsg(int fd, struct msghdr *m, int flags);
 void *__wrap_malloc(size_t size);
 
 static _Thread_local int counting;
@@ -52,9 +52,9 @@ ssize_t __wrap_send(int fd, const void *buf, size_t len, int flags)
 /* Counts the reads that brought something: a spin's polls that found the
  * socket empty (MSG_DONTWAIT, EAGAIN) are the spin's bounded cost, not
  * reads. */
-ssize_t __wrap_recv(int fd, void *buf, size_t len, int flags)
+ssize_t __wrap_recvmsg(int fd, struct msghdr *m, int flags)
 {
-    ssize_t n = __real_recv(fd, buf, len, flags);
+    ssize_t n = __real_recvmsg(fd, m, flags);
 
     if (!(n < 0 && (flags & MSG_DONTWAIT) && (errno == EAGAIN || errno == EWOULDBLOCK)))
         n_recv += counting;

@@ -45,7 +45,12 @@ int inproc_daemon_init(pt_daemon *d)
         return -1;
     pt_wire_arena_init(&d->arena, d->arena_buf, cap);
     d->core = pt_core_new(NULL, pt_dispatch_sink, d);
-    return d->core && pt_daemon_timer_init(d) == 0 && pt_mem_init(d) == 0 ? 0 : -1;
+    if (!d->core)
+        return -1;
+    /* The shared words too, in small groups, so their claims and publishes
+     * run under the fuzzer and the allocation count. */
+    d->fast = pt_fast_new(d, 1024);
+    return d->fast && pt_daemon_timer_init(d) == 0 && pt_mem_init(d) == 0 ? 0 : -1;
 }
 
 void inproc_daemon_free(pt_daemon *d)
@@ -54,6 +59,7 @@ void inproc_daemon_free(pt_daemon *d)
     if (d->core)
         pt_core_free(d->core);
     pt_conn_free_all(d);
+    pt_fast_free(d->fast);
     if (d->timer)
         event_free(d->timer);
     pt_mem_free(d);

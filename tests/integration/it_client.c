@@ -452,7 +452,9 @@ static void test_daemon_down_then_back(void **state)
     pt_lock *l = NULL;
 
     PT_ASSERT_EQ(pt_client_open(&c, NULL), 0);
-    PT_ASSERT_EQ(pt_lock_open(c, "it.client.down", 0, 0, &l), 0);
+    /* Requests, to see each report: through the shared word locked() reads
+     * the last daemon's word until a request notices the loss. */
+    PT_ASSERT_EQ(pt_lock_open(c, "it.client.down", PT_OPEN_NOFAST, 0, &l), 0);
     PT_ASSERT_EQ(pt_lock_acquire(l, 1, PT_FOREVER), 1);
     harness_daemon_stop(h);
 
@@ -508,7 +510,7 @@ static void test_client_fd_sees_daemon_end(void **state)
 
     PT_ASSERT_EQ(pt_client_fd(NULL), PT_EINVAL);
     PT_ASSERT_EQ(pt_client_open(&c, NULL), 0);
-    PT_ASSERT_EQ(pt_lock_open(c, "it.client.fd", 0, 0, &l), 0);
+    PT_ASSERT_EQ(pt_lock_open(c, "it.client.fd", PT_OPEN_NOFAST, 0, &l), 0);
     PT_ASSERT_EQ(pt_lock_acquire(l, 1, PT_FOREVER), 1);
     PT_ASSERT_OK(fd = pt_client_fd(c));
     pid = harness_fork(h, child_without_session, 0, c);

@@ -157,13 +157,14 @@ static void check_object(const pt_obj *obj)
     }
 }
 
-/* Expected references: handles, lock holds, semaphore holds, conditions. */
+/* Expected references: handles, lock holds, semaphore holds, conditions,
+ * and a claim of its shared word not yet published. */
 static uint32_t expected_refs(const pt_core *c, const pt_obj *obj)
 {
     const pt_session *s;
     const pt_obj *o;
     const pt_semhold *h;
-    uint32_t n = 0;
+    uint32_t n = obj->fast_claimed;
 
     LIST_FOREACH(s, &c->sessions, link)
     {

@@ -1,0 +1,114 @@
+/*
+ * fast.c - the client's side of the shared words: which object may take
+ * its word now, and each operation as one step of proto/fastword.c.
+ */
+#include "fast.h"
+
+void pt__fast_attach(pt_object *o, uint32_t gen, const pt__reply *rep)
+{
+    pt_fast_cell *cell = NULL;
+
+    if (rep->has_fast && !(o->params.flags & PT_OPEN_NOFAST))
+        cell = pt__client_cell(o->client, gen, rep->fast_group, rep->fast_cell);
+    /* Before the slot that names gen: whoever sees the new slot sees it. */
+    atomic_store_explicit(&o->cell, cell, memory_order_relaxed);
+}
+
+/* o's cell when the current session is the one it was opened in and it is
+ * this process's own; *sid is then the session's id in words. */
+static pt_fast_cell *usable(pt_object *o, uint32_t *sid, uint32_t *tid)
+{
+    uint64_t slot = atomic_load_explicit(&o->slot, memory_order_acquire);
+    pt_fast_cell *cell = atomic_load_explicit(&o->cell, memory_order_relaxed);
+    pid_t me;
+
+    if (cell == NULL)
+        return NULL;
+    *sid = pt__client_fast_id(o->client, pt__slot_gen(slot));
+    me = pt__tid();
+    if (*sid == 0 || me <= 0 || (uint32_t)me > PT_FW_TID_MAX)
+        return NULL;
+    *tid = (uint32_t)me;
+    return cell;
+}
+
+static int is_lock(const pt_object *o)
+{
+    return o->params.kind == PT_KIND_LOCK || o->params.kind == PT_KIND_RLOCK;
+}
+
+/* Arguments that are valid as they are: anything else goes to the daemon,
+ * which words the error. */
+static int plain_args(int blocking, double timeout)
+{
+    if (!blocking)
+        return timeout == -1;
+    return timeout == -1 || (timeout >= 0 && timeout <= PT_TIMEOUT_MAX);
+}
+
+int pt__fast_acquire(pt_object *o, int blocking, double timeout, uint64_t *token)
+{
+    uint32_t sid, tid;
+    pt_fast_cell *cell = plain_args(blocking, timeout) ? usable(o, &sid, &tid) : NULL;
+    int may_wait = blocking && timeout != 0;
+    uint64_t t = 0;
+    int64_t value;
+    int r;
+
+    if (cell == NULL)
+        return PT_FAST_SLOW;
+    if (is_lock(o))
+        r = pt_fast_lock_acquire(cell, sid, tid, o->params.kind == PT_KIND_RLOCK, may_wait, &t);
+    else
+        r = pt_fast_sem_acquire(cell, may_wait, &value);
+    if (r != PT_FAST_SLOW && token)
+        *token = t;
+    return r;
+}
+
+int pt__fast_release(pt_object *o, uint32_t count)
+{
+    uint32_t sid, tid;
+    pt_fast_cell *cell = usable(o, &sid, &tid);
+    int64_t value, bound = -1;
+
+    if (cell == NULL)
+        return PT_FAST_SLOW;
+    if (is_lock(o))
+        return pt_fast_lock_release(cell, sid, tid, o->params.kind == PT_KIND_RLOCK);
+    if (o->params.kind == PT_KIND_BOUNDED_SEMAPHORE)
+        bound = o->opened.initial;
+    return pt_fast_sem_release(cell, count, bound, &value);
+}
+
+int pt__fast_locked(pt_object *o)
+{
+    uint32_t sid, tid;
+    pt_fast_cell *cell = usable(o, &sid, &tid);
+
+    return cell ? pt_fast_lock_locked(cell) : PT_FAST_SLOW;
+}
+
+int pt__fast_is_owned(pt_object *o)
+{
+    uint32_t sid, tid;
+    pt_fast_cell *cell = usable(o, &sid, &tid);
+
+    return cell ? pt_fast_lock_owned(cell, sid, tid) > 0 : PT_FAST_SLOW;
+}
+
+int pt__fast_is_set(pt_object *o)
+{
+    uint32_t sid, tid;
+    pt_fast_cell *cell = usable(o, &sid, &tid);
+
+    return cell ? pt_fast_event_is_set(cell) : PT_FAST_SLOW;
+}
+
+int pt__fast_value(pt_object *o, int64_t *value)
+{
+    uint32_t sid, tid;
+    pt_fast_cell *cell = usable(o, &sid, &tid);
+
+    return cell ? pt_fast_sem_value(cell, value) : PT_FAST_SLOW;
+}
