@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
-#include "fastword.h"
+#include "fastsync.h"
 
 /* A session id in a word: 7 bits of generation over 17 of slot, so a slot
  * used again is not taken for the session that had it before. */
@@ -44,11 +44,7 @@ typedef struct fast_ref {
     fast_group *group; /* NULL when the ref is free */
     uint32_t index;
     uint32_t next_free;
-    uint64_t base;          /* the token of seq 0, as the daemon knows it */
-    pt_core_fast_view seen; /* what the claim found */
-    uint64_t count;         /* Semaphore: the word's acquire count last seen */
-    uint8_t rebase;         /* found free: base may move */
-    uint8_t kept;           /* published as the daemon's alone (CLAIM left set) */
+    pt_fastsync sync;
 } fast_ref;
 
 struct pt_fast {
@@ -213,8 +209,9 @@ void pt_fast_session_remove(pt_fast *f, uint32_t sid)
 }
 
 /* The session a word names, NULL when none (ended, or never one). */
-static pt_session *sid_session(const pt_fast *f, uint32_t sid)
+static pt_session *sid_session(void *ctx, uint32_t sid)
 {
+    const pt_fast *f = ctx;
     uint32_t slot = sid % SID_SLOTS;
     pt_conn *c = f->sids[slot].conn;
 
@@ -246,10 +243,8 @@ static uint32_t hook_created(void *ctx, int kind, uid_t uid, gid_t gid, uint32_t
         cell_put(g, index);
         return 0;
     }
-    f->refs[r] = (fast_ref){.group = g, .index = index, .rebase = 1};
-    memset(&g->cells[index], 0, sizeof(pt_fast_cell));
-    g->cells[index].kind = (uint32_t)kind;
-    atomic_store(&g->cells[index].word, PT_FW_CLAIM); /* until the first publish */
+    f->refs[r] = (fast_ref){.group = g, .index = index};
+    pt_fastsync_init(&f->refs[r].sync, &g->cells[index], kind);
     return r;
 }
 
@@ -266,116 +261,12 @@ static void hook_freed(void *ctx, uint32_t ref)
     f->free_ref = ref;
 }
 
-static void claim_lock(pt_fast *f, fast_ref *r, uint64_t w, int kind, pt_core_fast_view *v)
-{
-    pt_fast_cell *cell = ref_cell(f, r);
-    pt_fast_lock_view lv;
-
-    pt_fast_lock_decode(w, &lv);
-    v->token = r->base + lv.seq;
-    v->holder = lv.held ? sid_session(f, lv.sid) : NULL;
-    if (v->holder) {
-        uint32_t depth = atomic_load_explicit(&cell->depth, memory_order_relaxed);
-
-        v->thread = lv.tid;
-        v->depth = kind == PT_KIND_RLOCK && depth > 0 ? depth : 1;
-    }
-    /* With no holder in the word nobody is between a CAS and reading
-     * base: it may move (fastword.h). */
-    r->rebase = v->holder == NULL;
-}
-
 static void hook_claim(void *ctx, uint32_t ref, int kind, pt_core_fast_view *v)
 {
     pt_fast *f = ctx;
     fast_ref *r = &f->refs[ref];
-    uint64_t w = pt_fast_claim(ref_cell(f, r));
 
-    if (r->kept || kind == PT_KIND_EVENT) {
-        v->keep = 1;
-    } else if (kind == PT_KIND_LOCK || kind == PT_KIND_RLOCK) {
-        claim_lock(f, r, w, kind, v);
-    } else {
-        uint64_t n = atomic_load_explicit(&ref_cell(f, r)->count, memory_order_relaxed);
-
-        v->value = (int64_t)(w >> PT_FW_SEM_SHIFT);
-        v->acquires = n - r->count;
-        r->count = n;
-    }
-    r->seen = *v;
-}
-
-/* ------------------------------------------------------------------ */
-/* Publishing                                                          */
-/* ------------------------------------------------------------------ */
-
-/* The holder's depth is written only when the daemon changed the hold: a
- * holder recursing through the word meanwhile is not overwritten. */
-static int hold_changed(const fast_ref *r, const pt_core_fast_state *st)
-{
-    return r->seen.keep || r->seen.holder != st->holder || r->seen.thread != st->thread ||
-           r->seen.depth != st->depth;
-}
-
-static uint64_t publish_lock(fast_ref *r, pt_fast_cell *cell, const pt_core_fast_state *st)
-{
-    pt_fast_lock_view lv = {0};
-    uint32_t sid = session_sid(st->holder);
-
-    if (st->holder && (sid == 0 || st->thread > PT_FW_TID_MAX)) {
-        r->kept = 1; /* a holder no word can name: the daemon keeps it */
-        return PT_FW_CLAIM | PT_FW_HELD;
-    }
-    r->kept = 0;
-    if (r->rebase) {
-        r->base = st->token;
-        atomic_store_explicit(&cell->base, r->base, memory_order_relaxed);
-    }
-    /* Past SEQ_MAX only through the daemon's grants: its holder has its
-     * token already and the core keeps the count, which only grows. */
-    lv.seq = st->token - r->base > PT_FW_SEQ_MAX ? PT_FW_SEQ_MAX : (uint32_t)(st->token - r->base);
-    if (st->holder) {
-        lv.held = 1;
-        lv.sid = sid;
-        lv.tid = (uint32_t)st->thread;
-        if (hold_changed(r, st))
-            atomic_store_explicit(&cell->depth, st->depth, memory_order_relaxed);
-    }
-    return pt_fast_lock_encode(&lv);
-}
-
-static uint64_t publish_sem(fast_ref *r, const pt_core_fast_state *st)
-{
-    r->kept = st->value > PT_FW_SEM_MAX;
-    if (r->kept)
-        return PT_FW_CLAIM;
-    return (uint64_t)st->value << PT_FW_SEM_SHIFT;
-}
-
-static void publish_one(pt_fast *f, const pt_core_fast_state *st)
-{
-    fast_ref *r = &f->refs[st->cell];
-    pt_fast_cell *cell = ref_cell(f, r);
-    uint64_t w;
-
-    switch (st->kind) {
-    case PT_KIND_LOCK:
-    case PT_KIND_RLOCK:
-        w = publish_lock(r, cell, st);
-        break;
-    case PT_KIND_EVENT:
-        w = st->is_set ? PT_FW_SET : 0;
-        break;
-    default:
-        w = publish_sem(r, st);
-        break;
-    }
-    if (st->waiters)
-        w |= PT_FW_PARKED;
-    if (w & PT_FW_CLAIM)
-        atomic_store_explicit(&cell->word, w, memory_order_release);
-    else
-        pt_fast_publish(cell, w);
+    pt_fastsync_claim(&r->sync, ref_cell(f, r), kind, sid_session, f, v);
 }
 
 void pt_fast_publish_all(pt_fast *f)
@@ -384,8 +275,11 @@ void pt_fast_publish_all(pt_fast *f)
 
     if (!f)
         return;
-    while (pt_core_fast_next(f->d->core, &st))
-        publish_one(f, &st);
+    while (pt_core_fast_next(f->d->core, &st)) {
+        fast_ref *r = &f->refs[st.cell];
+
+        pt_fastsync_publish(&r->sync, ref_cell(f, r), &st, session_sid(st.holder));
+    }
 }
 
 /* ------------------------------------------------------------------ */

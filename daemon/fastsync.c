@@ -1,0 +1,121 @@
+/*
+ * fastsync.c - a claim turns a word into core input, a publish turns the
+ * core's state into a word (proto/fastword.h has the protocol).
+ */
+#include <string.h>
+
+#include "fastsync.h"
+
+void pt_fastsync_init(pt_fastsync *s, pt_fast_cell *cell, int kind)
+{
+    *s = (pt_fastsync){.rebase = 1};
+    memset(cell, 0, sizeof(*cell));
+    cell->kind = (uint32_t)kind;
+    atomic_store_explicit(&cell->word, PT_FW_CLAIM, memory_order_release);
+}
+
+static void claim_lock(pt_fastsync *s, pt_fast_cell *cell, uint64_t w, int kind,
+                       pt_fastsync_who who, void *ctx, pt_core_fast_view *v)
+{
+    pt_fast_lock_view lv;
+
+    pt_fast_lock_decode(w, &lv);
+    v->token = s->base + lv.seq;
+    v->holder = lv.held ? who(ctx, lv.sid) : NULL;
+    if (v->holder) {
+        uint32_t depth = atomic_load_explicit(&cell->depth, memory_order_relaxed);
+
+        v->thread = lv.tid;
+        v->depth = kind == PT_KIND_RLOCK && depth > 0 ? depth : 1;
+    }
+    /* With no holder in the word nobody is between a CAS and reading
+     * base: it may move. */
+    s->rebase = v->holder == NULL;
+}
+
+void pt_fastsync_claim(pt_fastsync *s, pt_fast_cell *cell, int kind, pt_fastsync_who who, void *ctx,
+                       pt_core_fast_view *v)
+{
+    uint64_t w = pt_fast_claim(cell);
+
+    if (s->kept || kind == PT_KIND_EVENT) {
+        v->keep = 1;
+    } else if (kind == PT_KIND_LOCK || kind == PT_KIND_RLOCK) {
+        claim_lock(s, cell, w, kind, who, ctx, v);
+    } else {
+        uint64_t n = atomic_load_explicit(&cell->count, memory_order_relaxed);
+
+        v->value = (int64_t)(w >> PT_FW_SEM_SHIFT);
+        v->acquires = n - s->count;
+        s->count = n;
+    }
+    s->seen = *v;
+}
+
+/* The holder's depth is written only when the daemon changed the hold: a
+ * holder recursing through the word meanwhile is not overwritten. */
+static int hold_changed(const pt_fastsync *s, const pt_core_fast_state *st)
+{
+    return s->seen.keep || s->seen.holder != st->holder || s->seen.thread != st->thread ||
+           s->seen.depth != st->depth;
+}
+
+static uint64_t publish_lock(pt_fastsync *s, pt_fast_cell *cell, const pt_core_fast_state *st,
+                             uint32_t sid)
+{
+    pt_fast_lock_view lv = {0};
+
+    if (st->holder && (sid == 0 || st->thread > PT_FW_TID_MAX)) {
+        s->kept = 1; /* a holder no word can name: the daemon keeps it */
+        return PT_FW_CLAIM | PT_FW_HELD;
+    }
+    s->kept = 0;
+    if (s->rebase) {
+        s->base = st->token;
+        atomic_store_explicit(&cell->base, s->base, memory_order_relaxed);
+    }
+    /* Past SEQ_MAX only through the daemon's grants: its holder has its
+     * token already and the core keeps the count, which only grows. */
+    lv.seq = st->token - s->base > PT_FW_SEQ_MAX ? PT_FW_SEQ_MAX : (uint32_t)(st->token - s->base);
+    if (st->holder) {
+        lv.held = 1;
+        lv.sid = sid;
+        lv.tid = (uint32_t)st->thread;
+        if (hold_changed(s, st))
+            atomic_store_explicit(&cell->depth, st->depth, memory_order_relaxed);
+    }
+    return pt_fast_lock_encode(&lv);
+}
+
+static uint64_t publish_sem(pt_fastsync *s, const pt_core_fast_state *st)
+{
+    s->kept = st->value > PT_FW_SEM_MAX;
+    if (s->kept)
+        return PT_FW_CLAIM;
+    return (uint64_t)st->value << PT_FW_SEM_SHIFT;
+}
+
+void pt_fastsync_publish(pt_fastsync *s, pt_fast_cell *cell, const pt_core_fast_state *st,
+                         uint32_t holder_sid)
+{
+    uint64_t w;
+
+    switch (st->kind) {
+    case PT_KIND_LOCK:
+    case PT_KIND_RLOCK:
+        w = publish_lock(s, cell, st, holder_sid);
+        break;
+    case PT_KIND_EVENT:
+        w = st->is_set ? PT_FW_SET : 0;
+        break;
+    default:
+        w = publish_sem(s, st);
+        break;
+    }
+    if (st->waiters)
+        w |= PT_FW_PARKED;
+    if (w & PT_FW_CLAIM)
+        atomic_store_explicit(&cell->word, w, memory_order_release);
+    else
+        pt_fast_publish(cell, w);
+}

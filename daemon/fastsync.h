@@ -1,0 +1,36 @@
+/*
+ * fastsync.h - one shared word between the core and the clients: what a
+ * claim reads from it for the core, and what a publish writes to it from
+ * the core's state (the rules are in proto/fastword.h). No I/O and no
+ * libevent: the daemon and the protocol's exhaustive test run this code.
+ */
+#ifndef PT_FASTSYNC_H
+#define PT_FASTSYNC_H
+
+#include "core.h"
+#include "fastword.h"
+
+/* The daemon's private side of a cell: nothing here is in shared memory,
+ * so no client can change it. */
+typedef struct pt_fastsync {
+    uint64_t base;          /* the token of seq 0, as the daemon knows it */
+    uint64_t count;         /* Semaphore: the word's acquire count last seen */
+    pt_core_fast_view seen; /* what the last claim found */
+    uint8_t rebase;         /* found free: base may move */
+    uint8_t kept;           /* published as the daemon's alone (CLAIM left set) */
+} pt_fastsync;
+
+/* The session whose id in words is sid, NULL when none is. */
+typedef pt_session *(*pt_fastsync_who)(void *ctx, uint32_t sid);
+
+/* A new object's cell: cleared and claimed until its first publish. */
+void pt_fastsync_init(pt_fastsync *s, pt_fast_cell *cell, int kind);
+/* Claim the word and say what it holds. */
+void pt_fastsync_claim(pt_fastsync *s, pt_fast_cell *cell, int kind, pt_fastsync_who who, void *ctx,
+                       pt_core_fast_view *v);
+/* Write the core's state st; holder_sid is the id in words of st->holder's
+ * session (0 when it has none). */
+void pt_fastsync_publish(pt_fastsync *s, pt_fast_cell *cell, const pt_core_fast_state *st,
+                         uint32_t holder_sid);
+
+#endif /* PT_FASTSYNC_H */
