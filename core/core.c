@@ -79,10 +79,12 @@ void pt_core_expire(pt_core *core, uint64_t now)
 
     core->now = now;
     while ((w = pt__heap_top(&core->heap)) != NULL && w->deadline <= now) {
+        /* A claim may answer w itself (its lock was released through the
+         * word): look at the heap again after one. */
+        if (pt__fast_claim(core, w->obj) | pt__fast_claim(core, w->target))
+            continue;
         pt__heap_remove(&core->heap, w);
         w->deadline = PT_DEADLINE_NONE;
-        pt__fast_claim(core, w->obj);
-        pt__fast_claim(core, w->target);
         pt__waiter_timeout(core, w, now);
     }
 }

@@ -382,8 +382,10 @@ void pt__stat_waited(pt_core *c, const pt_waiter *w);
 void pt__stat_timeout(const pt_waiter *w);
 
 /* fast.c: the shared words (proto/fastword.h). Claim obj (a Condition's
- * lock for a Condition) before reading or changing its state in an entry. */
-void pt__fast_claim(pt_core *c, pt_obj *obj);
+ * lock for a Condition) before reading or changing its state in an entry.
+ * 1 when this call claimed it: what the word said is taken, which may have
+ * answered parked calls (a lock found released goes to its first waiter). */
+int pt__fast_claim(pt_core *c, pt_obj *obj);
 void pt__fast_created(pt_core *c, pt_obj *obj, uint32_t flags);
 void pt__fast_freed(pt_core *c, pt_obj *obj);
 /* Claim every object a session could have changed through its words. */

@@ -72,24 +72,25 @@ static void sem_sync(pt_core *c, pt_obj *sem, const pt_core_fast_view *v)
     pt__sem_give(c, sem, (uint64_t)value);
 }
 
-void pt__fast_claim(pt_core *c, pt_obj *obj)
+int pt__fast_claim(pt_core *c, pt_obj *obj)
 {
     pt_core_fast_view v = {0};
 
     if (obj != NULL && obj->kind == PT_KIND_CONDITION)
         obj = obj->u.cond.lock;
     if (obj == NULL || obj->fast == 0 || obj->fast_claimed)
-        return;
+        return 0;
     obj->fast_claimed = 1;
     LIST_INSERT_HEAD(&c->fast_claimed, obj, fast_link);
     pt__obj_ref(obj); /* until published */
     c->fast_hooks.claim(c->fast_ctx, obj->fast, obj->kind, &v);
     if (v.keep)
-        return;
+        return 1;
     if (lock_kind(obj->kind))
         lock_sync(c, obj, &v);
     else if (obj->kind == PT_KIND_SEMAPHORE || obj->kind == PT_KIND_BOUNDED_SEMAPHORE)
         sem_sync(c, obj, &v);
+    return 1;
 }
 
 /* Which objects get a word: the ones whose uncontended operations a word

@@ -269,14 +269,14 @@ void pt__semhold_unlink(pt_semhold *h)
 }
 
 /* Every waiter of the session leaves silently first, so nothing given back
- * below can be handed to the ending session itself. */
+ * below can be handed to the ending session itself: not even by the claims
+ * of its objects' words, which may give what a word says was released. */
 void pt_core_session_end(pt_core *core, pt_session *s, uint64_t now)
 {
     pt_obj *obj;
 
     core->now = now;
     s->ending = 1;
-    pt__fast_claim_session(core, s);
     for (uint32_t h = 1; h < s->next_new; h++) {
         pt_handle *slot = pt__handle_get(s, h);
         pt_waiter *w;
@@ -284,6 +284,7 @@ void pt_core_session_end(pt_core *core, pt_session *s, uint64_t now)
         while ((w = LIST_FIRST(&slot->waiters)) != NULL)
             pt__waiter_cancel(core, w, 0, now);
     }
+    pt__fast_claim_session(core, s);
     while ((obj = LIST_FIRST(&s->runs)) != NULL)
         pt__barrier_abandon(core, obj, PT_BR_RUNNER_SESSION_END, now);
     while ((obj = LIST_FIRST(&s->locks)) != NULL)

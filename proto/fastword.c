@@ -5,15 +5,49 @@
  */
 #include "fastword.h"
 
+/* A step of the protocol: the exhaustive test (tests/unit/test_fast_protocol.c)
+ * defines these to let another party run before each atomic access and to
+ * see what the access read. */
+#ifndef PT_FW_STEP
+#define PT_FW_STEP() ((void)0)
+#endif
+#ifndef PT_FW_SEEN
+#define PT_FW_SEEN(v) (v)
+#endif
+
 static uint64_t word_load(pt_fast_cell *c)
 {
-    return atomic_load_explicit(&c->word, memory_order_acquire);
+    PT_FW_STEP();
+    return PT_FW_SEEN(atomic_load_explicit(&c->word, memory_order_acquire));
 }
 
 static int word_cas(pt_fast_cell *c, uint64_t *old, uint64_t new)
 {
-    return atomic_compare_exchange_weak_explicit(&c->word, old, new, memory_order_acq_rel,
-                                                 memory_order_acquire);
+    int ok;
+
+    PT_FW_STEP();
+    ok = atomic_compare_exchange_weak_explicit(&c->word, old, new, memory_order_acq_rel,
+                                               memory_order_acquire);
+    *old = PT_FW_SEEN(*old);
+    return PT_FW_SEEN(ok);
+}
+
+static uint32_t depth_load(pt_fast_cell *c)
+{
+    PT_FW_STEP();
+    return PT_FW_SEEN(atomic_load_explicit(&c->depth, memory_order_relaxed));
+}
+
+static void depth_store(pt_fast_cell *c, uint32_t depth)
+{
+    PT_FW_STEP();
+    atomic_store_explicit(&c->depth, depth, memory_order_relaxed);
+}
+
+static uint64_t base_load(pt_fast_cell *c)
+{
+    PT_FW_STEP();
+    return PT_FW_SEEN(atomic_load_explicit(&c->base, memory_order_relaxed));
 }
 
 static uint64_t owner_of(uint64_t w)
@@ -31,12 +65,12 @@ static uint32_t seq_of(uint64_t w)
  * holder is not running here). */
 static int lock_recurse(pt_fast_cell *c, uint64_t w, uint64_t *token)
 {
-    uint32_t depth = atomic_load_explicit(&c->depth, memory_order_relaxed);
+    uint32_t depth = depth_load(c);
 
     if (depth == 0 || depth == UINT32_MAX)
         return PT_FAST_SLOW;
-    atomic_store_explicit(&c->depth, depth + 1, memory_order_relaxed);
-    *token = atomic_load_explicit(&c->base, memory_order_relaxed) + seq_of(w);
+    depth_store(c, depth + 1);
+    *token = base_load(c) + seq_of(w);
     return PT_FAST_OK;
 }
 
@@ -61,8 +95,8 @@ int pt_fast_lock_acquire(pt_fast_cell *c, uint32_t sid, uint32_t tid, int recurs
             break;
     }
     if (recursive)
-        atomic_store_explicit(&c->depth, 1, memory_order_relaxed);
-    *token = atomic_load_explicit(&c->base, memory_order_relaxed) + seq_of(w) + 1;
+        depth_store(c, 1);
+    *token = base_load(c) + seq_of(w) + 1;
     return PT_FAST_OK;
 }
 
@@ -74,10 +108,10 @@ int pt_fast_lock_release(pt_fast_cell *c, uint32_t sid, uint32_t tid, int recurs
     if (owner_of(w) != me)
         return PT_FAST_SLOW;
     if (recursive) {
-        uint32_t depth = atomic_load_explicit(&c->depth, memory_order_relaxed);
+        uint32_t depth = depth_load(c);
 
         if (depth > 1) {
-            atomic_store_explicit(&c->depth, depth - 1, memory_order_relaxed);
+            depth_store(c, depth - 1);
             return PT_FAST_OK;
         }
     }
@@ -98,7 +132,7 @@ uint32_t pt_fast_lock_owned(pt_fast_cell *c, uint32_t sid, uint32_t tid)
 {
     if (owner_of(word_load(c)) != pt_fast_owner(sid, tid))
         return 0;
-    return atomic_load_explicit(&c->depth, memory_order_relaxed);
+    return depth_load(c);
 }
 
 int pt_fast_sem_acquire(pt_fast_cell *c, int blocking, int64_t *value)
@@ -113,6 +147,7 @@ int pt_fast_sem_acquire(pt_fast_cell *c, int blocking, int64_t *value)
         if (v == 0)
             return blocking ? PT_FAST_SLOW : PT_FAST_NO;
         if (word_cas(c, &w, w - ((uint64_t)1 << PT_FW_SEM_SHIFT))) {
+            PT_FW_STEP();
             atomic_fetch_add_explicit(&c->count, 1, memory_order_relaxed);
             *value = v - 1;
             return PT_FAST_OK;

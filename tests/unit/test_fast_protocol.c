@@ -1,0 +1,865 @@
+/*
+ * test_fast_protocol.c - the shared-word protocol (proto/fastword.h) checked
+ * exhaustively: every interleaving of 2 or 3 parties on one object, with a
+ * death possible at every step, a timeout, and an inspection that claims the
+ * word at any point.
+ *
+ * The parties run the real client steps (proto/fastword.c, built here with
+ * a hook before each atomic access that hands control back to the
+ * explorer); the daemon is the real core and the daemon's own claim and
+ * publish (daemon/fastsync.c). A party's step that asks the daemon sends a
+ * request; the daemon serves pending requests, ends a dead party's session
+ * and claims the word as actions of their own, in any order. The explorer
+ * is stateless: it replays each execution from the start along a recorded
+ * choice path and backtracks depth-first until every path is taken.
+ *
+ * What every execution must show: no two holders at once (an RLock's owner
+ * unique), fencing tokens growing with every first acquire, no acquire
+ * through the word while a call waits in the daemon (no barging), a try of
+ * a held lock answered False, every waiter answered in the end (no lost
+ * wake-up), a dead holder's lock free after its session ends, and a final
+ * word that says what the core says.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ucontext.h>
+
+#include <cmocka.h>
+
+#include "core.h"
+#include "fastsync.h"
+
+static void mc_step(void);
+static uint64_t mc_seen(uint64_t v);
+#define PT_FW_STEP()  mc_step()
+#define PT_FW_SEEN(v) mc_seen(v)
+#include "fastword.c"
+
+#define MAXP       3
+#define MAXOPS     6
+#define STACK_SIZE (128 * 1024)
+#define MAXDEPTH   256
+#define TOKEN_BASE 1000u
+
+/* ------------------------------------------------------------------ */
+/* Scenarios                                                           */
+/* ------------------------------------------------------------------ */
+
+typedef enum {
+    OP_END,
+    OP_ACQ,     /* blocking acquire, no timeout */
+    OP_TIMED,   /* blocking acquire with a timeout the explorer may expire */
+    OP_TRY,     /* non-blocking acquire */
+    OP_REL,     /* release, if the last acquire of this party succeeded */
+    OP_REL_ALL, /* release every level this party holds */
+} op_kind;
+
+typedef struct scenario {
+    const char *name;
+    int kind; /* PT_KIND_LOCK, _RLOCK, _SEMAPHORE */
+    int64_t value;
+    int nparties;
+    op_kind ops[MAXP][MAXOPS];
+    int deaths;   /* at most this many parties die */
+    int inspects; /* at most this many spontaneous claims */
+} scenario;
+
+/* ------------------------------------------------------------------ */
+/* One execution's world                                               */
+/* ------------------------------------------------------------------ */
+
+typedef enum { P_RUN, P_WAIT, P_DONE, P_DEAD } pstate;
+
+typedef struct party {
+    ucontext_t ctx;
+    char *stack;
+    pt_session *s;
+    uint32_t sid, tid, handle;
+    pstate state;
+    int started;
+    int has_req; /* a request sent, not served yet */
+    int parked;  /* served, waiting in the daemon for its answer */
+    int ended;   /* its session has ended (dead parties) */
+    pt_call req;
+    int ans_status, ans_ok;
+    uint64_t ans_token;
+    int held;           /* levels (lock) or permits (semaphore) the party holds */
+    int last_ok;        /* its last acquire succeeded */
+    int in_op;          /* inside an acquire or release when it died */
+    int opi;            /* the operation it is in */
+    uint64_t parked_at; /* when it was parked: the daemon's queue order */
+    uint64_t hist;      /* what its accesses and answers in this operation read */
+} party;
+
+static struct world {
+    const scenario *sc;
+    pt_core *core;
+    pt_fast_cell cell;
+    pt_fastsync sync;
+    party p[MAXP];
+    ucontext_t sched;
+    int cur;
+    uint64_t next_id;
+    uint64_t last_token; /* of the last first acquire */
+    int releasing;       /* parties inside a release */
+    int acquiring;       /* parties inside an acquire: may hold already */
+    int holder;          /* party holding the lock in the model, -1 none */
+    int64_t value;       /* semaphore value in the model */
+    int deaths, inspects, expired;
+    int last_step; /* party of the last action if it was a step, else -1 */
+    int uncertain; /* permits a death in the middle may have taken */
+    uint64_t clock;
+    pt_core_fast_state st; /* the core's object as last published */
+} W;
+
+/* The explorer's choice path. */
+static struct {
+    int chosen[MAXDEPTH];
+    int count[MAXDEPTH];
+    int len; /* recorded */
+    int pos; /* in the current execution */
+} path;
+
+/* The actions of the current execution, printed when a check fails. */
+static struct {
+    char text[MAXDEPTH][48];
+    int n;
+} trace;
+
+static void trace_add(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void trace_add(const char *fmt, ...)
+{
+    va_list ap;
+
+    if (trace.n >= MAXDEPTH)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(trace.text[trace.n++], sizeof(trace.text[0]), fmt, ap);
+    va_end(ap);
+}
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            for (int t_ = 0; t_ < trace.n; t_++)                                                   \
+                print_message("  %2d %s\n", t_, trace.text[t_]);                                   \
+            fail_msg("%s: the interleaving above breaks it", #cond);                               \
+        }                                                                                          \
+    } while (0)
+
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+    h = (h ^ v) * 0x100000001b3ull;
+    return h ^ h >> 29;
+}
+
+/* What a party's access read: with its operation, that is all its place
+ * in the code and its locals depend on. */
+static uint64_t mc_seen(uint64_t v)
+{
+    party *p = &W.p[W.cur];
+
+    p->hist = mix(p->hist, v);
+    return v;
+}
+
+static void mc_step(void)
+{
+    party *p = &W.p[W.cur];
+
+    swapcontext(&p->ctx, &W.sched);
+}
+
+/* ------------------------------------------------------------------ */
+/* The daemon: hooks, sink, publish                                    */
+/* ------------------------------------------------------------------ */
+
+static pt_session *who(void *ctx, uint32_t sid)
+{
+    (void)ctx;
+    for (int i = 0; i < W.sc->nparties; i++) {
+        if (W.p[i].sid == sid && !W.p[i].ended)
+            return W.p[i].s;
+    }
+    return NULL;
+}
+
+static uint32_t sid_of(const pt_session *s)
+{
+    for (int i = 0; i < W.sc->nparties; i++) {
+        if (s && W.p[i].s == s)
+            return W.p[i].sid;
+    }
+    return 0;
+}
+
+static uint32_t hook_created(void *ctx, int kind, uid_t uid, gid_t gid, uint32_t mode)
+{
+    (void)ctx, (void)uid, (void)gid, (void)mode;
+    pt_fastsync_init(&W.sync, &W.cell, kind);
+    return 1;
+}
+
+static void hook_claim(void *ctx, uint32_t cell, int kind, pt_core_fast_view *v)
+{
+    (void)ctx, (void)cell;
+    pt_fastsync_claim(&W.sync, &W.cell, kind, who, NULL, v);
+}
+
+static void hook_freed(void *ctx, uint32_t cell)
+{
+    (void)ctx, (void)cell;
+}
+
+static const pt_core_fast_hooks hooks = {hook_created, hook_claim, hook_freed};
+
+static void publish(void)
+{
+    pt_core_fast_state st;
+
+    while (pt_core_fast_next(W.core, &st)) {
+        pt_fastsync_publish(&W.sync, &W.cell, &st, sid_of(st.holder));
+        W.st = st;
+    }
+}
+
+static void sink(void *ctx, pt_session *s, const pt_result *r)
+{
+    (void)ctx;
+    for (int i = 0; i < W.sc->nparties; i++) {
+        party *p = &W.p[i];
+
+        if (p->s != s || p->req.id != r->id)
+            continue;
+        assert_false(p->ended);
+        p->ans_status = r->status;
+        p->ans_ok = r->ok;
+        p->ans_token = r->token;
+        p->hist = mix(mix(mix(p->hist, (uint64_t)r->status), (uint64_t)r->ok), r->token);
+        p->parked = 0;
+        if (p->state == P_WAIT)
+            p->state = P_RUN;
+        return;
+    }
+}
+
+static void serve(party *p)
+{
+    p->has_req = 0;
+    p->parked = 1; /* until the sink says otherwise */
+    p->parked_at = ++W.clock;
+    pt_core_call(W.core, p->s, &p->req, 0);
+    publish();
+}
+
+/* ------------------------------------------------------------------ */
+/* A party's operations, run in its coroutine                          */
+/* ------------------------------------------------------------------ */
+
+static void ask(party *p, pt_op op, int blocking, double timeout, uint32_t count)
+{
+    p->req = (pt_call){.id = ++W.next_id,
+                       .op = op,
+                       .thread = p->tid,
+                       .handle = p->handle,
+                       .blocking = blocking,
+                       .timeout = timeout,
+                       .count = count};
+    p->has_req = 1;
+    p->state = P_WAIT;
+    swapcontext(&p->ctx, &W.sched);
+    CHECK((p->ans_status) == (0));
+}
+
+static int any_parked_but(const party *me)
+{
+    for (int i = 0; i < W.sc->nparties; i++) {
+        const party *q = &W.p[i];
+
+        if (q != me && q->parked && !q->ended && q->req.op == PT_OP_ACQUIRE)
+            return 1;
+    }
+    return 0;
+}
+
+static void lock_acquired(party *p, uint64_t token, int through_word)
+{
+    int me = (int)(p - W.p);
+
+    (void)through_word;
+    if (W.holder == me) {
+        CHECK((W.sc->kind) == (PT_KIND_RLOCK));
+        CHECK((token) == (W.last_token)); /* recursion keeps the token */
+    } else {
+        CHECK((W.holder) == (-1)); /* mutual exclusion */
+        CHECK(token > W.last_token);
+        W.last_token = token;
+        W.holder = me;
+    }
+    p->held++;
+}
+
+static void lock_acquire(party *p, int blocking, double timeout)
+{
+    uint64_t token = 0;
+    int r, held_by_other = (W.holder != -1 && W.holder != (int)(p - W.p)) || W.acquiring;
+
+    r = pt_fast_lock_acquire(&W.cell, p->sid, p->tid, W.sc->kind == PT_KIND_RLOCK,
+                             blocking && timeout != 0, &token);
+    if (r == PT_FAST_SLOW) {
+        ask(p, PT_OP_ACQUIRE, blocking, timeout, 1);
+        if (blocking && timeout < 0)
+            CHECK(p->ans_ok); /* a wait without a timeout ends acquired */
+        r = p->ans_ok ? PT_FAST_OK : PT_FAST_NO;
+        token = p->ans_token;
+        held_by_other |= !blocking && (W.releasing || W.uncertain);
+    } else if (r == PT_FAST_OK) {
+        p->last_ok = 1;
+        lock_acquired(p, token, 1);
+        return;
+    }
+    if (r == PT_FAST_NO) {
+        /* A try fails only on a held lock (or one being released). */
+        if (!(blocking && timeout > 0))
+            CHECK(held_by_other || W.holder == (int)(p - W.p) || W.releasing || W.acquiring ||
+                  W.uncertain);
+        p->last_ok = 0;
+        return;
+    }
+    p->last_ok = 1;
+    lock_acquired(p, token, 0);
+}
+
+static void lock_release(party *p)
+{
+    /* The critical section ends where the release begins. */
+    if (--p->held == 0)
+        W.holder = -1;
+    W.releasing++;
+    if (pt_fast_lock_release(&W.cell, p->sid, p->tid, W.sc->kind == PT_KIND_RLOCK) == PT_FAST_SLOW)
+        ask(p, PT_OP_RELEASE, 1, -1, 1);
+    W.releasing--;
+}
+
+static void sem_acquire(party *p, int blocking, double timeout)
+{
+    int64_t value;
+    int r = pt_fast_sem_acquire(&W.cell, blocking && timeout != 0, &value);
+
+    if (r == PT_FAST_SLOW) {
+        ask(p, PT_OP_ACQUIRE, blocking, timeout, 1);
+        r = p->ans_ok ? PT_FAST_OK : PT_FAST_NO;
+    }
+    p->last_ok = r == PT_FAST_OK;
+    if (p->last_ok) {
+        p->held++;
+        W.value--;
+        CHECK(W.value >= -W.uncertain);
+    }
+}
+
+static void sem_release(party *p)
+{
+    int64_t value;
+
+    p->held--;
+    W.value++;
+    if (pt_fast_sem_release(&W.cell, 1, -1, &value) == PT_FAST_SLOW)
+        ask(p, PT_OP_RELEASE, 1, -1, 1);
+}
+
+static void run_op(party *p, op_kind op)
+{
+    int lock = W.sc->kind != PT_KIND_SEMAPHORE;
+
+    p->in_op = 1;
+    switch (op) {
+    case OP_ACQ:
+    case OP_TIMED:
+    case OP_TRY:
+        if (lock) {
+            W.acquiring++;
+            lock_acquire(p, op != OP_TRY, op == OP_TIMED ? 1.0 : -1);
+            W.acquiring--;
+        } else
+            sem_acquire(p, op != OP_TRY, op == OP_TIMED ? 1.0 : -1);
+        break;
+    case OP_REL:
+        if (p->last_ok)
+            lock ? lock_release(p) : sem_release(p);
+        break;
+    case OP_REL_ALL:
+        while (p->held > 0)
+            lock ? lock_release(p) : sem_release(p);
+        break;
+    default:
+        break;
+    }
+    p->in_op = 0;
+}
+
+static void party_main(int index)
+{
+    party *p = &W.p[index];
+
+    for (int i = 0; i < MAXOPS && W.sc->ops[index][i] != OP_END; i++) {
+        p->opi = i;
+        p->hist = 0;
+        run_op(p, W.sc->ops[index][i]);
+    }
+    p->state = P_DONE;
+    swapcontext(&p->ctx, &W.sched);
+}
+
+/* ------------------------------------------------------------------ */
+/* The explorer                                                        */
+/* ------------------------------------------------------------------ */
+
+typedef enum { A_STEP, A_SERVE, A_KILL, A_END, A_EXPIRE, A_INSPECT } action_kind;
+
+typedef struct action {
+    action_kind kind;
+    int party;
+} action;
+
+static int actions(action *out)
+{
+    int n = 0, timed = 0;
+
+    for (int i = 0; i < W.sc->nparties; i++) {
+        party *p = &W.p[i];
+
+        if (p->state == P_RUN)
+            out[n++] = (action){A_STEP, i};
+        if (p->has_req && !p->ended)
+            out[n++] = (action){A_SERVE, i};
+        /* A death only stops a party's next steps: dying right after its
+         * last step covers dying at any later point before the next. */
+        if (W.last_step == i && p->state != P_DONE && W.deaths < W.sc->deaths)
+            out[n++] = (action){A_KILL, i};
+        /* The daemon reads every frame a peer sent before its hang-up. */
+        if (p->state == P_DEAD && !p->ended && !p->has_req)
+            out[n++] = (action){A_END, i};
+        timed |= p->parked && !p->ended && p->req.timeout > 0;
+    }
+    if (timed && !W.expired)
+        out[n++] = (action){A_EXPIRE, 0};
+    if (W.inspects < W.sc->inspects)
+        out[n++] = (action){A_INSPECT, 0};
+    return n;
+}
+
+static int choose(int n)
+{
+    int c;
+
+    CHECK(path.pos < MAXDEPTH);
+    if (path.pos < path.len) {
+        CHECK((path.count[path.pos]) == (n)); /* executions replay alike */
+        c = path.chosen[path.pos];
+    } else {
+        path.chosen[path.pos] = c = 0;
+        path.count[path.pos] = n;
+        path.len++;
+    }
+    path.pos++;
+    return c;
+}
+
+static void kill_party(party *p)
+{
+    int me = (int)(p - W.p);
+
+    p->state = P_DEAD;
+    W.deaths++;
+    /* A death inside an operation may leave the word changed where the
+     * model could not see it: a permit taken, a lock held or being
+     * released. */
+    if (p->in_op)
+        W.uncertain++;
+    (void)me;
+}
+
+static void end_session(party *p)
+{
+    int me = (int)(p - W.p);
+
+    pt_core_session_end(W.core, p->s, 0);
+    p->ended = 1;
+    p->parked = 0;
+    publish();
+    if (W.holder == me)
+        W.holder = -1; /* its hold ended with it */
+}
+
+/* No barging: a step that took the lock or a permit through the word did
+ * so while no call waited in the daemon. */
+static void step_check(party *p, uint64_t before, uint64_t after)
+{
+    int took;
+
+    if (W.sc->kind == PT_KIND_SEMAPHORE)
+        took = (after >> PT_FW_SEM_SHIFT) < (before >> PT_FW_SEM_SHIFT);
+    else
+        took =
+            !(before & PT_FW_HELD) && (after & PT_FW_OWNER_MASK) == pt_fast_owner(p->sid, p->tid);
+    if (took)
+        CHECK(!any_parked_but(p));
+}
+
+static void run_action(action a)
+{
+    static const char *names[] = {"step", "serve", "kill", "end session", "expire", "inspect"};
+    party *p = &W.p[a.party];
+    uint64_t before;
+
+    trace_add("%s %d (word %#llx)", names[a.kind], a.party,
+              (unsigned long long)atomic_load(&W.cell.word));
+    W.last_step = a.kind == A_STEP ? a.party : -1;
+    switch (a.kind) {
+    case A_STEP:
+        W.cur = a.party;
+        if (!p->started) {
+            p->started = 1;
+            getcontext(&p->ctx);
+            p->ctx.uc_stack.ss_sp = p->stack;
+            p->ctx.uc_stack.ss_size = STACK_SIZE;
+            p->ctx.uc_link = NULL;
+            makecontext(&p->ctx, (void (*)(void))party_main, 1, a.party);
+        }
+        before = atomic_load(&W.cell.word);
+        swapcontext(&W.sched, &p->ctx);
+        step_check(p, before, atomic_load(&W.cell.word));
+        break;
+    case A_SERVE:
+        serve(p);
+        break;
+    case A_KILL:
+        kill_party(p);
+        break;
+    case A_END:
+        end_session(p);
+        break;
+    case A_EXPIRE:
+        W.expired = 1;
+        pt_core_expire(W.core, 10 * PT_NS_PER_SEC);
+        publish();
+        break;
+    case A_INSPECT:
+        W.inspects++;
+        pt_core_fast_claim_all(W.core);
+        publish();
+        break;
+    }
+}
+
+static void world_init(const scenario *sc)
+{
+    pt_peer peer = {.pid = 1, .uid = 0, .gid = 0};
+
+    for (int i = 0; i < MAXP; i++) {
+        char *stack = W.p[i].stack;
+
+        W.p[i] = (party){.stack = stack};
+    }
+    W.sc = sc;
+    W.next_id = 0;
+    W.last_token = 0;
+    W.releasing = W.acquiring = 0;
+    W.holder = -1;
+    W.value = sc->value;
+    W.deaths = W.inspects = W.expired = W.uncertain = 0;
+    W.last_step = -1;
+    W.core = pt_core_new(NULL, sink, NULL);
+    assert_non_null(W.core);
+    pt_core_set_token_base(W.core, TOKEN_BASE);
+    pt_core_set_fast_hooks(W.core, &hooks, NULL);
+    for (int i = 0; i < sc->nparties; i++) {
+        party *p = &W.p[i];
+        pt_call open = {.id = ++W.next_id,
+                        .op = PT_OP_OPEN,
+                        .name = "mc",
+                        .name_len = 2,
+                        .kind = sc->kind,
+                        .value = sc->value,
+                        .flags = PT_OPEN_UNOWNED * (sc->kind == PT_KIND_SEMAPHORE)};
+
+        p->s = pt_core_session_new(W.core, &peer, NULL);
+        p->sid = (uint32_t)i + 1;
+        p->tid = 100u + (uint32_t)i;
+        p->handle = 1;
+        p->req.id = open.id;
+        pt_core_call(W.core, p->s, &open, 0);
+        publish();
+    }
+}
+
+/* What is left once nothing can happen any more. */
+static void world_check_end(void)
+{
+    pt_fast_lock_view lv;
+    uint64_t w;
+    int waiting = 0;
+
+    for (int i = 0; i < W.sc->nparties; i++)
+        waiting += W.p[i].state != P_DEAD && W.p[i].state != P_DONE;
+    pt_core_fast_claim_all(W.core);
+    publish();
+    w = atomic_load(&W.cell.word);
+    CHECK(!(w & PT_FW_CLAIM));
+    CHECK(!(w & PT_FW_PARKED) == !waiting);
+    if (W.sc->kind == PT_KIND_SEMAPHORE) {
+        int64_t v = (int64_t)(w >> PT_FW_SEM_SHIFT), held = 0;
+
+        for (int i = 0; i < W.sc->nparties; i++)
+            held += W.p[i].held;
+        /* Permits a party took stay taken until it gives them back: a dead
+         * one's too (unowned), and a call may wait for them for ever, as a
+         * thread would; but never while a permit is free. */
+        CHECK(v + held <= W.sc->value && v + held + W.uncertain >= W.sc->value);
+        if (waiting)
+            CHECK(v == 0);
+        return;
+    }
+    CHECK(waiting == 0);
+    pt_fast_lock_decode(w, &lv);
+    CHECK(!(lv.held));
+    CHECK(atomic_load(&W.cell.base) + lv.seq >= W.last_token);
+}
+
+/* ------------------------------------------------------------------ */
+/* States seen: an execution that reaches one again stops there, as    */
+/* everything after it was explored already.                           */
+/* ------------------------------------------------------------------ */
+
+static int index_of(const pt_session *s)
+{
+    for (int i = 0; i < W.sc->nparties; i++) {
+        if (s && W.p[i].s == s)
+            return i;
+    }
+    return -1;
+}
+
+/* The party's place in the daemon's queue of parked calls, 0 if none. */
+static int parked_rank(const party *p)
+{
+    int rank = 1;
+
+    if (!p->parked)
+        return 0;
+    for (int i = 0; i < W.sc->nparties; i++)
+        rank += W.p[i].parked && W.p[i].parked_at < p->parked_at;
+    return rank;
+}
+
+/* Everything the future of an execution depends on. A party's place in
+ * its code and its locals follow from its operation and what
+ * its accesses and answers read (hist); the core's object from what it last
+ * published and the queue order. */
+static uint64_t fingerprint(void)
+{
+    const pt_fastsync *y = &W.sync;
+    /* Only the acquires the daemon has not counted yet matter, and what a
+     * claim saw only for a lock (publish compares its holder with it). */
+    int lock = W.sc->kind != PT_KIND_SEMAPHORE;
+    const uint64_t world[] = {atomic_load(&W.cell.word),
+                              atomic_load(&W.cell.base),
+                              atomic_load(&W.cell.depth),
+                              atomic_load(&W.cell.count) - y->count,
+                              y->base,
+                              y->rebase,
+                              y->kept,
+                              y->seen.keep,
+                              lock ? (uint64_t)index_of(y->seen.holder) : 0,
+                              lock ? y->seen.thread : 0,
+                              lock ? y->seen.depth : 0,
+                              lock ? y->seen.token : 0,
+                              (uint64_t)index_of(W.st.holder),
+                              W.st.thread,
+                              W.st.depth,
+                              W.st.token,
+                              (uint64_t)W.st.waiters,
+                              (uint64_t)W.st.value,
+                              W.last_token,
+                              (uint64_t)W.releasing,
+                              (uint64_t)W.acquiring,
+                              (uint64_t)W.holder,
+                              (uint64_t)W.value,
+                              (uint64_t)W.deaths,
+                              (uint64_t)W.inspects,
+                              (uint64_t)W.expired,
+                              (uint64_t)W.last_step,
+                              (uint64_t)W.uncertain};
+    uint64_t h = 0;
+
+    for (size_t i = 0; i < sizeof(world) / sizeof(world[0]); i++)
+        h = mix(h, world[i]);
+    for (int i = 0; i < W.sc->nparties; i++) {
+        const party *p = &W.p[i];
+        const uint64_t f[] = {p->state,
+                              p->started,
+                              p->has_req,
+                              p->ended,
+                              (uint64_t)p->held,
+                              (uint64_t)p->last_ok,
+                              (uint64_t)p->in_op,
+                              (uint64_t)p->opi,
+                              p->hist,
+                              (uint64_t)parked_rank(p)};
+
+        for (size_t j = 0; j < sizeof(f) / sizeof(f[0]); j++)
+            h = mix(h, f[j]);
+    }
+    return h ? h : 1;
+}
+
+static struct {
+    uint64_t *slot;
+    size_t cap, n;
+} seen;
+
+static void seen_insert(uint64_t h)
+{
+    size_t i = h & (seen.cap - 1);
+
+    while (seen.slot[i] && seen.slot[i] != h)
+        i = (i + 1) & (seen.cap - 1);
+    seen.n += !seen.slot[i];
+    seen.slot[i] = h;
+}
+
+/* 1 the first time h is seen. */
+static int seen_visit(uint64_t h)
+{
+    size_t i, n = seen.n;
+
+    if (2 * (seen.n + 1) > seen.cap) {
+        uint64_t *old = seen.slot;
+        size_t cap = seen.cap;
+
+        seen.cap = cap ? 2 * cap : 1u << 16;
+        seen.slot = calloc(seen.cap, sizeof(*seen.slot));
+        assert_non_null(seen.slot);
+        seen.n = 0;
+        for (i = 0; i < cap; i++) {
+            if (old[i])
+                seen_insert(old[i]);
+        }
+        free(old);
+    }
+    seen_insert(h);
+    return seen.n > n;
+}
+
+static void seen_reset(void)
+{
+    free(seen.slot);
+    seen.slot = NULL;
+    seen.cap = seen.n = 0;
+}
+
+static void world_free(void)
+{
+    pt_core_free(W.core);
+}
+
+static void execute(const scenario *sc)
+{
+    action a[2 * MAXP + 4];
+    int n, replay = path.len;
+
+    path.pos = 0;
+    trace.n = 0;
+    world_init(sc);
+    while ((n = actions(a)) > 0) {
+        run_action(a[choose(n)]);
+        /* Past the replayed prefix, a state seen before ends the run. */
+        if (path.pos >= replay && !seen_visit(fingerprint())) {
+            world_free();
+            return;
+        }
+    }
+    world_check_end();
+    world_free();
+}
+
+/* The next path depth-first; 0 when every one was taken. */
+static int backtrack(void)
+{
+    while (path.len > 0 && path.chosen[path.len - 1] + 1 >= path.count[path.len - 1])
+        path.len--;
+    if (path.len == 0)
+        return 0;
+    path.chosen[path.len - 1]++;
+    return 1;
+}
+
+static long explore(const scenario *sc)
+{
+    long executions = 0;
+
+    path.len = 0;
+    for (int i = 0; i < MAXP; i++)
+        W.p[i].stack = W.p[i].stack ? W.p[i].stack : malloc(STACK_SIZE);
+    do {
+        execute(sc);
+        executions++;
+    } while (backtrack());
+    print_message("%s: %ld executions, %zu states\n", sc->name, executions, seen.n);
+    seen_reset();
+    return executions;
+}
+
+/* ------------------------------------------------------------------ */
+/* The scenarios                                                       */
+/* ------------------------------------------------------------------ */
+
+/* Each runs in CI in about a second; the counts are printed. Deaths can
+ * strike at every step of every party (and the session's end then comes
+ * at any later point), an inspection claims the word at any point, and a
+ * timed wait expires at any point. */
+/* clang-format off */
+static const scenario scenarios[] = {
+    /* name, kind, value, parties, operations, deaths, inspections */
+    {"Lock: two parties acquire and release, both may die, two inspections",
+     PT_KIND_LOCK, 1, 2, {{OP_ACQ, OP_REL}, {OP_ACQ, OP_REL}}, 2, 2},
+    {"Lock: a holder, a timed waiter and a try, a death, an inspection",
+     PT_KIND_LOCK, 1, 3, {{OP_ACQ, OP_REL}, {OP_TIMED, OP_REL}, {OP_TRY, OP_REL}}, 1, 1},
+    {"Lock: three blocking parties, a death",
+     PT_KIND_LOCK, 1, 3, {{OP_ACQ, OP_REL}, {OP_ACQ, OP_REL}, {OP_ACQ, OP_REL}}, 1, 0},
+    {"RLock: a party recursing, a timed waiter, a try, a death",
+     PT_KIND_RLOCK, 1, 3, {{OP_ACQ, OP_ACQ, OP_REL_ALL}, {OP_TIMED, OP_REL}, {OP_TRY, OP_REL}}, 1, 0},
+    {"RLock: two parties recursing, both may die, an inspection",
+     PT_KIND_RLOCK, 1, 2, {{OP_ACQ, OP_ACQ, OP_REL_ALL}, {OP_ACQ, OP_ACQ, OP_REL_ALL}}, 2, 1},
+    {"Semaphore(1): two blocking and one try, a death, an inspection",
+     PT_KIND_SEMAPHORE, 1, 3, {{OP_ACQ, OP_REL}, {OP_ACQ, OP_REL}, {OP_TRY, OP_REL}}, 1, 1},
+    {"Semaphore(2): one party takes both permits, a timed waiter, both may die, an inspection",
+     PT_KIND_SEMAPHORE, 2, 2, {{OP_ACQ, OP_ACQ, OP_REL_ALL}, {OP_TIMED, OP_TRY, OP_REL_ALL}}, 2, 1},
+    {"Semaphore(2): two permits taken, a timed waiter and a try, a death",
+     PT_KIND_SEMAPHORE, 2, 3, {{OP_ACQ, OP_ACQ, OP_REL_ALL}, {OP_TIMED, OP_REL}, {OP_TRY}}, 1, 0},
+};
+/* clang-format on */
+
+#define NSCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
+
+static void test_scenario(void **state)
+{
+    CHECK(explore(*state) > 100);
+}
+
+int main(void)
+{
+    struct CMUnitTest tests[NSCENARIOS];
+
+    for (size_t i = 0; i < NSCENARIOS; i++)
+        tests[i] = (struct CMUnitTest){.name = scenarios[i].name,
+                                       .test_func = test_scenario,
+                                       .initial_state = (void *)&scenarios[i]};
+    return cmocka_run_group_tests_name("unit.test_fast_protocol", tests, NULL, NULL);
+}
