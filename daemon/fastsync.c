@@ -6,6 +6,48 @@
 
 #include "fastsync.h"
 
+/* The daemon's atomic accesses to a cell, one step each (PT_FW_STEP). */
+static uint64_t cell_claim(pt_fast_cell *cell)
+{
+    PT_FW_STEP();
+    return PT_FW_SEEN(pt_fast_claim(cell));
+}
+
+static uint32_t cell_depth(pt_fast_cell *cell)
+{
+    PT_FW_STEP();
+    return PT_FW_SEEN(atomic_load_explicit(&cell->depth, memory_order_relaxed));
+}
+
+static uint64_t cell_count(pt_fast_cell *cell)
+{
+    PT_FW_STEP();
+    return PT_FW_SEEN(atomic_load_explicit(&cell->count, memory_order_relaxed));
+}
+
+static void cell_set_depth(pt_fast_cell *cell, uint32_t depth)
+{
+    PT_FW_STEP();
+    atomic_store_explicit(&cell->depth, depth, memory_order_relaxed);
+}
+
+static void cell_set_base(pt_fast_cell *cell, uint64_t base)
+{
+    PT_FW_STEP();
+    atomic_store_explicit(&cell->base, base, memory_order_relaxed);
+}
+
+/* The last store of a publish: with CLAIM left set the daemon keeps the
+ * word (fastword.h). */
+static void cell_set_word(pt_fast_cell *cell, uint64_t w)
+{
+    PT_FW_STEP();
+    if (w & PT_FW_CLAIM)
+        atomic_store_explicit(&cell->word, w, memory_order_release);
+    else
+        pt_fast_publish(cell, w);
+}
+
 void pt_fastsync_init(pt_fastsync *s, pt_fast_cell *cell, int kind)
 {
     *s = (pt_fastsync){.rebase = 1};
@@ -23,10 +65,14 @@ static void claim_lock(pt_fastsync *s, pt_fast_cell *cell, uint64_t w, int kind,
     v->token = s->base + lv.seq;
     v->holder = lv.held ? who(ctx, lv.sid) : NULL;
     if (v->holder) {
-        uint32_t depth = atomic_load_explicit(&cell->depth, memory_order_relaxed);
-
         v->thread = lv.tid;
-        v->depth = kind == PT_KIND_RLOCK && depth > 0 ? depth : 1;
+        v->depth = 1;
+        /* Only an RLock's holder keeps its depth in the cell. */
+        if (kind == PT_KIND_RLOCK) {
+            uint32_t depth = cell_depth(cell);
+
+            v->depth = depth > 0 ? depth : 1;
+        }
     }
     /* With no holder in the word nobody is between a CAS and reading
      * base: it may move. */
@@ -36,14 +82,14 @@ static void claim_lock(pt_fastsync *s, pt_fast_cell *cell, uint64_t w, int kind,
 void pt_fastsync_claim(pt_fastsync *s, pt_fast_cell *cell, int kind, pt_fastsync_who who, void *ctx,
                        pt_core_fast_view *v)
 {
-    uint64_t w = pt_fast_claim(cell);
+    uint64_t w = cell_claim(cell);
 
     if (s->kept || kind == PT_KIND_EVENT) {
         v->keep = 1;
     } else if (kind == PT_KIND_LOCK || kind == PT_KIND_RLOCK) {
         claim_lock(s, cell, w, kind, who, ctx, v);
     } else {
-        uint64_t n = atomic_load_explicit(&cell->count, memory_order_relaxed);
+        uint64_t n = cell_count(cell);
 
         v->value = (int64_t)(w >> PT_FW_SEM_SHIFT);
         v->acquires = n - s->count;
@@ -70,9 +116,9 @@ static uint64_t publish_lock(pt_fastsync *s, pt_fast_cell *cell, const pt_core_f
         return PT_FW_CLAIM | PT_FW_HELD;
     }
     s->kept = 0;
-    if (s->rebase) {
+    if (s->rebase && s->base != st->token) {
         s->base = st->token;
-        atomic_store_explicit(&cell->base, s->base, memory_order_relaxed);
+        cell_set_base(cell, s->base);
     }
     /* Past SEQ_MAX only through the daemon's grants: its holder has its
      * token already and the core keeps the count, which only grows. */
@@ -81,8 +127,8 @@ static uint64_t publish_lock(pt_fastsync *s, pt_fast_cell *cell, const pt_core_f
         lv.held = 1;
         lv.sid = sid;
         lv.tid = (uint32_t)st->thread;
-        if (hold_changed(s, st))
-            atomic_store_explicit(&cell->depth, st->depth, memory_order_relaxed);
+        if (st->kind == PT_KIND_RLOCK && hold_changed(s, st))
+            cell_set_depth(cell, st->depth);
     }
     return pt_fast_lock_encode(&lv);
 }
@@ -114,8 +160,5 @@ void pt_fastsync_publish(pt_fastsync *s, pt_fast_cell *cell, const pt_core_fast_
     }
     if (st->waiters)
         w |= PT_FW_PARKED;
-    if (w & PT_FW_CLAIM)
-        atomic_store_explicit(&cell->word, w, memory_order_release);
-    else
-        pt_fast_publish(cell, w);
+    cell_set_word(cell, w);
 }

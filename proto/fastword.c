@@ -5,16 +5,6 @@
  */
 #include "fastword.h"
 
-/* A step of the protocol: the exhaustive test (tests/unit/test_fast_protocol.c)
- * defines these to let another party run before each atomic access and to
- * see what the access read. */
-#ifndef PT_FW_STEP
-#define PT_FW_STEP() ((void)0)
-#endif
-#ifndef PT_FW_SEEN
-#define PT_FW_SEEN(v) (v)
-#endif
-
 static uint64_t word_load(pt_fast_cell *c)
 {
     PT_FW_STEP();

@@ -175,7 +175,7 @@ int pt_fast_sem_value(pt_fast_cell *c, int64_t *value);
 
 int pt_fast_event_is_set(pt_fast_cell *c);
 
-/* ---- daemon steps ---- */
+/* ---- daemon steps (daemon/fastsync.c) ---- */
 
 /* Claim the word: clients step aside until pt_fast_publish. Returns the
  * word as found, CLAIM cleared (a client may have set it: never trusted). */
@@ -190,5 +190,16 @@ static inline void pt_fast_publish(pt_fast_cell *c, uint64_t w)
 {
     atomic_store_explicit(&c->word, w & ~PT_FW_CLAIM, memory_order_release);
 }
+
+/* Every step above is one atomic access to a cell. The protocol's
+ * exhaustive test (tests/unit/test_fast_protocol.c) builds the steps with
+ * these defined, to run another party before each access and to see what
+ * it read. */
+#ifndef PT_FW_STEP
+#define PT_FW_STEP() ((void)0)
+#endif
+#ifndef PT_FW_SEEN
+#define PT_FW_SEEN(v) (v)
+#endif
 
 #endif /* PT_FASTWORD_H */
