@@ -9,7 +9,10 @@
 Lock, RLock, Condition, Semaphore, BoundedSemaphore, Event and Barrier take
 threading's arguments plus keyword-only name=None, mode=0o600 and
 transient=None, and behave as threading's do, with the pythreadd daemon
-holding their state. name=None makes a fresh anonymous object that ends with
+holding their state. Lock, RLock, Semaphore, BoundedSemaphore and Event also
+take fast_path=True: uncontended operations then run on a word in shared
+memory without the daemon; fast_path=False (or PYTHREAD_FASTPATH=0 in the
+environment, for the whole process) sends every one to it. name=None makes a fresh anonymous object that ends with
 its last handle, so pythread.Lock() is a drop-in threading.Lock(). A named
 object lives until unlink(name) unless created with transient=True.
 

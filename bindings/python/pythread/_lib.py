@@ -201,6 +201,7 @@ PT_EBROKEN = -4
 PT_EEXIST = -6
 PT_OPEN_EXCL = 1 << 0
 PT_OPEN_TRANSIENT = 1 << 2
+PT_OPEN_NOFAST = 1 << 5
 
 # Exception classes by the names pt_err_exception gives; BrokenBarrierError is
 # threading's own class so existing except clauses catch ours.

@@ -193,10 +193,12 @@ class _Handle:
     _h = None
     _name = None
 
-    def _open(self, fn, name, mode, transient, *before, client=None, after=()):
-        """Call pt_<kind>_open(client, name, *before, flags, mode, out)."""
+    def _open(self, fn, name, mode, transient, *before, client=None, after=(), fast_path=True):
+        """Call pt_<kind>_open(client, name, *before, flags, mode, out).
+        fast_path=False keeps this handle's operations off the shared word
+        (PT_OPEN_NOFAST): every one goes to the daemon."""
         client = client or _get_client()
-        flags = _flags(name, transient)
+        flags = _flags(name, transient) | (0 if fast_path else _lib.PT_OPEN_NOFAST)
         mode = _mode(mode)
         out = ctypes.c_void_p()
         if name is not None:
@@ -305,8 +307,8 @@ class Lock(_Handle):
 
     _close_fn = "pt_lock_close"
 
-    def __init__(self, *, name=None, mode=0o600, transient=None):
-        self._open(lib.pt_lock_open, name, mode, transient)
+    def __init__(self, *, name=None, mode=0o600, transient=None, fast_path=True):
+        self._open(lib.pt_lock_open, name, mode, transient, fast_path=fast_path)
 
     def _as_object(self):
         return lib.pt_lock_as_object(self._h)
@@ -366,8 +368,8 @@ class RLock(_Handle):
 
     _close_fn = "pt_rlock_close"
 
-    def __init__(self, *, name=None, mode=0o600, transient=None):
-        self._open(lib.pt_rlock_open, name, mode, transient)
+    def __init__(self, *, name=None, mode=0o600, transient=None, fast_path=True):
+        self._open(lib.pt_rlock_open, name, mode, transient, fast_path=fast_path)
         if name is None:
             self._counts = _Counts()
         else:
@@ -642,12 +644,13 @@ class Semaphore(_Handle):
     _close_fn = "pt_semaphore_close"
     _bounded = 0
 
-    def __init__(self, value=1, *, name=None, mode=0o600, transient=None):
+    def __init__(self, value=1, *, name=None, mode=0o600, transient=None, fast_path=True):
         value = operator.index(value)
         if value < 0:
             raise ValueError("semaphore initial value must be >= 0")
         self._initial_value = value
-        self._open(lib.pt_semaphore_open, name, mode, transient, value, self._bounded)
+        self._open(lib.pt_semaphore_open, name, mode, transient, value, self._bounded,
+                   fast_path=fast_path)
 
     def acquire(self, blocking=True, timeout=None):
         if not blocking and timeout is not None:
@@ -704,8 +707,8 @@ class Event(_Handle):
 
     _close_fn = "pt_event_close"
 
-    def __init__(self, *, name=None, mode=0o600, transient=None):
-        self._open(lib.pt_event_open, name, mode, transient)
+    def __init__(self, *, name=None, mode=0o600, transient=None, fast_path=True):
+        self._open(lib.pt_event_open, name, mode, transient, fast_path=fast_path)
 
     def is_set(self):
         return bool(check(lib.pt_event_is_set(self._h)))

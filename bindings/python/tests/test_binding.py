@@ -8,6 +8,7 @@ import json
 import math
 import os
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -264,6 +265,37 @@ class BindingTests(unittest.TestCase):
             self.assertFalse(c.wait(0.01))
         with self.assertRaises(TypeError):
             pythread.Condition(lock, name=unique("cond"))
+
+    def test_fast_path_and_its_switch(self):
+        # With the daemon stopped, uncontended operations on a word still
+        # run; a handle opened with fast_path=False waits for the daemon.
+        if os.environ.get("PYTHREAD_FASTPATH") == "0":
+            self.skipTest("PYTHREAD_FASTPATH=0 turns the fast path off for the process")
+        name = unique("fast")
+        fast = pythread.Lock(name=name, transient=True)
+        slow = pythread.Lock(name=name, transient=True, fast_path=False)
+        sem = pythread.Semaphore(2, name=unique("fastsem"), transient=True)
+        event = pythread.Event(name=unique("fastevent"), transient=True)
+        _daemon.proc.send_signal(signal.SIGSTOP)
+        try:
+            for _ in range(1000):
+                self.assertTrue(fast.acquire())
+                self.assertTrue(fast.locked())
+                fast.release()
+                with sem:
+                    self.assertFalse(event.is_set())
+            out = []
+            t = threading.Thread(target=lambda: out.append(slow.acquire(timeout=DEADLINE)))
+            t.start()
+            t.join(0.2)
+            self.assertTrue(t.is_alive(), "fast_path=False answered without the daemon")
+        finally:
+            _daemon.proc.send_signal(signal.SIGCONT)
+        t.join(DEADLINE)
+        self.assertEqual(out, [True])
+        self.assertTrue(fast.locked())
+        slow.release()
+        self.assertFalse(fast.locked())
 
     def test_condition_over_named_lock(self):
         lock = pythread.Lock(name=unique("cl"), transient=True)
