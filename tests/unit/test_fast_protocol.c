@@ -30,6 +30,13 @@
  * dead party took), a dead holder's lock free after its session ends, and
  * a final word that says what the core says.
  *
+ * Three scenarios add a hostile client that writes, once, at any point,
+ * one of a set of values into the cell (a word naming the wrong holder or
+ * nobody, flags the daemon never publishes, a depth, a base, a count).
+ * The rules may break for that object, which that client could open
+ * anyway; what must hold is the daemon: no crash, no use after free (the
+ * suite runs this under AddressSanitizer too), every entry completing.
+ *
  * PT_MC_FILTER=<cmocka glob> runs some of the scenarios only.
  */
 #include <setjmp.h>
@@ -80,8 +87,9 @@ typedef struct scenario {
     int64_t value;
     int nparties;
     op_kind ops[MAXP][MAXOPS];
-    int deaths;   /* at most this many parties die */
-    int inspects; /* at most this many spontaneous claims */
+    int deaths;    /* at most this many parties die */
+    int inspects;  /* at most this many spontaneous claims */
+    int scribbles; /* at most this many hostile writes into the cell */
 } scenario;
 
 /* ------------------------------------------------------------------ */
@@ -131,6 +139,8 @@ static struct world {
     int holder;          /* party holding the lock in the model, -1 none */
     int64_t value;       /* semaphore value in the model */
     int deaths, inspects, expired;
+    int scribbles; /* hostile writes so far: the rules hold no more, only
+                    * the daemon's safety does */
     int last_step; /* party of the last action if it was a step, else -1 */
     int uncertain; /* permits a death in the middle may have taken */
     uint64_t clock;
@@ -170,6 +180,16 @@ static void trace_add(const char *fmt, ...)
                 print_message("  %2d %s\n", t_, trace.text[t_]);                                   \
             fail_msg("%s: the interleaving above breaks it", #cond);                               \
         }                                                                                          \
+    } while (0)
+
+/* A rule of the protocol: it holds while every party follows it. A client
+ * that scribbles on the cell may break it for this object (it could open
+ * it), never the daemon: after a scribble only its survival, checked by
+ * the sanitizers and the core's own consistency, counts. */
+#define RULE(cond)                                                                                 \
+    do {                                                                                           \
+        if (!W.scribbles)                                                                          \
+            CHECK(cond);                                                                           \
     } while (0)
 
 static uint64_t mix(uint64_t h, uint64_t v)
@@ -349,7 +369,7 @@ static void ask(party *p, pt_op op, int blocking, double timeout, uint32_t count
     p->has_req = 1;
     p->state = P_WAIT;
     yield();
-    CHECK((p->ans_status) == (0));
+    RULE((p->ans_status) == (0));
 }
 
 static int any_parked_but(const party *me)
@@ -369,11 +389,11 @@ static void lock_acquired(party *p, uint64_t token, int through_word)
 
     (void)through_word;
     if (W.holder == me) {
-        CHECK((W.sc->kind) == (PT_KIND_RLOCK));
-        CHECK((token) == (W.last_token)); /* recursion keeps the token */
+        RULE((W.sc->kind) == (PT_KIND_RLOCK));
+        RULE((token) == (W.last_token)); /* recursion keeps the token */
     } else {
-        CHECK((W.holder) == (-1)); /* mutual exclusion */
-        CHECK(token > W.last_token);
+        RULE((W.holder) == (-1)); /* mutual exclusion */
+        RULE(token > W.last_token);
         W.last_token = token;
         W.holder = me;
     }
@@ -390,7 +410,7 @@ static void lock_acquire(party *p, int blocking, double timeout)
     if (r == PT_FAST_SLOW) {
         ask(p, PT_OP_ACQUIRE, blocking, timeout, 1);
         if (blocking && timeout < 0)
-            CHECK(p->ans_ok); /* a wait without a timeout ends acquired */
+            RULE(p->ans_ok); /* a wait without a timeout ends acquired */
         r = p->ans_ok ? PT_FAST_OK : PT_FAST_NO;
         token = p->ans_token;
         held_by_other |= !blocking && (W.releasing || W.uncertain);
@@ -402,8 +422,8 @@ static void lock_acquire(party *p, int blocking, double timeout)
     if (r == PT_FAST_NO) {
         /* A try fails only on a held lock (or one being released). */
         if (!(blocking && timeout > 0))
-            CHECK(held_by_other || W.holder == (int)(p - W.p) || W.releasing || W.acquiring ||
-                  W.uncertain);
+            RULE(held_by_other || W.holder == (int)(p - W.p) || W.releasing || W.acquiring ||
+                 W.uncertain);
         p->last_ok = 0;
         return;
     }
@@ -435,7 +455,7 @@ static void sem_acquire(party *p, int blocking, double timeout)
     if (p->last_ok) {
         p->held++;
         W.value--;
-        CHECK(W.value >= -W.uncertain);
+        RULE(W.value >= -W.uncertain);
     }
 }
 
@@ -496,7 +516,16 @@ static void party_main(int index)
 /* The explorer                                                        */
 /* ------------------------------------------------------------------ */
 
-typedef enum { A_STEP, A_SERVE, A_KILL, A_END, A_EXPIRE, A_INSPECT, A_DAEMON } action_kind;
+typedef enum {
+    A_STEP,
+    A_SERVE,
+    A_KILL,
+    A_END,
+    A_EXPIRE,
+    A_INSPECT,
+    A_DAEMON,
+    A_SCRIBBLE,
+} action_kind;
 
 typedef struct action {
     action_kind kind;
@@ -537,6 +566,71 @@ static int actions(action *out)
     if (W.inspects < W.sc->inspects)
         out[n++] = (action){A_INSPECT, 0};
     return n;
+}
+
+/* What a hostile client writes: words the daemon could never publish or
+ * that name the wrong holder, a depth, a base, a count. */
+enum { F_WORD, F_BASE, F_DEPTH, F_COUNT };
+
+typedef struct scribble {
+    int field;
+    uint64_t value;
+} scribble;
+
+static int scribbles(scribble *out)
+{
+    int n = 0;
+
+    out[n++] = (scribble){F_WORD, 0};
+    out[n++] = (scribble){F_WORD, PT_FW_PARKED};
+    out[n++] = (scribble){F_WORD, PT_FW_CLAIM};
+    out[n++] = (scribble){F_WORD, UINT64_MAX};
+    if (W.sc->kind == PT_KIND_SEMAPHORE) {
+        out[n++] = (scribble){F_WORD, (uint64_t)3 << PT_FW_SEM_SHIFT};
+        out[n++] = (scribble){F_COUNT, 1000};
+        return n;
+    }
+    out[n++] = (scribble){F_WORD, pt_fast_owner(W.p[0].sid, W.p[0].tid)}; /* party 0 holds */
+    out[n++] = (scribble){F_WORD, pt_fast_owner(77, 1)};                  /* nobody known */
+    out[n++] = (scribble){F_WORD, (uint64_t)PT_FW_SEQ_MAX << PT_FW_SEQ_SHIFT};
+    out[n++] = (scribble){F_BASE, 0};
+    out[n++] = (scribble){F_DEPTH, W.sc->kind == PT_KIND_RLOCK ? 0 : UINT32_MAX};
+    return n;
+}
+
+/* A scribble may come at any point, between any two steps of anyone. */
+static int scribble_actions(action *out)
+{
+    scribble v[16];
+    int n = 0;
+
+    if (W.scribbles >= W.sc->scribbles)
+        return 0;
+    for (int i = 0, nv = scribbles(v); i < nv; i++)
+        out[n++] = (action){A_SCRIBBLE, i};
+    return n;
+}
+
+static void scribble_run(int i)
+{
+    scribble v[16];
+
+    scribbles(v);
+    W.scribbles++;
+    switch (v[i].field) {
+    case F_WORD:
+        atomic_store(&W.cell.word, v[i].value);
+        break;
+    case F_BASE:
+        atomic_store(&W.cell.base, v[i].value);
+        break;
+    case F_DEPTH:
+        atomic_store(&W.cell.depth, (uint32_t)v[i].value);
+        break;
+    default:
+        atomic_store(&W.cell.count, v[i].value);
+        break;
+    }
 }
 
 static int choose(int n)
@@ -594,7 +688,7 @@ static void step_check(party *p, uint64_t before, uint64_t after)
         took =
             !(before & PT_FW_HELD) && (after & PT_FW_OWNER_MASK) == pt_fast_owner(p->sid, p->tid);
     if (took)
-        CHECK(!any_parked_but(p));
+        RULE(!any_parked_but(p));
 }
 
 /* One entry of the daemon, run in its coroutine: the request or event,
@@ -643,9 +737,9 @@ static void daemon_start(action a)
 
 static void run_action(action a)
 {
-    static const char *names[] = {"step",   "serve",   "kill",       "end session",
-                                  "expire", "inspect", "daemon step"};
-    party *p = &W.p[a.party];
+    static const char *names[] = {"step",   "serve",   "kill",        "end session",
+                                  "expire", "inspect", "daemon step", "scribble"};
+    party *p = &W.p[a.kind == A_SCRIBBLE ? 0 : a.party];
     uint64_t before;
 
     trace_add("%s %d (word %#llx)", names[a.kind], a.party,
@@ -666,6 +760,9 @@ static void run_action(action a)
         break;
     case A_DAEMON:
         resume(DAEMON);
+        break;
+    case A_SCRIBBLE:
+        scribble_run(a.party);
         break;
     default:
         daemon_start(a);
@@ -690,7 +787,7 @@ static void world_init(const scenario *sc)
     W.releasing = W.acquiring = 0;
     W.holder = -1;
     W.value = sc->value;
-    W.deaths = W.inspects = W.expired = W.uncertain = 0;
+    W.deaths = W.inspects = W.expired = W.uncertain = W.scribbles = 0;
     W.last_step = -1;
     W.core = pt_core_new(NULL, sink, NULL);
     assert_non_null(W.core);
@@ -729,8 +826,8 @@ static void world_check_end(void)
     pt_core_fast_claim_all(W.core);
     publish();
     w = atomic_load(&W.cell.word);
-    CHECK(!(w & PT_FW_CLAIM));
-    CHECK(!(w & PT_FW_PARKED) == !waiting);
+    RULE(!(w & PT_FW_CLAIM));
+    RULE(!(w & PT_FW_PARKED) == !waiting);
     if (W.sc->kind == PT_KIND_SEMAPHORE) {
         int64_t v = (int64_t)(w >> PT_FW_SEM_SHIFT), held = 0;
 
@@ -739,15 +836,15 @@ static void world_check_end(void)
         /* Permits a party took stay taken until it gives them back: a dead
          * one's too (unowned), and a call may wait for them for ever, as a
          * thread would; but never while a permit is free. */
-        CHECK(v + held <= W.sc->value && v + held + W.uncertain >= W.sc->value);
+        RULE(v + held <= W.sc->value && v + held + W.uncertain >= W.sc->value);
         if (waiting)
-            CHECK(v == 0);
+            RULE(v == 0);
         return;
     }
-    CHECK(waiting == 0);
+    RULE(waiting == 0);
     pt_fast_lock_decode(w, &lv);
-    CHECK(!(lv.held));
-    CHECK(atomic_load(&W.cell.base) + lv.seq >= W.last_token);
+    RULE(!(lv.held));
+    RULE(atomic_load(&W.cell.base) + lv.seq >= W.last_token);
 }
 
 /* ------------------------------------------------------------------ */
@@ -805,7 +902,8 @@ static uint64_t fingerprint(void)
         (uint64_t)W.value, (uint64_t)W.deaths, (uint64_t)W.inspects, (uint64_t)W.expired,
         /* a death is offered after a step only while one may come */
         (uint64_t)(W.deaths < W.sc->deaths ? W.last_step : -1), (uint64_t)W.uncertain,
-        (uint64_t)W.busy, (uint64_t)W.dkind, (uint64_t)W.dparty, W.p[DAEMON].hist};
+        (uint64_t)W.scribbles, (uint64_t)W.busy, (uint64_t)W.dkind, (uint64_t)W.dparty,
+        W.p[DAEMON].hist};
     uint64_t h = 0;
 
     for (size_t i = 0; i < sizeof(world) / sizeof(world[0]); i++)
@@ -882,13 +980,14 @@ static void world_free(void)
 
 static void execute(const scenario *sc)
 {
-    action a[2 * MAXP + 4];
+    action a[2 * MAXP + 4 + 16];
     int n, replay = path.len;
 
     path.pos = 0;
     trace.n = 0;
     world_init(sc);
     while ((n = actions(a)) > 0) {
+        n += scribble_actions(a + n);
         run_action(a[choose(n)]);
         /* Past the replayed prefix, a state seen before ends the run. */
         if (path.pos >= replay && !seen_visit(fingerprint())) {
@@ -937,21 +1036,27 @@ static long explore(const scenario *sc)
  * timed wait expires at any point. */
 /* clang-format off */
 static const scenario scenarios[] = {
-    /* name, kind, value, parties, operations, deaths, inspections */
+    /* name, kind, value, parties, operations, deaths, inspections, scribbles */
     {"Lock: two parties acquire and release, both may die, two inspections",
-     PT_KIND_LOCK, 1, 2, {{OP_ACQ, OP_REL}, {OP_ACQ, OP_REL}}, 2, 2},
+     PT_KIND_LOCK, 1, 2, {{OP_ACQ, OP_REL}, {OP_ACQ, OP_REL}}, 2, 2, 0},
     {"Lock: a holder, a timed waiter and a try, a death",
-     PT_KIND_LOCK, 1, 3, {{OP_ACQ, OP_REL}, {OP_TIMED, OP_REL}, {OP_TRY, OP_REL}}, 1, 0},
+     PT_KIND_LOCK, 1, 3, {{OP_ACQ, OP_REL}, {OP_TIMED, OP_REL}, {OP_TRY, OP_REL}}, 1, 0, 0},
     {"Lock: three blocking parties",
-     PT_KIND_LOCK, 1, 3, {{OP_ACQ, OP_REL}, {OP_ACQ, OP_REL}, {OP_ACQ, OP_REL}}, 0, 0},
+     PT_KIND_LOCK, 1, 3, {{OP_ACQ, OP_REL}, {OP_ACQ, OP_REL}, {OP_ACQ, OP_REL}}, 0, 0, 0},
     {"RLock: a party recursing, a timed waiter, a death, an inspection",
-     PT_KIND_RLOCK, 1, 2, {{OP_ACQ, OP_ACQ, OP_REL_ALL}, {OP_TIMED, OP_REL}}, 1, 1},
+     PT_KIND_RLOCK, 1, 2, {{OP_ACQ, OP_ACQ, OP_REL_ALL}, {OP_TIMED, OP_REL}}, 1, 1, 0},
     {"RLock: a party recursing, a waiter and a try, a death",
-     PT_KIND_RLOCK, 1, 3, {{OP_ACQ, OP_ACQ, OP_REL_ALL}, {OP_ACQ, OP_REL}, {OP_TRY, OP_REL}}, 1, 0},
+     PT_KIND_RLOCK, 1, 3, {{OP_ACQ, OP_ACQ, OP_REL_ALL}, {OP_ACQ, OP_REL}, {OP_TRY, OP_REL}}, 1, 0, 0},
     {"Semaphore(1): a blocking, a timed and a try, a death",
-     PT_KIND_SEMAPHORE, 1, 3, {{OP_ACQ, OP_REL}, {OP_TIMED, OP_REL}, {OP_TRY, OP_REL}}, 1, 0},
+     PT_KIND_SEMAPHORE, 1, 3, {{OP_ACQ, OP_REL}, {OP_TIMED, OP_REL}, {OP_TRY, OP_REL}}, 1, 0, 0},
+    {"Lock: a scribbler writes into the cell at any point, two parties, a death",
+     PT_KIND_LOCK, 1, 2, {{OP_ACQ, OP_REL}, {OP_TIMED, OP_REL}}, 1, 0, 1},
+    {"RLock: a scribbler writes into the cell at any point, two parties",
+     PT_KIND_RLOCK, 1, 2, {{OP_ACQ, OP_ACQ, OP_REL_ALL}, {OP_TIMED, OP_REL}}, 0, 0, 1},
+    {"Semaphore(1): a scribbler writes into the cell at any point, two parties, a death",
+     PT_KIND_SEMAPHORE, 1, 2, {{OP_ACQ, OP_REL}, {OP_TIMED, OP_REL}}, 1, 0, 1},
     {"Semaphore(2): one party takes both permits, a timed waiter, a death, an inspection",
-     PT_KIND_SEMAPHORE, 2, 2, {{OP_ACQ, OP_ACQ, OP_REL_ALL}, {OP_TIMED, OP_TRY, OP_REL_ALL}}, 1, 1},
+     PT_KIND_SEMAPHORE, 2, 2, {{OP_ACQ, OP_ACQ, OP_REL_ALL}, {OP_TIMED, OP_TRY, OP_REL_ALL}}, 1, 1, 0},
 };
 /* clang-format on */
 
