@@ -95,7 +95,7 @@ void pt_fastsync_claim(pt_fastsync *s, pt_fast_cell *cell, int kind, pt_fastsync
         v->acquires = n - s->count;
         s->count = n;
     }
-    s->seen = *v;
+    s->seen = (pt_fastsync_hold){v->holder, v->thread, v->depth, (uint8_t)v->keep};
 }
 
 /* The holder's depth is written only when the daemon changed the hold: a

@@ -10,14 +10,22 @@
 #include "core.h"
 #include "fastword.h"
 
+/* The hold a claim found, which a publish compares with the core's. */
+typedef struct pt_fastsync_hold {
+    pt_session *holder;
+    uint64_t thread;
+    uint32_t depth;
+    uint8_t keep;
+} pt_fastsync_hold;
+
 /* The daemon's private side of a cell: nothing here is in shared memory,
- * so no client can change it. */
+ * so no client can change it. One per object with a cell: kept small. */
 typedef struct pt_fastsync {
-    uint64_t base;          /* the token of seq 0, as the daemon knows it */
-    uint64_t count;         /* Semaphore: the word's acquire count last seen */
-    pt_core_fast_view seen; /* what the last claim found */
-    uint8_t rebase;         /* found free: base may move */
-    uint8_t kept;           /* published as the daemon's alone (CLAIM left set) */
+    uint64_t base;         /* the token of seq 0, as the daemon knows it */
+    uint64_t count;        /* Semaphore: the word's acquire count last seen */
+    pt_fastsync_hold seen; /* what the last claim found */
+    uint8_t rebase;        /* found free: base may move */
+    uint8_t kept;          /* published as the daemon's alone (CLAIM left set) */
 } pt_fastsync;
 
 /* The session whose id in words is sid, NULL when none is. */
