@@ -79,6 +79,7 @@ typedef enum {
     OP_TRY,     /* non-blocking acquire */
     OP_REL,     /* release, if the last acquire of this party succeeded */
     OP_REL_ALL, /* release every level this party holds */
+    OP_REL_N,   /* Semaphore: release every permit this party holds in one call */
 } op_kind;
 
 typedef struct scenario {
@@ -461,14 +462,14 @@ static void sem_acquire(party *p, int blocking, double timeout)
     }
 }
 
-static void sem_release(party *p)
+static void sem_release(party *p, int n)
 {
     int64_t value;
 
-    p->held--;
-    W.value++;
-    if (pt_fast_sem_release(&W.cell, 1, -1, &value) == PT_FAST_SLOW)
-        ask(p, PT_OP_RELEASE, 1, -1, 1);
+    p->held -= n;
+    W.value += n;
+    if (pt_fast_sem_release(&W.cell, (uint64_t)n, -1, &value) == PT_FAST_SLOW)
+        ask(p, PT_OP_RELEASE, 1, -1, (uint32_t)n);
 }
 
 static void run_op(party *p, op_kind op)
@@ -489,11 +490,15 @@ static void run_op(party *p, op_kind op)
         break;
     case OP_REL:
         if (p->last_ok)
-            lock ? lock_release(p) : sem_release(p);
+            lock ? lock_release(p) : sem_release(p, 1);
         break;
     case OP_REL_ALL:
         while (p->held > 0)
-            lock ? lock_release(p) : sem_release(p);
+            lock ? lock_release(p) : sem_release(p, 1);
+        break;
+    case OP_REL_N:
+        if (p->held > 0)
+            sem_release(p, p->held);
         break;
     default:
         break;
@@ -1068,6 +1073,8 @@ static const scenario scenarios[] = {
      PT_KIND_RLOCK, 1, 2, {{OP_ACQ, OP_ACQ, OP_REL_ALL}, {OP_TIMED, OP_REL}}, 0, 0, 1},
     {"Semaphore(1): a scribbler writes into the cell at any point, two parties, a death",
      PT_KIND_SEMAPHORE, 1, 2, {{OP_ACQ, OP_REL}, {OP_TIMED, OP_REL}}, 1, 0, 1},
+    {"Semaphore(2): one party takes both and gives both back in one call to two waiters",
+     PT_KIND_SEMAPHORE, 2, 3, {{OP_ACQ, OP_ACQ, OP_REL_N}, {OP_ACQ, OP_REL}, {OP_TIMED, OP_REL}}, 0, 0, 0},
     {"Semaphore(2): one party takes both permits, a timed waiter, a death, an inspection",
      PT_KIND_SEMAPHORE, 2, 2, {{OP_ACQ, OP_ACQ, OP_REL_ALL}, {OP_TIMED, OP_TRY, OP_REL_ALL}}, 1, 1, 0},
 };
