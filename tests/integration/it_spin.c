@@ -182,7 +182,15 @@ static void test_daemon_spin_option(void **state)
 
     skip_on_one_cpu();
     restart_with(h, spin);
-    on_ms = daemon_cpu_ms(h, 1, 0.2);
+    /* Spinning shows as CPU only while the daemon gets a CPU: on a machine
+     * busy with other tests, a wait may find it preempted, so the best of
+     * three waits counts (with no spinning all three show none). */
+    on_ms = 0;
+    for (int i = 0; i < 3 && on_ms < 2.0; i++) {
+        double ms = daemon_cpu_ms(h, 1, 0.2);
+
+        on_ms = ms > on_ms ? ms : on_ms;
+    }
     restart_with(h, off);
     off_ms = daemon_cpu_ms(h, 1, 0.2);
     restart_with(h, some);

@@ -80,6 +80,10 @@ typedef enum {
     OP_REL,     /* release, if the last acquire of this party succeeded */
     OP_REL_ALL, /* release every level this party holds */
     OP_REL_N,   /* Semaphore: release every permit this party holds in one call */
+    OP_SET,     /* Event: set(), through the daemon */
+    OP_CLEAR,   /* Event: clear(), through the daemon */
+    OP_ISSET,   /* Event: is_set(), a read of the word */
+    OP_WAIT,    /* Event: wait() with no timeout: the word first, then the daemon */
 } op_kind;
 
 typedef struct scenario {
@@ -139,6 +143,8 @@ static struct world {
     int acquiring;       /* parties inside an acquire: may hold already */
     int holder;          /* party holding the lock in the model, -1 none */
     int64_t value;       /* semaphore value in the model */
+    int ev_flight;       /* Event: set() and clear() calls not returned yet */
+    int ev_value;        /* Event: what the last of them answered made it */
     int deaths, inspects, expired;
     int scribbles; /* hostile writes so far: the rules hold no more, only
                     * the daemon's safety does */
@@ -340,6 +346,10 @@ static void deliver(void)
         if (!p->answer_due)
             continue;
         p->answer_due = 0;
+        if (p->req.op == PT_OP_EVENT_SET || p->req.op == PT_OP_EVENT_CLEAR) {
+            W.ev_flight--;
+            W.ev_value = p->req.op == PT_OP_EVENT_SET;
+        }
         if (p->state == P_WAIT)
             p->state = P_RUN;
     }
@@ -472,12 +482,57 @@ static void sem_release(party *p, int n)
         ask(p, PT_OP_RELEASE, 1, -1, (uint32_t)n);
 }
 
+/* An Event's is_set() is linearizable: with no set() or clear() under way,
+ * it says what the last one answered made it. */
+static int event_read(void)
+{
+    int set = pt_fast_event_is_set(&W.cell);
+
+    if (!W.ev_flight)
+        RULE(set == W.ev_value);
+    return set;
+}
+
+/* Until its answer goes out (deliver), a set() or clear() is under way. */
+static void event_change(party *p, pt_op op)
+{
+    W.ev_flight++;
+    ask(p, op, 1, -1, 0);
+}
+
+static void event_op(party *p, op_kind op)
+{
+    switch (op) {
+    case OP_SET:
+        event_change(p, PT_OP_EVENT_SET);
+        break;
+    case OP_CLEAR:
+        event_change(p, PT_OP_EVENT_CLEAR);
+        break;
+    case OP_ISSET:
+        event_read();
+        break;
+    default:
+        if (!event_read()) {
+            ask(p, PT_OP_EVENT_WAIT, 1, -1, 0);
+            RULE(p->ans_ok); /* a wait without a timeout ends set */
+        }
+        break;
+    }
+}
+
 static void run_op(party *p, op_kind op)
 {
     int lock = W.sc->kind != PT_KIND_SEMAPHORE;
 
     p->in_op = 1;
     switch (op) {
+    case OP_SET:
+    case OP_CLEAR:
+    case OP_ISSET:
+    case OP_WAIT:
+        event_op(p, op);
+        break;
     case OP_ACQ:
     case OP_TIMED:
     case OP_TRY:
@@ -806,6 +861,7 @@ static void world_init(const scenario *sc)
     W.holder = -1;
     W.value = sc->value;
     W.deaths = W.inspects = W.expired = W.uncertain = W.scribbles = 0;
+    W.ev_flight = W.ev_value = 0;
     W.last_step = -1;
     W.core = pt_core_new(NULL, sink, NULL);
     assert_non_null(W.core);
@@ -857,6 +913,15 @@ static void world_check_end(void)
         RULE(v + held <= W.sc->value && v + held + W.uncertain >= W.sc->value);
         if (waiting)
             RULE(v == 0);
+        return;
+    }
+    if (W.sc->kind == PT_KIND_EVENT) {
+        /* Waiters are left only on a clear Event, as in threading; a
+         * set() or clear() of a party that died under way may or may not
+         * have happened. */
+        RULE(!(waiting && (w & PT_FW_SET)));
+        if (!W.ev_flight)
+            RULE(!(w & PT_FW_SET) == !W.ev_value);
         return;
     }
     RULE(waiting == 0);
@@ -920,8 +985,8 @@ static uint64_t fingerprint(void)
         (uint64_t)W.deaths, (uint64_t)W.inspects, (uint64_t)W.expired,
         /* a death is offered after a step only while one may come */
         (uint64_t)(W.deaths < W.sc->deaths ? W.last_step : -1), (uint64_t)W.uncertain,
-        (uint64_t)W.scribbles, (uint64_t)W.busy, (uint64_t)W.dkind, (uint64_t)W.dparty,
-        W.p[DAEMON].hist};
+        (uint64_t)W.scribbles, (uint64_t)W.ev_flight, (uint64_t)W.ev_value, (uint64_t)W.busy,
+        (uint64_t)W.dkind, (uint64_t)W.dparty, W.p[DAEMON].hist};
     uint64_t h = 0;
 
     for (size_t i = 0; i < sizeof(world) / sizeof(world[0]); i++)
@@ -1073,6 +1138,8 @@ static const scenario scenarios[] = {
      PT_KIND_RLOCK, 1, 2, {{OP_ACQ, OP_ACQ, OP_REL_ALL}, {OP_TIMED, OP_REL}}, 0, 0, 1},
     {"Semaphore(1): a scribbler writes into the cell at any point, two parties, a death",
      PT_KIND_SEMAPHORE, 1, 2, {{OP_ACQ, OP_REL}, {OP_TIMED, OP_REL}}, 1, 0, 1},
+    {"Event: set and clear, a waiter, two reads, a death, an inspection",
+     PT_KIND_EVENT, 0, 3, {{OP_SET, OP_CLEAR, OP_SET}, {OP_WAIT, OP_ISSET}, {OP_ISSET, OP_CLEAR, OP_ISSET}}, 1, 1, 0},
     {"Semaphore(2): one party takes both and gives both back in one call to two waiters",
      PT_KIND_SEMAPHORE, 2, 3, {{OP_ACQ, OP_ACQ, OP_REL_N}, {OP_ACQ, OP_REL}, {OP_TIMED, OP_REL}}, 0, 0, 0},
     {"Semaphore(2): one party takes both permits, a timed waiter, a death, an inspection",
