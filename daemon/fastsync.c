@@ -6,48 +6,6 @@
 
 #include "fastsync.h"
 
-/* The daemon's atomic accesses to a cell, one step each (PT_FW_STEP). */
-static uint64_t cell_claim(pt_fast_cell *cell)
-{
-    PT_FW_STEP();
-    return PT_FW_SEEN(pt_fast_claim(cell));
-}
-
-static uint32_t cell_depth(pt_fast_cell *cell)
-{
-    PT_FW_STEP();
-    return PT_FW_SEEN(atomic_load_explicit(&cell->depth, memory_order_relaxed));
-}
-
-static uint64_t cell_count(pt_fast_cell *cell)
-{
-    PT_FW_STEP();
-    return PT_FW_SEEN(atomic_load_explicit(&cell->count, memory_order_relaxed));
-}
-
-static void cell_set_depth(pt_fast_cell *cell, uint32_t depth)
-{
-    PT_FW_STEP();
-    atomic_store_explicit(&cell->depth, depth, memory_order_relaxed);
-}
-
-static void cell_set_base(pt_fast_cell *cell, uint64_t base)
-{
-    PT_FW_STEP();
-    atomic_store_explicit(&cell->base, base, memory_order_relaxed);
-}
-
-/* The last store of a publish: with CLAIM left set the daemon keeps the
- * word (fastword.h). */
-static void cell_set_word(pt_fast_cell *cell, uint64_t w)
-{
-    PT_FW_STEP();
-    if (w & PT_FW_CLAIM)
-        atomic_store_explicit(&cell->word, w, memory_order_release);
-    else
-        pt_fast_publish(cell, w);
-}
-
 void pt_fastsync_init(pt_fastsync *s, pt_fast_cell *cell, int kind)
 {
     *s = (pt_fastsync){.rebase = 1};
@@ -69,7 +27,7 @@ static void claim_lock(pt_fastsync *s, pt_fast_cell *cell, uint64_t w, int kind,
         v->depth = 1;
         /* Only an RLock's holder keeps its depth in the cell. */
         if (kind == PT_KIND_RLOCK) {
-            uint32_t depth = cell_depth(cell);
+            uint32_t depth = pt_fw_depth(cell);
 
             v->depth = depth > 0 ? depth : 1;
         }
@@ -82,14 +40,14 @@ static void claim_lock(pt_fastsync *s, pt_fast_cell *cell, uint64_t w, int kind,
 void pt_fastsync_claim(pt_fastsync *s, pt_fast_cell *cell, int kind, pt_fastsync_who who, void *ctx,
                        pt_core_fast_view *v)
 {
-    uint64_t w = cell_claim(cell);
+    uint64_t w = pt_fast_claim(cell);
 
     if (s->kept || kind == PT_KIND_EVENT) {
         v->keep = 1;
     } else if (kind == PT_KIND_LOCK || kind == PT_KIND_RLOCK) {
         claim_lock(s, cell, w, kind, who, ctx, v);
     } else {
-        uint64_t n = cell_count(cell);
+        uint64_t n = pt_fw_count(cell);
 
         v->value = (int64_t)(w >> PT_FW_SEM_SHIFT);
         v->acquires = n - s->count;
@@ -118,7 +76,7 @@ static uint64_t publish_lock(pt_fastsync *s, pt_fast_cell *cell, const pt_core_f
     s->kept = 0;
     if (s->rebase && s->base != st->token) {
         s->base = st->token;
-        cell_set_base(cell, s->base);
+        pt_fw_set_base(cell, s->base);
     }
     /* Past SEQ_MAX only through the daemon's grants: its holder has its
      * token already and the core keeps the count, which only grows. */
@@ -128,7 +86,7 @@ static uint64_t publish_lock(pt_fastsync *s, pt_fast_cell *cell, const pt_core_f
         lv.sid = sid;
         lv.tid = (uint32_t)st->thread;
         if (st->kind == PT_KIND_RLOCK && hold_changed(s, st))
-            cell_set_depth(cell, st->depth);
+            pt_fw_set_depth(cell, st->depth);
     }
     return pt_fast_lock_encode(&lv);
 }
@@ -160,5 +118,5 @@ void pt_fastsync_publish(pt_fastsync *s, pt_fast_cell *cell, const pt_core_fast_
     }
     if (st->waiters)
         w |= PT_FW_PARKED;
-    cell_set_word(cell, w);
+    pt_fast_publish(cell, w);
 }

@@ -22,24 +22,6 @@ static int word_cas(pt_fast_cell *c, uint64_t *old, uint64_t new)
     return PT_FW_SEEN(ok);
 }
 
-static uint32_t depth_load(pt_fast_cell *c)
-{
-    PT_FW_STEP();
-    return PT_FW_SEEN(atomic_load_explicit(&c->depth, memory_order_relaxed));
-}
-
-static void depth_store(pt_fast_cell *c, uint32_t depth)
-{
-    PT_FW_STEP();
-    atomic_store_explicit(&c->depth, depth, memory_order_relaxed);
-}
-
-static uint64_t base_load(pt_fast_cell *c)
-{
-    PT_FW_STEP();
-    return PT_FW_SEEN(atomic_load_explicit(&c->base, memory_order_relaxed));
-}
-
 static uint64_t owner_of(uint64_t w)
 {
     return w & PT_FW_OWNER_MASK;
@@ -55,12 +37,12 @@ static uint32_t seq_of(uint64_t w)
  * holder is not running here). */
 static int lock_recurse(pt_fast_cell *c, uint64_t w, uint64_t *token)
 {
-    uint32_t depth = depth_load(c);
+    uint32_t depth = pt_fw_depth(c);
 
     if (depth == 0 || depth == UINT32_MAX)
         return PT_FAST_SLOW;
-    depth_store(c, depth + 1);
-    *token = base_load(c) + seq_of(w);
+    pt_fw_set_depth(c, depth + 1);
+    *token = pt_fw_base(c) + seq_of(w);
     return PT_FAST_OK;
 }
 
@@ -85,8 +67,8 @@ int pt_fast_lock_acquire(pt_fast_cell *c, uint32_t sid, uint32_t tid, int recurs
             break;
     }
     if (recursive)
-        depth_store(c, 1);
-    *token = base_load(c) + seq_of(w) + 1;
+        pt_fw_set_depth(c, 1);
+    *token = pt_fw_base(c) + seq_of(w) + 1;
     return PT_FAST_OK;
 }
 
@@ -98,10 +80,10 @@ int pt_fast_lock_release(pt_fast_cell *c, uint32_t sid, uint32_t tid, int recurs
     if (owner_of(w) != me)
         return PT_FAST_SLOW;
     if (recursive) {
-        uint32_t depth = depth_load(c);
+        uint32_t depth = pt_fw_depth(c);
 
         if (depth > 1) {
-            depth_store(c, depth - 1);
+            pt_fw_set_depth(c, depth - 1);
             return PT_FAST_OK;
         }
     }
@@ -122,7 +104,7 @@ uint32_t pt_fast_lock_owned(pt_fast_cell *c, uint32_t sid, uint32_t tid)
 {
     if (owner_of(word_load(c)) != pt_fast_owner(sid, tid))
         return 0;
-    return depth_load(c);
+    return pt_fw_depth(c);
 }
 
 int pt_fast_sem_acquire(pt_fast_cell *c, int blocking, int64_t *value)

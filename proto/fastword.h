@@ -175,31 +175,67 @@ int pt_fast_sem_value(pt_fast_cell *c, int64_t *value);
 
 int pt_fast_event_is_set(pt_fast_cell *c);
 
-/* ---- daemon steps (daemon/fastsync.c) ---- */
+/* ---- one step: one atomic access to a cell ---- */
 
-/* Claim the word: clients step aside until pt_fast_publish. Returns the
- * word as found, CLAIM cleared (a client may have set it: never trusted). */
-static inline uint64_t pt_fast_claim(pt_fast_cell *c)
-{
-    return atomic_fetch_or_explicit(&c->word, PT_FW_CLAIM, memory_order_acq_rel) & ~PT_FW_CLAIM;
-}
-
-/* Store the word the core's state gives (CLAIM clear): everything written to
- * the cell before is seen by whoever reads the word after. */
-static inline void pt_fast_publish(pt_fast_cell *c, uint64_t w)
-{
-    atomic_store_explicit(&c->word, w & ~PT_FW_CLAIM, memory_order_release);
-}
-
-/* Every step above is one atomic access to a cell. The protocol's
- * exhaustive test (tests/unit/test_fast_protocol.c) builds the steps with
- * these defined, to run another party before each access and to see what
- * it read. */
+/* The protocol's exhaustive test (tests/unit/test_fast_protocol.c) builds
+ * the steps with these defined, to run another party before each access
+ * and to see what it read. */
 #ifndef PT_FW_STEP
 #define PT_FW_STEP() ((void)0)
 #endif
 #ifndef PT_FW_SEEN
 #define PT_FW_SEEN(v) (v)
 #endif
+
+/* The side fields are relaxed: the word's acquire and release order them. */
+static inline uint32_t pt_fw_depth(pt_fast_cell *c)
+{
+    PT_FW_STEP();
+    return PT_FW_SEEN(atomic_load_explicit(&c->depth, memory_order_relaxed));
+}
+
+static inline void pt_fw_set_depth(pt_fast_cell *c, uint32_t depth)
+{
+    PT_FW_STEP();
+    atomic_store_explicit(&c->depth, depth, memory_order_relaxed);
+}
+
+static inline uint64_t pt_fw_base(pt_fast_cell *c)
+{
+    PT_FW_STEP();
+    return PT_FW_SEEN(atomic_load_explicit(&c->base, memory_order_relaxed));
+}
+
+static inline void pt_fw_set_base(pt_fast_cell *c, uint64_t base)
+{
+    PT_FW_STEP();
+    atomic_store_explicit(&c->base, base, memory_order_relaxed);
+}
+
+static inline uint64_t pt_fw_count(pt_fast_cell *c)
+{
+    PT_FW_STEP();
+    return PT_FW_SEEN(atomic_load_explicit(&c->count, memory_order_relaxed));
+}
+
+/* ---- daemon steps (daemon/fastsync.c) ---- */
+
+/* Claim the word: clients step aside until pt_fast_publish. Returns the
+ * word as found, CLAIM cleared (a client may have set it: never trusted). */
+static inline uint64_t pt_fast_claim(pt_fast_cell *c)
+{
+    PT_FW_STEP();
+    return PT_FW_SEEN(atomic_fetch_or_explicit(&c->word, PT_FW_CLAIM, memory_order_acq_rel)) &
+           ~PT_FW_CLAIM;
+}
+
+/* Store the word the core's state gives: everything written to the cell
+ * before is seen by whoever reads the word after. With CLAIM clear clients
+ * may use it; with CLAIM set the daemon keeps it its own. */
+static inline void pt_fast_publish(pt_fast_cell *c, uint64_t w)
+{
+    PT_FW_STEP();
+    atomic_store_explicit(&c->word, w, memory_order_release);
+}
 
 #endif /* PT_FASTWORD_H */

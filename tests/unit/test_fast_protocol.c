@@ -396,11 +396,10 @@ static int any_parked_but(const party *me)
     return 0;
 }
 
-static void lock_acquired(party *p, uint64_t token, int through_word)
+static void lock_acquired(party *p, uint64_t token)
 {
     int me = (int)(p - W.p);
 
-    (void)through_word;
     if (W.holder == me) {
         RULE((W.sc->kind) == (PT_KIND_RLOCK));
         RULE((token) == (W.last_token)); /* recursion keeps the token */
@@ -429,7 +428,7 @@ static void lock_acquire(party *p, int blocking, double timeout)
         held_by_other |= !blocking && (W.releasing || W.uncertain);
     } else if (r == PT_FAST_OK) {
         p->last_ok = 1;
-        lock_acquired(p, token, 1);
+        lock_acquired(p, token);
         return;
     }
     if (r == PT_FAST_NO) {
@@ -441,7 +440,7 @@ static void lock_acquire(party *p, int blocking, double timeout)
         return;
     }
     p->last_ok = 1;
-    lock_acquired(p, token, 0);
+    lock_acquired(p, token);
 }
 
 static void lock_release(party *p)
@@ -714,8 +713,6 @@ static int choose(int n)
 
 static void kill_party(party *p)
 {
-    int me = (int)(p - W.p);
-
     p->state = P_DEAD;
     W.deaths++;
     /* A death inside an operation may leave the word changed where the
@@ -723,7 +720,6 @@ static void kill_party(party *p)
      * released. */
     if (p->in_op)
         W.uncertain++;
-    (void)me;
 }
 
 static void end_session(party *p)
