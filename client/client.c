@@ -373,6 +373,8 @@ static void reply_copy(pt__reply *r, const Pythread__Response *m)
     if (m->fast) {
         r->fast_group = m->fast->group;
         r->fast_cell = m->fast->cell;
+        r->fast_slot_cell = m->fast->slot_cell;
+        r->fast_slot_id = m->fast->has_slot_id ? m->fast->slot_id : 0;
     }
     r->has_state = s != NULL;
     if (!s)

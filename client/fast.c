@@ -6,12 +6,27 @@
 
 void pt__fast_attach(pt_object *o, uint32_t gen, const pt__reply *rep)
 {
-    pt_fast_cell *cell = NULL;
+    pt_fast_cell *cell = NULL, *hold = NULL;
+    uint32_t id = 0;
 
     if (rep->has_fast && !(o->params.flags & PT_OPEN_NOFAST))
         cell = pt__client_cell(o->client, gen, rep->fast_group, rep->fast_cell);
-    /* Before the slot that names gen: whoever sees the new slot sees it. */
+    if (cell && rep->fast_slot_id != 0) {
+        hold = pt__client_cell(o->client, gen, rep->fast_group, rep->fast_slot_cell);
+        id = hold ? rep->fast_slot_id : 0;
+        cell = hold ? cell : NULL; /* an owned word is not used without a slot */
+    }
+    /* Before the slot that names gen: whoever sees the new slot sees them. */
+    atomic_store_explicit(&o->hold_cell, hold, memory_order_relaxed);
+    atomic_store_explicit(&o->hold_id, id, memory_order_relaxed);
     atomic_store_explicit(&o->cell, cell, memory_order_relaxed);
+}
+
+/* An owned semaphore's slot and its id, NULL for another object. */
+static pt_fast_cell *hold_of(pt_object *o, uint32_t *id)
+{
+    *id = atomic_load_explicit(&o->hold_id, memory_order_relaxed);
+    return atomic_load_explicit(&o->hold_cell, memory_order_relaxed);
 }
 
 /* o's cell when the current session is the one it was opened in and it is
@@ -52,6 +67,8 @@ int pt__fast_acquire(pt_object *o, int blocking, double timeout, uint64_t *token
     pt_fast_cell *cell = plain_args(blocking, timeout) ? usable(o, &sid, &tid) : NULL;
     int may_wait = blocking && timeout != 0;
     uint64_t t = 0;
+    pt_fast_cell *hold;
+    uint32_t id;
     int64_t value;
     int r;
 
@@ -59,6 +76,8 @@ int pt__fast_acquire(pt_object *o, int blocking, double timeout, uint64_t *token
         return PT_FAST_SLOW;
     if (is_lock(o))
         r = pt_fast_lock_acquire(cell, sid, tid, o->params.kind == PT_KIND_RLOCK, may_wait, &t);
+    else if ((hold = hold_of(o, &id)) != NULL)
+        r = pt_fast_osem_acquire(cell, hold, id, may_wait, &value);
     else
         r = pt_fast_sem_acquire(cell, may_wait, &value);
     if (r != PT_FAST_SLOW && token)
@@ -68,8 +87,8 @@ int pt__fast_acquire(pt_object *o, int blocking, double timeout, uint64_t *token
 
 int pt__fast_release(pt_object *o, uint32_t count)
 {
-    uint32_t sid, tid;
-    pt_fast_cell *cell = usable(o, &sid, &tid);
+    uint32_t sid, tid, id;
+    pt_fast_cell *cell = usable(o, &sid, &tid), *hold;
     int64_t value, bound = -1;
 
     if (cell == NULL)
@@ -78,6 +97,8 @@ int pt__fast_release(pt_object *o, uint32_t count)
         return pt_fast_lock_release(cell, sid, tid, o->params.kind == PT_KIND_RLOCK);
     if (o->params.kind == PT_KIND_BOUNDED_SEMAPHORE)
         bound = o->opened.initial;
+    if ((hold = hold_of(o, &id)) != NULL)
+        return pt_fast_osem_release(cell, hold, id, count, bound, &value);
     return pt_fast_sem_release(cell, count, bound, &value);
 }
 
@@ -110,5 +131,7 @@ int pt__fast_value(pt_object *o, int64_t *value)
     uint32_t sid, tid;
     pt_fast_cell *cell = usable(o, &sid, &tid);
 
-    return cell ? pt_fast_sem_value(cell, value) : PT_FAST_SLOW;
+    uint32_t id;
+
+    return cell ? pt_fast_sem_value(cell, hold_of(o, &id) != NULL, value) : PT_FAST_SLOW;
 }

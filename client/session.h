@@ -59,6 +59,8 @@ typedef struct pt__reply {
     int has_fast; /* OP_OPEN: the object's shared cell */
     uint32_t fast_group;
     uint32_t fast_cell;
+    uint32_t fast_slot_cell; /* owned semaphore: the session's slot */
+    uint32_t fast_slot_id;   /* ... its id in words, 0 = none */
     pt__state state;
     /* Set only through pt__client_call_extra (pt__client_call clears
      * them): called by the reading thread with the whole decoded answer of
@@ -121,6 +123,10 @@ struct pt_object {
     /* Its shared cell in the session of slot's generation, NULL for none
      * (fast.c); stored before the slot. */
     _Atomic(struct pt_fast_cell *) cell;
+    /* An owned semaphore's slot counting this session's permits, and its id
+     * in words; stored with cell. */
+    _Atomic(struct pt_fast_cell *) hold_cell;
+    _Atomic uint32_t hold_id;
     unsigned refs; /* the user's handle + Conditions built on this lock */
     pt__open_params params;
     pt__state opened; /* state reported by the last open */

@@ -94,6 +94,7 @@ typedef struct pt_result {
     int created;         /* OP_OPEN */
     int run_action;      /* OP_BARRIER_WAIT */
     uint32_t fast;       /* OP_OPEN: the object's shared cell, 0 = none */
+    uint32_t fast_slot;  /* OP_OPEN of an owned semaphore: the session's slot */
     const pt_state *state;
 } pt_result;
 
@@ -125,22 +126,24 @@ typedef struct pt_core_limits {
  *
  *   waiter   pt_waiter 152 -> 160; its slot in the deadline heap, whose
  *            capacity doubles, <= 16; a waiter on an owned semaphore
- *            reserves a hold record, 64 -> 80                   <= 256
+ *            reserves a hold record, 72 -> 80                   <= 256
  *   handle   a 24-byte slot in a calloc'd chunk of 64 (1536 -> 1552) plus
- *            the chunk's pointer: 24.4                            <= 32
+ *            the chunk's pointer: 24.4; on an owned semaphore with the
+ *            fast path, its session's hold record, 72 -> 80, and slot, a
+ *            cell in shared memory, 64                            <= 176
  *   object   pt_obj 256 + a name of up to 255 + NUL -> 528; a Condition
  *            without a named lock adds its own RLock, 257 -> 272; its
  *            share of the name table, 1/4 to 3/4 full: <= 4 pointers,
  *            32; its cell in shared memory (fastword.h), 64        <= 896
  *
  * So at the per-uid defaults one user holds at most 65536 * 256 = 16 MiB of
- * waiters, 131072 * 32 = 4 MiB of handles and 32768 * 896 = 28 MiB of
+ * waiters, 131072 * 176 = 22 MiB of handles and 32768 * 896 = 28 MiB of
  * objects (with the daemon's 16 MiB of unread output and 8 MiB of held input:
- * 72 MiB). Checked at compile time against the structures (waiter.c,
+ * 90 MiB). Checked at compile time against the structures (waiter.c,
  * session.c, registry.c).
  */
 #define PT_MEM_WAITER 256u
-#define PT_MEM_HANDLE 32u
+#define PT_MEM_HANDLE 176u
 #define PT_MEM_OBJECT 896u
 
 /* Defaults used when a limit is 0. */
@@ -230,6 +233,9 @@ typedef struct pt_core_fast_view {
     uint64_t token;    /* the last fencing token given */
     int64_t value;     /* Semaphore */
     uint64_t acquires; /* Semaphore: acquires through the word since the last claim */
+    uint32_t slot;     /* owned Semaphore: the slot the word names, 0 = none */
+    uint8_t busy;      /* ... which has not yet counted its step */
+    uint8_t many;      /* other slots changed too */
 } pt_core_fast_view;
 
 /* What the daemon publishes. */
@@ -242,16 +248,24 @@ typedef struct pt_core_fast_state {
     uint64_t token;
     int waiters;   /* calls parked on the object */
     int64_t value; /* Semaphore */
+    int owned;     /* Semaphore with owned permits */
+    int busy;      /* owned: a slot is behind its step; leave the word claimed */
     int is_set;    /* Event */
 } pt_core_fast_state;
 
 typedef struct pt_core_fast_hooks {
-    /* A named object is created: its cell, 0 for none. */
-    uint32_t (*created)(void *ctx, int kind, uid_t uid, gid_t gid, uint32_t mode);
+    /* A named object is created: its cell, 0 for none. owned: a semaphore
+     * whose permits are owned (its word is laid out for slots). */
+    uint32_t (*created)(void *ctx, int kind, int owned, uid_t uid, gid_t gid, uint32_t mode);
     /* Claim cell's word and say what it holds. */
     void (*claim)(void *ctx, uint32_t cell, int kind, pt_core_fast_view *view);
     /* The object is gone; its cell is free. */
     void (*freed)(void *ctx, uint32_t cell);
+    /* Owned semaphores: a session's slot beside the object's cell (its id
+     * in words, 0 for none), what it counts now, and its end. */
+    uint32_t (*slot_new)(void *ctx, uint32_t cell);
+    int64_t (*slot_read)(void *ctx, uint32_t slot);
+    void (*slot_free)(void *ctx, uint32_t slot);
 } pt_core_fast_hooks;
 
 void pt_core_set_fast_hooks(pt_core *core, const pt_core_fast_hooks *hooks, void *ctx);

@@ -81,14 +81,22 @@ struct pt_waiter {
     pt_waiter *free_next;
 };
 
-/* Permits of one session on one owned semaphore. */
+/* Permits of one session on one owned semaphore. With the fast path the
+ * session's slot (fastword.h) counts its steps through the word, and the
+ * record lives while the session has the semaphore open or holds permits. */
 struct pt_semhold {
     pt_obj *sem;
-    pt_session *session;
-    uint64_t count;
+    union {
+        pt_session *session;
+        pt_semhold *free_next; /* while spare */
+    };
+    int64_t count;                 /* >= 0 but while a claim adds up slots */
+    int64_t seen;                  /* the slot's count when last read */
+    uint32_t slot;                 /* the slot's id in words, 0 = none */
+    uint32_t opens : 31;           /* the session's handles on sem, when it has a slot */
+    uint32_t unsure : 1;           /* found busy: seen is not known yet */
     LIST_ENTRY(pt_semhold) slink;  /* session's holds */
     TAILQ_ENTRY(pt_semhold) olink; /* semaphore's holders, oldest first */
-    pt_semhold *free_next;
 };
 
 /* Inspection counters of one object; updated in O(1) by inspect.c. */
@@ -358,6 +366,10 @@ void pt__cond_timeout(pt_core *c, pt_waiter *w);
 void pt__op_sem_acquire(pt_req *r);
 void pt__op_sem_release(pt_req *r);
 void pt__sem_give(pt_core *c, pt_obj *sem, uint64_t n);
+/* n permits released by s count down holds: s's first, then the others'. */
+void pt__sem_count_down(pt_core *c, pt_obj *sem, pt_session *s, uint64_t n);
+/* h goes if it holds nothing and has no slot. */
+void pt__semhold_idle(pt_core *c, pt_semhold *h);
 void pt__sem_return_holds(pt_core *c, pt_session *s);
 
 /* event.c */
@@ -390,6 +402,11 @@ void pt__fast_created(pt_core *c, pt_obj *obj, uint32_t flags);
 void pt__fast_freed(pt_core *c, pt_obj *obj);
 /* Claim every object a session could have changed through its words. */
 void pt__fast_claim_session(pt_core *c, pt_session *s);
+/* Owned semaphores: a handle of s on sem opens (the slot id, 0 = none) or
+ * closes; a hold's slot ends (its count is already in the hold). */
+uint32_t pt__fast_slot_open(pt_core *c, pt_obj *sem, pt_session *s);
+void pt__fast_slot_close(pt_core *c, pt_obj *sem, pt_session *s);
+void pt__fast_slot_end(pt_core *c, pt_semhold *h);
 
 /* call.c */
 const char *pt__kind_name(int kind);

@@ -61,6 +61,181 @@ static void lock_sync(pt_core *c, pt_obj *lock, const pt_core_fast_view *v)
     pt__lock_grant_next(c, lock);
 }
 
+/* ---- owned semaphores: holds counted in slots (fastword.h) ---- */
+
+/* No slot, sum or hold passes this, whatever a client wrote: the sums of
+ * every session's holds stay far inside int64_t. */
+#define SLOT_LIMIT ((int64_t)1 << 40)
+
+static int64_t clamp_slot(int64_t v)
+{
+    return v < -SLOT_LIMIT ? -SLOT_LIMIT : v > SLOT_LIMIT ? SLOT_LIMIT : v;
+}
+
+static int is_owned_sem(const pt_obj *obj)
+{
+    return (obj->kind == PT_KIND_SEMAPHORE || obj->kind == PT_KIND_BOUNDED_SEMAPHORE) &&
+           obj->u.sem.owned;
+}
+
+static pt_semhold *slot_hold(pt_obj *sem, uint32_t slot)
+{
+    pt_semhold *h;
+
+    TAILQ_FOREACH(h, &sem->u.sem.holders, olink)
+    {
+        if (slot != 0 && h->slot == slot)
+            return h;
+    }
+    return NULL;
+}
+
+static int64_t holds_sum(const pt_obj *sem, const pt_semhold *but)
+{
+    const pt_semhold *h;
+    int64_t sum = 0;
+
+    TAILQ_FOREACH(h, &sem->u.sem.holders, olink)
+    {
+        if (h != but)
+            sum += h->count;
+    }
+    return sum;
+}
+
+/* What the slot counted since it was last read joins the hold. A slot found
+ * busy before has its step counted already: it is only read again. */
+static void slot_fold(pt_core *c, pt_semhold *h)
+{
+    int64_t now = clamp_slot(c->fast_hooks.slot_read(c->fast_ctx, h->slot));
+
+    if (!h->unsure)
+        h->count = clamp_slot(h->count + (now - h->seen));
+    h->seen = now;
+    h->unsure = 0;
+}
+
+static pt_semhold *first_short(pt_obj *sem)
+{
+    pt_semhold *h;
+
+    TAILQ_FOREACH(h, &sem->u.sem.holders, olink)
+    {
+        if (h->count < 0)
+            return h;
+    }
+    return NULL;
+}
+
+/* A hold below zero is a release through the word of permits its session
+ * did not hold: it counts down the other holders' permits, as the same
+ * release through the daemon would have. */
+static void holds_settle(pt_core *c, pt_obj *sem)
+{
+    pt_semhold *h;
+
+    while ((h = first_short(sem)) != NULL) {
+        uint64_t n = (uint64_t)-h->count;
+
+        h->count = 0;
+        pt__sem_count_down(c, sem, h->session, n);
+    }
+}
+
+/* A BoundedSemaphore's value and holds add up to its initial value; only a
+ * client writing nonsense into its group's cells makes them differ. */
+static int64_t bounded_value(pt_core *c, pt_obj *sem, int64_t value)
+{
+    int64_t initial = sem->u.sem.initial, held;
+
+    if (sem->kind != PT_KIND_BOUNDED_SEMAPHORE)
+        return value;
+    held = holds_sum(sem, NULL);
+    if (held > initial) {
+        pt__sem_count_down(c, sem, NULL, (uint64_t)(held - initial));
+        held = initial;
+    }
+    return initial - held;
+}
+
+/* Slots the word says changed are read; a busy one's hold is what the
+ * total leaves, as every other slot is at rest (only the busy client may
+ * change its slot until it clears BUSY). */
+static void osem_sync(pt_core *c, pt_obj *sem, const pt_core_fast_view *v)
+{
+    int64_t total = sem->u.sem.value + holds_sum(sem, NULL);
+    pt_semhold *busy = v->busy ? slot_hold(sem, v->slot) : NULL;
+    int every = v->many || (v->busy && busy == NULL);
+    int64_t value = v->value < 0 ? 0 : v->value;
+    pt_semhold *h;
+
+    TAILQ_FOREACH(h, &sem->u.sem.holders, olink)
+    {
+        if (h->slot != 0 && h != busy && (every || h->unsure || h->slot == v->slot))
+            slot_fold(c, h);
+    }
+    if (busy != NULL) {
+        busy->count = clamp_slot(total - value - holds_sum(sem, busy));
+        busy->unsure = 1;
+    }
+    holds_settle(c, sem);
+    value = bounded_value(c, sem, value);
+    sem->stats.acquires += v->acquires;
+    sem->u.sem.value = 0;
+    pt__sem_give(c, sem, (uint64_t)value);
+}
+
+uint32_t pt__fast_slot_open(pt_core *c, pt_obj *sem, pt_session *s)
+{
+    pt_semhold *h;
+
+    if (sem->fast == 0 || !is_owned_sem(sem))
+        return 0;
+    if ((h = pt__semhold_find(sem, s)) == NULL) {
+        if ((h = pt__semhold_alloc(c)) == NULL)
+            return 0;
+        pt__semhold_link(h, sem, s);
+    }
+    if (h->slot == 0) {
+        h->slot = c->fast_hooks.slot_new(c->fast_ctx, sem->fast);
+        h->seen = 0;
+        h->unsure = 0;
+        h->opens = 0;
+    }
+    if (h->slot == 0) {
+        pt__semhold_idle(c, h);
+        return 0;
+    }
+    h->opens++;
+    return h->slot;
+}
+
+/* The session's last handle closes: its slot's count joins its hold, which
+ * stays until the session ends or releases it through the daemon. */
+void pt__fast_slot_close(pt_core *c, pt_obj *sem, pt_session *s)
+{
+    pt_semhold *h;
+
+    if (sem->fast == 0 || !is_owned_sem(sem))
+        return;
+    h = pt__semhold_find(sem, s);
+    if (h == NULL || h->slot == 0 || --h->opens > 0)
+        return;
+    pt__fast_claim(c, sem);
+    pt__fast_slot_end(c, h);
+    pt__semhold_idle(c, h);
+}
+
+void pt__fast_slot_end(pt_core *c, pt_semhold *h)
+{
+    if (h->slot == 0)
+        return;
+    c->fast_hooks.slot_free(c->fast_ctx, h->slot);
+    h->slot = 0;
+    h->opens = 0;
+    h->unsure = 0;
+}
+
 static void sem_sync(pt_core *c, pt_obj *sem, const pt_core_fast_view *v)
 {
     int64_t value = v->value < 0 ? 0 : v->value;
@@ -88,14 +263,16 @@ int pt__fast_claim(pt_core *c, pt_obj *obj)
         return 1;
     if (lock_kind(obj->kind))
         lock_sync(c, obj, &v);
+    else if (is_owned_sem(obj))
+        osem_sync(c, obj, &v);
     else if (obj->kind == PT_KIND_SEMAPHORE || obj->kind == PT_KIND_BOUNDED_SEMAPHORE)
         sem_sync(c, obj, &v);
     return 1;
 }
 
 /* Which objects get a word: the ones whose uncontended operations a word
- * can carry alone. An owned semaphore's holds cannot live in its word. */
-static int fast_eligible(const pt_obj *obj, uint32_t flags)
+ * can carry (an owned semaphore's with its sessions' slots). */
+static int fast_eligible(const pt_core *c, const pt_obj *obj, uint32_t flags)
 {
     if (obj->anonymous || (flags & PT_OPEN_NOFAST))
         return 0;
@@ -106,7 +283,7 @@ static int fast_eligible(const pt_obj *obj, uint32_t flags)
         return 1;
     case PT_KIND_SEMAPHORE:
     case PT_KIND_BOUNDED_SEMAPHORE:
-        return !obj->u.sem.owned;
+        return !obj->u.sem.owned || c->fast_hooks.slot_new != NULL;
     default:
         return 0;
     }
@@ -115,9 +292,10 @@ static int fast_eligible(const pt_obj *obj, uint32_t flags)
 /* A new object's word is written by the publish that ends this entry. */
 void pt__fast_created(pt_core *c, pt_obj *obj, uint32_t flags)
 {
-    if (c->fast_hooks.created == NULL || !fast_eligible(obj, flags))
+    if (c->fast_hooks.created == NULL || !fast_eligible(c, obj, flags))
         return;
-    obj->fast = c->fast_hooks.created(c->fast_ctx, obj->kind, obj->uid, obj->gid, obj->mode);
+    obj->fast = c->fast_hooks.created(c->fast_ctx, obj->kind, is_owned_sem(obj), obj->uid, obj->gid,
+                                      obj->mode);
     if (obj->fast == 0)
         return;
     obj->fast_claimed = 1;
@@ -156,6 +334,18 @@ void pt_core_fast_claim_all(pt_core *c)
     pt__fast_claim(c, obj);
 }
 
+static int any_unsure(const pt_obj *sem)
+{
+    const pt_semhold *h;
+
+    TAILQ_FOREACH(h, &sem->u.sem.holders, olink)
+    {
+        if (h->unsure)
+            return 1;
+    }
+    return 0;
+}
+
 static void state_fill(const pt_obj *obj, pt_core_fast_state *out)
 {
     *out = (pt_core_fast_state){.cell = obj->fast, .kind = obj->kind, .token = obj->token};
@@ -172,6 +362,8 @@ static void state_fill(const pt_obj *obj, pt_core_fast_state *out)
     case PT_KIND_SEMAPHORE:
     case PT_KIND_BOUNDED_SEMAPHORE:
         out->value = obj->u.sem.value;
+        out->owned = obj->u.sem.owned;
+        out->busy = out->owned && any_unsure(obj);
         break;
     case PT_KIND_EVENT:
         out->is_set = obj->u.event.set;

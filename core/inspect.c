@@ -200,9 +200,11 @@ static void parties(const pt_obj *obj, pt_core_party_fn fn, void *ctx)
     case PT_KIND_BOUNDED_SEMAPHORE:
         TAILQ_FOREACH(h, &obj->u.sem.holders, olink)
         {
-            pt_core_party p = {.role = PT_PARTY_HOLDER, .session = h->session, .count = h->count};
+            pt_core_party p = {
+                .role = PT_PARTY_HOLDER, .session = h->session, .count = (uint64_t)h->count};
 
-            fn(ctx, &p);
+            if (h->count > 0) /* a slot's record holds nothing yet */
+                fn(ctx, &p);
         }
         queue_parties(&obj->queue, fn, ctx);
         break;
@@ -252,7 +254,7 @@ void pt_core_session_info_get(const pt_session *s, pt_core_session_info *out)
     LIST_FOREACH(lock, &s->locks, u.lock.hold_link)
     out->held++;
     LIST_FOREACH(h, &s->sems, slink)
-    out->held++;
+    out->held += h->count > 0;
 }
 
 void pt_core_objects_by_kind(const pt_core *core, uint64_t counts[PT_KIND_BARRIER + 1])

@@ -32,10 +32,13 @@ static pt_semhold *hold_get(pt_core *c, pt_obj *sem, pt_session *s, pt_semhold *
     return h;
 }
 
-static void hold_put(pt_core *c, pt_semhold *h)
+/* A record with no permit and no slot goes. */
+void pt__semhold_idle(pt_core *c, pt_semhold *h)
 {
     pt_obj *sem = h->sem;
 
+    if (h->count != 0 || h->slot != 0)
+        return;
     pt__semhold_unlink(h);
     pt__semhold_release(c, h);
     pt__obj_unref(c, sem);
@@ -65,23 +68,28 @@ void pt__sem_give(pt_core *c, pt_obj *sem, uint64_t n)
     sem->u.sem.value += (int64_t)n;
 }
 
+/* Up to n of h's permits end; how many did. */
+static uint64_t hold_count_down(pt_core *c, pt_semhold *h, uint64_t n)
+{
+    uint64_t take = h->count <= 0 ? 0 : (uint64_t)h->count < n ? (uint64_t)h->count : n;
+
+    h->count -= (int64_t)take;
+    pt__semhold_idle(c, h);
+    return take;
+}
+
 /* The releasing session's own permits count down first, then other
  * holders' in the order they took them, so value + sum(holds) never
  * passes the bound. */
-static void account_release(pt_core *c, pt_obj *sem, pt_session *s, uint64_t n)
+void pt__sem_count_down(pt_core *c, pt_obj *sem, pt_session *s, uint64_t n)
 {
-    pt_semhold *h = pt__semhold_find(sem, s);
+    pt_semhold *h = pt__semhold_find(sem, s), *next;
 
-    if (h == NULL)
-        h = TAILQ_FIRST(&sem->u.sem.holders);
-    while (n > 0 && h != NULL) {
-        uint64_t take = h->count < n ? h->count : n;
-
-        h->count -= take;
-        n -= take;
-        if (h->count == 0)
-            hold_put(c, h);
-        h = TAILQ_FIRST(&sem->u.sem.holders);
+    if (h != NULL)
+        n -= hold_count_down(c, h, n);
+    for (h = TAILQ_FIRST(&sem->u.sem.holders); n > 0 && h != NULL; h = next) {
+        next = TAILQ_NEXT(h, olink);
+        n -= hold_count_down(c, h, n);
     }
 }
 
@@ -152,7 +160,7 @@ void pt__op_sem_release(pt_req *r)
         return;
     }
     if (sem_is_owned(sem))
-        account_release(r->core, sem, r->s, n);
+        pt__sem_count_down(r->core, sem, r->s, n);
     pt__sem_give(r->core, sem, n);
     res.value = sem->u.sem.value;
     pt__reply(r, &res);
@@ -166,8 +174,9 @@ void pt__sem_return_holds(pt_core *c, pt_session *s)
 
     while ((h = LIST_FIRST(&s->sems)) != NULL) {
         pt_obj *sem = h->sem;
-        uint64_t n = h->count;
+        uint64_t n = h->count > 0 ? (uint64_t)h->count : 0;
 
+        pt__fast_slot_end(c, h);
         pt__semhold_unlink(h);
         pt__semhold_release(c, h);
         pt__sem_give(c, sem, n);

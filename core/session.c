@@ -133,6 +133,7 @@ static void handle_drop(pt_core *c, pt_session *s, uint32_t h)
     s->nhandles--;
     s->user->handles--;
     c->nhandles--;
+    pt__fast_slot_close(c, obj, s);
     pt__obj_unref(c, obj);
 }
 

@@ -53,7 +53,7 @@
  * this is paused like one past --max-output, until its own output is read
  * (or its user's falls back under), and cut off after --stall-timeout.
  * Root is exempt. Twice --max-output, so one session alone meets its own
- * cap first; 16 MiB of the about 69 MiB one user may hold at the defaults
+ * cap first; 16 MiB of the about 90 MiB one user may hold at the defaults
  * (the arithmetic is in core.h). */
 #define PT_DAEMON_OUTPUT_PER_UID (16u << 20)
 /* Default of --max-input-per-uid: bytes all of one user's sessions may hold
@@ -341,7 +341,8 @@ uint32_t pt_fast_session_add(pt_fast *f, pt_conn *c);
 void pt_fast_session_remove(pt_fast *f, uint32_t sid);
 /* After every entry into the core: write the words of what it claimed. */
 void pt_fast_publish_all(pt_fast *f);
-void pt_fast_answer(pt_fast *f, pt_conn *c, uint32_t ref, Pythread__FastCell *out, int *fd);
+void pt_fast_answer(pt_fast *f, pt_conn *c, uint32_t ref, uint32_t slot, Pythread__FastCell *out,
+                    int *fd);
 
 void pt_dispatch_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now);
 void pt_dispatch_sink(void *ctx, pt_session *session, const pt_result *result);

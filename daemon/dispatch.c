@@ -100,7 +100,7 @@ void pt_dispatch_sink(void *ctx, pt_session *session, const pt_result *res)
             r.state = &state;
         }
         if (res->fast && d->fast) {
-            pt_fast_answer(d->fast, c, res->fast, &fast, &fd);
+            pt_fast_answer(d->fast, c, res->fast, res->fast_slot, &fast, &fd);
             r.fast = &fast;
         }
     }

@@ -231,21 +231,55 @@ static uint32_t session_sid(const pt_session *s)
 /* The core's hooks                                                    */
 /* ------------------------------------------------------------------ */
 
-static uint32_t hook_created(void *ctx, int kind, uid_t uid, gid_t gid, uint32_t mode)
+/* A cell of g and its ref, 0 when there is none. */
+static uint32_t ref_new(pt_fast *f, fast_group *g)
 {
-    pt_fast *f = ctx;
-    fast_group *g = group_get(f, uid, gid, mode);
     uint32_t index, r;
 
-    if (!g || (index = cell_take(f, g)) == UINT32_MAX)
-        return 0; /* the object works without a cell */
+    if ((index = cell_take(f, g)) == UINT32_MAX)
+        return 0;
     if ((r = ref_take(f)) == 0) {
         cell_put(g, index);
         return 0;
     }
     f->refs[r] = (fast_ref){.group = g, .index = index};
-    pt_fastsync_init(&f->refs[r].sync, &g->cells[index], kind);
     return r;
+}
+
+static uint32_t hook_created(void *ctx, int kind, int owned, uid_t uid, gid_t gid, uint32_t mode)
+{
+    pt_fast *f = ctx;
+    fast_group *g = group_get(f, uid, gid, mode);
+    uint32_t r = g ? ref_new(f, g) : 0;
+
+    if (r != 0) /* else the object works without a cell */
+        pt_fastsync_init(&f->refs[r].sync, ref_cell(f, &f->refs[r]), kind, owned);
+    return r;
+}
+
+static void hook_freed(void *ctx, uint32_t ref);
+
+/* A slot lives in its object's group: whoever may open the object maps it
+ * already. Its id must fit in a word. */
+static uint32_t hook_slot_new(void *ctx, uint32_t cell)
+{
+    pt_fast *f = ctx;
+    uint32_t r = ref_new(f, f->refs[cell].group);
+
+    if (r > PT_FW_SLOT_MAX) {
+        hook_freed(f, r);
+        return 0;
+    }
+    if (r != 0)
+        memset(ref_cell(f, &f->refs[r]), 0, sizeof(pt_fast_cell));
+    return r;
+}
+
+static int64_t hook_slot_read(void *ctx, uint32_t slot)
+{
+    pt_fast *f = ctx;
+
+    return pt_fw_slot(ref_cell(f, &f->refs[slot]));
 }
 
 static void hook_freed(void *ctx, uint32_t ref)
@@ -286,9 +320,11 @@ void pt_fast_publish_all(pt_fast *f)
 /* Answers and life                                                    */
 /* ------------------------------------------------------------------ */
 
-/* Fill in where the cell of an OPEN's object is; *fd gets the group's
- * descriptor when this session has not had it yet, else -1. */
-void pt_fast_answer(pt_fast *f, pt_conn *c, uint32_t ref, Pythread__FastCell *out, int *fd)
+/* Fill in where the cell of an OPEN's object is, and the session's slot
+ * (0 for none); *fd gets the group's descriptor when this session has not
+ * had it yet, else -1. */
+void pt_fast_answer(pt_fast *f, pt_conn *c, uint32_t ref, uint32_t slot, Pythread__FastCell *out,
+                    int *fd)
 {
     fast_ref *r = &f->refs[ref];
     uint32_t group = group_number(f, r->group);
@@ -297,6 +333,11 @@ void pt_fast_answer(pt_fast *f, pt_conn *c, uint32_t ref, Pythread__FastCell *ou
     out->has_group = out->has_cell = 1;
     out->group = group;
     out->cell = r->index;
+    if (slot != 0) {
+        out->has_slot_cell = out->has_slot_id = 1;
+        out->slot_cell = f->refs[slot].index;
+        out->slot_id = slot;
+    }
     for (uint32_t i = 0; i < c->ngroups_sent; i++) {
         if (c->groups_sent[i] == group)
             return;
@@ -316,6 +357,9 @@ static const pt_core_fast_hooks hooks = {
     .created = hook_created,
     .claim = hook_claim,
     .freed = hook_freed,
+    .slot_new = hook_slot_new,
+    .slot_read = hook_slot_read,
+    .slot_free = hook_freed,
 };
 
 pt_fast *pt_fast_new(pt_daemon *d, uint32_t capacity)

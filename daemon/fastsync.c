@@ -6,9 +6,9 @@
 
 #include "fastsync.h"
 
-void pt_fastsync_init(pt_fastsync *s, pt_fast_cell *cell, int kind)
+void pt_fastsync_init(pt_fastsync *s, pt_fast_cell *cell, int kind, int owned)
 {
-    *s = (pt_fastsync){.rebase = 1};
+    *s = (pt_fastsync){.rebase = 1, .owned = (uint8_t)(owned != 0)};
     memset(cell, 0, sizeof(*cell));
     cell->kind = (uint32_t)kind;
     atomic_store_explicit(&cell->word, PT_FW_CLAIM, memory_order_release);
@@ -49,7 +49,15 @@ void pt_fastsync_claim(pt_fastsync *s, pt_fast_cell *cell, int kind, pt_fastsync
     } else {
         uint64_t n = pt_fw_count(cell);
 
-        v->value = (int64_t)(w >> PT_FW_SEM_SHIFT);
+        v->value = (int64_t)(w >> (s->owned ? PT_FW_OSEM_SHIFT : PT_FW_SEM_SHIFT));
+        if (s->busy) /* nobody but the busy client's fetch_and wrote since */
+            v->value = s->value;
+        s->busy = 0;
+        if (s->owned) {
+            v->slot = (uint32_t)(w >> PT_FW_SLOT_SHIFT) & PT_FW_SLOT_MAX;
+            v->busy = (w & PT_FW_BUSY) != 0;
+            v->many = (w & PT_FW_MANY) != 0;
+        }
         v->acquires = n - s->count;
         s->count = n;
     }
@@ -93,10 +101,12 @@ static uint64_t publish_lock(pt_fastsync *s, pt_fast_cell *cell, const pt_core_f
 
 static uint64_t publish_sem(pt_fastsync *s, const pt_core_fast_state *st)
 {
-    s->kept = st->value > PT_FW_SEM_MAX;
+    int shift = s->owned ? PT_FW_OSEM_SHIFT : PT_FW_SEM_SHIFT;
+
+    s->kept = st->value > (s->owned ? PT_FW_OSEM_MAX : PT_FW_SEM_MAX);
     if (s->kept)
         return PT_FW_CLAIM;
-    return (uint64_t)st->value << PT_FW_SEM_SHIFT;
+    return (uint64_t)st->value << shift;
 }
 
 void pt_fastsync_publish(pt_fastsync *s, pt_fast_cell *cell, const pt_core_fast_state *st,
@@ -104,6 +114,14 @@ void pt_fastsync_publish(pt_fastsync *s, pt_fast_cell *cell, const pt_core_fast_
 {
     uint64_t w;
 
+    /* A busy client clears BUSY in the claimed word itself; a store now
+     * could set it again. The word stays claimed until a claim finds it
+     * clear, and the value is kept here meanwhile. */
+    if (st->busy) {
+        s->busy = 1;
+        s->value = st->value;
+        return;
+    }
     switch (st->kind) {
     case PT_KIND_LOCK:
     case PT_KIND_RLOCK:

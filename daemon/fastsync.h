@@ -21,18 +21,23 @@ typedef struct pt_fastsync_hold {
 /* The daemon's private side of a cell: nothing here is in shared memory,
  * so no client can change it. One per object with a cell: kept small. */
 typedef struct pt_fastsync {
-    uint64_t base;         /* the token of seq 0, as the daemon knows it */
+    union {
+        uint64_t base; /* Lock/RLock: the token of seq 0, as the daemon knows it */
+        int64_t value; /* owned Semaphore left claimed: its value (the word's is old) */
+    };
     uint64_t count;        /* Semaphore: the word's acquire count last seen */
     pt_fastsync_hold seen; /* what the last claim found */
     uint8_t rebase;        /* found free: base may move */
     uint8_t kept;          /* published as the daemon's alone (CLAIM left set) */
+    uint8_t owned;         /* a semaphore whose word names slots */
+    uint8_t busy;          /* owned: left claimed for a busy slot */
 } pt_fastsync;
 
 /* The session whose id in words is sid, NULL when none is. */
 typedef pt_session *(*pt_fastsync_who)(void *ctx, uint32_t sid);
 
 /* A new object's cell: cleared and claimed until its first publish. */
-void pt_fastsync_init(pt_fastsync *s, pt_fast_cell *cell, int kind);
+void pt_fastsync_init(pt_fastsync *s, pt_fast_cell *cell, int kind, int owned);
 /* Claim the word and say what it holds. */
 void pt_fastsync_claim(pt_fastsync *s, pt_fast_cell *cell, int kind, pt_fastsync_who who, void *ctx,
                        pt_core_fast_view *v);

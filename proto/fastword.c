@@ -148,13 +148,83 @@ int pt_fast_sem_release(pt_fast_cell *c, uint64_t n, int64_t bound, int64_t *val
     }
 }
 
-int pt_fast_sem_value(pt_fast_cell *c, int64_t *value)
+int pt_fast_sem_value(pt_fast_cell *c, int owned, int64_t *value)
 {
     uint64_t w = word_load(c);
 
     if (w & PT_FW_CLAIM)
         return PT_FAST_SLOW;
-    *value = (int64_t)(w >> PT_FW_SEM_SHIFT);
+    *value = (int64_t)(w >> (owned ? PT_FW_OSEM_SHIFT : PT_FW_SEM_SHIFT));
+    return PT_FAST_OK;
+}
+
+/* ---- owned semaphores ---- */
+
+/* w with BUSY and slot id named: MANY too when another slot was named. */
+static uint64_t osem_mark(uint64_t w, uint32_t id)
+{
+    uint64_t mask = (uint64_t)PT_FW_SLOT_MAX << PT_FW_SLOT_SHIFT;
+    uint64_t named = (w & mask) >> PT_FW_SLOT_SHIFT;
+
+    if (named != 0 && named != id)
+        w |= PT_FW_MANY;
+    return (w & ~mask) | PT_FW_BUSY | (uint64_t)id << PT_FW_SLOT_SHIFT;
+}
+
+/* The step after a CAS that set BUSY: the slot says what the value moved,
+ * then the word lets the next step in (a claim meanwhile keeps its CLAIM). */
+static void osem_settle(pt_fast_cell *c, pt_fast_cell *slot, int64_t change)
+{
+    pt_fw_set_slot(slot, pt_fw_slot(slot) + change);
+    PT_FW_STEP();
+    atomic_fetch_and_explicit(&c->word, ~PT_FW_BUSY, memory_order_release);
+}
+
+int pt_fast_osem_acquire(pt_fast_cell *c, pt_fast_cell *slot, uint32_t id, int blocking,
+                         int64_t *value)
+{
+    uint64_t one = (uint64_t)1 << PT_FW_OSEM_SHIFT;
+    uint64_t w = word_load(c);
+    int64_t v;
+
+    if (id == 0 || id > PT_FW_SLOT_MAX)
+        return PT_FAST_SLOW;
+    for (;;) {
+        v = (int64_t)(w >> PT_FW_OSEM_SHIFT);
+        if (w & (PT_FW_FLAGS | PT_FW_BUSY))
+            return PT_FAST_SLOW;
+        if (v == 0)
+            return blocking ? PT_FAST_SLOW : PT_FAST_NO;
+        if (word_cas(c, &w, osem_mark(w, id) - one))
+            break;
+    }
+    osem_settle(c, slot, 1);
+    PT_FW_STEP();
+    atomic_fetch_add_explicit(&c->count, 1, memory_order_relaxed);
+    *value = v - 1;
+    return PT_FAST_OK;
+}
+
+int pt_fast_osem_release(pt_fast_cell *c, pt_fast_cell *slot, uint32_t id, uint64_t n,
+                         int64_t bound, int64_t *value)
+{
+    uint64_t w = word_load(c);
+    int64_t v;
+
+    if (id == 0 || id > PT_FW_SLOT_MAX || n < 1 || n > (uint64_t)PT_FW_OSEM_MAX)
+        return PT_FAST_SLOW;
+    for (;;) {
+        v = (int64_t)(w >> PT_FW_OSEM_SHIFT);
+        if (w & (PT_FW_FLAGS | PT_FW_BUSY))
+            return PT_FAST_SLOW;
+        if ((uint64_t)(PT_FW_OSEM_MAX - v) < n ||
+            (bound >= 0 && (v > bound || (uint64_t)(bound - v) < n)))
+            return PT_FAST_SLOW; /* the daemon says what is wrong */
+        if (word_cas(c, &w, osem_mark(w, id) + (n << PT_FW_OSEM_SHIFT)))
+            break;
+    }
+    osem_settle(c, slot, -(int64_t)n);
+    *value = v + (int64_t)n;
     return PT_FAST_OK;
 }
 

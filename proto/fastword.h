@@ -60,9 +60,48 @@
  *
  * Semaphore word: bit 0 CLAIM, bit 1 PARKED, bits 2-63 the value. Waiters
  * exist only at value 0, and then the word is PARKED, so a release goes to
- * the daemon, which hands the permit to the first waiter. Owned semaphores
- * have no cell: what each session holds must be counted with the value in
- * one step, and one word cannot hold both.
+ * the daemon, which hands the permit to the first waiter.
+ *
+ * Owned semaphore (a BoundedSemaphore unless opened PT_OPEN_UNOWNED): what
+ * each session holds comes back when it ends, so it is counted in a slot of
+ * the session's own, a cell of the same group that holds a signed count in
+ * its first eight bytes. The word lets one client at a time be between its
+ * CAS and its slot's update, and names it:
+ *
+ *   bit  0      CLAIM
+ *   bit  1      PARKED
+ *   bit  2      BUSY    the named slot's client has changed the value and
+ *                       not yet its slot
+ *   bit  3      MANY    slots other than the named one changed since the
+ *                       daemon last published the word
+ *   bits 4-27   slot    the slot of the last step (the daemon's id for it)
+ *   bits 28-63  value
+ *
+ *   state (word)          who     step                          next
+ *   --------------------  ------  ----------------------------  ----------------
+ *   no flag, no BUSY      client  CAS -> value - 1 (acquire,    BUSY, my slot
+ *                                 value > 0) or value + n
+ *                                 (release, within the bound),
+ *                                 BUSY, slot := mine, MANY if
+ *                                 another slot was named
+ *   BUSY, my slot         client  slot += 1 or -= n (a load     BUSY, my slot
+ *                                 and a store: only I write it)
+ *   BUSY, my slot         client  fetch_and ~BUSY               not BUSY
+ *   a flag or BUSY        client  ask the daemon                -
+ *   not BUSY              daemon  claim: read the named slot    claimed
+ *                                 (every slot with MANY) and
+ *                                 add its change to its hold
+ *   BUSY, slot s          daemon  claim: s's session holds the  claimed; published
+ *                                 total less the value and the  only by the next
+ *                                 other holds (every other      claim, after the
+ *                                 slot is at rest)              client's fetch_and
+ *
+ * The total (value and every hold) is the daemon's to change: a client's
+ * step moves permits between the value and its own slot. So a session that
+ * dies between any two of its steps holds exactly what the total says, and
+ * gets it back. A release through the word of more than the session holds
+ * leaves its slot short; the daemon counts the difference down from the
+ * other holders, oldest first, as a release through it would.
  *
  * Event word: bit 2 SET. Only the daemon writes it (set and clear wake and
  * answer waiters); is_set is a load.
@@ -98,6 +137,14 @@
 
 #define PT_FW_SEM_SHIFT 2
 #define PT_FW_SEM_MAX   ((int64_t)(UINT64_MAX >> PT_FW_SEM_SHIFT))
+
+#define PT_FW_BUSY       ((uint64_t)1 << 2)
+#define PT_FW_MANY       ((uint64_t)1 << 3)
+#define PT_FW_SLOT_SHIFT 4
+#define PT_FW_SLOT_BITS  24
+#define PT_FW_SLOT_MAX   ((1u << PT_FW_SLOT_BITS) - 1)
+#define PT_FW_OSEM_SHIFT 28
+#define PT_FW_OSEM_MAX   ((int64_t)(UINT64_MAX >> PT_FW_OSEM_SHIFT))
 
 /* One object's shared state: a cache line, so two busy objects never share
  * one. */
@@ -170,8 +217,13 @@ uint32_t pt_fast_lock_owned(pt_fast_cell *c, uint32_t sid, uint32_t tid);
 int pt_fast_sem_acquire(pt_fast_cell *c, int blocking, int64_t *value);
 /* Semaphore release(n); bound < 0 for none. *value gets the value after. */
 int pt_fast_sem_release(pt_fast_cell *c, uint64_t n, int64_t bound, int64_t *value);
+/* Owned semaphore: the same, counted in slot, whose id in words is id. */
+int pt_fast_osem_acquire(pt_fast_cell *c, pt_fast_cell *slot, uint32_t id, int blocking,
+                         int64_t *value);
+int pt_fast_osem_release(pt_fast_cell *c, pt_fast_cell *slot, uint32_t id, uint64_t n,
+                         int64_t bound, int64_t *value);
 /* The value, or PT_FAST_SLOW while the daemon holds the word. */
-int pt_fast_sem_value(pt_fast_cell *c, int64_t *value);
+int pt_fast_sem_value(pt_fast_cell *c, int owned, int64_t *value);
 
 int pt_fast_event_is_set(pt_fast_cell *c);
 
@@ -216,6 +268,20 @@ static inline uint64_t pt_fw_count(pt_fast_cell *c)
 {
     PT_FW_STEP();
     return PT_FW_SEEN(atomic_load_explicit(&c->count, memory_order_relaxed));
+}
+
+/* An owned semaphore's slot: the permits its session took through the word
+ * less those it gave back through it. */
+static inline int64_t pt_fw_slot(pt_fast_cell *slot)
+{
+    PT_FW_STEP();
+    return (int64_t)PT_FW_SEEN(atomic_load_explicit(&slot->word, memory_order_relaxed));
+}
+
+static inline void pt_fw_set_slot(pt_fast_cell *slot, int64_t count)
+{
+    PT_FW_STEP();
+    atomic_store_explicit(&slot->word, (uint64_t)count, memory_order_relaxed);
 }
 
 /* ---- daemon steps (daemon/fastsync.c) ---- */

@@ -286,8 +286,8 @@ static void test_condition_over_a_fast_rlock(void **state)
     h->passed = 1;
 }
 
-/* Semaphores: unowned ones through the word, a bound still refused with
- * the daemon's words, owned ones through the daemon. */
+/* Semaphores through the word, owned or not; a bound still refused with
+ * the daemon's words. */
 static void test_semaphores(void **state)
 {
     harness *h = *state;
@@ -313,12 +313,84 @@ static void test_semaphores(void **state)
     assert_non_null(strstr(pt_last_error_message(), "released too many times"));
     before = daemon_ops(c);
     PT_ASSERT_EQ(pt_semaphore_acquire(owned, 1, -1), 1);
+    PT_ASSERT_EQ(pt_semaphore_acquire(owned, 0, -1), 0);
     PT_ASSERT_OK(pt_semaphore_release(owned, 1));
-    assert_int_equal(daemon_ops(c) - before - 1, 2);
+    PT_ASSERT_OK(pt_semaphore_value(owned, &value));
+    assert_int_equal(value, 1);
+    assert_int_equal(daemon_ops(c) - before, 1);
+    PT_ASSERT_EQ(pt_semaphore_release(owned, 1), PT_EINVAL);
     pt_semaphore_close(s);
     pt_semaphore_close(b);
     pt_semaphore_close(owned);
     pt_client_close(c);
+    h->passed = 1;
+}
+
+static int take_two_and_wait(pt_client *c, int index, void *arg)
+{
+    shared *sh = arg;
+    pt_semaphore *s;
+
+    (void)index;
+    WCHECK(pt_semaphore_open(c, "owned.sem", 3, 1, 0, 0, &s) == 0);
+    WCHECK_EQ(pt_semaphore_acquire(s, 1, -1), 1);
+    WCHECK_EQ(pt_semaphore_acquire(s, 1, -1), 1);
+    atomic_store(&sh->step, 1);
+    for (;;)
+        pause();
+}
+
+/* The holder of a BoundedSemaphore's permit the inspection names, after
+ * every acquire and release through the word. */
+static void expect_holder(pt_client *viewer, pid_t pid, uint64_t count, int64_t value)
+{
+    pt_inspect_detail *d = NULL;
+
+    PT_ASSERT_OK(pt_inspect_show(viewer, "owned.sem", &d));
+    assert_int_equal(d->object.value, value);
+    assert_int_equal(d->n_holders, count > 0);
+    if (count > 0) {
+        assert_int_equal(d->holders[0].pid, pid);
+        assert_int_equal(d->holders[0].count, count);
+    }
+    pt_inspect_detail_free(d);
+}
+
+/* Owned permits taken through the word: inspection names their holder, a
+ * killed holder's come back at once, a release by another process counts
+ * the holder's down, and the bound holds. */
+static void test_owned_permits_come_back(void **state)
+{
+    harness *h = *state;
+    shared *sh = harness_shm_alloc(h, sizeof(*sh));
+    pid_t kid = harness_worker(h, take_two_and_wait, 0, sh);
+    pt_client *c = client_open(), *other = client_open();
+    pt_semaphore *s, *so;
+    uint64_t before;
+    double t0;
+
+    harness_wait_flag(&sh->step, 1, HARNESS_DEADLINE, "the worker holds two permits");
+    PT_ASSERT_OK(pt_semaphore_open(c, "owned.sem", 3, 1, 0, 0, &s));
+    PT_ASSERT_OK(pt_semaphore_open(other, "owned.sem", 3, 1, 0, 0, &so));
+    expect_holder(other, kid, 2, 1);
+    before = daemon_ops(c);
+    PT_ASSERT_EQ(pt_semaphore_acquire(s, 1, -1), 1);
+    PT_ASSERT_EQ(pt_semaphore_acquire(s, 0, -1), 0);
+    assert_int_equal(daemon_ops(c) - before, 1);
+    harness_kill(h, kid);
+    t0 = harness_now();
+    PT_ASSERT_EQ(pt_semaphore_acquire(s, 1, HARNESS_DEADLINE), 1);
+    assert_true(harness_now() - t0 < 2.0);
+    expect_holder(other, getpid(), 2, 1);
+    PT_ASSERT_OK(pt_semaphore_release(so, 1)); /* counts c's down */
+    expect_holder(other, getpid(), 1, 2);
+    PT_ASSERT_OK(pt_semaphore_release(s, 1));
+    expect_holder(other, 0, 0, 3);
+    PT_ASSERT_EQ(pt_semaphore_release(s, 1), PT_EINVAL);
+    pt_semaphore_close(s);
+    pt_semaphore_close(so);
+    pt_client_close(c);
+    pt_client_close(other);
     h->passed = 1;
 }
 
@@ -471,6 +543,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_condition_over_a_fast_rlock, harness_setup,
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(test_semaphores, harness_setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_owned_permits_come_back, harness_setup,
+                                        harness_teardown),
         cmocka_unit_test_setup_teardown(test_event_follows_set_and_clear, harness_setup,
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(test_scribbler_breaks_only_its_own_group, harness_setup,

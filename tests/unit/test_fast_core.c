@@ -23,9 +23,9 @@ typedef struct cell {
 
 static cell cells[NCELLS + 1];
 
-static uint32_t fake_created(void *ctx, int kind, uid_t uid, gid_t gid, uint32_t mode)
+static uint32_t fake_created(void *ctx, int kind, int owned, uid_t uid, gid_t gid, uint32_t mode)
 {
-    (void)ctx, (void)uid, (void)gid, (void)mode;
+    (void)ctx, (void)owned, (void)uid, (void)gid, (void)mode;
     for (uint32_t i = 1; i <= NCELLS; i++) {
         if (!cells[i].used) {
             cells[i] = (cell){.used = 1, .kind = kind, .claimed = 1};
@@ -52,7 +52,55 @@ static void fake_freed(void *ctx, uint32_t i)
     cells[i].used = 0;
 }
 
-static const pt_core_fast_hooks hooks = {fake_created, fake_claim, fake_freed};
+/* Without slot hooks an owned semaphore has no cell. */
+static const pt_core_fast_hooks hooks = {
+    .created = fake_created, .claim = fake_claim, .freed = fake_freed};
+
+/* Owned semaphores' slots: ids SLOT0, SLOT0 + 1, ... in the order opened. */
+#define SLOT0  100u
+#define NSLOTS 8
+
+static struct {
+    int used;
+    int64_t count;
+} slots[NSLOTS];
+static int slots_freed;
+
+static uint32_t fake_slot_new(void *ctx, uint32_t object)
+{
+    (void)ctx;
+    assert_true(cells[object].used);
+    for (uint32_t i = 0; i < NSLOTS; i++) {
+        if (!slots[i].used) {
+            slots[i].used = 1;
+            slots[i].count = 0;
+            return SLOT0 + i;
+        }
+    }
+    return 0;
+}
+
+static int64_t fake_slot_read(void *ctx, uint32_t slot)
+{
+    (void)ctx;
+    assert_true(slots[slot - SLOT0].used);
+    return slots[slot - SLOT0].count;
+}
+
+static void fake_slot_free(void *ctx, uint32_t slot)
+{
+    (void)ctx;
+    assert_true(slots[slot - SLOT0].used);
+    slots[slot - SLOT0].used = 0;
+    slots_freed++;
+}
+
+static const pt_core_fast_hooks slot_hooks = {.created = fake_created,
+                                              .claim = fake_claim,
+                                              .freed = fake_freed,
+                                              .slot_new = fake_slot_new,
+                                              .slot_read = fake_slot_read,
+                                              .slot_free = fake_slot_free};
 
 /* What the daemon does after every entry: the words say what the core says. */
 static void publish(void)
@@ -67,6 +115,10 @@ static void publish(void)
         c->claimed = 0;
         c->publishes++;
         c->last = st;
+        if (st.busy) { /* left claimed: only the busy client's slot moves */
+            c->word.value = st.value;
+            continue;
+        }
         c->word = (pt_core_fast_view){.holder = st.holder,
                                       .thread = st.thread,
                                       .depth = st.depth,
@@ -82,6 +134,15 @@ static int setup(void **state)
     memset(cells, 0, sizeof(cells));
     th_setup(state);
     pt_core_set_fast_hooks(th_core(), &hooks, NULL);
+    return 0;
+}
+
+static int setup_slots(void **state)
+{
+    setup(state);
+    memset(slots, 0, sizeof(slots));
+    slots_freed = 0;
+    pt_core_set_fast_hooks(th_core(), &slot_hooks, NULL);
     return 0;
 }
 
@@ -251,6 +312,168 @@ static void test_semaphore_value_from_the_word(void **state)
     publish();
 }
 
+typedef struct holds {
+    const pt_session *s;
+    uint64_t count;
+    int holders;
+} holds;
+
+static void holder_seen(void *ctx, const pt_core_party *p)
+{
+    holds *h = ctx;
+
+    if (p->role != PT_PARTY_HOLDER)
+        return;
+    h->holders++;
+    if (p->session == h->s)
+        h->count = p->count;
+}
+
+/* What inspection says s holds of the semaphore "o", and its value. */
+static uint64_t held(pt_session *s, int64_t *value)
+{
+    pt_core_object_detail d;
+    holds h = {.s = s};
+
+    pt_core_fast_claim_all(th_core());
+    assert_int_equal(pt_core_inspect_object(th_core(), s, "o", 1, 0, &d, holder_seen, &h), 0);
+    publish();
+    *value = d.info.state.value;
+    return h.count;
+}
+
+/* The value and what a and b hold. */
+static uint64_t held_total(pt_session *a, pt_session *b)
+{
+    int64_t value;
+    uint64_t n = held(a, &value);
+
+    n += held(b, &value);
+    return n + (uint64_t)value;
+}
+
+/* Each session's steps through the word count in its slot; a release of
+ * more than a session holds counts the other holders down (oldest first),
+ * and past every hold the value of an unbounded semaphore just grows. */
+static void test_owned_slots_count_holds(void **state)
+{
+    pt_session *a = th_session(), *b = th_session();
+    uint32_t hb;
+    cell *c;
+    int64_t value;
+
+    (void)state;
+    th_open_sem(a, "o", 1, 0, PT_OPEN_OWNED);
+    hb = th_open_sem(b, "o", 1, 0, PT_OPEN_OWNED);
+    publish();
+    c = last_cell();
+    assert_true(slots[0].used && slots[1].used);
+    slots[0].count = 1; /* a acquires */
+    c->word.value = 0;
+    c->word.slot = SLOT0;
+    assert_int_equal(held(a, &value), 1);
+    assert_int_equal(value, 0);
+    slots[1].count = -1; /* b releases one it does not hold */
+    c->word.value = 1;
+    c->word.slot = SLOT0 + 1;
+    assert_int_equal(held(a, &value), 0);
+    assert_int_equal(held(b, &value), 0);
+    assert_int_equal(value, 1);
+    slots[1].count = -3; /* and two more: nobody holds any */
+    c->word.value = 3;
+    c->word.slot = SLOT0 + 1;
+    assert_int_equal(held(b, &value), 0);
+    assert_int_equal(value, 3);
+    slots[0].count = 2; /* a's acquire through the word, b's slot as it was */
+    c->word.value = 2;
+    c->word.slot = SLOT0;
+    assert_int_equal(held(a, &value), 1);
+    assert_int_equal(call_acquire(b, hb, 1, 1, -1, 0)->ok, 1);
+    assert_int_equal(held(b, &value), 1);
+    assert_int_equal(value, 1);
+    th_end(a, 0);
+    publish();
+    assert_int_equal(held(b, &value), 1);
+    assert_int_equal(value, 2);
+    assert_int_equal(slots_freed, 1);
+}
+
+/* A slot found busy: its session holds what the total leaves, the word is
+ * left claimed until the client has counted its step, and a death in
+ * between gives back exactly what it held. */
+static void test_owned_busy_slot(void **state)
+{
+    pt_session *a = th_session(), *b = th_session();
+    cell *c;
+    int64_t value;
+
+    (void)state;
+    th_open_sem(a, "o", 2, 1, 0);
+    th_open_sem(b, "o", 2, 1, 0);
+    publish();
+    c = last_cell();
+    c->word.value = 1; /* a's CAS took a permit; its slot says nothing yet */
+    c->word.slot = SLOT0;
+    c->word.busy = 1;
+    assert_int_equal(held(a, &value), 1);
+    assert_int_equal(value, 1);
+    assert_int_equal(c->last.busy, 1);
+    slots[0].count = 1; /* a counts it and clears BUSY */
+    c->word.busy = 0;
+    assert_int_equal(held(a, &value), 1); /* not twice */
+    assert_int_equal(c->last.busy, 0);
+    slots[0].count = 1; /* a releases: CAS, then dies before its slot */
+    c->word.value = 2;
+    c->word.busy = 1;
+    c->word.slot = SLOT0;
+    assert_int_equal(held(b, &value), 0);
+    assert_int_equal(value, 2);
+    th_end(a, 0);
+    publish();
+    assert_int_equal(held(b, &value), 0);
+    assert_int_equal(value, 2); /* nothing given back twice */
+    assert_int_equal(c->last.busy, 0);
+}
+
+/* The last handle's close ends the slot; what it counted stays held until
+ * the session ends. A client's nonsense in a slot keeps the bound. */
+static void test_owned_close_and_nonsense(void **state)
+{
+    pt_session *a = th_session(), *b = th_session();
+    uint32_t ha = th_open_sem(a, "o", 2, 1, 0);
+    uint32_t ha2 = th_open_sem(a, "o", 2, 1, 0);
+    cell *c;
+    int64_t value;
+
+    (void)state;
+    th_open_sem(b, "o", 2, 1, 0);
+    publish();
+    c = last_cell();
+    assert_false(slots[2].used); /* one slot per session */
+    slots[0].count = 1;
+    c->word.value = 1;
+    c->word.slot = SLOT0;
+    call_close(a, ha);
+    publish();
+    assert_int_equal(slots_freed, 0);
+    call_close(a, ha2);
+    publish();
+    assert_int_equal(slots_freed, 1);
+    assert_int_equal(held(a, &value), 1);
+    assert_int_equal(value, 1);
+    /* b writes nonsense: the value and the holds still add up to 2 (the
+     * core's invariants, checked after every call, hold too). */
+    slots[1].count = INT64_MAX;
+    c->word.many = 1;
+    assert_int_equal(held_total(a, b), 2);
+    slots[1].count = INT64_MIN;
+    c->word.many = 1;
+    assert_int_equal(held_total(a, b), 2);
+    th_end(a, 0);
+    th_end(b, 0);
+    publish();
+}
+
 /* An object that ends in an entry is not published; its cell is free. */
 static void test_ended_object_is_not_published(void **state)
 {
@@ -278,6 +501,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_session_end_frees_a_word_hold, setup, th_teardown),
         cmocka_unit_test_setup_teardown(test_semaphore_value_from_the_word, setup, th_teardown),
         cmocka_unit_test_setup_teardown(test_ended_object_is_not_published, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_owned_slots_count_holds, setup_slots, th_teardown),
+        cmocka_unit_test_setup_teardown(test_owned_busy_slot, setup_slots, th_teardown),
+        cmocka_unit_test_setup_teardown(test_owned_close_and_nonsense, setup_slots, th_teardown),
     };
 
     return cmocka_run_group_tests_name("unit.test_fast_core", tests, NULL, NULL);

@@ -57,7 +57,7 @@ static uint64_t mc_seen(uint64_t v);
 #define PT_FW_STEP()  mc_step()
 #define PT_FW_SEEN(v) mc_seen(v)
 
-#include "core.h"
+#include "core_int.h"
 #include "fastsync.c"
 #include "fastword.c"
 
@@ -80,6 +80,7 @@ typedef enum {
     OP_REL,     /* release, if the last acquire of this party succeeded */
     OP_REL_ALL, /* release every level this party holds */
     OP_REL_N,   /* Semaphore: release every permit this party holds in one call */
+    OP_GIVE,    /* owned Semaphore: release one permit another party holds */
     OP_SET,     /* Event: set(), through the daemon */
     OP_CLEAR,   /* Event: clear(), through the daemon */
     OP_ISSET,   /* Event: is_set(), a read of the word */
@@ -112,9 +113,10 @@ typedef struct party {
     uint32_t sid, tid, handle;
     pstate state;
     int started;
-    int has_req; /* a request sent, not served yet */
-    int parked;  /* served, waiting in the daemon for its answer */
-    int ended;   /* its session has ended (dead parties) */
+    uint32_t slot_id; /* owned semaphore: its slot's id in words */
+    int has_req;      /* a request sent, not served yet */
+    int parked;       /* served, waiting in the daemon for its answer */
+    int ended;        /* its session has ended (dead parties) */
     pt_call req;
     int ans_status, ans_ok;
     uint64_t ans_token;
@@ -132,6 +134,8 @@ static struct world {
     pt_core *core;
     pt_fast_cell cell;
     pt_fastsync sync;
+    pt_fast_cell slots[MAXP]; /* owned semaphore: slot id i + 2 */
+    int slot_used[MAXP];
     party p[MAXP + 1];
     ucontext_t sched;
     jmp_buf sched_jb;
@@ -269,6 +273,23 @@ static void mc_step(void)
 /* The daemon: hooks, sink, publish                                    */
 /* ------------------------------------------------------------------ */
 
+static int is_sem(void)
+{
+    return W.sc->kind == PT_KIND_SEMAPHORE || W.sc->kind == PT_KIND_BOUNDED_SEMAPHORE;
+}
+
+/* A BoundedSemaphore here is owned, as by default; a Semaphore is not. */
+static int is_owned(void)
+{
+    return W.sc->kind == PT_KIND_BOUNDED_SEMAPHORE;
+}
+
+static pt_fast_cell *slot_cell(uint32_t id)
+{
+    CHECK(id >= 2 && id < 2 + MAXP);
+    return &W.slots[id - 2];
+}
+
 static pt_session *who(void *ctx, uint32_t sid)
 {
     (void)ctx;
@@ -288,10 +309,10 @@ static uint32_t sid_of(const pt_session *s)
     return 0;
 }
 
-static uint32_t hook_created(void *ctx, int kind, uid_t uid, gid_t gid, uint32_t mode)
+static uint32_t hook_created(void *ctx, int kind, int owned, uid_t uid, gid_t gid, uint32_t mode)
 {
     (void)ctx, (void)uid, (void)gid, (void)mode;
-    pt_fastsync_init(&W.sync, &W.cell, kind);
+    pt_fastsync_init(&W.sync, &W.cell, kind, owned);
     return 1;
 }
 
@@ -306,7 +327,33 @@ static void hook_freed(void *ctx, uint32_t cell)
     (void)ctx, (void)cell;
 }
 
-static const pt_core_fast_hooks hooks = {hook_created, hook_claim, hook_freed};
+static uint32_t hook_slot_new(void *ctx, uint32_t cell)
+{
+    (void)ctx, (void)cell;
+    for (uint32_t i = 0; i < MAXP; i++) {
+        if (!W.slot_used[i]) {
+            W.slot_used[i] = 1;
+            memset(&W.slots[i], 0, sizeof(W.slots[i]));
+            return i + 2;
+        }
+    }
+    return 0;
+}
+
+static int64_t hook_slot_read(void *ctx, uint32_t slot)
+{
+    (void)ctx;
+    return pt_fw_slot(slot_cell(slot)); /* a step: clients run around it */
+}
+
+static void hook_slot_free(void *ctx, uint32_t slot)
+{
+    (void)ctx;
+    W.slot_used[slot - 2] = 0;
+}
+
+static const pt_core_fast_hooks hooks = {hook_created,  hook_claim,     hook_freed,
+                                         hook_slot_new, hook_slot_read, hook_slot_free};
 
 static void publish(void)
 {
@@ -330,6 +377,8 @@ static void sink(void *ctx, pt_session *s, const pt_result *r)
         p->ans_status = r->status;
         p->ans_ok = r->ok;
         p->ans_token = r->token;
+        if (r->fast_slot != 0)
+            p->slot_id = r->fast_slot;
         p->hist = mix(mix(mix(p->hist, (uint64_t)r->status), (uint64_t)r->ok), r->token);
         p->parked = 0;
         p->answer_due = 1;
@@ -456,8 +505,11 @@ static void lock_release(party *p)
 
 static void sem_acquire(party *p, int blocking, double timeout)
 {
+    int may_wait = blocking && timeout != 0;
     int64_t value;
-    int r = pt_fast_sem_acquire(&W.cell, blocking && timeout != 0, &value);
+    int r = is_owned()
+                ? pt_fast_osem_acquire(&W.cell, slot_cell(p->slot_id), p->slot_id, may_wait, &value)
+                : pt_fast_sem_acquire(&W.cell, may_wait, &value);
 
     if (r == PT_FAST_SLOW) {
         ask(p, PT_OP_ACQUIRE, blocking, timeout, 1);
@@ -475,10 +527,35 @@ static void sem_release(party *p, int n)
 {
     int64_t value;
 
+    int r;
+
     p->held -= n;
     W.value += n;
-    if (pt_fast_sem_release(&W.cell, (uint64_t)n, -1, &value) == PT_FAST_SLOW)
+    if (is_owned())
+        r = pt_fast_osem_release(&W.cell, slot_cell(p->slot_id), p->slot_id, (uint64_t)n,
+                                 W.sc->value, &value);
+    else
+        r = pt_fast_sem_release(&W.cell, (uint64_t)n, -1, &value);
+    if (r == PT_FAST_SLOW)
         ask(p, PT_OP_RELEASE, 1, -1, (uint32_t)n);
+}
+
+/* A release of a permit the party does not hold counts down the holder's
+ * (the oldest holder's; here only one other party acquires). The model's
+ * value is never below the word's, so below the bound it is a valid
+ * release; in these scenarios the value grows by nothing else. */
+static void sem_give(party *p)
+{
+    if (W.value >= W.sc->value)
+        return;
+    for (int i = 0; i < W.sc->nparties; i++) {
+        if (&W.p[i] != p && W.p[i].held > 0) {
+            W.p[i].held--;
+            p->held++;
+            break;
+        }
+    }
+    sem_release(p, 1);
 }
 
 /* An Event's is_set() is linearizable: with no set() or clear() under way,
@@ -522,7 +599,7 @@ static void event_op(party *p, op_kind op)
 
 static void run_op(party *p, op_kind op)
 {
-    int lock = W.sc->kind != PT_KIND_SEMAPHORE;
+    int lock = !is_sem();
 
     p->in_op = 1;
     switch (op) {
@@ -553,6 +630,9 @@ static void run_op(party *p, op_kind op)
     case OP_REL_N:
         if (p->held > 0)
             sem_release(p, p->held);
+        break;
+    case OP_GIVE:
+        sem_give(p);
         break;
     default:
         break;
@@ -631,7 +711,7 @@ static int actions(action *out)
 
 /* What a hostile client writes: words the daemon could never publish or
  * that name the wrong holder, a depth, a base, a count. */
-enum { F_WORD, F_BASE, F_DEPTH, F_COUNT };
+enum { F_WORD, F_BASE, F_DEPTH, F_COUNT, F_SLOT };
 
 typedef struct scribble {
     int field;
@@ -646,7 +726,17 @@ static int scribbles(scribble *out)
     out[n++] = (scribble){F_WORD, PT_FW_PARKED};
     out[n++] = (scribble){F_WORD, PT_FW_CLAIM};
     out[n++] = (scribble){F_WORD, UINT64_MAX};
-    if (W.sc->kind == PT_KIND_SEMAPHORE) {
+    if (is_owned()) {
+        uint64_t busy0 = PT_FW_BUSY | (uint64_t)W.p[0].slot_id << PT_FW_SLOT_SHIFT;
+
+        out[n++] = (scribble){F_WORD, busy0 | (uint64_t)1 << PT_FW_OSEM_SHIFT};       /* 0 busy */
+        out[n++] = (scribble){F_WORD, PT_FW_BUSY | (uint64_t)77 << PT_FW_SLOT_SHIFT}; /* nobody */
+        out[n++] = (scribble){F_WORD, PT_FW_MANY | (uint64_t)3 << PT_FW_OSEM_SHIFT};
+        out[n++] = (scribble){F_SLOT, 1000};
+        out[n++] = (scribble){F_SLOT, (uint64_t)-5};
+        return n;
+    }
+    if (is_sem()) {
         out[n++] = (scribble){F_WORD, (uint64_t)3 << PT_FW_SEM_SHIFT};
         out[n++] = (scribble){F_COUNT, 1000};
         return n;
@@ -687,6 +777,9 @@ static void scribble_run(int i)
         break;
     case F_DEPTH:
         atomic_store(&W.cell.depth, (uint32_t)v[i].value);
+        break;
+    case F_SLOT: /* party 0's slot */
+        atomic_store(&W.slots[0].word, v[i].value);
         break;
     default:
         atomic_store(&W.cell.count, v[i].value);
@@ -732,6 +825,10 @@ static void end_session(party *p)
     publish();
     if (W.holder == me)
         W.holder = -1; /* its hold ended with it */
+    if (is_owned()) {
+        W.value += p->held; /* and its owned permits */
+        p->held = 0;
+    }
 }
 
 /* No barging: a step that took the lock or a permit through the word did
@@ -740,7 +837,9 @@ static void step_check(party *p, uint64_t before, uint64_t after)
 {
     int took;
 
-    if (W.sc->kind == PT_KIND_SEMAPHORE)
+    if (is_owned())
+        took = (after >> PT_FW_OSEM_SHIFT) < (before >> PT_FW_OSEM_SHIFT);
+    else if (is_sem())
         took = (after >> PT_FW_SEM_SHIFT) < (before >> PT_FW_SEM_SHIFT);
     else
         took =
@@ -859,6 +958,7 @@ static void world_init(const scenario *sc)
     W.deaths = W.inspects = W.expired = W.uncertain = W.scribbles = 0;
     W.ev_flight = W.ev_value = 0;
     W.last_step = -1;
+    memset(W.slot_used, 0, sizeof(W.slot_used));
     W.core = pt_core_new(NULL, sink, NULL);
     assert_non_null(W.core);
     pt_core_set_token_base(W.core, TOKEN_BASE);
@@ -898,7 +998,25 @@ static void world_check_end(void)
     w = atomic_load(&W.cell.word);
     RULE(!(w & PT_FW_CLAIM));
     RULE(!(w & PT_FW_PARKED) == !waiting);
-    if (W.sc->kind == PT_KIND_SEMAPHORE) {
+    if (is_owned()) {
+        int64_t v = (int64_t)(w >> PT_FW_OSEM_SHIFT), held = 0;
+
+        /* Owned permits come back exactly: a dead party's all, whatever
+         * step it died after; a live party holds what it took. */
+        for (int i = 0; i < W.sc->nparties; i++) {
+            pt_semhold *h = pt__semhold_find(TAILQ_FIRST(&W.core->objects), W.p[i].s);
+
+            if (W.p[i].state == P_DEAD)
+                continue;
+            held += W.p[i].held;
+            RULE((h ? h->count : 0) == W.p[i].held); /* and the daemon knows whose */
+        }
+        RULE(v + held == W.sc->value);
+        if (waiting)
+            RULE(v == 0);
+        return;
+    }
+    if (is_sem()) {
         int64_t v = (int64_t)(w >> PT_FW_SEM_SHIFT), held = 0;
 
         for (int i = 0; i < W.sc->nparties; i++)
@@ -965,15 +1083,34 @@ static uint64_t live_hist(const party *p)
     return p->hist;
 }
 
+/* An owned semaphore's slots and the core's record of each party's hold. */
+static uint64_t holds_print(void)
+{
+    pt_obj *obj = TAILQ_FIRST(&W.core->objects);
+    const pt_semhold *h;
+    uint64_t x = 0;
+
+    for (int i = 0; i < MAXP; i++)
+        x = mix(mix(x, atomic_load(&W.slots[i].word)), (uint64_t)W.slot_used[i]);
+    if (obj == NULL || !is_owned())
+        return x;
+    TAILQ_FOREACH(h, &obj->u.sem.holders, olink)
+    {
+        x = mix(mix(mix(x, (uint64_t)index_of(h->session)), (uint64_t)h->count), h->slot);
+        x = mix(mix(mix(x, (uint64_t)h->seen), h->unsure), h->opens);
+    }
+    return x;
+}
+
 static uint64_t fingerprint(void)
 {
     const pt_fastsync *y = &W.sync;
     /* Only the acquires the daemon has not counted yet matter, and what a
      * claim saw only for a lock (publish compares its holder with it). */
-    int lock = W.sc->kind != PT_KIND_SEMAPHORE;
+    int lock = !is_sem();
     const uint64_t world[] = {
         atomic_load(&W.cell.word), atomic_load(&W.cell.base), atomic_load(&W.cell.depth),
-        atomic_load(&W.cell.count) - y->count, y->base, y->rebase, y->kept, y->seen.keep,
+        atomic_load(&W.cell.count) - y->count, y->base, y->rebase, y->kept, y->busy, y->seen.keep,
         lock ? (uint64_t)index_of(y->seen.holder) : 0, lock ? y->seen.thread : 0,
         lock ? y->seen.depth : 0, (uint64_t)index_of(W.st.holder), W.st.thread, W.st.depth,
         W.st.token, (uint64_t)W.st.waiters, (uint64_t)W.st.value, W.last_token,
@@ -982,7 +1119,7 @@ static uint64_t fingerprint(void)
         /* a death is offered after a step only while one may come */
         (uint64_t)(W.deaths < W.sc->deaths ? W.last_step : -1), (uint64_t)W.uncertain,
         (uint64_t)W.scribbles, (uint64_t)W.ev_flight, (uint64_t)W.ev_value, (uint64_t)W.busy,
-        (uint64_t)W.dkind, (uint64_t)W.dparty, W.p[DAEMON].hist};
+        (uint64_t)W.dkind, (uint64_t)W.dparty, W.p[DAEMON].hist, holds_print()};
     uint64_t h = 0;
 
     for (size_t i = 0; i < sizeof(world) / sizeof(world[0]); i++)
@@ -1140,6 +1277,14 @@ static const scenario scenarios[] = {
      PT_KIND_SEMAPHORE, 2, 3, {{OP_ACQ, OP_ACQ, OP_REL_N}, {OP_ACQ, OP_REL}, {OP_TIMED, OP_REL}}, 0, 0, 0},
     {"Semaphore(2): one party takes both permits, a timed waiter, a death, an inspection",
      PT_KIND_SEMAPHORE, 2, 2, {{OP_ACQ, OP_ACQ, OP_REL_ALL}, {OP_TIMED, OP_TRY, OP_REL_ALL}}, 1, 1, 0},
+    {"BoundedSemaphore(1), owned: two parties through their slots, both may die, two inspections",
+     PT_KIND_BOUNDED_SEMAPHORE, 1, 2, {{OP_ACQ, OP_REL}, {OP_ACQ, OP_REL}}, 2, 2, 0},
+    {"BoundedSemaphore(2), owned: both permits and back in one call, a timed waiter, a death, an inspection",
+     PT_KIND_BOUNDED_SEMAPHORE, 2, 2, {{OP_ACQ, OP_ACQ, OP_REL_N}, {OP_TIMED, OP_ACQ, OP_REL_ALL}}, 1, 1, 0},
+    {"BoundedSemaphore(2), owned: a release of another party's permit, two inspections",
+     PT_KIND_BOUNDED_SEMAPHORE, 2, 2, {{OP_ACQ, OP_ACQ}, {OP_GIVE, OP_GIVE}}, 0, 2, 0},
+    {"BoundedSemaphore(1), owned: a scribbler writes into the cell or a slot at any point, a death",
+     PT_KIND_BOUNDED_SEMAPHORE, 1, 2, {{OP_ACQ, OP_REL}, {OP_TIMED, OP_REL}}, 1, 0, 1},
 };
 /* clang-format on */
 
