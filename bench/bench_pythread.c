@@ -240,11 +240,13 @@ static void mode_ops(long iters, long opens)
     pt_client *c = client_open();
     pt_lock *lock;
     pt_rlock *rlock;
-    pt_semaphore *sem;
+    pt_semaphore *sem, *bsem;
     pt_event *ev;
     pt_condition *cv;
 
     CHECK(pt_lock_open(c, "bench.ops.lock", PT_OPEN_TRANSIENT, 0600, &lock));
+    /* Owned permits, counted in the session's slot beside the word. */
+    CHECK(pt_semaphore_open(c, "bench.ops.bsem", 1, 1, PT_OPEN_TRANSIENT, 0600, &bsem));
     CHECK(pt_rlock_open(c, "bench.ops.rlock", PT_OPEN_TRANSIENT, 0600, &rlock));
     CHECK(pt_semaphore_open(c, "bench.ops.sem", 1, 0, PT_OPEN_TRANSIENT, 0600, &sem));
     CHECK(pt_event_open(c, "bench.ops.event", PT_OPEN_TRANSIENT, 0600, &ev));
@@ -279,6 +281,7 @@ static void mode_ops(long iters, long opens)
     CHECK(pt_condition_release(cv));
     time_batched("pt.lock_pair_batch", lock_pair, lock, iters);
     time_batched("pt.sem_pair_batch", sem_pair, sem, iters);
+    time_batched("pt.bsem_pair_batch", sem_pair, bsem, iters);
     bench_echo_stop(echo_fd, echo);
     bench_report("raw.rtt_interleaved", &raw, NULL);
     bench_samples_free(&raw);
