@@ -191,8 +191,9 @@ void pt__lock_hold_drop(pt_obj *lock)
     lock->u.lock.depth = 0;
 }
 
-/* A session's hold on a semaphore: the holder list is bounded by the number
- * of sessions holding permits, so a scan is fine. */
+/* A session's hold on a semaphore: the list has a record per session
+ * holding permits or (with the fast path) having it open, and is scanned:
+ * a semaphore open in thousands of sessions pays for that on each request. */
 pt_semhold *pt__semhold_find(pt_obj *sem, const pt_session *s)
 {
     pt_semhold *h;
