@@ -402,9 +402,11 @@ void pt__fast_created(pt_core *c, pt_obj *obj, uint32_t flags);
 void pt__fast_freed(pt_core *c, pt_obj *obj);
 /* Claim every object a session could have changed through its words. */
 void pt__fast_claim_session(pt_core *c, pt_session *s);
-/* Owned semaphores: a handle of s on sem opens (the slot id, 0 = none) or
- * closes; a hold's slot ends (its count is already in the hold). */
-uint32_t pt__fast_slot_open(pt_core *c, pt_obj *sem, pt_session *s);
+/* A handle of s on obj opened: res gets the cell and, for an owned
+ * semaphore, the session's slot (no cell without one). */
+void pt__fast_opened(pt_core *c, pt_obj *obj, pt_session *s, pt_result *res);
+/* Owned semaphores: a handle of s on sem closes; a hold's slot ends (its
+ * count is already in the hold). */
 void pt__fast_slot_close(pt_core *c, pt_obj *sem, pt_session *s);
 void pt__fast_slot_end(pt_core *c, pt_semhold *h);
 

@@ -82,9 +82,11 @@ static pt_semhold *slot_hold(pt_obj *sem, uint32_t slot)
 {
     pt_semhold *h;
 
+    if (slot == 0)
+        return NULL;
     TAILQ_FOREACH(h, &sem->u.sem.holders, olink)
     {
-        if (slot != 0 && h->slot == slot)
+        if (h->slot == slot)
             return h;
     }
     return NULL;
@@ -185,12 +187,10 @@ static void osem_sync(pt_core *c, pt_obj *sem, const pt_core_fast_view *v)
     pt__sem_give(c, sem, (uint64_t)value);
 }
 
-uint32_t pt__fast_slot_open(pt_core *c, pt_obj *sem, pt_session *s)
+static uint32_t slot_open(pt_core *c, pt_obj *sem, pt_session *s)
 {
     pt_semhold *h;
 
-    if (sem->fast == 0 || !is_owned_sem(sem))
-        return 0;
     if ((h = pt__semhold_find(sem, s)) == NULL) {
         if ((h = pt__semhold_alloc(c)) == NULL)
             return 0;
@@ -208,6 +208,17 @@ uint32_t pt__fast_slot_open(pt_core *c, pt_obj *sem, pt_session *s)
     }
     h->opens++;
     return h->slot;
+}
+
+/* Owned permits go through the word only counted in a slot. */
+void pt__fast_opened(pt_core *c, pt_obj *obj, pt_session *s, pt_result *res)
+{
+    res->fast = obj->fast;
+    if (obj->fast == 0 || !is_owned_sem(obj))
+        return;
+    res->fast_slot = slot_open(c, obj, s);
+    if (res->fast_slot == 0)
+        res->fast = 0;
 }
 
 /* The session's last handle closes: its slot's count joins its hold, which

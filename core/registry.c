@@ -450,15 +450,7 @@ void pt__op_open(pt_req *r)
         return;
     }
     res.handle = pt__handle_new(c, r->s, obj);
-    res.fast = obj->fast;
-    if (obj->fast != 0 &&
-        (obj->kind == PT_KIND_SEMAPHORE || obj->kind == PT_KIND_BOUNDED_SEMAPHORE) &&
-        obj->u.sem.owned) {
-        /* Owned permits go through the word only counted in a slot. */
-        res.fast_slot = pt__fast_slot_open(c, obj, r->s);
-        if (res.fast_slot == 0)
-            res.fast = 0;
-    }
+    pt__fast_opened(c, obj, r->s, &res);
     /* A new object is what the caller asked for: only an existing one's
      * state tells it something. */
     if (!res.created) {

@@ -474,6 +474,32 @@ static void test_owned_close_and_nonsense(void **state)
     publish();
 }
 
+/* A session that finds no slot left works through the daemon: its hold is
+ * the daemon's alone, and the slots of the others still count. */
+static void test_owned_without_a_slot(void **state)
+{
+    pt_session *s[NSLOTS + 1];
+    uint32_t h[NSLOTS + 1];
+    int64_t value;
+
+    (void)state;
+    for (int i = 0; i <= NSLOTS; i++) {
+        s[i] = th_session();
+        h[i] = th_open_sem(s[i], "o", 2, 1, 0);
+    }
+    publish();
+    for (int i = 0; i < NSLOTS; i++)
+        assert_true(slots[i].used);
+    assert_int_equal(call_acquire(s[NSLOTS], h[NSLOTS], 1, 1, -1, 0)->ok, 1);
+    assert_int_equal(held(s[NSLOTS], &value), 1);
+    assert_int_equal(value, 1);
+    th_end(s[NSLOTS], 0);
+    publish();
+    assert_int_equal(held(s[0], &value), 0);
+    assert_int_equal(value, 2);
+    assert_int_equal(slots_freed, 0);
+}
+
 /* An object that ends in an entry is not published; its cell is free. */
 static void test_ended_object_is_not_published(void **state)
 {
@@ -504,6 +530,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_owned_slots_count_holds, setup_slots, th_teardown),
         cmocka_unit_test_setup_teardown(test_owned_busy_slot, setup_slots, th_teardown),
         cmocka_unit_test_setup_teardown(test_owned_close_and_nonsense, setup_slots, th_teardown),
+        cmocka_unit_test_setup_teardown(test_owned_without_a_slot, setup_slots, th_teardown),
     };
 
     return cmocka_run_group_tests_name("unit.test_fast_core", tests, NULL, NULL);
