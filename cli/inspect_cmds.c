@@ -390,6 +390,7 @@ static void show_json(const pt_inspect_detail *d)
         pt_json_obj(j, "counters");
         pt_json_uint(j, "acquires", o->acquires);
         pt_json_uint(j, "contended", o->contended);
+        pt_json_uint(j, "handed", o->handed);
         pt_json_uint(j, "timeouts", o->timeouts);
         pt_json_num(j, "longest_wait_seconds", o->longest_wait);
         pt_json_num(j, "longest_hold_seconds", o->longest_hold);
@@ -501,9 +502,9 @@ static void show_state_rows(pt_table *t, const pt_inspect_object *o)
     pt_fmt_duration(w, sizeof(w), o->longest_wait);
     pt_fmt_duration(h, sizeof(h), o->longest_hold);
     snprintf(buf, sizeof(buf),
-             "acquires %" PRIu64 ", contended %" PRIu64 ", timeouts %" PRIu64
-             ", longest wait %s, longest hold %s",
-             o->acquires, o->contended, o->timeouts, w, h);
+             "acquires %" PRIu64 ", contended %" PRIu64 " (handed on through the word %" PRIu64
+             "), timeouts %" PRIu64 ", longest wait %s, longest hold %s",
+             o->acquires, o->contended, o->handed, o->timeouts, w, h);
     kv(t, "counters:", o->hidden ? "not shown" : buf);
 }
 

@@ -34,7 +34,8 @@ const pt_cli_command pt_cli_commands[] = {
      "Shows one object: its kind and creation parameters, its state and fencing\n"
      "token, who holds it (session, pid, uid, thread, process and for how long),\n"
      "who waits for it in the order they will be served, and its counters\n"
-     "(acquires, contended acquires, timeouts, longest wait, longest hold).\n"
+     "(acquires, contended acquires and how many of a Lock's or RLock's were\n"
+     "handed on through its shared word, timeouts, longest wait, longest hold).\n"
      "Holders and waiters are shown only to users the object's mode lets read it.\n"},
     {"sessions", pt_cmd_sessions, "",
      "list connected sessions with pid, uid, process and what they hold",

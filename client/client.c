@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fastwake.h"
 #include "fastword.h"
 #include "session.h"
 #include "sockpath.h"
@@ -536,6 +537,21 @@ static ssize_t recv_spin(int fd, void *buf, size_t len, uint32_t usec, int *fds,
     return -1;
 }
 
+/* What a reader's recv() brought, handed out with mu held again. */
+static void read_done(pt_client *c, ssize_t n, int err, const int *fds, unsigned nfds)
+{
+    c->reading = 0;
+    fdq_push(c, fds, nfds);
+    if (n > 0) {
+        c->rlen += (size_t)n;
+        if (frames_dispatch(c) == 0)
+            return;
+    } else if (n < 0 && !c->why[0]) {
+        snprintf(c->why, sizeof(c->why), "reading from pythreadd failed: %s", strerror(err));
+    }
+    client_lost(c);
+}
+
 /* One recv() as the reader, mu dropped meanwhile; then hand out what came. */
 static void client_read(pt_client *c)
 {
@@ -560,18 +576,76 @@ static void client_read(pt_client *c)
         spin = UINT32_MAX; /* the spin found it */
     }
     pthread_mutex_lock(&c->mu);
-    c->reading = 0;
-    fdq_push(c, fds, nfds);
     if (spin)
         pt_spin_learn(&c->spin, spin == UINT32_MAX);
-    if (n > 0) {
-        c->rlen += (size_t)n;
-        if (frames_dispatch(c) == 0)
-            return;
-    } else if (n < 0 && !c->why[0]) {
-        snprintf(c->why, sizeof(c->why), "reading from pythreadd failed: %s", strerror(err));
+    read_done(c, n, err, fds, nfds);
+}
+
+/*
+ * The reader waiting for a Lock watches its word and the socket together
+ * (fastwake.h): it polls both for its spin budget, then sleeps on the
+ * cell's futex, woken by a releaser that hands it the lock or by the
+ * daemon after it wrote answers to this session. The sleep is cut into
+ * slices so that a daemon gone without a word is noticed: its socket reads
+ * end-of-file at the next look.
+ */
+#define WATCH_SLICE_NS 100000000u
+
+/* 1 when the lock was handed over (*token), else what recv() returned. */
+static ssize_t watch_recv(pt_client *c, const pt__watch *wt, uint32_t spin, uint64_t *token,
+                          int *fds, unsigned *nfds, int *handed)
+{
+    uint64_t end = pt_spin_now_ns() + (uint64_t)spin * 1000u;
+    ssize_t n;
+
+    for (;;) {
+        uint32_t seen = pt_fast_wake_seen(wt->cell);
+
+        if (pt_fast_lock_taken(wt->cell, wt->sid, wt->tid, token) == PT_FAST_OK) {
+            *handed = 1;
+            return 0;
+        }
+        n = sock_recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, MSG_DONTWAIT, fds, nfds);
+        if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            return n;
+        if (spin && pt_spin_now_ns() < end)
+            sched_yield();
+        else
+            pt_fast_sleep(wt->cell, seen, wt->tid, WATCH_SLICE_NS);
     }
-    client_lost(c);
+}
+
+/* The lock is p's without an answer: the daemon's, when it comes, finds no
+ * caller and is dropped. */
+static void watch_taken(pt_client *c, pending *p, uint64_t token)
+{
+    c->reading = 0;
+    p->rep->status = 0;
+    p->rep->ok = 1;
+    p->rep->token = token;
+    pending_finish(c, p);
+}
+
+/* client_read for the caller p, which watches wt. */
+static void client_read_watch(pt_client *c, pending *p, const pt__watch *wt)
+{
+    uint32_t spin = pt_spin_budget(&c->spin);
+    uint64_t t0 = pt_spin_now_ns(), token = 0;
+    int err, handed = 0, fds[FD_BATCH];
+    unsigned nfds = 0;
+    ssize_t n;
+
+    c->reading = 1;
+    pthread_mutex_unlock(&c->mu);
+    n = watch_recv(c, wt, spin, &token, fds, &nfds, &handed);
+    err = errno;
+    pthread_mutex_lock(&c->mu);
+    if (spin)
+        pt_spin_learn(&c->spin, pt_spin_now_ns() - t0 <= (uint64_t)spin * 1000u);
+    if (handed)
+        watch_taken(c, p, token);
+    else
+        read_done(c, n, err, fds, nfds);
 }
 
 /* ------------------------------------------------------------------ */
@@ -863,14 +937,18 @@ static void client_enter(pt_client *c)
 /* The call                                                            */
 /* ------------------------------------------------------------------ */
 
-/* Wait for p's answer, reading for everybody while no one else does. */
-static void client_wait(pt_client *c, pending *p)
+/* Wait for p's answer, reading for everybody while no one else does;
+ * watching wt's word meanwhile when wt is not NULL. */
+static void client_wait(pt_client *c, pending *p, const pt__watch *wt)
 {
     pending *next;
 
     while (!p->done) {
         if (!c->reading) {
-            client_read(c);
+            if (wt)
+                client_read_watch(c, p, wt);
+            else
+                client_read(c);
             continue;
         }
         TAILQ_INSERT_TAIL(&c->parked, p, qlink);
@@ -890,9 +968,10 @@ static void client_wait(pt_client *c, pending *p)
 }
 
 static int client_call(pt_client *c, uint32_t want_gen, int flags, Pythread__Request *req,
-                       pt__reply *rep, uint32_t *gen);
+                       pt__reply *rep, uint32_t *gen, const pt__watch *wt);
 
-/* Pack, register and send req; the caller waits. Called with mu held. */
+/* Pack, register (unless p is NULL: no answer comes) and send req; the
+ * caller waits. Called with mu held. */
 static int client_send(pt_client *c, Pythread__Request *req, pending *p, pt__reply *rep)
 {
     uint8_t small[SMALL_FRAME], *frame = small;
@@ -915,7 +994,8 @@ static int client_send(pt_client *c, Pythread__Request *req, pending *p, pt__rep
                       "a request of %zu bytes is over pythreadd's frame limit of %u bytes",
                       size - PT_WIRE_HEADER, c->max_frame);
     } else {
-        pending_add(c, p, req->id, rep);
+        if (p)
+            pending_add(c, p, req->id, rep);
         /* A failed or partial write leaves the stream unusable: end it
          * both ways so whoever reads sees the end and fails every call. */
         if (send_all(c->fd, frame, size) < 0)
@@ -931,7 +1011,15 @@ int pt__client_call(pt_client *c, uint32_t want_gen, int flags, Pythread__Reques
 {
     rep->extra = NULL;
     rep->extra_arg = NULL;
-    return client_call(c, want_gen, flags, req, rep, gen);
+    return client_call(c, want_gen, flags, req, rep, gen, NULL);
+}
+
+int pt__client_call_watch(pt_client *c, uint32_t want_gen, Pythread__Request *req, pt__reply *rep,
+                          const pt__watch *watch)
+{
+    rep->extra = NULL;
+    rep->extra_arg = NULL;
+    return client_call(c, want_gen, 0, req, rep, NULL, watch);
 }
 
 int pt__client_call_extra(pt_client *c, Pythread__Request *req, pt__reply *rep,
@@ -939,12 +1027,33 @@ int pt__client_call_extra(pt_client *c, Pythread__Request *req, pt__reply *rep,
 {
     rep->extra = extra;
     rep->extra_arg = arg;
-    return client_call(c, 0, 0, req, rep, NULL);
+    return client_call(c, 0, 0, req, rep, NULL, NULL);
+}
+
+void pt__client_post(pt_client *c, uint32_t want_gen, Pythread__Request *req)
+{
+    int cancel_state;
+
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+    client_enter(c);
+    if (c->fd >= 0 && want_gen == c->gen)
+        client_send(c, req, NULL, NULL);
+    pthread_mutex_unlock(&c->mu);
+    pthread_setcancelstate(cancel_state, NULL);
+}
+
+/* Whether the caller may watch wt's word: it is the session's mapping, and
+ * the caller will read for its process (no one else reads to wake it). */
+static const pt__watch *watch_usable(const pt_client *c, const pt__watch *wt)
+{
+    if (wt == NULL || wt->gen != c->gen || c->reading)
+        return NULL;
+    return wt;
 }
 
 /* pt__client_call; rep->extra and rep->extra_arg are kept. */
 static int client_call(pt_client *c, uint32_t want_gen, int flags, Pythread__Request *req,
-                       pt__reply *rep, uint32_t *gen)
+                       pt__reply *rep, uint32_t *gen, const pt__watch *wt)
 {
     pending p;
     uint32_t sent_gen;
@@ -970,10 +1079,13 @@ static int client_call(pt_client *c, uint32_t want_gen, int flags, Pythread__Req
         goto out;
     }
     sent_gen = c->gen;
+    wt = watch_usable(c, wt);
+    req->has_watch = wt != NULL;
+    req->watch = wt != NULL;
     r = client_send(c, req, &p, rep);
     if (r < 0)
         goto out;
-    client_wait(c, &p);
+    client_wait(c, &p, wt);
     pthread_cond_destroy(&p.cond);
     r = rep->status < 0 ? rep->status : 0;
     if (gen)

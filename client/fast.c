@@ -3,6 +3,7 @@
  * its word now, and each operation as one step of proto/fastword.c.
  */
 #include "fast.h"
+#include "fastwake.h"
 
 void pt__fast_attach(pt_object *o, uint32_t gen, const pt__reply *rep)
 {
@@ -61,7 +62,23 @@ static int plain_args(int blocking, double timeout)
     return timeout == -1 || (timeout >= 0 && timeout <= PT_TIMEOUT_MAX);
 }
 
-int pt__fast_acquire(pt_object *o, int blocking, double timeout, uint64_t *token)
+/* A Lock acquire going to the daemon to wait may watch the word, unless
+ * the word names the caller: a Lock's holder waits for itself, and nobody
+ * will hand it over. */
+static void watch_fill(pt_object *o, pt_fast_cell *cell, uint32_t sid, uint32_t tid,
+                       pt__watch *watch)
+{
+    uint64_t t;
+
+    if (pt_fast_lock_taken(cell, sid, tid, &t) == PT_FAST_OK)
+        return;
+    watch->cell = cell;
+    watch->gen = pt__slot_gen(atomic_load_explicit(&o->slot, memory_order_relaxed));
+    watch->sid = sid;
+    watch->tid = tid;
+}
+
+int pt__fast_acquire(pt_object *o, int blocking, double timeout, uint64_t *token, pt__watch *watch)
 {
     uint32_t sid, tid;
     pt_fast_cell *cell = plain_args(blocking, timeout) ? usable(o, &sid, &tid) : NULL;
@@ -72,17 +89,46 @@ int pt__fast_acquire(pt_object *o, int blocking, double timeout, uint64_t *token
     int64_t value;
     int r;
 
+    watch->cell = NULL;
     if (cell == NULL)
         return PT_FAST_SLOW;
-    if (is_lock(o))
+    if (is_lock(o)) {
         r = pt_fast_lock_acquire(cell, sid, tid, o->params.kind == PT_KIND_RLOCK, may_wait, &t);
-    else if ((hold = hold_of(o, &id)) != NULL)
+        if (r == PT_FAST_SLOW && may_wait)
+            watch_fill(o, cell, sid, tid, watch);
+    } else if ((hold = hold_of(o, &id)) != NULL)
         r = pt_fast_osem_acquire(cell, hold, id, may_wait, &value);
     else
         r = pt_fast_sem_acquire(cell, may_wait, &value);
     if (r != PT_FAST_SLOW && token)
         *token = t;
     return r;
+}
+
+/* The lock went to the waiter `to` in the word: wake it, then tell the
+ * daemon, which answers the waiter's call and names the next waiter (no
+ * answer comes back). The waker does not wait for either. */
+static void handed(pt_object *o, pt_fast_cell *cell, uint64_t to)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    uint64_t slot = atomic_load_explicit(&o->slot, memory_order_relaxed);
+
+    pt_fast_wake(cell, (uint32_t)(to >> PT_FW_TID_SHIFT) & PT_FW_TID_MAX);
+    req.op = PYTHREAD__OP__OP_SYNC;
+    req.has_handle = 1;
+    req.handle = pt__slot_handle(slot);
+    pt__client_post(o->client, pt__slot_gen(slot), &req);
+}
+
+static int lock_release(pt_object *o, pt_fast_cell *cell, uint32_t sid, uint32_t tid)
+{
+    uint64_t to = 0;
+    int r = pt_fast_lock_release(cell, sid, tid, o->params.kind == PT_KIND_RLOCK, &to);
+
+    if (r != PT_FAST_HANDED)
+        return r;
+    handed(o, cell, to);
+    return PT_FAST_OK;
 }
 
 int pt__fast_release(pt_object *o, uint32_t count)
@@ -94,7 +140,7 @@ int pt__fast_release(pt_object *o, uint32_t count)
     if (cell == NULL)
         return PT_FAST_SLOW;
     if (is_lock(o))
-        return pt_fast_lock_release(cell, sid, tid, o->params.kind == PT_KIND_RLOCK);
+        return lock_release(o, cell, sid, tid);
     if (o->params.kind == PT_KIND_BOUNDED_SEMAPHORE)
         bound = o->opened.initial;
     if ((hold = hold_of(o, &id)) != NULL)

@@ -14,8 +14,10 @@
 void pt__fast_attach(pt_object *o, uint32_t gen, const pt__reply *rep);
 
 /* PT_FAST_OK (acquired; *token set when not NULL), PT_FAST_NO (not
- * acquired: a try of a held object) or PT_FAST_SLOW. */
-int pt__fast_acquire(pt_object *o, int blocking, double timeout, uint64_t *token);
+ * acquired: a try of a held object) or PT_FAST_SLOW. A Lock acquire that
+ * must wait in the daemon gets watch->cell set when it may watch the word
+ * meanwhile (else NULL). */
+int pt__fast_acquire(pt_object *o, int blocking, double timeout, uint64_t *token, pt__watch *watch);
 int pt__fast_release(pt_object *o, uint32_t count);
 /* 1 or 0, or PT_FAST_SLOW. */
 int pt__fast_locked(pt_object *o);

@@ -71,6 +71,7 @@ static void object_copy(pt_inspect_object *o, const Pythread__ObjectInfo *m)
     if (k) {
         o->acquires = k->acquires;
         o->contended = k->contended;
+        o->handed = k->handed;
         o->timeouts = k->timeouts;
         o->longest_wait = k->longest_wait;
         o->longest_hold = k->longest_hold;

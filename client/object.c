@@ -264,7 +264,8 @@ int pt__object_close(pt_object *o)
     return r;
 }
 
-int pt__object_call(pt_object *o, Pythread__Request *req, pt__reply *rep, uint64_t *slotp)
+static int object_call(pt_object *o, Pythread__Request *req, pt__reply *rep, uint64_t *slotp,
+                       const pt__watch *watch)
 {
     for (;;) {
         uint64_t slot = atomic_load_explicit(&o->slot, memory_order_acquire);
@@ -272,7 +273,10 @@ int pt__object_call(pt_object *o, Pythread__Request *req, pt__reply *rep, uint64
 
         req->has_handle = 1;
         req->handle = pt__slot_handle(slot);
-        r = pt__client_call(o->client, pt__slot_gen(slot), 0, req, rep, NULL);
+        if (watch && watch->gen == pt__slot_gen(slot))
+            r = pt__client_call_watch(o->client, pt__slot_gen(slot), req, rep, watch);
+        else
+            r = pt__client_call(o->client, pt__slot_gen(slot), 0, req, rep, NULL);
         if (r != PT__ESTALE) {
             if (slotp)
                 *slotp = slot;
@@ -284,6 +288,17 @@ int pt__object_call(pt_object *o, Pythread__Request *req, pt__reply *rep, uint64
     }
 }
 
+int pt__object_call(pt_object *o, Pythread__Request *req, pt__reply *rep, uint64_t *slotp)
+{
+    return object_call(o, req, rep, slotp, NULL);
+}
+
+int pt__object_call_watch(pt_object *o, Pythread__Request *req, pt__reply *rep,
+                          const pt__watch *watch)
+{
+    return object_call(o, req, rep, NULL, watch);
+}
+
 /* ------------------------------------------------------------------ */
 /* Requests several kinds share                                        */
 /* ------------------------------------------------------------------ */
@@ -293,7 +308,8 @@ int pt__object_acquire(pt_object *o, int blocking, double timeout, uint64_t *tok
 {
     Pythread__Request req = PYTHREAD__REQUEST__INIT;
     pt__reply rep;
-    int r = pt__fast_acquire(o, blocking, timeout, token);
+    pt__watch watch;
+    int r = pt__fast_acquire(o, blocking, timeout, token, &watch);
 
     if (r != PT_FAST_SLOW)
         return r == PT_FAST_OK;
@@ -302,7 +318,7 @@ int pt__object_acquire(pt_object *o, int blocking, double timeout, uint64_t *tok
     req.blocking = blocking != 0;
     req.has_timeout = 1;
     req.timeout = timeout;
-    r = pt__object_call(o, &req, &rep, NULL);
+    r = object_call(o, &req, &rep, NULL, watch.cell ? &watch : NULL);
     if (r < 0)
         return r;
     if (token)

@@ -83,6 +83,26 @@ typedef struct pt__reply {
 int pt__client_call(pt_client *c, uint32_t want_gen, int flags, Pythread__Request *req,
                     pt__reply *rep, uint32_t *gen);
 
+/* A Lock or RLock acquire whose caller may watch the lock's word while it
+ * waits (proto/fastwake.h): the cell as session generation gen mapped it,
+ * and the caller's ids in words. */
+typedef struct pt__watch {
+    struct pt_fast_cell *cell;
+    uint32_t gen, sid, tid;
+} pt__watch;
+
+/* pt__client_call of a Lock acquire that may be handed the lock in its
+ * word: when the calling thread reads for its process while it waits, it
+ * watches the word too, and an acquire handed over there returns at once
+ * (rep->ok and rep->token as the daemon's answer would say). */
+int pt__client_call_watch(pt_client *c, uint32_t want_gen, Pythread__Request *req, pt__reply *rep,
+                          const pt__watch *watch);
+
+/* Send req on session generation want_gen and wait for nothing: for
+ * OP_SYNC, which the daemon does not answer. Nothing is sent in another
+ * generation. */
+void pt__client_post(pt_client *c, uint32_t want_gen, Pythread__Request *req);
+
 /* pt__client_call with rep->extra set to extra(arg, message). */
 int pt__client_call_extra(pt_client *c, Pythread__Request *req, pt__reply *rep,
                           void (*extra)(void *arg, const Pythread__Response *m), void *arg);
@@ -171,6 +191,10 @@ int pt__object_open(pt_client *c, size_t size, const char *name, const pt__open_
 /* Send req about o (its handle filled in), re-opening o first when the
  * session is a new one. *slot, if not NULL, gets the session and handle used. */
 int pt__object_call(pt_object *o, Pythread__Request *req, pt__reply *rep, uint64_t *slot);
+/* pt__object_call that may watch the word (pt__client_call_watch) while
+ * the session is watch->gen. */
+int pt__object_call_watch(pt_object *o, Pythread__Request *req, pt__reply *rep,
+                          const pt__watch *watch);
 /* Drop one reference; the last one closes the handle and frees o. */
 int pt__object_close(pt_object *o);
 

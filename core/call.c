@@ -42,6 +42,7 @@ const char *pt__op_name(int op)
         [PT_OP_EVENT_CLEAR] = "clear",   [PT_OP_EVENT_WAIT] = "wait",
         [PT_OP_BARRIER_WAIT] = "wait",   [PT_OP_BARRIER_ACTION_DONE] = "action_done",
         [PT_OP_BARRIER_ABORT] = "abort", [PT_OP_BARRIER_RESET] = "reset",
+        [PT_OP_SYNC] = "sync",
     };
 
     if (op <= 0 || op >= PT_OP_MAX_)
@@ -272,6 +273,17 @@ static void fail_kind(pt_req *r, uint32_t kinds)
                  pt__op_name(r->call->op), list);
 }
 
+/* A Lock handed on through its word: the claim takes the new holder in
+ * and answers its parked call. Nobody waits for this, so nothing answers
+ * it, not even a bad handle (the sender's handle may have closed since). */
+static void sync_call(pt_core *core, pt_session *s, const pt_call *call)
+{
+    pt_handle *slot = pt__handle_get(s, call->handle);
+
+    if (slot != NULL && slot->obj != NULL)
+        pt__fast_claim(core, slot->obj);
+}
+
 void pt_core_call(pt_core *core, pt_session *s, const pt_call *call, uint64_t now)
 {
     pt_req r = {.core = core, .s = s, .call = call, .now = now};
@@ -280,6 +292,10 @@ void pt_core_call(pt_core *core, pt_session *s, const pt_call *call, uint64_t no
 
     core->calls++;
     core->now = now;
+    if (op == PT_OP_SYNC) {
+        sync_call(core, s, call);
+        return;
+    }
     if (op == PT_OP_HELLO) {
         pt__fail(&r, PT_EPROTO,
                  "hello: the hello is the first request of a session and is "

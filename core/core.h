@@ -42,7 +42,9 @@ typedef enum {
     PT_OP_BARRIER_ACTION_DONE = 14,
     PT_OP_BARRIER_ABORT = 15,
     PT_OP_BARRIER_RESET = 16,
-    PT_OP_MAX_ = 17
+    /* 17-20 are the daemon's inspection */
+    PT_OP_SYNC = 21, /* bring a Lock's word up to date; no answer */
+    PT_OP_MAX_ = 22
 } pt_op;
 
 /* One request, in core terms (the daemon copies it out of the protobuf
@@ -65,6 +67,7 @@ typedef struct pt_call {
     uint32_t lock_handle; /* condition's lock, 0 = own RLock */
     int has_action;       /* barrier wait: this party can run the action */
     int32_t status;       /* barrier action result */
+    int watch;            /* Lock/RLock acquire: may be handed the lock through its word */
 } pt_call;
 
 /* What OP_STATE and OP_OPEN report about an object. */
@@ -246,7 +249,11 @@ typedef struct pt_core_fast_state {
     uint64_t thread;
     uint32_t depth;
     uint64_t token;
-    int waiters;   /* calls parked on the object */
+    int waiters; /* calls parked on the object */
+    /* Lock/RLock: the first waiter, when it watches the word and may be
+     * handed the lock there (fastword.h), else NULL. */
+    pt_session *next;
+    uint64_t next_thread;
     int64_t value; /* Semaphore */
     int owned;     /* Semaphore with owned permits */
     int busy;      /* owned: a slot is behind its step; leave the word claimed */
@@ -273,6 +280,8 @@ void pt_core_set_fast_hooks(pt_core *core, const pt_core_fast_hooks *hooks, void
 int pt_core_fast_next(pt_core *core, pt_core_fast_state *out);
 /* Claim every object with a cell (before inspection reads them). */
 void pt_core_fast_claim_all(pt_core *core);
+/* The cell of the Lock or RLock a session's handle names, 0 for none. */
+uint32_t pt_core_fast_lock_cell(pt_core *core, pt_session *s, uint32_t handle);
 
 /* Counts for inspection and tests. */
 typedef struct pt_core_stats {
@@ -312,6 +321,7 @@ const pt_peer *pt_core_session_peer(const pt_session *s);
 typedef struct pt_core_counters {
     uint64_t acquires;     /* successful Lock/RLock/Semaphore acquires */
     uint64_t contended;    /* acquires that found it unavailable */
+    uint64_t handed;       /* of those, Lock/RLock ones handed over through the word */
     uint64_t timeouts;     /* waits of any kind that timed out */
     uint64_t longest_wait; /* over answered waits */
     uint64_t longest_hold; /* over Lock/RLock holds, the current one included */

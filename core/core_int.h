@@ -74,6 +74,7 @@ struct pt_waiter {
     uint8_t kind;   /* pt_wkind */
     uint8_t notified;
     uint8_t has_action;
+    uint8_t watch;  /* Lock acquire: its caller watches the word (fastword.h) */
     double timeout; /* barrier entrant: the timeout it asked for */
     uint64_t since; /* when it was parked (inspection) */
     TAILQ_ENTRY(pt_waiter) qlink;
@@ -103,6 +104,7 @@ struct pt_semhold {
 typedef struct pt_obj_counters {
     uint64_t acquires;
     uint64_t contended;
+    uint64_t handed; /* Lock/RLock: contended acquires handed over through the word */
     uint64_t timeouts;
     uint64_t longest_wait; /* ns */
     uint64_t longest_hold; /* ns */
@@ -133,14 +135,14 @@ struct pt_obj {
     uint8_t in_map;
     uint8_t anonymous;   /* a Condition's own RLock: no name, not in the map */
     uint8_t token_given; /* Lock/RLock: token is the last one given, not the floor */
+    uint8_t fast_claimed;
     uint32_t mode;
     uid_t uid;
     gid_t gid;
+    uint32_t fast;  /* the daemon's shared cell for it, 0 = none (fast.c) */
     uint64_t token; /* fencing token: only grows; starts at the core's floor */
     uint64_t hash;
-    uint64_t serial; /* creation order, the inspection paging cursor */
-    uint32_t fast;   /* the daemon's shared cell for it, 0 = none (fast.c) */
-    uint8_t fast_claimed;
+    uint64_t serial;              /* creation order, the inspection paging cursor */
     LIST_ENTRY(pt_obj) fast_link; /* claimed in the current entry */
     pt_obj_counters stats;
     pt_obj *map_next;
@@ -352,6 +354,7 @@ void pt__handles_fit(pt_session *s);
 void pt__op_lock_acquire(pt_req *r, pt_obj *lock);
 void pt__op_lock_release(pt_req *r, pt_obj *lock);
 void pt__lock_grant_next(pt_core *c, pt_obj *lock);
+void pt__lock_handed(pt_core *c, pt_obj *lock, uint64_t token);
 void pt__lock_release_all(pt_core *c, pt_obj *lock);
 int pt__lock_owned_by(const pt_obj *lock, const pt_session *s, uint64_t thread);
 

@@ -57,6 +57,7 @@ static void lock_sync(pt_core *c, pt_obj *lock, const pt_core_fast_view *v)
         pt__lock_hold_take(lock, v->holder, v->thread,
                            lock->kind == PT_KIND_RLOCK && v->depth ? v->depth : 1);
         lock->u.lock.since = c->now;
+        pt__lock_handed(c, lock, lock->token);
     }
     pt__lock_grant_next(c, lock);
 }
@@ -345,6 +346,16 @@ void pt_core_fast_claim_all(pt_core *c)
     pt__fast_claim(c, obj);
 }
 
+uint32_t pt_core_fast_lock_cell(pt_core *c, pt_session *s, uint32_t handle)
+{
+    pt_handle *slot = pt__handle_get(s, handle);
+
+    (void)c;
+    if (slot == NULL || slot->obj == NULL || !lock_kind(slot->obj->kind))
+        return 0;
+    return slot->obj->fast;
+}
+
 static int any_unsure(const pt_obj *sem)
 {
     const pt_semhold *h;
@@ -355,6 +366,17 @@ static int any_unsure(const pt_obj *sem)
             return 1;
     }
     return 0;
+}
+
+/* The first waiter, if the lock may be handed to it through the word. */
+static void next_fill(const pt_obj *lock, pt_core_fast_state *out)
+{
+    const pt_waiter *w = TAILQ_FIRST(&lock->queue.head);
+
+    if (w != NULL && w->watch && w->kind == PT_WK_LOCK) {
+        out->next = w->session;
+        out->next_thread = w->thread;
+    }
 }
 
 static void state_fill(const pt_obj *obj, pt_core_fast_state *out)
@@ -369,6 +391,7 @@ static void state_fill(const pt_obj *obj, pt_core_fast_state *out)
             out->thread = obj->u.lock.thread;
             out->depth = obj->u.lock.depth;
         }
+        next_fill(obj, out);
         break;
     case PT_KIND_SEMAPHORE:
     case PT_KIND_BOUNDED_SEMAPHORE:

@@ -93,6 +93,7 @@ static void detail_fill(const pt_obj *obj, uint64_t now, pt_core_object_detail *
     d->counters = (pt_core_counters){
         .acquires = obj->stats.acquires,
         .contended = obj->stats.contended,
+        .handed = obj->stats.handed,
         .timeouts = obj->stats.timeouts,
         .longest_wait = obj->stats.longest_wait,
         .longest_hold = (obj->kind == PT_KIND_LOCK || obj->kind == PT_KIND_RLOCK)
@@ -103,6 +104,7 @@ static void detail_fill(const pt_obj *obj, uint64_t now, pt_core_object_detail *
     if (lock != NULL) {
         d->counters.acquires = lock->stats.acquires;
         d->counters.contended = lock->stats.contended;
+        d->counters.handed = lock->stats.handed;
         d->counters.longest_hold = longest_hold(lock, now);
         d->counters.timeouts += lock->stats.timeouts;
         if (lock->stats.longest_wait > d->counters.longest_wait)

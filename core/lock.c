@@ -39,6 +39,21 @@ static void grant(pt_core *c, pt_obj *lock, pt_waiter *w)
     pt__waiter_answer(c, w, &res);
 }
 
+/* The word says the lock was handed to its first waiter (fastword.h): the
+ * hold is taken already, with its token; the waiter's call is answered as
+ * the grant it was. */
+void pt__lock_handed(pt_core *c, pt_obj *lock, uint64_t token)
+{
+    pt_waiter *w = TAILQ_FIRST(&lock->queue.head);
+    pt_result res = {.ok = 1, .token = token};
+
+    if (w == NULL || w->kind != PT_WK_LOCK || !pt__lock_owned_by(lock, w->session, w->thread))
+        return;
+    pt__queue_remove(w);
+    lock->stats.handed++;
+    pt__waiter_answer(c, w, &res);
+}
+
 void pt__lock_grant_next(pt_core *c, pt_obj *lock)
 {
     pt_waiter *w = TAILQ_FIRST(&lock->queue.head);
@@ -93,6 +108,7 @@ void pt__op_lock_acquire(pt_req *r, pt_obj *lock)
     }
     if ((w = pt__waiter_for(r, r->obj, PT_WK_LOCK)) == NULL)
         return;
+    w->watch = call->watch && r->obj == lock && lock->fast != 0;
     pt__waiter_park(r->core, w, lock, &lock->queue, r->slot, pt__deadline(r->now, call->timeout));
 }
 

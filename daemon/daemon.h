@@ -160,9 +160,16 @@ typedef struct pt_conn {
     const char *cut_reason; /* why a deferred close happens, for the log */
     uint64_t requests;
     uint64_t responses;
-    uint64_t since;    /* accepted at (pt_daemon_now) */
-    uint32_t sid;      /* its id in shared words (fast.c), 0 = none */
-    uint64_t out_sent; /* bytes written since the start */
+    uint64_t since; /* accepted at (pt_daemon_now) */
+    uint32_t sid;   /* its id in shared words (fast.c), 0 = none */
+    /* A Lock acquire whose caller reads for its process and watches the
+     * word meanwhile (fastwake.h): whatever is written to this session
+     * wakes it, until the answer to that request is written. */
+    uint32_t watch_ref; /* the lock's cell, 0 = none */
+    uint32_t watch_tid;
+    uint64_t watch_id;
+    unsigned watch_done : 1; /* that answer is queued: the next flush wakes it last */
+    uint64_t out_sent;       /* bytes written since the start */
     /* Descriptors to pass, each with the byte at stream position pos (the
      * first of the frame that names it), in order. */
     struct pt_conn_fd {
@@ -316,6 +323,9 @@ void pt_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockadd
 /* Queue one response frame on c's output; it is written by the next
  * pt_conn_flush_pending. */
 void pt_conn_send(pt_conn *c, const Pythread__Response *resp);
+/* Wake thread's watch of the Lock in cell ref whenever answers are written,
+ * until the answer to request id is (fastwake.h). */
+void pt_conn_watch(pt_conn *c, uint32_t ref, uint64_t thread, uint64_t id);
 void pt_conn_send_fd(pt_conn *c, const Pythread__Response *resp, int fd);
 /* An answer that only says status and why. */
 void pt_conn_send_error(pt_conn *c, uint64_t id, int status, const char *message);
@@ -341,6 +351,7 @@ uint32_t pt_fast_session_add(pt_fast *f, pt_conn *c);
 void pt_fast_session_remove(pt_fast *f, uint32_t sid);
 /* After every entry into the core: write the words of what it claimed. */
 void pt_fast_publish_all(pt_fast *f);
+void pt_fast_wake_watcher(pt_fast *f, uint32_t ref, uint32_t tid);
 void pt_fast_answer(pt_fast *f, pt_conn *c, uint32_t ref, uint32_t slot, Pythread__FastCell *out,
                     int *fd);
 

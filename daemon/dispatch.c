@@ -28,13 +28,17 @@ void pt_dispatch_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req,
         .lock_handle = open->lock_handle,
         .has_action = req->has_action,
         .status = req->status,
+        .watch = req->watch,
     };
 
     d->requests++;
-    if (req->op >= PYTHREAD__OP__OP_STATUS) {
+    if (req->op >= PYTHREAD__OP__OP_STATUS && req->op <= PYTHREAD__OP__OP_SESSIONS) {
         pt_inspect_request(d, c, req, now);
         return;
     }
+    if (req->watch && req->op == PYTHREAD__OP__OP_ACQUIRE && d->fast)
+        pt_conn_watch(c, pt_core_fast_lock_cell(d->core, c->session, req->handle), req->thread,
+                      req->id);
     pt_core_call(d->core, c->session, &call, now);
     pt_fast_publish_all(d->fast);
 }

@@ -21,6 +21,7 @@
 
 #include "daemon.h"
 #include "fastsync.h"
+#include "fastwake.h"
 
 /* A session id in a word: 7 bits of generation over 17 of slot, so a slot
  * used again is not taken for the session that had it before. */
@@ -312,8 +313,23 @@ void pt_fast_publish_all(pt_fast *f)
     while (pt_core_fast_next(f->d->core, &st)) {
         fast_ref *r = &f->refs[st.cell];
 
-        pt_fastsync_publish(&r->sync, ref_cell(f, r), &st, session_sid(st.holder));
+        pt_fastsync_publish(&r->sync, ref_cell(f, r), &st, session_sid(st.holder),
+                            session_sid(st.next));
     }
+}
+
+/* A session's reader watching the word of cell ref: answers were written
+ * to it (fastwake.h). A ref freed since wakes nobody; one used again may
+ * wake a stranger, who looks and sleeps on. */
+void pt_fast_wake_watcher(pt_fast *f, uint32_t ref, uint32_t tid)
+{
+    fast_ref *r;
+
+    if (!f || ref == 0 || ref > f->nrefs)
+        return;
+    r = &f->refs[ref];
+    if (r->group != NULL)
+        pt_fast_wake(ref_cell(f, r), tid);
 }
 
 /* ------------------------------------------------------------------ */

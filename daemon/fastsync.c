@@ -61,7 +61,7 @@ void pt_fastsync_claim(pt_fastsync *s, pt_fast_cell *cell, int kind, pt_fastsync
         v->acquires = n - s->count;
         s->count = n;
     }
-    s->seen = (pt_fastsync_hold){v->holder, v->thread, v->depth, (uint8_t)v->keep};
+    s->seen = (pt_fastsync_hold){v->holder, v->thread, v->token, v->depth, (uint8_t)v->keep};
 }
 
 /* The holder's depth is written only when the daemon changed the hold: a
@@ -72,16 +72,61 @@ static int hold_changed(const pt_fastsync *s, const pt_core_fast_state *st)
            s->seen.depth != st->depth;
 }
 
+/* The waiter the holder may hand the lock to through the word: the first
+ * one, when it watches the word and a word can name it. */
+static uint64_t next_owner(const pt_core_fast_state *st, uint32_t next_sid)
+{
+    if (!st->waiters || st->next == NULL || next_sid == 0 || st->next_thread > PT_FW_TID_MAX)
+        return 0;
+    return pt_fast_owner(next_sid, (uint32_t)st->next_thread);
+}
+
+/*
+ * The holder of the word the claim found may have read next before, and
+ * its hand-off CAS succeeds if the same word is published again. So when
+ * the next it could have read is taken back during that hold (the waiter
+ * timed out, was cancelled or died), the hold is fenced: each publish of it
+ * keeps CLAIM set, and its release goes to the daemon. A next naming the
+ * holder itself is never used by it, so replacing that one needs no fence.
+ */
+static int fence(pt_fastsync *s, const pt_core_fast_state *st, uint32_t sid, uint64_t n)
+{
+    int same = st->holder != NULL && st->holder == s->seen.holder && st->thread == s->seen.thread &&
+               st->token == s->seen.token && !s->seen.keep;
+    uint64_t holder = same ? pt_fast_owner(sid, (uint32_t)st->thread) : 0;
+
+    if (!same)
+        s->fenced = 0;
+    else if (s->next != 0 && s->next != holder && s->next != n)
+        s->fenced = 1;
+    return s->fenced;
+}
+
+/* next is written before the word, so whoever reads the word reads it. */
+static void next_write(pt_fastsync *s, pt_fast_cell *cell, uint64_t n)
+{
+    if (n == s->next)
+        return;
+    s->next = n;
+    pt_fw_set_next(cell, n);
+}
+
 static uint64_t publish_lock(pt_fastsync *s, pt_fast_cell *cell, const pt_core_fast_state *st,
-                             uint32_t sid)
+                             uint32_t sid, uint32_t next_sid)
 {
     pt_fast_lock_view lv = {0};
+    uint64_t n = next_owner(st, next_sid);
 
     if (st->holder && (sid == 0 || st->thread > PT_FW_TID_MAX)) {
         s->kept = 1; /* a holder no word can name: the daemon keeps it */
+        s->fenced = 0;
+        next_write(s, cell, 0);
         return PT_FW_CLAIM | PT_FW_HELD;
     }
     s->kept = 0;
+    if (fence(s, st, sid, n))
+        n = 0;
+    next_write(s, cell, n);
     if (s->rebase && s->base != st->token) {
         s->base = st->token;
         pt_fw_set_base(cell, s->base);
@@ -96,7 +141,7 @@ static uint64_t publish_lock(pt_fastsync *s, pt_fast_cell *cell, const pt_core_f
         if (st->kind == PT_KIND_RLOCK && hold_changed(s, st))
             pt_fw_set_depth(cell, st->depth);
     }
-    return pt_fast_lock_encode(&lv);
+    return pt_fast_lock_encode(&lv) | (s->fenced ? PT_FW_CLAIM : 0);
 }
 
 static uint64_t publish_sem(pt_fastsync *s, const pt_core_fast_state *st)
@@ -110,7 +155,7 @@ static uint64_t publish_sem(pt_fastsync *s, const pt_core_fast_state *st)
 }
 
 void pt_fastsync_publish(pt_fastsync *s, pt_fast_cell *cell, const pt_core_fast_state *st,
-                         uint32_t holder_sid)
+                         uint32_t holder_sid, uint32_t next_sid)
 {
     uint64_t w;
 
@@ -125,7 +170,7 @@ void pt_fastsync_publish(pt_fastsync *s, pt_fast_cell *cell, const pt_core_fast_
     switch (st->kind) {
     case PT_KIND_LOCK:
     case PT_KIND_RLOCK:
-        w = publish_lock(s, cell, st, holder_sid);
+        w = publish_lock(s, cell, st, holder_sid, next_sid);
         break;
     case PT_KIND_EVENT:
         w = st->is_set ? PT_FW_SET : 0;

@@ -233,10 +233,11 @@ static Pythread__ObjectInfo *object_info(pt_daemon *d, const pt_core_object_deta
     o->state = s;
     if (k != NULL) {
         pythread__counters__init(k);
-        k->has_acquires = k->has_contended = k->has_timeouts = 1;
+        k->has_acquires = k->has_contended = k->has_handed = k->has_timeouts = 1;
         k->has_longest_wait = k->has_longest_hold = 1;
         k->acquires = det->counters.acquires;
         k->contended = det->counters.contended;
+        k->handed = det->counters.handed;
         k->timeouts = det->counters.timeouts;
         k->longest_wait = ns_to_sec(det->counters.longest_wait);
         k->longest_hold = ns_to_sec(det->counters.longest_hold);

@@ -275,6 +275,8 @@ void pt_conn_send(pt_conn *c, const Pythread__Response *resp)
     c->out_len += pt_wire_response_frame_pack(resp, c->out + c->out_len);
     pt_mem_output(c);
     c->responses++;
+    if (c->watch_ref != 0 && resp->id == c->watch_id)
+        c->watch_done = 1;
     conn_queue(c);
     /* Back-pressure: a peer that does not read its answers is not read
      * either, so it cannot make the daemon hold more than this. Wake-ups
@@ -363,6 +365,25 @@ static ssize_t conn_write_some(pt_conn *c)
     return n;
 }
 
+void pt_conn_watch(pt_conn *c, uint32_t ref, uint64_t thread, uint64_t id)
+{
+    c->watch_ref = thread <= UINT32_MAX ? ref : 0;
+    c->watch_tid = (uint32_t)thread;
+    c->watch_id = id;
+    c->watch_done = 0;
+}
+
+/* The session's reader sleeps beside a word, not in recv(): tell it that
+ * answers are there; after the one it waits for, it watches no more. */
+static void conn_wake_watcher(pt_conn *c)
+{
+    if (c->watch_ref == 0)
+        return;
+    pt_fast_wake_watcher(c->daemon->fast, c->watch_ref, c->watch_tid);
+    if (c->watch_done && c->out_off == c->out_len)
+        c->watch_ref = 0;
+}
+
 /*
  * Write what is queued, until it is all out or the socket is full (then the
  * write event is armed and the rest waits). A drained closing connection is
@@ -393,6 +414,7 @@ static void conn_flush(pt_conn *c)
         return;
     }
     pt_mem_output(c);
+    conn_wake_watcher(c);
     if (c->out_off < c->out_len) {
         conn_write_arm(c, 1);
     } else {

@@ -80,6 +80,7 @@ typedef struct pt_inspect_object {
     /* counters (pt_inspect_show only; 0 in lists) */
     uint64_t acquires;
     uint64_t contended;
+    uint64_t handed; /* of those, Lock/RLock ones handed over through the word */
     uint64_t timeouts;
     double longest_wait; /* seconds */
     double longest_hold; /* seconds, the hold going on included */

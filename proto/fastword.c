@@ -72,10 +72,32 @@ int pt_fast_lock_acquire(pt_fast_cell *c, uint32_t sid, uint32_t tid, int recurs
     return PT_FAST_OK;
 }
 
-int pt_fast_lock_release(pt_fast_cell *c, uint32_t sid, uint32_t tid, int recursive)
+/* The waiter the daemon named, if the lock may go to it from the word w
+ * (fastword.h, "hand-off"), else 0. */
+static uint64_t handoff_to(pt_fast_cell *c, uint64_t w, uint64_t me)
+{
+    uint64_t n;
+
+    if (seq_of(w) == PT_FW_SEQ_MAX)
+        return 0;
+    n = pt_fw_next(c);
+    if (n == me || (n & PT_FW_HELD) == 0 || (n & ~PT_FW_OWNER_MASK) != 0)
+        return 0;
+    return n;
+}
+
+/* The word after w with the lock gone: free, or held by the waiter n. */
+static uint64_t released(uint64_t w, uint64_t n)
+{
+    if (n == 0)
+        return w & ~PT_FW_OWNER_MASK;
+    return PT_FW_PARKED | n | (uint64_t)(seq_of(w) + 1) << PT_FW_SEQ_SHIFT;
+}
+
+int pt_fast_lock_release(pt_fast_cell *c, uint32_t sid, uint32_t tid, int recursive, uint64_t *to)
 {
     uint64_t me = pt_fast_owner(sid, tid);
-    uint64_t w = word_load(c);
+    uint64_t w = word_load(c), n = 0;
 
     if (owner_of(w) != me)
         return PT_FAST_SLOW;
@@ -88,11 +110,26 @@ int pt_fast_lock_release(pt_fast_cell *c, uint32_t sid, uint32_t tid, int recurs
         }
     }
     for (;;) {
-        if ((w & PT_FW_FLAGS) || owner_of(w) != me)
+        if ((w & PT_FW_CLAIM) || owner_of(w) != me)
             return PT_FAST_SLOW;
-        if (word_cas(c, &w, w & ~PT_FW_OWNER_MASK))
-            return PT_FAST_OK;
+        n = (w & PT_FW_PARKED) ? handoff_to(c, w, me) : 0;
+        if ((w & PT_FW_PARKED) && n == 0)
+            return PT_FAST_SLOW;
+        if (word_cas(c, &w, released(w, n)))
+            break;
     }
+    *to = n;
+    return n ? PT_FAST_HANDED : PT_FAST_OK;
+}
+
+int pt_fast_lock_taken(pt_fast_cell *c, uint32_t sid, uint32_t tid, uint64_t *token)
+{
+    uint64_t w = word_load(c);
+
+    if (owner_of(w) != pt_fast_owner(sid, tid))
+        return PT_FAST_NO;
+    *token = pt_fw_base(c) + seq_of(w);
+    return PT_FAST_OK;
 }
 
 int pt_fast_lock_locked(pt_fast_cell *c)

@@ -7,7 +7,9 @@
  * object of the group maps the group, so it can reach only words of objects
  * it could open anyway. The daemon is the authority: it parks waiters, hands
  * a lock on in FIFO order, gives fencing tokens, ends holds of dead sessions.
- * A client skips it only while nobody waits.
+ * A client skips it only while nobody waits, and for one step more: a Lock
+ * or RLock holder hands the lock to the first waiter when the daemon has
+ * named it in the cell (hand-off, below).
  *
  * Lock and RLock word (64 bits):
  *
@@ -32,6 +34,13 @@
  *                                 only the holder writes depth)
  *   held(me), depth > 1   client  RLock: depth -= 1             held(me)
  *   held(me), depth 1     client  CAS -> free, seq kept         free
+ *   held(me), depth 1,    client  next N (N != me) read, then   held(N); then wake
+ *   PARKED, next N,               CAS -> PARKED, held(N),       N, send OP_SYNC
+ *   seq s < SEQ_MAX               seq s+1                       (no answer)
+ *   held(me), depth 1,    client  ask the daemon                -
+ *   PARKED, next 0 or me
+ *   held(me), waiting     client  (a watcher) load: token =     goes on as holder
+ *   for it                        base + seq
  *   held(X), X != me      client  non-blocking: answer False;   -
  *                                 else ask the daemon
  *   PARKED or CLAIM set   client  ask the daemon (RLock depth   -
@@ -39,8 +48,19 @@
  *   any                   daemon  fetch_or CLAIM                claimed; the word
  *                                                               as found is input
  *                                                               to the core
- *   claimed               daemon  store (the core's state,      published
- *                                 PARKED if it has waiters)
+ *   claimed               daemon  store next (below), then the  published
+ *                                 core's state, PARKED if it
+ *                                 has waiters
+ *
+ * Hand-off. A waiter whose thread reads its session's socket while it
+ * waits asks with `watch`: it watches the word too, and sleeps on the
+ * cell's `wake` futex (fastwake.h). While such a waiter is the first, the
+ * daemon writes its owner bits in `next`; the holder's release then makes
+ * it the holder in one CAS, with the next token, and wakes it. The waiter
+ * sees the word name it and goes on, without a trip through the daemon;
+ * the releaser's OP_SYNC (or any claim before it) makes the daemon take the
+ * new holder in, answer the waiter's call as granted with that same token
+ * (the client drops that late answer), and name the waiter after it.
  *
  * What that keeps true:
  * - No barging: the daemon sets PARKED before it answers nobody yet (the
@@ -54,6 +74,15 @@
  * - Death: a word held by a session is found and freed by the daemon when
  *   the session ends (it claims every object the session has open), and a
  *   word that names a session the daemon does not know is free.
+ * - Hand-off goes only to the waiter the daemon named, and never to one
+ *   that stopped waiting: next is written only while the word is claimed
+ *   and before the word is published, so a releaser that read the word
+ *   then next reads the next of that word. When the named waiter leaves
+ *   the queue (it timed out, or its session ended) during a hold the
+ *   releaser may have read next in, the daemon publishes that hold with
+ *   CLAIM kept (the hold is fenced): the releaser's CAS fails and it asks
+ *   the daemon. Without that, a word published again unchanged (ABA) would
+ *   let a stale next through.
  * - RLock depth is written by the holder only while the word names it, and
  *   by the daemon only when it grants the lock (the holder is then not
  *   running in the fast path) or serves the holder's own request.
@@ -154,14 +183,23 @@ typedef struct pt_fast_cell {
     _Atomic uint32_t depth; /* RLock: recursion level of the holder */
     uint32_t kind;          /* PT_KIND_*: written by the daemon, shown only */
     _Atomic uint64_t count; /* Semaphore: acquires through the word (counters) */
-    uint8_t pad[PT_FAST_CELL_SIZE - 32];
+    /* Lock/RLock: owner bits of the first waiter when the holder may hand
+     * the lock to it through the word, else 0. Written by the daemon only
+     * while it holds the word claimed. */
+    _Atomic uint64_t next;
+    /* Lock/RLock: a futex waiters watching the word sleep on; bumped, and
+     * the sleeper woken, when a lock is handed to it or an answer is sent
+     * to its session (fastwake.c). */
+    _Atomic uint32_t wake;
+    uint8_t pad[PT_FAST_CELL_SIZE - 44];
 } pt_fast_cell;
 
 _Static_assert(sizeof(pt_fast_cell) == PT_FAST_CELL_SIZE, "a cell is one cache line");
 
 /* What a client step says: done, not possible now (a non-blocking acquire
- * of a held object: the answer is False), or ask the daemon. */
-enum { PT_FAST_SLOW = -1, PT_FAST_NO = 0, PT_FAST_OK = 1 };
+ * of a held object: the answer is False), or ask the daemon; a release
+ * may also have handed the lock to the waiter the cell names. */
+enum { PT_FAST_SLOW = -1, PT_FAST_NO = 0, PT_FAST_OK = 1, PT_FAST_HANDED = 2 };
 
 /* A Lock/RLock word taken apart. */
 typedef struct pt_fast_lock_view {
@@ -206,8 +244,13 @@ static inline uint64_t pt_fast_owner(uint32_t sid, uint32_t tid)
  * On PT_FAST_OK *token is the fencing token. */
 int pt_fast_lock_acquire(pt_fast_cell *c, uint32_t sid, uint32_t tid, int recursive, int blocking,
                          uint64_t *token);
-/* Lock/RLock release by its holder; anything else asks the daemon. */
-int pt_fast_lock_release(pt_fast_cell *c, uint32_t sid, uint32_t tid, int recursive);
+/* Lock/RLock release by its holder; anything else asks the daemon. With
+ * waiters parked, PT_FAST_HANDED: the lock went to the first of them, *to
+ * (its owner bits), which the caller wakes (fastwake.h). */
+int pt_fast_lock_release(pt_fast_cell *c, uint32_t sid, uint32_t tid, int recursive, uint64_t *to);
+/* A waiter watching the word: PT_FAST_OK with *token when the lock was
+ * handed to (sid, tid), else PT_FAST_NO. */
+int pt_fast_lock_taken(pt_fast_cell *c, uint32_t sid, uint32_t tid, uint64_t *token);
 /* Lock.locked(): 1 or 0. */
 int pt_fast_lock_locked(pt_fast_cell *c);
 /* RLock depth held by (sid, tid), 0 if it is not the holder. */
@@ -268,6 +311,18 @@ static inline uint64_t pt_fw_count(pt_fast_cell *c)
 {
     PT_FW_STEP();
     return PT_FW_SEEN(atomic_load_explicit(&c->count, memory_order_relaxed));
+}
+
+static inline uint64_t pt_fw_next(pt_fast_cell *c)
+{
+    PT_FW_STEP();
+    return PT_FW_SEEN(atomic_load_explicit(&c->next, memory_order_relaxed));
+}
+
+static inline void pt_fw_set_next(pt_fast_cell *c, uint64_t next)
+{
+    PT_FW_STEP();
+    atomic_store_explicit(&c->next, next, memory_order_relaxed);
 }
 
 /* An owned semaphore's slot: the permits its session took through the word

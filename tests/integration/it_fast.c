@@ -194,8 +194,8 @@ static int wait_then_hold(pt_client *c, int index, void *arg)
 }
 
 /* Once a waiter is parked nobody passes it: the holder's release hands the
- * lock over, a try by anyone else fails, and inspection names the new
- * holder and its token. */
+ * lock over (through the word, which the waiter watches), a try by anyone
+ * else fails, and inspection names the new holder and its token. */
 static void test_parked_waiter_is_not_passed(void **state)
 {
     harness *h = *state;
@@ -218,11 +218,173 @@ static void test_parked_waiter_is_not_passed(void **state)
     assert_int_equal(d->n_holders, 1);
     assert_int_equal(d->holders[0].pid, kid);
     assert_int_equal(d->object.token, (uint64_t)atomic_load(&sh->token));
+    assert_int_equal(d->object.handed, 1); /* the waiter watched the word */
     pt_inspect_detail_free(d);
     atomic_store(&sh->step, 2);
     harness_join(h, &kid, 1, HARNESS_DEADLINE);
     PT_ASSERT_EQ(pt_lock_acquire(lo, 1, HARNESS_DEADLINE), 1);
     PT_ASSERT_OK(pt_lock_release(lo));
+    pt_lock_close(l);
+    pt_lock_close(lo);
+    pt_client_close(c);
+    pt_client_close(other);
+    h->passed = 1;
+}
+
+/* Hand-off through the word, with the waiters watching it. */
+#define CHAIN_WORKERS 3
+#define CHAIN_TURNS   2000
+
+typedef struct chain {
+    char name[32];
+    int impatient;         /* workers but the first wait a moment only */
+    atomic_int inside;     /* holders right now: never more than one */
+    atomic_int violations; /* a second holder, or a token not above the last */
+    atomic_llong last;     /* the token of the last acquire */
+    atomic_int turns;
+} chain;
+
+/* One turn holding the lock: alone, with a token above the last. */
+static void chain_turn(chain *ch, uint64_t token)
+{
+    if (atomic_fetch_add(&ch->inside, 1) != 0)
+        atomic_fetch_add(&ch->violations, 1);
+    if ((long long)token <= atomic_load(&ch->last))
+        atomic_fetch_add(&ch->violations, 1);
+    atomic_store(&ch->last, (long long)token);
+    atomic_fetch_add(&ch->turns, 1);
+    atomic_fetch_sub(&ch->inside, 1);
+}
+
+static int chain_worker(pt_client *c, int index, void *arg)
+{
+    chain *ch = arg;
+    pt_lock *l;
+    uint64_t token;
+
+    WCHECK_EQ(pt_lock_open(c, ch->name, 0, 0, &l), 0);
+    for (int i = 0; i < CHAIN_TURNS; i++) {
+        double timeout = ch->impatient && index > 0 ? 0.0001 * (1 + i % 20) : -1;
+        int r = pt_lock_acquire_fenced(l, 1, timeout, &token);
+
+        WCHECK(r == 1 || (r == 0 && timeout > 0));
+        if (r == 0)
+            continue;
+        chain_turn(ch, token);
+        WCHECK_EQ(pt_lock_release(l), 0);
+    }
+    pt_lock_close(l);
+    return 0;
+}
+
+/* Workers take turns on one Lock: one holder at a time, every token above
+ * the one before, none lost or skipped (the next acquire after all of them
+ * is one more than the turns taken), and the daemon names the true holder
+ * with no waiter left behind. */
+static void chain_run(harness *h, const char *name, int impatient)
+{
+    chain *ch = harness_shm_alloc(h, sizeof(*ch));
+    pt_client *c = client_open();
+    pid_t pids[CHAIN_WORKERS];
+    pt_inspect_detail *d = NULL;
+    pt_lock *l;
+    uint64_t first, last;
+
+    snprintf(ch->name, sizeof(ch->name), "%s", name);
+    ch->impatient = impatient;
+    PT_ASSERT_OK(pt_lock_open(c, name, 0, 0, &l));
+    PT_ASSERT_EQ(pt_lock_acquire_fenced(l, 1, -1, &first), 1);
+    PT_ASSERT_OK(pt_lock_release(l));
+    harness_workers(h, pids, CHAIN_WORKERS, chain_worker, ch);
+    harness_join(h, pids, CHAIN_WORKERS, 120.0);
+    assert_int_equal(atomic_load(&ch->violations), 0);
+    assert_true(atomic_load(&ch->turns) >= (impatient ? 1 : CHAIN_WORKERS) * CHAIN_TURNS);
+    PT_ASSERT_EQ(pt_lock_acquire_fenced(l, 0, -1, &last), 1);
+    assert_int_equal(last, first + (uint64_t)atomic_load(&ch->turns) + 1);
+    PT_ASSERT_OK(pt_inspect_show(c, name, &d));
+    assert_int_equal(d->n_holders, 1);
+    assert_int_equal(d->holders[0].session, pt_client_session_id(c));
+    assert_int_equal(d->object.token, last);
+    assert_int_equal(d->n_waiters, 0);
+    pt_inspect_detail_free(d);
+    PT_ASSERT_OK(pt_lock_release(l));
+    pt_lock_close(l);
+    pt_client_close(c);
+}
+
+static void test_handoff_keeps_tokens_exact(void **state)
+{
+    harness *h = *state;
+
+    chain_run(h, "chain.lock", 0);
+    h->passed = 1;
+}
+
+/* Waiters give up while the holder hands the lock on: one that timed out
+ * is never handed the lock (held by nobody who knows it, it would stop
+ * everybody), and tokens stay exact. */
+static void test_handoff_skips_a_waiter_that_timed_out(void **state)
+{
+    harness *h = *state;
+
+    chain_run(h, "impatient.lock", 1);
+    h->passed = 1;
+}
+
+static int wait_forever(pt_client *c, int index, void *arg)
+{
+    pt_lock *l;
+
+    (void)index;
+    (void)arg;
+    WCHECK_EQ(pt_lock_open(c, "killed.next.lock", 0, 0, &l), 0);
+    WCHECK_EQ(pt_lock_acquire(l, 1, -1), 1);
+    return 0;
+}
+
+/* Poll the daemon until name has no waiter left. */
+static void wait_no_waiters(pt_client *c, const char *name)
+{
+    double deadline = harness_now() + HARNESS_DEADLINE;
+    pt_inspect_detail *d = NULL;
+
+    for (;;) {
+        size_t n;
+
+        PT_ASSERT_OK(pt_inspect_show(c, name, &d));
+        n = d->n_waiters;
+        pt_inspect_detail_free(d);
+        if (n == 0)
+            return;
+        if (harness_now() > deadline)
+            fail_msg("%s: %zu waiters left after %.0f s", name, n, HARNESS_DEADLINE);
+        harness_tick();
+    }
+}
+
+/* The waiter the word names as next dies; the holder releases: the lock
+ * comes free (or to the next live waiter), never kept by the dead. */
+static void test_handoff_to_a_killed_waiter(void **state)
+{
+    harness *h = *state;
+    pt_client *c = client_open(), *other = client_open();
+    pt_lock *l, *lo;
+    pid_t kid;
+
+    PT_ASSERT_OK(pt_lock_open(c, "killed.next.lock", 0, 0, &l));
+    PT_ASSERT_OK(pt_lock_open(other, "killed.next.lock", 0, 0, &lo));
+    for (int round = 0; round < 20; round++) {
+        PT_ASSERT_EQ(pt_lock_acquire(l, 1, -1), 1);
+        kid = harness_worker(h, wait_forever, 0, NULL);
+        harness_wait_waiters(h, "killed.next.lock", PT_KIND_LOCK, 1, HARNESS_DEADLINE);
+        harness_kill(h, kid);
+        /* before the daemon may have seen the death, or after */
+        if (round % 2)
+            wait_no_waiters(other, "killed.next.lock");
+        PT_ASSERT_OK(pt_lock_release(l));
+        PT_ASSERT_EQ(pt_lock_acquire(lo, 1, HARNESS_DEADLINE), 1);
+        PT_ASSERT_OK(pt_lock_release(lo));
+    }
     pt_lock_close(l);
     pt_lock_close(lo);
     pt_client_close(c);
@@ -537,6 +699,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_killed_holder_frees_at_once, harness_setup,
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(test_parked_waiter_is_not_passed, harness_setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(test_handoff_keeps_tokens_exact, harness_setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(test_handoff_skips_a_waiter_that_timed_out, harness_setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(test_handoff_to_a_killed_waiter, harness_setup,
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(test_show_names_the_fast_holder, harness_setup,
                                         harness_teardown),

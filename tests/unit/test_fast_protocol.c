@@ -22,6 +22,14 @@
  * what each party read since its operation began) ends an execution, as
  * its future was explored already: that keeps each scenario to seconds.
  *
+ * A Lock or RLock acquire that waits in the daemon may watch the word, as
+ * the client's reader does (the scenario's last column): it goes on with
+ * whichever comes first, the daemon's answer or the word naming it, which
+ * a releaser's hand-off writes (proto/fastword.h). The answer that comes
+ * after that must agree: acquired, with the same token. The releaser's
+ * OP_SYNC is one more request, served at any later point (before the
+ * releaser's next one), or never when it dies before sending it.
+ *
  * What every execution must show: no two holders at once (an RLock's owner
  * unique), fencing tokens growing with every first acquire and kept by a
  * recursion, no acquire through the word while a call waits in the daemon
@@ -30,9 +38,10 @@
  * dead party took), a dead holder's lock free after its session ends, and
  * a final word that says what the core says.
  *
- * Three scenarios add a hostile client that writes, once, at any point,
+ * Four scenarios add a hostile client that writes, once, at any point,
  * one of a set of values into the cell (a word naming the wrong holder or
- * nobody, flags the daemon never publishes, a depth, a base, a count).
+ * nobody, flags the daemon never publishes, a depth, a base, a count, a
+ * next naming another waiter or nobody).
  * The rules may break for that object, which that client could open
  * anyway; what must hold is the daemon: no crash, no use after free (the
  * suite runs this under AddressSanitizer too), every entry completing.
@@ -96,6 +105,7 @@ typedef struct scenario {
     int deaths;    /* at most this many parties die */
     int inspects;  /* at most this many spontaneous claims */
     int scribbles; /* at most this many hostile writes into the cell */
+    int watch;     /* Lock/RLock: a waiting acquire watches the word */
 } scenario;
 
 /* ------------------------------------------------------------------ */
@@ -127,6 +137,11 @@ typedef struct party {
     int answer_due;     /* answered; the answer goes out when the entry ends */
     uint64_t parked_at; /* when it was parked: the daemon's queue order */
     uint64_t hist;      /* what its accesses and answers in this operation read */
+    int watching;       /* waits for the daemon's answer or the word naming it */
+    int got;            /* the answer to its watched call came */
+    uint64_t stale_id;  /* a call it went on from through the word: the answer is late */
+    uint64_t stale_token;
+    int syncs; /* OP_SYNCs sent after a hand-off, not served yet */
 } party;
 
 static struct world {
@@ -360,7 +375,7 @@ static void publish(void)
     pt_core_fast_state st;
 
     while (pt_core_fast_next(W.core, &st)) {
-        pt_fastsync_publish(&W.sync, &W.cell, &st, sid_of(st.holder));
+        pt_fastsync_publish(&W.sync, &W.cell, &st, sid_of(st.holder), sid_of(st.next));
         W.st = st;
     }
 }
@@ -371,6 +386,13 @@ static void sink(void *ctx, pt_session *s, const pt_result *r)
     for (int i = 0; i < W.sc->nparties; i++) {
         party *p = &W.p[i];
 
+        if (p->s == s && p->stale_id != 0 && p->stale_id == r->id) {
+            /* handed over through the word: the late answer agrees */
+            RULE(r->status == 0 && r->ok && r->token == p->stale_token);
+            p->stale_id = 0;
+            p->parked = 0;
+            return;
+        }
         if (p->s != s || p->req.id != r->id)
             continue;
         assert_false(p->ended);
@@ -399,13 +421,28 @@ static void deliver(void)
             W.ev_flight--;
             W.ev_value = p->req.op == PT_OP_EVENT_SET;
         }
+        p->got = 1;
         if (p->state == P_WAIT)
             p->state = P_RUN;
     }
 }
 
+/* The OP_SYNC a releaser sends after handing the lock on: no answer. */
+static void serve_sync(party *p)
+{
+    pt_call sync = {.id = ++W.next_id, .op = PT_OP_SYNC, .thread = p->tid, .handle = p->handle};
+
+    p->syncs--;
+    pt_core_call(W.core, p->s, &sync, 0);
+    publish();
+}
+
 static void serve(party *p)
 {
+    if (p->syncs) { /* sent first, served first */
+        serve_sync(p);
+        return;
+    }
     p->has_req = 0;
     pt_core_call(W.core, p->s, &p->req, 0);
     if (!p->answer_due) {
@@ -439,10 +476,63 @@ static int any_parked_but(const party *me)
     for (int i = 0; i < W.sc->nparties; i++) {
         const party *q = &W.p[i];
 
-        if (q != me && q->parked && !q->ended && q->req.op == PT_OP_ACQUIRE)
+        if (q != me && q->parked && !q->ended && q->req.op == PT_OP_ACQUIRE && !q->stale_id)
             return 1;
     }
     return 0;
+}
+
+/* The word names p as the holder: the lock was handed to it. Its answer,
+ * if the daemon gave it already, must agree; else it comes late. */
+static int watch_look(party *p)
+{
+    uint64_t token;
+
+    int taken;
+
+    p->state = P_RUN; /* inside the access */
+    taken = pt_fast_lock_taken(&W.cell, p->sid, p->tid, &token) == PT_FAST_OK;
+    if (p->got)
+        return 1; /* the answer came meanwhile: it is read first */
+    if (!taken)
+        return 0;
+    if (p->answer_due) {
+        RULE(p->ans_status == 0 && p->ans_ok && p->ans_token == token);
+        p->answer_due = 0;
+        p->parked = 0;
+    } else {
+        p->stale_id = p->req.id;
+        p->stale_token = token;
+    }
+    p->ans_status = 0;
+    p->ans_ok = 1;
+    p->ans_token = token;
+    return 1;
+}
+
+/* A Lock acquire that waits in the daemon watching the word (client.c):
+ * it goes on with whichever comes first, the answer or the word naming it. */
+static void ask_watch(party *p, double timeout)
+{
+    p->req = (pt_call){.id = ++W.next_id,
+                       .op = PT_OP_ACQUIRE,
+                       .thread = p->tid,
+                       .handle = p->handle,
+                       .blocking = 1,
+                       .timeout = timeout,
+                       .count = 1,
+                       .watch = 1};
+    p->has_req = 1;
+    p->watching = 1;
+    p->got = 0;
+    for (;;) {
+        p->state = P_WAIT;
+        yield();
+        if (p->got || watch_look(p))
+            break;
+    }
+    p->watching = 0;
+    RULE((p->ans_status) == (0));
 }
 
 static void lock_acquired(party *p, uint64_t token)
@@ -468,7 +558,14 @@ static void lock_acquire(party *p, int blocking, double timeout)
 
     r = pt_fast_lock_acquire(&W.cell, p->sid, p->tid, W.sc->kind == PT_KIND_RLOCK,
                              blocking && timeout != 0, &token);
-    if (r == PT_FAST_SLOW) {
+    if (r == PT_FAST_SLOW && blocking && timeout != 0 && W.sc->watch &&
+        pt_fast_lock_taken(&W.cell, p->sid, p->tid, &token) != PT_FAST_OK) {
+        ask_watch(p, timeout);
+        if (timeout < 0)
+            RULE(p->ans_ok);
+        r = p->ans_ok ? PT_FAST_OK : PT_FAST_NO;
+        token = p->ans_token;
+    } else if (r == PT_FAST_SLOW) {
         ask(p, PT_OP_ACQUIRE, blocking, timeout, 1);
         if (blocking && timeout < 0)
             RULE(p->ans_ok); /* a wait without a timeout ends acquired */
@@ -498,8 +595,16 @@ static void lock_release(party *p)
     if (--p->held == 0)
         W.holder = -1;
     W.releasing++;
-    if (pt_fast_lock_release(&W.cell, p->sid, p->tid, W.sc->kind == PT_KIND_RLOCK) == PT_FAST_SLOW)
+    uint64_t to = 0;
+    int r = pt_fast_lock_release(&W.cell, p->sid, p->tid, W.sc->kind == PT_KIND_RLOCK, &to);
+
+    if (r == PT_FAST_SLOW)
         ask(p, PT_OP_RELEASE, 1, -1, 1);
+    if (r == PT_FAST_HANDED) {
+        /* it may die before its OP_SYNC is sent */
+        mc_step();
+        p->syncs++;
+    }
     W.releasing--;
 }
 
@@ -673,6 +778,14 @@ typedef struct action {
     int party;
 } action;
 
+/* Whether the word names p as its holder (a watcher then looks). */
+static int named(const party *p)
+{
+    uint64_t w = atomic_load(&W.cell.word);
+
+    return (w & PT_FW_OWNER_MASK) == pt_fast_owner(p->sid, p->tid);
+}
+
 static int actions(action *out)
 {
     int n = 0, timed = 0;
@@ -680,7 +793,7 @@ static int actions(action *out)
     for (int i = 0; i < W.sc->nparties; i++) {
         party *p = &W.p[i];
 
-        if (p->state == P_RUN)
+        if (p->state == P_RUN || (p->state == P_WAIT && p->watching && named(p)))
             out[n++] = (action){A_STEP, i};
         /* A death only stops a party's next steps: dying right after its
          * last step covers dying at any later point before the next. */
@@ -695,10 +808,10 @@ static int actions(action *out)
     for (int i = 0; i < W.sc->nparties; i++) {
         party *p = &W.p[i];
 
-        if (p->has_req && !p->ended)
+        if ((p->has_req || p->syncs) && !p->ended)
             out[n++] = (action){A_SERVE, i};
         /* The daemon reads every frame a peer sent before its hang-up. */
-        if (p->state == P_DEAD && !p->ended && !p->has_req)
+        if (p->state == P_DEAD && !p->ended && !p->has_req && !p->syncs)
             out[n++] = (action){A_END, i};
         timed |= p->parked && !p->ended && p->req.timeout > 0;
     }
@@ -711,7 +824,7 @@ static int actions(action *out)
 
 /* What a hostile client writes: words the daemon could never publish or
  * that name the wrong holder, a depth, a base, a count. */
-enum { F_WORD, F_BASE, F_DEPTH, F_COUNT, F_SLOT };
+enum { F_WORD, F_BASE, F_DEPTH, F_COUNT, F_SLOT, F_NEXT };
 
 typedef struct scribble {
     int field;
@@ -746,6 +859,8 @@ static int scribbles(scribble *out)
     out[n++] = (scribble){F_WORD, (uint64_t)PT_FW_SEQ_MAX << PT_FW_SEQ_SHIFT};
     out[n++] = (scribble){F_BASE, 0};
     out[n++] = (scribble){F_DEPTH, W.sc->kind == PT_KIND_RLOCK ? 0 : UINT32_MAX};
+    out[n++] = (scribble){F_NEXT, pt_fast_owner(W.p[1].sid, W.p[1].tid)}; /* hand to 1 */
+    out[n++] = (scribble){F_NEXT, pt_fast_owner(77, 1)};                  /* to nobody */
     return n;
 }
 
@@ -777,6 +892,9 @@ static void scribble_run(int i)
         break;
     case F_DEPTH:
         atomic_store(&W.cell.depth, (uint32_t)v[i].value);
+        break;
+    case F_NEXT:
+        atomic_store(&W.cell.next, v[i].value);
         break;
     case F_SLOT: /* party 0's slot */
         atomic_store(&W.slots[0].word, v[i].value);
@@ -1110,7 +1228,8 @@ static uint64_t fingerprint(void)
     int lock = !is_sem();
     const uint64_t world[] = {
         atomic_load(&W.cell.word), atomic_load(&W.cell.base), atomic_load(&W.cell.depth),
-        atomic_load(&W.cell.count) - y->count, y->base, y->rebase, y->kept, y->busy, y->seen.keep,
+        is_sem() ? atomic_load(&W.cell.count) - y->count : y->next, atomic_load(&W.cell.next),
+        y->fenced, lock ? y->seen.token : 0, y->base, y->rebase, y->kept, y->busy, y->seen.keep,
         lock ? (uint64_t)index_of(y->seen.holder) : 0, lock ? y->seen.thread : 0,
         lock ? y->seen.depth : 0, (uint64_t)index_of(W.st.holder), W.st.thread, W.st.depth,
         W.st.token, (uint64_t)W.st.waiters, (uint64_t)W.st.value, W.last_token,
@@ -1136,7 +1255,11 @@ static uint64_t fingerprint(void)
                               (uint64_t)p->opi,
                               live_hist(p),
                               (uint64_t)parked_rank(p),
-                              (uint64_t)p->answer_due};
+                              (uint64_t)p->answer_due,
+                              (uint64_t)p->watching,
+                              (uint64_t)p->got,
+                              p->stale_id ? p->stale_token : 0,
+                              (uint64_t)p->syncs};
 
         for (size_t j = 0; j < sizeof(f) / sizeof(f[0]); j++)
             h = mix(h, f[j]);
@@ -1252,39 +1375,41 @@ static long explore(const scenario *sc)
  * timed wait expires at any point. */
 /* clang-format off */
 static const scenario scenarios[] = {
-    /* name, kind, value, parties, operations, deaths, inspections, scribbles */
+    /* name, kind, value, parties, operations, deaths, inspections, scribbles, watch */
     {"Lock: two parties acquire and release, both may die, two inspections",
-     PT_KIND_LOCK, 1, 2, {{OP_ACQ, OP_REL}, {OP_ACQ, OP_REL}}, 2, 2, 0},
+     PT_KIND_LOCK, 1, 2, {{OP_ACQ, OP_REL}, {OP_ACQ, OP_REL}}, 2, 2, 0, 1},
     {"Lock: a holder, a timed waiter and a try, a death",
-     PT_KIND_LOCK, 1, 3, {{OP_ACQ, OP_REL}, {OP_TIMED, OP_REL}, {OP_TRY, OP_REL}}, 1, 0, 0},
+     PT_KIND_LOCK, 1, 3, {{OP_ACQ, OP_REL}, {OP_TIMED, OP_REL}, {OP_TRY, OP_REL}}, 1, 0, 0, 0},
     {"Lock: three blocking parties",
-     PT_KIND_LOCK, 1, 3, {{OP_ACQ, OP_REL}, {OP_ACQ, OP_REL}, {OP_ACQ, OP_REL}}, 0, 0, 0},
+     PT_KIND_LOCK, 1, 3, {{OP_ACQ, OP_REL}, {OP_ACQ, OP_REL}, {OP_ACQ, OP_REL}}, 0, 0, 0, 1},
+    {"Lock: handed over through the word to a timed waiter that may expire, a waiter behind it",
+     PT_KIND_LOCK, 1, 3, {{OP_ACQ, OP_REL}, {OP_TIMED, OP_REL}, {OP_ACQ, OP_REL}}, 0, 0, 0, 1},
     {"RLock: a party recursing, a timed waiter, a death, an inspection",
-     PT_KIND_RLOCK, 1, 2, {{OP_ACQ, OP_ACQ, OP_REL_ALL}, {OP_TIMED, OP_REL}}, 1, 1, 0},
+     PT_KIND_RLOCK, 1, 2, {{OP_ACQ, OP_ACQ, OP_REL_ALL}, {OP_TIMED, OP_REL}}, 1, 1, 0, 1},
     {"RLock: a party recursing, a waiter and a try, a death",
-     PT_KIND_RLOCK, 1, 3, {{OP_ACQ, OP_ACQ, OP_REL_ALL}, {OP_ACQ, OP_REL}, {OP_TRY, OP_REL}}, 1, 0, 0},
+     PT_KIND_RLOCK, 1, 3, {{OP_ACQ, OP_ACQ, OP_REL_ALL}, {OP_ACQ, OP_REL}, {OP_TRY, OP_REL}}, 1, 0, 0, 1},
     {"Semaphore(1): a blocking, a timed and a try, a death",
-     PT_KIND_SEMAPHORE, 1, 3, {{OP_ACQ, OP_REL}, {OP_TIMED, OP_REL}, {OP_TRY, OP_REL}}, 1, 0, 0},
+     PT_KIND_SEMAPHORE, 1, 3, {{OP_ACQ, OP_REL}, {OP_TIMED, OP_REL}, {OP_TRY, OP_REL}}, 1, 0, 0, 0},
     {"Lock: a scribbler writes into the cell at any point, two parties, a death",
-     PT_KIND_LOCK, 1, 2, {{OP_ACQ, OP_REL}, {OP_TIMED, OP_REL}}, 1, 0, 1},
+     PT_KIND_LOCK, 1, 2, {{OP_ACQ, OP_REL}, {OP_TIMED, OP_REL}}, 1, 0, 1, 1},
     {"RLock: a scribbler writes into the cell at any point, two parties",
-     PT_KIND_RLOCK, 1, 2, {{OP_ACQ, OP_ACQ, OP_REL_ALL}, {OP_TIMED, OP_REL}}, 0, 0, 1},
+     PT_KIND_RLOCK, 1, 2, {{OP_ACQ, OP_ACQ, OP_REL_ALL}, {OP_TIMED, OP_REL}}, 0, 0, 1, 0},
     {"Semaphore(1): a scribbler writes into the cell at any point, two parties, a death",
-     PT_KIND_SEMAPHORE, 1, 2, {{OP_ACQ, OP_REL}, {OP_TIMED, OP_REL}}, 1, 0, 1},
+     PT_KIND_SEMAPHORE, 1, 2, {{OP_ACQ, OP_REL}, {OP_TIMED, OP_REL}}, 1, 0, 1, 0},
     {"Event: set and clear, a waiter, two reads, a death, an inspection",
-     PT_KIND_EVENT, 0, 3, {{OP_SET, OP_CLEAR, OP_SET}, {OP_WAIT, OP_ISSET}, {OP_ISSET, OP_CLEAR, OP_ISSET}}, 1, 1, 0},
+     PT_KIND_EVENT, 0, 3, {{OP_SET, OP_CLEAR, OP_SET}, {OP_WAIT, OP_ISSET}, {OP_ISSET, OP_CLEAR, OP_ISSET}}, 1, 1, 0, 0},
     {"Semaphore(2): one party takes both and gives both back in one call to two waiters",
-     PT_KIND_SEMAPHORE, 2, 3, {{OP_ACQ, OP_ACQ, OP_REL_N}, {OP_ACQ, OP_REL}, {OP_TIMED, OP_REL}}, 0, 0, 0},
+     PT_KIND_SEMAPHORE, 2, 3, {{OP_ACQ, OP_ACQ, OP_REL_N}, {OP_ACQ, OP_REL}, {OP_TIMED, OP_REL}}, 0, 0, 0, 0},
     {"Semaphore(2): one party takes both permits, a timed waiter, a death, an inspection",
-     PT_KIND_SEMAPHORE, 2, 2, {{OP_ACQ, OP_ACQ, OP_REL_ALL}, {OP_TIMED, OP_TRY, OP_REL_ALL}}, 1, 1, 0},
+     PT_KIND_SEMAPHORE, 2, 2, {{OP_ACQ, OP_ACQ, OP_REL_ALL}, {OP_TIMED, OP_TRY, OP_REL_ALL}}, 1, 1, 0, 0},
     {"BoundedSemaphore(1), owned: two parties through their slots, both may die, two inspections",
-     PT_KIND_BOUNDED_SEMAPHORE, 1, 2, {{OP_ACQ, OP_REL}, {OP_ACQ, OP_REL}}, 2, 2, 0},
+     PT_KIND_BOUNDED_SEMAPHORE, 1, 2, {{OP_ACQ, OP_REL}, {OP_ACQ, OP_REL}}, 2, 2, 0, 0},
     {"BoundedSemaphore(2), owned: both permits and back in one call, a timed waiter, a death, an inspection",
-     PT_KIND_BOUNDED_SEMAPHORE, 2, 2, {{OP_ACQ, OP_ACQ, OP_REL_N}, {OP_TIMED, OP_ACQ, OP_REL_ALL}}, 1, 1, 0},
+     PT_KIND_BOUNDED_SEMAPHORE, 2, 2, {{OP_ACQ, OP_ACQ, OP_REL_N}, {OP_TIMED, OP_ACQ, OP_REL_ALL}}, 1, 1, 0, 0},
     {"BoundedSemaphore(2), owned: a release of another party's permit, two inspections",
-     PT_KIND_BOUNDED_SEMAPHORE, 2, 2, {{OP_ACQ, OP_ACQ}, {OP_GIVE, OP_GIVE}}, 0, 2, 0},
+     PT_KIND_BOUNDED_SEMAPHORE, 2, 2, {{OP_ACQ, OP_ACQ}, {OP_GIVE, OP_GIVE}}, 0, 2, 0, 0},
     {"BoundedSemaphore(1), owned: a scribbler writes into the cell or a slot at any point, a death",
-     PT_KIND_BOUNDED_SEMAPHORE, 1, 2, {{OP_ACQ, OP_REL}, {OP_TIMED, OP_REL}}, 1, 0, 1},
+     PT_KIND_BOUNDED_SEMAPHORE, 1, 2, {{OP_ACQ, OP_REL}, {OP_TIMED, OP_REL}}, 1, 0, 1, 0},
 };
 /* clang-format on */
 

@@ -102,6 +102,7 @@ class InspectObject(ctypes.Structure):
         ("cond_lock", ctypes.c_char * _TEXT_MAX),
         ("acquires", ctypes.c_uint64),
         ("contended", ctypes.c_uint64),
+        ("handed", ctypes.c_uint64),
         ("timeouts", ctypes.c_uint64),
         ("longest_wait", ctypes.c_double),
         ("longest_hold", ctypes.c_double),

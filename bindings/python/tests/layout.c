@@ -35,6 +35,7 @@ static void object_layout(void)
     FIELD(pt_inspect_object, cond_lock);
     FIELD(pt_inspect_object, acquires);
     FIELD(pt_inspect_object, contended);
+    FIELD(pt_inspect_object, handed);
     FIELD(pt_inspect_object, timeouts);
     FIELD(pt_inspect_object, longest_wait);
     FIELD(pt_inspect_object, longest_hold);
