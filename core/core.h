@@ -278,6 +278,11 @@ typedef struct pt_core_fast_hooks {
 void pt_core_set_fast_hooks(pt_core *core, const pt_core_fast_hooks *hooks, void *ctx);
 /* Next object claimed since the last publish, 0 when none is left. */
 int pt_core_fast_next(pt_core *core, pt_core_fast_state *out);
+/* The daemon restarted (its journal replayed): every session ends, the
+ * words last read are taken as the state, each Lock/RLock with a word gives
+ * its next token past token_jump more than its last, and objects get new
+ * cells (published after). */
+void pt_core_restart(pt_core *core, uint64_t now, uint64_t token_jump);
 /* Claim every object with a cell (before inspection reads them). */
 void pt_core_fast_claim_all(pt_core *core);
 /* The cell of the Lock or RLock a session's handle names, 0 for none. */

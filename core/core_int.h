@@ -252,6 +252,7 @@ struct pt_core {
     pt_core_fast_hooks fast_hooks;
     void *fast_ctx;
     LIST_HEAD(, pt_obj) fast_claimed; /* to publish after the entry */
+    uint8_t fast_lost;                /* restarting: the cells and slots objects name are gone */
     char msg[1024];
 };
 

@@ -106,11 +106,23 @@ static int64_t holds_sum(const pt_obj *sem, const pt_semhold *but)
     return sum;
 }
 
+/* Whether the cells and slots objects name are there to read: not while
+ * a restart ends the old sessions, nor in a core left with no hooks (a
+ * replay's, until the daemon sets its own). */
+static int words(const pt_core *c)
+{
+    return !c->fast_lost && c->fast_hooks.claim != NULL;
+}
+
 /* What the slot counted since it was last read joins the hold. A slot found
  * busy before has its step counted already: it is only read again. */
 static void slot_fold(pt_core *c, pt_semhold *h)
 {
-    int64_t now = clamp_slot(c->fast_hooks.slot_read(c->fast_ctx, h->slot));
+    int64_t now;
+
+    if (!words(c))
+        return; /* what it counted since its last read is gone with it */
+    now = clamp_slot(c->fast_hooks.slot_read(c->fast_ctx, h->slot));
 
     if (!h->unsure)
         h->count = clamp_slot(h->count + (now - h->seen));
@@ -242,7 +254,8 @@ void pt__fast_slot_end(pt_core *c, pt_semhold *h)
 {
     if (h->slot == 0)
         return;
-    c->fast_hooks.slot_free(c->fast_ctx, h->slot);
+    if (words(c))
+        c->fast_hooks.slot_free(c->fast_ctx, h->slot);
     h->slot = 0;
     h->opens = 0;
     h->unsure = 0;
@@ -265,7 +278,7 @@ int pt__fast_claim(pt_core *c, pt_obj *obj)
 
     if (obj != NULL && obj->kind == PT_KIND_CONDITION)
         obj = obj->u.cond.lock;
-    if (obj == NULL || obj->fast == 0 || obj->fast_claimed)
+    if (obj == NULL || obj->fast == 0 || obj->fast_claimed || !words(c))
         return 0;
     obj->fast_claimed = 1;
     LIST_INSERT_HEAD(&c->fast_claimed, obj, fast_link);
@@ -317,9 +330,44 @@ void pt__fast_created(pt_core *c, pt_obj *obj, uint32_t flags)
 
 void pt__fast_freed(pt_core *c, pt_obj *obj)
 {
-    if (obj->fast != 0)
+    if (obj->fast != 0 && words(c))
         c->fast_hooks.freed(c->fast_ctx, obj->fast);
     obj->fast = 0;
+}
+
+/*
+ * After a restart the words are gone with the daemon that had them: what
+ * the core read of them last is what it knows. A Lock's word may have given
+ * up to token_jump tokens past that, so its next token jumps over them. The
+ * sessions were the old daemon's connections: they end, with no word to
+ * read and no slot to give back. Then every object that had a cell gets a
+ * new one, written by the publish that ends this entry.
+ */
+void pt_core_restart(pt_core *c, uint64_t now, uint64_t token_jump)
+{
+    pt_session *s;
+    pt_obj *obj;
+
+    c->now = now;
+    c->fast_lost = 1;
+    TAILQ_FOREACH(obj, &c->objects, all_link)
+    {
+        if (obj->fast != 0 && lock_kind(obj->kind)) {
+            obj->token += token_jump;
+            if (obj->token > c->token_floor)
+                c->token_floor = obj->token;
+        }
+    }
+    while ((s = LIST_FIRST(&c->sessions)) != NULL)
+        pt_core_session_end(c, s, now);
+    c->fast_lost = 0;
+    TAILQ_FOREACH(obj, &c->objects, all_link)
+    {
+        if (obj->fast != 0) {
+            obj->fast = 0;
+            pt__fast_created(c, obj, 0);
+        }
+    }
 }
 
 /* Every object the session reaches: its handles and the locks it holds

@@ -29,6 +29,7 @@
 #include <event2/listener.h>
 
 #include "core.h"
+#include "journal.h"
 #include "spin.h"
 #include "wire.h"
 
@@ -100,6 +101,7 @@
 
 typedef struct pt_daemon pt_daemon;
 typedef struct pt_fast pt_fast;
+typedef struct pt_statedir pt_statedir;
 
 /* First size of a connection's output buffer, and the most it keeps once
  * drained: an idle session holds at most this, a burst of answers (or a big
@@ -205,9 +207,11 @@ struct pt_daemon {
     uint32_t frame_timeout;      /* seconds to complete a frame once begun */
     uint32_t socket_mode;        /* mode of the socket file we bind */
     uint32_t nconns;
-    pt_spin spin;    /* polling before the loop sleeps (--spin-usec) */
-    pt_fast *fast;   /* the shared words; NULL with --no-fast-path */
-    uint64_t served; /* reads and turns served: the loop's measure of work */
+    pt_spin spin;        /* polling before the loop sleeps (--spin-usec) */
+    pt_fast *fast;       /* the shared words; NULL with --no-fast-path */
+    pt_statedir *state;  /* --state-dir, else NULL */
+    pt_journal *journal; /* what goes to it, else NULL */
+    uint64_t served;     /* reads and turns served: the loop's measure of work */
     int accept_paused;
     /* Open on /dev/null, set by pt_listen_start: closed to accept one more
      * connection at the open file limit and refuse it, then taken back.
@@ -344,6 +348,17 @@ void pt_inspect_start(pt_daemon *d);
 void pt_inspect_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now);
 
 /* dispatch.c */
+/* state.c: --state-dir. Open DIR's journal and replay it into the core
+ * (*entries: inputs replayed); -1 after logging. */
+int pt_state_open(pt_daemon *d, const char *dir, int sync, uint64_t *entries);
+/* Once the fast path is set up: record the restart of a replayed state. */
+void pt_state_restarted(pt_daemon *d, uint64_t entries);
+/* Append what was recorded (before answers are written). */
+void pt_state_flush(pt_daemon *d);
+/* At a stop: record the words as they are, append, close the file (the
+ * journal itself is freed with the core, in daemon_free). */
+void pt_state_close(pt_daemon *d);
+
 /* fast.c */
 pt_fast *pt_fast_new(pt_daemon *d, uint32_t capacity);
 void pt_fast_free(pt_fast *f);

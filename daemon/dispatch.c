@@ -2,35 +2,8 @@
 
 #include "daemon.h"
 
-/*
- * A request in core terms: a flat copy, the name pointing into the decoded
- * message (the core does not keep it). Absent fields read as their proto
- * defaults (blocking true, timeout -1, count 1, value 1).
- */
 void pt_dispatch_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now)
 {
-    const Pythread__OpenArgs *open = pt_wire_open_args(req);
-    pt_call call = {
-        .id = req->id,
-        .op = (pt_op)req->op,
-        .thread = req->thread,
-        .handle = req->handle,
-        .blocking = req->blocking,
-        .timeout = req->timeout,
-        .count = req->count,
-        .name = (const char *)req->name.data,
-        .name_len = req->has_name ? req->name.len : 0,
-        .kind = open->kind,
-        .flags = open->flags,
-        .mode = open->mode,
-        .value = open->value,
-        .parties = open->parties,
-        .lock_handle = open->lock_handle,
-        .has_action = req->has_action,
-        .status = req->status,
-        .watch = req->watch,
-    };
-
     d->requests++;
     if (req->op >= PYTHREAD__OP__OP_STATUS && req->op <= PYTHREAD__OP__OP_SESSIONS) {
         pt_inspect_request(d, c, req, now);
@@ -39,7 +12,7 @@ void pt_dispatch_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req,
     if (req->watch && req->op == PYTHREAD__OP__OP_ACQUIRE && d->fast)
         pt_conn_watch(c, pt_core_fast_lock_cell(d->core, c->session, req->handle), req->thread,
                       req->id);
-    pt_core_call(d->core, c->session, &call, now);
+    pt_journal_call(d->journal, d->core, c->session, req, now);
     pt_fast_publish_all(d->fast);
 }
 

@@ -392,7 +392,7 @@ pt_fast *pt_fast_new(pt_daemon *d, uint32_t capacity)
     f->d = d;
     f->capacity = capacity;
     f->nrefs = 0;
-    pt_core_set_fast_hooks(d->core, &hooks, f);
+    pt_journal_set_fast_hooks(d->journal, d->core, &hooks, f);
     return f;
 }
 

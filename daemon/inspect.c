@@ -511,7 +511,7 @@ void pt_inspect_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req, 
     /* What clients did through the shared words since is taken in first,
      * so holders and values shown are the true ones. */
     if (d->fast && req->op != PYTHREAD__OP__OP_STATUS) {
-        pt_core_fast_claim_all(d->core);
+        pt_journal_claim_all(d->journal, d->core);
         pt_fast_publish_all(d->fast);
     }
     switch (req->op) {

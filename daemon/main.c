@@ -38,6 +38,8 @@ typedef struct options {
     uint32_t socket_mode;
     uint32_t spin_usec;
     int no_fast_path;
+    const char *state_dir; /* NULL: the state ends with the daemon */
+    int sync;
     pt_core_limits limits; /* 0 = the core's default */
     int verbose;
 } options;
@@ -62,6 +64,8 @@ enum {
     OPT_SOCKET_MODE,
     OPT_SPIN_USEC,
     OPT_NO_FAST_PATH,
+    OPT_STATE_DIR,
+    OPT_SYNC,
 };
 
 static const struct option long_options[] = {
@@ -85,6 +89,8 @@ static const struct option long_options[] = {
     {"socket-mode", required_argument, NULL, OPT_SOCKET_MODE},
     {"spin-usec", required_argument, NULL, OPT_SPIN_USEC},
     {"no-fast-path", no_argument, NULL, OPT_NO_FAST_PATH},
+    {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+    {"sync", no_argument, NULL, OPT_SYNC},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -169,6 +175,11 @@ static void usage(FILE *out)
             "      --spin-usec USEC    after serving, poll for the next request this long\n"
             "                          before sleeping, less when such polls keep\n"
             "                          failing; 0 turns it off (default %u, 0..%u)\n"
+            "      --state-dir DIR     keep the state in DIR/journal: objects, values and\n"
+            "                          tokens come back after a restart, even a kill -9\n"
+            "                          (default: none, the state ends with the daemon)\n"
+            "      --sync              make every change durable (fdatasync) before it is\n"
+            "                          answered, against a power loss too (slower)\n"
             "      --no-fast-path      give clients no shared words: every operation is a\n"
             "                          request (by default uncontended Lock, RLock,\n"
             "                          Semaphore and BoundedSemaphore operations and\n"
@@ -258,6 +269,12 @@ static int options_parse(int argc, char **argv, options *o)
         case OPT_NO_FAST_PATH:
             o->no_fast_path = 1;
             break;
+        case OPT_STATE_DIR:
+            o->state_dir = optarg;
+            break;
+        case OPT_SYNC:
+            o->sync = 1;
+            break;
         case 'h':
             usage(stdout);
             return EXIT_SUCCESS;
@@ -317,6 +334,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 static int daemon_init(pt_daemon *d, const options *o)
 {
     size_t arena_cap = 4 * (size_t)o->max_frame;
+    uint64_t replayed = 0;
 
     TAILQ_INIT(&d->conns);
     pt_inspect_start(d);
@@ -348,8 +366,11 @@ static int daemon_init(pt_daemon *d, const options *o)
     if (!d->core || pt_daemon_timer_init(d) < 0 || pt_mem_init(d) < 0 ||
         pt_log_start(d->base, o->log_burst, o->log_interval) < 0)
         goto fail;
-    /* Fencing tokens go on growing across restarts. */
-    pt_core_set_token_base(d->core, pt_daemon_token_base());
+    if (o->state_dir && pt_state_open(d, o->state_dir, o->sync, &replayed) < 0)
+        return -1;
+    /* Fencing tokens go on growing across restarts (a replayed core's
+     * floor is already past every token it gave). */
+    pt_journal_start(d->journal, d->core, pt_daemon_token_base());
     if (!o->no_fast_path) {
         uint32_t cells = o->limits.max_objects ? o->limits.max_objects : PT_DEFAULT_MAX_OBJECTS;
 
@@ -360,6 +381,10 @@ static int daemon_init(pt_daemon *d, const options *o)
                    "operation will be a request",
                    strerror(errno));
     }
+    if (!d->fast)
+        pt_journal_set_fast_hooks(d->journal, d->core, NULL, NULL);
+    pt_state_restarted(d, replayed);
+    pt_state_flush(d);
     d->sig_int = evsignal_new(d->base, SIGINT, signal_cb, d);
     d->sig_term = evsignal_new(d->base, SIGTERM, signal_cb, d);
     if (!d->sig_int || !d->sig_term || evsignal_add(d->sig_int, NULL) < 0 ||
@@ -387,6 +412,8 @@ static void daemon_free(pt_daemon *d)
     pt_conn_free_all(d);
     pt_fast_free(d->fast);
     d->fast = NULL;
+    pt_journal_free(d->journal);
+    d->journal = NULL;
     if (d->timer)
         event_free(d->timer);
     pt_mem_free(d);
@@ -521,6 +548,7 @@ int main(int argc, char **argv)
     if (socket_path(&opt, path, sizeof path) < 0)
         return EXIT_FAILURE;
     if (daemon_init(&daemon, &opt) < 0) {
+        pt_state_close(&daemon);
         daemon_free(&daemon);
         return EXIT_FAILURE;
     }
@@ -528,6 +556,7 @@ int main(int argc, char **argv)
     if (fd < 0 || pt_listen_start(&daemon, fd) < 0 || pt_systemd_ready(&daemon, path) < 0) {
         if (fd >= 0 && !daemon.listener)
             close(fd);
+        pt_state_close(&daemon);
         daemon_free(&daemon);
         return EXIT_FAILURE;
     }
@@ -537,6 +566,7 @@ int main(int argc, char **argv)
     if (rc != EXIT_SUCCESS)
         pt_log(LOG_ERR, "pythreadd: the event loop failed; stopping");
     pt_systemd_stopping(&daemon);
+    pt_state_close(&daemon);
     daemon_free(&daemon);
     pt_log(LOG_INFO, "pythreadd stopped");
     return rc;

@@ -49,7 +49,7 @@ static void conn_end(pt_conn *c, uint64_t now)
     if (c->session) {
         pt_session *s = c->session;
         c->session = NULL;
-        pt_core_session_end(c->daemon->core, s, now);
+        pt_journal_session_end(c->daemon->journal, c->daemon->core, s, now);
         pt_fast_publish_all(c->daemon->fast);
     }
     pt_fast_session_remove(c->daemon->fast, c->sid);
@@ -440,6 +440,7 @@ void pt_conn_flush_pending(pt_daemon *d)
 {
     pt_conn *c;
 
+    pt_state_flush(d); /* no answer before the journal has its cause */
     /* Flushing may queue more (a resumed peer's answers, wake-ups from a
      * session a write error ended): take from the head until none is left.
      * The last connection queued is written first, as Redis does; writing
@@ -1112,7 +1113,7 @@ void pt_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockadd
         conn_refuse(c, PT_ELIMIT, msg);
         return;
     }
-    c->session = pt_core_session_new(d->core, &c->peer, c);
+    c->session = pt_journal_session_new(d->journal, d->core, &c->peer, c);
     if (!c->session) {
         conn_refuse(c, PT_ENOMEM, "pythreadd is out of memory for a new session; try again later");
         return;

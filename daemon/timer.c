@@ -74,7 +74,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     d->timer_at = PT_DEADLINE_NONE; /* a fired timer is no longer armed */
-    pt_core_expire(d->core, now);
+    pt_journal_expire(d->journal, d->core, now);
     pt_fast_publish_all(d->fast);
     pt_daemon_settle(d, now);
 }

@@ -1,0 +1,531 @@
+/*
+ * journal.c - the core's inputs recorded and given again (journal.h).
+ *
+ * Records are framed as on the wire: a 4-byte big-endian length, then one
+ * JournalRecord. An entry's record comes before the answers of the hooks
+ * it called, in the order it called them, so a replay gives the entry and
+ * lets each hook take the next record, which must be its own kind.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "journal.h"
+#include "journal.pb-c.h"
+#include "request.h"
+
+#define HEADER     4u
+#define RECORD_MAX (1u << 20) /* a Request is at most a frame; far below this */
+
+typedef Pythread__JournalRecord record;
+
+struct pt_journal {
+    uint8_t *buf;
+    size_t len, cap;
+    uint64_t lost;
+    const pt_core_fast_hooks *hooks; /* the hooks the journal stands before */
+    void *hooks_ctx;
+};
+
+pt_journal *pt_journal_new(void)
+{
+    return calloc(1, sizeof(pt_journal));
+}
+
+void pt_journal_free(pt_journal *j)
+{
+    if (j == NULL)
+        return;
+    free(j->buf);
+    free(j);
+}
+
+const uint8_t *pt_journal_bytes(const pt_journal *j, size_t *len)
+{
+    *len = j->len;
+    return j->buf;
+}
+
+void pt_journal_take(pt_journal *j, size_t n)
+{
+    memmove(j->buf, j->buf + n, j->len - n);
+    j->len -= n;
+}
+
+uint64_t pt_journal_lost(const pt_journal *j)
+{
+    return j->lost;
+}
+
+static int reserve(pt_journal *j, size_t more)
+{
+    size_t cap = j->cap ? j->cap : 4096;
+    uint8_t *grown;
+
+    if (j->len + more <= j->cap)
+        return 0;
+    while (cap < j->len + more)
+        cap *= 2;
+    grown = realloc(j->buf, cap);
+    if (grown == NULL)
+        return -1;
+    j->buf = grown;
+    j->cap = cap;
+    return 0;
+}
+
+static void put(pt_journal *j, const record *r)
+{
+    size_t n = pythread__journal_record__get_packed_size(r);
+    uint8_t *p;
+
+    if (j == NULL)
+        return;
+    if (n > RECORD_MAX || reserve(j, HEADER + n) < 0) {
+        j->lost++;
+        return;
+    }
+    p = j->buf + j->len;
+    p[0] = (uint8_t)(n >> 24);
+    p[1] = (uint8_t)(n >> 16);
+    p[2] = (uint8_t)(n >> 8);
+    p[3] = (uint8_t)n;
+    pythread__journal_record__pack(r, p + HEADER);
+    j->len += HEADER + n;
+}
+
+static void put_type(pt_journal *j, Pythread__JournalRecord__Type type, uint64_t now,
+                     const pt_session *s)
+{
+    record r = PYTHREAD__JOURNAL_RECORD__INIT;
+
+    r.type = type;
+    r.has_now = now != 0;
+    r.now = now;
+    r.has_session = s != NULL;
+    r.session = s ? pt_core_session_id(s) : 0;
+    put(j, &r);
+}
+
+/* ------------------------------------------------------------------ */
+/* Entries                                                             */
+/* ------------------------------------------------------------------ */
+
+void pt_journal_start(pt_journal *j, pt_core *core, uint64_t token_base)
+{
+    record r = PYTHREAD__JOURNAL_RECORD__INIT;
+
+    r.type = PYTHREAD__JOURNAL_RECORD__TYPE__START;
+    r.has_value = 1;
+    r.value = token_base;
+    put(j, &r);
+    pt_core_set_token_base(core, token_base);
+}
+
+pt_session *pt_journal_session_new(pt_journal *j, pt_core *core, const pt_peer *peer, void *udata)
+{
+    pt_session *s = pt_core_session_new(core, peer, udata);
+    record r = PYTHREAD__JOURNAL_RECORD__INIT;
+
+    /* A session refused for want of memory changed nothing. */
+    if (s == NULL)
+        return NULL;
+    r.type = PYTHREAD__JOURNAL_RECORD__TYPE__SESSION_NEW;
+    r.has_session = r.has_pid = r.has_uid = r.has_gid = 1;
+    r.session = pt_core_session_id(s);
+    r.pid = peer->pid;
+    r.uid = peer->uid;
+    r.gid = peer->gid;
+    put(j, &r);
+    return s;
+}
+
+void pt_journal_session_end(pt_journal *j, pt_core *core, pt_session *s, uint64_t now)
+{
+    put_type(j, PYTHREAD__JOURNAL_RECORD__TYPE__SESSION_END, now, s);
+    pt_core_session_end(core, s, now);
+}
+
+void pt_journal_call(pt_journal *j, pt_core *core, pt_session *s, const Pythread__Request *req,
+                     uint64_t now)
+{
+    record r = PYTHREAD__JOURNAL_RECORD__INIT;
+    pt_call call;
+
+    r.type = PYTHREAD__JOURNAL_RECORD__TYPE__CALL;
+    r.has_now = r.has_session = 1;
+    r.now = now;
+    r.session = pt_core_session_id(s);
+    r.request = (Pythread__Request *)req;
+    put(j, &r);
+    pt_request_call(req, &call);
+    pt_core_call(core, s, &call, now);
+}
+
+void pt_journal_expire(pt_journal *j, pt_core *core, uint64_t now)
+{
+    put_type(j, PYTHREAD__JOURNAL_RECORD__TYPE__EXPIRE, now, NULL);
+    pt_core_expire(core, now);
+}
+
+void pt_journal_claim_all(pt_journal *j, pt_core *core)
+{
+    put_type(j, PYTHREAD__JOURNAL_RECORD__TYPE__CLAIM_ALL, 0, NULL);
+    pt_core_fast_claim_all(core);
+}
+
+void pt_journal_restart(pt_journal *j, pt_core *core, uint64_t now, uint64_t token_jump)
+{
+    record r = PYTHREAD__JOURNAL_RECORD__INIT;
+
+    r.type = PYTHREAD__JOURNAL_RECORD__TYPE__RESTART;
+    r.has_now = r.has_value = 1;
+    r.now = now;
+    r.value = token_jump;
+    put(j, &r);
+    pt_core_restart(core, now, token_jump);
+}
+
+/* ------------------------------------------------------------------ */
+/* Hooks: answers recorded                                             */
+/* ------------------------------------------------------------------ */
+
+static void put_value(pt_journal *j, Pythread__JournalRecord__Type type, uint64_t v)
+{
+    record r = PYTHREAD__JOURNAL_RECORD__INIT;
+
+    r.type = type;
+    r.has_value = 1;
+    r.value = v;
+    put(j, &r);
+}
+
+static uint32_t rec_created(void *ctx, int kind, int owned, uid_t uid, gid_t gid, uint32_t mode)
+{
+    pt_journal *j = ctx;
+    uint32_t cell = j->hooks ? j->hooks->created(j->hooks_ctx, kind, owned, uid, gid, mode) : 0;
+
+    put_value(j, PYTHREAD__JOURNAL_RECORD__TYPE__CELL, cell);
+    return cell;
+}
+
+static void view_out(const pt_core_fast_view *v, Pythread__JournalView *m)
+{
+    m->has_keep = m->has_holder = m->has_thread = m->has_depth = m->has_token = 1;
+    m->has_value = m->has_acquires = m->has_slot = m->has_busy = m->has_many = 1;
+    m->keep = v->keep != 0;
+    m->holder = v->holder ? pt_core_session_id(v->holder) : 0;
+    m->thread = v->thread;
+    m->depth = v->depth;
+    m->token = v->token;
+    m->value = v->value;
+    m->acquires = v->acquires;
+    m->slot = v->slot;
+    m->busy = v->busy != 0;
+    m->many = v->many != 0;
+}
+
+static void rec_claim(void *ctx, uint32_t cell, int kind, pt_core_fast_view *v)
+{
+    pt_journal *j = ctx;
+    record r = PYTHREAD__JOURNAL_RECORD__INIT;
+    Pythread__JournalView m = PYTHREAD__JOURNAL_VIEW__INIT;
+
+    j->hooks->claim(j->hooks_ctx, cell, kind, v);
+    view_out(v, &m);
+    r.type = PYTHREAD__JOURNAL_RECORD__TYPE__VIEW;
+    r.view = &m;
+    put(j, &r);
+}
+
+static void rec_freed(void *ctx, uint32_t cell)
+{
+    pt_journal *j = ctx;
+
+    j->hooks->freed(j->hooks_ctx, cell);
+}
+
+static uint32_t rec_slot_new(void *ctx, uint32_t cell)
+{
+    pt_journal *j = ctx;
+    uint32_t slot = j->hooks->slot_new(j->hooks_ctx, cell);
+
+    put_value(j, PYTHREAD__JOURNAL_RECORD__TYPE__SLOT, slot);
+    return slot;
+}
+
+static int64_t rec_slot_read(void *ctx, uint32_t slot)
+{
+    pt_journal *j = ctx;
+    record r = PYTHREAD__JOURNAL_RECORD__INIT;
+    int64_t count = j->hooks->slot_read(j->hooks_ctx, slot);
+
+    r.type = PYTHREAD__JOURNAL_RECORD__TYPE__SLOT_COUNT;
+    r.has_count = 1;
+    r.count = count;
+    put(j, &r);
+    return count;
+}
+
+static void rec_slot_free(void *ctx, uint32_t slot)
+{
+    pt_journal *j = ctx;
+
+    j->hooks->slot_free(j->hooks_ctx, slot);
+}
+
+static const pt_core_fast_hooks recording = {rec_created,  rec_claim,     rec_freed,
+                                             rec_slot_new, rec_slot_read, rec_slot_free};
+
+void pt_journal_set_fast_hooks(pt_journal *j, pt_core *core, const pt_core_fast_hooks *hooks,
+                               void *ctx)
+{
+    if (j == NULL) {
+        pt_core_set_fast_hooks(core, hooks, ctx);
+        return;
+    }
+    j->hooks = hooks;
+    j->hooks_ctx = ctx;
+    pt_core_set_fast_hooks(core, &recording, j);
+}
+
+/* ------------------------------------------------------------------ */
+/* Replay                                                              */
+/* ------------------------------------------------------------------ */
+
+typedef struct replay {
+    pt_core *core;
+    const uint8_t *buf;
+    size_t len, pos;
+    pt_session **sessions; /* by id; ids are given in order from 1 */
+    uint64_t nsessions;
+    pt_journal_replayed *out;
+    char *err;
+    size_t errlen;
+    int failed;
+} replay;
+
+static void replay_fail(replay *rp, const char *what)
+{
+    if (!rp->failed)
+        snprintf(rp->err, rp->errlen, "journal record at byte %zu: %s", rp->pos, what);
+    rp->failed = 1;
+}
+
+/* The next record, or NULL at the end or on a fault (then rp->failed). */
+static record *replay_next(replay *rp)
+{
+    const uint8_t *p = rp->buf + rp->pos;
+    size_t n;
+    record *r;
+
+    if (rp->failed || rp->pos == rp->len)
+        return NULL;
+    if (rp->len - rp->pos < HEADER) {
+        replay_fail(rp, "torn length");
+        return NULL;
+    }
+    n = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+    if (n > RECORD_MAX || rp->len - rp->pos - HEADER < n) {
+        replay_fail(rp, "torn record");
+        return NULL;
+    }
+    r = pythread__journal_record__unpack(NULL, n, p + HEADER);
+    if (r == NULL) {
+        replay_fail(rp, "not a journal record");
+        return NULL;
+    }
+    rp->pos += HEADER + n;
+    rp->out->records++;
+    return r;
+}
+
+/* The next record, which a hook asked for: it must be of that type. */
+static record *replay_answer(replay *rp, Pythread__JournalRecord__Type type)
+{
+    record *r = replay_next(rp);
+
+    if (r != NULL && r->type == type)
+        return r;
+    if (r != NULL)
+        pythread__journal_record__free_unpacked(r, NULL);
+    replay_fail(rp, "a hook's answer is missing");
+    return NULL;
+}
+
+static pt_session *replay_session(replay *rp, uint64_t id)
+{
+    if (id == 0 || id > rp->nsessions)
+        return NULL;
+    return rp->sessions[id - 1];
+}
+
+static uint64_t answer_value(replay *rp, Pythread__JournalRecord__Type type)
+{
+    record *r = replay_answer(rp, type);
+    uint64_t v = r ? r->value : 0;
+
+    if (r)
+        pythread__journal_record__free_unpacked(r, NULL);
+    return v;
+}
+
+static uint32_t rep_created(void *ctx, int kind, int owned, uid_t uid, gid_t gid, uint32_t mode)
+{
+    (void)kind, (void)owned, (void)uid, (void)gid, (void)mode;
+    return (uint32_t)answer_value(ctx, PYTHREAD__JOURNAL_RECORD__TYPE__CELL);
+}
+
+static void view_in(replay *rp, const Pythread__JournalView *m, pt_core_fast_view *v)
+{
+    *v = (pt_core_fast_view){
+        .keep = m->keep,
+        .holder = replay_session(rp, m->holder),
+        .thread = m->thread,
+        .depth = m->depth,
+        .token = m->token,
+        .value = m->value,
+        .acquires = m->acquires,
+        .slot = m->slot,
+        .busy = m->busy,
+        .many = m->many,
+    };
+}
+
+static void rep_claim(void *ctx, uint32_t cell, int kind, pt_core_fast_view *v)
+{
+    replay *rp = ctx;
+    record *r = replay_answer(rp, PYTHREAD__JOURNAL_RECORD__TYPE__VIEW);
+
+    (void)cell, (void)kind;
+    /* Nothing read: the core keeps what it knows. */
+    *v = (pt_core_fast_view){.keep = 1};
+    if (r != NULL && r->view != NULL)
+        view_in(rp, r->view, v);
+    if (r != NULL)
+        pythread__journal_record__free_unpacked(r, NULL);
+}
+
+static void rep_freed(void *ctx, uint32_t cell)
+{
+    (void)ctx, (void)cell;
+}
+
+static uint32_t rep_slot_new(void *ctx, uint32_t cell)
+{
+    (void)cell;
+    return (uint32_t)answer_value(ctx, PYTHREAD__JOURNAL_RECORD__TYPE__SLOT);
+}
+
+static int64_t rep_slot_read(void *ctx, uint32_t slot)
+{
+    replay *rp = ctx;
+    record *r = replay_answer(rp, PYTHREAD__JOURNAL_RECORD__TYPE__SLOT_COUNT);
+    int64_t count = r ? r->count : 0;
+
+    (void)slot;
+    if (r)
+        pythread__journal_record__free_unpacked(r, NULL);
+    return count;
+}
+
+static void rep_slot_free(void *ctx, uint32_t slot)
+{
+    (void)ctx, (void)slot;
+}
+
+static const pt_core_fast_hooks replaying = {rep_created,  rep_claim,     rep_freed,
+                                             rep_slot_new, rep_slot_read, rep_slot_free};
+
+static int session_add(replay *rp, const record *r)
+{
+    pt_peer peer = {.pid = r->pid, .uid = r->uid, .gid = r->gid};
+    pt_session **grown;
+    pt_session *s;
+
+    if (r->session != rp->nsessions + 1)
+        return -1; /* ids are given in order: a record is missing */
+    grown = realloc(rp->sessions, (rp->nsessions + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return -1;
+    rp->sessions = grown;
+    s = pt_core_session_new(rp->core, &peer, NULL);
+    if (s == NULL || pt_core_session_id(s) != r->session)
+        return -1;
+    rp->sessions[rp->nsessions++] = s;
+    return 0;
+}
+
+static void call_give(replay *rp, const record *r, pt_session *s)
+{
+    pt_call call;
+
+    pt_request_call(r->request, &call);
+    pt_core_call(rp->core, s, &call, r->now);
+}
+
+/* One entry, its hooks answered from the records after it. */
+static void entry_give(replay *rp, const record *r)
+{
+    pt_session *s = replay_session(rp, r->session);
+
+    switch (r->type) {
+    case PYTHREAD__JOURNAL_RECORD__TYPE__START:
+        pt_core_set_token_base(rp->core, r->value);
+        break;
+    case PYTHREAD__JOURNAL_RECORD__TYPE__SESSION_NEW:
+        if (session_add(rp, r) < 0)
+            replay_fail(rp, "a session out of order");
+        break;
+    case PYTHREAD__JOURNAL_RECORD__TYPE__SESSION_END:
+    case PYTHREAD__JOURNAL_RECORD__TYPE__CALL:
+        if (s == NULL || (r->type == PYTHREAD__JOURNAL_RECORD__TYPE__CALL && !r->request)) {
+            replay_fail(rp, "an entry of no session");
+        } else if (r->type == PYTHREAD__JOURNAL_RECORD__TYPE__CALL) {
+            call_give(rp, r, s);
+        } else {
+            rp->sessions[r->session - 1] = NULL;
+            pt_core_session_end(rp->core, s, r->now);
+        }
+        break;
+    case PYTHREAD__JOURNAL_RECORD__TYPE__EXPIRE:
+        pt_core_expire(rp->core, r->now);
+        break;
+    case PYTHREAD__JOURNAL_RECORD__TYPE__CLAIM_ALL:
+        pt_core_fast_claim_all(rp->core);
+        break;
+    case PYTHREAD__JOURNAL_RECORD__TYPE__RESTART:
+        pt_core_restart(rp->core, r->now, r->value);
+        if (rp->nsessions)
+            memset(rp->sessions, 0, rp->nsessions * sizeof(*rp->sessions));
+        break;
+    default:
+        replay_fail(rp, "a hook's answer where an entry was due");
+        break;
+    }
+}
+
+int pt_journal_replay(pt_core *core, const uint8_t *buf, size_t len, pt_journal_replayed *out,
+                      char *err, size_t errlen)
+{
+    replay rp = {.core = core, .buf = buf, .len = len, .out = out, .err = err, .errlen = errlen};
+    pt_core_fast_state st;
+    record *r;
+
+    *out = (pt_journal_replayed){0};
+    pt_core_set_fast_hooks(core, &replaying, &rp);
+    while ((r = replay_next(&rp)) != NULL) {
+        entry_give(&rp, r);
+        pythread__journal_record__free_unpacked(r, NULL);
+        /* the publish the daemon makes after every entry */
+        while (pt_core_fast_next(core, &st))
+            ;
+        if (rp.failed)
+            break;
+        out->entries++;
+        out->used = rp.pos;
+    }
+    free(rp.sessions);
+    pt_core_set_fast_hooks(core, &(pt_core_fast_hooks){0}, NULL);
+    return rp.failed ? -1 : 0;
+}

@@ -1,0 +1,65 @@
+/*
+ * journal.h - the core's inputs, recorded as they are given and given again
+ * from a record (proto/journal.proto has the format).
+ *
+ * Every entry into the core goes through one of the pt_journal_ calls
+ * below, which records it (j may be NULL: nothing is) and then makes it.
+ * The core is deterministic, so a fresh core given the same records by
+ * pt_journal_replay reaches the same state: objects, values, holders,
+ * waiters in order, tokens, sessions. What the shared words told the core
+ * comes through its fast hooks; pt_journal_set_fast_hooks puts the journal
+ * between them so their answers are recorded too.
+ */
+#ifndef PT_JOURNAL_H
+#define PT_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core.h"
+#include "pythread.pb-c.h"
+
+typedef struct pt_journal pt_journal;
+
+pt_journal *pt_journal_new(void);
+void pt_journal_free(pt_journal *j);
+
+/* The bytes recorded and not yet taken, and taking the first n of them. */
+const uint8_t *pt_journal_bytes(const pt_journal *j, size_t *len);
+void pt_journal_take(pt_journal *j, size_t n);
+/* Records lost for want of memory since the journal began: it is no longer
+ * a whole account of the core's inputs. */
+uint64_t pt_journal_lost(const pt_journal *j);
+
+/* The core's entries: recorded, then made. */
+void pt_journal_start(pt_journal *j, pt_core *core, uint64_t token_base);
+pt_session *pt_journal_session_new(pt_journal *j, pt_core *core, const pt_peer *peer, void *udata);
+void pt_journal_session_end(pt_journal *j, pt_core *core, pt_session *s, uint64_t now);
+void pt_journal_call(pt_journal *j, pt_core *core, pt_session *s, const Pythread__Request *req,
+                     uint64_t now);
+void pt_journal_expire(pt_journal *j, pt_core *core, uint64_t now);
+void pt_journal_claim_all(pt_journal *j, pt_core *core);
+void pt_journal_restart(pt_journal *j, pt_core *core, uint64_t now, uint64_t token_jump);
+
+/* Set core's fast hooks to hooks (with ctx), their answers recorded in j
+ * (just set them when j is NULL). With j and no hooks (NULL), objects get
+ * no cell, and that is recorded too, so a replay gives the same. */
+void pt_journal_set_fast_hooks(pt_journal *j, pt_core *core, const pt_core_fast_hooks *hooks,
+                               void *ctx);
+
+/* What a replay did. */
+typedef struct pt_journal_replayed {
+    size_t used;      /* bytes of whole records given to the core */
+    uint64_t records; /* entries and hook answers */
+    uint64_t entries; /* entries into the core */
+} pt_journal_replayed;
+
+/* Give core, fresh, every input recorded in buf. The sessions it makes have
+ * no udata (their answers go nowhere). Returns 0; or -1 with err saying
+ * where the journal stops making sense (a torn or foreign record): what came
+ * before it was given, and out->used says how much that was. The core is
+ * left with no fast hooks: set them after. */
+int pt_journal_replay(pt_core *core, const uint8_t *buf, size_t len, pt_journal_replayed *out,
+                      char *err, size_t errlen);
+
+#endif /* PT_JOURNAL_H */

@@ -1,0 +1,207 @@
+/*
+ * state.c - the state directory (--state-dir): DIR/journal holds the core's
+ * inputs (journal.h). At start it is replayed into the core, then the
+ * restart itself is recorded (pt_core_restart: the old sessions end, the
+ * objects get new words); after every pass of the loop what was recorded is
+ * appended, before any answer of that pass is written, so no client hears
+ * of a change the journal could lose to a crash of the daemon. With --sync
+ * each append is also made durable (fdatasync) before the answers go out,
+ * against a power loss.
+ *
+ * A journal cut short by a crash mid-append ends in a torn record: the
+ * replay stops there and the file is cut back to the last whole record. A
+ * second daemon on the same directory is refused (an flock on the file).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "fastword.h"
+#include "journal.h"
+
+/* A word gives at most this many tokens past the last the daemon knows. */
+#define TOKEN_JUMP ((uint64_t)PT_FW_SEQ_MAX + 1)
+
+struct pt_statedir {
+    int fd;
+    int sync;
+    char path[PATH_MAX];
+    uint64_t appended; /* bytes */
+    int failing;       /* the last append failed (logged once until one works) */
+};
+
+static int read_all(int fd, uint8_t **out, size_t *len)
+{
+    struct stat st;
+    uint8_t *buf;
+    size_t got = 0;
+
+    if (fstat(fd, &st) < 0)
+        return -1;
+    buf = malloc(st.st_size > 0 ? (size_t)st.st_size : 1);
+    if (buf == NULL)
+        return -1;
+    while (got < (size_t)st.st_size) {
+        ssize_t n = pread(fd, buf + got, (size_t)st.st_size - got, (off_t)got);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    *out = buf;
+    *len = got;
+    return 0;
+}
+
+static int state_file(pt_statedir *s, const char *dir)
+{
+    if (snprintf(s->path, sizeof(s->path), "%s/journal", dir) >= (int)sizeof(s->path)) {
+        pt_log(LOG_ERR, "pythreadd: --state-dir %s: the path is too long; choose a shorter one",
+               dir);
+        return -1;
+    }
+    s->fd = open(s->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (s->fd < 0) {
+        pt_log(LOG_ERR,
+               "pythreadd: --state-dir: cannot open %s: %s; create the directory, writable by "
+               "the daemon's user",
+               s->path, strerror(errno));
+        return -1;
+    }
+    if (flock(s->fd, LOCK_EX | LOCK_NB) < 0) {
+        pt_log(LOG_ERR,
+               "pythreadd: --state-dir: %s is in use by another pythreadd (%s); give each "
+               "daemon its own state directory",
+               s->path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Give the core what the file holds; cut a torn tail off. */
+static int state_replay(pt_daemon *d, pt_statedir *s, uint64_t *entries)
+{
+    pt_journal_replayed out;
+    uint8_t *buf;
+    size_t len;
+    char err[200];
+
+    if (read_all(s->fd, &buf, &len) < 0) {
+        pt_log(LOG_ERR, "pythreadd: --state-dir: cannot read %s: %s", s->path, strerror(errno));
+        return -1;
+    }
+    if (pt_journal_replay(d->core, buf, len, &out, err, sizeof(err)) < 0) {
+        pt_log(LOG_WARNING,
+               "pythreadd: %s: %s; the state is taken as of the record before it (%zu of %zu "
+               "bytes) and the rest is cut off",
+               s->path, err, out.used, len);
+        if (ftruncate(s->fd, (off_t)out.used) < 0) {
+            free(buf);
+            pt_log(LOG_ERR, "pythreadd: cannot cut %s: %s", s->path, strerror(errno));
+            return -1;
+        }
+    }
+    free(buf);
+    s->appended = out.used;
+    *entries = out.entries;
+    return 0;
+}
+
+int pt_state_open(pt_daemon *d, const char *dir, int sync, uint64_t *entries)
+{
+    pt_statedir *s = calloc(1, sizeof(*s));
+
+    *entries = 0;
+    if (s == NULL)
+        return -1;
+    s->fd = -1;
+    s->sync = sync;
+    d->state = s;
+    if (state_file(s, dir) < 0 || state_replay(d, s, entries) < 0)
+        return -1;
+    d->journal = pt_journal_new();
+    return d->journal ? 0 : -1;
+}
+
+void pt_state_restarted(pt_daemon *d, uint64_t entries)
+{
+    pt_core_stats st;
+
+    if (d->state == NULL || entries == 0)
+        return;
+    pt_journal_restart(d->journal, d->core, pt_daemon_now(), TOKEN_JUMP);
+    pt_fast_publish_all(d->fast);
+    pt_core_get_stats(d->core, &st);
+    pt_log(LOG_INFO, "pythreadd: state of %s restored: %llu objects from %llu inputs",
+           d->state->path, (unsigned long long)st.objects, (unsigned long long)entries);
+}
+
+static int write_all(int fd, const uint8_t *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+void pt_state_flush(pt_daemon *d)
+{
+    pt_statedir *s = d->state;
+    const uint8_t *p;
+    size_t len;
+
+    if (s == NULL || s->fd < 0)
+        return;
+    p = pt_journal_bytes(d->journal, &len);
+    if (len == 0)
+        return;
+    if (write_all(s->fd, p, len) < 0 || (s->sync && fdatasync(s->fd) < 0)) {
+        if (!s->failing)
+            pt_log(LOG_ERR,
+                   "pythreadd: cannot append to %s: %s; state changes are not kept until it "
+                   "works again (free space on its file system)",
+                   s->path, strerror(errno));
+        s->failing = 1;
+    } else {
+        s->failing = 0;
+        s->appended += len;
+    }
+    pt_journal_take(d->journal, len);
+}
+
+void pt_state_close(pt_daemon *d)
+{
+    pt_statedir *s = d->state;
+
+    if (s == NULL)
+        return;
+    if (s->fd >= 0 && d->core && d->journal) {
+        /* what the words hold now, so a clean stop loses nothing */
+        pt_journal_claim_all(d->journal, d->core);
+        pt_fast_publish_all(d->fast);
+        pt_state_flush(d);
+    }
+    if (s->fd >= 0)
+        close(s->fd);
+    free(s);
+    d->state = NULL;
+    /* The journal stays until the core is freed: it stands before the
+     * core's fast hooks. What the teardown records is not written. */
+}

@@ -1,0 +1,383 @@
+/*
+ * test_journal.c - a recorded journal given to a fresh core rebuilds the
+ * state of the core that wrote it (daemon/journal.c), for every kind: the
+ * objects with their values, holders, waiters in order and counters, and
+ * every answer the replay gives is the answer the original gave. A torn or
+ * foreign record stops the replay where it is.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "journal.h"
+#include "pythread.h"
+
+/* What a core said and holds, as text, to compare two cores. */
+typedef struct text {
+    char buf[1 << 16];
+    size_t len;
+} text;
+
+static void say(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(text *t, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    t->len += (size_t)vsnprintf(t->buf + t->len, sizeof(t->buf) - t->len, fmt, ap);
+    va_end(ap);
+    assert_true(t->len < sizeof(t->buf));
+}
+
+static void sink(void *ctx, pt_session *s, const pt_result *r)
+{
+    say(ctx, "s%llu #%llu st%d ok%d v%lld t%llu h%u c%d a%d f%u/%u\n",
+        (unsigned long long)pt_core_session_id(s), (unsigned long long)r->id, r->status, r->ok,
+        (long long)r->value, (unsigned long long)r->token, r->handle, r->created, r->run_action,
+        r->fast, r->fast_slot);
+}
+
+/* Fast hooks with no memory behind them: cells and slots are numbers, and
+ * every claim finds the core's own state. */
+static uint32_t cells;
+
+static uint32_t fake_created(void *ctx, int kind, int owned, uid_t uid, gid_t gid, uint32_t mode)
+{
+    (void)ctx, (void)kind, (void)owned, (void)uid, (void)gid, (void)mode;
+    return ++cells;
+}
+
+static void fake_claim(void *ctx, uint32_t cell, int kind, pt_core_fast_view *v)
+{
+    (void)ctx, (void)cell, (void)kind;
+    *v = (pt_core_fast_view){.keep = 1};
+}
+
+static void fake_freed(void *ctx, uint32_t cell)
+{
+    (void)ctx, (void)cell;
+}
+
+static uint32_t fake_slot_new(void *ctx, uint32_t cell)
+{
+    (void)ctx, (void)cell;
+    return 1000 + ++cells;
+}
+
+static int64_t fake_slot_read(void *ctx, uint32_t slot)
+{
+    (void)ctx, (void)slot;
+    return 0;
+}
+
+static void fake_slot_free(void *ctx, uint32_t slot)
+{
+    (void)ctx, (void)slot;
+}
+
+static const pt_core_fast_hooks fake = {fake_created,  fake_claim,     fake_freed,
+                                        fake_slot_new, fake_slot_read, fake_slot_free};
+
+/* The core that writes the journal, its sessions and clock. */
+static struct {
+    pt_core *core;
+    pt_journal *j;
+    text said;
+    pt_session *s[4];
+    uint64_t now, id;
+} W;
+
+/* What the daemon does after every entry: publish what the core claimed
+ * (here the words are only numbers). The replay does the same. */
+static void published(void)
+{
+    pt_core_fast_state st;
+
+    while (pt_core_fast_next(W.core, &st))
+        ;
+}
+
+static void req_send(int si, Pythread__Request *req)
+{
+    req->id = ++W.id;
+    pt_journal_call(W.j, W.core, W.s[si], req, W.now);
+    published();
+}
+
+static void op_open(int si, const char *name, int kind, int64_t value, uint32_t parties,
+                    uint32_t lock_handle)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    Pythread__OpenArgs open = PYTHREAD__OPEN_ARGS__INIT;
+
+    req.op = PYTHREAD__OP__OP_OPEN;
+    req.has_name = 1;
+    req.name.data = (uint8_t *)name;
+    req.name.len = strlen(name);
+    open.has_kind = open.has_value = open.has_parties = open.has_lock_handle = 1;
+    open.kind = kind;
+    open.value = value;
+    open.parties = parties;
+    open.lock_handle = lock_handle;
+    req.open = &open;
+    req_send(si, &req);
+}
+
+/* An operation on handle h by thread 1 of session si. */
+static void op(int si, Pythread__Op o, uint32_t h, double timeout, uint32_t count)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+
+    req.op = o;
+    req.has_handle = req.has_thread = req.has_timeout = req.has_count = 1;
+    req.handle = h;
+    req.thread = 1;
+    req.timeout = timeout;
+    req.count = count;
+    req_send(si, &req);
+}
+
+static void session_new(int si, pid_t pid)
+{
+    pt_peer peer = {.pid = pid, .uid = 1000, .gid = 1000};
+
+    W.s[si] = pt_journal_session_new(W.j, W.core, &peer, NULL);
+    assert_non_null(W.s[si]);
+}
+
+/*
+ * Every kind, with holders, waiters in a queue, a timeout, a notify, a
+ * broken and a filling barrier, a session that ends holding and waiting,
+ * an unlinked object still open, and inspection's claim of every word.
+ * Handles in each session follow its opens: 1, 2, ...
+ */
+static void script(void)
+{
+    for (int i = 0; i < 4; i++)
+        session_new(i, 100 + i);
+    /* session 0: lock 1, rlock 2, cond 3 (over rlock), sem 4, bsem 5, event 6, barrier 7 */
+    op_open(0, "lock", PT_KIND_LOCK, 1, 0, 0);
+    op_open(0, "rlock", PT_KIND_RLOCK, 1, 0, 0);
+    op_open(0, "cond", PT_KIND_CONDITION, 1, 0, 2);
+    op_open(0, "sem", PT_KIND_SEMAPHORE, 2, 0, 0);
+    op_open(0, "bsem", PT_KIND_BOUNDED_SEMAPHORE, 1, 0, 0);
+    op_open(0, "event", PT_KIND_EVENT, 1, 0, 0);
+    op_open(0, "barrier", PT_KIND_BARRIER, 1, 3, 0);
+    op_open(0, "broken", PT_KIND_BARRIER, 1, 2, 0);
+    for (int i = 1; i < 4; i++) {
+        op_open(i, "lock", PT_KIND_LOCK, 1, 0, 0);
+        op_open(i, "sem", PT_KIND_SEMAPHORE, 2, 0, 0);
+        op_open(i, "bsem", PT_KIND_BOUNDED_SEMAPHORE, 1, 0, 0);
+        op_open(i, "event", PT_KIND_EVENT, 1, 0, 0);
+        op_open(i, "barrier", PT_KIND_BARRIER, 1, 3, 0);
+    }
+    W.now = 1000;
+    op(0, PYTHREAD__OP__OP_ACQUIRE, 1, -1, 1); /* lock held by 0 */
+    op(1, PYTHREAD__OP__OP_ACQUIRE, 1, -1, 1); /* 1 and 2 queue */
+    op(2, PYTHREAD__OP__OP_ACQUIRE, 1, 5.0, 1);
+    op(3, PYTHREAD__OP__OP_ACQUIRE, 1, 0.5, 1);
+    op(0, PYTHREAD__OP__OP_ACQUIRE, 2, -1, 1); /* rlock twice */
+    op(0, PYTHREAD__OP__OP_ACQUIRE, 2, -1, 1);
+    op(0, PYTHREAD__OP__OP_COND_WAIT, 3, -1, 1); /* waits, rlock let go */
+    op(0, PYTHREAD__OP__OP_ACQUIRE, 4, -1, 2);   /* sem 2 -> 0 */
+    op(0, PYTHREAD__OP__OP_ACQUIRE, 4, -1, 1);
+    op(1, PYTHREAD__OP__OP_ACQUIRE, 2, -1, 1); /* session 1 thread 1 waits for sem */
+    op(1, PYTHREAD__OP__OP_ACQUIRE, 3, -1, 1); /* bsem held by 1 */
+    op(2, PYTHREAD__OP__OP_ACQUIRE, 3, 2.0, 1);
+    op(2, PYTHREAD__OP__OP_EVENT_WAIT, 4, -1, 1);
+    op(3, PYTHREAD__OP__OP_EVENT_SET, 4, -1, 1); /* wakes 2's wait... which is parked behind */
+    op(1, PYTHREAD__OP__OP_BARRIER_WAIT, 5, -1, 1);
+    op(0, PYTHREAD__OP__OP_BARRIER_WAIT, 8, 1.0, 1); /* times out: broken */
+    W.now = 2 * PT_NS_PER_SEC;
+    pt_journal_expire(W.j, W.core, W.now);
+    published();
+    pt_journal_claim_all(W.j, W.core);
+    published();
+    op(0, PYTHREAD__OP__OP_RELEASE, 1, -1, 1); /* lock to session 1 */
+    op(0, PYTHREAD__OP__OP_RELEASE, 4, -1, 1); /* a permit to 1's waiter */
+    op(0, PYTHREAD__OP__OP_UNLINK, 0, -1, 1);
+    {
+        Pythread__Request req = PYTHREAD__REQUEST__INIT;
+
+        req.op = PYTHREAD__OP__OP_UNLINK;
+        req.has_name = 1;
+        req.name.data = (uint8_t *)"event";
+        req.name.len = 5;
+        req_send(3, &req);
+    }
+    W.now = 3 * PT_NS_PER_SEC;
+    pt_journal_session_end(W.j, W.core, W.s[1], W.now); /* holds the lock and bsem */
+    W.s[1] = NULL;
+    published();
+    pt_journal_expire(W.j, W.core, W.now + 10 * PT_NS_PER_SEC);
+    published();
+}
+
+/* Everything inspection tells of a core, as text. */
+static void party_say(void *ctx, const pt_core_party *p)
+{
+    say(ctx, "  role %d s%llu th%llu n%llu since %llu\n", p->role,
+        (unsigned long long)pt_core_session_id(p->session), (unsigned long long)p->thread,
+        (unsigned long long)p->count, (unsigned long long)p->since);
+}
+
+static int object_say(void *ctx, const pt_core_object_detail *d)
+{
+    text *t = ctx;
+    const pt_state *st = &d->info.state;
+    const pt_core_counters *k = &d->counters;
+
+    say(t, "%.*s kind %d tr%d ul%d refs %u serial %llu waiters %u owned %d\n",
+        (int)d->info.name_len, d->info.name, d->info.kind, d->info.transient, d->info.unlinked,
+        d->info.refs, (unsigned long long)d->serial, d->waiters, d->owned);
+    say(t, "  locked %d v %lld init %lld set %d parties %u waiting %u broken %d token %llu\n",
+        st->locked, (long long)st->value, (long long)st->initial, st->is_set, st->parties,
+        st->n_waiting, st->broken, (unsigned long long)st->token);
+    say(t, "  acq %llu cont %llu handed %llu to %llu wait %llu hold %llu\n",
+        (unsigned long long)k->acquires, (unsigned long long)k->contended,
+        (unsigned long long)k->handed, (unsigned long long)k->timeouts,
+        (unsigned long long)k->longest_wait, (unsigned long long)k->longest_hold);
+    return 0;
+}
+
+static void core_say(pt_core *core, text *t, uint64_t now)
+{
+    static const char *names[] = {"lock", "rlock", "cond", "sem", "bsem", "barrier", "broken"};
+    pt_core_stats st;
+
+    pt_core_get_stats(core, &st);
+    say(t, "objects %llu sessions %llu waiters %llu handles %llu\n", (unsigned long long)st.objects,
+        (unsigned long long)st.sessions, (unsigned long long)st.waiters,
+        (unsigned long long)st.handles);
+    pt_core_inspect_objects(core, NULL, 0, now, object_say, t);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        pt_core_object_detail d;
+
+        say(t, "%s:\n", names[i]);
+        pt_core_inspect_object(core, NULL, names[i], strlen(names[i]), now, &d, party_say, t);
+    }
+}
+
+static text replay_said, replay_state, orig_state;
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&W, 0, sizeof(W));
+    cells = 0;
+    W.j = pt_journal_new();
+    W.core = pt_core_new(NULL, sink, &W.said);
+    assert_non_null(W.j);
+    assert_non_null(W.core);
+    pt_journal_start(W.j, W.core, 5000);
+    pt_journal_set_fast_hooks(W.j, W.core, &fake, NULL);
+    replay_said.len = replay_state.len = orig_state.len = 0;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    pt_core_free(W.core);
+    pt_journal_free(W.j);
+    return 0;
+}
+
+/* Replay the journal so far into a fresh core. */
+static pt_core *replayed(size_t cut, int *rc, pt_journal_replayed *out)
+{
+    pt_core *core = pt_core_new(NULL, sink, &replay_said);
+    char err[160] = "";
+    size_t len;
+    const uint8_t *buf = pt_journal_bytes(W.j, &len);
+
+    assert_non_null(core);
+    *rc = pt_journal_replay(core, buf, len - cut, out, err, sizeof(err));
+    if (*rc != 0)
+        print_message("replay: %s\n", err);
+    return core;
+}
+
+static void test_replay_rebuilds_every_kind(void **state)
+{
+    pt_journal_replayed out;
+    pt_core *copy;
+    size_t len;
+    int rc;
+
+    (void)state;
+    script();
+    assert_int_equal(pt_journal_lost(W.j), 0);
+    copy = replayed(0, &rc, &out);
+    assert_int_equal(rc, 0);
+    pt_journal_bytes(W.j, &len);
+    assert_int_equal(out.used, len);
+    assert_true(out.entries > 50);
+    /* the same answers, in the same order */
+    assert_int_equal(replay_said.len, W.said.len);
+    assert_memory_equal(replay_said.buf, W.said.buf, W.said.len);
+    core_say(W.core, &orig_state, W.now);
+    core_say(copy, &replay_state, W.now);
+    if (strcmp(orig_state.buf, replay_state.buf) != 0)
+        fail_msg("state differs:\n--- written\n%s--- replayed\n%s", orig_state.buf,
+                 replay_state.buf);
+    assert_non_null(strstr(orig_state.buf, "lock kind 1"));
+    if (getenv("PT_JOURNAL_SHOW"))
+        fprintf(stderr, "%s%s", W.said.buf, orig_state.buf);
+    pt_core_free(copy);
+}
+
+/* A journal cut inside its last record gives all the records before it
+ * and says where it stopped. */
+static void test_torn_tail_stops_there(void **state)
+{
+    pt_journal_replayed whole, torn;
+    pt_core *a, *b;
+    int rc;
+
+    (void)state;
+    script();
+    a = replayed(0, &rc, &whole);
+    assert_int_equal(rc, 0);
+    b = replayed(3, &rc, &torn);
+    assert_int_equal(rc, -1);
+    assert_true(torn.used < whole.used);
+    assert_true(torn.entries <= whole.entries);
+    pt_core_free(a);
+    pt_core_free(b);
+}
+
+/* Bytes that are no journal are refused at once, changing nothing. */
+static void test_foreign_bytes_refused(void **state)
+{
+    static const uint8_t junk[] = {0, 0, 0, 3, 0xff, 0xff, 0xff};
+    pt_core *core = pt_core_new(NULL, sink, &replay_said);
+    pt_journal_replayed out;
+    pt_core_stats st;
+    char err[160];
+
+    (void)state;
+    assert_int_equal(pt_journal_replay(core, junk, sizeof(junk), &out, err, sizeof(err)), -1);
+    assert_int_equal(out.used, 0);
+    assert_non_null(strstr(err, "byte 0"));
+    pt_core_get_stats(core, &st);
+    assert_int_equal(st.objects, 0);
+    pt_core_free(core);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_replay_rebuilds_every_kind, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_torn_tail_stops_there, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_bytes_refused, setup, teardown),
+    };
+
+    return cmocka_run_group_tests_name("unit.test_journal", tests, NULL, NULL);
+}
