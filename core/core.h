@@ -389,6 +389,51 @@ typedef struct pt_core_session_info {
 } pt_core_session_info;
 void pt_core_session_info_get(const pt_session *s, pt_core_session_info *out);
 
+/* ---- Images (image.c): a core with no session as data, and back ----- */
+
+/* What a core holds besides its objects. */
+typedef struct pt_core_image_head {
+    uint64_t token_floor;
+    uint64_t next_serial;
+    uint64_t next_session_id;
+    uint64_t seq;
+    uint64_t calls;
+} pt_core_image_head;
+
+/* One object of a core with no session: nothing held, nobody waiting. */
+typedef struct pt_core_image {
+    uint64_t serial;
+    const char *name; /* "" for a Condition's own RLock */
+    size_t name_len;
+    int kind;
+    int transient, unlinked, anonymous, token_given;
+    uint32_t mode;
+    uid_t uid;
+    gid_t gid;
+    uint32_t fast; /* its cell, 0 = none */
+    uint64_t token;
+    pt_core_counters counters;
+    uint64_t lock_serial; /* Condition: its lock */
+    int64_t value, initial;
+    int owned; /* semaphores */
+    int set;   /* Event */
+    uint32_t parties;
+    double timeout;
+    int state, reason; /* Barrier: filling or broken, and why */
+    int32_t status;
+} pt_core_image;
+
+/* The head; -1 while any session is open (an image has none). */
+int pt_core_image_head_get(const pt_core *core, pt_core_image_head *out);
+/* fn for every object, oldest first (a Condition after its lock). */
+typedef void (*pt_core_image_fn)(void *ctx, const pt_core_image *image);
+void pt_core_image_each(const pt_core *core, pt_core_image_fn fn, void *ctx);
+/* Into a fresh core: the head, then each object in the order given.
+ * -1 when the image does not fit (a core in use, an unknown kind, a name
+ * taken, a Condition's lock not loaded yet, no memory). */
+int pt_core_image_head_load(pt_core *core, const pt_core_image_head *head);
+int pt_core_image_load(pt_core *core, const pt_core_image *image);
+
 /* Named objects alive by kind, index PT_KIND_* (0 unused). */
 void pt_core_objects_by_kind(const pt_core *core, uint64_t counts[PT_KIND_BARRIER + 1]);
 /* The limits in force (defaults filled in). */

@@ -230,7 +230,7 @@ struct pt_core {
     void *sink_ctx;
     int quiet;
     pt_map map;
-    TAILQ_HEAD(, pt_obj) objects;
+    TAILQ_HEAD(pt_objlist, pt_obj) objects;
     uint64_t nobjects; /* named objects alive */
     LIST_HEAD(, pt_session) sessions;
     LIST_HEAD(, pt_uidcount) uids; /* per-user counts, see uid.c */
@@ -329,6 +329,8 @@ pt_uidcount *pt__uid_get(pt_core *c, uid_t uid, int create);
 /* Add to uid's counts (negative to take away); PT_ENOMEM only when adding
  * for a user not seen yet fails. */
 int pt__uid_add(pt_core *c, uid_t uid, int objects, int sessions);
+/* A new object of kind named name, last in the list of all (registry.c). */
+pt_obj *pt__obj_alloc(pt_core *c, int kind, const char *name, size_t len);
 void pt__uids_free_all(pt_core *c);
 /* Is s's user at its per-uid quota of handles / waiters? (root never is) */
 int pt__uid_handles_full(const pt_core *c, const pt_session *s);

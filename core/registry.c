@@ -75,8 +75,7 @@ void pt__objects_free_all(pt_core *c)
     c->nobjects = 0;
 }
 
-static pt_obj *obj_new(pt_core *c, const pt_session *s, int kind, const char *name, size_t len,
-                       uint32_t mode)
+pt_obj *pt__obj_alloc(pt_core *c, int kind, const char *name, size_t len)
 {
     pt_obj *obj = calloc(1, sizeof(*obj) + len + 1);
 
@@ -86,11 +85,6 @@ static pt_obj *obj_new(pt_core *c, const pt_session *s, int kind, const char *na
     memcpy(obj->name, name, len);
     obj->name_len = len;
     obj->hash = pt__name_hash(name, len);
-    obj->mode = mode;
-    obj->uid = s->peer.uid;
-    obj->gid = s->peer.gid;
-    obj->serial = ++c->next_serial;
-    obj->token = c->token_floor;
     pt__queue_init(&obj->queue);
     switch (kind) {
     case PT_KIND_SEMAPHORE:
@@ -104,6 +98,21 @@ static pt_obj *obj_new(pt_core *c, const pt_session *s, int kind, const char *na
         break;
     }
     TAILQ_INSERT_TAIL(&c->objects, obj, all_link);
+    return obj;
+}
+
+static pt_obj *obj_new(pt_core *c, const pt_session *s, int kind, const char *name, size_t len,
+                       uint32_t mode)
+{
+    pt_obj *obj = pt__obj_alloc(c, kind, name, len);
+
+    if (obj == NULL)
+        return NULL;
+    obj->mode = mode;
+    obj->uid = s->peer.uid;
+    obj->gid = s->peer.gid;
+    obj->serial = ++c->next_serial;
+    obj->token = c->token_floor;
     return obj;
 }
 

@@ -187,6 +187,78 @@ void pt_journal_restart(pt_journal *j, pt_core *core, uint64_t now, uint64_t tok
 }
 
 /* ------------------------------------------------------------------ */
+/* Snapshot                                                            */
+/* ------------------------------------------------------------------ */
+
+#define COUNTERS 6
+
+static void image_put(void *ctx, const pt_core_image *im)
+{
+    pt_journal *j = ctx;
+    record r = PYTHREAD__JOURNAL_RECORD__INIT;
+    Pythread__JournalImage m = PYTHREAD__JOURNAL_IMAGE__INIT;
+    const pt_core_counters *k = &im->counters;
+    uint64_t counters[COUNTERS] = {k->acquires, k->contended,    k->handed,
+                                   k->timeouts, k->longest_wait, k->longest_hold};
+
+    m.has_serial = m.has_name = m.has_kind = m.has_transient = m.has_unlinked = 1;
+    m.has_anonymous = m.has_token_given = m.has_mode = m.has_uid = m.has_gid = 1;
+    m.has_fast = m.has_token = m.has_lock_serial = m.has_value = m.has_initial = 1;
+    m.has_owned = m.has_set = m.has_parties = m.has_timeout = m.has_state = 1;
+    m.has_reason = m.has_status = 1;
+    m.serial = im->serial;
+    m.name.data = (uint8_t *)im->name;
+    m.name.len = im->name_len;
+    m.kind = im->kind;
+    m.transient = im->transient != 0;
+    m.unlinked = im->unlinked != 0;
+    m.anonymous = im->anonymous != 0;
+    m.token_given = im->token_given != 0;
+    m.mode = im->mode;
+    m.uid = im->uid;
+    m.gid = im->gid;
+    m.fast = im->fast;
+    m.token = im->token;
+    m.n_counters = COUNTERS;
+    m.counters = counters;
+    m.lock_serial = im->lock_serial;
+    m.value = im->value;
+    m.initial = im->initial;
+    m.owned = im->owned != 0;
+    m.set = im->set != 0;
+    m.parties = im->parties;
+    m.timeout = im->timeout;
+    m.state = im->state;
+    m.reason = im->reason;
+    m.status = im->status;
+    r.type = PYTHREAD__JOURNAL_RECORD__TYPE__IMAGE;
+    r.image = &m;
+    put(j, &r);
+}
+
+int pt_journal_snapshot(pt_journal *j, const pt_core *core)
+{
+    record r = PYTHREAD__JOURNAL_RECORD__INIT;
+    Pythread__JournalHead m = PYTHREAD__JOURNAL_HEAD__INIT;
+    pt_core_image_head h;
+
+    if (pt_core_image_head_get(core, &h) < 0)
+        return -1;
+    m.has_token_floor = m.has_next_serial = m.has_next_session_id = m.has_seq = 1;
+    m.has_calls = 1;
+    m.token_floor = h.token_floor;
+    m.next_serial = h.next_serial;
+    m.next_session_id = h.next_session_id;
+    m.seq = h.seq;
+    m.calls = h.calls;
+    r.type = PYTHREAD__JOURNAL_RECORD__TYPE__IMAGE_HEAD;
+    r.head = &m;
+    put(j, &r);
+    pt_core_image_each(core, image_put, j);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* Hooks: answers recorded                                             */
 /* ------------------------------------------------------------------ */
 
@@ -456,6 +528,57 @@ static int session_add(replay *rp, const record *r)
     return 0;
 }
 
+static int head_load(replay *rp, const Pythread__JournalHead *m)
+{
+    pt_core_image_head h = {m->token_floor, m->next_serial, m->next_session_id, m->seq, m->calls};
+
+    return pt_core_image_head_load(rp->core, &h);
+}
+
+static int image_load(replay *rp, const Pythread__JournalImage *m)
+{
+    pt_core_image im = {
+        .serial = m->serial,
+        .name = (const char *)m->name.data,
+        .name_len = m->name.len,
+        .kind = m->kind,
+        .transient = m->transient,
+        .unlinked = m->unlinked,
+        .anonymous = m->anonymous,
+        .token_given = m->token_given,
+        .mode = m->mode,
+        .uid = m->uid,
+        .gid = m->gid,
+        .fast = m->fast,
+        .token = m->token,
+        .lock_serial = m->lock_serial,
+        .value = m->value,
+        .initial = m->initial,
+        .owned = m->owned,
+        .set = m->set,
+        .parties = m->parties,
+        .timeout = m->timeout,
+        .state = m->state,
+        .reason = m->reason,
+        .status = m->status,
+    };
+    if (m->n_counters != COUNTERS || sizeof(im.counters) != COUNTERS * sizeof(uint64_t))
+        return -1;
+    memcpy(&im.counters, m->counters, sizeof(im.counters));
+    return pt_core_image_load(rp->core, &im);
+}
+
+/* A snapshot's record: the core is rebuilt from it, not given an entry. */
+static void image_give(replay *rp, const record *r)
+{
+    int bad = r->type == PYTHREAD__JOURNAL_RECORD__TYPE__IMAGE_HEAD
+                  ? r->head == NULL || head_load(rp, r->head) < 0
+                  : r->image == NULL || image_load(rp, r->image) < 0;
+
+    if (bad)
+        replay_fail(rp, "a snapshot record that does not fit the state before it");
+}
+
 static void call_give(replay *rp, const record *r, pt_session *s)
 {
     pt_call call;
@@ -493,6 +616,10 @@ static void entry_give(replay *rp, const record *r)
         break;
     case PYTHREAD__JOURNAL_RECORD__TYPE__CLAIM_ALL:
         pt_core_fast_claim_all(rp->core);
+        break;
+    case PYTHREAD__JOURNAL_RECORD__TYPE__IMAGE_HEAD:
+    case PYTHREAD__JOURNAL_RECORD__TYPE__IMAGE:
+        image_give(rp, r);
         break;
     case PYTHREAD__JOURNAL_RECORD__TYPE__RESTART:
         pt_core_restart(rp->core, r->now, r->value);

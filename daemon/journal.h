@@ -47,6 +47,12 @@ void pt_journal_restart(pt_journal *j, pt_core *core, uint64_t now, uint64_t tok
 void pt_journal_set_fast_hooks(pt_journal *j, pt_core *core, const pt_core_fast_hooks *hooks,
                                void *ctx);
 
+/* Record the state of core, which has no session, as a snapshot: a replay
+ * of it into a fresh core rebuilds that state (its objects, their values,
+ * tokens and counters, and the core's counters). -1 while a session is
+ * open. */
+int pt_journal_snapshot(pt_journal *j, const pt_core *core);
+
 /* What a replay did. */
 typedef struct pt_journal_replayed {
     size_t used;      /* bytes of whole records given to the core */

@@ -32,6 +32,7 @@
 
 struct pt_statedir {
     int fd;
+    int lock_fd; /* DIR/lock, flocked while the daemon runs */
     int sync;
     char path[PATH_MAX];
     uint64_t appended; /* bytes */
@@ -63,29 +64,42 @@ static int read_all(int fd, uint8_t **out, size_t *len)
     return 0;
 }
 
+static int open_logged(const char *path, int flags)
+{
+    int fd = open(path, flags | O_CLOEXEC, 0600);
+
+    if (fd < 0)
+        pt_log(LOG_ERR,
+               "pythreadd: --state-dir: cannot open %s: %s; create the directory, writable by "
+               "the daemon's user",
+               path, strerror(errno));
+    return fd;
+}
+
+/* DIR/lock is held for the daemon's life (the journal is replaced by a
+ * rename, so it cannot carry the lock), then DIR/journal is opened. */
 static int state_file(pt_statedir *s, const char *dir)
 {
-    if (snprintf(s->path, sizeof(s->path), "%s/journal", dir) >= (int)sizeof(s->path)) {
+    char lock[PATH_MAX];
+
+    if (snprintf(s->path, sizeof(s->path), "%s/journal", dir) >= (int)sizeof(s->path) ||
+        snprintf(lock, sizeof(lock), "%s/lock", dir) >= (int)sizeof(lock)) {
         pt_log(LOG_ERR, "pythreadd: --state-dir %s: the path is too long; choose a shorter one",
                dir);
         return -1;
     }
-    s->fd = open(s->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (s->fd < 0) {
-        pt_log(LOG_ERR,
-               "pythreadd: --state-dir: cannot open %s: %s; create the directory, writable by "
-               "the daemon's user",
-               s->path, strerror(errno));
+    s->lock_fd = open_logged(lock, O_RDWR | O_CREAT);
+    if (s->lock_fd < 0)
         return -1;
-    }
-    if (flock(s->fd, LOCK_EX | LOCK_NB) < 0) {
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
         pt_log(LOG_ERR,
                "pythreadd: --state-dir: %s is in use by another pythreadd (%s); give each "
                "daemon its own state directory",
-               s->path, strerror(errno));
+               dir, strerror(errno));
         return -1;
     }
-    return 0;
+    s->fd = open_logged(s->path, O_RDWR | O_CREAT | O_APPEND);
+    return s->fd < 0 ? -1 : 0;
 }
 
 /* Give the core what the file holds; cut a torn tail off. */
@@ -124,13 +138,70 @@ int pt_state_open(pt_daemon *d, const char *dir, int sync, uint64_t *entries)
     *entries = 0;
     if (s == NULL)
         return -1;
-    s->fd = -1;
+    s->fd = s->lock_fd = -1;
     s->sync = sync;
     d->state = s;
     if (state_file(s, dir) < 0 || state_replay(d, s, entries) < 0)
         return -1;
     d->journal = pt_journal_new();
     return d->journal ? 0 : -1;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t len);
+
+/* Write what snap holds to path.new and put it in place of path. */
+static int replace_file(pt_statedir *s, pt_journal *snap)
+{
+    char tmp[PATH_MAX + 8], dir[PATH_MAX], *slash;
+    const uint8_t *p;
+    size_t len;
+    int fd, dfd, ok;
+
+    snprintf(tmp, sizeof(tmp), "%s.new", s->path);
+    snprintf(dir, sizeof(dir), "%s", s->path);
+    slash = strrchr(dir, '/');
+    if (slash != NULL)
+        *slash = '\0';
+    p = pt_journal_bytes(snap, &len);
+    fd = open_logged(tmp, O_WRONLY | O_CREAT | O_TRUNC);
+    if (fd < 0)
+        return -1;
+    ok = write_all(fd, p, len) == 0 && fsync(fd) == 0 && rename(tmp, s->path) == 0;
+    if (!ok) {
+        pt_log(LOG_ERR, "pythreadd: cannot write %s: %s; the journal stays as it was", tmp,
+               strerror(errno));
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    /* the rename itself must be on disk */
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    close(s->fd);
+    s->fd = fd;
+    s->appended = len;
+    return 0;
+}
+
+/*
+ * Right after the restart nobody has a session, so the state is its
+ * objects alone: the journal is rewritten as a snapshot of them, and
+ * grows from there only with what happens in this life of the daemon.
+ */
+static void state_compact(pt_daemon *d, pt_statedir *s)
+{
+    pt_journal *snap = pt_journal_new();
+    size_t len;
+
+    if (snap != NULL && pt_journal_snapshot(snap, d->core) == 0 && pt_journal_lost(snap) == 0 &&
+        replace_file(s, snap) == 0) {
+        pt_journal_bytes(d->journal, &len);
+        pt_journal_take(d->journal, len); /* the snapshot holds their effect */
+    }
+    pt_journal_free(snap);
 }
 
 void pt_state_restarted(pt_daemon *d, uint64_t entries)
@@ -141,6 +212,7 @@ void pt_state_restarted(pt_daemon *d, uint64_t entries)
         return;
     pt_journal_restart(d->journal, d->core, pt_daemon_now(), TOKEN_JUMP);
     pt_fast_publish_all(d->fast);
+    state_compact(d, d->state);
     pt_core_get_stats(d->core, &st);
     pt_log(LOG_INFO, "pythreadd: state of %s restored: %llu objects from %llu inputs",
            d->state->path, (unsigned long long)st.objects, (unsigned long long)entries);
@@ -200,6 +272,8 @@ void pt_state_close(pt_daemon *d)
     }
     if (s->fd >= 0)
         close(s->fd);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
     free(s);
     d->state = NULL;
     /* The journal stays until the core is freed: it stands before the

@@ -333,6 +333,48 @@ static void test_replay_rebuilds_every_kind(void **state)
     pt_core_free(copy);
 }
 
+/* After a restart (every session ended) the state is its objects: a
+ * snapshot of it, replayed into a fresh core, is the same state as the
+ * whole journal replayed. A core with sessions has no snapshot. */
+static void test_snapshot_after_restart(void **state)
+{
+    pt_journal *snap = pt_journal_new();
+    pt_journal_replayed out;
+    pt_core *copy, *whole;
+    const uint8_t *buf;
+    char err[160] = "";
+    size_t len;
+    int rc;
+
+    (void)state;
+    script();
+    assert_int_equal(pt_journal_snapshot(snap, W.core), -1);
+    pt_journal_restart(W.j, W.core, W.now + 20 * PT_NS_PER_SEC, 0);
+    published();
+    assert_int_equal(pt_journal_snapshot(snap, W.core), 0);
+    buf = pt_journal_bytes(snap, &len);
+    copy = pt_core_new(NULL, sink, &replay_said);
+    rc = pt_journal_replay(copy, buf, len, &out, err, sizeof(err));
+    if (rc != 0)
+        fail_msg("snapshot replay: %s", err);
+    assert_int_equal(out.used, len);
+    whole = replayed(0, &rc, &out);
+    assert_int_equal(rc, 0);
+    core_say(W.core, &orig_state, W.now);
+    core_say(copy, &replay_state, W.now);
+    if (strcmp(orig_state.buf, replay_state.buf) != 0)
+        fail_msg("state differs:\n--- written\n%s--- snapshot\n%s", orig_state.buf,
+                 replay_state.buf);
+    replay_state.len = 0;
+    core_say(whole, &replay_state, W.now);
+    assert_string_equal(orig_state.buf, replay_state.buf);
+    assert_non_null(strstr(orig_state.buf, "sessions 0"));
+    assert_non_null(strstr(orig_state.buf, "cond kind 3"));
+    pt_core_free(copy);
+    pt_core_free(whole);
+    pt_journal_free(snap);
+}
+
 /* A journal cut inside its last record gives all the records before it
  * and says where it stopped. */
 static void test_torn_tail_stops_there(void **state)
@@ -375,6 +417,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_replay_rebuilds_every_kind, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_after_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_stops_there, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_bytes_refused, setup, teardown),
     };
