@@ -85,6 +85,18 @@ static void status_json(const pt_inspect_status *st)
     pt_json_end(j);
     pt_json_uint(j, "waiters", st->waiters);
     pt_json_uint(j, "operations", st->operations);
+    if (!st->state_dir[0]) {
+        pt_json_null(j, "state");
+    } else {
+        pt_json_obj(j, "state");
+        pt_json_str(j, "dir", st->state_dir);
+        pt_json_bool(j, "sync", st->state_sync);
+        pt_json_uint(j, "journal_bytes", st->journal_bytes);
+        pt_json_uint(j, "restored_objects", st->restored_objects);
+        pt_json_uint(j, "replayed_records", st->replayed_inputs);
+        pt_json_uint(j, "torn_bytes", st->torn_bytes);
+        pt_json_end(j);
+    }
     pt_json_obj(j, "limits");
     pt_json_uint(j, "max_frame", st->max_frame);
     pt_json_uint(j, "max_sessions", st->max_sessions);
@@ -108,6 +120,28 @@ static void kv(pt_table *t, const char *k, const char *v)
     const char *row[2] = {k, v};
 
     pt_table_row(t, row);
+}
+
+/* Where the state is kept and what this start brought back. */
+static void state_row(pt_table *t, const pt_inspect_status *st)
+{
+    char buf[PT_INSPECT_PATH_MAX + 256];
+    size_t n;
+
+    if (!st->state_dir[0]) {
+        kv(t, "state:", "not kept: it ends with the daemon (pythreadd --state-dir keeps it)");
+        return;
+    }
+    n = (size_t)snprintf(buf, sizeof(buf),
+                         "%s, journal %" PRIu64 " bytes, %s; at start %" PRIu64
+                         " objects restored from %" PRIu64 " records",
+                         st->state_dir, st->journal_bytes,
+                         st->state_sync ? "each change fsynced" : "written before each answer",
+                         st->restored_objects, st->replayed_inputs);
+    if (st->torn_bytes && n < sizeof(buf))
+        snprintf(buf + n, sizeof(buf) - n, ", a torn tail of %" PRIu64 " bytes cut off",
+                 st->torn_bytes);
+    kv(t, "state:", buf);
 }
 
 static void status_table(const pt_cli *cli, const pt_inspect_status *st)
@@ -139,6 +173,7 @@ static void status_table(const pt_cli *cli, const pt_inspect_status *st)
     kv(t, "waiting calls:", buf);
     snprintf(buf, sizeof(buf), "%" PRIu64, st->operations);
     kv(t, "operations:", buf);
+    state_row(t, st);
     snprintf(buf, sizeof(buf),
              "frame %u bytes, sessions %u, objects %u, handles/session %u, waiters/session %u, "
              "unread output/session %u bytes",

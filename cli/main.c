@@ -18,7 +18,8 @@ const pt_cli_command pt_cli_commands[] = {
      "show the daemon's version, pid, uptime, socket, sessions, objects and limits",
      "Shows the daemon's version, pid, uptime, socket path, the number of sessions,\n"
      "the objects it hosts by kind, the calls waiting, the requests served since it\n"
-     "started and the limits in force.\n"},
+     "started and the limits in force, and where its state is kept (--state-dir:\n"
+     "what this start restored) or that it ends with the daemon.\n"},
     {"list", pt_cmd_list, "[--kind KIND] [GLOB]",
      "list objects with kind, state, waiters, owner and mode",
      "Lists every object (or those whose name matches the shell pattern GLOB, and\n"

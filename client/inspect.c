@@ -112,6 +112,12 @@ static void status_copy(void *arg, const Pythread__Response *m)
         st->objects_by_kind[i] = s->objects_by_kind[i];
     st->waiters = s->waiters;
     st->operations = s->operations;
+    text_copy(st->state_dir, sizeof(st->state_dir), s->state_dir);
+    st->state_sync = s->state_sync;
+    st->restored_objects = s->restored_objects;
+    st->replayed_inputs = s->replayed_inputs;
+    st->torn_bytes = s->torn_bytes;
+    st->journal_bytes = s->journal_bytes;
     if (s->limits) {
         st->max_frame = s->limits->max_frame;
         st->max_sessions = s->limits->max_sessions;

@@ -355,6 +355,8 @@ int pt_state_open(pt_daemon *d, const char *dir, int sync, uint64_t *entries);
 void pt_state_restarted(pt_daemon *d, uint64_t entries);
 /* Append what was recorded (before answers are written). */
 void pt_state_flush(pt_daemon *d);
+/* What status tells of it (nothing without --state-dir). */
+void pt_state_status(const pt_daemon *d, Pythread__StatusInfo *st);
 /* At a stop: record the words as they are, append, close the file (the
  * journal itself is freed with the core, in daemon_free). */
 void pt_state_close(pt_daemon *d);

@@ -157,6 +157,7 @@ static void do_status(pt_daemon *d, pt_conn *c, const Pythread__Request *req, ui
     lim.max_output_per_uid = d->max_output_per_uid;
     lim.max_input_per_uid = d->max_input_per_uid;
     st.limits = &lim;
+    pt_state_status(d, &st);
     in.status_info = &st;
     inspect_send(c, req, &in);
 }

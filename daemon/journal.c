@@ -369,8 +369,9 @@ typedef struct replay {
     pt_core *core;
     const uint8_t *buf;
     size_t len, pos;
-    pt_session **sessions; /* by id; ids are given in order from 1 */
+    pt_session **sessions; /* by id - base - 1; ids are given in order */
     uint64_t nsessions;
+    uint64_t base; /* ids up to it were a snapshot's past: none is left */
     pt_journal_replayed *out;
     char *err;
     size_t errlen;
@@ -427,9 +428,9 @@ static record *replay_answer(replay *rp, Pythread__JournalRecord__Type type)
 
 static pt_session *replay_session(replay *rp, uint64_t id)
 {
-    if (id == 0 || id > rp->nsessions)
+    if (id <= rp->base || id - rp->base > rp->nsessions)
         return NULL;
-    return rp->sessions[id - 1];
+    return rp->sessions[id - rp->base - 1];
 }
 
 static uint64_t answer_value(replay *rp, Pythread__JournalRecord__Type type)
@@ -515,7 +516,7 @@ static int session_add(replay *rp, const record *r)
     pt_session **grown;
     pt_session *s;
 
-    if (r->session != rp->nsessions + 1)
+    if (r->session != rp->base + rp->nsessions + 1)
         return -1; /* ids are given in order: a record is missing */
     grown = realloc(rp->sessions, (rp->nsessions + 1) * sizeof(*grown));
     if (grown == NULL)
@@ -532,7 +533,10 @@ static int head_load(replay *rp, const Pythread__JournalHead *m)
 {
     pt_core_image_head h = {m->token_floor, m->next_serial, m->next_session_id, m->seq, m->calls};
 
-    return pt_core_image_head_load(rp->core, &h);
+    if (rp->nsessions != 0 || pt_core_image_head_load(rp->core, &h) < 0)
+        return -1;
+    rp->base = m->next_session_id;
+    return 0;
 }
 
 static int image_load(replay *rp, const Pythread__JournalImage *m)
@@ -607,7 +611,7 @@ static void entry_give(replay *rp, const record *r)
         } else if (r->type == PYTHREAD__JOURNAL_RECORD__TYPE__CALL) {
             call_give(rp, r, s);
         } else {
-            rp->sessions[r->session - 1] = NULL;
+            rp->sessions[r->session - rp->base - 1] = NULL;
             pt_core_session_end(rp->core, s, r->now);
         }
         break;

@@ -34,9 +34,11 @@ struct pt_statedir {
     int fd;
     int lock_fd; /* DIR/lock, flocked while the daemon runs */
     int sync;
+    char dir[PATH_MAX];
     char path[PATH_MAX];
-    uint64_t appended; /* bytes */
-    int failing;       /* the last append failed (logged once until one works) */
+    uint64_t restored, replayed, torn; /* at this start: objects, inputs, bytes cut */
+    uint64_t appended;                 /* bytes */
+    int failing;                       /* the last append failed (logged once until one works) */
 };
 
 static int read_all(int fd, uint8_t **out, size_t *len)
@@ -115,6 +117,7 @@ static int state_replay(pt_daemon *d, pt_statedir *s, uint64_t *entries)
         return -1;
     }
     if (pt_journal_replay(d->core, buf, len, &out, err, sizeof(err)) < 0) {
+        s->torn = len - out.used;
         pt_log(LOG_WARNING,
                "pythreadd: %s: %s; the state is taken as of the record before it (%zu of %zu "
                "bytes) and the rest is cut off",
@@ -127,6 +130,7 @@ static int state_replay(pt_daemon *d, pt_statedir *s, uint64_t *entries)
     }
     free(buf);
     s->appended = out.used;
+    s->replayed = out.records;
     *entries = out.entries;
     return 0;
 }
@@ -140,6 +144,7 @@ int pt_state_open(pt_daemon *d, const char *dir, int sync, uint64_t *entries)
         return -1;
     s->fd = s->lock_fd = -1;
     s->sync = sync;
+    snprintf(s->dir, sizeof(s->dir), "%s", dir);
     d->state = s;
     if (state_file(s, dir) < 0 || state_replay(d, s, entries) < 0)
         return -1;
@@ -214,6 +219,7 @@ void pt_state_restarted(pt_daemon *d, uint64_t entries)
     pt_fast_publish_all(d->fast);
     state_compact(d, d->state);
     pt_core_get_stats(d->core, &st);
+    d->state->restored = st.objects;
     pt_log(LOG_INFO, "pythreadd: state of %s restored: %llu objects from %llu inputs",
            d->state->path, (unsigned long long)st.objects, (unsigned long long)entries);
 }
@@ -231,6 +237,22 @@ static int write_all(int fd, const uint8_t *p, size_t len)
         len -= (size_t)n;
     }
     return 0;
+}
+
+void pt_state_status(const pt_daemon *d, Pythread__StatusInfo *st)
+{
+    const pt_statedir *s = d->state;
+
+    if (s == NULL)
+        return;
+    st->state_dir = (char *)s->dir;
+    st->has_state_sync = st->has_restored_objects = st->has_replayed_inputs = 1;
+    st->has_torn_bytes = st->has_journal_bytes = 1;
+    st->state_sync = s->sync != 0;
+    st->restored_objects = s->restored;
+    st->replayed_inputs = s->replayed;
+    st->torn_bytes = s->torn;
+    st->journal_bytes = s->appended;
 }
 
 void pt_state_flush(pt_daemon *d)

@@ -52,6 +52,13 @@ typedef struct pt_inspect_status {
     uint32_t max_output;         /* bytes of unread answers per session */
     uint32_t max_output_per_uid; /* the same for all of one user's sessions */
     uint32_t max_input_per_uid;  /* frames begun or unserved, one user's sessions */
+    /* pythreadd --state-dir: "" without (the state ends with the daemon). */
+    char state_dir[PT_INSPECT_PATH_MAX + 1];
+    int state_sync;            /* each change fsynced before it is answered */
+    uint64_t restored_objects; /* brought back at this start */
+    uint64_t replayed_inputs;  /* journal records replayed at this start */
+    uint64_t torn_bytes;       /* a torn tail cut off at this start */
+    uint64_t journal_bytes;    /* the journal's size now */
 } pt_inspect_status;
 
 /* One object. Fields that do not apply to its kind are 0. */

@@ -122,9 +122,15 @@ static uint64_t check_second_life(uint64_t token)
 {
     pt_client *c = client_open();
     pt_inspect_detail *d = NULL;
+    pt_inspect_status st;
     pt_lock *l;
     uint64_t after;
 
+    PT_ASSERT_OK(pt_inspect_status_get(c, &st));
+    assert_string_equal(st.state_dir, env.h->dir);
+    assert_int_equal(st.restored_objects, 8);
+    assert_true(st.replayed_inputs > 0);
+    assert_int_equal(st.torn_bytes, 0);
     show(c, "r.lock", &d);
     assert_int_equal(d->object.kind, PT_KIND_LOCK);
     assert_int_equal(d->object.mode, 0640);
@@ -244,6 +250,13 @@ static void test_torn_tail_is_cut(void **state)
     start_with_state(h, NULL);
     assert_true(log_says(h->log, "torn record"));
     c = client_open();
+    {
+        pt_inspect_status st;
+
+        PT_ASSERT_OK(pt_inspect_status_get(c, &st));
+        assert_int_equal(st.torn_bytes, sizeof(torn));
+        assert_int_equal(st.restored_objects, 1);
+    }
     show(c, "r.torn", &d);
     assert_int_equal(d->object.is_set, 1);
     pt_inspect_detail_free(d);
