@@ -13,6 +13,7 @@
 #include "journal.h"
 #include "journal.pb-c.h"
 #include "request.h"
+#include "wire.h"
 
 #define HEADER     4u
 #define RECORD_MAX (1u << 20) /* a Request is at most a frame; far below this */
@@ -606,8 +607,9 @@ static void entry_give(replay *rp, const record *r)
         break;
     case PYTHREAD__JOURNAL_RECORD__TYPE__SESSION_END:
     case PYTHREAD__JOURNAL_RECORD__TYPE__CALL:
-        if (s == NULL || (r->type == PYTHREAD__JOURNAL_RECORD__TYPE__CALL && !r->request)) {
-            replay_fail(rp, "an entry of no session");
+        if (s == NULL || (r->type == PYTHREAD__JOURNAL_RECORD__TYPE__CALL &&
+                          (!r->request || pt_wire_request_check(r->request)))) {
+            replay_fail(rp, "an entry of no session, or a request no client could send");
         } else if (r->type == PYTHREAD__JOURNAL_RECORD__TYPE__CALL) {
             call_give(rp, r, s);
         } else {

@@ -155,7 +155,7 @@ static int kind_known(int kind)
 }
 
 /* Checks protobuf-c leaves to us; returns a reason or NULL. */
-static const char *request_check(const Pythread__Request *r)
+const char *pt_wire_request_check(const Pythread__Request *r)
 {
     const Pythread__OpenArgs *o = pt_wire_open_args(r);
     const Pythread__HelloArgs *h = pt_wire_hello_args(r);
@@ -192,7 +192,7 @@ Pythread__Request *pt_wire_request_decode(pt_wire_arena *a, const uint8_t *body,
         snprintf(err, errlen, "frame of %zu bytes is not a valid Request message", len);
         return NULL;
     }
-    why = request_check(r);
+    why = pt_wire_request_check(r);
     if (why) {
         snprintf(err, errlen, "invalid request %llu: %s", (unsigned long long)r->id, why);
         return NULL;

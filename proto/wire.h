@@ -77,6 +77,9 @@ const Pythread__PageArgs *pt_wire_page_args(const Pythread__Request *r);
  */
 Pythread__Request *pt_wire_request_decode(pt_wire_arena *a, const uint8_t *body, size_t len,
                                           char *err, size_t errlen);
+/* The rules of pt_wire_request_decode beyond protobuf-c's, for a Request
+ * decoded some other way (a journal record): NULL, or what it breaks. */
+const char *pt_wire_request_check(const Pythread__Request *r);
 Pythread__Response *pt_wire_response_decode(pt_wire_arena *a, const uint8_t *body, size_t len,
                                             char *err, size_t errlen);
 
