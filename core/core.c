@@ -6,14 +6,9 @@
 
 #include "core_int.h"
 
-pt_core *pt_core_new(const pt_core_limits *limits, pt_sink_fn sink, void *sink_ctx)
+void pt_core_set_limits(pt_core *c, const pt_core_limits *limits)
 {
-    pt_core *c = calloc(1, sizeof(*c));
-
-    if (c == NULL)
-        return NULL;
-    if (limits != NULL)
-        c->limits = *limits;
+    c->limits = limits ? *limits : (pt_core_limits){0};
     if (c->limits.max_objects == 0)
         c->limits.max_objects = PT_DEFAULT_MAX_OBJECTS;
     if (c->limits.max_handles_per_session == 0)
@@ -26,6 +21,15 @@ pt_core *pt_core_new(const pt_core_limits *limits, pt_sink_fn sink, void *sink_c
         c->limits.max_handles_per_uid = PT_DEFAULT_MAX_HANDLES_PER_UID;
     if (c->limits.max_waiters_per_uid == 0)
         c->limits.max_waiters_per_uid = PT_DEFAULT_MAX_WAITERS_PER_UID;
+}
+
+pt_core *pt_core_new(const pt_core_limits *limits, pt_sink_fn sink, void *sink_ctx)
+{
+    pt_core *c = calloc(1, sizeof(*c));
+
+    if (c == NULL)
+        return NULL;
+    pt_core_set_limits(c, limits);
     c->sink = sink;
     c->sink_ctx = sink_ctx;
     TAILQ_INIT(&c->objects);

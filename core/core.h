@@ -436,6 +436,8 @@ int pt_core_image_load(pt_core *core, const pt_core_image *image);
 
 /* Named objects alive by kind, index PT_KIND_* (0 unused). */
 void pt_core_objects_by_kind(const pt_core *core, uint64_t counts[PT_KIND_BARRIER + 1]);
+/* The limits from now on (0 fields: the defaults); what is over them stays. */
+void pt_core_set_limits(pt_core *core, const pt_core_limits *limits);
 /* The limits in force (defaults filled in). */
 void pt_core_get_limits(const pt_core *core, pt_core_limits *out);
 

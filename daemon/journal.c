@@ -175,6 +175,27 @@ void pt_journal_claim_all(pt_journal *j, pt_core *core)
     pt_core_fast_claim_all(core);
 }
 
+void pt_journal_limits(pt_journal *j, pt_core *core, const pt_core_limits *limits)
+{
+    record r = PYTHREAD__JOURNAL_RECORD__INIT;
+    Pythread__JournalLimits m = PYTHREAD__JOURNAL_LIMITS__INIT;
+    pt_core_limits l;
+
+    pt_core_set_limits(core, limits);
+    pt_core_get_limits(core, &l);
+    m.has_max_objects = m.has_max_handles_per_session = m.has_max_waiters_per_session = 1;
+    m.has_max_objects_per_uid = m.has_max_handles_per_uid = m.has_max_waiters_per_uid = 1;
+    m.max_objects = l.max_objects;
+    m.max_handles_per_session = l.max_handles_per_session;
+    m.max_waiters_per_session = l.max_waiters_per_session;
+    m.max_objects_per_uid = l.max_objects_per_uid;
+    m.max_handles_per_uid = l.max_handles_per_uid;
+    m.max_waiters_per_uid = l.max_waiters_per_uid;
+    r.type = PYTHREAD__JOURNAL_RECORD__TYPE__LIMITS;
+    r.limits = &m;
+    put(j, &r);
+}
+
 void pt_journal_restart(pt_journal *j, pt_core *core, uint64_t now, uint64_t token_jump)
 {
     record r = PYTHREAD__JOURNAL_RECORD__INIT;
@@ -584,6 +605,21 @@ static void image_give(replay *rp, const record *r)
         replay_fail(rp, "a snapshot record that does not fit the state before it");
 }
 
+static void limits_give(replay *rp, const record *r)
+{
+    const Pythread__JournalLimits *m = r->limits;
+    pt_core_limits l;
+
+    if (m == NULL) {
+        replay_fail(rp, "limits missing");
+        return;
+    }
+    l = (pt_core_limits){
+        m->max_objects,         m->max_handles_per_session, m->max_waiters_per_session,
+        m->max_objects_per_uid, m->max_handles_per_uid,     m->max_waiters_per_uid};
+    pt_core_set_limits(rp->core, &l);
+}
+
 static void call_give(replay *rp, const record *r, pt_session *s)
 {
     pt_call call;
@@ -626,6 +662,9 @@ static void entry_give(replay *rp, const record *r)
     case PYTHREAD__JOURNAL_RECORD__TYPE__IMAGE_HEAD:
     case PYTHREAD__JOURNAL_RECORD__TYPE__IMAGE:
         image_give(rp, r);
+        break;
+    case PYTHREAD__JOURNAL_RECORD__TYPE__LIMITS:
+        limits_give(rp, r);
         break;
     case PYTHREAD__JOURNAL_RECORD__TYPE__RESTART:
         pt_core_restart(rp->core, r->now, r->value);

@@ -40,6 +40,8 @@ void pt_journal_call(pt_journal *j, pt_core *core, pt_session *s, const Pythread
 void pt_journal_expire(pt_journal *j, pt_core *core, uint64_t now);
 void pt_journal_claim_all(pt_journal *j, pt_core *core);
 void pt_journal_restart(pt_journal *j, pt_core *core, uint64_t now, uint64_t token_jump);
+/* The core's limits from here on (a replay repeats each run under its own). */
+void pt_journal_limits(pt_journal *j, pt_core *core, const pt_core_limits *limits);
 
 /* Set core's fast hooks to hooks (with ctx), their answers recorded in j
  * (just set them when j is NULL). With j and no hooks (NULL), objects get

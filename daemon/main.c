@@ -371,6 +371,7 @@ static int daemon_init(pt_daemon *d, const options *o)
     /* Fencing tokens go on growing across restarts (a replayed core's
      * floor is already past every token it gave). */
     pt_journal_start(d->journal, d->core, pt_daemon_token_base());
+    pt_journal_limits(d->journal, d->core, &o->limits);
     if (!o->no_fast_path) {
         uint32_t cells = o->limits.max_objects ? o->limits.max_objects : PT_DEFAULT_MAX_OBJECTS;
 

@@ -199,12 +199,16 @@ static int replace_file(pt_statedir *s, pt_journal *snap)
 static void state_compact(pt_daemon *d, pt_statedir *s)
 {
     pt_journal *snap = pt_journal_new();
+    pt_core_limits limits;
     size_t len;
 
-    if (snap != NULL && pt_journal_snapshot(snap, d->core) == 0 && pt_journal_lost(snap) == 0 &&
-        replace_file(s, snap) == 0) {
-        pt_journal_bytes(d->journal, &len);
-        pt_journal_take(d->journal, len); /* the snapshot holds their effect */
+    pt_core_get_limits(d->core, &limits);
+    if (snap != NULL && pt_journal_snapshot(snap, d->core) == 0) {
+        pt_journal_limits(snap, d->core, &limits); /* its replay runs under them */
+        if (pt_journal_lost(snap) == 0 && replace_file(s, snap) == 0) {
+            pt_journal_bytes(d->journal, &len);
+            pt_journal_take(d->journal, len); /* the snapshot holds their effect */
+        }
     }
     pt_journal_free(snap);
 }

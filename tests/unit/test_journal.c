@@ -458,6 +458,45 @@ static void test_damaged_journal_is_survived(void **state)
     assert_true(fails > 100);
 }
 
+/* A replay runs under the limits of the run it repeats, not those of the
+ * core it is given: an open refused then is refused again, and an open
+ * that passed then passes again, whatever the new start's limits are. */
+static void test_replay_keeps_the_limits_of_its_run(void **state)
+{
+    pt_core_limits tight = {.max_objects = 2}, loose = {.max_objects = 100}, got;
+    pt_journal_replayed out;
+    pt_core *wide, *narrow;
+    int rc;
+
+    (void)state;
+    pt_journal_limits(W.j, W.core, &tight);
+    session_new(0, 100);
+    op_open(0, "a", PT_KIND_LOCK, 1, 0, 0);
+    op_open(0, "b", PT_KIND_LOCK, 1, 0, 0);
+    op_open(0, "c", PT_KIND_LOCK, 1, 0, 0); /* refused: over the limit */
+    pt_journal_limits(W.j, W.core, &loose);
+    op_open(0, "d", PT_KIND_LOCK, 1, 0, 0);
+    assert_non_null(strstr(W.said.buf, "#3 st-"));
+    wide = replayed(0, &rc, &out); /* a core with the default limits */
+    assert_int_equal(rc, 0);
+    assert_int_equal(replay_said.len, W.said.len);
+    assert_memory_equal(replay_said.buf, W.said.buf, W.said.len);
+    pt_core_get_limits(wide, &got);
+    assert_int_equal(got.max_objects, 100);
+    narrow = pt_core_new(&(pt_core_limits){.max_objects = 1}, sink, &replay_said);
+    replay_said.len = 0;
+    {
+        char err[160];
+        size_t len;
+        const uint8_t *buf = pt_journal_bytes(W.j, &len);
+
+        assert_int_equal(pt_journal_replay(narrow, buf, len, &out, err, sizeof(err)), 0);
+    }
+    assert_memory_equal(replay_said.buf, W.said.buf, W.said.len);
+    pt_core_free(wide);
+    pt_core_free(narrow);
+}
+
 /* Bytes that are no journal are refused at once, changing nothing. */
 static void test_foreign_bytes_refused(void **state)
 {
@@ -483,6 +522,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_snapshot_after_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_stops_there, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_journal_is_survived, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_keeps_the_limits_of_its_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_bytes_refused, setup, teardown),
     };
 
