@@ -75,13 +75,15 @@ static int reserve(pt_journal *j, size_t more)
     return 0;
 }
 
+/* Without a journal nothing is sized or packed: a request pays nothing. */
 static void put(pt_journal *j, const record *r)
 {
-    size_t n = pythread__journal_record__get_packed_size(r);
+    size_t n;
     uint8_t *p;
 
     if (j == NULL)
         return;
+    n = pythread__journal_record__get_packed_size(r);
     if (n > RECORD_MAX || reserve(j, HEADER + n) < 0) {
         j->lost++;
         return;
@@ -153,12 +155,14 @@ void pt_journal_call(pt_journal *j, pt_core *core, pt_session *s, const Pythread
     record r = PYTHREAD__JOURNAL_RECORD__INIT;
     pt_call call;
 
-    r.type = PYTHREAD__JOURNAL_RECORD__TYPE__CALL;
-    r.has_now = r.has_session = 1;
-    r.now = now;
-    r.session = pt_core_session_id(s);
-    r.request = (Pythread__Request *)req;
-    put(j, &r);
+    if (j != NULL) {
+        r.type = PYTHREAD__JOURNAL_RECORD__TYPE__CALL;
+        r.has_now = r.has_session = 1;
+        r.now = now;
+        r.session = pt_core_session_id(s);
+        r.request = (Pythread__Request *)req;
+        put(j, &r);
+    }
     pt_request_call(req, &call);
     pt_core_call(core, s, &call, now);
 }

@@ -591,12 +591,14 @@ static void lock_acquire(party *p, int blocking, double timeout)
 
 static void lock_release(party *p)
 {
+    uint64_t to = 0;
+    int r;
+
     /* The critical section ends where the release begins. */
     if (--p->held == 0)
         W.holder = -1;
     W.releasing++;
-    uint64_t to = 0;
-    int r = pt_fast_lock_release(&W.cell, p->sid, p->tid, W.sc->kind == PT_KIND_RLOCK, &to);
+    r = pt_fast_lock_release(&W.cell, p->sid, p->tid, W.sc->kind == PT_KIND_RLOCK, &to);
 
     if (r == PT_FAST_SLOW)
         ask(p, PT_OP_RELEASE, 1, -1, 1);
