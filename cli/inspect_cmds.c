@@ -95,6 +95,15 @@ static void status_json(const pt_inspect_status *st)
         pt_json_uint(j, "restored_objects", st->restored_objects);
         pt_json_uint(j, "replayed_records", st->replayed_inputs);
         pt_json_uint(j, "torn_bytes", st->torn_bytes);
+        pt_json_uint(j, "grace_ms", st->grace_ms);
+        pt_json_bool(j, "in_grace", st->in_grace);
+        pt_json_obj(j, "sessions");
+        pt_json_uint(j, "restored", st->restored_sessions);
+        pt_json_uint(j, "taken_up", st->sessions_taken_up);
+        pt_json_uint(j, "ended_process_gone", st->sessions_ended_gone);
+        pt_json_uint(j, "ended_not_back", st->sessions_ended_late);
+        pt_json_uint(j, "ended_nothing_held", st->sessions_ended_empty);
+        pt_json_end(j);
         pt_json_end(j);
     }
     pt_json_obj(j, "limits");
@@ -122,6 +131,26 @@ static void kv(pt_table *t, const char *k, const char *v)
     pt_table_row(t, row);
 }
 
+/* What became of the sessions this start brought back. */
+static void sessions_row(pt_table *t, const pt_inspect_status *st)
+{
+    char buf[320];
+
+    if (st->restored_sessions == 0) {
+        snprintf(buf, sizeof(buf), "none kept at this start (--grace %.3g s)",
+                 st->grace_ms / 1000.0);
+    } else {
+        snprintf(buf, sizeof(buf),
+                 "%" PRIu64 " kept at this start: %" PRIu64 " taken up by their processes; "
+                 "ended: %" PRIu64 " process gone, %" PRIu64 " not back within --grace %.3g s, "
+                 "%" PRIu64 " nothing to take up%s",
+                 st->restored_sessions, st->sessions_taken_up, st->sessions_ended_gone,
+                 st->sessions_ended_late, st->grace_ms / 1000.0, st->sessions_ended_empty,
+                 st->in_grace ? "; in the grace period now: calls wait" : "");
+    }
+    kv(t, "sessions kept:", buf);
+}
+
 /* Where the state is kept and what this start brought back. */
 static void state_row(pt_table *t, const pt_inspect_status *st)
 {
@@ -142,6 +171,7 @@ static void state_row(pt_table *t, const pt_inspect_status *st)
         snprintf(buf + n, sizeof(buf) - n, ", a torn tail of %" PRIu64 " bytes cut off",
                  st->torn_bytes);
     kv(t, "state:", buf);
+    sessions_row(t, st);
 }
 
 static void status_table(const pt_cli *cli, const pt_inspect_status *st)

@@ -118,6 +118,13 @@ static void status_copy(void *arg, const Pythread__Response *m)
     st->replayed_inputs = s->replayed_inputs;
     st->torn_bytes = s->torn_bytes;
     st->journal_bytes = s->journal_bytes;
+    st->grace_ms = s->grace_ms;
+    st->in_grace = s->in_grace;
+    st->restored_sessions = s->restored_sessions;
+    st->sessions_taken_up = s->sessions_taken_up;
+    st->sessions_ended_gone = s->sessions_ended_gone;
+    st->sessions_ended_late = s->sessions_ended_late;
+    st->sessions_ended_empty = s->sessions_ended_empty;
     if (s->limits) {
         st->max_frame = s->limits->max_frame;
         st->max_sessions = s->limits->max_sessions;

@@ -73,6 +73,7 @@ static void arrival_answer(pt_core *c, const arrival *a, pt_result *res)
         return;
     }
     res->id = a->id;
+    res->thread = a->thread;
     pt__answer(c, a->s, res);
 }
 

@@ -60,6 +60,7 @@ void pt__answer(pt_core *c, pt_session *s, pt_result *r)
 void pt__reply(pt_req *r, pt_result *res)
 {
     res->id = r->call->id;
+    res->thread = r->call->thread;
     pt__answer(r->core, r->s, res);
 }
 

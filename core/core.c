@@ -44,6 +44,12 @@ pt_core *pt_core_new(const pt_core_limits *limits, pt_sink_fn sink, void *sink_c
     return c;
 }
 
+void pt_core_set_sink(pt_core *core, pt_sink_fn sink, void *ctx)
+{
+    core->sink = sink;
+    core->sink_ctx = ctx;
+}
+
 void pt_core_set_token_base(pt_core *core, uint64_t base)
 {
     if (base > core->token_floor)

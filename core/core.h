@@ -88,6 +88,7 @@ typedef struct pt_state {
 /* One answer. Pointers are valid only during the sink call. */
 typedef struct pt_result {
     uint64_t id;
+    uint64_t thread;     /* the caller's, as its request said */
     int status;          /* 0 or PT_E* */
     const char *message; /* set when status != 0 */
     int ok;              /* acquired / notified / flag / not timed out */
@@ -278,11 +279,49 @@ typedef struct pt_core_fast_hooks {
 void pt_core_set_fast_hooks(pt_core *core, const pt_core_fast_hooks *hooks, void *ctx);
 /* Next object claimed since the last publish, 0 when none is left. */
 int pt_core_fast_next(pt_core *core, pt_core_fast_state *out);
-/* The daemon restarted (its journal replayed): every session ends, the
- * words last read are taken as the state, each Lock/RLock with a word gives
- * its next token past token_jump more than its last, and objects get new
- * cells (published after). */
-void pt_core_restart(pt_core *core, uint64_t now, uint64_t token_jump);
+/* What a session's word said of one of its handles when the daemon that
+ * had the word stopped (its process read it, with CLAIM set so it stayed). */
+typedef enum {
+    PT_RECLAIM_UNKNOWN, /* the word does not tell */
+    PT_RECLAIM_HELD,    /* Lock/RLock held by (session, thread), depth, token */
+    PT_RECLAIM_FREE,    /* Lock/RLock not held by the session */
+    PT_RECLAIM_VALUE,   /* Semaphore (permits not owned): value */
+    PT_RECLAIM_SLOT     /* owned semaphore: value is what the session's slot counts */
+} pt_reclaim_state;
+
+typedef struct pt_core_reclaim {
+    pt_session *session;
+    uint32_t handle;
+    int state; /* pt_reclaim_state */
+    uint64_t thread;
+    uint32_t depth;
+    uint64_t token;
+    int64_t value;
+} pt_core_reclaim;
+
+/* The daemon restarted (its journal replayed), and the words are gone with
+ * the daemon that had them. Sessions stay (the daemon ends those no process
+ * takes up again); what the core read of the words last is its state, but
+ * for what the reclaims say the words held: a lock a session's word names
+ * as held by it is its, one its word leaves free is not (held ones win, the
+ * first for an object; then the first waiter of a lock left free gets it),
+ * a semaphore's value is the first one reported, and what an owned
+ * semaphore's slot counted since it was last read joins its session's hold
+ * (the value gives or takes the difference). Each Lock/RLock with a
+ * word gives its next token past token_jump more than its last, slots end
+ * (owned permits stay as last counted), and objects get new cells
+ * (published after). */
+void pt_core_restart(pt_core *core, uint64_t now, uint64_t token_jump,
+                     const pt_core_reclaim *reclaims, size_t n);
+/* The words the core's objects name are gone (a replayed core, until its
+ * pt_core_restart): nothing reads or frees them meanwhile. */
+void pt_core_words_lost(pt_core *core);
+/* Whether the session has request id parked (it will be answered). */
+int pt_core_session_waits(const pt_session *s, uint64_t id);
+/* The daemon's data for the session from now on. */
+void pt_core_session_set_udata(pt_session *s, void *udata);
+/* Answers go to sink from now on. */
+void pt_core_set_sink(pt_core *core, pt_sink_fn sink, void *ctx);
 /* Claim every object with a cell (before inspection reads them). */
 void pt_core_fast_claim_all(pt_core *core);
 /* The cell of the Lock or RLock a session's handle names, 0 for none. */

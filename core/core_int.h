@@ -136,6 +136,7 @@ struct pt_obj {
     uint8_t anonymous;   /* a Condition's own RLock: no name, not in the map */
     uint8_t token_given; /* Lock/RLock: token is the last one given, not the floor */
     uint8_t fast_claimed;
+    uint8_t reclaimed; /* a restart's reclaim decided it (core/fast.c) */
     uint32_t mode;
     uid_t uid;
     gid_t gid;

@@ -335,31 +335,153 @@ void pt__fast_freed(pt_core *c, pt_obj *obj)
     obj->fast = 0;
 }
 
-/*
- * After a restart the words are gone with the daemon that had them: what
- * the core read of them last is what it knows. A Lock's word may have given
- * up to token_jump tokens past that, so its next token jumps over them. The
- * sessions were the old daemon's connections: they end, with no word to
- * read and no slot to give back. Then every object that had a cell gets a
- * new one, written by the publish that ends this entry.
- */
-void pt_core_restart(pt_core *c, uint64_t now, uint64_t token_jump)
+/* ---- restart: the words are gone, their last state is reclaimed ---- */
+
+void pt_core_words_lost(pt_core *c)
+{
+    c->fast_lost = 1;
+}
+
+/* The object a reclaim names, when it is of the kind the state is about. */
+static pt_obj *reclaim_obj(const pt_core_reclaim *r)
+{
+    pt_handle *slot = pt__handle_get(r->session, r->handle);
+    pt_obj *obj = slot ? slot->obj : NULL;
+
+    if (obj == NULL || obj->reclaimed)
+        return NULL;
+    if (r->state == PT_RECLAIM_VALUE || r->state == PT_RECLAIM_SLOT) {
+        int sem = obj->kind == PT_KIND_SEMAPHORE || obj->kind == PT_KIND_BOUNDED_SEMAPHORE;
+
+        return sem && obj->u.sem.owned == (r->state == PT_RECLAIM_SLOT) ? obj : NULL;
+    }
+    return lock_kind(obj->kind) ? obj : NULL;
+}
+
+/* The hold ends without a grant: a later reclaim may name the holder. */
+static void reclaim_drop(pt_core *c, pt_obj *lock)
+{
+    pt__stat_lock_released(c, lock);
+    pt__lock_hold_drop(lock);
+    pt__obj_unref(c, lock);
+}
+
+static void reclaim_free(pt_core *c, const pt_core_reclaim *r)
+{
+    pt_obj *lock = reclaim_obj(r);
+
+    if (lock != NULL && lock->u.lock.depth > 0 && lock->u.lock.s == r->session)
+        reclaim_drop(c, lock);
+}
+
+static void reclaim_held(pt_core *c, const pt_core_reclaim *r)
+{
+    pt_obj *lock = reclaim_obj(r);
+    uint32_t depth = lock && lock->kind == PT_KIND_RLOCK && r->depth ? r->depth : 1;
+
+    if (lock == NULL)
+        return;
+    lock->reclaimed = 1;
+    take_token(c, lock, r->token);
+    if (lock->u.lock.depth > 0 &&
+        (lock->u.lock.s != r->session || lock->u.lock.thread != r->thread))
+        reclaim_drop(c, lock);
+    if (lock->u.lock.depth == 0) {
+        pt__lock_hold_take(lock, r->session, r->thread, depth);
+        lock->u.lock.since = c->now;
+        /* handed through the word to its first waiter, whose call waits */
+        pt__lock_handed(c, lock, lock->token);
+    }
+    lock->u.lock.depth = depth;
+}
+
+static void reclaim_value(pt_core *c, const pt_core_reclaim *r)
+{
+    pt_obj *sem = reclaim_obj(r);
+    pt_core_fast_view v = {.value = r->value};
+
+    if (sem == NULL)
+        return;
+    sem->reclaimed = 1;
+    sem_sync(c, sem, &v);
+}
+
+/* What the session's slot counted since the core last read it joins its
+ * hold, and leaves the value: permits moved between the two through the
+ * word. Several sessions report on one semaphore, each for its own slot. */
+static void reclaim_slot(pt_core *c, const pt_core_reclaim *r)
+{
+    pt_obj *sem = reclaim_obj(r);
+    pt_semhold *h = sem ? pt__semhold_find(sem, r->session) : NULL;
+    int64_t now = clamp_slot(r->value), delta;
+
+    if (h == NULL || h->slot == 0)
+        return;
+    delta = h->unsure ? 0 : now - h->seen;
+    h->count = clamp_slot(h->count + delta);
+    h->seen = now;
+    h->unsure = 0;
+    if (delta > 0) {
+        sem->u.sem.value = sem->u.sem.value > delta ? sem->u.sem.value - delta : 0;
+    } else if (delta < 0) {
+        holds_settle(c, sem);
+        pt__sem_give(c, sem, (uint64_t)-delta);
+    }
+}
+
+/* Slots were cells of the words' daemon: what they counted since their
+ * last read is gone, the holds stay as counted. */
+static void slots_end(pt_core *c)
 {
     pt_session *s;
+    pt_semhold *h;
+
+    LIST_FOREACH(s, &c->sessions, link)
+    {
+        LIST_FOREACH(h, &s->sems, slink)
+        pt__fast_slot_end(c, h);
+    }
+}
+
+/*
+ * Holds ended by the words go first and grant nothing, then the holds they
+ * name are taken, so the order in which sessions came back does not
+ * matter; only then does a lock left free go to its first waiter. A Lock's
+ * word may have given up to token_jump tokens past what the core knows, so
+ * its next token jumps over them. Every object that had a cell gets a new
+ * one, written by the publish that ends this entry.
+ */
+void pt_core_restart(pt_core *c, uint64_t now, uint64_t token_jump, const pt_core_reclaim *reclaims,
+                     size_t n)
+{
     pt_obj *obj;
 
     c->now = now;
     c->fast_lost = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (reclaims[i].state == PT_RECLAIM_FREE)
+            reclaim_free(c, &reclaims[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (reclaims[i].state == PT_RECLAIM_HELD)
+            reclaim_held(c, &reclaims[i]);
+        else if (reclaims[i].state == PT_RECLAIM_VALUE)
+            reclaim_value(c, &reclaims[i]);
+        else if (reclaims[i].state == PT_RECLAIM_SLOT)
+            reclaim_slot(c, &reclaims[i]);
+    }
+    slots_end(c);
     TAILQ_FOREACH(obj, &c->objects, all_link)
     {
+        obj->reclaimed = 0;
         if (obj->fast != 0 && lock_kind(obj->kind)) {
             obj->token += token_jump;
             if (obj->token > c->token_floor)
                 c->token_floor = obj->token;
         }
+        if (lock_kind(obj->kind))
+            pt__lock_grant_next(c, obj);
     }
-    while ((s = LIST_FIRST(&c->sessions)) != NULL)
-        pt_core_session_end(c, s, now);
     c->fast_lost = 0;
     TAILQ_FOREACH(obj, &c->objects, all_link)
     {

@@ -41,6 +41,26 @@ void *pt_core_session_udata(const pt_session *s)
     return s->udata;
 }
 
+void pt_core_session_set_udata(pt_session *s, void *udata)
+{
+    s->udata = udata;
+}
+
+int pt_core_session_waits(const pt_session *s, uint64_t id)
+{
+    for (uint32_t h = 1; h < s->next_new; h++) {
+        const pt_handle *slot = pt__handle_get(s, h);
+        const pt_waiter *w;
+
+        LIST_FOREACH(w, &slot->waiters, hlink)
+        {
+            if (w->id == id)
+                return 1;
+        }
+    }
+    return 0;
+}
+
 uint64_t pt_core_session_id(const pt_session *s)
 {
     return s->id;

@@ -252,6 +252,7 @@ void pt__waiter_answer(pt_core *c, pt_waiter *w, pt_result *r)
     pt__waiter_detach(c, w);
     pt__stat_waited(c, w);
     r->id = w->id;
+    r->thread = w->thread;
     pt__answer(c, w->session, r);
     pt__waiter_free(c, w);
 }

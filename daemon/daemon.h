@@ -74,6 +74,12 @@
  * last time and by at least PT_DAEMON_TRIM_MIN. */
 #define PT_DAEMON_TRIM_MIN  (256u << 10)
 #define PT_DAEMON_TRIM_MSEC 1000u
+/* Default and most of --grace: seconds the sessions of living processes
+ * wait after a restart for their processes to take them up (resume.c). A
+ * client notices at once and reconnects within milliseconds of the
+ * daemon's return; the rest is room for a loaded machine. */
+#define PT_DAEMON_GRACE_SEC 5u
+#define PT_DAEMON_GRACE_MAX 3600u
 /* Default of --stall-timeout: seconds a peer may leave its answers unread
  * over the output cap before it is cut off. */
 #define PT_DAEMON_STALL_SEC 30u
@@ -102,6 +108,7 @@
 typedef struct pt_daemon pt_daemon;
 typedef struct pt_fast pt_fast;
 typedef struct pt_statedir pt_statedir;
+typedef struct pt_resume pt_resume;
 
 /* First size of a connection's output buffer, and the most it keeps once
  * drained: an idle session holds at most this, a burst of answers (or a big
@@ -181,6 +188,10 @@ typedef struct pt_conn {
     uint32_t nfds, capfds;
     uint32_t *groups_sent; /* groups whose memfd it was given */
     uint32_t ngroups_sent;
+    /* With --state-dir: the key its process takes the session up again
+     * with after a restart (resume.c). */
+    unsigned resumable : 1;
+    uint8_t key[PT_RESUME_KEY_LEN];
     char client_name[PT_WIRE_NAME_MAX + 1];
 } pt_conn;
 
@@ -211,6 +222,8 @@ struct pt_daemon {
     pt_fast *fast;       /* the shared words; NULL with --no-fast-path */
     pt_statedir *state;  /* --state-dir, else NULL */
     pt_journal *journal; /* what goes to it, else NULL */
+    pt_resume *resume;   /* sessions kept across a restart, else NULL */
+    uint32_t grace_ms;   /* --grace: how long they are kept */
     uint64_t served;     /* reads and turns served: the loop's measure of work */
     int accept_paused;
     /* Open on /dev/null, set by pt_listen_start: closed to accept one more
@@ -331,6 +344,10 @@ void pt_conn_send(pt_conn *c, const Pythread__Response *resp);
  * until the answer to request id is (fastwake.h). */
 void pt_conn_watch(pt_conn *c, uint32_t ref, uint64_t thread, uint64_t id);
 void pt_conn_send_fd(pt_conn *c, const Pythread__Response *resp, int fd);
+/* A packed response frame, as it is. */
+void pt_conn_send_frame(pt_conn *c, const uint8_t *frame, size_t len);
+/* The grace is over: serve the calls held back. */
+void pt_conn_ungate_all(pt_daemon *d, uint64_t now);
 /* An answer that only says status and why. */
 void pt_conn_send_error(pt_conn *c, uint64_t id, int status, const char *message);
 /* One write for each connection with queued answers. */
@@ -361,6 +378,42 @@ void pt_state_status(const pt_daemon *d, Pythread__StatusInfo *st);
  * journal itself is freed with the core, in daemon_free). */
 void pt_state_close(pt_daemon *d);
 
+/* Snapshot the journal when no session is open (after a restart's grace). */
+void pt_state_compact(pt_daemon *d);
+
+/* resume.c: sessions kept across a restart. */
+/* Before the replay: keep its sessions and their answers (hooks to give
+ * it); -1 when out of memory. */
+int pt_resume_new(pt_daemon *d, pt_journal_replay_hooks *hooks);
+/* After it: answers go to connections again, and the grace period of
+ * grace_ms starts for the sessions whose processes live (or the restart is
+ * made at once when there is none). */
+void pt_resume_start(pt_daemon *d, uint32_t grace_ms);
+/* In the grace period: only hellos are served. */
+int pt_resume_grace(const pt_daemon *d);
+/* How a new connection's process will take its session up again; -1 when
+ * it cannot (its start time is not readable). */
+int pt_resume_who(const pt_conn *c, pt_journal_who *who);
+/* What a resuming hello leads to: calls to send again, answers to repeat. */
+typedef struct pt_resume_taken {
+    uint64_t *resend;
+    size_t nresend;
+    struct pt_resume_frame {
+        const uint8_t *frame;
+        size_t len;
+    } * again;
+    size_t nagain;
+} pt_resume_taken;
+/* c's hello names a kept session: 0 when c takes it up (t says what
+ * follows), -1 when it cannot (no such session, not this process, grace
+ * over). */
+int pt_resume_hello(pt_conn *c, const Pythread__HelloArgs *h, pt_resume_taken *t, uint64_t now);
+/* After the hello's answer: the repeated answers go, t is freed. */
+void pt_resume_taken_done(pt_conn *c, pt_resume_taken *t);
+/* What status tells of the sessions this start kept. */
+void pt_resume_status(const pt_daemon *d, Pythread__StatusInfo *st);
+void pt_resume_free(pt_daemon *d);
+
 /* fast.c */
 pt_fast *pt_fast_new(pt_daemon *d, uint32_t capacity);
 void pt_fast_free(pt_fast *f);
@@ -374,5 +427,8 @@ void pt_fast_answer(pt_fast *f, pt_conn *c, uint32_t ref, uint32_t slot, Pythrea
 
 void pt_dispatch_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now);
 void pt_dispatch_sink(void *ctx, pt_session *session, const pt_result *result);
+/* An answer as the sink sends it, without a shared cell; state is filled
+ * when the answer has one. */
+void pt_dispatch_answer(const pt_result *res, Pythread__Response *r, Pythread__State *state);
 
 #endif /* PT_DAEMON_H */

@@ -44,6 +44,27 @@ static void state_fill(Pythread__State *out, const pt_state *s)
     PUT(out, token, s->token);
 }
 
+void pt_dispatch_answer(const pt_result *res, Pythread__Response *r, Pythread__State *state)
+{
+    r->id = res->id;
+    if (res->status != 0) {
+        r->has_status = 1;
+        r->status = res->status;
+        r->message = (char *)(res->message ? res->message : pt_strerror(res->status));
+        return;
+    }
+    PUT(r, ok, res->ok != 0);
+    PUT(r, value, res->value);
+    PUT(r, token, res->token);
+    PUT(r, handle, res->handle);
+    PUT(r, created, res->created != 0);
+    PUT(r, run_action, res->run_action != 0);
+    if (res->state) {
+        state_fill(state, res->state);
+        r->state = state;
+    }
+}
+
 /*
  * The core's sink: one answer, now or for a waiter parked earlier, packed
  * straight into the session's output buffer. Answers for a connection that
@@ -60,26 +81,10 @@ void pt_dispatch_sink(void *ctx, pt_session *session, const pt_result *res)
 
     if (!c || c->closing)
         return;
-    r.id = res->id;
-    if (res->status != 0) {
-        r.has_status = 1;
-        r.status = res->status;
-        r.message = (char *)(res->message ? res->message : pt_strerror(res->status));
-    } else {
-        PUT(&r, ok, res->ok != 0);
-        PUT(&r, value, res->value);
-        PUT(&r, token, res->token);
-        PUT(&r, handle, res->handle);
-        PUT(&r, created, res->created != 0);
-        PUT(&r, run_action, res->run_action != 0);
-        if (res->state) {
-            state_fill(&state, res->state);
-            r.state = &state;
-        }
-        if (res->fast && d->fast) {
-            pt_fast_answer(d->fast, c, res->fast, res->fast_slot, &fast, &fd);
-            r.fast = &fast;
-        }
+    pt_dispatch_answer(res, &r, &state);
+    if (res->status == 0 && res->fast && d->fast) {
+        pt_fast_answer(d->fast, c, res->fast, res->fast_slot, &fast, &fd);
+        r.fast = &fast;
     }
     if (fd >= 0)
         pt_conn_send_fd(c, &r, fd);

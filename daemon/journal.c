@@ -125,10 +125,12 @@ void pt_journal_start(pt_journal *j, pt_core *core, uint64_t token_base)
     pt_core_set_token_base(core, token_base);
 }
 
-pt_session *pt_journal_session_new(pt_journal *j, pt_core *core, const pt_peer *peer, void *udata)
+pt_session *pt_journal_session_new(pt_journal *j, pt_core *core, const pt_peer *peer, void *udata,
+                                   const pt_journal_who *who)
 {
     pt_session *s = pt_core_session_new(core, peer, udata);
     record r = PYTHREAD__JOURNAL_RECORD__INIT;
+    Pythread__JournalResume m = PYTHREAD__JOURNAL_RESUME__INIT;
 
     /* A session refused for want of memory changed nothing. */
     if (s == NULL)
@@ -139,6 +141,13 @@ pt_session *pt_journal_session_new(pt_journal *j, pt_core *core, const pt_peer *
     r.pid = peer->pid;
     r.uid = peer->uid;
     r.gid = peer->gid;
+    if (who != NULL) {
+        m.has_start_time = m.has_key = 1;
+        m.start_time = who->start_time;
+        m.key.data = (uint8_t *)who->key;
+        m.key.len = sizeof(who->key);
+        r.resume = &m;
+    }
     put(j, &r);
     return s;
 }
@@ -200,16 +209,49 @@ void pt_journal_limits(pt_journal *j, pt_core *core, const pt_core_limits *limit
     put(j, &r);
 }
 
-void pt_journal_restart(pt_journal *j, pt_core *core, uint64_t now, uint64_t token_jump)
+/* A RESTART record with count 1 keeps the sessions (the daemon ends the
+ * ones nobody took up, each with its own record); one without, written
+ * before sessions could be resumed, ended them all. */
+#define RESTART_KEEPS 1
+
+void pt_journal_restart(pt_journal *j, pt_core *core, uint64_t now, uint64_t token_jump,
+                        const pt_core_reclaim *reclaims, size_t n)
 {
     record r = PYTHREAD__JOURNAL_RECORD__INIT;
+    Pythread__JournalReclaim *m = NULL, **ptrs = NULL;
 
+    if (j != NULL && n > 0) {
+        m = calloc(n, sizeof(*m));
+        ptrs = calloc(n, sizeof(*ptrs));
+        if (m == NULL || ptrs == NULL)
+            j->lost++;
+    }
+    for (size_t i = 0; m != NULL && ptrs != NULL && i < n; i++) {
+        const pt_core_reclaim *rc = &reclaims[i];
+
+        pythread__journal_reclaim__init(&m[i]);
+        m[i].has_session = m[i].has_handle = m[i].has_state = 1;
+        m[i].has_thread = m[i].has_depth = m[i].has_token = m[i].has_value = 1;
+        m[i].session = pt_core_session_id(rc->session);
+        m[i].handle = rc->handle;
+        m[i].state = rc->state;
+        m[i].thread = rc->thread;
+        m[i].depth = rc->depth;
+        m[i].token = rc->token;
+        m[i].value = rc->value;
+        ptrs[i] = &m[i];
+        r.n_reclaims = i + 1;
+    }
     r.type = PYTHREAD__JOURNAL_RECORD__TYPE__RESTART;
-    r.has_now = r.has_value = 1;
+    r.has_now = r.has_value = r.has_count = 1;
     r.now = now;
     r.value = token_jump;
+    r.count = RESTART_KEEPS;
+    r.reclaims = ptrs;
     put(j, &r);
-    pt_core_restart(core, now, token_jump);
+    free(ptrs);
+    free(m);
+    pt_core_restart(core, now, token_jump, reclaims, n);
 }
 
 /* ------------------------------------------------------------------ */
@@ -402,6 +444,7 @@ typedef struct replay {
     char *err;
     size_t errlen;
     int failed;
+    pt_journal_replay_hooks hooks;
 } replay;
 
 static void replay_fail(replay *rp, const char *what)
@@ -536,6 +579,16 @@ static void rep_slot_free(void *ctx, uint32_t slot)
 static const pt_core_fast_hooks replaying = {rep_created,  rep_claim,     rep_freed,
                                              rep_slot_new, rep_slot_read, rep_slot_free};
 
+static void who_in(const record *r, pt_journal_who *who)
+{
+    const Pythread__JournalResume *m = r->resume;
+
+    memset(who, 0, sizeof(*who));
+    who->start_time = m->start_time;
+    if (m->has_key && m->key.len == sizeof(who->key))
+        memcpy(who->key, m->key.data, sizeof(who->key));
+}
+
 static int session_add(replay *rp, const record *r)
 {
     pt_peer peer = {.pid = r->pid, .uid = r->uid, .gid = r->gid};
@@ -552,6 +605,13 @@ static int session_add(replay *rp, const record *r)
     if (s == NULL || pt_core_session_id(s) != r->session)
         return -1;
     rp->sessions[rp->nsessions++] = s;
+    if (rp->hooks.session_new != NULL) {
+        pt_journal_who who;
+
+        if (r->resume != NULL)
+            who_in(r, &who);
+        rp->hooks.session_new(rp->hooks.ctx, s, r->resume != NULL ? &who : NULL);
+    }
     return 0;
 }
 
@@ -632,6 +692,45 @@ static void call_give(replay *rp, const record *r, pt_session *s)
     pt_core_call(rp->core, s, &call, r->now);
 }
 
+static void session_end(replay *rp, pt_session *s, uint64_t now)
+{
+    rp->sessions[pt_core_session_id(s) - rp->base - 1] = NULL;
+    if (rp->hooks.session_end != NULL)
+        rp->hooks.session_end(rp->hooks.ctx, s);
+    pt_core_session_end(rp->core, s, now);
+}
+
+/* The reclaims name sessions that exist; a restart written before sessions
+ * were kept ends every one. */
+static void restart_give(replay *rp, const record *r)
+{
+    pt_core_reclaim *rc = calloc(r->n_reclaims ? r->n_reclaims : 1, sizeof(*rc));
+    size_t n = 0;
+
+    if (rc == NULL) {
+        replay_fail(rp, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < r->n_reclaims; i++) {
+        const Pythread__JournalReclaim *m = r->reclaims[i];
+        pt_session *s = replay_session(rp, m->session);
+
+        if (s == NULL || m->state < PT_RECLAIM_UNKNOWN || m->state > PT_RECLAIM_SLOT) {
+            free(rc);
+            replay_fail(rp, "a reclaim of no session");
+            return;
+        }
+        rc[n++] =
+            (pt_core_reclaim){s, m->handle, m->state, m->thread, m->depth, m->token, m->value};
+    }
+    pt_core_restart(rp->core, r->now, r->value, rc, n);
+    free(rc);
+    for (size_t i = 0; r->count != RESTART_KEEPS && i < rp->nsessions; i++) {
+        if (rp->sessions[i] != NULL)
+            session_end(rp, rp->sessions[i], r->now);
+    }
+}
+
 /* One entry, its hooks answered from the records after it. */
 static void entry_give(replay *rp, const record *r)
 {
@@ -653,8 +752,7 @@ static void entry_give(replay *rp, const record *r)
         } else if (r->type == PYTHREAD__JOURNAL_RECORD__TYPE__CALL) {
             call_give(rp, r, s);
         } else {
-            rp->sessions[r->session - rp->base - 1] = NULL;
-            pt_core_session_end(rp->core, s, r->now);
+            session_end(rp, s, r->now);
         }
         break;
     case PYTHREAD__JOURNAL_RECORD__TYPE__EXPIRE:
@@ -671,9 +769,7 @@ static void entry_give(replay *rp, const record *r)
         limits_give(rp, r);
         break;
     case PYTHREAD__JOURNAL_RECORD__TYPE__RESTART:
-        pt_core_restart(rp->core, r->now, r->value);
-        if (rp->nsessions)
-            memset(rp->sessions, 0, rp->nsessions * sizeof(*rp->sessions));
+        restart_give(rp, r);
         break;
     default:
         replay_fail(rp, "a hook's answer where an entry was due");
@@ -681,14 +777,17 @@ static void entry_give(replay *rp, const record *r)
     }
 }
 
-int pt_journal_replay(pt_core *core, const uint8_t *buf, size_t len, pt_journal_replayed *out,
-                      char *err, size_t errlen)
+int pt_journal_replay(pt_core *core, const uint8_t *buf, size_t len,
+                      const pt_journal_replay_hooks *hooks, pt_journal_replayed *out, char *err,
+                      size_t errlen)
 {
     replay rp = {.core = core, .buf = buf, .len = len, .out = out, .err = err, .errlen = errlen};
     pt_core_fast_state st;
     record *r;
 
     *out = (pt_journal_replayed){0};
+    if (hooks != NULL)
+        rp.hooks = *hooks;
     pt_core_set_fast_hooks(core, &replaying, &rp);
     while ((r = replay_next(&rp)) != NULL) {
         entry_give(&rp, r);

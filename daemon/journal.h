@@ -31,15 +31,26 @@ void pt_journal_take(pt_journal *j, size_t n);
  * a whole account of the core's inputs. */
 uint64_t pt_journal_lost(const pt_journal *j);
 
+/* How a session's process takes it up again after a restart: recorded
+ * with the session, not a core input. */
+#define PT_RESUME_KEY_LEN 16u
+typedef struct pt_journal_who {
+    uint64_t start_time; /* the process's, clock ticks after boot (proc(5)) */
+    uint8_t key[PT_RESUME_KEY_LEN];
+} pt_journal_who;
+
 /* The core's entries: recorded, then made. */
 void pt_journal_start(pt_journal *j, pt_core *core, uint64_t token_base);
-pt_session *pt_journal_session_new(pt_journal *j, pt_core *core, const pt_peer *peer, void *udata);
+/* who may be NULL: the session cannot be resumed. */
+pt_session *pt_journal_session_new(pt_journal *j, pt_core *core, const pt_peer *peer, void *udata,
+                                   const pt_journal_who *who);
 void pt_journal_session_end(pt_journal *j, pt_core *core, pt_session *s, uint64_t now);
 void pt_journal_call(pt_journal *j, pt_core *core, pt_session *s, const Pythread__Request *req,
                      uint64_t now);
 void pt_journal_expire(pt_journal *j, pt_core *core, uint64_t now);
 void pt_journal_claim_all(pt_journal *j, pt_core *core);
-void pt_journal_restart(pt_journal *j, pt_core *core, uint64_t now, uint64_t token_jump);
+void pt_journal_restart(pt_journal *j, pt_core *core, uint64_t now, uint64_t token_jump,
+                        const pt_core_reclaim *reclaims, size_t n);
 /* The core's limits from here on (a replay repeats each run under its own). */
 void pt_journal_limits(pt_journal *j, pt_core *core, const pt_core_limits *limits);
 
@@ -62,12 +73,23 @@ typedef struct pt_journal_replayed {
     uint64_t entries; /* entries into the core */
 } pt_journal_replayed;
 
+/* What the caller hears of a replay's sessions (either may be NULL): each
+ * one made, with how its process may take it up again (who NULL: it may
+ * not), and each one about to end. */
+typedef struct pt_journal_replay_hooks {
+    void (*session_new)(void *ctx, pt_session *s, const pt_journal_who *who);
+    void (*session_end)(void *ctx, pt_session *s);
+    void *ctx;
+} pt_journal_replay_hooks;
+
 /* Give core, fresh, every input recorded in buf. The sessions it makes have
- * no udata (their answers go nowhere). Returns 0; or -1 with err saying
- * where the journal stops making sense (a torn or foreign record): what came
- * before it was given, and out->used says how much that was. The core is
- * left with no fast hooks: set them after. */
-int pt_journal_replay(pt_core *core, const uint8_t *buf, size_t len, pt_journal_replayed *out,
-                      char *err, size_t errlen);
+ * no udata unless hooks gives them some; their answers go to the core's
+ * sink as usual. Returns 0; or -1 with err saying where the journal stops
+ * making sense (a torn or foreign record): what came before it was given,
+ * and out->used says how much that was. The core is left with no fast
+ * hooks: set them after. */
+int pt_journal_replay(pt_core *core, const uint8_t *buf, size_t len,
+                      const pt_journal_replay_hooks *hooks, pt_journal_replayed *out, char *err,
+                      size_t errlen);
 
 #endif /* PT_JOURNAL_H */

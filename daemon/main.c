@@ -40,6 +40,7 @@ typedef struct options {
     int no_fast_path;
     const char *state_dir; /* NULL: the state ends with the daemon */
     int sync;
+    uint32_t grace;        /* seconds sessions wait for their processes after a restart */
     pt_core_limits limits; /* 0 = the core's default */
     int verbose;
 } options;
@@ -66,6 +67,7 @@ enum {
     OPT_NO_FAST_PATH,
     OPT_STATE_DIR,
     OPT_SYNC,
+    OPT_GRACE,
 };
 
 static const struct option long_options[] = {
@@ -91,6 +93,7 @@ static const struct option long_options[] = {
     {"no-fast-path", no_argument, NULL, OPT_NO_FAST_PATH},
     {"state-dir", required_argument, NULL, OPT_STATE_DIR},
     {"sync", no_argument, NULL, OPT_SYNC},
+    {"grace", required_argument, NULL, OPT_GRACE},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -131,6 +134,7 @@ static const struct num_option {
     {OPT_LOG_BURST, "--log-burst", offsetof(options, log_burst), 1, UINT32_MAX},
     {OPT_LOG_INTERVAL, "--log-interval", offsetof(options, log_interval), 1, 86400},
     {OPT_SPIN_USEC, "--spin-usec", offsetof(options, spin_usec), 0, PT_SPIN_USEC_MAX},
+    {OPT_GRACE, "--grace", offsetof(options, grace), 0, PT_DAEMON_GRACE_MAX},
 };
 
 static void usage(FILE *out)
@@ -174,12 +178,25 @@ static void usage(FILE *out)
             "                          each object carries its own permissions)\n"
             "      --spin-usec USEC    after serving, poll for the next request this long\n"
             "                          before sleeping, less when such polls keep\n"
-            "                          failing; 0 turns it off (default %u, 0..%u)\n"
+            "                          failing; 0 turns it off (default %u, 0..%u)\n",
+            PT_WIRE_MAX_FRAME, PT_DAEMON_FRAME_MIN, PT_DAEMON_FRAME_MAX, PT_DAEMON_MAX_SESSIONS,
+            PT_DEFAULT_MAX_OBJECTS, PT_DEFAULT_MAX_HANDLES, PT_DEFAULT_MAX_WAITERS,
+            PT_DEFAULT_MAX_OBJECTS_PER_UID, PT_DAEMON_MAX_SESSIONS_PER_UID,
+            PT_DEFAULT_MAX_HANDLES_PER_UID, PT_DEFAULT_MAX_WAITERS_PER_UID,
+            PT_DAEMON_OUTPUT_PER_UID, PT_DAEMON_INPUT_PER_UID, PT_DAEMON_OUTPUT_MAX,
+            PT_DAEMON_STALL_SEC, PT_DAEMON_FRAME_SEC, PT_DAEMON_LOG_BURST,
+            PT_DAEMON_LOG_INTERVAL_SEC, PT_DAEMON_SOCKET_MODE, PT_SPIN_USEC_DEFAULT,
+            PT_SPIN_USEC_MAX);
+    fprintf(out,
             "      --state-dir DIR     keep the state in DIR/journal: objects, values and\n"
             "                          tokens come back after a restart, even a kill -9\n"
             "                          (default: none, the state ends with the daemon)\n"
             "      --sync              make every change durable (fdatasync) before it is\n"
             "                          answered, against a power loss too (slower)\n"
+            "      --grace SEC         after a restart with --state-dir, how long the\n"
+            "                          sessions of living processes wait for them to come\n"
+            "                          back and reclaim their locks; calls wait meanwhile\n"
+            "                          (default %u, 0 ends every session at a restart)\n"
             "      --no-fast-path      give clients no shared words: every operation is a\n"
             "                          request (by default uncontended Lock, RLock,\n"
             "                          Semaphore and BoundedSemaphore operations and\n"
@@ -195,14 +212,7 @@ static void usage(FILE *out)
             "SIGTERM stops the daemon: every session ends and the socket file it bound is\n"
             "removed (a socket passed by systemd is left to systemd).\n"
             "Exit status: 0 stopped cleanly, 1 could not start, 2 bad usage.\n",
-            PT_WIRE_MAX_FRAME, PT_DAEMON_FRAME_MIN, PT_DAEMON_FRAME_MAX, PT_DAEMON_MAX_SESSIONS,
-            PT_DEFAULT_MAX_OBJECTS, PT_DEFAULT_MAX_HANDLES, PT_DEFAULT_MAX_WAITERS,
-            PT_DEFAULT_MAX_OBJECTS_PER_UID, PT_DAEMON_MAX_SESSIONS_PER_UID,
-            PT_DEFAULT_MAX_HANDLES_PER_UID, PT_DEFAULT_MAX_WAITERS_PER_UID,
-            PT_DAEMON_OUTPUT_PER_UID, PT_DAEMON_INPUT_PER_UID, PT_DAEMON_OUTPUT_MAX,
-            PT_DAEMON_STALL_SEC, PT_DAEMON_FRAME_SEC, PT_DAEMON_LOG_BURST,
-            PT_DAEMON_LOG_INTERVAL_SEC, PT_DAEMON_SOCKET_MODE, PT_SPIN_USEC_DEFAULT,
-            PT_SPIN_USEC_MAX);
+            PT_DAEMON_GRACE_SEC);
 }
 
 /* A whole decimal number in [min, max], or -1. */
@@ -341,6 +351,7 @@ static int daemon_init(pt_daemon *d, const options *o)
     d->max_frame = o->max_frame;
     /* 0: not given; the default, which the open file limit may lower. */
     d->max_sessions = o->max_sessions ? o->max_sessions : PT_DAEMON_MAX_SESSIONS;
+    d->grace_ms = o->grace * 1000u;
     d->max_sessions_chosen = o->max_sessions != 0;
     d->max_sessions_per_uid = o->max_sessions_per_uid;
     d->max_output_per_uid = o->max_output_per_uid;
@@ -410,6 +421,7 @@ static void daemon_free(pt_daemon *d)
     if (d->core)
         pt_core_free(d->core);
     d->core = NULL;
+    pt_resume_free(d);
     pt_conn_free_all(d);
     pt_fast_free(d->fast);
     d->fast = NULL;
@@ -534,7 +546,8 @@ int main(int argc, char **argv)
                    .log_burst = PT_DAEMON_LOG_BURST,
                    .log_interval = PT_DAEMON_LOG_INTERVAL_SEC,
                    .socket_mode = PT_DAEMON_SOCKET_MODE,
-                   .spin_usec = PT_SPIN_USEC_DEFAULT};
+                   .spin_usec = PT_SPIN_USEC_DEFAULT,
+                   .grace = PT_DAEMON_GRACE_SEC};
     pt_daemon daemon = {0};
     char path[PATH_MAX];
     int rc, fd;

@@ -297,6 +297,21 @@ void pt_conn_send(pt_conn *c, const Pythread__Response *resp)
         conn_pause_user(c, unread);
 }
 
+void pt_conn_send_frame(pt_conn *c, const uint8_t *frame, size_t len)
+{
+    if (c->closing)
+        return;
+    if (conn_out_reserve(c, len) < 0) {
+        conn_fail(c);
+        return;
+    }
+    memcpy(c->out + c->out_len, frame, len);
+    c->out_len += len;
+    pt_mem_output(c);
+    c->responses++;
+    conn_queue(c);
+}
+
 /* As pt_conn_send, and fd goes with the frame's first byte (SCM_RIGHTS):
  * the peer takes it with the frame. fd stays the caller's. */
 void pt_conn_send_fd(pt_conn *c, const Pythread__Response *resp, int fd)
@@ -481,6 +496,7 @@ static int conn_hello(pt_conn *c, const Pythread__Request *req, uint64_t now)
     const Pythread__HelloArgs *hello = pt_wire_hello_args(req);
     Pythread__Response r = PYTHREAD__RESPONSE__INIT;
     Pythread__HelloInfo info = PYTHREAD__HELLO_INFO__INIT;
+    pt_resume_taken taken = {0};
     char msg[256];
 
     if (req->op != PYTHREAD__OP__OP_HELLO) {
@@ -501,6 +517,11 @@ static int conn_hello(pt_conn *c, const Pythread__Request *req, uint64_t now)
     }
     c->hello = 1;
     client_name_set(c, hello->client_name);
+    if (hello->has_resume_session && pt_resume_hello(c, hello, &taken, now) == 0) {
+        info.has_resumed = info.resumed = 1;
+        info.n_resend = taken.nresend;
+        info.resend = taken.resend;
+    }
     r.id = req->id;
     info.has_version = info.has_session = info.has_max_frame = 1;
     info.version = PT_PROTOCOL_VERSION;
@@ -508,8 +529,15 @@ static int conn_hello(pt_conn *c, const Pythread__Request *req, uint64_t now)
     info.max_frame = c->daemon->max_frame;
     info.has_fast_id = c->sid != 0;
     info.fast_id = c->sid;
+    if (c->resumable) {
+        info.has_resume_key = info.has_grace_ms = 1;
+        info.resume_key.data = c->key;
+        info.resume_key.len = sizeof(c->key);
+        info.grace_ms = c->daemon->grace_ms;
+    }
     r.hello = &info;
     pt_conn_send(c, &r);
+    pt_resume_taken_done(c, &taken);
     pt_log(LOG_DEBUG, "session %llu: hello from '%s' (pid %d, uid %u)", (unsigned long long)c->id,
            c->client_name, (int)c->peer.pid, (unsigned)c->peer.uid);
     return 0;
@@ -613,6 +641,13 @@ static int turn_left(const pt_conn *c, const conn_turn *t)
     return t->frames < PT_TURN_FRAMES && (unread < t->unread || unread - t->unread < PT_TURN_BYTES);
 }
 
+/* After a restart, until the grace period is over, a session's calls wait
+ * (resume.c): only its hello is served. */
+static int conn_gated(const pt_conn *c)
+{
+    return c->hello && pt_resume_grace(c->daemon);
+}
+
 /*
  * Handle every complete frame at the start of p[0..n), stopping early when
  * the connection pauses or closes or its turn is used up. Returns the bytes
@@ -623,7 +658,8 @@ static size_t conn_frames(pt_conn *c, const uint8_t *p, size_t n, uint64_t now, 
     size_t off = 0;
     uint32_t len;
 
-    while (!c->paused && !c->closing && n - off >= PT_WIRE_HEADER && turn_left(c, t)) {
+    while (!c->paused && !c->closing && !conn_gated(c) && n - off >= PT_WIRE_HEADER &&
+           turn_left(c, t)) {
         if (conn_frame_len(c, p + off, &len, now) < 0)
             break;
         if (n - off - PT_WIRE_HEADER < len)
@@ -806,6 +842,11 @@ static void conn_next(pt_conn *c, uint64_t now, int fresh)
 {
     if (c->paused || c->closing)
         return;
+    if (conn_gated(c)) {
+        /* read nothing more; what is held waits for pt_conn_ungate_all */
+        conn_read_stop(c);
+        return;
+    }
     if (c->in_len != c->in_off) {
         if (conn_in_whole(c)) {
             conn_ready(c);
@@ -1073,12 +1114,24 @@ static int daemon_input_get(pt_daemon *d)
     return d->rbuf ? 0 : -1;
 }
 
+/* With --state-dir, what lets the process take its session up after a
+ * restart; NULL when sessions are not kept. */
+static const pt_journal_who *conn_who(pt_conn *c, pt_journal_who *who)
+{
+    if (c->daemon->state == NULL || c->daemon->grace_ms == 0 || pt_resume_who(c, who) < 0)
+        return NULL;
+    memcpy(c->key, who->key, sizeof(c->key));
+    c->resumable = 1;
+    return who;
+}
+
 void pt_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int socklen,
                     void *arg)
 {
     pt_daemon *d = arg;
     struct ucred cred;
     socklen_t len = sizeof cred;
+    pt_journal_who who;
     char msg[160];
     pt_conn *c;
 
@@ -1113,7 +1166,7 @@ void pt_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockadd
         conn_refuse(c, PT_ELIMIT, msg);
         return;
     }
-    c->session = pt_journal_session_new(d->journal, d->core, &c->peer, c);
+    c->session = pt_journal_session_new(d->journal, d->core, &c->peer, c, conn_who(c, &who));
     if (!c->session) {
         conn_refuse(c, PT_ENOMEM, "pythreadd is out of memory for a new session; try again later");
         return;
@@ -1123,6 +1176,17 @@ void pt_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockadd
     conn_read_start(c);
     pt_log(LOG_DEBUG, "session %llu opened: pid %d, uid %u, gid %u", (unsigned long long)c->id,
            (int)c->peer.pid, (unsigned)c->peer.uid, (unsigned)c->peer.gid);
+}
+
+void pt_conn_ungate_all(pt_daemon *d, uint64_t now)
+{
+    pt_conn *c;
+
+    TAILQ_FOREACH(c, &d->conns, link)
+    {
+        if (c->hello && !c->ready)
+            conn_next(c, now, 0);
+    }
 }
 
 void pt_conn_close_all(pt_daemon *d)

@@ -1,8 +1,9 @@
 /*
  * state.c - the state directory (--state-dir): DIR/journal holds the core's
  * inputs (journal.h). At start it is replayed into the core, then the
- * restart itself is recorded (pt_core_restart: the old sessions end, the
- * objects get new words); after every pass of the loop what was recorded is
+ * restart itself is recorded once the grace period is over (resume.c:
+ * sessions whose processes take them up stay, the others end, the objects
+ * get new words); after every pass of the loop what was recorded is
  * appended, before any answer of that pass is written, so no client hears
  * of a change the journal could lose to a crash of the daemon. With --sync
  * each append is also made durable (fdatasync) before the answers go out,
@@ -24,11 +25,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
-#include "fastword.h"
 #include "journal.h"
-
-/* A word gives at most this many tokens past the last the daemon knows. */
-#define TOKEN_JUMP ((uint64_t)PT_FW_SEQ_MAX + 1)
 
 struct pt_statedir {
     int fd;
@@ -116,7 +113,13 @@ static int state_replay(pt_daemon *d, pt_statedir *s, uint64_t *entries)
         pt_log(LOG_ERR, "pythreadd: --state-dir: cannot read %s: %s", s->path, strerror(errno));
         return -1;
     }
-    if (pt_journal_replay(d->core, buf, len, &out, err, sizeof(err)) < 0) {
+    pt_journal_replay_hooks hooks;
+
+    if (pt_resume_new(d, &hooks) < 0) {
+        free(buf);
+        return -1;
+    }
+    if (pt_journal_replay(d->core, buf, len, &hooks, &out, err, sizeof(err)) < 0) {
         s->torn = len - out.used;
         pt_log(LOG_WARNING,
                "pythreadd: %s: %s; the state is taken as of the record before it (%zu of %zu "
@@ -192,16 +195,27 @@ static int replace_file(pt_statedir *s, pt_journal *snap)
 }
 
 /*
- * Right after the restart nobody has a session, so the state is its
- * objects alone: the journal is rewritten as a snapshot of them, and
- * grows from there only with what happens in this life of the daemon.
+ * When nobody has a session (after a restart whose sessions all ended),
+ * the state is its objects alone: the journal is rewritten as a snapshot
+ * of them, and grows from there only with what happens in this life of
+ * the daemon. With sessions kept it goes on growing.
  */
-static void state_compact(pt_daemon *d, pt_statedir *s)
+void pt_state_compact(pt_daemon *d)
 {
-    pt_journal *snap = pt_journal_new();
+    pt_statedir *s = d->state;
+    pt_journal *snap;
     pt_core_limits limits;
+    pt_core_stats st;
     size_t len;
 
+    if (s == NULL || s->fd < 0)
+        return;
+    pt_core_get_stats(d->core, &st);
+    s->restored = st.objects;
+    if (st.sessions != 0)
+        return;
+    pt_state_flush(d); /* the restart's records, then the snapshot takes their place */
+    snap = pt_journal_new();
     pt_core_get_limits(d->core, &limits);
     if (snap != NULL && pt_journal_snapshot(snap, d->core) == 0) {
         pt_journal_limits(snap, d->core, &limits); /* its replay runs under them */
@@ -217,15 +231,18 @@ void pt_state_restarted(pt_daemon *d, uint64_t entries)
 {
     pt_core_stats st;
 
-    if (d->state == NULL || entries == 0)
+    if (d->state == NULL || entries == 0) {
+        /* nothing to restart: no session to wait for */
+        pt_resume_free(d);
+        pt_core_set_sink(d->core, pt_dispatch_sink, d);
         return;
-    pt_journal_restart(d->journal, d->core, pt_daemon_now(), TOKEN_JUMP);
-    pt_fast_publish_all(d->fast);
-    state_compact(d, d->state);
+    }
     pt_core_get_stats(d->core, &st);
-    d->state->restored = st.objects;
-    pt_log(LOG_INFO, "pythreadd: state of %s restored: %llu objects from %llu inputs",
-           d->state->path, (unsigned long long)st.objects, (unsigned long long)entries);
+    pt_log(LOG_INFO,
+           "pythreadd: state of %s restored: %llu objects, %llu sessions from %llu inputs",
+           d->state->path, (unsigned long long)st.objects, (unsigned long long)st.sessions,
+           (unsigned long long)entries);
+    pt_resume_start(d, d->grace_ms);
 }
 
 static int write_all(int fd, const uint8_t *p, size_t len)
@@ -257,6 +274,7 @@ void pt_state_status(const pt_daemon *d, Pythread__StatusInfo *st)
     st->replayed_inputs = s->replayed;
     st->torn_bytes = s->torn;
     st->journal_bytes = s->appended;
+    pt_resume_status(d, st);
 }
 
 void pt_state_flush(pt_daemon *d)

@@ -44,7 +44,8 @@ static struct timeval ns_to_timeval(uint64_t ns)
 
 void pt_daemon_timer_update(pt_daemon *d, uint64_t now)
 {
-    uint64_t at = pt_core_next_deadline(d->core);
+    /* no timeout is served before a restart's grace is over (resume.c) */
+    uint64_t at = pt_resume_grace(d) ? PT_DEADLINE_NONE : pt_core_next_deadline(d->core);
     struct timeval tv;
 
     if (at == d->timer_at)

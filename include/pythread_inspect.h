@@ -59,6 +59,14 @@ typedef struct pt_inspect_status {
     uint64_t replayed_inputs;  /* journal records replayed at this start */
     uint64_t torn_bytes;       /* a torn tail cut off at this start */
     uint64_t journal_bytes;    /* the journal's size now */
+    /* The sessions this start brought back (pythreadd --grace). */
+    uint32_t grace_ms;
+    int in_grace;                  /* calls wait for kept sessions' processes */
+    uint64_t restored_sessions;    /* kept from before the restart */
+    uint64_t sessions_taken_up;    /* by their processes */
+    uint64_t sessions_ended_gone;  /* their process had died */
+    uint64_t sessions_ended_late;  /* not taken up within the grace */
+    uint64_t sessions_ended_empty; /* nothing to take up */
 } pt_inspect_status;
 
 /* One object. Fields that do not apply to its kind are 0. */

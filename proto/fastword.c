@@ -4,6 +4,7 @@
  * alone makes; anything else asks the daemon.
  */
 #include "fastword.h"
+#include "pythread.h"
 
 static uint64_t word_load(pt_fast_cell *c)
 {
@@ -268,4 +269,52 @@ int pt_fast_osem_release(pt_fast_cell *c, pt_fast_cell *slot, uint32_t id, uint6
 int pt_fast_event_is_set(pt_fast_cell *c)
 {
     return (word_load(c) & PT_FW_SET) != 0;
+}
+
+/* A word claimed before: the old daemon was changing it (the bits are as
+ * it found them), or kept it to itself (a holder no word can name: no sid;
+ * a value too big for one). */
+void pt_fast_reclaim_read(pt_fast_cell *c, int kind, uint32_t sid, pt_fast_reclaim *out)
+{
+    uint64_t w = atomic_fetch_or_explicit(&c->word, PT_FW_CLAIM, memory_order_acq_rel);
+    pt_fast_lock_view lv;
+
+    *out = (pt_fast_reclaim){.state = PT_FAST_RECLAIM_UNKNOWN};
+    switch (kind) {
+    case PT_KIND_LOCK:
+    case PT_KIND_RLOCK:
+        pt_fast_lock_decode(w, &lv);
+        if (lv.held && lv.sid == sid && sid != 0) {
+            out->state = PT_FAST_RECLAIM_HELD;
+            out->tid = lv.tid;
+            out->depth = kind == PT_KIND_RLOCK ? pt_fw_depth(c) : 1;
+            out->token = pt_fw_base(c) + lv.seq;
+        } else if (!lv.held || lv.sid != 0) {
+            out->state = PT_FAST_RECLAIM_FREE;
+        }
+        break;
+    case PT_KIND_SEMAPHORE:
+    case PT_KIND_BOUNDED_SEMAPHORE:
+        if (!(w & PT_FW_CLAIM)) {
+            out->state = PT_FAST_RECLAIM_VALUE;
+            out->value = (int64_t)(w >> PT_FW_SEM_SHIFT);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+/* The word is claimed: no step starts; one begun finishes in two stores. */
+#define RECLAIM_BUSY_SPINS 100000
+
+void pt_fast_reclaim_slot(pt_fast_cell *c, pt_fast_cell *slot, uint32_t id, pt_fast_reclaim *out)
+{
+    uint64_t w = atomic_fetch_or_explicit(&c->word, PT_FW_CLAIM, memory_order_acq_rel);
+
+    for (int i = 0; i < RECLAIM_BUSY_SPINS && (w & PT_FW_BUSY) &&
+                    ((uint32_t)(w >> PT_FW_SLOT_SHIFT) & PT_FW_SLOT_MAX) == id;
+         i++)
+        w = atomic_load_explicit(&c->word, memory_order_acquire);
+    *out = (pt_fast_reclaim){.state = PT_FAST_RECLAIM_SLOT, .value = pt_fw_slot(slot)};
 }

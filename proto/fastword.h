@@ -270,6 +270,36 @@ int pt_fast_sem_value(pt_fast_cell *c, int owned, int64_t *value);
 
 int pt_fast_event_is_set(pt_fast_cell *c);
 
+/*
+ * After the daemon that had the word is gone (its session's connection
+ * ended), a client takes the word's last state to the daemon that replaces
+ * it: it sets CLAIM for good, so no client changes the word any more, and
+ * reads what it said at that instant. The numbers are the wire's
+ * Reclaim.State.
+ */
+enum {
+    PT_FAST_RECLAIM_UNKNOWN = 0, /* the word does not tell (the daemon kept it to itself) */
+    PT_FAST_RECLAIM_HELD = 1,    /* Lock/RLock held by sid: tid, depth, token */
+    PT_FAST_RECLAIM_FREE = 2,    /* Lock/RLock not held by sid */
+    PT_FAST_RECLAIM_VALUE = 3,   /* Semaphore: value */
+    PT_FAST_RECLAIM_SLOT = 4     /* owned semaphore: value is the session's slot's count */
+};
+
+typedef struct pt_fast_reclaim {
+    int state;
+    uint32_t tid;
+    uint32_t depth;
+    uint64_t token;
+    int64_t value;
+} pt_fast_reclaim;
+
+/* kind is the object's PT_KIND_*; Events tell nothing (only the daemon
+ * writes them). */
+void pt_fast_reclaim_read(pt_fast_cell *c, int kind, uint32_t sid, pt_fast_reclaim *out);
+/* An owned semaphore's: what the session's slot (id) counts, once a step
+ * of this process that the word names as busy has counted there. */
+void pt_fast_reclaim_slot(pt_fast_cell *c, pt_fast_cell *slot, uint32_t id, pt_fast_reclaim *out);
+
 /* ---- one step: one atomic access to a cell ---- */
 
 /* The protocol's exhaustive test (tests/unit/test_fast_protocol.c) builds

@@ -90,7 +90,9 @@ size_t pt_wire_request_frame_bound(const Pythread__Request *req)
                                     str_len(req->hello->client_name)
                               : 0;
 
-    if (req->base.n_unknown_fields || req->page)
+    if (req->base.n_unknown_fields || req->page ||
+        (req->hello &&
+         (req->hello->n_reclaims || req->hello->n_pending || req->hello->has_resume_key)))
         return pt_wire_request_frame_size(req);
     return PT_WIRE_HEADER + FIELD_MAX * pythread__request__descriptor.n_fields + req->name.len +
            open + hello;
@@ -154,6 +156,12 @@ static int kind_known(int kind)
     return kind >= PT_KIND_LOCK && kind <= PT_KIND_BARRIER;
 }
 
+static int reclaim_known(const Pythread__Reclaim *rc)
+{
+    return rc->state >= PYTHREAD__RECLAIM__STATE__UNKNOWN &&
+           rc->state <= PYTHREAD__RECLAIM__STATE__SLOT;
+}
+
 /* Checks protobuf-c leaves to us; returns a reason or NULL. */
 const char *pt_wire_request_check(const Pythread__Request *r)
 {
@@ -169,6 +177,12 @@ const char *pt_wire_request_check(const Pythread__Request *r)
         return "name longer than 255 bytes";
     if (h->client_name && strlen(h->client_name) > PT_WIRE_NAME_MAX)
         return "client_name longer than 255 bytes";
+    if (h->has_resume_key && h->resume_key.len > PT_WIRE_RESUME_KEY_MAX)
+        return "resume_key longer than 32 bytes";
+    for (size_t i = 0; i < h->n_reclaims; i++) {
+        if (!reclaim_known(h->reclaims[i]))
+            return "reclaim with an unknown state";
+    }
     if (r->op == PYTHREAD__OP__OP_OPEN && !kind_known(o->kind))
         return "unknown object kind";
     if (r->op == PYTHREAD__OP__OP_LIST && p->kind != 0 && !kind_known(p->kind))

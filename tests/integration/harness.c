@@ -544,6 +544,18 @@ int harness_teardown(void **state)
     return 0;
 }
 
+/* Close a handle and wait for the answer: the daemon has taken it in
+ * (a daemon restarted after it keeps no session for a handle-less peer). */
+static void raw_handle_close(raw_conn *rc, uint32_t handle)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+
+    req.op = PYTHREAD__OP__OP_CLOSE;
+    req.has_handle = 1;
+    req.handle = handle;
+    (void)raw_call(rc, &req, HARNESS_DEADLINE);
+}
+
 void harness_wait_waiters(const harness *h, const char *name, pt_kind kind, uint32_t n,
                           double timeout)
 {
@@ -582,6 +594,7 @@ void harness_wait_waiters(const harness *h, const char *name, pt_kind kind, uint
         }
         harness_tick();
     }
+    raw_handle_close(&rc, handle);
     raw_close(&rc);
 }
 

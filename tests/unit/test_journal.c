@@ -143,12 +143,30 @@ static void op(int si, Pythread__Op o, uint32_t h, double timeout, uint32_t coun
     req_send(si, &req);
 }
 
+/* Sessions of even pids may be taken up after a restart (who: start time
+ * pid * 10, a key of the pid's bytes); odd ones may not. */
 static void session_new(int si, pid_t pid)
 {
     pt_peer peer = {.pid = pid, .uid = 1000, .gid = 1000};
+    pt_journal_who who = {.start_time = (uint64_t)pid * 10};
 
-    W.s[si] = pt_journal_session_new(W.j, W.core, &peer, NULL);
+    memset(who.key, pid & 0xff, sizeof(who.key));
+    W.s[si] = pt_journal_session_new(W.j, W.core, &peer, NULL, pid % 2 ? NULL : &who);
     assert_non_null(W.s[si]);
+}
+
+/* A restart whose sessions nobody took up: each ends, as the daemon ends
+ * them after the grace. */
+static void restart_alone(uint64_t now)
+{
+    pt_journal_restart(W.j, W.core, now, 0, NULL, 0);
+    published();
+    for (int i = 0; i < 4; i++) {
+        if (W.s[i] != NULL)
+            pt_journal_session_end(W.j, W.core, W.s[i], now);
+        W.s[i] = NULL;
+        published();
+    }
 }
 
 /*
@@ -298,7 +316,7 @@ static pt_core *replayed(size_t cut, int *rc, pt_journal_replayed *out)
     const uint8_t *buf = pt_journal_bytes(W.j, &len);
 
     assert_non_null(core);
-    *rc = pt_journal_replay(core, buf, len - cut, out, err, sizeof(err));
+    *rc = pt_journal_replay(core, buf, len - cut, NULL, out, err, sizeof(err));
     if (*rc != 0)
         print_message("replay: %s\n", err);
     return core;
@@ -333,6 +351,106 @@ static void test_replay_rebuilds_every_kind(void **state)
     pt_core_free(copy);
 }
 
+/* What a replay told of its sessions. */
+typedef struct heard {
+    int made, ended, resumable;
+    uint64_t start_times;
+} heard;
+
+static void heard_new(void *ctx, pt_session *s, const pt_journal_who *who)
+{
+    heard *h = ctx;
+
+    (void)s;
+    h->made++;
+    if (who != NULL) {
+        h->resumable++;
+        h->start_times += who->start_time;
+        assert_int_equal(who->key[0], (uint8_t)(who->start_time / 10));
+    }
+}
+
+static void heard_end(void *ctx, pt_session *s)
+{
+    (void)s;
+    ((heard *)ctx)->ended++;
+}
+
+/* A restart keeps the sessions and takes what their words said (a hold
+ * the journal gave another, a lock now free, an RLock three deep, a
+ * semaphore's value, an owned semaphore's slot), then they go on; a replay
+ * gives the same answers and state, and tells of every session with how
+ * it may be taken up. */
+static void test_restart_keeps_sessions_and_reclaims(void **state)
+{
+    heard h = {0};
+    pt_journal_replay_hooks hooks = {heard_new, heard_end, &h};
+    pt_core_reclaim rc[6];
+    pt_journal_replayed out;
+    pt_core *copy;
+    const uint8_t *buf;
+    char err[160] = "";
+    size_t len;
+
+    (void)state;
+    session_new(0, 100);
+    session_new(1, 101);
+    session_new(2, 102);
+    /* session 0: lock 1, rlock 2, sem 3, bsem 4; sessions 1 and 2: lock 1 */
+    op_open(0, "lock", PT_KIND_LOCK, 1, 0, 0);
+    op_open(0, "rlock", PT_KIND_RLOCK, 1, 0, 0);
+    op_open(0, "sem", PT_KIND_SEMAPHORE, 3, 0, 0);
+    op_open(0, "bsem", PT_KIND_BOUNDED_SEMAPHORE, 2, 0, 0);
+    op_open(1, "lock", PT_KIND_LOCK, 1, 0, 0);
+    op_open(2, "lock", PT_KIND_LOCK, 1, 0, 0);
+    W.now = 1000;
+    op(0, PYTHREAD__OP__OP_ACQUIRE, 1, -1, 1);    /* 0 holds the lock, says the journal */
+    op(1, PYTHREAD__OP__OP_ACQUIRE, 1, -1, 1);    /* 1 waits first: handed it in the word */
+    op(2, PYTHREAD__OP__OP_ACQUIRE, 1, 100.0, 1); /* 2 waits behind */
+    rc[0] = (pt_core_reclaim){W.s[1], 1, PT_RECLAIM_HELD, 1, 1, 9000, 0};
+    rc[1] = (pt_core_reclaim){W.s[0], 1, PT_RECLAIM_FREE, 0, 0, 0, 0};
+    rc[2] = (pt_core_reclaim){W.s[0], 2, PT_RECLAIM_HELD, 1, 3, 8000, 0};
+    rc[3] = (pt_core_reclaim){W.s[0], 3, PT_RECLAIM_VALUE, 0, 0, 0, 1};
+    rc[4] = (pt_core_reclaim){W.s[0], 4, PT_RECLAIM_SLOT, 0, 0, 0, 1};
+    rc[5] = (pt_core_reclaim){W.s[2], 1, PT_RECLAIM_HELD, 1, 1, 9001, 0}; /* second: loses */
+    W.now = 2 * PT_NS_PER_SEC;
+    pt_journal_restart(W.j, W.core, W.now, 32768, rc, 6);
+    published();
+    core_say(W.core, &orig_state, W.now);
+    assert_non_null(strstr(orig_state.buf, "sessions 3"));
+    /* session 1 holds the lock and its call was answered as handed over */
+    assert_non_null(strstr(W.said.buf, "s2 #8 st0 ok1 v0 t9000"));
+    assert_non_null(strstr(orig_state.buf, "lock:\n  role 0 s2 th1 n1"));
+    assert_non_null(strstr(orig_state.buf, "rlock:\n  role 0 s1 th1 n3"));
+    assert_non_null(strstr(orig_state.buf, "bsem:\n  role 0 s1 th0 n1"));
+    assert_non_null(strstr(orig_state.buf, "sem kind 4 tr0 ul0 refs 1 serial 3 waiters 0 owned 0\n"
+                                           "  locked 0 v 1 "));
+    assert_non_null(strstr(orig_state.buf, "bsem kind 5 tr0 ul0 refs 2 serial 4 waiters 0 owned 1\n"
+                                           "  locked 0 v 1 "));
+    /* the sessions go on: 1 lets go, 2 gets it past the jumped tokens */
+    op(1, PYTHREAD__OP__OP_RELEASE, 1, -1, 1);
+    assert_non_null(strstr(W.said.buf, "s3 #9 st0 ok1 v0 t"));
+    pt_journal_session_end(W.j, W.core, W.s[0], W.now);
+    published();
+    orig_state.len = 0;
+    core_say(W.core, &orig_state, W.now);
+    buf = pt_journal_bytes(W.j, &len);
+    copy = pt_core_new(NULL, sink, &replay_said);
+    if (pt_journal_replay(copy, buf, len, &hooks, &out, err, sizeof(err)) != 0)
+        fail_msg("replay: %s", err);
+    assert_int_equal(replay_said.len, W.said.len);
+    assert_memory_equal(replay_said.buf, W.said.buf, W.said.len);
+    core_say(copy, &replay_state, W.now);
+    if (strcmp(orig_state.buf, replay_state.buf) != 0)
+        fail_msg("state differs:\n--- written\n%s--- replayed\n%s", orig_state.buf,
+                 replay_state.buf);
+    assert_int_equal(h.made, 3);
+    assert_int_equal(h.ended, 1);
+    assert_int_equal(h.resumable, 2);
+    assert_int_equal(h.start_times, 1000 + 1020);
+    pt_core_free(copy);
+}
+
 /* After a restart (every session ended) the state is its objects: a
  * snapshot of it, replayed into a fresh core, is the same state as the
  * whole journal replayed, and so is the snapshot followed by what the
@@ -351,8 +469,7 @@ static void test_snapshot_after_restart(void **state)
     (void)state;
     script();
     assert_int_equal(pt_journal_snapshot(snap, W.core), -1);
-    pt_journal_restart(W.j, W.core, W.now + 20 * PT_NS_PER_SEC, 0);
-    published();
+    restart_alone(W.now + 20 * PT_NS_PER_SEC);
     assert_int_equal(pt_journal_snapshot(snap, W.core), 0);
     whole = replayed(0, &rc, &out);
     assert_int_equal(rc, 0);
@@ -369,7 +486,7 @@ static void test_snapshot_after_restart(void **state)
     op(1, PYTHREAD__OP__OP_ACQUIRE, 1, 1.0, 1);
     buf = pt_journal_bytes(snap, &len);
     copy = pt_core_new(NULL, sink, &replay_said);
-    rc = pt_journal_replay(copy, buf, len, &out, err, sizeof(err));
+    rc = pt_journal_replay(copy, buf, len, NULL, &out, err, sizeof(err));
     if (rc != 0)
         fail_msg("snapshot replay: %s", err);
     assert_int_equal(out.used, len);
@@ -427,8 +544,7 @@ static void test_damaged_journal_is_survived(void **state)
 
     (void)state;
     script();
-    pt_journal_restart(W.j, W.core, W.now + 20 * PT_NS_PER_SEC, 0);
-    published();
+    restart_alone(W.now + 20 * PT_NS_PER_SEC);
     assert_int_equal(pt_journal_snapshot(snap, W.core), 0);
     bufs[0] = pt_journal_bytes(W.j, &lens[0]);
     bufs[1] = pt_journal_bytes(snap, &lens[1]);
@@ -447,7 +563,7 @@ static void test_damaged_journal_is_survived(void **state)
         else
             bad[at] ^= (uint8_t)(1u << (rnd >> 29 & 7)); /* a bit flipped */
         replay_said.len = 0;
-        fails += pt_journal_replay(core, bad, cut, &out, err, sizeof(err)) < 0;
+        fails += pt_journal_replay(core, bad, cut, NULL, &out, err, sizeof(err)) < 0;
         assert_true(out.used <= cut);
         pt_core_free(core);
     }
@@ -490,7 +606,7 @@ static void test_replay_keeps_the_limits_of_its_run(void **state)
         size_t len;
         const uint8_t *buf = pt_journal_bytes(W.j, &len);
 
-        assert_int_equal(pt_journal_replay(narrow, buf, len, &out, err, sizeof(err)), 0);
+        assert_int_equal(pt_journal_replay(narrow, buf, len, NULL, &out, err, sizeof(err)), 0);
     }
     assert_memory_equal(replay_said.buf, W.said.buf, W.said.len);
     pt_core_free(wide);
@@ -507,7 +623,7 @@ static void test_foreign_bytes_refused(void **state)
     char err[160];
 
     (void)state;
-    assert_int_equal(pt_journal_replay(core, junk, sizeof(junk), &out, err, sizeof(err)), -1);
+    assert_int_equal(pt_journal_replay(core, junk, sizeof(junk), NULL, &out, err, sizeof(err)), -1);
     assert_int_equal(out.used, 0);
     assert_non_null(strstr(err, "byte 0"));
     pt_core_get_stats(core, &st);
@@ -520,6 +636,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_replay_rebuilds_every_kind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_after_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_keeps_sessions_and_reclaims, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_stops_there, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_journal_is_survived, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_keeps_the_limits_of_its_run, setup, teardown),

@@ -100,7 +100,8 @@ static void test_bound_knows_the_schema(void **state)
     non_scalars(&pythread__open_args__descriptor, got, sizeof(got));
     assert_string_equal(got, "");
     non_scalars(&pythread__hello_args__descriptor, got, sizeof(got));
-    assert_string_equal(got, "client_name,");
+    /* a resuming hello's are sized exactly (proto/wire.c) */
+    assert_string_equal(got, "client_name,resume_key,reclaims,pending,");
     non_scalars(&pythread__fast_cell__descriptor, got, sizeof(got));
     assert_string_equal(got, "");
 }
@@ -131,6 +132,24 @@ static void test_request_bound_covers_the_widest(void **state)
     hello.client_name = client_name;
     req.hello = &hello;
     assert_true(pt_wire_request_frame_bound(&req) >= pt_wire_request_frame_size(&req));
+    /* A resuming hello's lists and key: the exact size. */
+    {
+        Pythread__Reclaim rc = PYTHREAD__RECLAIM__INIT, *rcs[1] = {&rc};
+        uint64_t pending[3] = {1, 2, 3};
+        uint8_t key[PT_WIRE_RESUME_KEY_MAX] = {0};
+
+        fill_widest(&rc.base);
+        hello.n_reclaims = 1;
+        hello.reclaims = rcs;
+        hello.n_pending = 3;
+        hello.pending = pending;
+        hello.has_resume_key = 1;
+        hello.resume_key.data = key;
+        hello.resume_key.len = sizeof(key);
+        assert_int_equal(pt_wire_request_frame_bound(&req), pt_wire_request_frame_size(&req));
+        hello.n_reclaims = hello.n_pending = 0;
+        hello.has_resume_key = 0;
+    }
     /* With a page (inspection) the bound is the exact size. */
     req.page = &page;
     assert_int_equal(pt_wire_request_frame_bound(&req), pt_wire_request_frame_size(&req));
@@ -228,6 +247,37 @@ static void test_absent_arguments_read_as_defaults(void **state)
     assert_null(pt_wire_page_args(&req)->glob);
 }
 
+/* What no client sends is refused before it reaches the daemon: a reclaim
+ * state the schema does not have, a resume key longer than any given. */
+static void test_resuming_hello_is_checked(void **state)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    Pythread__HelloArgs hello = PYTHREAD__HELLO_ARGS__INIT;
+    Pythread__Reclaim rc = PYTHREAD__RECLAIM__INIT, *rcs[1] = {&rc};
+    uint8_t key[PT_WIRE_RESUME_KEY_MAX + 1] = {0};
+
+    (void)state;
+    req.id = 1;
+    req.op = PYTHREAD__OP__OP_HELLO;
+    req.hello = &hello;
+    hello.n_reclaims = 1;
+    hello.reclaims = rcs;
+    hello.has_resume_key = 1;
+    hello.resume_key.data = key;
+    hello.resume_key.len = PT_WIRE_RESUME_KEY_MAX;
+    for (int st = PYTHREAD__RECLAIM__STATE__UNKNOWN; st <= PYTHREAD__RECLAIM__STATE__SLOT; st++) {
+        rc.state = (Pythread__Reclaim__State)st;
+        assert_null(pt_wire_request_check(&req));
+    }
+    rc.state = (Pythread__Reclaim__State)5;
+    assert_non_null(pt_wire_request_check(&req));
+    rc.state = (Pythread__Reclaim__State)-1;
+    assert_non_null(pt_wire_request_check(&req));
+    rc.state = PYTHREAD__RECLAIM__STATE__HELD;
+    hello.resume_key.len = sizeof(key);
+    assert_non_null(pt_wire_request_check(&req));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -236,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_response_bound_covers_the_widest),
         cmocka_unit_test(test_defaults_left_out_read_back_the_same),
         cmocka_unit_test(test_absent_arguments_read_as_defaults),
+        cmocka_unit_test(test_resuming_hello_is_checked),
     };
 
     return cmocka_run_group_tests_name("unit.wire", tests, NULL, NULL);

@@ -1,0 +1,443 @@
+/*
+ * it_resume.c - sessions outlive a kill -9 of pythreadd --state-dir for the
+ * processes that live: a holder keeps its lock (taken through the shared
+ * word, which the daemon never saw) and its waiter its place, with no call
+ * of theirs failing; a holder that died, or does not come back within
+ * --grace, gives everything back; a timeout counts from the original call;
+ * Condition waiters and Barrier parties go on waiting; an RLock's depth and
+ * a semaphore's value come back from the words; a call made while the
+ * daemon was down is served by the next one.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "pythread_inspect.h"
+
+static const char *state_args[6];
+
+static void daemon_kill9(harness *h)
+{
+    harness_kill(h, h->daemon);
+    h->daemon = 0;
+}
+
+/* The daemon again on the same state directory, with --grace sec. */
+static void daemon_restart(harness *h, const char *grace)
+{
+    if (h->daemon)
+        daemon_kill9(h);
+    state_args[0] = "--state-dir";
+    state_args[1] = h->dir;
+    state_args[2] = "--grace";
+    state_args[3] = grace;
+    state_args[4] = getenv("PTVERBOSE") ? "--verbose" : NULL;
+    state_args[5] = NULL;
+    h->daemon_args = state_args;
+    harness_daemon_start(h);
+}
+
+/* What the test and its workers share. */
+typedef struct shared {
+    atomic_int held;    /* the holder holds */
+    atomic_int go;      /* the holder may release */
+    atomic_int got;     /* the waiter has the lock */
+    atomic_int done;    /* a worker's last step is over */
+    atomic_int down;    /* the daemon is dead */
+    atomic_int stopped; /* the holder saw its session gone */
+    uint64_t token_a, token_b;
+    double t_call, t_back;
+    int64_t value;
+} shared;
+
+static shared *sh;
+
+static void wait_flag(atomic_int *flag, const char *what)
+{
+    double end = harness_now() + 30;
+
+    while (atomic_load(flag) == 0) {
+        WCHECK(harness_now() < end);
+        (void)what;
+        harness_tick();
+    }
+}
+
+/* Holds res.lock through its word until told, then releases it. */
+static int holder(pt_client *c, int index, void *arg)
+{
+    pt_lock *l;
+    int r;
+
+    (void)index, (void)arg;
+    WCHECK_EQ(pt_lock_open(c, "res.lock", 0, 0, &l), 0);
+    WCHECK_EQ(pt_lock_acquire_fenced(l, 0, -1, &sh->token_a), 1);
+    atomic_store(&sh->held, 1);
+    wait_flag(&sh->go, "go");
+    r = pt_lock_release(l);
+    if (atomic_load(&sh->stopped)) {
+        WCHECK(r < 0); /* its session ended while it was stopped */
+        return 0;
+    }
+    WCHECK_EQ(r, 0);
+    pt_lock_close(l);
+    return 0;
+}
+
+/* Waits for res.lock (timeout: arg, or none). */
+static int waiter(pt_client *c, int index, void *arg)
+{
+    double timeout = arg ? *(double *)arg : -1;
+    pt_lock *l;
+    int r;
+
+    (void)index;
+    wait_flag(&sh->held, "held");
+    WCHECK_EQ(pt_lock_open(c, "res.lock", 0, 0, &l), 0);
+    sh->t_call = harness_now();
+    r = pt_lock_acquire_fenced(l, 1, timeout, &sh->token_b);
+    sh->t_back = harness_now();
+    WCHECK(r >= 0);
+    if (r == 1) {
+        atomic_store(&sh->got, 1);
+        WCHECK_EQ(pt_lock_release(l), 0);
+    }
+    atomic_store(&sh->done, r == 1 ? 1 : 2);
+    pt_lock_close(l);
+    return 0;
+}
+
+static void wait_waiters(harness *h, const char *name, pt_kind kind, uint32_t n)
+{
+    harness_wait_waiters(h, name, kind, n, HARNESS_DEADLINE);
+}
+
+static pt_inspect_detail *show(const char *name)
+{
+    pt_client *c = NULL;
+    pt_inspect_detail *d = NULL;
+
+    PT_ASSERT_OK(pt_client_open(&c, NULL));
+    PT_ASSERT_OK(pt_inspect_show(c, name, &d));
+    pt_client_close(c);
+    return d;
+}
+
+static void status_get(pt_inspect_status *st)
+{
+    pt_client *c = NULL;
+
+    PT_ASSERT_OK(pt_client_open(&c, NULL));
+    PT_ASSERT_OK(pt_inspect_status_get(c, st));
+    pt_client_close(c);
+}
+
+static void setup_pair(harness *h, pid_t *a, pid_t *b, double *timeout)
+{
+    sh = harness_shm_alloc(h, sizeof(*sh));
+    daemon_restart(h, "10");
+    *a = harness_worker(h, holder, 0, NULL);
+    wait_flag(&sh->held, "held");
+    *b = harness_worker(h, waiter, 1, timeout);
+    wait_waiters(h, "res.lock", PT_KIND_LOCK, 1);
+}
+
+/* The holder took the lock through its word; after the restart it still
+ * holds it, the waiter still waits, and the release hands it over. */
+static void test_holder_keeps_lock_waiter_keeps_place(void **state)
+{
+    harness *h = *state;
+    pt_inspect_status st;
+    pt_inspect_detail *d;
+    pid_t a, b;
+    double t0;
+
+    setup_pair(h, &a, &b, NULL);
+    t0 = harness_now();
+    daemon_restart(h, "10");
+    d = show("res.lock");
+    /* every kept session came back: the grace ended long before 10 s */
+    assert_true(harness_now() - t0 < 5);
+    assert_int_equal(d->object.locked, 1);
+    assert_int_equal(d->n_holders, 1);
+    assert_int_equal(d->holders[0].pid, a);
+    assert_int_equal(d->n_waiters, 1);
+    assert_int_equal(d->waiters[0].pid, b);
+    pt_inspect_detail_free(d);
+    status_get(&st);
+    assert_int_equal(st.grace_ms, 10000);
+    assert_int_equal(st.in_grace, 0);
+    assert_int_equal(st.sessions_taken_up, 2);
+    assert_int_equal(st.sessions_ended_gone + st.sessions_ended_late, 0);
+    assert_int_equal(atomic_load(&sh->got), 0);
+    atomic_store(&sh->go, 1);
+    harness_join(h, (pid_t[]){a, b}, 2, HARNESS_DEADLINE);
+    assert_int_equal(atomic_load(&sh->got), 1);
+    assert_true(sh->token_b > sh->token_a);
+    h->passed = 1;
+}
+
+/* A holder that died while the daemon was down gives the lock back as
+ * soon as everyone alive is back. */
+static void test_dead_holder_gives_back(void **state)
+{
+    harness *h = *state;
+    pt_inspect_status st;
+    pid_t a, b;
+    double t0;
+
+    setup_pair(h, &a, &b, NULL);
+    daemon_kill9(h);
+    harness_kill(h, a);
+    t0 = harness_now();
+    daemon_restart(h, "10");
+    harness_join(h, &b, 1, HARNESS_DEADLINE);
+    assert_int_equal(atomic_load(&sh->got), 1);
+    assert_true(harness_now() - t0 < 5);
+    assert_true(sh->token_b > sh->token_a);
+    status_get(&st);
+    assert_int_equal(st.sessions_taken_up, 1);
+    assert_int_equal(st.sessions_ended_gone, 1);
+    h->passed = 1;
+}
+
+/* A holder that lives but does not come back within --grace (stopped)
+ * loses the lock; when it runs again its release fails. */
+static void test_holder_not_back_in_grace_loses(void **state)
+{
+    harness *h = *state;
+    pt_inspect_status st;
+    pid_t a, b;
+    double t0;
+    int status;
+
+    setup_pair(h, &a, &b, NULL);
+    kill(a, SIGSTOP);
+    daemon_kill9(h);
+    t0 = harness_now();
+    daemon_restart(h, "1");
+    harness_join(h, &b, 1, HARNESS_DEADLINE + 1);
+    assert_true(harness_now() - t0 >= 0.9);
+    status_get(&st);
+    assert_int_equal(st.sessions_taken_up, 1);
+    assert_int_equal(st.sessions_ended_late, 1);
+    atomic_store(&sh->stopped, 1);
+    atomic_store(&sh->go, 1);
+    kill(a, SIGCONT);
+    assert_int_equal(harness_wait(h, a, HARNESS_DEADLINE, &status), 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    h->passed = 1;
+}
+
+/* A wait's timeout counts from the call, not from the restart. */
+static void test_timeout_counts_from_the_call(void **state)
+{
+    harness *h = *state;
+    double timeout = 3.0;
+    pid_t a, b;
+
+    setup_pair(h, &a, &b, &timeout);
+    while (harness_now() - sh->t_call < 1.0)
+        harness_tick();
+    daemon_restart(h, "10");
+    harness_join(h, &b, 1, HARNESS_DEADLINE);
+    assert_int_equal(atomic_load(&sh->done), 2); /* timed out */
+    assert_true(sh->t_back - sh->t_call >= 2.95);
+    assert_true(sh->t_back - sh->t_call < 4.5);
+    atomic_store(&sh->go, 1);
+    harness_join(h, &a, 1, HARNESS_DEADLINE);
+    h->passed = 1;
+}
+
+static int cond_waiter(pt_client *c, int index, void *arg)
+{
+    pt_rlock *rl;
+    pt_condition *cv;
+
+    (void)index, (void)arg;
+    WCHECK_EQ(pt_rlock_open(c, "res.rlock", 0, 0, &rl), 0);
+    WCHECK_EQ(pt_condition_open(c, "res.cond", pt_rlock_as_object(rl), 0, 0, &cv), 0);
+    WCHECK_EQ(pt_condition_acquire(cv, 1, -1), 1);
+    WCHECK_EQ(pt_condition_wait(cv, -1), 1); /* notified after the restart */
+    WCHECK_EQ(pt_condition_release(cv), 0);
+    atomic_fetch_add(&sh->done, 1);
+    pt_condition_close(cv);
+    pt_rlock_close(rl);
+    return 0;
+}
+
+static int party(pt_client *c, int index, void *arg)
+{
+    pt_barrier *b;
+
+    (void)index, (void)arg;
+    WCHECK_EQ(pt_barrier_open(c, "res.barrier", 3, NULL, NULL, PT_FOREVER, 0, 0, &b), 0);
+    WCHECK(pt_barrier_wait(b, PT_FOREVER) >= 0);
+    atomic_fetch_add(&sh->done, 1);
+    pt_barrier_close(b);
+    return 0;
+}
+
+/* Condition waiters come back as waiters (no notify can have been given
+ * meanwhile) and Barrier parties as parties. */
+static void test_condition_and_barrier_wait_on(void **state)
+{
+    harness *h = *state;
+    pt_client *c = NULL;
+    pt_rlock *rl;
+    pt_condition *cv;
+    pt_barrier *b;
+    pid_t kids[3];
+
+    sh = harness_shm_alloc(h, sizeof(*sh));
+    daemon_restart(h, "10");
+    kids[0] = harness_worker(h, cond_waiter, 0, NULL);
+    kids[1] = harness_worker(h, party, 1, NULL);
+    kids[2] = harness_worker(h, party, 2, NULL);
+    wait_waiters(h, "res.cond", PT_KIND_CONDITION, 1);
+    wait_waiters(h, "res.barrier", PT_KIND_BARRIER, 2);
+    daemon_restart(h, "10");
+    assert_int_equal(atomic_load(&sh->done), 0);
+    PT_ASSERT_OK(pt_client_open(&c, NULL));
+    PT_ASSERT_OK(pt_rlock_open(c, "res.rlock", 0, 0, &rl));
+    PT_ASSERT_OK(pt_condition_open(c, "res.cond", pt_rlock_as_object(rl), 0, 0, &cv));
+    PT_ASSERT_EQ(pt_condition_acquire(cv, 1, -1), 1);
+    PT_ASSERT_EQ(pt_condition_notify(cv, 1), 0);
+    PT_ASSERT_OK(pt_condition_release(cv));
+    PT_ASSERT_OK(pt_barrier_open(c, "res.barrier", 3, NULL, NULL, PT_FOREVER, 0, 0, &b));
+    PT_ASSERT_OK(pt_barrier_wait(b, 5.0));
+    harness_join(h, kids, 3, HARNESS_DEADLINE);
+    assert_int_equal(atomic_load(&sh->done), 3);
+    pt_barrier_close(b);
+    pt_condition_close(cv);
+    pt_rlock_close(rl);
+    pt_client_close(c);
+    h->passed = 1;
+}
+
+/* An RLock three deep, a semaphore's permits and a BoundedSemaphore's
+ * owned ones, all taken through their words, are what the daemon knows
+ * after the restart. */
+static int deep_holder(pt_client *c, int index, void *arg)
+{
+    pt_rlock *rl;
+    pt_semaphore *sem, *bsem;
+    int64_t v;
+
+    (void)index, (void)arg;
+    WCHECK_EQ(pt_rlock_open(c, "res.deep", 0, 0, &rl), 0);
+    WCHECK_EQ(pt_semaphore_open(c, "res.sem", 5, 0, 0, 0, &sem), 0);
+    WCHECK_EQ(pt_semaphore_open(c, "res.bsem", 3, 1, 0, 0, &bsem), 0);
+    for (int i = 0; i < 3; i++)
+        WCHECK_EQ(pt_rlock_acquire(rl, 1, -1), 1);
+    WCHECK_EQ(pt_semaphore_acquire(sem, 1, -1), 1);
+    WCHECK_EQ(pt_semaphore_acquire(sem, 1, -1), 1);
+    WCHECK_EQ(pt_semaphore_acquire(bsem, 1, -1), 1);
+    WCHECK_EQ(pt_semaphore_acquire(bsem, 1, -1), 1);
+    atomic_store(&sh->held, 1);
+    wait_flag(&sh->go, "go");
+    WCHECK_EQ(pt_semaphore_value(sem, &sh->value), 0);
+    for (int i = 0; i < 3; i++)
+        WCHECK_EQ(pt_rlock_release(rl), 0);
+    WCHECK_EQ(pt_rlock_release(rl), PT_ERUNTIME);
+    /* the two owned permits are this session's: both go back, a third may not */
+    WCHECK_EQ(pt_semaphore_release(bsem, 2), 0);
+    WCHECK_EQ(pt_semaphore_value(bsem, &v), 0);
+    WCHECK_EQ(v, 3);
+    WCHECK(pt_semaphore_release(bsem, 1) < 0);
+    pt_semaphore_close(bsem);
+    pt_semaphore_close(sem);
+    pt_rlock_close(rl);
+    return 0;
+}
+
+static void test_rlock_depth_and_value_from_words(void **state)
+{
+    harness *h = *state;
+    pt_inspect_detail *d;
+    pid_t a;
+
+    sh = harness_shm_alloc(h, sizeof(*sh));
+    daemon_restart(h, "10");
+    a = harness_worker(h, deep_holder, 0, NULL);
+    wait_flag(&sh->held, "held");
+    daemon_restart(h, "10");
+    d = show("res.deep");
+    assert_int_equal(d->n_holders, 1);
+    assert_int_equal(d->holders[0].pid, a);
+    assert_int_equal(d->holders[0].count, 3);
+    pt_inspect_detail_free(d);
+    d = show("res.sem");
+    assert_int_equal(d->object.value, 3);
+    pt_inspect_detail_free(d);
+    d = show("res.bsem");
+    assert_int_equal(d->object.value, 1);
+    assert_int_equal(d->n_holders, 1);
+    assert_int_equal(d->holders[0].count, 2);
+    pt_inspect_detail_free(d);
+    atomic_store(&sh->go, 1);
+    harness_join(h, &a, 1, HARNESS_DEADLINE);
+    assert_int_equal(sh->value, 3);
+    h->passed = 1;
+}
+
+/* A call made while no daemon runs waits for the next one. */
+static int late_caller(pt_client *c, int index, void *arg)
+{
+    pt_lock *l;
+
+    (void)index, (void)arg;
+    WCHECK_EQ(pt_lock_open(c, "res.late", 0, 0, &l), 0);
+    atomic_store(&sh->held, 1);
+    wait_flag(&sh->down, "down");
+    WCHECK_EQ(pt_lock_acquire(l, 1, -1), 1);
+    WCHECK_EQ(pt_lock_release(l), 0);
+    pt_lock_close(l);
+    return 0;
+}
+
+static void test_call_while_down_is_served_after(void **state)
+{
+    harness *h = *state;
+    double t0;
+    pid_t a;
+
+    sh = harness_shm_alloc(h, sizeof(*sh));
+    daemon_restart(h, "10");
+    a = harness_worker(h, late_caller, 0, NULL);
+    wait_flag(&sh->held, "held");
+    daemon_kill9(h);
+    atomic_store(&sh->down, 1);
+    t0 = harness_now();
+    while (harness_now() - t0 < 0.3)
+        harness_tick();
+    daemon_restart(h, "10");
+    harness_join(h, &a, 1, HARNESS_DEADLINE);
+    h->passed = 1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_holder_keeps_lock_waiter_keeps_place, harness_setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(test_dead_holder_gives_back, harness_setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(test_holder_not_back_in_grace_loses, harness_setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_counts_from_the_call, harness_setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(test_condition_and_barrier_wait_on, harness_setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(test_rlock_depth_and_value_from_words, harness_setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(test_call_while_down_is_served_after, harness_setup,
+                                        harness_teardown),
+    };
+
+    return cmocka_run_group_tests_name("integration.resume", tests, NULL, NULL);
+}
