@@ -348,7 +348,9 @@ static pt_obj *reclaim_obj(const pt_core_reclaim *r)
     pt_handle *slot = pt__handle_get(r->session, r->handle);
     pt_obj *obj = slot ? slot->obj : NULL;
 
-    if (obj == NULL || obj->reclaimed)
+    /* only a word can have said anything: an object without one is the
+     * journal's alone */
+    if (obj == NULL || obj->reclaimed || obj->fast == 0)
         return NULL;
     if (r->state == PT_RECLAIM_VALUE || r->state == PT_RECLAIM_SLOT) {
         int sem = obj->kind == PT_KIND_SEMAPHORE || obj->kind == PT_KIND_BOUNDED_SEMAPHORE;
@@ -374,7 +376,10 @@ static void reclaim_free(pt_core *c, const pt_core_reclaim *r)
         reclaim_drop(c, lock);
 }
 
-static void reclaim_held(pt_core *c, const pt_core_reclaim *r)
+/* A word counts at most token_jump tokens past what the core knows; a
+ * token further on is a client's invention (the base is in its memory) and
+ * is not taken: the jump covers every token the word could have given. */
+static void reclaim_held(pt_core *c, const pt_core_reclaim *r, uint64_t token_jump)
 {
     pt_obj *lock = reclaim_obj(r);
     uint32_t depth = lock && lock->kind == PT_KIND_RLOCK && r->depth ? r->depth : 1;
@@ -382,7 +387,8 @@ static void reclaim_held(pt_core *c, const pt_core_reclaim *r)
     if (lock == NULL)
         return;
     lock->reclaimed = 1;
-    take_token(c, lock, r->token);
+    if (r->token > lock->token && r->token - lock->token <= token_jump)
+        take_token(c, lock, r->token);
     if (lock->u.lock.depth > 0 &&
         (lock->u.lock.s != r->session || lock->u.lock.thread != r->thread))
         reclaim_drop(c, lock);
@@ -438,8 +444,13 @@ static void slots_end(pt_core *c)
 
     LIST_FOREACH(s, &c->sessions, link)
     {
-        LIST_FOREACH(h, &s->sems, slink)
-        pt__fast_slot_end(c, h);
+        pt_semhold *next;
+
+        for (h = LIST_FIRST(&s->sems); h != NULL; h = next) {
+            next = LIST_NEXT(h, slink);
+            pt__fast_slot_end(c, h);
+            pt__semhold_idle(c, h); /* a record kept for its slot alone goes */
+        }
     }
 }
 
@@ -464,7 +475,7 @@ void pt_core_restart(pt_core *c, uint64_t now, uint64_t token_jump, const pt_cor
     }
     for (size_t i = 0; i < n; i++) {
         if (reclaims[i].state == PT_RECLAIM_HELD)
-            reclaim_held(c, &reclaims[i]);
+            reclaim_held(c, &reclaims[i], token_jump);
         else if (reclaims[i].state == PT_RECLAIM_VALUE)
             reclaim_value(c, &reclaims[i]);
         else if (reclaims[i].state == PT_RECLAIM_SLOT)

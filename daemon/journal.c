@@ -6,6 +6,7 @@
  * it called, in the order it called them, so a replay gives the entry and
  * lets each hook take the next record, which must be its own kind.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,6 +189,12 @@ void pt_journal_claim_all(pt_journal *j, pt_core *core)
     pt_core_fast_claim_all(core);
 }
 
+void pt_journal_words_lost(pt_journal *j, pt_core *core)
+{
+    put_type(j, PYTHREAD__JOURNAL_RECORD__TYPE__WORDS_LOST, 0, NULL);
+    pt_core_words_lost(core);
+}
+
 void pt_journal_limits(pt_journal *j, pt_core *core, const pt_core_limits *limits)
 {
     record r = PYTHREAD__JOURNAL_RECORD__INIT;
@@ -213,44 +220,57 @@ void pt_journal_limits(pt_journal *j, pt_core *core, const pt_core_limits *limit
  * ones nobody took up, each with its own record); one without, written
  * before sessions could be resumed, ended them all. */
 #define RESTART_KEEPS 1
+/* Reclaims per RECLAIMS record: a record stays far below RECORD_MAX
+ * however many sessions came back, and needs no memory but the stack. */
+#define RECLAIMS_PER_RECORD 256u
+
+static void reclaim_out(const pt_core_reclaim *rc, Pythread__JournalReclaim *m)
+{
+    pythread__journal_reclaim__init(m);
+    m->has_session = m->has_handle = m->has_state = 1;
+    m->has_thread = m->has_depth = m->has_token = m->has_value = 1;
+    m->session = pt_core_session_id(rc->session);
+    m->handle = rc->handle;
+    m->state = rc->state;
+    m->thread = rc->thread;
+    m->depth = rc->depth;
+    m->token = rc->token;
+    m->value = rc->value;
+}
+
+/* The reclaims go before the RESTART that applies them, in records of
+ * RECLAIMS_PER_RECORD. */
+static void reclaims_put(pt_journal *j, const pt_core_reclaim *reclaims, size_t n)
+{
+    Pythread__JournalReclaim m[RECLAIMS_PER_RECORD], *ptrs[RECLAIMS_PER_RECORD];
+
+    for (size_t at = 0; j != NULL && at < n; at += RECLAIMS_PER_RECORD) {
+        record r = PYTHREAD__JOURNAL_RECORD__INIT;
+        size_t k = n - at < RECLAIMS_PER_RECORD ? n - at : RECLAIMS_PER_RECORD;
+
+        for (size_t i = 0; i < k; i++) {
+            reclaim_out(&reclaims[at + i], &m[i]);
+            ptrs[i] = &m[i];
+        }
+        r.type = PYTHREAD__JOURNAL_RECORD__TYPE__RECLAIMS;
+        r.n_reclaims = k;
+        r.reclaims = ptrs;
+        put(j, &r);
+    }
+}
 
 void pt_journal_restart(pt_journal *j, pt_core *core, uint64_t now, uint64_t token_jump,
                         const pt_core_reclaim *reclaims, size_t n)
 {
     record r = PYTHREAD__JOURNAL_RECORD__INIT;
-    Pythread__JournalReclaim *m = NULL, **ptrs = NULL;
 
-    if (j != NULL && n > 0) {
-        m = calloc(n, sizeof(*m));
-        ptrs = calloc(n, sizeof(*ptrs));
-        if (m == NULL || ptrs == NULL)
-            j->lost++;
-    }
-    for (size_t i = 0; m != NULL && ptrs != NULL && i < n; i++) {
-        const pt_core_reclaim *rc = &reclaims[i];
-
-        pythread__journal_reclaim__init(&m[i]);
-        m[i].has_session = m[i].has_handle = m[i].has_state = 1;
-        m[i].has_thread = m[i].has_depth = m[i].has_token = m[i].has_value = 1;
-        m[i].session = pt_core_session_id(rc->session);
-        m[i].handle = rc->handle;
-        m[i].state = rc->state;
-        m[i].thread = rc->thread;
-        m[i].depth = rc->depth;
-        m[i].token = rc->token;
-        m[i].value = rc->value;
-        ptrs[i] = &m[i];
-        r.n_reclaims = i + 1;
-    }
+    reclaims_put(j, reclaims, n);
     r.type = PYTHREAD__JOURNAL_RECORD__TYPE__RESTART;
     r.has_now = r.has_value = r.has_count = 1;
     r.now = now;
     r.value = token_jump;
     r.count = RESTART_KEEPS;
-    r.reclaims = ptrs;
     put(j, &r);
-    free(ptrs);
-    free(m);
     pt_core_restart(core, now, token_jump, reclaims, n);
 }
 
@@ -445,6 +465,8 @@ typedef struct replay {
     size_t errlen;
     int failed;
     pt_journal_replay_hooks hooks;
+    pt_core_reclaim *reclaims; /* RECLAIMS records' for the RESTART after them */
+    size_t nreclaims;
 } replay;
 
 static void replay_fail(replay *rp, const char *what)
@@ -700,31 +722,36 @@ static void session_end(replay *rp, pt_session *s, uint64_t now)
     pt_core_session_end(rp->core, s, now);
 }
 
-/* The reclaims name sessions that exist; a restart written before sessions
- * were kept ends every one. */
-static void restart_give(replay *rp, const record *r)
+/* A RECLAIMS record: its reclaims wait for the RESTART after it. They
+ * name sessions that exist. */
+static void reclaims_take(replay *rp, const record *r)
 {
-    pt_core_reclaim *rc = calloc(r->n_reclaims ? r->n_reclaims : 1, sizeof(*rc));
-    size_t n = 0;
+    pt_core_reclaim *grown;
 
-    if (rc == NULL) {
+    if (r->n_reclaims > SIZE_MAX / sizeof(*grown) - rp->nreclaims ||
+        (grown = realloc(rp->reclaims, (rp->nreclaims + r->n_reclaims) * sizeof(*grown))) == NULL) {
         replay_fail(rp, "out of memory");
         return;
     }
+    rp->reclaims = grown;
     for (size_t i = 0; i < r->n_reclaims; i++) {
         const Pythread__JournalReclaim *m = r->reclaims[i];
         pt_session *s = replay_session(rp, m->session);
 
         if (s == NULL || m->state < PT_RECLAIM_UNKNOWN || m->state > PT_RECLAIM_SLOT) {
-            free(rc);
             replay_fail(rp, "a reclaim of no session");
             return;
         }
-        rc[n++] =
+        rp->reclaims[rp->nreclaims++] =
             (pt_core_reclaim){s, m->handle, m->state, m->thread, m->depth, m->token, m->value};
     }
-    pt_core_restart(rp->core, r->now, r->value, rc, n);
-    free(rc);
+}
+
+/* A restart written before sessions were kept ends every one. */
+static void restart_give(replay *rp, const record *r)
+{
+    pt_core_restart(rp->core, r->now, r->value, rp->reclaims, rp->nreclaims);
+    rp->nreclaims = 0;
     for (size_t i = 0; r->count != RESTART_KEEPS && i < rp->nsessions; i++) {
         if (rp->sessions[i] != NULL)
             session_end(rp, rp->sessions[i], r->now);
@@ -761,12 +788,18 @@ static void entry_give(replay *rp, const record *r)
     case PYTHREAD__JOURNAL_RECORD__TYPE__CLAIM_ALL:
         pt_core_fast_claim_all(rp->core);
         break;
+    case PYTHREAD__JOURNAL_RECORD__TYPE__WORDS_LOST:
+        pt_core_words_lost(rp->core);
+        break;
     case PYTHREAD__JOURNAL_RECORD__TYPE__IMAGE_HEAD:
     case PYTHREAD__JOURNAL_RECORD__TYPE__IMAGE:
         image_give(rp, r);
         break;
     case PYTHREAD__JOURNAL_RECORD__TYPE__LIMITS:
         limits_give(rp, r);
+        break;
+    case PYTHREAD__JOURNAL_RECORD__TYPE__RECLAIMS:
+        reclaims_take(rp, r);
         break;
     case PYTHREAD__JOURNAL_RECORD__TYPE__RESTART:
         restart_give(rp, r);
@@ -801,6 +834,7 @@ int pt_journal_replay(pt_core *core, const uint8_t *buf, size_t len,
         out->used = rp.pos;
     }
     free(rp.sessions);
+    free(rp.reclaims);
     pt_core_set_fast_hooks(core, &(pt_core_fast_hooks){0}, NULL);
     return rp.failed ? -1 : 0;
 }

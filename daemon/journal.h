@@ -51,6 +51,8 @@ void pt_journal_expire(pt_journal *j, pt_core *core, uint64_t now);
 void pt_journal_claim_all(pt_journal *j, pt_core *core);
 void pt_journal_restart(pt_journal *j, pt_core *core, uint64_t now, uint64_t token_jump,
                         const pt_core_reclaim *reclaims, size_t n);
+/* The words are gone with the daemon that had them, until the restart. */
+void pt_journal_words_lost(pt_journal *j, pt_core *core);
 /* The core's limits from here on (a replay repeats each run under its own). */
 void pt_journal_limits(pt_journal *j, pt_core *core, const pt_core_limits *limits);
 

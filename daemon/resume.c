@@ -9,12 +9,12 @@
  * words said when the old daemon went (its process reads them) comes with
  * that hello as reclaims.
  *
- * Like NFS's grace period, nothing else is served meanwhile: no call, no
- * timeout, so no lock goes to anyone before every holder had its chance to
- * say it holds it. The grace ends when every kept session is taken up or
- * its process has died, or when --grace runs out; then the restart is made
- * with the reclaims (pt_core_restart), the sessions nobody took up end as
- * any session ends, and the calls held back are served in order.
+ * Like NFS's grace period, nothing else is served meanwhile but inspection
+ * (which changes nothing): no call, no timeout, so no lock goes to anyone
+ * before every holder had its chance to say it holds it. The grace ends when every kept session is
+ * taken up or its process has died, or when --grace runs out; then the restart is made with the
+ * reclaims (pt_core_restart), the sessions nobody took up end as any session ends, and the calls
+ * held back are served in order.
  *
  * While the journal is replayed, the answers it gives are kept per session
  * and thread (the last one of each): a resuming process names the calls it
@@ -364,11 +364,14 @@ void pt_resume_start(pt_daemon *d, uint32_t grace_ms)
     pt_core_set_sink(d->core, pt_dispatch_sink, d);
     if (r == NULL)
         return;
-    pt_core_words_lost(d->core); /* until the restart */
+    pt_journal_words_lost(d->journal, d->core); /* until the restart */
     r->timer = evtimer_new(d->base, grace_cb, r);
     r->grace = 1;
     LIST_FOREACH(k, &r->kept, link)
     {
+        /* no connection until its process comes: answers and inspection
+         * see none */
+        pt_core_session_set_udata(k->session, NULL);
         r->nkept++;
         if (grace_ms > 0 && r->timer != NULL)
             kept_watch(r, k);

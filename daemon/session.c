@@ -642,10 +642,35 @@ static int turn_left(const pt_conn *c, const conn_turn *t)
 }
 
 /* After a restart, until the grace period is over, a session's calls wait
- * (resume.c): only its hello is served. */
+ * (resume.c): only its hello is served, and inspection. */
 static int conn_gated(const pt_conn *c)
 {
     return c->hello && pt_resume_grace(c->daemon);
+}
+
+/* The op of the request in body, 0 when it does not start as every
+ * encoder writes one: field 1 (the id), then field 2 (the op). */
+static uint32_t body_peek_op(const uint8_t *p, size_t len)
+{
+    size_t i = 1;
+
+    if (len < 4 || p[0] != 0x08)
+        return 0;
+    while (i < len && (p[i] & 0x80))
+        i++;
+    if (i + 2 >= len || p[i + 1] != 0x10 || (p[i + 2] & 0x80))
+        return 0;
+    return p[i + 2];
+}
+
+static int frame_waits(const pt_conn *c, const uint8_t *body, size_t len)
+{
+    uint32_t op;
+
+    if (!conn_gated(c))
+        return 0;
+    op = body_peek_op(body, len);
+    return op < PYTHREAD__OP__OP_STATUS || op > PYTHREAD__OP__OP_SESSIONS;
 }
 
 /*
@@ -658,11 +683,12 @@ static size_t conn_frames(pt_conn *c, const uint8_t *p, size_t n, uint64_t now, 
     size_t off = 0;
     uint32_t len;
 
-    while (!c->paused && !c->closing && !conn_gated(c) && n - off >= PT_WIRE_HEADER &&
-           turn_left(c, t)) {
+    while (!c->paused && !c->closing && n - off >= PT_WIRE_HEADER && turn_left(c, t)) {
         if (conn_frame_len(c, p + off, &len, now) < 0)
             break;
         if (n - off - PT_WIRE_HEADER < len)
+            break;
+        if (frame_waits(c, p + off + PT_WIRE_HEADER, len))
             break;
         conn_frame(c, p + off + PT_WIRE_HEADER, len, now);
         off += PT_WIRE_HEADER + len;
@@ -842,8 +868,9 @@ static void conn_next(pt_conn *c, uint64_t now, int fresh)
 {
     if (c->paused || c->closing)
         return;
-    if (conn_gated(c)) {
-        /* read nothing more; what is held waits for pt_conn_ungate_all */
+    if (conn_gated(c) && c->in_len != c->in_off && conn_in_whole(c)) {
+        /* a call waits for the grace to end: read nothing more until
+         * pt_conn_ungate_all */
         conn_read_stop(c);
         return;
     }

@@ -283,8 +283,10 @@ void pt_fast_reclaim_read(pt_fast_cell *c, int kind, uint32_t sid, pt_fast_recla
     switch (kind) {
     case PT_KIND_LOCK:
     case PT_KIND_RLOCK:
+        if (sid == 0)
+            break; /* not acting through words: it cannot tell itself in them */
         pt_fast_lock_decode(w, &lv);
-        if (lv.held && lv.sid == sid && sid != 0) {
+        if (lv.held && lv.sid == sid) {
             out->state = PT_FAST_RECLAIM_HELD;
             out->tid = lv.tid;
             out->depth = kind == PT_KIND_RLOCK ? pt_fw_depth(c) : 1;

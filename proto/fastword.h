@@ -294,7 +294,8 @@ typedef struct pt_fast_reclaim {
 } pt_fast_reclaim;
 
 /* kind is the object's PT_KIND_*; Events tell nothing (only the daemon
- * writes them). */
+ * writes them), nor a Lock's word to a session with no id in words (sid
+ * 0: it took nothing through them, and cannot tell itself there). */
 void pt_fast_reclaim_read(pt_fast_cell *c, int kind, uint32_t sid, pt_fast_reclaim *out);
 /* An owned semaphore's: what the session's slot (id) counts, once a step
  * of this process that the word names as busy has counted there. */

@@ -22,10 +22,12 @@ typedef struct cell {
 } cell;
 
 static cell cells[NCELLS + 1];
+static int created_calls, claim_calls, freed_calls; /* every hook call since setup */
 
 static uint32_t fake_created(void *ctx, int kind, int owned, uid_t uid, gid_t gid, uint32_t mode)
 {
     (void)ctx, (void)owned, (void)uid, (void)gid, (void)mode;
+    created_calls++;
     for (uint32_t i = 1; i <= NCELLS; i++) {
         if (!cells[i].used) {
             cells[i] = (cell){.used = 1, .kind = kind, .claimed = 1};
@@ -41,6 +43,7 @@ static void fake_claim(void *ctx, uint32_t i, int kind, pt_core_fast_view *v)
     assert_true(cells[i].used);
     assert_int_equal(cells[i].kind, kind);
     assert_false(cells[i].claimed); /* once per entry */
+    claim_calls++;
     cells[i].claimed = 1;
     cells[i].claims++;
     *v = cells[i].word;
@@ -49,6 +52,7 @@ static void fake_claim(void *ctx, uint32_t i, int kind, pt_core_fast_view *v)
 static void fake_freed(void *ctx, uint32_t i)
 {
     (void)ctx;
+    freed_calls++;
     cells[i].used = 0;
 }
 
@@ -132,6 +136,7 @@ static void publish(void)
 static int setup(void **state)
 {
     memset(cells, 0, sizeof(cells));
+    created_calls = claim_calls = freed_calls = 0;
     th_setup(state);
     pt_core_set_fast_hooks(th_core(), &hooks, NULL);
     return 0;
@@ -518,6 +523,528 @@ static void test_ended_object_is_not_published(void **state)
     assert_int_equal(c->publishes, pubs);
 }
 
+/* ---- restart: sessions stay, what their words said is reclaimed ---- */
+
+/* The daemon's restart: the core's entry, then the publish after it. */
+static void restart(uint64_t now, uint64_t jump, const pt_core_reclaim *rc, size_t n)
+{
+    pt_core_restart(th_core(), now, jump, rc, n);
+    th_check();
+    publish();
+}
+
+/* A Lock/RLock as inspection tells it: its holder and how many wait. */
+typedef struct lock_seen {
+    uint64_t holder; /* session id, 0 = free */
+    uint64_t thread;
+    uint64_t depth;
+    int waiting;
+    uint64_t first; /* session id of the first waiter, 0 = none */
+    uint64_t token;
+    int locked;
+} lock_seen;
+
+static void lock_party(void *ctx, const pt_core_party *p)
+{
+    lock_seen *v = ctx;
+
+    if (p->role == PT_PARTY_HOLDER) {
+        assert_int_equal(v->holder, 0); /* one holder */
+        v->holder = pt_core_session_id(p->session);
+        v->thread = p->thread;
+        v->depth = p->count;
+        return;
+    }
+    if (v->waiting++ == 0)
+        v->first = pt_core_session_id(p->session);
+}
+
+static lock_seen lock_look(const char *name)
+{
+    pt_core_object_detail d;
+    lock_seen v = {0};
+
+    assert_int_equal(
+        pt_core_inspect_object(th_core(), NULL, name, strlen(name), 0, &d, lock_party, &v), 0);
+    v.token = d.info.state.token;
+    v.locked = d.info.state.locked;
+    assert_int_equal(v.locked, v.holder != 0);
+    return v;
+}
+
+/* The cell a session's handle of a Lock/RLock names now. */
+static cell *lock_cell(pt_session *s, uint32_t h)
+{
+    uint32_t i = pt_core_fast_lock_cell(th_core(), s, h);
+
+    assert_true(i > 0 && i <= NCELLS);
+    return &cells[i];
+}
+
+/* A holds "l" through the daemon, C waits for it (thread 4); then A's word
+ * says free and B's says B holds it (thread 2), the two reclaims in either
+ * order. Returns what the lock is then; *waiter_answered: C's call was. */
+static lock_seen free_and_held(int held_first, int *waiter_answered, uint64_t *published)
+{
+    pt_session *a = th_session(), *b = th_session(), *c = th_session();
+    uint32_t ha = th_open(a, "l", PT_KIND_LOCK, 0);
+    uint32_t hb = th_open(b, "l", PT_KIND_LOCK, 0);
+    uint32_t hc = th_open(c, "l", PT_KIND_LOCK, 0);
+    pt_core_reclaim rc[2];
+    const th_rec *r;
+    uint64_t id, token;
+
+    publish();
+    r = call_acquire(a, ha, 1, 1, -1, 0);
+    assert_answer(r, 1);
+    token = r->token;
+    publish();
+    assert_null(call_acquire(c, hc, 4, 1, -1, 0));
+    id = th_last_id();
+    publish();
+    rc[held_first ? 1 : 0] =
+        (pt_core_reclaim){.session = a, .handle = ha, .state = PT_RECLAIM_FREE};
+    rc[held_first ? 0 : 1] = (pt_core_reclaim){
+        .session = b, .handle = hb, .state = PT_RECLAIM_HELD, .thread = 2, .token = token + 1};
+    restart(TH_S(5), 100, rc, 2);
+    *waiter_answered = th_find(id) != NULL;
+    *published = lock_cell(b, hb)->last.token;
+    return lock_look("l");
+}
+
+/* Holds the words ended are dropped before the ones they name are taken,
+ * and a drop grants nothing: the order of the reclaims does not matter. */
+static void test_restart_free_and_held_in_any_order(void **state)
+{
+    lock_seen first, second;
+    int answered_first, answered_second;
+    uint64_t token_first, token_second;
+
+    first = free_and_held(0, &answered_first, &token_first);
+    th_teardown(state);
+    setup(state);
+    second = free_and_held(1, &answered_second, &token_second);
+    assert_int_equal(first.holder, 2); /* b: the core's second session */
+    assert_int_equal(first.thread, 2);
+    assert_int_equal(first.depth, 1);
+    assert_int_equal(first.waiting, 1);
+    assert_int_equal(first.first, 3);
+    assert_false(answered_first); /* c still waits: it never had the lock */
+    assert_memory_equal(&first, &second, sizeof(first));
+    assert_int_equal(answered_first, answered_second);
+    assert_int_equal(token_first, token_second);
+}
+
+/* A lock the core says a holds, a's word says free and nobody's word holds:
+ * the first waiter gets it at the restart, its token past every token the
+ * words may have given (token_jump past the core's last); the one behind
+ * goes on waiting. Sessions stay. */
+static void test_restart_free_lock_goes_to_first_waiter(void **state)
+{
+    pt_session *a = th_session(), *b = th_session(), *c = th_session();
+    uint32_t ha = th_open(a, "l", PT_KIND_LOCK, 0);
+    uint32_t hb = th_open(b, "l", PT_KIND_LOCK, 0);
+    uint32_t hc = th_open(c, "l", PT_KIND_LOCK, 0);
+    pt_core_reclaim rc = {.session = a, .handle = ha, .state = PT_RECLAIM_FREE};
+    uint64_t before = 0, idb, idc;
+    const th_rec *r;
+    lock_seen v;
+
+    (void)state;
+    publish();
+    for (int i = 0; i < 3; i++) { /* a few tokens given through the daemon */
+        r = call_acquire(a, ha, 1, 1, -1, 0);
+        assert_answer(r, 1);
+        assert_true(r->token > before);
+        before = r->token;
+        publish();
+        if (i < 2) {
+            assert_answer(call_release(a, ha, 1, 1, 0), 1);
+            publish();
+        }
+    }
+    assert_null(call_acquire(b, hb, 7, 1, -1, 0));
+    idb = th_last_id();
+    publish();
+    assert_null(call_acquire(c, hc, 8, 1, -1, 0));
+    idc = th_last_id();
+    publish();
+    restart(TH_S(9), 1000, &rc, 1);
+    r = th_find(idb);
+    assert_answer(r, 1);
+    assert_true(r->token > before + 1000);
+    assert_int_equal(r->token, before + 1000 + 1);
+    assert_null(th_find(idc));
+    v = lock_look("l");
+    assert_int_equal(v.holder, pt_core_session_id(b));
+    assert_int_equal(v.thread, 7);
+    assert_int_equal(v.token, r->token);
+    assert_int_equal(v.waiting, 1);
+    assert_int_equal(th_stats().sessions, 3);
+    assert_int_equal(lock_cell(b, hb)->last.token, r->token);
+    assert_ptr_equal(lock_cell(b, hb)->last.holder, b);
+    /* and on: b's release hands it to c, the token still growing */
+    assert_answer(call_release(b, hb, 7, 1, 0), 1);
+    publish();
+    assert_answer(th_find(idc), 1);
+    assert_int_equal(th_find(idc)->token, r->token + 1);
+}
+
+/* A word that handed the lock to the first waiter: the waiter's session
+ * says it holds it (same thread), so its call is answered acquired, with
+ * the word's token, at the restart, and only then: its session's release
+ * hands the lock on to the next waiter, never back to it. */
+static void test_restart_held_answers_the_handed_waiter(void **state)
+{
+    pt_session *a = th_session(), *b = th_session(), *c = th_session();
+    uint32_t ha = th_open(a, "l", PT_KIND_LOCK, 0);
+    uint32_t hb = th_open(b, "l", PT_KIND_LOCK, 0);
+    uint32_t hc = th_open(c, "l", PT_KIND_LOCK, 0);
+    pt_core_reclaim rc[2];
+    uint64_t idb, idc, t;
+    const th_rec *r;
+    size_t mark;
+    lock_seen v;
+
+    (void)state;
+    publish();
+    r = call_acquire(a, ha, 1, 1, -1, 0);
+    t = r->token;
+    publish();
+    assert_null(call_acquire(b, hb, 5, 1, -1, 0));
+    idb = th_last_id();
+    publish();
+    assert_null(call_acquire(c, hc, 6, 1, -1, 0));
+    idc = th_last_id();
+    publish();
+    rc[0] = (pt_core_reclaim){.session = a, .handle = ha, .state = PT_RECLAIM_FREE};
+    rc[1] = (pt_core_reclaim){.session = b,
+                              .handle = hb,
+                              .state = PT_RECLAIM_HELD,
+                              .thread = 5,
+                              .depth = 1,
+                              .token = t + 1};
+    mark = th_count();
+    restart(TH_S(3), 50, rc, 2);
+    assert_int_equal(th_since(mark), 1); /* b's call, and only it */
+    r = th_find(idb);
+    assert_answer(r, 1);
+    assert_int_equal(r->token, t + 1);
+    assert_null(th_find(idc));
+    v = lock_look("l");
+    assert_int_equal(v.holder, pt_core_session_id(b));
+    assert_int_equal(v.thread, 5);
+    assert_int_equal(v.waiting, 1);
+    assert_int_equal(v.first, pt_core_session_id(c));
+    assert_int_equal(v.token, t + 1 + 50);
+    mark = th_count();
+    assert_answer(call_release(b, hb, 5, 1, 0), 1);
+    publish();
+    assert_int_equal(th_since(mark), 2); /* the release and c's grant */
+    assert_answer(th_find(idc), 1);
+    assert_int_equal(th_find(idc)->token, t + 1 + 50 + 1);
+    v = lock_look("l");
+    assert_int_equal(v.holder, pt_core_session_id(c));
+    assert_int_equal(v.waiting, 0);
+}
+
+/* Two words say they hold one lock (nonsense a client may write): the
+ * first reclaim wins, whichever the core thought held it. */
+static void test_restart_first_held_wins(void **state)
+{
+    pt_session *a = th_session(), *b = th_session(), *c = th_session();
+    uint32_t ha = th_open(a, "l", PT_KIND_LOCK, 0);
+    uint32_t hb = th_open(b, "l", PT_KIND_LOCK, 0);
+    uint32_t hc = th_open(c, "l", PT_KIND_LOCK, 0);
+    uint32_t ra = th_open(a, "r", PT_KIND_RLOCK, 0);
+    uint32_t rb = th_open(b, "r", PT_KIND_RLOCK, 0);
+    pt_core_reclaim rc[4];
+    lock_seen v;
+
+    (void)state;
+    publish();
+    assert_answer(call_acquire(a, ha, 1, 1, -1, 0), 1);
+    publish();
+    rc[0] = (pt_core_reclaim){
+        .session = c, .handle = hc, .state = PT_RECLAIM_HELD, .thread = 3, .depth = 1};
+    rc[1] = (pt_core_reclaim){
+        .session = b, .handle = hb, .state = PT_RECLAIM_HELD, .thread = 2, .depth = 1};
+    rc[2] = (pt_core_reclaim){
+        .session = b, .handle = rb, .state = PT_RECLAIM_HELD, .thread = 2, .depth = 2};
+    rc[3] = (pt_core_reclaim){
+        .session = a, .handle = ra, .state = PT_RECLAIM_HELD, .thread = 1, .depth = 5};
+    restart(TH_S(1), 10, rc, 4);
+    v = lock_look("l");
+    assert_int_equal(v.holder, pt_core_session_id(c));
+    assert_int_equal(v.thread, 3);
+    v = lock_look("r");
+    assert_int_equal(v.holder, pt_core_session_id(b));
+    assert_int_equal(v.thread, 2);
+    assert_int_equal(v.depth, 2);
+    /* the loser's release is refused: it does not hold it */
+    assert_error(call_release(a, ra, 1, 1, 0), PT_ERUNTIME, NULL);
+    publish();
+}
+
+/* Reclaims of no handle, of a handle of another kind, of a Condition or in
+ * no state the core knows change nothing. */
+static void test_restart_ignores_reclaims_that_do_not_fit(void **state)
+{
+    pt_session *a = th_session(), *b = th_session();
+    uint32_t hl = th_open(a, "l", PT_KIND_LOCK, 0);
+    uint32_t hs = th_open_sem(a, "s", 2, 0, 0);
+    uint32_t he = th_open(a, "e", PT_KIND_EVENT, 0);
+    uint32_t hc = th_open_cond(a, "c", 0);
+    uint32_t bl = th_open(b, "l", PT_KIND_LOCK, 0);
+    uint32_t bs = th_open_sem(b, "s", 2, 0, 0);
+    uint32_t bc = th_open_cond(b, "c", 0);
+    uint32_t ba = th_open_barrier(b, "bar", 2, -1);
+    uint32_t bcl = th_open_cond(b, "cl", bl); /* a Condition over "l" */
+    uint32_t bx = th_open(b, "x", PT_KIND_LOCK, 0);
+    pt_core_reclaim rc[] = {
+        {.session = b, .handle = 0, .state = PT_RECLAIM_HELD, .thread = 1, .token = 1u << 30},
+        {.session = b, .handle = 999, .state = PT_RECLAIM_HELD, .thread = 1},
+        {.session = b, .handle = 999, .state = PT_RECLAIM_FREE},
+        {.session = b, .handle = 999, .state = PT_RECLAIM_VALUE, .value = 9},
+        {.session = a, .handle = 0, .state = PT_RECLAIM_FREE},
+        {.session = b, .handle = bs, .state = PT_RECLAIM_HELD, .thread = 1, .depth = 1},
+        {.session = a, .handle = hs, .state = PT_RECLAIM_FREE},
+        {.session = b, .handle = bl, .state = PT_RECLAIM_VALUE, .value = 7},
+        {.session = b, .handle = bl, .state = PT_RECLAIM_SLOT, .value = 7},
+        {.session = b, .handle = bs, .state = PT_RECLAIM_SLOT, .value = 7}, /* not owned */
+        {.session = a, .handle = he, .state = PT_RECLAIM_FREE},
+        {.session = a, .handle = he, .state = PT_RECLAIM_VALUE, .value = 1},
+        {.session = b, .handle = bc, .state = PT_RECLAIM_HELD, .thread = 1, .depth = 3},
+        {.session = b, .handle = bcl, .state = PT_RECLAIM_HELD, .thread = 1, .depth = 1},
+        {.session = a, .handle = hl, .state = PT_RECLAIM_UNKNOWN}, /* a's word tells nothing */
+        {.session = b, .handle = bx, .state = PT_RECLAIM_HELD, .thread = 1}, /* closed */
+        {.session = a, .handle = hc, .state = PT_RECLAIM_FREE},
+        {.session = b, .handle = bc, .state = PT_RECLAIM_VALUE, .value = 3},
+        {.session = b, .handle = ba, .state = PT_RECLAIM_HELD, .thread = 1},
+        {.session = b, .handle = ba, .state = PT_RECLAIM_VALUE, .value = 3},
+        {.session = b, .handle = bl, .state = PT_RECLAIM_UNKNOWN, .thread = 1, .token = 77},
+        {.session = b, .handle = bl, .state = 99, .thread = 1},
+        {.session = b, .handle = bl, .state = -1, .thread = 1},
+    };
+    uint64_t token;
+    const th_rec *r;
+    lock_seen v;
+
+    (void)state;
+    publish();
+    r = call_acquire(a, hl, 1, 1, -1, 0);
+    token = r->token;
+    publish();
+    assert_answer(call_acquire(a, hs, 1, 1, -1, 0), 1); /* s: 2 -> 1 */
+    publish();
+    call_close(b, bx);
+    publish();
+    restart(TH_S(1), 0, rc, sizeof(rc) / sizeof(rc[0]));
+    v = lock_look("l");
+    assert_int_equal(v.holder, pt_core_session_id(a));
+    assert_int_equal(v.thread, 1);
+    assert_int_equal(v.token, token);
+    r = call_state(b, bs, 1);
+    assert_int_equal(r->state.value, 1);
+    publish();
+    r = call_state(b, bc, 1); /* the Condition's own RLock: nobody holds it */
+    assert_int_equal(r->state.locked, 0);
+    publish();
+    r = call_state(a, he, 1);
+    assert_int_equal(r->state.is_set, 0);
+    publish();
+    assert_answer(call_release(a, hl, 1, 1, 0), 1);
+    publish();
+    assert_answer(call_acquire(b, bl, 1, 1, -1, 0), 1);
+    publish();
+    assert_answer(call_acquire(b, bc, 1, 1, -1, 0), 1); /* the Condition's lock is free */
+    publish();
+    r = call_state(b, th_open(b, "x", PT_KIND_LOCK, 0), 1); /* nobody took "x" */
+    assert_int_equal(r->state.locked, 0);
+    publish();
+}
+
+/* A semaphore's value is the first one a word reports, within its bounds;
+ * the permits it finds go to the waiters first. */
+static void test_restart_value_first_wins(void **state)
+{
+    pt_session *a = th_session(), *b = th_session(), *c = th_session();
+    uint32_t ha = th_open_sem(a, "s", 1, 0, 0);
+    uint32_t hb = th_open_sem(b, "s", 1, 0, 0);
+    uint32_t hc = th_open_sem(c, "s", 1, 0, 0);
+    uint32_t bb = th_open_sem(a, "b", 2, 1, PT_OPEN_UNOWNED);
+    uint32_t bc = th_open_sem(c, "b", 2, 1, PT_OPEN_UNOWNED);
+    pt_core_reclaim rc[] = {
+        {.session = c, .handle = bc, .state = PT_RECLAIM_VALUE, .value = 50}, /* past 2 */
+        {.session = b, .handle = hb, .state = PT_RECLAIM_VALUE, .value = 3},
+        {.session = c, .handle = hc, .state = PT_RECLAIM_VALUE, .value = 0},
+        {.session = a, .handle = bb, .state = PT_RECLAIM_VALUE, .value = 0},
+    };
+    uint64_t idb, idc;
+    const th_rec *r;
+
+    (void)state;
+    publish();
+    assert_answer(call_acquire(a, ha, 1, 1, -1, 0), 1); /* s: 1 -> 0 */
+    publish();
+    assert_null(call_acquire(b, hb, 1, 1, -1, 0));
+    idb = th_last_id();
+    publish();
+    assert_null(call_acquire(c, hc, 1, 1, -1, 0));
+    idc = th_last_id();
+    publish();
+    restart(TH_S(1), 0, rc, sizeof(rc) / sizeof(rc[0]));
+    assert_answer(th_find(idb), 1);
+    assert_answer(th_find(idc), 1);
+    r = call_state(a, ha, 1);
+    assert_int_equal(r->state.value, 1); /* 3, less the two waiters' */
+    publish();
+    r = call_state(a, bb, 1);
+    assert_int_equal(r->state.value, 2);
+    publish();
+}
+
+/* Sessions, handles and waiters stay through a restart; every object that
+ * had a cell gets a new one (and is published in it), none without one
+ * does, and no old word is read or freed. */
+static void test_restart_keeps_sessions_and_gives_new_cells(void **state)
+{
+    pt_session *a = th_session(), *b = th_session();
+    uint32_t hl = th_open(a, "l", PT_KIND_LOCK, 0);
+    uint32_t hr = th_open(a, "r", PT_KIND_RLOCK, 0);
+    uint32_t bl = th_open(b, "l", PT_KIND_LOCK, 0);
+    uint32_t old_l, old_r, new_l, new_r;
+    pt_core_stats before, after;
+    int with_cell = 0, created, claims, freed;
+    uint64_t id;
+
+    (void)state;
+    th_open(a, "e", PT_KIND_EVENT, 0);
+    th_open_sem(a, "s", 2, 0, 0);
+    th_open(a, "nofast", PT_KIND_LOCK, PT_OPEN_NOFAST);
+    th_open_cond(a, "c", 0);
+    th_open_barrier(b, "bar", 2, -1);
+    publish();
+    for (int i = 1; i <= NCELLS; i++)
+        with_cell += cells[i].used;
+    assert_int_equal(with_cell, 4); /* l, r, e, s */
+    assert_answer(call_acquire(a, hl, 1, 1, -1, 0), 1);
+    publish();
+    assert_null(call_acquire(b, bl, 1, 1, -1, 0));
+    id = th_last_id();
+    publish();
+    old_l = pt_core_fast_lock_cell(th_core(), a, hl);
+    old_r = pt_core_fast_lock_cell(th_core(), a, hr);
+    before = th_stats();
+    created = created_calls;
+    claims = claim_calls;
+    freed = freed_calls;
+    restart(TH_S(2), 0, NULL, 0);
+    after = th_stats();
+    assert_int_equal(after.sessions, 2);
+    assert_int_equal(after.sessions, before.sessions);
+    assert_int_equal(after.handles, before.handles);
+    assert_int_equal(after.waiters, before.waiters);
+    assert_int_equal(after.objects, before.objects);
+    assert_int_equal(created_calls - created, with_cell);
+    assert_int_equal(claim_calls, claims);
+    assert_int_equal(freed_calls, freed);
+    new_l = pt_core_fast_lock_cell(th_core(), a, hl);
+    new_r = pt_core_fast_lock_cell(th_core(), a, hr);
+    assert_int_equal(pt_core_fast_lock_cell(th_core(), b, bl), new_l); /* one cell per object */
+    assert_true(new_l != 0 && new_l != old_l && new_l != old_r);
+    assert_true(new_r != 0 && new_r != old_l && new_r != old_r);
+    for (int i = 1; i <= NCELLS; i++) {
+        if (i > 4) /* the new cells, each published once */
+            assert_int_equal(cells[i].publishes, cells[i].used ? 1 : 0);
+    }
+    assert_int_equal(cells[new_l].last.holder, a);
+    assert_int_equal(cells[new_l].last.waiters, 1);
+    /* nothing reclaimed: the core's holds and queue stand */
+    assert_null(th_find(id));
+    assert_answer(call_release(a, hl, 1, 1, 0), 1);
+    publish();
+    assert_answer(th_find(id), 1);
+}
+
+/* A hold record kept only for its slot goes with the slot at a restart:
+ * none is left holding nothing (the invariants), and a transient owned
+ * semaphore still ends with its last handle. */
+static void test_restart_ends_slot_only_records(void **state)
+{
+    pt_session *a = th_session();
+    uint32_t h;
+
+    (void)state;
+    th_open_sem(a, "o", 2, 1, 0);
+    h = th_open_sem(a, "t", 2, 1, PT_OPEN_TRANSIENT);
+    publish();
+    assert_true(slots[0].used && slots[1].used);
+    pt_core_restart(th_core(), TH_S(1), 0, NULL, 0);
+    publish();
+    th_check();
+    {
+        pt_call c = {.op = PT_OP_CLOSE, .handle = h, .id = 999};
+
+        pt_core_call(th_core(), a, &c, TH_S(1));
+    }
+    publish();
+    assert_int_equal(th_stats().objects, 1);
+}
+
+/* A reclaimed token is taken only within what a word can count past the
+ * core's: one a client made up neither wraps the lock's tokens nor lifts
+ * every later object's. */
+static void test_restart_bounds_a_reclaimed_token(void **state)
+{
+    pt_session *a = th_session(), *b = th_session();
+    uint32_t ha = th_open(a, "l", PT_KIND_LOCK, 0), hb = th_open(b, "l", PT_KIND_LOCK, 0), hm;
+    pt_core_reclaim rc = {.session = b,
+                          .handle = hb,
+                          .state = PT_RECLAIM_HELD,
+                          .thread = 1,
+                          .token = UINT64_MAX - 10};
+    uint64_t before, after, m1;
+
+    (void)state;
+    publish();
+    before = call_acquire(a, ha, 1, 1, -1, 0)->token;
+    publish();
+    assert_answer(call_release(a, ha, 1, 1, 0), 1);
+    publish();
+    pt_core_restart(th_core(), TH_S(1), 4096, &rc, 1);
+    publish();
+    assert_answer(call_release(b, hb, 1, 1, 0), 1); /* b holds it: the word said so */
+    publish();
+    after = call_acquire(a, ha, 1, 1, -1, 0)->token;
+    publish();
+    hm = th_open(a, "m", PT_KIND_LOCK, 0);
+    publish();
+    m1 = call_acquire(a, hm, 1, 1, -1, 0)->token;
+    publish();
+    assert_true(after > before && after - before <= 4096 + 2);
+    assert_true(m1 > after && m1 - after < 8);
+}
+
+/* An object with no word: no word can have said anything of it. */
+static void test_restart_ignores_reclaims_of_objects_without_words(void **state)
+{
+    pt_session *a = th_session(), *b = th_session();
+    uint32_t ha = th_open(a, "n", PT_KIND_LOCK, PT_OPEN_NOFAST);
+    uint32_t hb = th_open(b, "n", PT_KIND_LOCK, 0);
+    pt_core_reclaim rc[2] = {
+        {.session = b, .handle = hb, .state = PT_RECLAIM_HELD, .thread = 1},
+        {.session = a, .handle = ha, .state = PT_RECLAIM_FREE},
+    };
+
+    (void)state;
+    assert_int_equal(pt_core_fast_lock_cell(th_core(), a, ha), 0);
+    assert_answer(call_acquire(a, ha, 1, 1, -1, 0), 1);
+    pt_core_restart(th_core(), TH_S(1), 0, rc, 2);
+    publish();
+    assert_int_equal(lock_look("n").holder, pt_core_session_id(a));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -531,6 +1058,23 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_owned_busy_slot, setup_slots, th_teardown),
         cmocka_unit_test_setup_teardown(test_owned_close_and_nonsense, setup_slots, th_teardown),
         cmocka_unit_test_setup_teardown(test_owned_without_a_slot, setup_slots, th_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_free_and_held_in_any_order, setup,
+                                        th_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_free_lock_goes_to_first_waiter, setup,
+                                        th_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_held_answers_the_handed_waiter, setup,
+                                        th_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_first_held_wins, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_ignores_reclaims_that_do_not_fit, setup,
+                                        th_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_value_first_wins, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_ends_slot_only_records, setup_slots,
+                                        th_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_bounds_a_reclaimed_token, setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_ignores_reclaims_of_objects_without_words,
+                                        setup, th_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_keeps_sessions_and_gives_new_cells, setup,
+                                        th_teardown),
     };
 
     return cmocka_run_group_tests_name("unit.test_fast_core", tests, NULL, NULL);

@@ -37,10 +37,44 @@ static void say(text *t, const char *fmt, ...)
 
 static void sink(void *ctx, pt_session *s, const pt_result *r)
 {
-    say(ctx, "s%llu #%llu st%d ok%d v%lld t%llu h%u c%d a%d f%u/%u\n",
+    say(ctx, "s%llu #%llu st%d ok%d v%lld t%llu h%u c%d a%d f%u/%u th%llu\n",
         (unsigned long long)pt_core_session_id(s), (unsigned long long)r->id, r->status, r->ok,
         (long long)r->value, (unsigned long long)r->token, r->handle, r->created, r->run_action,
-        r->fast, r->fast_slot);
+        r->fast, r->fast_slot, (unsigned long long)r->thread);
+}
+
+/* The answers to request id in t (0 or 1), and the last one's fields. */
+typedef struct heard_answer {
+    int ok;
+    uint32_t handle;
+    uint64_t token, thread;
+} heard_answer;
+
+static int answer_in(const text *t, uint64_t id, heard_answer *out)
+{
+    int n = 0;
+
+    for (const char *p = t->buf; p < t->buf + t->len;) {
+        const char *end = strchr(p, '\n');
+        unsigned long long sid, rid, token, thread;
+        int st, ok, c, a;
+        unsigned h;
+        long long v;
+
+        assert_non_null(end);
+        if (sscanf(p, "s%llu #%llu st%d ok%d v%lld t%llu h%u c%d a%d", &sid, &rid, &st, &ok, &v,
+                   &token, &h, &c, &a) == 9 &&
+            rid == id) {
+            const char *th = strstr(p, " th");
+
+            assert_true(th != NULL && th < end);
+            assert_int_equal(sscanf(th, " th%llu", &thread), 1);
+            *out = (heard_answer){.ok = ok, .handle = h, .token = token, .thread = thread};
+            n++;
+        }
+        p = end + 1;
+    }
+    return n;
 }
 
 /* Fast hooks with no memory behind them: cells and slots are numbers, and
@@ -266,7 +300,8 @@ static int object_say(void *ctx, const pt_core_object_detail *d)
 
 static void core_say(pt_core *core, text *t, uint64_t now)
 {
-    static const char *names[] = {"lock", "rlock", "cond", "sem", "bsem", "barrier", "broken"};
+    static const char *names[] = {"lock",   "rlock", "cond", "sem", "bsem", "barrier",
+                                  "broken", "hl",    "wl",   "rl",  "vs"};
     pt_core_stats st;
 
     pt_core_get_stats(core, &st);
@@ -322,22 +357,18 @@ static pt_core *replayed(size_t cut, int *rc, pt_journal_replayed *out)
     return core;
 }
 
-static void test_replay_rebuilds_every_kind(void **state)
+/* The whole journal replayed into a fresh core gives the same answers, in
+ * the same order, and the same state (in orig_state and replay_state). */
+static pt_core *replay_same(pt_journal_replayed *out)
 {
-    pt_journal_replayed out;
     pt_core *copy;
     size_t len;
     int rc;
 
-    (void)state;
-    script();
-    assert_int_equal(pt_journal_lost(W.j), 0);
-    copy = replayed(0, &rc, &out);
+    copy = replayed(0, &rc, out);
     assert_int_equal(rc, 0);
     pt_journal_bytes(W.j, &len);
-    assert_int_equal(out.used, len);
-    assert_true(out.entries > 50);
-    /* the same answers, in the same order */
+    assert_int_equal(out->used, len);
     assert_int_equal(replay_said.len, W.said.len);
     assert_memory_equal(replay_said.buf, W.said.buf, W.said.len);
     core_say(W.core, &orig_state, W.now);
@@ -345,6 +376,19 @@ static void test_replay_rebuilds_every_kind(void **state)
     if (strcmp(orig_state.buf, replay_state.buf) != 0)
         fail_msg("state differs:\n--- written\n%s--- replayed\n%s", orig_state.buf,
                  replay_state.buf);
+    return copy;
+}
+
+static void test_replay_rebuilds_every_kind(void **state)
+{
+    pt_journal_replayed out;
+    pt_core *copy;
+
+    (void)state;
+    script();
+    assert_int_equal(pt_journal_lost(W.j), 0);
+    copy = replay_same(&out);
+    assert_true(out.entries > 50);
     assert_non_null(strstr(orig_state.buf, "lock kind 1"));
     if (getenv("PT_JOURNAL_SHOW"))
         fprintf(stderr, "%s%s", W.said.buf, orig_state.buf);
@@ -448,6 +492,185 @@ static void test_restart_keeps_sessions_and_reclaims(void **state)
     assert_int_equal(h.ended, 1);
     assert_int_equal(h.resumable, 2);
     assert_int_equal(h.start_times, 1000 + 1020);
+    pt_core_free(copy);
+}
+
+/* An operation by thread th (no timeout): how many answers it had at once
+ * (0: it waits), the answer in *a; *id is its request id. */
+static int op_answered(int si, Pythread__Op o, uint32_t h, uint32_t count, uint64_t th,
+                       uint64_t *id, heard_answer *a)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+
+    req.op = o;
+    req.has_handle = req.has_thread = req.has_timeout = req.has_count = 1;
+    req.handle = h;
+    req.thread = th;
+    req.timeout = -1;
+    req.count = count;
+    req_send(si, &req);
+    *id = W.id;
+    return answer_in(&W.said, W.id, a);
+}
+
+/*
+ * script()'s state (a Condition's waiter, owned permits in slots, barriers)
+ * then, in four sessions (three of script() and a new one), threads 11 to
+ * 14: "hl" held by A through the daemon with B and C waiting, "wl" held by
+ * D with A waiting, "rl" held by C with D waiting, "vs" taken by A with C
+ * and B waiting. The restart's reclaims: A's word leaves "hl" free and B's
+ * says B holds it (B's waiting call was handed it), D's leaves "wl" free
+ * (its waiter A gets it then, past the token jump), C's holds "rl" three
+ * deep, and two words give "vs" a value (the first counts). The journal up
+ * to the restart and the whole journal, after the sessions went on and
+ * one ended, each replay into the writer's answers and state at that
+ * point.
+ */
+static void test_restart_after_script_replays_at_each_point(void **state)
+{
+    enum { A = 0, B = 2, C = 3, D = 1, HL = 0, WL, RL, VS };
+    static const char *objs[] = {"hl", "wl", "rl", "vs"};
+    static const int who[] = {A, B, C, D};
+    static text at_restart, said_at_restart;
+    const uint64_t jump = 4096;
+    uint32_t h[4][4];
+    uint64_t id, b_hl, c_hl, a_wl, d_rl, c_vs, b_vs, t_hl, t_wl, t_rl;
+    heard_answer a;
+    pt_journal_replayed out;
+    size_t len, len_at;
+    pt_core *copy;
+    int rc;
+
+    (void)state;
+    at_restart.len = said_at_restart.len = 0;
+    script();
+    W.now = 20 * PT_NS_PER_SEC;
+    session_new(D, 300);
+    for (int i = 0; i < 4; i++) {
+        for (int o = 0; o < 4; o++) {
+            int kind = o == RL ? PT_KIND_RLOCK : o == VS ? PT_KIND_SEMAPHORE : PT_KIND_LOCK;
+
+            op_open(who[i], objs[o], kind, 3, 0, 0);
+            assert_int_equal(answer_in(&W.said, W.id, &a), 1);
+            h[who[i]][o] = a.handle;
+        }
+    }
+    assert_int_equal(op_answered(A, PYTHREAD__OP__OP_ACQUIRE, h[A][HL], 1, 11, &id, &a), 1);
+    t_hl = a.token;
+    assert_int_equal(op_answered(B, PYTHREAD__OP__OP_ACQUIRE, h[B][HL], 1, 12, &b_hl, &a), 0);
+    assert_int_equal(op_answered(C, PYTHREAD__OP__OP_ACQUIRE, h[C][HL], 1, 13, &c_hl, &a), 0);
+    assert_int_equal(op_answered(D, PYTHREAD__OP__OP_ACQUIRE, h[D][WL], 1, 14, &id, &a), 1);
+    t_wl = a.token;
+    assert_int_equal(op_answered(A, PYTHREAD__OP__OP_ACQUIRE, h[A][WL], 1, 11, &a_wl, &a), 0);
+    assert_int_equal(op_answered(C, PYTHREAD__OP__OP_ACQUIRE, h[C][RL], 1, 13, &id, &a), 1);
+    t_rl = a.token;
+    assert_int_equal(op_answered(D, PYTHREAD__OP__OP_ACQUIRE, h[D][RL], 1, 14, &d_rl, &a), 0);
+    for (int i = 0; i < 3; i++) /* "vs": 3 -> 0 */
+        assert_int_equal(op_answered(A, PYTHREAD__OP__OP_ACQUIRE, h[A][VS], 1, 11, &id, &a), 1);
+    assert_int_equal(op_answered(C, PYTHREAD__OP__OP_ACQUIRE, h[C][VS], 1, 13, &c_vs, &a), 0);
+    assert_int_equal(op_answered(B, PYTHREAD__OP__OP_ACQUIRE, h[B][VS], 1, 12, &b_vs, &a), 0);
+    {
+        pt_core_reclaim rcl[] = {
+            {W.s[B], h[B][HL], PT_RECLAIM_HELD, 12, 1, t_hl + 2, 0},
+            {W.s[A], h[A][HL], PT_RECLAIM_FREE, 0, 0, 0, 0},
+            {W.s[D], h[D][WL], PT_RECLAIM_FREE, 0, 0, 0, 0},
+            {W.s[C], h[C][RL], PT_RECLAIM_HELD, 13, 3, t_rl, 0},
+            {W.s[D], h[D][VS], PT_RECLAIM_VALUE, 0, 0, 0, 1},
+            {W.s[B], h[B][VS], PT_RECLAIM_VALUE, 0, 0, 0, 5}, /* second: ignored */
+            {W.s[A], h[A][RL], PT_RECLAIM_UNKNOWN, 0, 0, 0, 0},
+        };
+
+        pt_journal_restart(W.j, W.core, W.now, jump, rcl, sizeof(rcl) / sizeof(rcl[0]));
+        published();
+    }
+    /* B was handed "hl" (the word's token), A got "wl" past the jump, C one
+     * permit of "vs"; the others still wait */
+    assert_int_equal(answer_in(&W.said, b_hl, &a), 1);
+    assert_true(a.ok == 1 && a.token == t_hl + 2 && a.thread == 12);
+    assert_int_equal(answer_in(&W.said, a_wl, &a), 1);
+    assert_true(a.ok == 1 && a.token == t_wl + jump + 1 && a.thread == 11);
+    assert_int_equal(answer_in(&W.said, c_vs, &a), 1);
+    assert_true(a.ok == 1 && a.thread == 13);
+    assert_int_equal(answer_in(&W.said, c_hl, &a), 0);
+    assert_int_equal(answer_in(&W.said, d_rl, &a), 0);
+    assert_int_equal(answer_in(&W.said, b_vs, &a), 0);
+    core_say(W.core, &at_restart, W.now);
+    assert_non_null(strstr(at_restart.buf, "sessions 4"));
+    assert_non_null(strstr(at_restart.buf, "hl:\n  role 0 s3 th12 n1"));
+    assert_non_null(strstr(at_restart.buf, "wl:\n  role 0 s1 th11 n1"));
+    assert_non_null(strstr(at_restart.buf, "rl:\n  role 0 s4 th13 n3"));
+    assert_non_null(strstr(at_restart.buf, "cond:\n  role 3 s1 th1")); /* still waits */
+    say(&said_at_restart, "%s", W.said.buf);
+    pt_journal_bytes(W.j, &len_at);
+
+    /* the sessions go on */
+    W.now = 21 * PT_NS_PER_SEC;
+    assert_int_equal(op_answered(B, PYTHREAD__OP__OP_RELEASE, h[B][HL], 1, 12, &id, &a), 1);
+    assert_int_equal(answer_in(&W.said, c_hl, &a), 1);
+    assert_true(a.ok == 1 && a.token == t_hl + 2 + jump + 1 && a.thread == 13);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(op_answered(C, PYTHREAD__OP__OP_RELEASE, h[C][RL], 1, 13, &id, &a), 1);
+        assert_int_equal(a.ok, 1);
+        assert_int_equal(answer_in(&W.said, d_rl, &a), i == 2); /* three deep */
+    }
+    assert_int_equal(op_answered(A, PYTHREAD__OP__OP_RELEASE, h[A][VS], 1, 11, &id, &a), 1);
+    assert_int_equal(answer_in(&W.said, b_vs, &a), 1);
+    pt_journal_session_end(W.j, W.core, W.s[D], W.now); /* nobody resumed it */
+    W.s[D] = NULL;
+    published();
+    assert_int_equal(pt_journal_lost(W.j), 0);
+
+    /* the whole journal */
+    copy = replay_same(&out);
+    pt_journal_bytes(W.j, &len);
+    assert_non_null(strstr(orig_state.buf, "sessions 3"));
+    pt_core_free(copy);
+
+    /* the journal up to the restart's end */
+    replay_said.len = replay_state.len = 0;
+    copy = replayed(len - len_at, &rc, &out);
+    assert_int_equal(rc, 0);
+    assert_int_equal(out.used, len_at);
+    assert_int_equal(replay_said.len, said_at_restart.len);
+    assert_memory_equal(replay_said.buf, said_at_restart.buf, said_at_restart.len);
+    core_say(copy, &replay_state, 20 * PT_NS_PER_SEC);
+    if (strcmp(at_restart.buf, replay_state.buf) != 0)
+        fail_msg("state at the restart differs:\n--- written\n%s--- replayed\n%s", at_restart.buf,
+                 replay_state.buf);
+    pt_core_free(copy);
+}
+
+/* However many sessions come back with however many handles, the
+ * restart's reclaims are all written (in records of bounded size) and
+ * replayed. */
+static void test_restart_with_many_reclaims_replays(void **state)
+{
+    enum { N = 40000 };
+    pt_core_reclaim *rc = calloc(N, sizeof(*rc));
+    pt_journal_replayed out;
+    pt_core *copy;
+    int rcode;
+
+    (void)state;
+    assert_non_null(rc);
+    session_new(0, 100);
+    session_new(1, 101);
+    op_open(0, "lock", PT_KIND_LOCK, 1, 0, 0);
+    op_open(1, "lock", PT_KIND_LOCK, 1, 0, 0);
+    for (int i = 0; i < N; i++)
+        rc[i] = (pt_core_reclaim){W.s[i % 2], 1, PT_RECLAIM_UNKNOWN, 0, 0, 0, 0};
+    rc[N - 1] = (pt_core_reclaim){W.s[1], 1, PT_RECLAIM_HELD, 7, 1, 0, 0};
+    pt_journal_restart(W.j, W.core, 1000, 32768, rc, N);
+    published();
+    free(rc);
+    assert_int_equal(pt_journal_lost(W.j), 0);
+    op(1, PYTHREAD__OP__OP_STATE, 1, -1, 1);
+    copy = replayed(0, &rcode, &out);
+    assert_int_equal(rcode, 0);
+    core_say(W.core, &orig_state, W.now);
+    core_say(copy, &replay_state, W.now);
+    assert_string_equal(orig_state.buf, replay_state.buf);
+    assert_non_null(strstr(orig_state.buf, "lock:\n  role 0 s2 th7 n1"));
     pt_core_free(copy);
 }
 
@@ -637,6 +860,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replay_rebuilds_every_kind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_after_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_keeps_sessions_and_reclaims, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_with_many_reclaims_replays, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_after_script_replays_at_each_point, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_stops_there, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_journal_is_survived, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_keeps_the_limits_of_its_run, setup, teardown),
