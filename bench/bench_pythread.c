@@ -33,6 +33,13 @@
  *                                       process times Lock pairs for
  *                                       MILLISECONDS: what a flood costs
  *                                       everyone else (p99 and max)
+ *   bench_pythread hold SESSIONS        SESSIONS sessions each holding a
+ *                                       Lock of its own (taken through its
+ *                                       word); "READY" once they all do, then
+ *                                       at the end of standard input each
+ *                                       releases: how many still held it
+ *                                       (across a restart of pythreadd
+ *                                       --state-dir meanwhile)
  *
  * The socket is $PYTHREAD_SOCKET.
  */
@@ -754,6 +761,42 @@ static void mode_flood(int silent, int reading, long objects, long ms)
     pt_client_close(c);
 }
 
+/* ------------------------------------------------------------------ */
+/* Hold                                                                */
+/* ------------------------------------------------------------------ */
+
+static void mode_hold(long sessions)
+{
+    pt_client **c = calloc((size_t)sessions, sizeof(*c));
+    pt_lock **l = calloc((size_t)sessions, sizeof(*l));
+    char name[64], line[16];
+    long i, held = 0;
+
+    if (!c || !l)
+        bench_die("hold: out of memory");
+    /* a socket and the wake pipe of its library's thread each */
+    nofile_raise(4 * sessions + 64);
+    for (i = 0; i < sessions; i++) {
+        snprintf(name, sizeof(name), "bench.hold.%06ld", i);
+        c[i] = client_open();
+        CHECK(pt_lock_open(c[i], name, 0, 0600, &l[i]));
+        if (pt_lock_acquire(l[i], 0, -1) != 1)
+            bench_die("hold: %s is held by someone else", name);
+    }
+    printf("READY\n");
+    fflush(stdout);
+    while (fgets(line, sizeof(line), stdin) != NULL)
+        ;
+    for (i = 0; i < sessions; i++) {
+        held += pt_lock_release(l[i]) == 0;
+        pt_lock_close(l[i]);
+        pt_client_close(c[i]);
+    }
+    printf("RESULT pt.restore.held sessions=%ld held=%ld\n", sessions, held);
+    free(l);
+    free(c);
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_pythread ops ITERS OPENS\n"
@@ -761,7 +804,8 @@ static void usage(void)
                     "       bench_pythread throughput PROCS MILLISECONDS DAEMON_PID\n"
                     "       bench_pythread threads THREADS MILLISECONDS DAEMON_PID\n"
                     "       bench_pythread scale OBJECTS SESSIONS ITERS DAEMON_PID\n"
-                    "       bench_pythread flood SILENT READING OBJECTS MILLISECONDS\n");
+                    "       bench_pythread flood SILENT READING OBJECTS MILLISECONDS\n"
+                    "       bench_pythread hold SESSIONS\n");
     exit(2);
 }
 
@@ -784,6 +828,8 @@ int main(int argc, char **argv)
     else if (!strcmp(argv[1], "flood") && argc == 6)
         mode_flood((int)bench_arg(argv[2], "SILENT"), (int)bench_arg(argv[3], "READING"),
                    bench_arg(argv[4], "OBJECTS"), bench_arg(argv[5], "MILLISECONDS"));
+    else if (!strcmp(argv[1], "hold") && argc == 3)
+        mode_hold(bench_arg(argv[2], "SESSIONS"));
     else
         usage();
     return 0;

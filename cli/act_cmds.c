@@ -394,10 +394,13 @@ static int sem_open_any(pt_client *c, const run_args *a, pt_semaphore **out)
 /* COMMAND, for as long as the session holding the object lasts. */
 static int run_command(const run_args *a, pt_client *c)
 {
-    pt_cli_run run = {
-        .cmd = a->cmd, .name = a->name, .command = a->command, .lost_signal = a->lost_signal};
+    pt_cli_run run = {.cmd = a->cmd,
+                      .name = a->name,
+                      .command = a->command,
+                      .lost_signal = a->lost_signal,
+                      .client = c};
 
-    return pt_cli_run_command(&run, pt_client_fd(c));
+    return pt_cli_run_command(&run);
 }
 
 static int run_holding(pt_cli *cli, const run_args *a)

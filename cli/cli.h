@@ -127,19 +127,20 @@ int pt_cmd_notify(pt_cli *cli, int argc, char **argv);
 
 /* run.c: COMMAND while a hold lasts (lock, sem) */
 typedef struct pt_cli_run {
-    const char *cmd;  /* "lock" or "sem" */
-    const char *name; /* the object */
-    char **command;   /* COMMAND [ARGS...], NULL-terminated */
-    int lost_signal;  /* sent to COMMAND when the session is lost */
+    const char *cmd;   /* "lock" or "sem" */
+    const char *name;  /* the object */
+    char **command;    /* COMMAND [ARGS...], NULL-terminated */
+    int lost_signal;   /* sent to COMMAND when the session is lost */
+    pt_client *client; /* its session holds the object */
 } pt_cli_run;
 /*
- * Runs COMMAND while the session on session_fd (pt_client_fd) holds the
- * object, passing SIGHUP, SIGINT, SIGQUIT and SIGTERM on to it. Returns its
- * status (128+N when signal N ended it, 126/127 when it could not run);
- * PT_EXIT_LOST when the session ended first (COMMAND was sent lost_signal
- * at once and waited for), after saying so on stderr; or PT_EXIT_FAILED.
+ * Runs COMMAND while the client's session holds the object (across a
+ * restart of a daemon that keeps it), the passing SIGHUP, SIGINT, SIGQUIT and SIGTERM on to it.
+ * Returns its status (128+N when signal N ended it, 126/127 when it could not run); PT_EXIT_LOST
+ * when the session ended first (COMMAND was sent lost_signal at once and waited for), after saying
+ * so on stderr; or PT_EXIT_FAILED.
  */
-int pt_cli_run_command(const pt_cli_run *run, int session_fd);
+int pt_cli_run_command(const pt_cli_run *run);
 /* "TERM", "SIGTERM", "term" or "15"; 0, or 2 after a usage message. */
 int pt_cli_parse_signal(const char *cmd, const char *opt, const char *arg, int *out);
 

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "pythread_inspect.h"
 
 static const struct {
     int sig;
@@ -82,7 +83,8 @@ static const char *signal_text(int sig, char *buf, size_t len)
 
 typedef struct runner {
     const pt_cli_run *run;
-    int session_fd;
+    int session_fd;   /* its connection's, pt_client_fd */
+    uint64_t session; /* its id */
     int sfd;          /* signalfd: SIGCHLD and the signals passed on */
     sigset_t oldmask; /* the mask to give COMMAND and to restore */
     int own_group;    /* COMMAND leads a process group of its own */
@@ -116,7 +118,7 @@ static int terminal_foreground(void)
 }
 
 /* 1 when the session's connection has ended (or there is none). */
-static int session_gone(int fd)
+static int conn_gone(int fd)
 {
     struct pollfd p = {.fd = fd, .events = POLLRDHUP};
 
@@ -126,6 +128,22 @@ static int session_gone(int fd)
         if (errno != EINTR)
             return 0;
     return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
+/* 1 when the session holding the object is gone. A daemon that keeps its
+ * state gives the session back after a restart, still holding: the
+ * library takes it up on a new connection, which is watched from then on. */
+static int session_gone(runner *r)
+{
+    int fd;
+
+    if (!conn_gone(r->session_fd))
+        return 0;
+    fd = pt_client_session_wait(r->run->client, r->session);
+    if (fd < 0)
+        return 1;
+    r->session_fd = fd;
+    return 0;
 }
 
 _Noreturn static void child_exec(const runner *r, pid_t parent)
@@ -269,7 +287,7 @@ static int command_ended(runner *r, int st)
 
     if (r->lost)
         return PT_EXIT_LOST;
-    if (session_gone(r->session_fd))
+    if (session_gone(r))
         return pt_cli_fail(PT_EXIT_LOST,
                            "%s '%s': lost %s: pythreadd closed the session holding it as %s "
                            "ended; its last moments may have run without it",
@@ -295,7 +313,7 @@ static int wait_command(runner *r)
             return wait_broken(r, "waitpid");
         if (poll(p, 2, -1) < 0 && errno != EINTR)
             return wait_broken(r, "poll");
-        if (p[1].revents)
+        if (p[1].revents && session_gone(r))
             session_lost(r);
         if (p[0].revents & POLLIN)
             signals_pass_on(r);
@@ -326,13 +344,15 @@ static int run_started(runner *r)
     return wait_command(r);
 }
 
-int pt_cli_run_command(const pt_cli_run *run, int session_fd)
+int pt_cli_run_command(const pt_cli_run *run)
 {
-    runner r = {.run = run, .session_fd = session_fd};
+    runner r = {.run = run,
+                .session_fd = pt_client_fd(run->client),
+                .session = pt_client_session_id(run->client)};
     sigset_t set;
     int status;
 
-    if (session_gone(session_fd))
+    if (session_gone(&r))
         return pt_cli_fail(PT_EXIT_LOST,
                            "%s '%s': lost %s: pythreadd closed the session holding it before %s "
                            "started; not running it",

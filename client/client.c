@@ -1679,6 +1679,46 @@ int pt_client_fd(pt_client *c)
     return fd;
 }
 
+/* The connection on fd has ended (the daemon closed it). */
+static int conn_ended(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+int pt_client_session_wait(pt_client *c, uint64_t session)
+{
+    int fd = PT_ESESSION;
+
+    if (!c)
+        return pt__error(PT_EINVAL, "pt_client_session_wait: client is NULL; open one first");
+    client_enter(c);
+    for (;;) {
+        if (c->fd < 0 || c->session_id != session)
+            break;
+        if (!conn_ended(c->fd)) {
+            fd = c->fd;
+            break;
+        }
+        if (c->reading) { /* its reader takes the end in, and the session up */
+            pthread_mutex_unlock(&c->mu);
+            nanosleep(&(struct timespec){0, 1000000}, NULL);
+            pthread_mutex_lock(&c->mu);
+            continue;
+        }
+        client_read(c); /* the end: the session is taken up again, or lost */
+        reader_pass(c);
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (fd < 0)
+        return pt__error(PT_ESESSION,
+                         "pt_client_session_wait: session %llu is gone: pythreadd did not keep it "
+                         "(no --state-dir, or its --grace ran out)",
+                         (unsigned long long)session);
+    return fd;
+}
+
 uint64_t pt_client_session_id(pt_client *c)
 {
     uint64_t id;

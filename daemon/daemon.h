@@ -205,7 +205,9 @@ struct pt_daemon {
     uint64_t timer_at; /* deadline the timer is armed for, or PT_DEADLINE_NONE */
     struct event *sig_int;
     struct event *sig_term;
-    pt_wire_arena arena; /* one decode arena, reset after every message */
+    struct event *sig_usr2; /* upgrade.c */
+    int upgrade;            /* the loop stopped for SIGUSR2: exec the new image */
+    pt_wire_arena arena;    /* one decode arena, reset after every message */
     void *arena_buf;
     uint32_t max_frame;
     uint32_t max_sessions;
@@ -392,7 +394,7 @@ void pt_resume_start(pt_daemon *d, uint32_t grace_ms);
 /* In the grace period: only hellos are served. */
 int pt_resume_grace(const pt_daemon *d);
 /* How a new connection's process will take its session up again; -1 when
- * it cannot (its start time is not readable). */
+ * no key can be had. */
 int pt_resume_who(const pt_conn *c, pt_journal_who *who);
 /* What a resuming hello leads to: calls to send again, answers to repeat. */
 typedef struct pt_resume_taken {
@@ -413,6 +415,19 @@ void pt_resume_taken_done(pt_conn *c, pt_resume_taken *t);
 /* What status tells of the sessions this start kept. */
 void pt_resume_status(const pt_daemon *d, Pythread__StatusInfo *st);
 void pt_resume_free(pt_daemon *d);
+
+/* upgrade.c: SIGUSR2 replaces the running image with the program at its
+ * path, keeping the state, the sessions and the listening socket. */
+/* Remember the program's path and arguments (at start). */
+void pt_upgrade_init(char **argv);
+/* Whether SIGUSR2 can be acted on now; logs why not. */
+int pt_upgrade_wanted(pt_daemon *d);
+/* Journal closed, listening socket passed: execve(). Returns only when it
+ * failed (logged). */
+void pt_upgrade_exec(pt_daemon *d, int listen_fd);
+/* In the new image: a handed-over socket at the old one's path is its own
+ * to remove at its stop. */
+void pt_upgrade_adopt(pt_daemon *d, int fd);
 
 /* fast.c */
 pt_fast *pt_fast_new(pt_daemon *d, uint32_t capacity);

@@ -210,7 +210,9 @@ static void usage(FILE *out)
             "(LISTEN_FDS), and readiness, status and watchdog keep-alives are sent to\n"
             "NOTIFY_SOCKET. Logs go to stderr with syslog priority prefixes. SIGINT or\n"
             "SIGTERM stops the daemon: every session ends and the socket file it bound is\n"
-            "removed (a socket passed by systemd is left to systemd).\n"
+            "removed (a socket passed by systemd is left to systemd). With --state-dir,\n"
+            "SIGUSR2 replaces the running program with the one now at its path (an\n"
+            "upgrade) in the same process, keeping the state, the sessions and the socket.\n"
             "Exit status: 0 stopped cleanly, 1 could not start, 2 bad usage.\n",
             PT_DAEMON_GRACE_SEC);
 }
@@ -341,6 +343,18 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(d->base);
 }
 
+static void upgrade_cb(evutil_socket_t sig, short what, void *arg)
+{
+    pt_daemon *d = arg;
+
+    (void)sig;
+    (void)what;
+    if (!pt_upgrade_wanted(d))
+        return;
+    d->upgrade = 1;
+    event_base_loopbreak(d->base);
+}
+
 static int daemon_init(pt_daemon *d, const options *o)
 {
     size_t arena_cap = 4 * (size_t)o->max_frame;
@@ -399,8 +413,9 @@ static int daemon_init(pt_daemon *d, const options *o)
     pt_state_flush(d);
     d->sig_int = evsignal_new(d->base, SIGINT, signal_cb, d);
     d->sig_term = evsignal_new(d->base, SIGTERM, signal_cb, d);
-    if (!d->sig_int || !d->sig_term || evsignal_add(d->sig_int, NULL) < 0 ||
-        evsignal_add(d->sig_term, NULL) < 0)
+    d->sig_usr2 = evsignal_new(d->base, SIGUSR2, upgrade_cb, d);
+    if (!d->sig_int || !d->sig_term || !d->sig_usr2 || evsignal_add(d->sig_int, NULL) < 0 ||
+        evsignal_add(d->sig_term, NULL) < 0 || evsignal_add(d->sig_usr2, NULL) < 0)
         goto fail;
     return 0;
 fail:
@@ -434,6 +449,8 @@ static void daemon_free(pt_daemon *d)
         event_free(d->sig_int);
     if (d->sig_term)
         event_free(d->sig_term);
+    if (d->sig_usr2)
+        event_free(d->sig_usr2);
     pt_log_stop();
     if (d->base)
         event_base_free(d->base);
@@ -527,6 +544,7 @@ static int listen_fd(pt_daemon *d, char *path, size_t len)
         return -1;
     if (r == 0)
         return pt_listen_bind(d, path);
+    pt_upgrade_adopt(d, fd);
     memset(&sun, 0, sizeof sun);
     /* --socket and the default path give way to the unit's ListenStream=. */
     if (getsockname(fd, (struct sockaddr *)&sun, &sl) == 0 && sun.sun_path[0])
@@ -556,6 +574,7 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     pt_log_set_verbose(opt.verbose);
+    pt_upgrade_init(argv);
     /* A peer gone mid-write must be an EPIPE error, not our death. */
     signal(SIGPIPE, SIG_IGN);
     raise_nofile();
@@ -577,7 +596,11 @@ int main(int argc, char **argv)
     pt_log(LOG_INFO, "pythreadd %s listening on %s%s", PT_VERSION_STRING, path,
            daemon.bound_path[0] ? "" : " (socket passed by systemd)");
     rc = daemon_run(&daemon) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-    if (rc != EXIT_SUCCESS)
+    if (rc == EXIT_SUCCESS && daemon.upgrade) {
+        pt_upgrade_exec(&daemon, fd); /* returns only when it failed */
+        rc = EXIT_FAILURE;
+    }
+    if (rc != EXIT_SUCCESS && !daemon.upgrade)
         pt_log(LOG_ERR, "pythreadd: the event loop failed; stopping");
     pt_systemd_stopping(&daemon);
     pt_state_close(&daemon);

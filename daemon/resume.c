@@ -107,13 +107,25 @@ static uint64_t proc_start_time(pid_t pid)
     return start;
 }
 
+/* The start time tells a reused pid from the process that had it. The
+ * hardened unit hides other users' processes (ProtectProc=invisible): the
+ * start time is then 0, unknown, and a session's process counts as alive
+ * while its pid is; a stranger with its pid still lacks the key, so that
+ * costs only the wait for --grace. */
 int pt_resume_who(const pt_conn *c, pt_journal_who *who)
 {
     memset(who, 0, sizeof(*who));
     who->start_time = proc_start_time(c->peer.pid);
-    if (who->start_time == 0 || getrandom(who->key, sizeof(who->key), 0) != sizeof(who->key))
+    if (getrandom(who->key, sizeof(who->key), 0) != sizeof(who->key))
         return -1;
     return 0;
+}
+
+/* pid is the process that started at start (0: not known), as far as
+ * this daemon can see. */
+static int same_process(pid_t pid, uint64_t start)
+{
+    return start == 0 || proc_start_time(pid) == start;
 }
 
 /* A pidfd of the session's process, or -1 when it is gone (or another
@@ -129,7 +141,7 @@ static int process_open(const pt_kept *k)
     fd = (int)syscall(SYS_pidfd_open, pid, 0);
     if (fd < 0)
         return -1;
-    if (proc_start_time(pid) != k->who.start_time) {
+    if (!same_process(pid, k->who.start_time)) {
         close(fd);
         return -1;
     }
@@ -458,7 +470,7 @@ static int kept_matches(const pt_kept *k, const pt_conn *c, const Pythread__Hell
            was->uid == c->peer.uid && h->has_resume_key &&
            h->resume_key.len == sizeof(k->who.key) &&
            key_equal(h->resume_key.data, k->who.key, sizeof(k->who.key)) &&
-           proc_start_time(c->peer.pid) == k->who.start_time;
+           same_process(c->peer.pid, k->who.start_time);
 }
 
 static int reclaims_add(pt_resume *r, pt_session *s, const Pythread__HelloArgs *h)

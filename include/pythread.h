@@ -146,6 +146,13 @@ PT_EXTERN void pt_client_close(pt_client *client);
  * descriptor is closed by the next call. PT_ESESSION when there is no
  * session now (lost, or a forked child that has made no call yet). */
 PT_EXTERN int pt_client_fd(pt_client *client);
+/* After that descriptor reported the end of its connection: a daemon that
+ * keeps its state (pythreadd --state-dir) keeps the session across its
+ * restart, and the library takes it up again on its own. This waits until
+ * that is settled: the session's new descriptor when the client's session
+ * is `session` (pt_client_session_id, taken before) again, with what it
+ * held; PT_ESESSION when that session is gone, and what it held with it. */
+PT_EXTERN int pt_client_session_wait(pt_client *client, uint64_t session);
 
 /* Remove a name (sem_unlink style: open handles keep working). */
 PT_EXTERN int pt_unlink(pt_client *client, const char *name);

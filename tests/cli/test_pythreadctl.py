@@ -65,8 +65,8 @@ class Ctl(unittest.TestCase):
         self.start_daemon()
         self.bg = []
 
-    def start_daemon(self):
-        self.daemon = subprocess.Popen([DAEMON, "--socket", self.sock],
+    def start_daemon(self, *extra):
+        self.daemon = subprocess.Popen([DAEMON, "--socket", self.sock] + list(extra),
                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         poll(lambda: os.path.exists(self.sock) or self.daemon.poll() is not None,
              "the daemon's socket")
@@ -573,6 +573,32 @@ class Ctl(unittest.TestCase):
         detail = self.obj("L")
         self.assertTrue(detail["object"]["locked"])
         self.assertEqual([h["pid"] for h in detail["holders"]], [other.pid])
+
+    def test_lock_kept_across_restart_with_state(self):
+        # With --state-dir a kill -9 of the daemon does not end the session:
+        # pythreadctl's library takes it up on the next daemon, still holding,
+        # and COMMAND runs on to its end undisturbed.
+        state = os.path.join(self.dir, "state")
+        os.mkdir(state)
+        self.stop_daemon(signal.SIGTERM)
+        self.start_daemon("--state-dir", state)
+        done = os.path.join(self.dir, "done")
+        go = os.path.join(self.dir, "go")
+        script = 'while [ ! -e "$1" ]; do sleep 0.01; done; echo ok > "$2"'
+        holder = self.spawn("lock", "L", "--", "sh", "-c", script, "sh", go, done)
+        poll(lambda: self.obj("L")["object"]["locked"], "the lock held")
+        self.stop_daemon(signal.SIGKILL)
+        self.start_daemon("--state-dir", state)
+        poll(lambda: not self.js("status")["state"]["in_grace"], "the grace period's end")
+        detail = self.obj("L")
+        self.assertTrue(detail["object"]["locked"])
+        self.assertEqual([h["pid"] for h in detail["holders"]], [holder.pid])
+        self.assertEqual(self.js("status")["state"]["sessions"]["taken_up"], 1)
+        self.assertFalse(os.path.exists(done))
+        open(go, "w").close()
+        self.assertEqual(holder.wait(timeout=DEADLINE), 0, holder.stderr.read())
+        self.assertEqual(read_when_there(done, "COMMAND's end"), "ok\n")
+        self.assertFalse(self.obj("L")["object"]["locked"])
 
     def test_sem_lost_signal(self):
         # --lost-signal chooses the signal; the daemon dies (kill -9) this time.

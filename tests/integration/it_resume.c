@@ -195,6 +195,50 @@ static void test_holder_keeps_lock_waiter_keeps_place(void **state)
     h->passed = 1;
 }
 
+/* SIGUSR2: the daemon replaces its image with the program at its path, in
+ * the same process, and nobody loses anything. */
+static void test_sigusr2_upgrade_keeps_everything(void **state)
+{
+    harness *h = *state;
+    pt_inspect_status st;
+    pt_inspect_detail *d;
+    double end;
+    pid_t a, b;
+
+    setup_pair(h, &a, &b, NULL);
+    assert_int_equal(kill(h->daemon, SIGUSR2), 0);
+    end = harness_now() + HARNESS_DEADLINE;
+    for (;;) {
+        pt_client *c = NULL;
+
+        /* a connection the old image took in its last instant is closed
+         * with it: a new one goes to the new image */
+        if (pt_client_open(&c, NULL) == 0) {
+            int r = pt_inspect_status_get(c, &st);
+
+            pt_client_close(c);
+            if (r == 0 && st.restored_sessions > 0 && !st.in_grace)
+                break;
+        }
+        if (harness_now() > end)
+            fail_msg("no new image served after SIGUSR2 within %.0f s", HARNESS_DEADLINE);
+        harness_tick();
+    }
+    assert_int_equal(st.pid, h->daemon); /* the same process */
+    assert_int_equal(st.sessions_taken_up, 2);
+    d = show("res.lock");
+    assert_int_equal(d->n_holders, 1);
+    assert_int_equal(d->holders[0].pid, a);
+    assert_int_equal(d->n_waiters, 1);
+    assert_int_equal(d->waiters[0].pid, b);
+    pt_inspect_detail_free(d);
+    atomic_store(&sh->go, 1);
+    harness_join(h, (pid_t[]){a, b}, 2, HARNESS_DEADLINE);
+    assert_int_equal(atomic_load(&sh->got), 1);
+    assert_true(sh->token_b > sh->token_a);
+    h->passed = 1; /* the teardown's SIGTERM: exit 0, the socket file removed */
+}
+
 /* A holder that died while the daemon was down gives the lock back as
  * soon as everyone alive is back. */
 static void test_dead_holder_gives_back(void **state)
@@ -445,6 +489,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_holder_keeps_lock_waiter_keeps_place, harness_setup,
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(test_dead_holder_gives_back, harness_setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(test_sigusr2_upgrade_keeps_everything, harness_setup,
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(test_holder_not_back_in_grace_loses, harness_setup,
                                         harness_teardown),
