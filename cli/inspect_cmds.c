@@ -656,6 +656,7 @@ static int session_one(void *arg, const pt_inspect_session *s)
         pt_json_uint(x->j, "held", s->held);
         pt_json_uint(x->j, "waiting", s->waiting);
         pt_json_uint(x->j, "requests", s->requests);
+        pt_json_bool(x->j, "resumed", s->resumed);
         pt_json_bool(x->j, "self", s->id == x->self);
         pt_json_end(x->j);
         return 0;

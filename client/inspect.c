@@ -215,6 +215,7 @@ static void sessions_copy(void *arg, const Pythread__Response *r)
         v[i].held = s->held;
         v[i].waiting = s->waiting;
         v[i].requests = s->requests;
+        v[i].resumed = s->resumed;
     }
     p->v = v;
     p->n = m->n_sessions;

@@ -191,6 +191,7 @@ typedef struct pt_conn {
     /* With --state-dir: the key its process takes the session up again
      * with after a restart (resume.c). */
     unsigned resumable : 1;
+    unsigned resumed : 1; /* it took up a session kept across a restart */
     uint8_t key[PT_RESUME_KEY_LEN];
     char client_name[PT_WIRE_NAME_MAX + 1];
 } pt_conn;

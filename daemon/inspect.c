@@ -489,6 +489,8 @@ static void do_sessions(pt_daemon *d, pt_conn *c, const Pythread__Request *req, 
         o->held = si.held;
         o->waiting = si.waiting;
         o->requests = it->requests;
+        o->has_resumed = it->resumed;
+        o->resumed = it->resumed;
         size = field_size(pythread__session_info__get_packed_size(o));
         if (used + size > budget) {
             more = 1;

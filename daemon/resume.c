@@ -548,6 +548,7 @@ static void kept_take(pt_kept *k, pt_conn *c, uint64_t now)
     c->id = pt_core_session_id(k->session);
     memcpy(c->key, k->who.key, sizeof(c->key));
     c->resumable = 1;
+    c->resumed = 1;
     pt_core_session_set_udata(k->session, c);
     if (fresh != NULL)
         pt_journal_session_end(d->journal, d->core, fresh, now);

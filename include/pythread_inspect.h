@@ -140,6 +140,7 @@ typedef struct pt_inspect_session {
     uint32_t held;    /* locks held and semaphores with permits held */
     uint32_t waiting; /* calls parked */
     uint64_t requests;
+    int resumed; /* taken up again after a restart of the daemon (--state-dir) */
 } pt_inspect_session;
 
 PT_EXTERN int pt_inspect_status_get(pt_client *c, pt_inspect_status *out);

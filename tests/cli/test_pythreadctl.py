@@ -594,6 +594,9 @@ class Ctl(unittest.TestCase):
         self.assertTrue(detail["object"]["locked"])
         self.assertEqual([h["pid"] for h in detail["holders"]], [holder.pid])
         self.assertEqual(self.js("status")["state"]["sessions"]["taken_up"], 1)
+        sessions = self.js("sessions")["sessions"]
+        self.assertEqual([x["resumed"] for x in sessions if x["pid"] == holder.pid], [True])
+        self.assertEqual([x["resumed"] for x in sessions if x["self"]], [False])
         self.assertFalse(os.path.exists(done))
         open(go, "w").close()
         self.assertEqual(holder.wait(timeout=DEADLINE), 0, holder.stderr.read())
