@@ -347,8 +347,6 @@ void pt_conn_send(pt_conn *c, const Pythread__Response *resp);
  * until the answer to request id is (fastwake.h). */
 void pt_conn_watch(pt_conn *c, uint32_t ref, uint64_t thread, uint64_t id);
 void pt_conn_send_fd(pt_conn *c, const Pythread__Response *resp, int fd);
-/* A packed response frame, as it is. */
-void pt_conn_send_frame(pt_conn *c, const uint8_t *frame, size_t len);
 /* The grace is over: serve the calls held back. */
 void pt_conn_ungate_all(pt_daemon *d, uint64_t now);
 /* An answer that only says status and why. */
@@ -401,10 +399,7 @@ int pt_resume_who(const pt_conn *c, pt_journal_who *who);
 typedef struct pt_resume_taken {
     uint64_t *resend;
     size_t nresend;
-    struct pt_resume_frame {
-        const uint8_t *frame;
-        size_t len;
-    } * again;
+    const pt_result **again; /* the answers the journal gave */
     size_t nagain;
 } pt_resume_taken;
 /* c's hello names a kept session: 0 when c takes it up (t says what

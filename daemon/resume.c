@@ -39,11 +39,13 @@
 /* Answers kept per replayed session: one per thread, at most this many. */
 #define KEPT_ANSWERS_MAX 4096u
 
+/* The last answer of a thread, as the core gave it: packed only if its
+ * process asks for it again (a replay gives hundreds of thousands). */
 typedef struct kept_answer {
     uint64_t thread;
-    uint64_t id;
-    uint8_t *frame;
-    size_t len;
+    pt_result res; /* res.message and res.state point into this record */
+    pt_state state;
+    char *message; /* an error's words */
 } kept_answer;
 
 /* A replayed session, until its process takes it up or the grace ends. */
@@ -155,7 +157,7 @@ static int process_open(const pt_kept *k)
 static void kept_free(pt_kept *k)
 {
     for (size_t i = 0; i < k->nanswers; i++)
-        free(k->answers[i].frame);
+        free(k->answers[i].message);
     free(k->answers);
     if (k->death)
         event_free(k->death);
@@ -218,22 +220,23 @@ static kept_answer *answer_slot(pt_kept *k, uint64_t thread)
 static void replay_sink(void *ctx, pt_session *s, const pt_result *res)
 {
     pt_kept *k = pt_core_session_udata(s);
-    Pythread__Response m = PYTHREAD__RESPONSE__INIT;
-    Pythread__State state = PYTHREAD__STATE__INIT;
     kept_answer *a;
-    uint8_t *frame;
 
     (void)ctx;
     if (k == NULL || (a = answer_slot(k, res->thread)) == NULL)
         return;
-    pt_dispatch_answer(res, &m, &state);
-    frame = malloc(pt_wire_response_frame_size(&m));
-    if (frame == NULL)
-        return;
-    free(a->frame);
-    a->id = res->id;
-    a->len = pt_wire_response_frame_pack(&m, frame);
-    a->frame = frame;
+    free(a->message);
+    a->message = NULL;
+    a->res = *res;
+    a->res.fast = a->res.fast_slot = 0; /* its words are gone */
+    if (res->state != NULL) {
+        a->state = *res->state;
+        a->res.state = &a->state;
+    }
+    if (res->message != NULL) {
+        a->message = strdup(res->message);
+        a->res.message = a->message; /* NULL without memory: the code's words */
+    }
 }
 
 static const pt_journal_replay_hooks replay_hooks = {
@@ -516,11 +519,10 @@ static int pending_sort(pt_kept *k, const Pythread__HelloArgs *h, pt_resume_take
 
         if (pt_core_session_waits(k->session, id))
             continue;
-        for (a = 0; a < k->nanswers && k->answers[a].id != id; a++)
+        for (a = 0; a < k->nanswers && k->answers[a].res.id != id; a++)
             ;
-        if (a < k->nanswers && k->answers[a].frame != NULL) {
-            t->again[t->nagain].frame = k->answers[a].frame;
-            t->again[t->nagain++].len = k->answers[a].len;
+        if (a < k->nanswers) {
+            t->again[t->nagain++] = &k->answers[a].res;
         } else {
             t->resend[t->nresend++] = id;
         }
@@ -530,8 +532,13 @@ static int pending_sort(pt_kept *k, const Pythread__HelloArgs *h, pt_resume_take
 
 void pt_resume_taken_done(pt_conn *c, pt_resume_taken *t)
 {
-    for (size_t i = 0; c != NULL && i < t->nagain; i++)
-        pt_conn_send_frame(c, t->again[i].frame, t->again[i].len);
+    for (size_t i = 0; c != NULL && i < t->nagain; i++) {
+        Pythread__Response m = PYTHREAD__RESPONSE__INIT;
+        Pythread__State state = PYTHREAD__STATE__INIT;
+
+        pt_dispatch_answer(t->again[i], &m, &state);
+        pt_conn_send(c, &m);
+    }
     free(t->resend);
     free(t->again);
     memset(t, 0, sizeof(*t));

@@ -297,21 +297,6 @@ void pt_conn_send(pt_conn *c, const Pythread__Response *resp)
         conn_pause_user(c, unread);
 }
 
-void pt_conn_send_frame(pt_conn *c, const uint8_t *frame, size_t len)
-{
-    if (c->closing)
-        return;
-    if (conn_out_reserve(c, len) < 0) {
-        conn_fail(c);
-        return;
-    }
-    memcpy(c->out + c->out_len, frame, len);
-    c->out_len += len;
-    pt_mem_output(c);
-    c->responses++;
-    conn_queue(c);
-}
-
 /* As pt_conn_send, and fd goes with the frame's first byte (SCM_RIGHTS):
  * the peer takes it with the frame. fd stays the caller's. */
 void pt_conn_send_fd(pt_conn *c, const Pythread__Response *resp, int fd)

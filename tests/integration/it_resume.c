@@ -483,6 +483,86 @@ static void test_call_while_down_is_served_after(void **state)
     h->passed = 1;
 }
 
+/* The resuming hello on the wire: the calls the process names that the
+ * journal answered are answered again, after the hello's answer; those
+ * the old daemon never read are named back to be sent again; the session
+ * goes on with its holds. */
+static void test_resume_on_the_wire(void **state)
+{
+    harness *h = *state;
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    Pythread__HelloArgs hello = PYTHREAD__HELLO_ARGS__INIT;
+    Pythread__Response *r;
+    uint8_t key[PT_WIRE_RESUME_KEY_MAX];
+    uint64_t session, acquired, pending[2];
+    size_t keylen;
+    uint32_t handle;
+    raw_conn rc1, rc2;
+
+    daemon_restart(h, "10");
+    assert_int_equal(raw_connect(&rc1, h->sock), 0);
+    req.op = PYTHREAD__OP__OP_HELLO;
+    req.hello = &hello;
+    hello.has_version = 1;
+    hello.version = PT_PROTOCOL_VERSION;
+    r = raw_call(&rc1, &req, HARNESS_DEADLINE);
+    assert_non_null(r);
+    assert_non_null(r->hello);
+    assert_true(r->hello->has_resume_key && r->hello->resume_key.len <= sizeof(key));
+    assert_int_equal(r->hello->grace_ms, 10000);
+    session = r->hello->session;
+    keylen = r->hello->resume_key.len;
+    memcpy(key, r->hello->resume_key.data, keylen);
+    assert_int_equal(raw_open(&rc1, "res.wire", PT_KIND_LOCK, 0, &handle), 0);
+    req = (Pythread__Request)PYTHREAD__REQUEST__INIT;
+    req.op = PYTHREAD__OP__OP_ACQUIRE;
+    req.has_handle = req.has_thread = 1;
+    req.handle = handle;
+    req.thread = 7;
+    r = raw_call(&rc1, &req, HARNESS_DEADLINE);
+    assert_non_null(r);
+    assert_true(r->ok);
+    acquired = req.id;
+
+    daemon_restart(h, "10"); /* kill -9 */
+    assert_int_equal(raw_connect(&rc2, h->sock), 0);
+    pending[0] = acquired; /* answered, as if its answer had been lost */
+    pending[1] = 1u << 20; /* never sent */
+    req = (Pythread__Request)PYTHREAD__REQUEST__INIT;
+    hello = (Pythread__HelloArgs)PYTHREAD__HELLO_ARGS__INIT;
+    req.op = PYTHREAD__OP__OP_HELLO;
+    req.hello = &hello;
+    hello.has_version = hello.has_resume_session = hello.has_resume_key = 1;
+    hello.version = PT_PROTOCOL_VERSION;
+    hello.resume_session = session;
+    hello.resume_key.data = key;
+    hello.resume_key.len = keylen;
+    hello.n_pending = 2;
+    hello.pending = pending;
+    r = raw_call(&rc2, &req, HARNESS_DEADLINE);
+    assert_non_null(r);
+    assert_non_null(r->hello);
+    assert_true(r->hello->resumed);
+    assert_int_equal(r->hello->session, session);
+    assert_int_equal(r->hello->n_resend, 1);
+    assert_int_equal(r->hello->resend[0], 1u << 20);
+    assert_int_equal(raw_recv(&rc2, HARNESS_DEADLINE, &r), RAW_FRAME);
+    assert_int_equal(r->id, acquired);
+    assert_true(r->ok);
+    /* the same session, holding: thread 7 releases */
+    req = (Pythread__Request)PYTHREAD__REQUEST__INIT;
+    req.op = PYTHREAD__OP__OP_RELEASE;
+    req.has_handle = req.has_thread = 1;
+    req.handle = handle;
+    req.thread = 7;
+    r = raw_call(&rc2, &req, HARNESS_DEADLINE);
+    assert_non_null(r);
+    assert_int_equal(r->status, 0);
+    raw_close(&rc2);
+    raw_close(&rc1);
+    h->passed = 1;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -502,6 +582,7 @@ int main(void)
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(test_call_while_down_is_served_after, harness_setup,
                                         harness_teardown),
+        cmocka_unit_test_setup_teardown(test_resume_on_the_wire, harness_setup, harness_teardown),
     };
 
     return cmocka_run_group_tests_name("integration.resume", tests, NULL, NULL);

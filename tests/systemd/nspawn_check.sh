@@ -1,0 +1,176 @@
+#!/bin/sh
+# The check nspawn_test.sh runs inside its container, as root, from a oneshot
+# unit, with systemd as PID 1 and pythreadd under its real hardened units
+# (plus a drop-in giving it --state-dir). Two clients hold a lock while their
+# command waits for a file: `pythreadctl lock L` as root and `pythreadctl
+# lock U` as nobody. Through `systemctl restart pythreadd` and then a crash
+# (SIGKILL, brought back by Restart=on-failure) each lock must stay with the
+# same process and the same session, taken up again within the grace; once
+# the file appears both commands finish, pythreadctl exits 0 and the locks
+# are free.
+#
+# Writes OUT/started first, then OUT/log step by step, and at the end
+# OUT/result: PASS or FAIL with the reason on its first line, then the steps,
+# the daemon's journal and its unit's status. The unit powers the container
+# off when this script ends, however it ends.
+# shellcheck disable=SC2046,SC2086 # the daemon's figures are split into words on purpose
+set -u
+
+out=/var/lib/pythread-nspawn
+sock=/run/pythread/pythreadd.sock
+go=/tmp/pt-go
+mkdir -p "$out"
+: >"$out/log"
+echo started >"$out/started"
+
+why=""
+root_pid=""
+nobody_pid=""
+
+log() {
+    echo "$*" >>"$out/log"
+    echo "check: $*"
+}
+
+# Every call has a deadline: a hung call must end in FAIL, not in the
+# unit's start timeout with no result written.
+ctl() {
+    timeout 20 pythreadctl --socket "$sock" "$@"
+}
+
+finish() {
+    # A failed run leaves the holders waiting: let their commands end.
+    touch "$go"
+    for p in $root_pid $nobody_pid; do
+        kill "$p" 2>/dev/null || true
+    done
+    {
+        if [ -z "$why" ]; then echo PASS; else echo "FAIL: $why"; fi
+        echo "--- steps"
+        cat "$out/log"
+        echo "--- journalctl -u pythreadd.socket -u pythreadd.service"
+        journalctl --no-pager -o short-monotonic -u pythreadd.socket -u pythreadd.service
+        echo "--- systemctl status pythreadd.service"
+        systemctl status --no-pager --lines=0 pythreadd.service
+    } >"$out/result.new" 2>&1
+    mv "$out/result.new" "$out/result"
+    sync
+}
+trap finish EXIT
+
+fail() {
+    why=$*
+    log "FAIL: $why"
+    exit 1
+}
+
+# wait_until SECONDS COMMAND...: true once COMMAND succeeds, false if it
+# never does within SECONDS.
+wait_until() {
+    n=$(($1 * 10))
+    shift
+    while ! "$@"; do
+        n=$((n - 1))
+        [ $n -gt 0 ] || return 1
+        sleep 0.1
+    done
+}
+
+# "locked pid session uid" of the lock NAME's first holder ("false 0 0 0"
+# when free).
+holder() {
+    ctl show "$1" --json |
+        jq -r '[.object.locked, (.holders[0].pid // 0), (.holders[0].session // 0),
+                (.holders[0].uid // 0)] | map(tostring) | join(" ")'
+}
+
+# "pid in_grace taken_up" of the daemon answering on the socket.
+daemon_state() {
+    ctl status --json | jq -r '[.pid, .state.in_grace, .state.sessions.taken_up] | map(tostring) | join(" ")'
+}
+
+held_by() { # NAME PID: NAME is locked by PID
+    [ "$(holder "$1" | cut -d' ' -f1,2)" = "true $2" ]
+}
+
+# A daemon other than OLD_PID answers and its grace is over.
+new_daemon_ready() { # OLD_PID
+    set -- "$1" $(daemon_state 2>/dev/null)
+    [ $# -eq 4 ] && [ "$2" != "$1" ] && [ "$3" = false ]
+}
+
+# The locks are still held by the same processes and sessions.
+check_holders() { # WHEN
+    when=$1
+    for l in "L $root_pid $root_session 0" "U $nobody_pid $nobody_session 65534"; do
+        set -- $l
+        h=$(holder "$1") || fail "$when: pythreadctl show $1 failed"
+        log "$when: $1: locked, pid, session, uid = $h"
+        [ "$h" = "true $2 $3 $4" ] || fail "$when: $1 is not held by pid $2 in session $3 (uid $4): $h"
+    done
+}
+
+# After a restart: a new daemon, the unit's main process, over its grace,
+# has taken up both clients' sessions.
+check_restarted() { # WHEN OLD_PID
+    when=$1
+    wait_until 30 new_daemon_ready "$2" || fail "$when: no new daemon out of its grace within 30 s"
+    set -- $(daemon_state)
+    main=$(systemctl show -p MainPID --value pythreadd.service)
+    log "$when: daemon pid $1 (unit MainPID $main), sessions taken up: $3"
+    log "$when: state: $(ctl status --json | jq -c .state)"
+    [ "$1" = "$main" ] || fail "$when: the daemon answering (pid $1) is not the unit's MainPID $main"
+    [ "$3" -ge 2 ] || fail "$when: state.sessions.taken_up is $3, not the 2 sessions holding locks"
+    check_holders "$when"
+}
+
+# ---- a. two holders ----------------------------------------------------
+systemctl is-active --quiet pythreadd.socket || fail "pythreadd.socket is not active"
+hold_cmd="until [ -e $go ]; do sleep 0.1; done; echo ok > /tmp/pt-done-\$(id -un)"
+pythreadctl --socket "$sock" lock L -- sh -c "$hold_cmd" &
+root_pid=$!
+# setpriv and env exec: $! is the pythreadctl process.
+setpriv --reuid=65534 --regid=65534 --clear-groups \
+    pythreadctl --socket "$sock" lock U -- sh -c "$hold_cmd" &
+nobody_pid=$!
+wait_until 20 held_by L "$root_pid" || fail "L is not held by pythreadctl (pid $root_pid): $(holder L)"
+wait_until 20 held_by U "$nobody_pid" || fail "U is not held by pythreadctl (pid $nobody_pid): $(holder U)"
+root_session=$(holder L | cut -d' ' -f3)
+nobody_session=$(holder U | cut -d' ' -f3)
+set -- $(daemon_state)
+first=$1
+log "held: L by root pid $root_pid session $root_session, U by nobody pid $nobody_pid session $nobody_session; daemon pid $first"
+check_holders before
+
+# ---- b. a restart ------------------------------------------------------
+systemctl restart pythreadd.service || fail "systemctl restart pythreadd.service failed"
+check_restarted "after systemctl restart" "$first"
+set -- $(daemon_state)
+second=$1
+
+# ---- c. a crash --------------------------------------------------------
+systemctl kill -s KILL pythreadd.service || fail "systemctl kill -s KILL pythreadd.service failed"
+check_restarted "after SIGKILL" "$second"
+restarts=$(systemctl show -p NRestarts --value pythreadd.service)
+log "after SIGKILL: NRestarts=$restarts"
+[ "$restarts" -ge 1 ] || fail "after SIGKILL: the daemon came back without Restart= (NRestarts=$restarts)"
+
+# ---- d. the commands finish --------------------------------------------
+touch "$go"
+wait "$root_pid"
+rc=$?
+root_pid=""
+wait "$nobody_pid"
+nrc=$?
+nobody_pid=""
+log "pythreadctl lock exit status: L (root) $rc, U (nobody) $nrc"
+[ $rc -eq 0 ] || fail "pythreadctl lock L exited $rc"
+[ $nrc -eq 0 ] || fail "pythreadctl lock U (as nobody) exited $nrc"
+[ "$(cat /tmp/pt-done-root 2>/dev/null)" = ok ] || fail "the command under lock L did not write its file"
+[ "$(cat /tmp/pt-done-nobody 2>/dev/null)" = ok ] || fail "the command under lock U did not write its file"
+for l in L U; do
+    h=$(holder $l)
+    log "at the end: $l: $h"
+    [ "${h%% *}" = false ] || fail "$l is still locked at the end: $h"
+done
+log "all checks passed"

@@ -1,0 +1,274 @@
+#!/bin/sh
+# pythreadd under a real systemd as PID 1: boots Debian 12 with
+# `systemd-nspawn -b` in a debootstrapped root holding the built pythreadd,
+# pythreadctl and libpythread, the project's own hardened units and a drop-in
+# that adds --state-dir, and runs nspawn_check.sh there from a oneshot unit:
+# locks held by root and by nobody through `pythreadctl lock` must stay with
+# their processes and sessions across `systemctl restart` and a SIGKILL
+# (Restart=on-failure), and the commands under them must finish undisturbed.
+#
+# Usage: nspawn_test.sh PYTHREADD PYTHREADCTL LIBPYTHREAD_DIR UNIT_DIR
+#
+# Exit status 77 (skipped, with the reason printed) when it cannot run here:
+# not root, no systemd-nspawn or debootstrap and apt-get cannot install them,
+# debootstrap fails (no network), or systemd in the container never reaches
+# the check. The base root is kept between runs, keyed by its package list,
+# in $PT_NSPAWN_CACHE (default /var/tmp/pythread-nspawn-bookworm); each run
+# boots a copy of it. PT_NSPAWN_MIRROR chooses the Debian mirror and
+# PT_NSPAWN_KEEP=1 keeps the run's copy for a look afterwards.
+set -eu
+
+daemon=$1 ctl=$2 libdir=$3 units=$4
+here=$(cd "$(dirname "$0")" && pwd)
+suite=bookworm
+mirror=${PT_NSPAWN_MIRROR:-http://deb.debian.org/debian}
+cache=${PT_NSPAWN_CACHE:-/var/tmp/pythread-nspawn-$suite}
+# Boot, check and power off; the check itself gives up after 240 s.
+boot_timeout=600
+# debootstrap and systemd-nspawn live in sbin directories.
+PATH=$PATH:/usr/sbin:/sbin
+export PATH
+
+run=""
+nspawn_pid=""
+
+say() {
+    echo "systemd.nspawn: $*"
+}
+
+skip() {
+    say "skipped: $*"
+    exit 77
+}
+
+fail() {
+    echo "systemd.nspawn: FAILED: $*" >&2
+    exit 1
+}
+
+# shellcheck disable=SC2317 # called by the trap
+cleanup() {
+    # The container first: its root is about to go.
+    if [ -n "$nspawn_pid" ]; then
+        kill "$nspawn_pid" 2>/dev/null || true
+        wait "$nspawn_pid" 2>/dev/null || true
+    fi
+    if [ -n "$run" ]; then
+        if [ "${PT_NSPAWN_KEEP:-0}" = 1 ]; then
+            say "the run's root is kept in $run"
+        else
+            rm -rf "$run"
+        fi
+    fi
+}
+trap cleanup EXIT
+trap 'exit 143' INT TERM
+
+# ---- what this host needs -----------------------------------------------
+
+need_tools() {
+    command -v systemd-nspawn >/dev/null && command -v debootstrap >/dev/null && return 0
+    say "installing systemd-container and debootstrap"
+    export DEBIAN_FRONTEND=noninteractive
+    apt_log=$(mktemp)
+    # apt-get update only when the package lists are too old to install from.
+    if ! apt-get install -y -q --no-install-recommends systemd-container debootstrap >"$apt_log" 2>&1 &&
+        ! { apt-get update -q && apt-get install -y -q --no-install-recommends \
+            systemd-container debootstrap; } >>"$apt_log" 2>&1; then
+        reason=$(tail -n 3 "$apt_log")
+        rm -f "$apt_log"
+        skip "systemd-nspawn or debootstrap is missing and apt-get could not install them: $reason"
+    fi
+    rm -f "$apt_log"
+}
+
+# The Debian package holding FILE (a library ldd found), or nothing: Debian 12
+# has /lib -> usr/lib, and dpkg knows each file under one spelling only.
+package_of() {
+    real=$(readlink -f "$1")
+    for f in "$1" "$real" "${1#/usr}" "${real#/usr}"; do
+        pkg=$(dpkg -S "$f" 2>/dev/null | head -n 1 | sed 's/[:,].*//') || true
+        [ -n "$pkg" ] && { echo "$pkg"; return 0; }
+    done
+    return 0
+}
+
+# The shared libraries the three binaries load, as ldd resolves them here.
+libraries() {
+    ldd "$daemon" "$ctl" "$libdir"/libpythread.so.0 |
+        awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// && $2 ~ /^\(0x/ { print $1 }' |
+        grep -v '/libpythread\.so' | sort -u
+}
+
+# The root's packages: systemd to boot, jq for the check to read the JSON,
+# and whatever holds the libraries (libevent-core, libprotobuf-c1,
+# libsystemd0, and a sanitizer's runtime in such a build). The host is
+# Debian 12 too, so its package names hold for the root.
+packages() {
+    {
+        echo systemd
+        echo jq
+        for lib in $(libraries); do
+            package_of "$lib"
+        done
+    } | sort -u | tr '\n' ',' | sed 's/,$//'
+}
+
+# ---- the cached base root -----------------------------------------------
+
+# Sets base to the base root for PACKAGES, debootstrapping it the first time. A
+# lock keeps two runs from building the same one; a build lands under its
+# name only once debootstrap has succeeded.
+base_root() {
+    key=$(printf '%s\n' "$suite" "$mirror" "$1" | sha256sum | cut -c1-16)
+    base=$cache/$suite-$key
+    mkdir -p "$cache"
+    exec 9>"$cache/lock"
+    flock -w 1200 9 || fail "another run holds $cache/lock"
+    if [ ! -d "$base/root" ]; then
+        say "debootstrap $suite ($1) into $base; this takes a few minutes"
+        rm -rf "$base.new"
+        mkdir -p "$base.new"
+        if ! debootstrap --variant=minbase --include="$1" "$suite" "$base.new/root" "$mirror" \
+            >"$base.new/debootstrap.log" 2>&1; then
+            reason=$(tail -n 5 "$base.new/debootstrap.log"
+                tail -n 5 "$base.new/root/debootstrap/debootstrap.log" 2>/dev/null)
+            rm -rf "$base.new"
+            skip "debootstrap of $suite from $mirror failed (no network?): $reason"
+        fi
+        echo "$1" >"$base.new/packages"
+        mv "$base.new" "$base"
+    fi
+    exec 9>&-
+    base=$base/root
+}
+
+# ---- the run's root -----------------------------------------------------
+
+# The unit that runs the check. SuccessAction= and FailureAction= power the
+# container off however the check ends, a timeout included.
+check_unit() {
+    cat <<'EOF'
+[Unit]
+Description=pythread: locks kept across a restart and a crash of pythreadd
+Requires=pythreadd.socket
+After=pythreadd.socket systemd-sysusers.service
+SuccessAction=poweroff
+FailureAction=poweroff
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/libexec/pythread-nspawn-check
+TimeoutStartSec=240
+StandardOutput=journal+console
+
+[Install]
+WantedBy=multi-user.target
+EOF
+}
+
+# The drop-in: the unit's own ExecStart= with --state-dir added, in the
+# state directory systemd makes for it (ProtectSystem=strict leaves the rest
+# read-only).
+state_dropin() {
+    exec_start=$(sed -n 's/^ExecStart=//p' "$units/pythreadd.service")
+    [ -n "$exec_start" ] || fail "no ExecStart= in $units/pythreadd.service"
+    printf '[Service]\nStateDirectory=pythread\nExecStart=\nExecStart=%s --state-dir /var/lib/pythread\n' \
+        "$exec_start"
+}
+
+install_project() {
+    root=$1
+    install -m 0755 "$daemon" "$root/usr/sbin/pythreadd"
+    install -m 0755 "$ctl" "$root/usr/bin/pythreadctl"
+    cp -P "$libdir"/libpythread.so.0* "$root/usr/local/lib/"
+    # A library no Debian package holds is copied from here.
+    for lib in $(libraries); do
+        [ -n "$(package_of "$lib")" ] || cp -L "$lib" "$root/usr/local/lib/"
+    done
+    chroot "$root" ldconfig
+
+    etc=$root/etc/systemd/system
+    install -m 0644 "$units/pythreadd.service" "$units/pythreadd.socket" "$etc/"
+    mkdir -p "$root/usr/lib/sysusers.d" "$etc/pythreadd.service.d"
+    install -m 0644 "$units/pythread-sysusers.conf" "$root/usr/lib/sysusers.d/pythread.conf"
+    state_dropin >"$etc/pythreadd.service.d/state.conf"
+
+    mkdir -p "$root/usr/local/libexec"
+    install -m 0755 "$here/nspawn_check.sh" "$root/usr/local/libexec/pythread-nspawn-check"
+    check_unit >"$etc/pythread-nspawn-check.service"
+    systemctl --root="$root" --quiet enable pythreadd.socket pythread-nspawn-check.service
+    # Nobody answers a login prompt on the console.
+    systemctl --root="$root" --quiet mask console-getty.service
+
+    # The binaries find their libraries in the root.
+    for prog in /usr/sbin/pythreadd /usr/bin/pythreadctl; do
+        chroot "$root" "$prog" --version >/dev/null 2>"$run/chroot.log" ||
+            fail "$prog does not run in the root: $(cat "$run/chroot.log")"
+    done
+}
+
+# ---- boot ---------------------------------------------------------------
+
+# Boots the root until the check powers it off. --register=no and
+# --keep-unit: this host's PID 1 is not systemd, there is no machined or
+# system bus to register with or to get a scope from. --private-network: the
+# container needs no network. The console is only read, and logged.
+boot() {
+    root=$1 console=$2
+    timeout "$boot_timeout" systemd-nspawn --boot --directory="$root" \
+        --machine="pythread-nspawn-$$" --register=no --keep-unit --private-network \
+        --console=read-only --setenv=SYSTEMD_COLORS=0 >"$console" 2>&1 </dev/null &
+    nspawn_pid=$!
+    status=0
+    wait "$nspawn_pid" || status=$?
+    nspawn_pid=""
+    return $status
+}
+
+show() { # TITLE FILE
+    echo "---- $1"
+    cat "$2"
+}
+
+# ---- main ---------------------------------------------------------------
+
+[ "$(id -u)" -eq 0 ] || skip "needs root (debootstrap, systemd-nspawn)"
+for f in "$daemon" "$ctl" "$libdir/libpythread.so.0" "$units/pythreadd.service" \
+    "$units/pythreadd.socket" "$units/pythread-sysusers.conf"; do
+    [ -e "$f" ] || fail "$f is missing"
+done
+need_tools
+
+started=$(date +%s)
+pkgs=$(packages)
+base_root "$pkgs"
+run=$(mktemp -d "$cache/run-XXXXXX")
+cp -a --reflink=auto "$base" "$run/root"
+install_project "$run/root"
+prepared=$(date +%s)
+
+say "booting $suite with systemd-nspawn"
+status=0
+boot "$run/root" "$run/console.log" || status=$?
+finished=$(date +%s)
+say "root ready in $((prepared - started)) s, boot and check in $((finished - prepared)) s (nspawn exit status $status)"
+
+out=$run/root/var/lib/pythread-nspawn
+if [ -f "$out/result" ]; then
+    verdict=$(head -n 1 "$out/result")
+    show "result (in the container: /var/lib/pythread-nspawn/result)" "$out/result"
+    if [ "$verdict" = PASS ]; then
+        say "passed"
+        exit 0
+    fi
+    show "console" "$run/console.log"
+    fail "$verdict"
+elif [ -f "$out/started" ]; then
+    [ -f "$out/log" ] && show "steps so far" "$out/log"
+    show "console" "$run/console.log"
+    fail "the check started in the container but wrote no result (nspawn exit status $status)"
+else
+    show "console" "$run/console.log"
+    skip "systemd in the container never started the check (nspawn exit status $status; console above)"
+fi
