@@ -57,6 +57,7 @@ finish() {
     sync
 }
 trap finish EXIT
+trap 'fail "stopped by SIGTERM (the unit timed out?)"' TERM
 
 fail() {
     why=$*
@@ -84,9 +85,15 @@ holder() {
                 (.holders[0].uid // 0)] | map(tostring) | join(" ")'
 }
 
-# "pid in_grace taken_up" of the daemon answering on the socket.
+# "pid in_grace taken_up" of the daemon answering on the socket (a daemon
+# without --state-dir has no "state": no grace, nothing taken up).
 daemon_state() {
-    ctl status --json | jq -r '[.pid, .state.in_grace, .state.sessions.taken_up] | map(tostring) | join(" ")'
+    ctl status --json |
+        jq -r '[.pid, (.state.in_grace // false), (.state.sessions.taken_up // 0)] | map(tostring) | join(" ")'
+}
+
+exited() { # PID: our child PID has exited (a zombie until waited for)
+    ! kill -0 "$1" 2>/dev/null || grep -q ') Z ' "/proc/$1/stat"
 }
 
 held_by() { # NAME PID: NAME is locked by PID
@@ -110,6 +117,23 @@ check_holders() { # WHEN
     done
 }
 
+# The daemon PID runs under the unit's sandbox, not merely beside it: a
+# seccomp filter, no new privileges, no capabilities, and a /proc of its own
+# that hides other users' processes (which the daemon must cope with).
+check_hardened() { # WHEN PID
+    st=/proc/$2/status
+    sandbox="$(grep -E '^(Seccomp|NoNewPrivs|CapEff):' "$st" | tr -s '\t ' ' ' | tr '\n' ' ')"
+    procfs=$(awk '$5 == "/proc" { print $NF }' "/proc/$2/mountinfo")
+    log "$1: daemon sandbox: ${sandbox}/proc $procfs"
+    grep -q '^Seccomp:[[:space:]]*2$' "$st" || fail "$1: the daemon has no seccomp filter"
+    grep -q '^NoNewPrivs:[[:space:]]*1$' "$st" || fail "$1: the daemon may gain privileges"
+    grep -q '^CapEff:[[:space:]]*0*$' "$st" || fail "$1: the daemon has capabilities"
+    case $procfs in
+    *hidepid=invisible*) ;;
+    *) fail "$1: the daemon's /proc does not hide other users' processes: $procfs" ;;
+    esac
+}
+
 # After a restart: a new daemon, the unit's main process, over its grace,
 # has taken up both clients' sessions.
 check_restarted() { # WHEN OLD_PID
@@ -118,9 +142,10 @@ check_restarted() { # WHEN OLD_PID
     set -- $(daemon_state)
     main=$(systemctl show -p MainPID --value pythreadd.service)
     log "$when: daemon pid $1 (unit MainPID $main), sessions taken up: $3"
-    log "$when: state: $(ctl status --json | jq -c .state)"
+    log "$when: state: $(ctl status --json | jq -c '.state // "none (no --state-dir)"')"
     [ "$1" = "$main" ] || fail "$when: the daemon answering (pid $1) is not the unit's MainPID $main"
     [ "$3" -ge 2 ] || fail "$when: state.sessions.taken_up is $3, not the 2 sessions holding locks"
+    check_hardened "$when" "$1"
     check_holders "$when"
 }
 
@@ -129,7 +154,7 @@ systemctl is-active --quiet pythreadd.socket || fail "pythreadd.socket is not ac
 hold_cmd="until [ -e $go ]; do sleep 0.1; done; echo ok > /tmp/pt-done-\$(id -un)"
 pythreadctl --socket "$sock" lock L -- sh -c "$hold_cmd" &
 root_pid=$!
-# setpriv and env exec: $! is the pythreadctl process.
+# setpriv execs pythreadctl: $! is the pythreadctl process.
 setpriv --reuid=65534 --regid=65534 --clear-groups \
     pythreadctl --socket "$sock" lock U -- sh -c "$hold_cmd" &
 nobody_pid=$!
@@ -140,11 +165,16 @@ nobody_session=$(holder U | cut -d' ' -f3)
 set -- $(daemon_state)
 first=$1
 log "held: L by root pid $root_pid session $root_session, U by nobody pid $nobody_pid session $nobody_session; daemon pid $first"
+check_hardened before "$first"
 check_holders before
 
 # ---- b. a restart ------------------------------------------------------
 systemctl restart pythreadd.service || fail "systemctl restart pythreadd.service failed"
 check_restarted "after systemctl restart" "$first"
+# Stopped by SIGTERM, the daemon exits 0.
+if journalctl --no-pager -o cat -u pythreadd.service | grep -q 'Failed with result'; then
+    fail "after systemctl restart: the daemon did not stop cleanly: $(journalctl --no-pager -o cat -u pythreadd.service | grep 'Failed with result')"
+fi
 set -- $(daemon_state)
 second=$1
 
@@ -157,6 +187,8 @@ log "after SIGKILL: NRestarts=$restarts"
 
 # ---- d. the commands finish --------------------------------------------
 touch "$go"
+wait_until 30 exited "$root_pid" || fail "pythreadctl lock L still runs 30 s after its command could end"
+wait_until 30 exited "$nobody_pid" || fail "pythreadctl lock U still runs 30 s after its command could end"
 wait "$root_pid"
 rc=$?
 root_pid=""
