@@ -65,6 +65,7 @@ void pt_core_free(pt_core *core)
     core->quiet = 1;
     while ((s = LIST_FIRST(&core->sessions)) != NULL)
         pt_core_session_end(core, s, 0);
+    free(core->loading);
     pt__objects_free_all(core);
     pt__uids_free_all(core);
     pt__waiters_trim(core);

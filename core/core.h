@@ -428,7 +428,7 @@ typedef struct pt_core_session_info {
 } pt_core_session_info;
 void pt_core_session_info_get(const pt_session *s, pt_core_session_info *out);
 
-/* ---- Images (image.c): a core with no session as data, and back ----- */
+/* ---- Images (image.c): a core's objects as data, and back ---------- */
 
 /* What a core holds besides its objects. */
 typedef struct pt_core_image_head {
@@ -439,7 +439,7 @@ typedef struct pt_core_image_head {
     uint64_t calls;
 } pt_core_image_head;
 
-/* One object of a core with no session: nothing held, nobody waiting. */
+/* One object: its own state (who holds it and waits for it are links). */
 typedef struct pt_core_image {
     uint64_t serial;
     const char *name; /* "" for a Condition's own RLock */
@@ -462,7 +462,7 @@ typedef struct pt_core_image {
     int32_t status;
 } pt_core_image;
 
-/* The head; -1 while any session is open (an image has none). */
+/* The head; -1 while a restart is between its words lost and its end. */
 int pt_core_image_head_get(const pt_core *core, pt_core_image_head *out);
 /* fn for every object, oldest first (a Condition after its lock). */
 typedef void (*pt_core_image_fn)(void *ctx, const pt_core_image *image);
@@ -472,6 +472,85 @@ void pt_core_image_each(const pt_core *core, pt_core_image_fn fn, void *ctx);
  * taken, a Condition's lock not loaded yet, no memory). */
 int pt_core_image_head_load(pt_core *core, const pt_core_image_head *head);
 int pt_core_image_load(pt_core *core, const pt_core_image *image);
+
+/* ---- Images with sessions (image_sessions.c) ---------------------------
+ * A core in use as data: after the head and the objects (pt_core_image_each),
+ * each session with its handles and holds, then each object's holders,
+ * parked calls in queue order and barrier cycle. Loaded back in that order, then finished, it is
+ * the same core: every list in the order that decides what happens next (sessions, a session's
+ * holds, a semaphore's holders, queues, the deadline heap). The one order not kept is that of the
+ * calls parked through one handle, which only decides in what order that session hears they were
+ * cancelled. An image is taken between entries (pt_core_image_sessions_get refuses while a restart
+ * has the words lost). */
+
+typedef struct pt_core_image_hold { /* a Lock/RLock held */
+    uint64_t serial, thread, since;
+    uint32_t depth;
+} pt_core_image_hold;
+
+typedef struct pt_core_image_semhold { /* permits on an owned semaphore */
+    uint64_t serial;
+    int64_t count, seen;
+    uint32_t slot, opens;
+    int unsure;
+} pt_core_image_semhold;
+
+typedef struct pt_core_image_run { /* a barrier action it runs */
+    uint64_t serial;
+    uint32_t handle, index;
+} pt_core_image_run;
+
+typedef struct pt_core_image_session {
+    const pt_session *session; /* the one imaged (unused by a load) */
+    uint64_t id;
+    pt_peer peer;
+    const uint64_t *handles; /* [i]: serial of handle i + 1's object, 0 = closed */
+    uint32_t nhandles;       /* numbers handed out */
+    const uint32_t *free;    /* closed numbers, the next one reused first */
+    uint32_t nfree;
+    const pt_core_image_hold *locks; /* newest first, as the session lists them */
+    size_t nlocks;
+    const pt_core_image_semhold *sems;
+    size_t nsems;
+    const pt_core_image_run *runs;
+    size_t nruns;
+} pt_core_image_session;
+
+typedef struct pt_core_image_waiter {
+    uint64_t session, id, thread, deadline, seq, since;
+    uint64_t target; /* serial of the object the call named */
+    uint32_t handle, depth, index;
+    int kind, notified, has_action, watch, spare;
+    double timeout;
+} pt_core_image_waiter;
+
+typedef struct pt_core_image_links {
+    uint64_t serial;
+    const uint64_t *holders; /* owned semaphore: sessions holding, oldest first */
+    size_t nholders;
+    const pt_core_image_waiter *queue;
+    size_t nqueue;
+    const pt_core_image_waiter *entrants; /* Barrier: arrivals during its action */
+    size_t nentrants;
+    uint32_t count; /* Barrier: parties of this cycle */
+    int pending, doom;
+} pt_core_image_links;
+
+/* fn for every session, in the order to load them, then for every object
+ * with holders, parked calls or a barrier cycle, oldest first. The arrays
+ * live during the call. -1 for want of memory or of a fn's (0 to go on). */
+typedef int (*pt_core_image_session_fn)(void *ctx, const pt_core_image_session *s);
+typedef int (*pt_core_image_links_fn)(void *ctx, const pt_core_image_links *l);
+int pt_core_image_sessions_each(const pt_core *core, pt_core_image_session_fn fn, void *ctx);
+int pt_core_image_links_each(const pt_core *core, pt_core_image_links_fn fn, void *ctx);
+/* Into the core loaded with the head and objects: each session (NULL when
+ * it does not fit: an id not above the last one loaded, a handle of no
+ * object), then each object's links (-1 when they do not fit), then
+ * pt_core_image_finish, which ends the load and checks what it adds up to.
+ * After any -1 or NULL the core is to be freed; it can be. */
+pt_session *pt_core_image_session_load(pt_core *core, const pt_core_image_session *s);
+int pt_core_image_links_load(pt_core *core, const pt_core_image_links *l);
+int pt_core_image_finish(pt_core *core);
 
 /* Named objects alive by kind, index PT_KIND_* (0 unused). */
 void pt_core_objects_by_kind(const pt_core *core, uint64_t counts[PT_KIND_BARRIER + 1]);

@@ -254,6 +254,8 @@ struct pt_core {
     void *fast_ctx;
     LIST_HEAD(, pt_obj) fast_claimed; /* to publish after the entry */
     uint8_t fast_lost;                /* restarting: the cells and slots objects name are gone */
+    pt_obj **loading; /* an image being loaded: its objects by serial (image_sessions.c) */
+    size_t nloading;
     char msg[1024];
 };
 

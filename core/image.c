@@ -11,7 +11,7 @@
 
 int pt_core_image_head_get(const pt_core *c, pt_core_image_head *out)
 {
-    if (c->nsessions != 0)
+    if (c->fast_lost)
         return -1;
     *out = (pt_core_image_head){
         .token_floor = c->token_floor,

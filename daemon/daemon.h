@@ -80,6 +80,12 @@
  * daemon's return; the rest is room for a loaded machine. */
 #define PT_DAEMON_GRACE_SEC 5u
 #define PT_DAEMON_GRACE_MAX 3600u
+/* Default and least of --compact-after: journal bytes past the last
+ * snapshot before the next (state.c). A replay reads about 20 MB a second
+ * of records (on the bench machine), so the default keeps a restart's
+ * replay of them well under a second. */
+#define PT_DAEMON_COMPACT_AFTER (8u << 20)
+#define PT_DAEMON_COMPACT_MIN   1024u
 /* Default of --stall-timeout: seconds a peer may leave its answers unread
  * over the output cap before it is cut off. */
 #define PT_DAEMON_STALL_SEC 30u
@@ -193,6 +199,7 @@ typedef struct pt_conn {
     unsigned resumable : 1;
     unsigned resumed : 1; /* it took up a session kept across a restart */
     uint8_t key[PT_RESUME_KEY_LEN];
+    uint64_t start_time; /* its process's, with the key */
     char client_name[PT_WIRE_NAME_MAX + 1];
 } pt_conn;
 
@@ -368,7 +375,8 @@ void pt_inspect_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req, 
 /* dispatch.c */
 /* state.c: --state-dir. Open DIR's journal and replay it into the core
  * (*entries: inputs replayed); -1 after logging. */
-int pt_state_open(pt_daemon *d, const char *dir, int sync, uint64_t *entries);
+int pt_state_open(pt_daemon *d, const char *dir, int sync, uint32_t compact_after,
+                  uint64_t *entries);
 /* Once the fast path is set up: record the restart of a replayed state. */
 void pt_state_restarted(pt_daemon *d, uint64_t entries);
 /* Append what was recorded (before answers are written). */
@@ -379,7 +387,11 @@ void pt_state_status(const pt_daemon *d, Pythread__StatusInfo *st);
  * journal itself is freed with the core, in daemon_free). */
 void pt_state_close(pt_daemon *d);
 
-/* Snapshot the journal when no session is open (after a restart's grace). */
+/* After a pass of the loop: when the journal has grown enough past its
+ * last snapshot and every answer given is written, begin a new snapshot
+ * (state.c: written by a thread, put in place by the loop when done).
+ * pt_state_compact asks for one at the next chance whatever the size. */
+void pt_state_compact_maybe(pt_daemon *d);
 void pt_state_compact(pt_daemon *d);
 
 /* resume.c: sessions kept across a restart. */
@@ -395,6 +407,9 @@ int pt_resume_grace(const pt_daemon *d);
 /* How a new connection's process will take its session up again; -1 when
  * no key can be had. */
 int pt_resume_who(const pt_conn *c, pt_journal_who *who);
+/* For a snapshot (pt_journal_who_fn, ctx unused): how the process of
+ * session s takes it up, as its connection was told. */
+int pt_resume_who_of(void *ctx, const pt_session *s, pt_journal_who *out);
 /* What a resuming hello leads to: calls to send again, answers to repeat. */
 typedef struct pt_resume_taken {
     uint64_t *resend;

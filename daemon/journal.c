@@ -11,15 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "journal.h"
-#include "journal.pb-c.h"
+#include "journal_int.h"
 #include "request.h"
 #include "wire.h"
 
-#define HEADER     4u
-#define RECORD_MAX (1u << 20) /* a Request is at most a frame; far below this */
-
-typedef Pythread__JournalRecord record;
+#define HEADER JOURNAL_HEADER
 
 struct pt_journal {
     uint8_t *buf;
@@ -77,7 +73,7 @@ static int reserve(pt_journal *j, size_t more)
 }
 
 /* Without a journal nothing is sized or packed: a request pays nothing. */
-static void put(pt_journal *j, const record *r)
+void pt__journal_put(pt_journal *j, const record *r)
 {
     size_t n;
     uint8_t *p;
@@ -108,7 +104,7 @@ static void put_type(pt_journal *j, Pythread__JournalRecord__Type type, uint64_t
     r.now = now;
     r.has_session = s != NULL;
     r.session = s ? pt_core_session_id(s) : 0;
-    put(j, &r);
+    pt__journal_put(j, &r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -122,7 +118,7 @@ void pt_journal_start(pt_journal *j, pt_core *core, uint64_t token_base)
     r.type = PYTHREAD__JOURNAL_RECORD__TYPE__START;
     r.has_value = 1;
     r.value = token_base;
-    put(j, &r);
+    pt__journal_put(j, &r);
     pt_core_set_token_base(core, token_base);
 }
 
@@ -149,7 +145,7 @@ pt_session *pt_journal_session_new(pt_journal *j, pt_core *core, const pt_peer *
         m.key.len = sizeof(who->key);
         r.resume = &m;
     }
-    put(j, &r);
+    pt__journal_put(j, &r);
     return s;
 }
 
@@ -171,7 +167,7 @@ void pt_journal_call(pt_journal *j, pt_core *core, pt_session *s, const Pythread
         r.now = now;
         r.session = pt_core_session_id(s);
         r.request = (Pythread__Request *)req;
-        put(j, &r);
+        pt__journal_put(j, &r);
     }
     pt_request_call(req, &call);
     pt_core_call(core, s, &call, now);
@@ -213,7 +209,7 @@ void pt_journal_limits(pt_journal *j, pt_core *core, const pt_core_limits *limit
     m.max_waiters_per_uid = l.max_waiters_per_uid;
     r.type = PYTHREAD__JOURNAL_RECORD__TYPE__LIMITS;
     r.limits = &m;
-    put(j, &r);
+    pt__journal_put(j, &r);
 }
 
 /* A RESTART record with count 1 keeps the sessions (the daemon ends the
@@ -255,7 +251,7 @@ static void reclaims_put(pt_journal *j, const pt_core_reclaim *reclaims, size_t 
         r.type = PYTHREAD__JOURNAL_RECORD__TYPE__RECLAIMS;
         r.n_reclaims = k;
         r.reclaims = ptrs;
-        put(j, &r);
+        pt__journal_put(j, &r);
     }
 }
 
@@ -270,80 +266,8 @@ void pt_journal_restart(pt_journal *j, pt_core *core, uint64_t now, uint64_t tok
     r.now = now;
     r.value = token_jump;
     r.count = RESTART_KEEPS;
-    put(j, &r);
+    pt__journal_put(j, &r);
     pt_core_restart(core, now, token_jump, reclaims, n);
-}
-
-/* ------------------------------------------------------------------ */
-/* Snapshot                                                            */
-/* ------------------------------------------------------------------ */
-
-#define COUNTERS 6
-
-static void image_put(void *ctx, const pt_core_image *im)
-{
-    pt_journal *j = ctx;
-    record r = PYTHREAD__JOURNAL_RECORD__INIT;
-    Pythread__JournalImage m = PYTHREAD__JOURNAL_IMAGE__INIT;
-    const pt_core_counters *k = &im->counters;
-    uint64_t counters[COUNTERS] = {k->acquires, k->contended,    k->handed,
-                                   k->timeouts, k->longest_wait, k->longest_hold};
-
-    m.has_serial = m.has_name = m.has_kind = m.has_transient = m.has_unlinked = 1;
-    m.has_anonymous = m.has_token_given = m.has_mode = m.has_uid = m.has_gid = 1;
-    m.has_fast = m.has_token = m.has_lock_serial = m.has_value = m.has_initial = 1;
-    m.has_owned = m.has_set = m.has_parties = m.has_timeout = m.has_state = 1;
-    m.has_reason = m.has_status = 1;
-    m.serial = im->serial;
-    m.name.data = (uint8_t *)im->name;
-    m.name.len = im->name_len;
-    m.kind = im->kind;
-    m.transient = im->transient != 0;
-    m.unlinked = im->unlinked != 0;
-    m.anonymous = im->anonymous != 0;
-    m.token_given = im->token_given != 0;
-    m.mode = im->mode;
-    m.uid = im->uid;
-    m.gid = im->gid;
-    m.fast = im->fast;
-    m.token = im->token;
-    m.n_counters = COUNTERS;
-    m.counters = counters;
-    m.lock_serial = im->lock_serial;
-    m.value = im->value;
-    m.initial = im->initial;
-    m.owned = im->owned != 0;
-    m.set = im->set != 0;
-    m.parties = im->parties;
-    m.timeout = im->timeout;
-    m.state = im->state;
-    m.reason = im->reason;
-    m.status = im->status;
-    r.type = PYTHREAD__JOURNAL_RECORD__TYPE__IMAGE;
-    r.image = &m;
-    put(j, &r);
-}
-
-int pt_journal_snapshot(pt_journal *j, const pt_core *core)
-{
-    record r = PYTHREAD__JOURNAL_RECORD__INIT;
-    Pythread__JournalHead m = PYTHREAD__JOURNAL_HEAD__INIT;
-    pt_core_image_head h;
-
-    if (pt_core_image_head_get(core, &h) < 0)
-        return -1;
-    m.has_token_floor = m.has_next_serial = m.has_next_session_id = m.has_seq = 1;
-    m.has_calls = 1;
-    m.token_floor = h.token_floor;
-    m.next_serial = h.next_serial;
-    m.next_session_id = h.next_session_id;
-    m.seq = h.seq;
-    m.calls = h.calls;
-    r.type = PYTHREAD__JOURNAL_RECORD__TYPE__IMAGE_HEAD;
-    r.head = &m;
-    put(j, &r);
-    pt_core_image_each(core, image_put, j);
-    return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -357,7 +281,7 @@ static void put_value(pt_journal *j, Pythread__JournalRecord__Type type, uint64_
     r.type = type;
     r.has_value = 1;
     r.value = v;
-    put(j, &r);
+    pt__journal_put(j, &r);
 }
 
 static uint32_t rec_created(void *ctx, int kind, int owned, uid_t uid, gid_t gid, uint32_t mode)
@@ -395,7 +319,7 @@ static void rec_claim(void *ctx, uint32_t cell, int kind, pt_core_fast_view *v)
     view_out(v, &m);
     r.type = PYTHREAD__JOURNAL_RECORD__TYPE__VIEW;
     r.view = &m;
-    put(j, &r);
+    pt__journal_put(j, &r);
 }
 
 static void rec_freed(void *ctx, uint32_t cell)
@@ -423,7 +347,7 @@ static int64_t rec_slot_read(void *ctx, uint32_t slot)
     r.type = PYTHREAD__JOURNAL_RECORD__TYPE__SLOT_COUNT;
     r.has_count = 1;
     r.count = count;
-    put(j, &r);
+    pt__journal_put(j, &r);
     return count;
 }
 
@@ -453,23 +377,7 @@ void pt_journal_set_fast_hooks(pt_journal *j, pt_core *core, const pt_core_fast_
 /* Replay                                                              */
 /* ------------------------------------------------------------------ */
 
-typedef struct replay {
-    pt_core *core;
-    const uint8_t *buf;
-    size_t len, pos;
-    pt_session **sessions; /* by id - base - 1; ids are given in order */
-    uint64_t nsessions;
-    uint64_t base; /* ids up to it were a snapshot's past: none is left */
-    pt_journal_replayed *out;
-    char *err;
-    size_t errlen;
-    int failed;
-    pt_journal_replay_hooks hooks;
-    pt_core_reclaim *reclaims; /* RECLAIMS records' for the RESTART after them */
-    size_t nreclaims;
-} replay;
-
-static void replay_fail(replay *rp, const char *what)
+void pt__replay_fail(replay *rp, const char *what)
 {
     if (!rp->failed)
         snprintf(rp->err, rp->errlen, "journal record at byte %zu: %s", rp->pos, what);
@@ -486,17 +394,17 @@ static record *replay_next(replay *rp)
     if (rp->failed || rp->pos == rp->len)
         return NULL;
     if (rp->len - rp->pos < HEADER) {
-        replay_fail(rp, "torn length");
+        pt__replay_fail(rp, "torn length");
         return NULL;
     }
     n = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
     if (n > RECORD_MAX || rp->len - rp->pos - HEADER < n) {
-        replay_fail(rp, "torn record");
+        pt__replay_fail(rp, "torn record");
         return NULL;
     }
     r = pythread__journal_record__unpack(NULL, n, p + HEADER);
     if (r == NULL) {
-        replay_fail(rp, "not a journal record");
+        pt__replay_fail(rp, "not a journal record");
         return NULL;
     }
     rp->pos += HEADER + n;
@@ -513,15 +421,35 @@ static record *replay_answer(replay *rp, Pythread__JournalRecord__Type type)
         return r;
     if (r != NULL)
         pythread__journal_record__free_unpacked(r, NULL);
-    replay_fail(rp, "a hook's answer is missing");
+    pt__replay_fail(rp, "a hook's answer is missing");
     return NULL;
+}
+
+static int kept_cmp(const void *key, const void *elem)
+{
+    uint64_t id = *(const uint64_t *)key, other = ((const replay_kept *)elem)->id;
+
+    return (id > other) - (id < other);
+}
+
+pt_session **pt__replay_session_at(replay *rp, uint64_t id)
+{
+    replay_kept *k;
+
+    if (id <= rp->base) {
+        k = rp->nkept ? bsearch(&id, rp->kept, rp->nkept, sizeof(*rp->kept), kept_cmp) : NULL;
+        return k ? &k->s : NULL;
+    }
+    if (id - rp->base > rp->nsessions)
+        return NULL;
+    return &rp->sessions[id - rp->base - 1];
 }
 
 static pt_session *replay_session(replay *rp, uint64_t id)
 {
-    if (id <= rp->base || id - rp->base > rp->nsessions)
-        return NULL;
-    return rp->sessions[id - rp->base - 1];
+    pt_session **at = pt__replay_session_at(rp, id);
+
+    return at ? *at : NULL;
 }
 
 static uint64_t answer_value(replay *rp, Pythread__JournalRecord__Type type)
@@ -601,10 +529,8 @@ static void rep_slot_free(void *ctx, uint32_t slot)
 static const pt_core_fast_hooks replaying = {rep_created,  rep_claim,     rep_freed,
                                              rep_slot_new, rep_slot_read, rep_slot_free};
 
-static void who_in(const record *r, pt_journal_who *who)
+void pt__journal_who_of(const Pythread__JournalResume *m, pt_journal_who *who)
 {
-    const Pythread__JournalResume *m = r->resume;
-
     memset(who, 0, sizeof(*who));
     who->start_time = m->start_time;
     if (m->has_key && m->key.len == sizeof(who->key))
@@ -631,64 +557,10 @@ static int session_add(replay *rp, const record *r)
         pt_journal_who who;
 
         if (r->resume != NULL)
-            who_in(r, &who);
+            pt__journal_who_of(r->resume, &who);
         rp->hooks.session_new(rp->hooks.ctx, s, r->resume != NULL ? &who : NULL);
     }
     return 0;
-}
-
-static int head_load(replay *rp, const Pythread__JournalHead *m)
-{
-    pt_core_image_head h = {m->token_floor, m->next_serial, m->next_session_id, m->seq, m->calls};
-
-    if (rp->nsessions != 0 || pt_core_image_head_load(rp->core, &h) < 0)
-        return -1;
-    rp->base = m->next_session_id;
-    return 0;
-}
-
-static int image_load(replay *rp, const Pythread__JournalImage *m)
-{
-    pt_core_image im = {
-        .serial = m->serial,
-        .name = (const char *)m->name.data,
-        .name_len = m->name.len,
-        .kind = m->kind,
-        .transient = m->transient,
-        .unlinked = m->unlinked,
-        .anonymous = m->anonymous,
-        .token_given = m->token_given,
-        .mode = m->mode,
-        .uid = m->uid,
-        .gid = m->gid,
-        .fast = m->fast,
-        .token = m->token,
-        .lock_serial = m->lock_serial,
-        .value = m->value,
-        .initial = m->initial,
-        .owned = m->owned,
-        .set = m->set,
-        .parties = m->parties,
-        .timeout = m->timeout,
-        .state = m->state,
-        .reason = m->reason,
-        .status = m->status,
-    };
-    if (m->n_counters != COUNTERS || sizeof(im.counters) != COUNTERS * sizeof(uint64_t))
-        return -1;
-    memcpy(&im.counters, m->counters, sizeof(im.counters));
-    return pt_core_image_load(rp->core, &im);
-}
-
-/* A snapshot's record: the core is rebuilt from it, not given an entry. */
-static void image_give(replay *rp, const record *r)
-{
-    int bad = r->type == PYTHREAD__JOURNAL_RECORD__TYPE__IMAGE_HEAD
-                  ? r->head == NULL || head_load(rp, r->head) < 0
-                  : r->image == NULL || image_load(rp, r->image) < 0;
-
-    if (bad)
-        replay_fail(rp, "a snapshot record that does not fit the state before it");
 }
 
 static void limits_give(replay *rp, const record *r)
@@ -697,7 +569,7 @@ static void limits_give(replay *rp, const record *r)
     pt_core_limits l;
 
     if (m == NULL) {
-        replay_fail(rp, "limits missing");
+        pt__replay_fail(rp, "limits missing");
         return;
     }
     l = (pt_core_limits){
@@ -716,7 +588,7 @@ static void call_give(replay *rp, const record *r, pt_session *s)
 
 static void session_end(replay *rp, pt_session *s, uint64_t now)
 {
-    rp->sessions[pt_core_session_id(s) - rp->base - 1] = NULL;
+    *pt__replay_session_at(rp, pt_core_session_id(s)) = NULL;
     if (rp->hooks.session_end != NULL)
         rp->hooks.session_end(rp->hooks.ctx, s);
     pt_core_session_end(rp->core, s, now);
@@ -730,7 +602,7 @@ static void reclaims_take(replay *rp, const record *r)
 
     if (r->n_reclaims > SIZE_MAX / sizeof(*grown) - rp->nreclaims ||
         (grown = realloc(rp->reclaims, (rp->nreclaims + r->n_reclaims) * sizeof(*grown))) == NULL) {
-        replay_fail(rp, "out of memory");
+        pt__replay_fail(rp, "out of memory");
         return;
     }
     rp->reclaims = grown;
@@ -739,7 +611,7 @@ static void reclaims_take(replay *rp, const record *r)
         pt_session *s = replay_session(rp, m->session);
 
         if (s == NULL || m->state < PT_RECLAIM_UNKNOWN || m->state > PT_RECLAIM_SLOT) {
-            replay_fail(rp, "a reclaim of no session");
+            pt__replay_fail(rp, "a reclaim of no session");
             return;
         }
         rp->reclaims[rp->nreclaims++] =
@@ -752,16 +624,37 @@ static void restart_give(replay *rp, const record *r)
 {
     pt_core_restart(rp->core, r->now, r->value, rp->reclaims, rp->nreclaims);
     rp->nreclaims = 0;
+    for (size_t i = 0; r->count != RESTART_KEEPS && i < rp->nkept; i++) {
+        if (rp->kept[i].s != NULL)
+            session_end(rp, rp->kept[i].s, r->now);
+    }
     for (size_t i = 0; r->count != RESTART_KEEPS && i < rp->nsessions; i++) {
         if (rp->sessions[i] != NULL)
             session_end(rp, rp->sessions[i], r->now);
     }
 }
 
+static int is_image(const record *r)
+{
+    switch (r->type) {
+    case PYTHREAD__JOURNAL_RECORD__TYPE__IMAGE_HEAD:
+    case PYTHREAD__JOURNAL_RECORD__TYPE__IMAGE:
+    case PYTHREAD__JOURNAL_RECORD__TYPE__IMAGE_SESSION:
+    case PYTHREAD__JOURNAL_RECORD__TYPE__IMAGE_LINKS:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 /* One entry, its hooks answered from the records after it. */
 static void entry_give(replay *rp, const record *r)
 {
-    pt_session *s = replay_session(rp, r->session);
+    pt_session *s;
+
+    if (rp->loading && !is_image(r))
+        pt__replay_image_end(rp);
+    s = replay_session(rp, r->session);
 
     switch (r->type) {
     case PYTHREAD__JOURNAL_RECORD__TYPE__START:
@@ -769,13 +662,13 @@ static void entry_give(replay *rp, const record *r)
         break;
     case PYTHREAD__JOURNAL_RECORD__TYPE__SESSION_NEW:
         if (session_add(rp, r) < 0)
-            replay_fail(rp, "a session out of order");
+            pt__replay_fail(rp, "a session out of order");
         break;
     case PYTHREAD__JOURNAL_RECORD__TYPE__SESSION_END:
     case PYTHREAD__JOURNAL_RECORD__TYPE__CALL:
         if (s == NULL || (r->type == PYTHREAD__JOURNAL_RECORD__TYPE__CALL &&
                           (!r->request || pt_wire_request_check(r->request)))) {
-            replay_fail(rp, "an entry of no session, or a request no client could send");
+            pt__replay_fail(rp, "an entry of no session, or a request no client could send");
         } else if (r->type == PYTHREAD__JOURNAL_RECORD__TYPE__CALL) {
             call_give(rp, r, s);
         } else {
@@ -793,7 +686,9 @@ static void entry_give(replay *rp, const record *r)
         break;
     case PYTHREAD__JOURNAL_RECORD__TYPE__IMAGE_HEAD:
     case PYTHREAD__JOURNAL_RECORD__TYPE__IMAGE:
-        image_give(rp, r);
+    case PYTHREAD__JOURNAL_RECORD__TYPE__IMAGE_SESSION:
+    case PYTHREAD__JOURNAL_RECORD__TYPE__IMAGE_LINKS:
+        pt__replay_image(rp, r);
         break;
     case PYTHREAD__JOURNAL_RECORD__TYPE__LIMITS:
         limits_give(rp, r);
@@ -805,7 +700,7 @@ static void entry_give(replay *rp, const record *r)
         restart_give(rp, r);
         break;
     default:
-        replay_fail(rp, "a hook's answer where an entry was due");
+        pt__replay_fail(rp, "a hook's answer where an entry was due");
         break;
     }
 }
@@ -833,7 +728,10 @@ int pt_journal_replay(pt_core *core, const uint8_t *buf, size_t len,
         out->entries++;
         out->used = rp.pos;
     }
+    if (rp.loading)
+        pt__replay_image_end(&rp);
     free(rp.sessions);
+    free(rp.kept);
     free(rp.reclaims);
     pt_core_set_fast_hooks(core, &(pt_core_fast_hooks){0}, NULL);
     return rp.failed ? -1 : 0;

@@ -62,11 +62,16 @@ void pt_journal_limits(pt_journal *j, pt_core *core, const pt_core_limits *limit
 void pt_journal_set_fast_hooks(pt_journal *j, pt_core *core, const pt_core_fast_hooks *hooks,
                                void *ctx);
 
-/* Record the state of core, which has no session, as a snapshot: a replay
- * of it into a fresh core rebuilds that state (its objects, their values,
- * tokens and counters, and the core's counters). -1 while a session is
- * open. */
-int pt_journal_snapshot(pt_journal *j, const pt_core *core);
+/* How the process of session s may take it up again: 0 with out filled,
+ * or -1 (it may not). */
+typedef int (*pt_journal_who_fn)(void *ctx, const pt_session *s, pt_journal_who *out);
+
+/* Record the state of core as a snapshot (journal_image.c): a replay of it
+ * into a fresh core rebuilds that state, sessions, holds and waiters in
+ * order included, and gives each session to the replay's hooks with what
+ * who (may be NULL) said of it. -1 while a restart is under way, or when a
+ * record could not be made (no memory; a record over its size limit). */
+int pt_journal_snapshot(pt_journal *j, const pt_core *core, pt_journal_who_fn who, void *ctx);
 
 /* What a replay did. */
 typedef struct pt_journal_replayed {

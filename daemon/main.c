@@ -40,8 +40,9 @@ typedef struct options {
     int no_fast_path;
     const char *state_dir; /* NULL: the state ends with the daemon */
     int sync;
-    uint32_t grace;        /* seconds sessions wait for their processes after a restart */
-    pt_core_limits limits; /* 0 = the core's default */
+    uint32_t grace;         /* seconds sessions wait for their processes after a restart */
+    uint32_t compact_after; /* journal bytes past the last snapshot before the next */
+    pt_core_limits limits;  /* 0 = the core's default */
     int verbose;
 } options;
 
@@ -68,6 +69,7 @@ enum {
     OPT_STATE_DIR,
     OPT_SYNC,
     OPT_GRACE,
+    OPT_COMPACT_AFTER,
 };
 
 static const struct option long_options[] = {
@@ -94,6 +96,7 @@ static const struct option long_options[] = {
     {"state-dir", required_argument, NULL, OPT_STATE_DIR},
     {"sync", no_argument, NULL, OPT_SYNC},
     {"grace", required_argument, NULL, OPT_GRACE},
+    {"compact-after", required_argument, NULL, OPT_COMPACT_AFTER},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -135,6 +138,8 @@ static const struct num_option {
     {OPT_LOG_INTERVAL, "--log-interval", offsetof(options, log_interval), 1, 86400},
     {OPT_SPIN_USEC, "--spin-usec", offsetof(options, spin_usec), 0, PT_SPIN_USEC_MAX},
     {OPT_GRACE, "--grace", offsetof(options, grace), 0, PT_DAEMON_GRACE_MAX},
+    {OPT_COMPACT_AFTER, "--compact-after", offsetof(options, compact_after), PT_DAEMON_COMPACT_MIN,
+     UINT32_MAX},
 };
 
 static void usage(FILE *out)
@@ -197,6 +202,9 @@ static void usage(FILE *out)
             "                          sessions of living processes wait for them to come\n"
             "                          back and reclaim their locks; calls wait meanwhile\n"
             "                          (default %u, 0 ends every session at a restart)\n"
+            "      --compact-after BYTES  rewrite the journal as a snapshot of the state\n"
+            "                          once it has grown this much, and as much as the\n"
+            "                          last snapshot, past that snapshot (default %u)\n"
             "      --no-fast-path      give clients no shared words: every operation is a\n"
             "                          request (by default uncontended Lock, RLock,\n"
             "                          Semaphore and BoundedSemaphore operations and\n"
@@ -214,7 +222,7 @@ static void usage(FILE *out)
             "SIGUSR2 replaces the running program with the one now at its path (an\n"
             "upgrade) in the same process, keeping the state, the sessions and the socket.\n"
             "Exit status: 0 stopped cleanly, 1 could not start, 2 bad usage.\n",
-            PT_DAEMON_GRACE_SEC);
+            PT_DAEMON_GRACE_SEC, PT_DAEMON_COMPACT_AFTER);
 }
 
 /* A whole decimal number in [min, max], or -1. */
@@ -391,7 +399,7 @@ static int daemon_init(pt_daemon *d, const options *o)
     if (!d->core || pt_daemon_timer_init(d) < 0 || pt_mem_init(d) < 0 ||
         pt_log_start(d->base, o->log_burst, o->log_interval) < 0)
         goto fail;
-    if (o->state_dir && pt_state_open(d, o->state_dir, o->sync, &replayed) < 0)
+    if (o->state_dir && pt_state_open(d, o->state_dir, o->sync, o->compact_after, &replayed) < 0)
         return -1;
     /* Fencing tokens go on growing across restarts (a replayed core's
      * floor is already past every token it gave). */
@@ -565,7 +573,8 @@ int main(int argc, char **argv)
                    .log_interval = PT_DAEMON_LOG_INTERVAL_SEC,
                    .socket_mode = PT_DAEMON_SOCKET_MODE,
                    .spin_usec = PT_SPIN_USEC_DEFAULT,
-                   .grace = PT_DAEMON_GRACE_SEC};
+                   .grace = PT_DAEMON_GRACE_SEC,
+                   .compact_after = PT_DAEMON_COMPACT_AFTER};
     pt_daemon daemon = {0};
     char path[PATH_MAX];
     int rc, fd;

@@ -150,6 +150,18 @@ static int process_open(const pt_kept *k)
     return fd;
 }
 
+int pt_resume_who_of(void *ctx, const pt_session *s, pt_journal_who *out)
+{
+    const pt_conn *c = pt_core_session_udata(s);
+
+    (void)ctx;
+    if (c == NULL || !c->resumable)
+        return -1;
+    out->start_time = c->start_time;
+    memcpy(out->key, c->key, sizeof(out->key));
+    return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* The replay: sessions and their answers                              */
 /* ------------------------------------------------------------------ */
@@ -554,6 +566,7 @@ static void kept_take(pt_kept *k, pt_conn *c, uint64_t now)
     c->session = k->session;
     c->id = pt_core_session_id(k->session);
     memcpy(c->key, k->who.key, sizeof(c->key));
+    c->start_time = k->who.start_time;
     c->resumable = 1;
     c->resumed = 1;
     pt_core_session_set_udata(k->session, c);

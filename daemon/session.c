@@ -451,6 +451,7 @@ void pt_conn_flush_pending(pt_daemon *d)
         c->queued = 0;
         conn_flush(c);
     }
+    pt_state_compact_maybe(d);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1133,6 +1134,7 @@ static const pt_journal_who *conn_who(pt_conn *c, pt_journal_who *who)
     if (c->daemon->state == NULL || c->daemon->grace_ms == 0 || pt_resume_who(c, who) < 0)
         return NULL;
     memcpy(c->key, who->key, sizeof(c->key));
+    c->start_time = who->start_time;
     c->resumable = 1;
     return who;
 }

@@ -26,17 +26,7 @@
 
 #include "daemon.h"
 #include "journal.h"
-
-struct pt_statedir {
-    int fd;
-    int lock_fd; /* DIR/lock, flocked while the daemon runs */
-    int sync;
-    char dir[PATH_MAX];
-    char path[PATH_MAX];
-    uint64_t restored, replayed, torn; /* at this start: objects, inputs, bytes cut */
-    uint64_t appended;                 /* bytes */
-    int failing;                       /* the last append failed (logged once until one works) */
-};
+#include "state_int.h"
 
 static int read_all(int fd, uint8_t **out, size_t *len)
 {
@@ -132,13 +122,14 @@ static int state_replay(pt_daemon *d, pt_statedir *s, uint64_t *entries)
         }
     }
     free(buf);
-    s->appended = out.used;
+    s->appended = s->since = out.used;
     s->replayed = out.records;
     *entries = out.entries;
     return 0;
 }
 
-int pt_state_open(pt_daemon *d, const char *dir, int sync, uint64_t *entries)
+int pt_state_open(pt_daemon *d, const char *dir, int sync, uint32_t compact_after,
+                  uint64_t *entries)
 {
     pt_statedir *s = calloc(1, sizeof(*s));
 
@@ -147,6 +138,7 @@ int pt_state_open(pt_daemon *d, const char *dir, int sync, uint64_t *entries)
         return -1;
     s->fd = s->lock_fd = -1;
     s->sync = sync;
+    s->compact_after = compact_after;
     snprintf(s->dir, sizeof(s->dir), "%s", dir);
     d->state = s;
     if (state_file(s, dir) < 0 || state_replay(d, s, entries) < 0)
@@ -155,76 +147,17 @@ int pt_state_open(pt_daemon *d, const char *dir, int sync, uint64_t *entries)
     return d->journal ? 0 : -1;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len);
-
-/* Write what snap holds to path.new and put it in place of path. */
-static int replace_file(pt_statedir *s, pt_journal *snap)
-{
-    char tmp[PATH_MAX + 8], dir[PATH_MAX], *slash;
-    const uint8_t *p;
-    size_t len;
-    int fd, dfd, ok;
-
-    snprintf(tmp, sizeof(tmp), "%s.new", s->path);
-    snprintf(dir, sizeof(dir), "%s", s->path);
-    slash = strrchr(dir, '/');
-    if (slash != NULL)
-        *slash = '\0';
-    p = pt_journal_bytes(snap, &len);
-    fd = open_logged(tmp, O_WRONLY | O_CREAT | O_TRUNC);
-    if (fd < 0)
-        return -1;
-    ok = write_all(fd, p, len) == 0 && fsync(fd) == 0 && rename(tmp, s->path) == 0;
-    if (!ok) {
-        pt_log(LOG_ERR, "pythreadd: cannot write %s: %s; the journal stays as it was", tmp,
-               strerror(errno));
-        close(fd);
-        unlink(tmp);
-        return -1;
-    }
-    /* the rename itself must be on disk */
-    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    close(s->fd);
-    s->fd = fd;
-    s->appended = len;
-    return 0;
-}
-
-/*
- * When nobody has a session (after a restart whose sessions all ended),
- * the state is its objects alone: the journal is rewritten as a snapshot
- * of them, and grows from there only with what happens in this life of
- * the daemon. With sessions kept it goes on growing.
- */
+/* At the next chance, whatever the journal's size: after a restart the
+ * journal holds the old life's records, which a snapshot makes short. */
 void pt_state_compact(pt_daemon *d)
 {
-    pt_statedir *s = d->state;
-    pt_journal *snap;
-    pt_core_limits limits;
     pt_core_stats st;
-    size_t len;
 
-    if (s == NULL || s->fd < 0)
+    if (d->state == NULL)
         return;
     pt_core_get_stats(d->core, &st);
-    s->restored = st.objects;
-    if (st.sessions != 0)
-        return;
-    pt_state_flush(d); /* the restart's records, then the snapshot takes their place */
-    snap = pt_journal_new();
-    pt_core_get_limits(d->core, &limits);
-    if (snap != NULL && pt_journal_snapshot(snap, d->core) == 0) {
-        pt_journal_limits(snap, d->core, &limits); /* its replay runs under them */
-        if (pt_journal_lost(snap) == 0 && replace_file(s, snap) == 0) {
-            pt_journal_bytes(d->journal, &len);
-            pt_journal_take(d->journal, len); /* the snapshot holds their effect */
-        }
-    }
-    pt_journal_free(snap);
+    d->state->restored = st.objects;
+    d->state->want = 1;
 }
 
 void pt_state_restarted(pt_daemon *d, uint64_t entries)
@@ -245,7 +178,7 @@ void pt_state_restarted(pt_daemon *d, uint64_t entries)
     pt_resume_start(d, d->grace_ms);
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len)
+int pt__write_all(int fd, const uint8_t *p, size_t len)
 {
     while (len > 0) {
         ssize_t n = write(fd, p, len);
@@ -288,7 +221,7 @@ void pt_state_flush(pt_daemon *d)
     p = pt_journal_bytes(d->journal, &len);
     if (len == 0)
         return;
-    if (write_all(s->fd, p, len) < 0 || (s->sync && fdatasync(s->fd) < 0)) {
+    if (pt__write_all(s->fd, p, len) < 0 || (s->sync && fdatasync(s->fd) < 0)) {
         if (!s->failing)
             pt_log(LOG_ERR,
                    "pythreadd: cannot append to %s: %s; state changes are not kept until it "
@@ -298,6 +231,8 @@ void pt_state_flush(pt_daemon *d)
     } else {
         s->failing = 0;
         s->appended += len;
+        s->since += len;
+        pt__compact_appended(s, p, len);
     }
     pt_journal_take(d->journal, len);
 }
@@ -314,6 +249,7 @@ void pt_state_close(pt_daemon *d)
         pt_fast_publish_all(d->fast);
         pt_state_flush(d);
     }
+    pt__compact_cancel(s);
     if (s->fd >= 0)
         close(s->fd);
     if (s->lock_fd >= 0)

@@ -80,7 +80,7 @@ expect "$libdir/cmake/pythread/pythreadConfigVersion.cmake"
 expect "$libdir/cmake/pythread/pythreadTargets.cmake"
 expect "$unitdir/pythreadd.socket"
 expect "$unitdir/pythreadd.service"
-grep -qx "ExecStart=$prefix/$sbindir/pythreadd --socket /run/pythread/pythreadd.sock" \
+grep -qx "ExecStart=$prefix/$sbindir/pythreadd --socket /run/pythread/pythreadd.sock --state-dir /var/lib/pythread" \
     "$prefix/$unitdir/pythreadd.service" ||
     fail "pythreadd.service does not start $prefix/$sbindir/pythreadd"
 expect "$sysusersdir/pythread.conf"

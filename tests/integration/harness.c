@@ -287,6 +287,20 @@ pid_t harness_daemon_spawn(const char *sock, const char *log, const char *const 
     return pid;
 }
 
+int harness_log_count(const harness *h, const char *text)
+{
+    FILE *f = fopen(h->log, "r");
+    char line[1024];
+    int n = 0;
+
+    if (f == NULL)
+        return 0;
+    while (fgets(line, sizeof(line), f) != NULL)
+        n += strstr(line, text) != NULL;
+    fclose(f);
+    return n;
+}
+
 void harness_show_log(const char *log)
 {
     char buf[4096];

@@ -71,6 +71,8 @@ void harness_daemon_stop(harness *h);
 pid_t harness_daemon_spawn(const char *sock, const char *log, const char *const *args);
 /* Copies the daemon's log to stderr (for a failed test). */
 void harness_show_log(const char *log);
+/* Lines of the daemon's log (all its lives) that contain text. */
+int harness_log_count(const harness *h, const char *text);
 /* 1 if a client can open a session on sock. */
 int harness_daemon_answers(const char *sock);
 

@@ -40,7 +40,7 @@ typedef struct chaos {
 } chaos;
 
 static chaos *sh;
-static const char *args[6];
+static const char *args[7];
 
 static void violation(const char *fmt, long long a, long long b)
 {
@@ -146,7 +146,9 @@ static void daemon_restart(harness *h)
     args[1] = h->dir;
     args[2] = "--grace";
     args[3] = "5";
-    args[4] = NULL;
+    args[4] = "--compact-after"; /* snapshots all the time: kills land in them too */
+    args[5] = "1024";
+    args[6] = NULL;
     h->daemon_args = args;
     harness_daemon_start(h);
 }
@@ -239,6 +241,7 @@ static void run_for(double seconds)
 
 static void test_kill9_twenty_times_under_load(void **state)
 {
+    int snapshots;
     harness *h = *state;
     pid_t pids[SLOTS] = {0};
     unsigned seed = 12345;
@@ -294,9 +297,11 @@ static void test_kill9_twenty_times_under_load(void **state)
     if (atomic_load(&sh->violations))
         fail_msg("%s", sh->why);
     check_after_restart(pids);
-    print_message("%d kills, %llu rounds of work, last Lock token %llu\n", KILLS,
-                  (unsigned long long)atomic_load(&sh->rounds),
+    snapshots = harness_log_count(h, "rewritten as a snapshot");
+    print_message("%d kills, %llu rounds of work, %d snapshots, last Lock token %llu\n", KILLS,
+                  (unsigned long long)atomic_load(&sh->rounds), snapshots,
                   (unsigned long long)atomic_load(&sh->last_token));
+    assert_true(snapshots >= KILLS); /* one at least after each restart */
     h->passed = 1;
 }
 

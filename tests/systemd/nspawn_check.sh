@@ -1,7 +1,7 @@
 #!/bin/sh
 # The check nspawn_test.sh runs inside its container, as root, from a oneshot
-# unit, with systemd as PID 1 and pythreadd under its real hardened units
-# (plus a drop-in giving it --state-dir). Two clients hold a lock while their
+# unit, with systemd as PID 1 and pythreadd under its real hardened units,
+# as shipped (state kept in /var/lib/pythread). Two clients hold a lock while their
 # command waits for a file: `pythreadctl lock L` as root and `pythreadctl
 # lock U` as nobody. Through `systemctl restart pythreadd` and then a crash
 # (SIGKILL, brought back by Restart=on-failure) each lock must stay with the

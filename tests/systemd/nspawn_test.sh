@@ -1,8 +1,9 @@
 #!/bin/sh
 # pythreadd under a real systemd as PID 1: boots Debian 12 with
 # `systemd-nspawn -b` in a debootstrapped root holding the built pythreadd,
-# pythreadctl and libpythread, the project's own hardened units and a drop-in
-# that adds --state-dir, and runs nspawn_check.sh there from a oneshot unit:
+# pythreadctl and libpythread and the project's own hardened units (which
+# keep the state in /var/lib/pythread), and runs nspawn_check.sh there from
+# a oneshot unit:
 # locks held by root and by nobody through `pythreadctl lock` must stay with
 # their processes and sessions across `systemctl restart` and a SIGKILL
 # (Restart=on-failure), and the commands under them must finish undisturbed.
@@ -179,20 +180,11 @@ WantedBy=multi-user.target
 EOF
 }
 
-# The drop-in: the unit's own ExecStart= with --state-dir added, in the
-# state directory systemd makes for it (ProtectSystem=strict leaves the rest
-# read-only).
-state_dropin() {
-    exec_start=$(sed -n 's/^ExecStart=//p' "$units/pythreadd.service")
-    [ -n "$exec_start" ] || fail "no ExecStart= in $units/pythreadd.service"
-    printf '[Service]\nStateDirectory=pythread\nExecStart=\nExecStart=%s --state-dir /var/lib/pythread\n' \
-        "$exec_start"
-    # AddressSanitizer's leak check stops the threads with ptrace, which
-    # SystemCallFilter= denies: it would fail every clean exit. The other
-    # tests check for leaks.
-    if echo "$owners_of_libs" | grep -q '/libasan\.so'; then
-        printf 'Environment=ASAN_OPTIONS=detect_leaks=0\n'
-    fi
+# AddressSanitizer's leak check stops the threads with ptrace, which
+# SystemCallFilter= denies: it would fail every clean exit. The other tests
+# check for leaks. (Nothing else is added to the units as shipped.)
+sanitizer_dropin() {
+    printf '[Service]\nEnvironment=ASAN_OPTIONS=detect_leaks=0\n'
 }
 
 install_project() {
@@ -210,7 +202,9 @@ install_project() {
     install -m 0644 "$units/pythreadd.service" "$units/pythreadd.socket" "$etc/"
     mkdir -p "$root/usr/lib/sysusers.d" "$etc/pythreadd.service.d"
     install -m 0644 "$units/pythread-sysusers.conf" "$root/usr/lib/sysusers.d/pythread.conf"
-    state_dropin >"$etc/pythreadd.service.d/state.conf"
+    if echo "$owners_of_libs" | grep -q '/libasan\.so'; then
+        sanitizer_dropin >"$etc/pythreadd.service.d/sanitizer.conf"
+    fi
 
     mkdir -p "$root/usr/local/libexec"
     install -m 0755 "$here/nspawn_check.sh" "$root/usr/local/libexec/pythread-nspawn-check"

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "journal.h"
+#include "journal.pb-c.h"
 #include "pythread.h"
 
 /* What a core said and holds, as text, to compare two cores. */
@@ -379,22 +380,6 @@ static pt_core *replay_same(pt_journal_replayed *out)
     return copy;
 }
 
-static void test_replay_rebuilds_every_kind(void **state)
-{
-    pt_journal_replayed out;
-    pt_core *copy;
-
-    (void)state;
-    script();
-    assert_int_equal(pt_journal_lost(W.j), 0);
-    copy = replay_same(&out);
-    assert_true(out.entries > 50);
-    assert_non_null(strstr(orig_state.buf, "lock kind 1"));
-    if (getenv("PT_JOURNAL_SHOW"))
-        fprintf(stderr, "%s%s", W.said.buf, orig_state.buf);
-    pt_core_free(copy);
-}
-
 /* What a replay told of its sessions. */
 typedef struct heard {
     int made, ended, resumable;
@@ -418,6 +403,135 @@ static void heard_end(void *ctx, pt_session *s)
 {
     (void)s;
     ((heard *)ctx)->ended++;
+}
+
+/* The type of the record at pos in buf, 0 past the end. */
+static int record_type(const uint8_t *buf, size_t len, size_t pos)
+{
+    Pythread__JournalRecord *r;
+    size_t n;
+    int type;
+
+    if (pos + 4 > len)
+        return 0;
+    n = (size_t)buf[pos] << 24 | (size_t)buf[pos + 1] << 16 | (size_t)buf[pos + 2] << 8 |
+        buf[pos + 3];
+    r = pythread__journal_record__unpack(NULL, n, buf + pos + 4);
+    assert_non_null(r);
+    type = r->type;
+    pythread__journal_record__free_unpacked(r, NULL);
+    return type;
+}
+
+/* Sessions of even pids may be taken up (as session_new records them). */
+static int snap_who(void *ctx, const pt_session *s, pt_journal_who *out)
+{
+    pid_t pid = pt_core_session_peer(s)->pid;
+
+    (void)ctx;
+    if (pid % 2)
+        return -1;
+    out->start_time = (uint64_t)pid * 10;
+    memset(out->key, pid & 0xff, sizeof(out->key));
+    return 0;
+}
+
+/* The journal cut after `used` bytes, replayed, imaged as a snapshot, and
+ * the snapshot followed by the rest of the journal replayed into another
+ * fresh core: that core heard what the writer said after the cut and ends
+ * in the writer's state. */
+static void snapshot_at(const uint8_t *buf, size_t len, size_t used, const char *final)
+{
+    static text before, after, state;
+    pt_core *head = pt_core_new(NULL, sink, &before), *tail;
+    pt_journal *snap = pt_journal_new();
+    pt_journal_replayed out;
+    heard h = {0};
+    pt_journal_replay_hooks hooks = {heard_new, heard_end, &h};
+    const uint8_t *sbuf;
+    uint8_t *joined;
+    char err[160] = "";
+    size_t slen;
+
+    before.len = after.len = state.len = 0;
+    assert_int_equal(pt_journal_replay(head, buf, used, NULL, &out, err, sizeof(err)), 0);
+    assert_int_equal(pt_journal_snapshot(snap, head, snap_who, NULL), 0);
+    sbuf = pt_journal_bytes(snap, &slen);
+    joined = malloc(slen + len - used);
+    assert_non_null(joined);
+    memcpy(joined, sbuf, slen);
+    memcpy(joined + slen, buf + used, len - used);
+    tail = pt_core_new(NULL, sink, &after);
+    if (pt_journal_replay(tail, joined, slen + len - used, &hooks, &out, err, sizeof(err)) != 0)
+        fail_msg("snapshot at byte %zu: %s", used, err);
+    assert_int_equal(before.len + after.len, W.said.len);
+    assert_memory_equal(after.buf, W.said.buf + before.len, after.len);
+    core_say(tail, &state, W.now);
+    if (strcmp(final, state.buf) != 0)
+        fail_msg("snapshot at byte %zu: state differs:\n--- written\n%s--- from it\n%s", used,
+                 final, state.buf);
+    pt_core_free(head);
+    pt_core_free(tail);
+    pt_journal_free(snap);
+    free(joined);
+}
+
+static int is_answer(int type)
+{
+    return type == PYTHREAD__JOURNAL_RECORD__TYPE__CELL ||
+           type == PYTHREAD__JOURNAL_RECORD__TYPE__VIEW ||
+           type == PYTHREAD__JOURNAL_RECORD__TYPE__SLOT ||
+           type == PYTHREAD__JOURNAL_RECORD__TYPE__SLOT_COUNT;
+}
+
+/* snapshot_at every whole entry of the journal written so far, but where
+ * the daemon never takes one: between a restart's reclaims and the
+ * restart, and while the words are lost. Returns how many were checked. */
+static int snapshots_hold_at_every_point(void)
+{
+    static text final;
+    const uint8_t *buf;
+    size_t len, pos = 0;
+    int checked = 0, lost = 0;
+
+    final.len = 0;
+    core_say(W.core, &final, W.now);
+    buf = pt_journal_bytes(W.j, &len);
+    while (pos < len) {
+        int type = record_type(buf, len, pos);
+        size_t n = (size_t)buf[pos] << 24 | (size_t)buf[pos + 1] << 16 | (size_t)buf[pos + 2] << 8 |
+                   buf[pos + 3];
+        int next;
+
+        pos += 4 + n;
+        lost = type == PYTHREAD__JOURNAL_RECORD__TYPE__WORDS_LOST ? 1
+               : type == PYTHREAD__JOURNAL_RECORD__TYPE__RESTART  ? 0
+                                                                  : lost;
+        next = record_type(buf, len, pos);
+        if (lost || next == PYTHREAD__JOURNAL_RECORD__TYPE__RECLAIMS ||
+            next == PYTHREAD__JOURNAL_RECORD__TYPE__RESTART || is_answer(next))
+            continue; /* inside a restart, or a hook's answer follows */
+        snapshot_at(buf, len, pos, final.buf);
+        checked++;
+    }
+    return checked;
+}
+
+static void test_replay_rebuilds_every_kind(void **state)
+{
+    pt_journal_replayed out;
+    pt_core *copy;
+
+    (void)state;
+    script();
+    assert_int_equal(pt_journal_lost(W.j), 0);
+    copy = replay_same(&out);
+    assert_true(out.entries > 50);
+    assert_non_null(strstr(orig_state.buf, "lock kind 1"));
+    assert_true(snapshots_hold_at_every_point() > 40);
+    if (getenv("PT_JOURNAL_SHOW"))
+        assert_non_null(strstr(orig_state.buf, "act kind 7 tr0 ul0 refs 3 serial 1 waiters 3"));
+    pt_core_free(copy);
 }
 
 /* A restart keeps the sessions and takes what their words said (a hold
@@ -625,6 +739,7 @@ static void test_restart_after_script_replays_at_each_point(void **state)
     pt_journal_bytes(W.j, &len);
     assert_non_null(strstr(orig_state.buf, "sessions 3"));
     pt_core_free(copy);
+    assert_true(snapshots_hold_at_every_point() > 80);
 
     /* the journal up to the restart's end */
     replay_said.len = replay_state.len = 0;
@@ -638,6 +753,78 @@ static void test_restart_after_script_replays_at_each_point(void **state)
         fail_msg("state at the restart differs:\n--- written\n%s--- replayed\n%s", at_restart.buf,
                  replay_state.buf);
     pt_core_free(copy);
+}
+
+/* A barrier wait by thread th of session si, its action run by it if it
+ * is the last party. */
+static void barrier_wait(int si, uint64_t th, double timeout)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+
+    req.op = PYTHREAD__OP__OP_BARRIER_WAIT;
+    req.has_handle = req.has_thread = req.has_timeout = req.has_has_action = 1;
+    req.handle = 1;
+    req.thread = th;
+    req.timeout = timeout;
+    req.has_action = 1;
+    req_send(si, &req);
+}
+
+/* What the scripts above leave out: a barrier whose action runs (its
+ * runner, arrivals of the next cycle waiting as entrants, an abort asked
+ * meanwhile), a Lock with a queue of timed waiters, RLock depth, permits
+ * of a BoundedSemaphore given back by a session that holds none, a session
+ * ending with two locks held; a
+ * snapshot taken between any two of its entries gives the same state and
+ * answers. */
+static void test_snapshot_of_a_running_action(void **state)
+{
+    Pythread__Request done = PYTHREAD__REQUEST__INIT;
+
+    (void)state;
+    for (int i = 0; i < 3; i++) {
+        session_new(i, 100 + 2 * i);
+        op_open(i, "act", PT_KIND_BARRIER, 1, 2, 0);
+        op_open(i, "lock", PT_KIND_LOCK, 1, 0, 0);
+        op_open(i, "rlock", PT_KIND_RLOCK, 1, 0, 0);
+        op_open(i, "bsem", PT_KIND_BOUNDED_SEMAPHORE, 3, 0, 0);
+        op_open(i, "lock2", PT_KIND_LOCK, 1, 0, 0);
+    }
+    W.now = 1000;
+    op(2, PYTHREAD__OP__OP_ACQUIRE, 4, -1, 1);
+    op(1, PYTHREAD__OP__OP_ACQUIRE, 4, -1, 1);
+    op(1, PYTHREAD__OP__OP_ACQUIRE, 5, -1, 1); /* session 1 holds two locks */
+    op(0, PYTHREAD__OP__OP_ACQUIRE, 5, -1, 1);
+    barrier_wait(0, 1, 10.0);
+    barrier_wait(1, 1, 10.0); /* the last party: session 1 runs the action */
+    barrier_wait(2, 1, 5.0);  /* entrants of the next cycle */
+    barrier_wait(0, 2, -1);
+    op(2, PYTHREAD__OP__OP_ACQUIRE, 2, -1, 1);
+    op(0, PYTHREAD__OP__OP_ACQUIRE, 2, 3.0, 1);
+    op(1, PYTHREAD__OP__OP_ACQUIRE, 2, 4.0, 1);
+    op(1, PYTHREAD__OP__OP_ACQUIRE, 3, -1, 1);
+    op(1, PYTHREAD__OP__OP_ACQUIRE, 3, -1, 1);
+    op(2, PYTHREAD__OP__OP_ACQUIRE, 3, -1, 1);
+    op(2, PYTHREAD__OP__OP_BARRIER_ABORT, 1, -1, 1); /* pending until the action ends */
+    core_say(W.core, &orig_state, W.now);
+    assert_non_null(strstr(W.said.buf, "s2 #21 st0 ok1 v1 t0 h0 c0 a1"));
+    assert_non_null(strstr(orig_state.buf, "act kind 7 tr0 ul0 refs 3 serial 1 waiters 3"));
+    W.now = 2 * PT_NS_PER_SEC;
+    done.op = PYTHREAD__OP__OP_BARRIER_ACTION_DONE;
+    done.has_handle = done.has_thread = done.has_status = 1;
+    done.handle = 1;
+    done.thread = 1;
+    req_send(1, &done);
+    op(2, PYTHREAD__OP__OP_RELEASE, 2, -1, 1);
+    op(0, PYTHREAD__OP__OP_RELEASE, 4, -1, 1); /* not its permit: the oldest holder's goes */
+    W.now = 4 * PT_NS_PER_SEC;
+    pt_journal_expire(W.j, W.core, W.now);
+    published();
+    pt_journal_session_end(W.j, W.core, W.s[1], W.now);
+    W.s[1] = NULL;
+    published();
+    assert_int_equal(pt_journal_lost(W.j), 0);
+    assert_true(snapshots_hold_at_every_point() > 20);
 }
 
 /* However many sessions come back with however many handles, the
@@ -677,8 +864,7 @@ static void test_restart_with_many_reclaims_replays(void **state)
 /* After a restart (every session ended) the state is its objects: a
  * snapshot of it, replayed into a fresh core, is the same state as the
  * whole journal replayed, and so is the snapshot followed by what the
- * daemon records after it (new sessions, their ids going on). A core with
- * sessions has no snapshot. */
+ * daemon records after it (new sessions, their ids going on). */
 static void test_snapshot_after_restart(void **state)
 {
     pt_journal *snap = pt_journal_new();
@@ -691,9 +877,8 @@ static void test_snapshot_after_restart(void **state)
 
     (void)state;
     script();
-    assert_int_equal(pt_journal_snapshot(snap, W.core), -1);
     restart_alone(W.now + 20 * PT_NS_PER_SEC);
-    assert_int_equal(pt_journal_snapshot(snap, W.core), 0);
+    assert_int_equal(pt_journal_snapshot(snap, W.core, NULL, NULL), 0);
     whole = replayed(0, &rc, &out);
     assert_int_equal(rc, 0);
     /* the daemon goes on writing after its snapshot */
@@ -768,7 +953,7 @@ static void test_damaged_journal_is_survived(void **state)
     (void)state;
     script();
     restart_alone(W.now + 20 * PT_NS_PER_SEC);
-    assert_int_equal(pt_journal_snapshot(snap, W.core), 0);
+    assert_int_equal(pt_journal_snapshot(snap, W.core, NULL, NULL), 0);
     bufs[0] = pt_journal_bytes(W.j, &lens[0]);
     bufs[1] = pt_journal_bytes(snap, &lens[1]);
     bad = malloc(lens[0] + lens[1]);
@@ -859,6 +1044,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_replay_rebuilds_every_kind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_after_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_of_a_running_action, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_keeps_sessions_and_reclaims, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_with_many_reclaims_replays, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_after_script_replays_at_each_point, setup,

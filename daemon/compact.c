@@ -1,0 +1,261 @@
+/*
+ * compact.c - the journal rewritten as a snapshot while the daemon serves.
+ *
+ * Once the journal has grown past its last snapshot by --compact-after and
+ * by that snapshot's size (so rewriting costs at most one more write of
+ * every byte recorded), the loop images the core into memory and a thread
+ * writes it to DIR/journal.new and fsyncs it, so the loop never waits on
+ * the disk. Meanwhile the loop goes on appending to the old journal, and
+ * keeps a copy of what it appends; when the thread is done, the loop
+ * appends that copy to the new file and renames it over the old one. At
+ * any crash point one of the two files is whole: the old one until the
+ * rename, the new one after it.
+ *
+ * A snapshot is taken only when every answer the core gave has been
+ * written to its socket: a process reads those even after the daemon
+ * died, and the snapshot keeps no answer to give again after a restart.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "daemon.h"
+#include "journal.h"
+#include "state_int.h"
+
+struct pt_compaction {
+    pthread_t thread;
+    pt_journal *snap;
+    char tmp[PATH_MAX + 8];
+    int fd;  /* the new file, open for appending; -1 when writing it failed */
+    int err; /* errno of that failure */
+    int wake[2];
+    struct event *done;
+    struct evbuffer *tail; /* appended to the old journal since the image */
+};
+
+/* ------------------------------------------------------------------ */
+/* The thread                                                          */
+/* ------------------------------------------------------------------ */
+
+static void *compact_write(void *arg)
+{
+    pt_compaction *cp = arg;
+    size_t len;
+    const uint8_t *p = pt_journal_bytes(cp->snap, &len);
+
+    cp->fd = open(cp->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+    if (cp->fd < 0 || pt__write_all(cp->fd, p, len) < 0 || fsync(cp->fd) < 0) {
+        cp->err = errno;
+        if (cp->fd >= 0)
+            close(cp->fd);
+        cp->fd = -1;
+    }
+    (void)!write(cp->wake[1], "", 1);
+    return NULL;
+}
+
+/* Signals stay with the loop's thread. */
+static int thread_start(pt_compaction *cp)
+{
+    sigset_t all, old;
+    int rc;
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&cp->thread, NULL, compact_write, cp);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc == 0 ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* The loop                                                            */
+/* ------------------------------------------------------------------ */
+
+static void compaction_free(pt_compaction *cp)
+{
+    if (cp->done != NULL)
+        event_free(cp->done);
+    if (cp->wake[0] >= 0)
+        close(cp->wake[0]);
+    if (cp->wake[1] >= 0)
+        close(cp->wake[1]);
+    if (cp->tail != NULL)
+        evbuffer_free(cp->tail);
+    pt_journal_free(cp->snap);
+    free(cp);
+}
+
+void pt__compact_appended(pt_statedir *s, const uint8_t *p, size_t len)
+{
+    if (s->cp != NULL && evbuffer_add(s->cp->tail, p, len) < 0) {
+        /* the new file would miss these: it is not put in place */
+        s->cp->err = ENOMEM;
+    }
+}
+
+void pt__compact_cancel(pt_statedir *s)
+{
+    pt_compaction *cp = s->cp;
+
+    if (cp == NULL)
+        return;
+    pthread_join(cp->thread, NULL);
+    if (cp->fd >= 0)
+        close(cp->fd);
+    unlink(cp->tmp);
+    compaction_free(cp);
+    s->cp = NULL;
+}
+
+static int tail_write(pt_compaction *cp)
+{
+    while (evbuffer_get_length(cp->tail) > 0) {
+        int n = evbuffer_write(cp->tail, cp->fd);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void dir_sync(const pt_statedir *s)
+{
+    int fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+/* The new file gets the tail, then takes the journal's name. */
+static int swap_in(pt_statedir *s, pt_compaction *cp)
+{
+    if (cp->fd < 0 || cp->err != 0)
+        return -1;
+    if (tail_write(cp) < 0 || (s->sync && fdatasync(cp->fd) < 0) || rename(cp->tmp, s->path) < 0) {
+        cp->err = errno;
+        return -1;
+    }
+    if (s->sync)
+        dir_sync(s); /* the rename too survives a power loss */
+    return 0;
+}
+
+static void compact_done(evutil_socket_t fd, short what, void *arg)
+{
+    pt_statedir *s = arg;
+    pt_compaction *cp = s->cp;
+    size_t snap_len, tail_len = evbuffer_get_length(cp->tail);
+
+    (void)fd, (void)what;
+    pthread_join(cp->thread, NULL);
+    pt_journal_bytes(cp->snap, &snap_len);
+    if (swap_in(s, cp) == 0) {
+        close(s->fd);
+        s->fd = cp->fd;
+        s->snap_bytes = snap_len;
+        s->since = tail_len;
+        s->appended = snap_len + tail_len;
+        pt_log(LOG_INFO, "pythreadd: %s rewritten as a snapshot of the state (%zu bytes)", s->path,
+               snap_len);
+    } else {
+        pt_log(LOG_ERR,
+               "pythreadd: cannot write %s: %s; the journal stays as it was and grows until a "
+               "later snapshot works (free space on its file system)",
+               cp->tmp, strerror(cp->err));
+        if (cp->fd >= 0)
+            close(cp->fd);
+        unlink(cp->tmp);
+        s->snap_bytes = s->since; /* try again once it has grown as much */
+    }
+    compaction_free(cp);
+    s->cp = NULL;
+}
+
+/* Every answer given is in its socket (see the top). */
+static int answers_written(const pt_daemon *d)
+{
+    const pt_conn *c;
+
+    TAILQ_FOREACH(c, &d->conns, link)
+    {
+        if (c->out_len != c->out_off)
+            return 0;
+    }
+    return 1;
+}
+
+static pt_journal *image(pt_daemon *d)
+{
+    pt_journal *snap = pt_journal_new();
+    pt_core_limits limits;
+
+    if (snap == NULL)
+        return NULL;
+    pt_core_get_limits(d->core, &limits);
+    if (pt_journal_snapshot(snap, d->core, pt_resume_who_of, NULL) < 0) {
+        pt_journal_free(snap);
+        return NULL;
+    }
+    pt_journal_limits(snap, d->core, &limits); /* its replay runs under them */
+    return snap;
+}
+
+static pt_compaction *compaction_new(pt_daemon *d, pt_statedir *s)
+{
+    pt_compaction *cp = calloc(1, sizeof(*cp));
+
+    if (cp == NULL)
+        return NULL;
+    cp->fd = -1;
+    cp->wake[0] = cp->wake[1] = -1;
+    snprintf(cp->tmp, sizeof(cp->tmp), "%s.new", s->path);
+    if (pipe2(cp->wake, O_CLOEXEC) < 0 || (cp->tail = evbuffer_new()) == NULL ||
+        (cp->done = event_new(d->base, cp->wake[0], EV_READ, compact_done, s)) == NULL ||
+        (cp->snap = image(d)) == NULL) {
+        compaction_free(cp);
+        return NULL;
+    }
+    return cp;
+}
+
+static int due(const pt_statedir *s)
+{
+    return s->want || (s->since >= s->compact_after && s->since >= s->snap_bytes);
+}
+
+void pt_state_compact_maybe(pt_daemon *d)
+{
+    pt_statedir *s = d->state;
+    pt_compaction *cp;
+
+    if (s == NULL || s->fd < 0 || s->cp != NULL || !due(s) || pt_resume_grace(d))
+        return;
+    pt_state_flush(d); /* what a write error's session end recorded */
+    if (!answers_written(d))
+        return; /* a later pass */
+    s->want = 0;
+    cp = compaction_new(d, s);
+    if (cp == NULL || event_add(cp->done, NULL) < 0 || thread_start(cp) < 0) {
+        pt_log(LOG_ERR, "pythreadd: no memory to snapshot the state; the journal grows until a "
+                        "later snapshot works");
+        if (cp != NULL)
+            compaction_free(cp);
+        s->snap_bytes = s->since;
+        return;
+    }
+    s->cp = cp;
+}

@@ -1,0 +1,37 @@
+/*
+ * state_int.h - the state directory as state.c (the journal file) and
+ * compact.c (its rewriting as a snapshot) share it.
+ */
+#ifndef PT_STATE_INT_H
+#define PT_STATE_INT_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct pt_compaction pt_compaction;
+
+struct pt_statedir {
+    int fd;
+    int lock_fd; /* DIR/lock, flocked while the daemon runs */
+    int sync;
+    char dir[PATH_MAX];
+    char path[PATH_MAX];
+    uint64_t restored, replayed, torn; /* at this start: objects, inputs, bytes cut */
+    uint64_t appended;                 /* bytes in the file */
+    int failing;                       /* the last append failed (logged once until one works) */
+    uint32_t compact_after;            /* --compact-after */
+    uint64_t since;                    /* bytes appended after the last snapshot */
+    uint64_t snap_bytes;               /* that snapshot's size */
+    int want;                          /* a snapshot at the next chance */
+    pt_compaction *cp;                 /* the snapshot being written */
+};
+
+int pt__write_all(int fd, const uint8_t *p, size_t len);
+/* len bytes were appended to the journal: a snapshot being written gets
+ * them too. */
+void pt__compact_appended(pt_statedir *s, const uint8_t *p, size_t len);
+/* Stop the snapshot being written; the journal stays as it is. */
+void pt__compact_cancel(pt_statedir *s);
+
+#endif /* PT_STATE_INT_H */
