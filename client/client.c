@@ -460,8 +460,17 @@ static void client_lost(pt_client *c)
 /* The reading role                                                    */
 /* ------------------------------------------------------------------ */
 
+/* The reader gives its role up, with mu held: whoever waits for it to be
+ * free (reader_wait_free) looks again. All of them, since the monitor and
+ * any number of pt_client_session_wait callers may wait at once. */
+static void reader_release(pt_client *c)
+{
+    c->reading = 0;
+    pthread_cond_broadcast(&c->reader_cv);
+}
+
 /* Whoever reads when nobody else does: the longest-parked caller. */
-void pt__reader_pass(pt_client *c)
+static void reader_pass(pt_client *c)
 {
     pending *next;
 
@@ -470,6 +479,22 @@ void pt__reader_pass(pt_client *c)
         next->queued = 0;
         pthread_cond_signal(&next->cond);
     }
+}
+
+/*
+ * Wait, mu held, until no thread reads or the session is another one: the
+ * reader that took the end in may read again on the new connection before
+ * a waiter gets mu, and then the end it waited for is over. A stopping
+ * monitor waits no more. The predicate is tested under mu and each of its
+ * changes is broadcast under mu (reader_release, pt__client_open_on,
+ * pt__monitor_stop), so no wake-up is lost.
+ */
+static void reader_wait_free(pt_client *c)
+{
+    uint32_t gen = c->gen;
+
+    while (c->reading && c->gen == gen && !c->monitor_stop)
+        pthread_cond_wait(&c->reader_cv, &c->mu);
 }
 
 /*
@@ -499,7 +524,7 @@ static ssize_t recv_spin(int fd, void *buf, size_t len, uint32_t usec, int *fds,
 /* What a reader's recv() brought, handed out with mu held again. */
 static void read_done(pt_client *c, ssize_t n, int err, const int *fds, unsigned nfds)
 {
-    c->reading = 0;
+    reader_release(c);
     fdq_push(c, fds, nfds);
     if (n > 0) {
         c->rlen += (size_t)n;
@@ -511,7 +536,8 @@ static void read_done(pt_client *c, ssize_t n, int err, const int *fds, unsigned
     client_lost(c);
 }
 
-void pt__client_read(pt_client *c)
+/* One recv() as the reader, mu dropped meanwhile; then hand out what came. */
+static void client_read(pt_client *c)
 {
     int fd = c->fd;
     uint32_t spin = pt_spin_budget(&c->spin);
@@ -577,7 +603,7 @@ static ssize_t watch_recv(pt_client *c, const pt__watch *wt, uint32_t spin, uint
  * caller and is dropped. */
 static void watch_taken(pt_client *c, pending *p, uint64_t token)
 {
-    c->reading = 0;
+    reader_release(c);
     p->rep->status = 0;
     p->rep->ok = 1;
     p->rep->token = token;
@@ -604,6 +630,21 @@ static void client_read_watch(pt_client *c, pending *p, const pt__watch *wt)
         watch_taken(c, p, token);
     else
         read_done(c, n, err, fds, nfds);
+}
+
+/* Only one thread reads: the end of the socket comes to whoever holds the
+ * role, after any answers still in it, and the session is taken up or lost
+ * before mu is given back. So this reads only when nobody does, else waits
+ * for the role to be free; the caller looks at the session again either
+ * way. */
+void pt__client_end_take(pt_client *c)
+{
+    if (c->reading) {
+        reader_wait_free(c);
+        return;
+    }
+    client_read(c);
+    reader_pass(c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -861,6 +902,7 @@ int pt__client_open_on(pt_client *c, int fd, hello_resume *hr)
     send_timeout_set(fd, 0);
     if (++c->gen == 0) /* 0 means "any session" to pt__client_call */
         c->gen = 1;
+    pthread_cond_broadcast(&c->reader_cv); /* see reader_wait_free */
     atomic_store(&c->fast_live, c->fast_id ? (uint64_t)c->gen << 32 | c->fast_id : 0);
     if (c->resume_key_len)
         pt__monitor_start(c);
@@ -897,6 +939,7 @@ static void client_after_fork(pt_client *c)
     now = atomic_load(&fork_generation);
     if (atomic_load(&c->forked) != now) {
         pthread_mutex_init(&c->mu, NULL);
+        pthread_cond_init(&c->reader_cv, NULL); /* the parent's waiters are not here */
         if (c->fd >= 0)
             close(c->fd);
         c->fd = -1;
@@ -940,7 +983,7 @@ static void client_wait(pt_client *c, pending *p, const pt__watch *wt)
             if (wt && wt->gen == c->gen)
                 client_read_watch(c, p, wt);
             else
-                pt__client_read(c);
+                client_read(c);
             continue;
         }
         TAILQ_INSERT_TAIL(&c->parked, p, qlink);
@@ -952,7 +995,7 @@ static void client_wait(pt_client *c, pending *p, const pt__watch *wt)
         }
     }
     /* Done: if nobody reads now, the longest-parked caller takes over. */
-    pt__reader_pass(c);
+    reader_pass(c);
 }
 
 static int client_call(pt_client *c, uint32_t want_gen, int flags, Pythread__Request *req,
@@ -1117,6 +1160,7 @@ static void client_free(pt_client *c)
     for (unsigned i = 0; i < c->nmaps; i++)
         munmap(c->maps[i].base, c->maps[i].size);
     free(c->maps);
+    pthread_cond_destroy(&c->reader_cv);
     pthread_mutex_destroy(&c->mu);
     free(c->rbuf);
     free(c->arena_mem);
@@ -1174,6 +1218,7 @@ static int client_init(pt_client *c)
     LIST_INIT(&c->objects);
     atomic_init(&c->forked, atomic_load(&fork_generation));
     pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->reader_cv, NULL);
     c->rcap = PT_WIRE_HEADER + PT_WIRE_MAX_FRAME;
     c->rbuf = malloc(c->rcap);
     c->arena_mem = malloc(4 * (size_t)PT_WIRE_MAX_FRAME);

@@ -48,8 +48,13 @@ typedef struct fast_map {
 
 struct pt_client {
     pthread_mutex_t mu;
-    int fd;             /* -1: no session; the next call connects */
-    int reading;        /* a thread is in recv() with mu dropped */
+    int fd;      /* -1: no session; the next call connects */
+    int reading; /* a thread is in recv() with mu dropped */
+    /* Broadcast under mu when reading turns 0, when gen changes and when
+     * the monitor is told to stop: the monitor and pt_client_session_wait
+     * wait on it for the reader of an ended connection to take the end in
+     * (pt__client_end_take). */
+    pthread_cond_t reader_cv;
     pt_spin spin;       /* the reader's polling before recv() blocks */
     uint32_t gen;       /* session generation, bumped by every connect */
     atomic_uint forked; /* fork generation this state belongs to */
@@ -116,10 +121,10 @@ typedef struct hello_resume hello_resume;
 /* Say hello on fd (hr: to take the session up again); the session is then
  * a new generation. Called with mu held and no session. */
 int pt__client_open_on(pt_client *c, int fd, hello_resume *hr);
-/* One recv() as the reader, mu dropped meanwhile; then hand out what came. */
-void pt__client_read(pt_client *c);
-/* Whoever reads when nobody else does: the longest-parked caller. */
-void pt__reader_pass(pt_client *c);
+/* The connection has ended: read the end in (the session is taken up again
+ * or lost) or, while another thread reads, wait until it gives the role up.
+ * Called with mu held; the caller looks at the session again after. */
+void pt__client_end_take(pt_client *c);
 
 /* ------------------------------------------------------------------ */
 /* resume.c                                                            */

@@ -10,7 +10,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "client_int.h"
@@ -47,7 +46,9 @@ static int monitor_poll(pt_client *c)
 /*
  * If no caller is reading when the end comes, the monitor reads (the end,
  * after any last answers), which takes the session up again at once; a
- * caller that reads sees the end itself.
+ * caller that reads sees the end itself, and the monitor waits for it to
+ * give the role up (or for the new session it took up) before it looks
+ * again.
  */
 static void *monitor_main(void *arg)
 {
@@ -55,17 +56,8 @@ static void *monitor_main(void *arg)
 
     pthread_mutex_lock(&c->mu);
     while (!c->monitor_stop) {
-        if (!monitor_poll(c) || c->monitor_stop)
-            continue;
-        if (c->reading) {
-            /* the reader sees the end; look again in a moment */
-            pthread_mutex_unlock(&c->mu);
-            nanosleep(&(struct timespec){0, 10000000}, NULL);
-            pthread_mutex_lock(&c->mu);
-            continue;
-        }
-        pt__client_read(c);
-        pt__reader_pass(c);
+        if (monitor_poll(c) && !c->monitor_stop)
+            pt__client_end_take(c);
     }
     pthread_mutex_unlock(&c->mu);
     return NULL;
@@ -96,6 +88,8 @@ int pt__monitor_start(pt_client *c)
     return 0;
 }
 
+/* The pipe ends its poll(); the broadcast ends a wait for the reading role
+ * (pt__client_end_take), so it exits at once either way. */
 void pt__monitor_stop(pt_client *c)
 {
     pthread_mutex_lock(&c->mu);
@@ -105,6 +99,7 @@ void pt__monitor_stop(pt_client *c)
     }
     c->monitor_stop = 1;
     pt__monitor_wake(c);
+    pthread_cond_broadcast(&c->reader_cv);
     pthread_mutex_unlock(&c->mu);
     pthread_join(c->monitor, NULL);
     wake_close(c);

@@ -295,30 +295,32 @@ static int conn_ended(int fd)
     return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
+/* The descriptor of session `session` once it is up (on its old or a new
+ * connection), or PT_ESESSION when it is gone. Called with mu held. */
+static int session_settle(pt_client *c, uint64_t session)
+{
+    for (;;) {
+        if (c->fd < 0 || c->session_id != session)
+            return PT_ESESSION;
+        if (!conn_ended(c->fd))
+            return c->fd;
+        pt__client_end_take(c);
+    }
+}
+
 int pt_client_session_wait(pt_client *c, uint64_t session)
 {
-    int fd = PT_ESESSION;
+    int cancel_state, fd;
 
     if (!c)
         return pt__error(PT_EINVAL, "pt_client_session_wait: client is NULL; open one first");
+    /* As in a call: a thread cancelled in the wait would keep mu, or leave
+     * the reading role with nobody. */
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     pt__client_enter(c);
-    for (;;) {
-        if (c->fd < 0 || c->session_id != session)
-            break;
-        if (!conn_ended(c->fd)) {
-            fd = c->fd;
-            break;
-        }
-        if (c->reading) { /* its reader takes the end in, and the session up */
-            pthread_mutex_unlock(&c->mu);
-            nanosleep(&(struct timespec){0, 1000000}, NULL);
-            pthread_mutex_lock(&c->mu);
-            continue;
-        }
-        pt__client_read(c); /* the end: the session is taken up again, or lost */
-        pt__reader_pass(c);
-    }
+    fd = session_settle(c, session);
     pthread_mutex_unlock(&c->mu);
+    pthread_setcancelstate(cancel_state, NULL);
     if (fd < 0)
         return pt__error(PT_ESESSION,
                          "pt_client_session_wait: session %llu is gone: pythreadd did not keep it "
