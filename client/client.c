@@ -1,7 +1,9 @@
 /*
  * client.c - the session: connect and hello, the request/response
- * multiplexer shared by all threads of a process, loss and reconnection, and
- * the fresh session a forked child gets.
+ * multiplexer shared by all threads of a process, loss of the session, and
+ * the fresh session a forked child gets. Taking a lost session up again
+ * after the daemon restarts is resume.c's; noticing the end when no caller
+ * reads is monitor.c's.
  *
  * Every call registers a pending record on its own stack, writes its whole
  * frame under the client's mutex and then waits for its answer. Nobody runs
@@ -10,21 +12,10 @@
  * one recv() per call and no thread hop. The reader hands every answer it
  * finds to its caller and, once its own answer is in, passes the reading on
  * to one of the callers still parked.
- *
- * A daemon with --state-dir keeps the session across its restart: when the
- * connection ends, the client reads what its shared words said (setting
- * CLAIM in each, so nothing changes them after), connects again and names
- * the session, its key, those reclaims and the calls still unanswered;
- * blocked callers go on waiting, and the calls the old daemon never read
- * are sent again with what is left of their timeouts. A monitor thread
- * notices the end at once when no caller is reading, so a process that
- * holds a lock and makes no call still takes its session up in time.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,107 +26,34 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client_int.h"
 #include "fastwake.h"
 #include "fastword.h"
-#include "session.h"
 #include "sockpath.h"
-#include "spin.h"
 
-#define PENDING_BUCKETS 64u   /* power of two: ids are sequential */
-#define SMALL_FRAME     1024u /* any request with names of legal size fits */
-#define MAX_FRAME_CAP   (16u << 20)
+#define SMALL_FRAME   1024u /* any request with names of legal size fits */
+#define MAX_FRAME_CAP (16u << 20)
 
-typedef struct pending {
-    LIST_ENTRY(pending) link;   /* in its id bucket while unanswered */
-    TAILQ_ENTRY(pending) qlink; /* in the parked queue while it sleeps */
-    uint64_t id;
-    pthread_cond_t cond;
-    int done;
-    int queued;
-    pt__reply *rep;
-    char *errbuf;           /* the caller's thread-local message buffer */
-    Pythread__Request *req; /* the caller's, to send again after a restart */
-    uint64_t sent_ns;       /* when it was sent (pt_spin_now_ns) */
-} pending;
-
-LIST_HEAD(pending_list, pending);
-TAILQ_HEAD(pending_queue, pending);
-LIST_HEAD(object_list, pt_object);
-
-/* A group of shared cells the daemon passed (fastword.h), mapped until the
- * client closes: objects of an older session may still point into it. */
-typedef struct fast_map {
-    uint32_t gen;
-    uint32_t group;
-    void *base;
-    size_t size;
-} fast_map;
-
-struct pt_client {
-    pthread_mutex_t mu;
-    int fd;             /* -1: no session; the next call connects */
-    int reading;        /* a thread is in recv() with mu dropped */
-    pt_spin spin;       /* the reader's polling before recv() blocks */
-    uint32_t gen;       /* session generation, bumped by every connect */
-    atomic_uint forked; /* fork generation this state belongs to */
-    uint64_t next_id;
-    uint64_t session_id;
-    uint32_t max_frame; /* the daemon's limit for our messages */
-    struct pending_list pending[PENDING_BUCKETS];
-    struct pending_queue parked; /* callers waiting for an answer or their turn to read */
-    uint8_t *rbuf;               /* 4 + max frame: always room for one whole frame */
-    size_t rcap;
-    size_t rlen;
-    void *arena_mem;
-    pt_wire_arena arena;
-    struct object_list objects; /* guarded by registry_mu */
-    /* The fast path: gen << 32 | the session's id in words while the
-     * session is up and this process's own, else 0; read without mu. */
-    _Atomic uint64_t fast_live;
-    int fast_off;     /* PYTHREAD_FASTPATH=0 */
-    uint32_t fast_id; /* the hello's, for the session being opened */
-    int *fdq;         /* descriptors received, not yet claimed by their answer */
-    unsigned nfdq, capfdq;
-    fast_map *maps;
-    unsigned nmaps;
-    char why[256]; /* why the session is ending, when known */
-    /* Taking the session up again after a restart of the daemon. */
-    uint8_t resume_key[PT_WIRE_RESUME_KEY_MAX];
-    size_t resume_key_len; /* 0: the daemon does not keep sessions */
-    int resume_off;        /* PYTHREAD_RESUME=0 */
-    /* The monitor thread, in the fork generation that started it. */
-    pthread_t monitor;
-    int monitor_on;
-    int monitor_stop;
-    int wake[2]; /* a pipe that wakes it: the socket changed, or the client closes */
-    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-};
-
-/*
- * registry_mu guards the lists of objects and the reset after fork; the
- * atfork handlers hold it across fork() so a child never inherits a list
- * half-updated.
- */
-static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t pt__registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static atomic_uint fork_generation;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static _Thread_local pid_t tid_cache;
 
 static void atfork_prepare(void)
 {
-    pthread_mutex_lock(&registry_mu);
+    pthread_mutex_lock(&pt__registry_mu);
 }
 
 static void atfork_parent(void)
 {
-    pthread_mutex_unlock(&registry_mu);
+    pthread_mutex_unlock(&pt__registry_mu);
 }
 
 static void atfork_child(void)
 {
     tid_cache = 0;
     atomic_fetch_add(&fork_generation, 1);
-    pthread_mutex_unlock(&registry_mu);
+    pthread_mutex_unlock(&pt__registry_mu);
 }
 
 static void atfork_install(void)
@@ -156,16 +74,16 @@ pid_t pt__tid(void)
 
 void pt__client_link(pt_client *c, pt_object *o)
 {
-    pthread_mutex_lock(&registry_mu);
+    pthread_mutex_lock(&pt__registry_mu);
     LIST_INSERT_HEAD(&c->objects, o, link);
-    pthread_mutex_unlock(&registry_mu);
+    pthread_mutex_unlock(&pt__registry_mu);
 }
 
 void pt__object_ref(pt_object *o)
 {
-    pthread_mutex_lock(&registry_mu);
+    pthread_mutex_lock(&pt__registry_mu);
     o->refs++;
-    pthread_mutex_unlock(&registry_mu);
+    pthread_mutex_unlock(&pt__registry_mu);
 }
 
 /* Returns the references left; at 0 the object has left its client's list. */
@@ -173,11 +91,11 @@ unsigned pt__object_unref(pt_object *o)
 {
     unsigned left;
 
-    pthread_mutex_lock(&registry_mu);
+    pthread_mutex_lock(&pt__registry_mu);
     left = --o->refs;
     if (!left)
         LIST_REMOVE(o, link);
-    pthread_mutex_unlock(&registry_mu);
+    pthread_mutex_unlock(&pt__registry_mu);
     return left;
 }
 
@@ -201,7 +119,7 @@ static void pending_add(pt_client *c, pending *p, uint64_t id, pt__reply *rep)
     LIST_INSERT_HEAD(pending_bucket(c, id), p, link);
 }
 
-static pending *pending_find(pt_client *c, uint64_t id)
+pending *pt__pending_find(pt_client *c, uint64_t id)
 {
     pending *p;
 
@@ -229,8 +147,7 @@ static void pending_finish(pt_client *c, pending *p)
 /* Frames                                                              */
 /* ------------------------------------------------------------------ */
 
-/* Write all of buf; 0 or -errno. */
-static int send_all(int fd, const uint8_t *buf, size_t len)
+int pt__send_all(int fd, const uint8_t *buf, size_t len)
 {
     while (len) {
         ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
@@ -446,7 +363,7 @@ static int frame_dispatch(pt_client *c, const uint8_t *body, size_t len)
      * step with the frames. */
     if (m->fast && m->fast->has_map_size)
         fast_map_take(c, m->fast);
-    p = pending_find(c, m->id);
+    p = pt__pending_find(c, m->id);
     if (!p) {
         /* Id 0 is the daemon's parting word before it closes us. */
         if (m->id == 0 && m->message && *m->message)
@@ -511,9 +428,6 @@ static int frames_dispatch(pt_client *c)
  * (the reader itself, after recv() returned), so the fd is never closed under
  * a thread blocked on it.
  */
-static int client_resume(pt_client *c, uint32_t old_sid);
-static void monitor_wake(pt_client *c);
-
 static void client_lost(pt_client *c)
 {
     char msg[PT__ERRMSG_MAX];
@@ -530,8 +444,8 @@ static void client_lost(pt_client *c)
     c->rlen = 0;
     c->why[0] = '\0';
     fdq_close_all(c);
-    monitor_wake(c);
-    if (client_resume(c, old_sid) == 0)
+    pt__monitor_wake(c);
+    if (pt__client_resume(c, old_sid) == 0)
         return;
     for (i = 0; i < PENDING_BUCKETS; i++) {
         while ((p = LIST_FIRST(&c->pending[i]))) {
@@ -540,6 +454,47 @@ static void client_lost(pt_client *c)
             pending_finish(c, p);
         }
     }
+}
+
+/* ------------------------------------------------------------------ */
+/* The reading role                                                    */
+/* ------------------------------------------------------------------ */
+
+/* The reader gives its role up, with mu held: whoever waits for it to be
+ * free (reader_wait_free) looks again. All of them, since the monitor and
+ * any number of pt_client_session_wait callers may wait at once. */
+static void reader_release(pt_client *c)
+{
+    c->reading = 0;
+    pthread_cond_broadcast(&c->reader_cv);
+}
+
+/* Whoever reads when nobody else does: the longest-parked caller. */
+static void reader_pass(pt_client *c)
+{
+    pending *next;
+
+    if (!c->reading && (next = TAILQ_FIRST(&c->parked))) {
+        TAILQ_REMOVE(&c->parked, next, qlink);
+        next->queued = 0;
+        pthread_cond_signal(&next->cond);
+    }
+}
+
+/*
+ * Wait, mu held, until no thread reads or the session is another one: the
+ * reader that took the end in may read again on the new connection before
+ * a waiter gets mu, and then the end it waited for is over. A stopping
+ * monitor waits no more. The predicate is tested under mu and each of its
+ * changes is broadcast under mu (reader_release, pt__client_open_on,
+ * pt__monitor_stop), so no wake-up is lost.
+ */
+static void reader_wait_free(pt_client *c)
+{
+    uint32_t gen = c->gen;
+
+    while (c->reading && c->gen == gen && !c->monitor_stop)
+        pthread_cond_wait(&c->reader_cv, &c->mu);
 }
 
 /*
@@ -569,7 +524,7 @@ static ssize_t recv_spin(int fd, void *buf, size_t len, uint32_t usec, int *fds,
 /* What a reader's recv() brought, handed out with mu held again. */
 static void read_done(pt_client *c, ssize_t n, int err, const int *fds, unsigned nfds)
 {
-    c->reading = 0;
+    reader_release(c);
     fdq_push(c, fds, nfds);
     if (n > 0) {
         c->rlen += (size_t)n;
@@ -648,7 +603,7 @@ static ssize_t watch_recv(pt_client *c, const pt__watch *wt, uint32_t spin, uint
  * caller and is dropped. */
 static void watch_taken(pt_client *c, pending *p, uint64_t token)
 {
-    c->reading = 0;
+    reader_release(c);
     p->rep->status = 0;
     p->rep->ok = 1;
     p->rep->token = token;
@@ -677,6 +632,21 @@ static void client_read_watch(pt_client *c, pending *p, const pt__watch *wt)
         read_done(c, n, err, fds, nfds);
 }
 
+/* Only one thread reads: the end of the socket comes to whoever holds the
+ * role, after any answers still in it, and the session is taken up or lost
+ * before mu is given back. So this reads only when nobody does, else waits
+ * for the role to be free; the caller looks at the session again either
+ * way. */
+void pt__client_end_take(pt_client *c)
+{
+    if (c->reading) {
+        reader_wait_free(c);
+        return;
+    }
+    client_read(c);
+    reader_pass(c);
+}
+
 /* ------------------------------------------------------------------ */
 /* Connect and hello                                                   */
 /* ------------------------------------------------------------------ */
@@ -694,7 +664,7 @@ static int connect_error(pt_client *c, int err)
  * A socket with no daemon serving it (a socket unit whose service failed to
  * start, a stopped daemon, a full listen backlog) then fails the call
  * instead of hanging it. */
-static int connect_timeout_ms(void)
+int pt__connect_timeout_ms(void)
 {
     const char *env = getenv("PYTHREAD_CONNECT_TIMEOUT");
     char *end;
@@ -738,7 +708,7 @@ static int hello_wait(pt_client *c, int64_t deadline, int timeout_ms)
 /* Read synchronously until one whole frame is in (no reader exists yet). */
 static long hello_read_frame(pt_client *c)
 {
-    int timeout_ms = connect_timeout_ms();
+    int timeout_ms = pt__connect_timeout_ms();
     int64_t deadline = monotonic_ms() + timeout_ms;
     int fds[FD_BATCH];
     unsigned nfds = 0;
@@ -789,37 +759,6 @@ static int client_grow(pt_client *c, uint32_t max_frame)
     return 0;
 }
 
-/* What a hello that names a session to take up again carries and brings. */
-typedef struct hello_resume {
-    Pythread__Reclaim *reclaims;
-    Pythread__Reclaim **reclaim_ptrs;
-    size_t nreclaims;
-    uint64_t *pending;
-    size_t npending;
-    int resumed;      /* the daemon gave the session back */
-    uint64_t *resend; /* of pending, the calls it never read */
-    size_t nresend;
-} hello_resume;
-
-static void resume_info_take(pt_client *c, const Pythread__HelloInfo *info, hello_resume *hr)
-{
-    c->resume_key_len = 0;
-    if (info->has_resume_key && info->resume_key.len > 0 &&
-        info->resume_key.len <= sizeof(c->resume_key) && !c->resume_off) {
-        memcpy(c->resume_key, info->resume_key.data, info->resume_key.len);
-        c->resume_key_len = info->resume_key.len;
-    }
-    if (hr == NULL || !info->resumed)
-        return;
-    hr->resumed = 1;
-    hr->resend = malloc((info->n_resend ? info->n_resend : 1) * sizeof(*hr->resend));
-    if (hr->resend == NULL)
-        return; /* the calls to send again fail as the session's end would */
-    if (info->n_resend > 0)
-        memcpy(hr->resend, info->resend, info->n_resend * sizeof(*hr->resend));
-    hr->nresend = info->n_resend;
-}
-
 static int hello_check(pt_client *c, const Pythread__Response *m, uint64_t id, hello_resume *hr)
 {
     const Pythread__HelloInfo *info = m->hello;
@@ -841,21 +780,8 @@ static int hello_check(pt_client *c, const Pythread__Response *m, uint64_t id, h
     c->session_id = info->session;
     c->fast_id = c->fast_off ? 0 : info->fast_id;
     c->max_frame = info->max_frame ? info->max_frame : PT_WIRE_MAX_FRAME;
-    resume_info_take(c, info, hr);
+    pt__resume_info_take(c, info, hr);
     return client_grow(c, c->max_frame);
-}
-
-/* The hello of a resuming session names it and says what it knows. */
-static void hello_resume_fill(const pt_client *c, const hello_resume *hr, Pythread__HelloArgs *h)
-{
-    h->has_resume_session = h->has_resume_key = 1;
-    h->resume_session = c->session_id;
-    h->resume_key.data = (uint8_t *)c->resume_key;
-    h->resume_key.len = c->resume_key_len;
-    h->n_reclaims = hr->nreclaims;
-    h->reclaims = hr->reclaim_ptrs;
-    h->n_pending = hr->npending;
-    h->pending = hr->pending;
 }
 
 static int client_hello(pt_client *c, hello_resume *hr)
@@ -879,13 +805,13 @@ static int client_hello(pt_client *c, hello_resume *hr)
     hello.version = PT_PROTOCOL_VERSION;
     hello.client_name = name;
     if (hr != NULL)
-        hello_resume_fill(c, hr, &hello);
+        pt__hello_resume_fill(c, hr, &hello);
     size = pt_wire_request_frame_size(&req);
     if (size > sizeof(small) && !(frame = malloc(size)))
         return pt__error(PT_ENOMEM, "cannot allocate a hello of %zu bytes", size);
     size = pt_wire_request_frame_pack(&req, frame);
     /* Even when the send fails, a refusal may be waiting to be read. */
-    sent = send_all(c->fd, frame, size);
+    sent = pt__send_all(c->fd, frame, size);
     if (frame != small)
         free(frame);
     len = hello_read_frame(c);
@@ -915,10 +841,10 @@ static void send_timeout_set(int fd, int ms)
  * connect's errno, 0 for any other failure). Nothing is sent before the
  * socket's directory and the peer are known to be trusted: the hello alone
  * would tell an impostor who we are. */
-static int client_dial(pt_client *c, int *out, int *err)
+int pt__client_dial(pt_client *c, int *out, int *err)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    int timeout_ms = connect_timeout_ms();
+    int timeout_ms = pt__connect_timeout_ms();
     char msg[PT__ERRMSG_MAX];
     int fd, r;
 
@@ -954,11 +880,9 @@ static int client_dial(pt_client *c, int *out, int *err)
     return 0;
 }
 
-static int monitor_start(pt_client *c);
-
 /* Say hello on fd (hr: to take the session up again); the session is then
  * a new generation, with its own ids in words. */
-static int client_open_on(pt_client *c, int fd, hello_resume *hr)
+int pt__client_open_on(pt_client *c, int fd, hello_resume *hr)
 {
     int r;
 
@@ -978,10 +902,11 @@ static int client_open_on(pt_client *c, int fd, hello_resume *hr)
     send_timeout_set(fd, 0);
     if (++c->gen == 0) /* 0 means "any session" to pt__client_call */
         c->gen = 1;
+    pthread_cond_broadcast(&c->reader_cv); /* see reader_wait_free */
     atomic_store(&c->fast_live, c->fast_id ? (uint64_t)c->gen << 32 | c->fast_id : 0);
     if (c->resume_key_len)
-        monitor_start(c);
-    monitor_wake(c);
+        pt__monitor_start(c);
+    pt__monitor_wake(c);
     return 0;
 }
 
@@ -990,313 +915,8 @@ static int client_connect(pt_client *c)
 {
     int fd, err, r;
 
-    r = client_dial(c, &fd, &err);
-    return r < 0 ? r : client_open_on(c, fd, NULL);
-}
-
-/* ------------------------------------------------------------------ */
-/* Taking the session up again after a restart                         */
-/* ------------------------------------------------------------------ */
-
-/* How often a resuming client tries to reach a daemon not back yet. */
-#define RESUME_RETRY_NS 20000000u
-
-static void hello_resume_free(hello_resume *hr)
-{
-    free(hr->reclaims);
-    free(hr->reclaim_ptrs);
-    free(hr->pending);
-    free(hr->resend);
-}
-
-/* What o's word said, when o is a handle of session gen with a word: set
- * CLAIM in it for good and read it. */
-static int reclaim_read(pt_object *o, uint32_t gen, uint32_t sid, Pythread__Reclaim *out)
-{
-    uint64_t slot = atomic_load(&o->slot);
-    pt_fast_cell *cell = atomic_load(&o->cell);
-    pt_fast_cell *hold = atomic_load(&o->hold_cell);
-    uint32_t hold_id = atomic_load(&o->hold_id);
-    pt_fast_reclaim rc;
-
-    if (cell == NULL || pt__slot_gen(slot) != gen)
-        return 0;
-    if (hold != NULL && hold_id != 0)
-        pt_fast_reclaim_slot(cell, hold, hold_id, &rc); /* an owned semaphore */
-    else
-        pt_fast_reclaim_read(cell, o->params.kind, sid, &rc);
-    if (rc.state == PT_FAST_RECLAIM_UNKNOWN)
-        return 0;
-    pythread__reclaim__init(out);
-    out->has_handle = out->has_state = 1;
-    out->handle = pt__slot_handle(slot);
-    out->state = (Pythread__Reclaim__State)rc.state;
-    out->has_thread = out->has_depth = out->has_token = rc.state == PT_FAST_RECLAIM_HELD;
-    out->thread = rc.tid;
-    out->depth = rc.depth;
-    out->token = rc.token;
-    out->has_value = rc.state == PT_FAST_RECLAIM_VALUE || rc.state == PT_FAST_RECLAIM_SLOT;
-    out->value = rc.value;
-    return 1;
-}
-
-/* Every word of the lost session's handles, read and frozen. */
-static int reclaims_collect(pt_client *c, uint32_t sid, hello_resume *hr)
-{
-    size_t n = 0, i = 0;
-    pt_object *o;
-
-    pthread_mutex_lock(&registry_mu);
-    LIST_FOREACH(o, &c->objects, link)
-    n++;
-    hr->reclaims = calloc(n ? n : 1, sizeof(*hr->reclaims));
-    hr->reclaim_ptrs = calloc(n ? n : 1, sizeof(*hr->reclaim_ptrs));
-    if (hr->reclaims == NULL || hr->reclaim_ptrs == NULL) {
-        pthread_mutex_unlock(&registry_mu);
-        return -1;
-    }
-    LIST_FOREACH(o, &c->objects, link)
-    {
-        if (i < n && reclaim_read(o, c->gen, sid, &hr->reclaims[i])) {
-            hr->reclaim_ptrs[i] = &hr->reclaims[i];
-            i++;
-        }
-    }
-    hr->nreclaims = i;
-    pthread_mutex_unlock(&registry_mu);
-    return 0;
-}
-
-static int pendings_collect(pt_client *c, hello_resume *hr)
-{
-    size_t n = 0;
-    pending *p;
-
-    for (unsigned i = 0; i < PENDING_BUCKETS; i++)
-        LIST_FOREACH(p, &c->pending[i], link)
-    n++;
-    hr->pending = calloc(n ? n : 1, sizeof(*hr->pending));
-    if (hr->pending == NULL)
-        return -1;
-    for (unsigned i = 0; i < PENDING_BUCKETS; i++)
-        LIST_FOREACH(p, &c->pending[i], link)
-    hr->pending[hr->npending++] = p->id;
-    return 0;
-}
-
-/* Connect and take the session up, trying until the daemon is back or the
- * connect timeout has passed: the old one may still be dying (its socket
- * accepts, then resets), the new one not yet listening. */
-static int resume_dial(pt_client *c, hello_resume *hr)
-{
-    uint64_t end = pt_spin_now_ns() + (uint64_t)connect_timeout_ms() * 1000000u;
-    int fd, err, r;
-
-    for (;;) {
-        r = client_dial(c, &fd, &err);
-        if (r == 0)
-            r = client_open_on(c, fd, hr);
-        if (r == 0 || pt_spin_now_ns() >= end)
-            return r;
-        nanosleep(&(struct timespec){0, RESUME_RETRY_NS}, NULL);
-    }
-}
-
-/* The handles of session old stand for the same ones in the new
- * generation; their words are gone with the old daemon (new ones come with
- * the next open of each object). */
-static void objects_carry(pt_client *c, uint32_t old)
-{
-    pt_object *o;
-
-    pthread_mutex_lock(&registry_mu);
-    LIST_FOREACH(o, &c->objects, link)
-    {
-        uint64_t slot = atomic_load(&o->slot);
-
-        if (pt__slot_gen(slot) != old)
-            continue;
-        atomic_store_explicit(&o->hold_cell, NULL, memory_order_relaxed);
-        atomic_store_explicit(&o->hold_id, 0, memory_order_relaxed);
-        atomic_store_explicit(&o->cell, NULL, memory_order_relaxed);
-        atomic_store_explicit(&o->slot, (uint64_t)c->gen << 32 | pt__slot_handle(slot),
-                              memory_order_release);
-    }
-    pthread_mutex_unlock(&registry_mu);
-}
-
-/* What is left of a wait's timeout, counted from when it was first sent. */
-static void timeout_left(Pythread__Request *req, uint64_t sent_ns)
-{
-    double spent = (double)(pt_spin_now_ns() - sent_ns) / 1e9;
-
-    switch (req->op) {
-    case PYTHREAD__OP__OP_ACQUIRE:
-    case PYTHREAD__OP__OP_COND_WAIT:
-    case PYTHREAD__OP__OP_EVENT_WAIT:
-    case PYTHREAD__OP__OP_BARRIER_WAIT:
-        if (req->has_timeout && req->timeout > 0)
-            req->timeout = req->timeout > spent ? req->timeout - spent : 0;
-        break;
-    default:
-        break;
-    }
-}
-
-/* A call the old daemon never read goes again, under its own id. */
-static void pending_resend(pt_client *c, pending *p)
-{
-    Pythread__Request *req = p->req;
-    size_t size;
-    uint8_t *frame;
-
-    timeout_left(req, p->sent_ns);
-    req->has_watch = req->watch = 0;
-    size = pt_wire_request_frame_size(req);
-    frame = malloc(size);
-    if (frame == NULL || send_all(c->fd, frame, pt_wire_request_frame_pack(req, frame)) < 0)
-        shutdown(c->fd, SHUT_RDWR); /* the reader sees the end; the calls fail */
-    free(frame);
-}
-
-/*
- * The connection ended: when the daemon keeps sessions, take this one up
- * again. 0 when it was (the pending calls go on), -1 when the session is
- * lost. Called with mu held and nobody reading.
- */
-static int client_resume(pt_client *c, uint32_t old_sid)
-{
-    hello_resume hr = {0};
-    uint32_t old = c->gen;
-    int r;
-
-    if (c->resume_key_len == 0 || c->resume_off)
-        return -1;
-    if (reclaims_collect(c, old_sid, &hr) < 0 || pendings_collect(c, &hr) < 0 ||
-        resume_dial(c, &hr) < 0) {
-        hello_resume_free(&hr);
-        return -1;
-    }
-    r = hr.resumed ? 0 : -1;
-    if (r == 0) {
-        objects_carry(c, old);
-        for (size_t i = 0; i < hr.nresend; i++) {
-            pending *p = pending_find(c, hr.resend[i]);
-
-            if (p != NULL && p->req != NULL)
-                pending_resend(c, p);
-        }
-    } else {
-        snprintf(c->why, sizeof(c->why),
-                 "pythreadd restarted and did not keep the session (its --grace ran out, or it "
-                 "keeps no state)");
-    }
-    hello_resume_free(&hr);
-    return r;
-}
-
-/* ------------------------------------------------------------------ */
-/* The monitor                                                         */
-/* ------------------------------------------------------------------ */
-
-/* The socket changed, or the client is closing: look again. */
-static void monitor_wake(pt_client *c)
-{
-    if (c->monitor_on && c->wake[1] >= 0)
-        (void)!write(c->wake[1], "", 1);
-}
-
-/* Whoever reads when nobody else does: the longest-parked caller. */
-static void reader_pass(pt_client *c)
-{
-    pending *next;
-
-    if (!c->reading && (next = TAILQ_FIRST(&c->parked))) {
-        TAILQ_REMOVE(&c->parked, next, qlink);
-        next->queued = 0;
-        pthread_cond_signal(&next->cond);
-    }
-}
-
-/*
- * Sleeps until the daemon's end of the socket closes. If no caller is
- * reading then, it reads (the end, after any last answers), which takes the
- * session up again at once; a caller that reads sees the end itself.
- */
-static void *monitor_main(void *arg)
-{
-    pt_client *c = arg;
-    char drain[64];
-
-    pthread_mutex_lock(&c->mu);
-    while (!c->monitor_stop) {
-        struct pollfd p[2] = {{.fd = c->fd, .events = POLLRDHUP},
-                              {.fd = c->wake[0], .events = POLLIN}};
-        uint32_t gen = c->gen;
-
-        pthread_mutex_unlock(&c->mu);
-        if (poll(p, 2, -1) > 0 && p[1].revents)
-            (void)!read(c->wake[0], drain, sizeof(drain));
-        pthread_mutex_lock(&c->mu);
-        if (c->monitor_stop || !p[0].revents || p[0].fd != c->fd || gen != c->gen)
-            continue;
-        if (c->reading) {
-            /* the reader sees the end; look again in a moment */
-            pthread_mutex_unlock(&c->mu);
-            nanosleep(&(struct timespec){0, 10000000}, NULL);
-            pthread_mutex_lock(&c->mu);
-            continue;
-        }
-        client_read(c);
-        reader_pass(c);
-    }
-    pthread_mutex_unlock(&c->mu);
-    return NULL;
-}
-
-/* Started with the first session the daemon would keep; signals stay with
- * the application's threads. */
-static int monitor_start(pt_client *c)
-{
-    sigset_t all, old;
-    int r;
-
-    if (c->monitor_on)
-        return 0;
-    if (pipe2(c->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
-        c->wake[0] = c->wake[1] = -1;
-        return -1;
-    }
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    r = pthread_create(&c->monitor, NULL, monitor_main, c);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (r != 0) {
-        close(c->wake[0]);
-        close(c->wake[1]);
-        c->wake[0] = c->wake[1] = -1;
-        return -1;
-    }
-    c->monitor_on = 1;
-    return 0;
-}
-
-/* Called without mu; no other thread may use the client any more. */
-static void monitor_stop(pt_client *c)
-{
-    pthread_mutex_lock(&c->mu);
-    if (!c->monitor_on) {
-        pthread_mutex_unlock(&c->mu);
-        return;
-    }
-    c->monitor_stop = 1;
-    monitor_wake(c);
-    pthread_mutex_unlock(&c->mu);
-    pthread_join(c->monitor, NULL);
-    close(c->wake[0]);
-    close(c->wake[1]);
-    c->wake[0] = c->wake[1] = -1;
-    c->monitor_on = 0;
+    r = pt__client_dial(c, &fd, &err);
+    return r < 0 ? r : pt__client_open_on(c, fd, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1315,21 +935,17 @@ static void client_after_fork(pt_client *c)
     pt_object *o;
     unsigned i;
 
-    pthread_mutex_lock(&registry_mu);
+    pthread_mutex_lock(&pt__registry_mu);
     now = atomic_load(&fork_generation);
     if (atomic_load(&c->forked) != now) {
         pthread_mutex_init(&c->mu, NULL);
+        pthread_cond_init(&c->reader_cv, NULL); /* the parent's waiters are not here */
         if (c->fd >= 0)
             close(c->fd);
         c->fd = -1;
         atomic_store(&c->fast_live, 0);
-        c->nfdq = 0;         /* the parent's; its copies close with the parent's fds */
-        if (c->monitor_on) { /* the parent's thread is not here; its pipe is */
-            close(c->wake[0]);
-            close(c->wake[1]);
-            c->wake[0] = c->wake[1] = -1;
-            c->monitor_on = 0;
-        }
+        c->nfdq = 0; /* the parent's; its copies close with the parent's fds */
+        pt__monitor_forget(c);
         c->reading = 0;
         c->rlen = 0;
         c->why[0] = '\0';
@@ -1342,11 +958,11 @@ static void client_after_fork(pt_client *c)
         }
         atomic_store(&c->forked, now);
     }
-    pthread_mutex_unlock(&registry_mu);
+    pthread_mutex_unlock(&pt__registry_mu);
 }
 
 /* Take the client's mutex, first starting over if this is a forked child. */
-static void client_enter(pt_client *c)
+void pt__client_enter(pt_client *c)
 {
     if (atomic_load_explicit(&c->forked, memory_order_acquire) !=
         atomic_load_explicit(&fork_generation, memory_order_acquire))
@@ -1416,7 +1032,7 @@ static int client_send(pt_client *c, Pythread__Request *req, pending *p, pt__rep
         }
         /* A failed or partial write leaves the stream unusable: end it
          * both ways so whoever reads sees the end and fails every call. */
-        if (send_all(c->fd, frame, size) < 0)
+        if (pt__send_all(c->fd, frame, size) < 0)
             shutdown(c->fd, SHUT_RDWR);
     }
     if (frame != small)
@@ -1453,7 +1069,7 @@ void pt__client_post(pt_client *c, uint32_t want_gen, Pythread__Request *req)
     int cancel_state;
 
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
-    client_enter(c);
+    pt__client_enter(c);
     if (c->fd >= 0 && want_gen == c->gen)
         client_send(c, req, NULL, NULL);
     pthread_mutex_unlock(&c->mu);
@@ -1486,7 +1102,7 @@ static int client_call(pt_client *c, uint32_t want_gen, int flags, Pythread__Req
      * dead stack, or the reading role with nobody: cancellation waits until
      * the call is over. */
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
-    client_enter(c);
+    pt__client_enter(c);
     if (c->fd < 0) {
         r = (flags & PT__CALL_NOCONNECT) ? PT__ESTALE : client_connect(c);
         if (r < 0)
@@ -1544,6 +1160,7 @@ static void client_free(pt_client *c)
     for (unsigned i = 0; i < c->nmaps; i++)
         munmap(c->maps[i].base, c->maps[i].size);
     free(c->maps);
+    pthread_cond_destroy(&c->reader_cv);
     pthread_mutex_destroy(&c->mu);
     free(c->rbuf);
     free(c->arena_mem);
@@ -1601,6 +1218,7 @@ static int client_init(pt_client *c)
     LIST_INIT(&c->objects);
     atomic_init(&c->forked, atomic_load(&fork_generation));
     pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->reader_cv, NULL);
     c->rcap = PT_WIRE_HEADER + PT_WIRE_MAX_FRAME;
     c->rbuf = malloc(c->rcap);
     c->arena_mem = malloc(4 * (size_t)PT_WIRE_MAX_FRAME);
@@ -1649,15 +1267,15 @@ void pt_client_close(pt_client *c)
 
     if (!c)
         return;
-    client_enter(c);
+    pt__client_enter(c);
     pthread_mutex_unlock(&c->mu);
-    monitor_stop(c);
-    pthread_mutex_lock(&registry_mu);
+    pt__monitor_stop(c);
+    pthread_mutex_lock(&pt__registry_mu);
     while ((o = LIST_FIRST(&c->objects))) {
         LIST_REMOVE(o, link);
         pt__object_free(o);
     }
-    pthread_mutex_unlock(&registry_mu);
+    pthread_mutex_unlock(&pt__registry_mu);
     if (c->fd >= 0)
         close(c->fd);
     client_free(c);
@@ -1669,53 +1287,13 @@ int pt_client_fd(pt_client *c)
 
     if (!c)
         return pt__error(PT_EINVAL, "pt_client_fd: client is NULL; open one first");
-    client_enter(c);
+    pt__client_enter(c);
     fd = c->fd;
     pthread_mutex_unlock(&c->mu);
     if (fd < 0)
         return pt__error(PT_ESESSION,
                          "pt_client_fd: no session now (it was lost, or this is a forked child); "
                          "the next call connects a new one");
-    return fd;
-}
-
-/* The connection on fd has ended (the daemon closed it). */
-static int conn_ended(int fd)
-{
-    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
-
-    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
-}
-
-int pt_client_session_wait(pt_client *c, uint64_t session)
-{
-    int fd = PT_ESESSION;
-
-    if (!c)
-        return pt__error(PT_EINVAL, "pt_client_session_wait: client is NULL; open one first");
-    client_enter(c);
-    for (;;) {
-        if (c->fd < 0 || c->session_id != session)
-            break;
-        if (!conn_ended(c->fd)) {
-            fd = c->fd;
-            break;
-        }
-        if (c->reading) { /* its reader takes the end in, and the session up */
-            pthread_mutex_unlock(&c->mu);
-            nanosleep(&(struct timespec){0, 1000000}, NULL);
-            pthread_mutex_lock(&c->mu);
-            continue;
-        }
-        client_read(c); /* the end: the session is taken up again, or lost */
-        reader_pass(c);
-    }
-    pthread_mutex_unlock(&c->mu);
-    if (fd < 0)
-        return pt__error(PT_ESESSION,
-                         "pt_client_session_wait: session %llu is gone: pythreadd did not keep it "
-                         "(no --state-dir, or its --grace ran out)",
-                         (unsigned long long)session);
     return fd;
 }
 

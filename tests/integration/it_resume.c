@@ -6,8 +6,11 @@
  * --grace, gives everything back; a timeout counts from the original call;
  * Condition waiters and Barrier parties go on waiting; an RLock's depth and
  * a semaphore's value come back from the words; a call made while the
- * daemon was down is served by the next one.
+ * daemon was down is served by the next one; pt_client_session_wait
+ * returns once the session is taken up, even while another thread reads.
  */
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -149,14 +152,20 @@ static void grace_over(void)
     }
 }
 
-static void setup_pair(harness *h, pid_t *a, pid_t *b, double *timeout)
+/* A holder, and a second worker (fn) that waits for res.lock. */
+static void setup_pair_with(harness *h, pid_t *a, pid_t *b, harness_worker_fn fn, void *arg)
 {
     sh = harness_shm_alloc(h, sizeof(*sh));
     daemon_restart(h, "10");
     *a = harness_worker(h, holder, 0, NULL);
     wait_flag(&sh->held, "held");
-    *b = harness_worker(h, waiter, 1, timeout);
+    *b = harness_worker(h, fn, 1, arg);
     wait_waiters(h, "res.lock", PT_KIND_LOCK, 1);
+}
+
+static void setup_pair(harness *h, pid_t *a, pid_t *b, double *timeout)
+{
+    setup_pair_with(h, a, b, waiter, timeout);
 }
 
 /* The holder took the lock through its word; after the restart it still
@@ -483,6 +492,57 @@ static void test_call_while_down_is_served_after(void **state)
     h->passed = 1;
 }
 
+/* Waits for res.lock (the lock handed to it as arg), so that this thread
+ * is the one reading for its process when the connection ends. */
+static void *acquire_thread(void *arg)
+{
+    pt_lock *l = arg;
+
+    WCHECK_EQ(pt_lock_acquire(l, 1, -1), 1);
+    atomic_store(&sh->got, 1);
+    WCHECK_EQ(pt_lock_release(l), 0);
+    return NULL;
+}
+
+/* Waits for the end of its connection while another thread waits for
+ * res.lock, then for the session to be settled. The poll holds the socket
+ * it watches, so the reader closing it meanwhile does no harm here. */
+static int session_waiter(pt_client *c, int index, void *arg)
+{
+    uint64_t sid = pt_client_session_id(c);
+    struct pollfd p = {.fd = pt_client_fd(c), .events = POLLRDHUP};
+    pthread_t t;
+    pt_lock *l;
+
+    (void)index, (void)arg;
+    WCHECK_EQ(pt_lock_open(c, "res.lock", 0, 0, &l), 0);
+    WCHECK_EQ(pthread_create(&t, NULL, acquire_thread, l), 0);
+    WCHECK_EQ(poll(&p, 1, 30000), 1);
+    WCHECK(pt_client_session_wait(c, sid) >= 0);
+    atomic_store(&sh->done, 1);
+    WCHECK_EQ(pthread_join(t, NULL), 0);
+    pt_lock_close(l);
+    return 0;
+}
+
+/* pt_client_session_wait waits for the thread that reads to take the end
+ * in; that thread reads again on the new connection at once, and the wait
+ * still ends with the session taken up. */
+static void test_session_wait_while_another_thread_reads(void **state)
+{
+    harness *h = *state;
+    pid_t a, b;
+
+    setup_pair_with(h, &a, &b, session_waiter, NULL);
+    daemon_restart(h, "10");
+    harness_wait_flag(&sh->done, 1, HARNESS_DEADLINE, "pt_client_session_wait returns");
+    assert_int_equal(atomic_load(&sh->got), 0);
+    atomic_store(&sh->go, 1);
+    harness_join(h, (pid_t[]){a, b}, 2, HARNESS_DEADLINE);
+    assert_int_equal(atomic_load(&sh->got), 1);
+    h->passed = 1;
+}
+
 /* The resuming hello on the wire: the calls the process names that the
  * journal answered are answered again, after the hello's answer; those
  * the old daemon never read are named back to be sent again; the session
@@ -583,6 +643,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_call_while_down_is_served_after, harness_setup,
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(test_resume_on_the_wire, harness_setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_session_wait_while_another_thread_reads, harness_setup,
+                                        harness_teardown),
     };
 
     return cmocka_run_group_tests_name("integration.resume", tests, NULL, NULL);
