@@ -64,7 +64,57 @@ static void state_word(char *buf, size_t len, const pt_inspect_object *o)
     }
 }
 
+/* What the daemon's last restart did to an object: a word for JSON and the
+ * list's flags, and what it means for show. */
+static const struct {
+    const char *word;
+    const char *text;
+} restart_marks[PT_RESTART_MARKS] = {
+    [PT_RESTART_NONE] = {"none", "none: created after the daemon's last restart, or no restart "
+                                 "restored anything"},
+    [PT_RESTART_RESTORED] = {"restored", "restored as the journal had it"},
+    [PT_RESTART_RECLAIMED] = {"reclaimed", "reclaimed: a process that had it open came back, and "
+                                           "what its shared word said of it was taken (held, "
+                                           "let go, a semaphore's count)"},
+    [PT_RESTART_RELEASED] = {"released", "released: its holder's session was not taken up, so "
+                                         "what it held was given back (to the next waiter, if "
+                                         "any)"},
+    [PT_RESTART_IN_GRACE] = {"in_grace", "in grace: a holder's process has not taken its "
+                                         "session up yet; calls wait until it does or the "
+                                         "daemon's --grace runs out"},
+};
+
+static unsigned restart_index(pt_restart_mark m)
+{
+    return (unsigned)m < PT_RESTART_MARKS ? (unsigned)m : PT_RESTART_NONE;
+}
+
+static const char *restart_word(pt_restart_mark m)
+{
+    return restart_marks[restart_index(m)].word;
+}
+
 /* ---- status ------------------------------------------------------------ */
+
+/* The restart this start made: JSON null when it restored nothing. */
+static void restart_json(pt_json *j, const pt_inspect_status *st)
+{
+    if (!st->in_grace && st->restarted_at <= 0) {
+        pt_json_null(j, "restart");
+        return;
+    }
+    pt_json_obj(j, "restart");
+    if (st->in_grace)
+        pt_json_null(j, "done_at");
+    else
+        pt_json_num(j, "done_at", st->restarted_at);
+    pt_json_num(j, "grace_seconds", st->grace_seconds);
+    pt_json_obj(j, "objects");
+    for (int m = PT_RESTART_RESTORED; m < PT_RESTART_MARKS; m++)
+        pt_json_uint(j, restart_word((pt_restart_mark)m), st->objects_by_restart[m]);
+    pt_json_end(j);
+    pt_json_end(j);
+}
 
 static void status_json(const pt_inspect_status *st)
 {
@@ -104,6 +154,7 @@ static void status_json(const pt_inspect_status *st)
         pt_json_uint(j, "ended_not_back", st->sessions_ended_late);
         pt_json_uint(j, "ended_nothing_held", st->sessions_ended_empty);
         pt_json_end(j);
+        restart_json(j, st);
         pt_json_end(j);
     }
     pt_json_obj(j, "limits");
@@ -151,6 +202,33 @@ static void sessions_row(pt_table *t, const pt_inspect_status *st)
     kv(t, "sessions kept:", buf);
 }
 
+/* When the restart this start made was done and what it did to the
+ * objects there are now. */
+static void restart_row(pt_table *t, const pt_inspect_status *st)
+{
+    const uint64_t *n = st->objects_by_restart;
+    char buf[400], when[64], took[32];
+
+    pt_fmt_duration(took, sizeof(took), st->grace_seconds);
+    if (st->in_grace) {
+        snprintf(buf, sizeof(buf),
+                 "in the grace period for %s so far: %" PRIu64 " objects in grace (held by "
+                 "sessions whose processes are not back yet), %" PRIu64 " restored as journaled",
+                 took, n[PT_RESTART_IN_GRACE], n[PT_RESTART_RESTORED]);
+    } else if (st->restarted_at > 0) {
+        pt_fmt_time(when, sizeof(when), st->restarted_at);
+        snprintf(buf, sizeof(buf),
+                 "done %s after a grace of %s; of the objects now, %" PRIu64
+                 " restored as journaled, %" PRIu64 " reclaimed from their holders' words, %" PRIu64
+                 " released (their holders' sessions were not taken up)",
+                 when, took, n[PT_RESTART_RESTORED], n[PT_RESTART_RECLAIMED],
+                 n[PT_RESTART_RELEASED]);
+    } else {
+        snprintf(buf, sizeof(buf), "none: this start found no state to restore");
+    }
+    kv(t, "last restart:", buf);
+}
+
 /* Where the state is kept and what this start brought back. */
 static void state_row(pt_table *t, const pt_inspect_status *st)
 {
@@ -172,6 +250,7 @@ static void state_row(pt_table *t, const pt_inspect_status *st)
                  st->torn_bytes);
     kv(t, "state:", buf);
     sessions_row(t, st);
+    restart_row(t, st);
 }
 
 static void status_table(const pt_cli *cli, const pt_inspect_status *st)
@@ -285,10 +364,13 @@ static void object_json(pt_json *j, const pt_inspect_object *o)
     pt_json_bool(j, "unlinked", o->unlinked);
     pt_json_bool(j, "hidden", o->hidden);
     json_hint(j, o, "refs", o->refs);
-    if (o->hidden)
+    if (o->hidden) {
         pt_json_null(j, "token");
-    else
+        pt_json_null(j, "restart");
+    } else {
         pt_json_uint(j, "token", o->token);
+        pt_json_str(j, "restart", restart_word(o->restart));
+    }
     switch (o->kind) {
     case PT_KIND_LOCK:
     case PT_KIND_RLOCK:
@@ -330,10 +412,30 @@ typedef struct list_ctx {
     size_t n;
 } list_ctx;
 
+/* The list's flags: transient, unlinked, and what the last restart did
+ * when that is more than restoring it. */
+static void flags_text(char *buf, size_t len, const pt_inspect_object *o)
+{
+    const char *words[3];
+    size_t n = 0, used = 0;
+
+    if (o->transient)
+        words[n++] = "transient";
+    if (o->unlinked)
+        words[n++] = "unlinked";
+    if (!o->hidden && o->restart > PT_RESTART_RESTORED)
+        words[n++] = restart_word(o->restart);
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? "," : "", words[i]);
+    if (n == 0)
+        snprintf(buf, len, "-");
+}
+
 static int list_one(void *arg, const pt_inspect_object *o)
 {
     list_ctx *x = arg;
-    char state[64], waiters[16], uid[16], mode[16], flags[32] = "";
+    char state[64], waiters[16], uid[16], mode[16], flags[48];
 
     x->n++;
     if (x->j) {
@@ -350,11 +452,9 @@ static int list_one(void *arg, const pt_inspect_object *o)
     }
     snprintf(uid, sizeof(uid), "%u", o->uid);
     mode_str(mode, sizeof(mode), o->mode);
-    snprintf(flags, sizeof(flags), "%s%s", o->transient ? "transient" : "",
-             o->unlinked ? (o->transient ? ",unlinked" : "unlinked") : "");
+    flags_text(flags, sizeof(flags), o);
     {
-        const char *row[7] = {o->name, pt_cli_kind_word(o->kind), state, waiters, uid,
-                              mode,    flags[0] ? flags : "-"};
+        const char *row[7] = {o->name, pt_cli_kind_word(o->kind), state, waiters, uid, mode, flags};
 
         pt_table_row(x->t, row);
     }
@@ -564,6 +664,7 @@ static void show_state_rows(pt_table *t, const pt_inspect_object *o)
     kv(t, "owner:", buf);
     snprintf(buf, sizeof(buf), "%u", o->refs);
     kv(t, "references:", o->hidden ? "-" : buf);
+    kv(t, "restart:", o->hidden ? "not shown" : restart_marks[restart_index(o->restart)].text);
     pt_fmt_duration(w, sizeof(w), o->longest_wait);
     pt_fmt_duration(h, sizeof(h), o->longest_hold);
     snprintf(buf, sizeof(buf),

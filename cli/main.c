@@ -19,21 +19,26 @@ const pt_cli_command pt_cli_commands[] = {
      "Shows the daemon's version, pid, uptime, socket path, the number of sessions,\n"
      "the objects it hosts by kind, the calls waiting, the requests served since it\n"
      "started and the limits in force, and where its state is kept (--state-dir:\n"
-     "what this start restored) or that it ends with the daemon.\n"},
+     "what this start restored, and when the last restart was done and what it\n"
+     "did to the objects) or that it ends with the daemon.\n"},
     {"list", pt_cmd_list, "[--kind KIND] [GLOB]",
      "list objects with kind, state, waiters, owner and mode",
      "Lists every object (or those whose name matches the shell pattern GLOB, and\n"
      "of kind KIND) oldest first: name, kind, a one-word state (locked/free for\n"
      "locks and conditions; the value, or value/bound, for semaphores; set/clear\n"
      "for events; n_waiting/parties or broken for barriers), the calls waiting on\n"
-     "it, the uid that created it and its mode.\n"
+     "it, the uid that created it, its mode and its flags (transient, unlinked,\n"
+     "and what the last restart did to it: reclaimed, released or in_grace).\n"
      "\n"
      "  -k, --kind KIND   lock, rlock, condition, semaphore, bounded_semaphore,\n"
      "                    event or barrier\n"},
     {"show", pt_cmd_show, "NAME",
      "show everything about one object: state, holders, waiters, counters",
      "Shows one object: its kind and creation parameters, its state and fencing\n"
-     "token, who holds it (session, pid, uid, thread, process and for how long),\n"
+     "token, what the daemon's last restart did to it (restored as journaled,\n"
+     "reclaimed from a process's shared word, released because its holder's\n"
+     "session was not taken up, or in grace while a holder's process is not back),\n"
+     "who holds it (session, pid, uid, thread, process and for how long),\n"
      "who waits for it in the order they will be served, and its counters\n"
      "(acquires, contended acquires and how many of a Lock's or RLock's were\n"
      "handed on through its shared word, timeouts, longest wait, longest hold).\n"

@@ -55,6 +55,9 @@ static void object_copy(pt_inspect_object *o, const Pythread__ObjectInfo *m)
     o->owned = m->owned;
     bytes_copy(o->cond_lock, sizeof(o->cond_lock), &m->cond_lock, m->has_cond_lock);
     o->timeout = PT_FOREVER;
+    /* A mark this library does not know yet tells nothing it can say. */
+    o->restart = m->has_restart && m->restart < PT_RESTART_MARKS ? (pt_restart_mark)m->restart
+                                                                 : PT_RESTART_NONE;
     /* The daemon leaves the state out for a caller who may not read it. */
     o->hidden = s == NULL;
     if (s) {
@@ -125,6 +128,10 @@ static void status_copy(void *arg, const Pythread__Response *m)
     st->sessions_ended_gone = s->sessions_ended_gone;
     st->sessions_ended_late = s->sessions_ended_late;
     st->sessions_ended_empty = s->sessions_ended_empty;
+    st->restarted_at = s->restarted_at;
+    st->grace_seconds = s->grace_seconds;
+    for (size_t i = 0; i < s->n_objects_by_restart && i < PT_RESTART_MARKS; i++)
+        st->objects_by_restart[i] = s->objects_by_restart[i];
     if (s->limits) {
         st->max_frame = s->limits->max_frame;
         st->max_sessions = s->limits->max_sessions;

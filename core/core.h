@@ -380,8 +380,14 @@ typedef struct pt_core_object_detail {
     const char *cond_lock; /* Condition over a named lock: its name, else NULL */
     size_t cond_lock_len;
     pt_core_counters counters; /* at now: the hold going on counts */
+    /* What the last restart did to it (pt_restart_mark): restored as
+     * journaled, reclaimed through a resuming process's word, released
+     * because its holder's session was not taken up; or, while a holder's
+     * session is awaited (pt_core_session_awaited), in grace. A Condition
+     * shows its lock's. */
+    int restart;
     /* The asker may not read the object (its mode): info.state (but its
-     * kind), info.refs, waiters and counters are 0. */
+     * kind), info.refs, waiters, counters and restart are 0. */
     int hidden;
 } pt_core_object_detail;
 
@@ -551,6 +557,14 @@ int pt_core_image_links_each(const pt_core *core, pt_core_image_links_fn fn, voi
 pt_session *pt_core_image_session_load(pt_core *core, const pt_core_image_session *s);
 int pt_core_image_links_load(pt_core *core, const pt_core_image_links *l);
 int pt_core_image_finish(pt_core *core);
+/* A session kept across a restart whose process has not taken it up yet
+ * (awaited 1; 0 once it has). What it holds shows as in grace; if it ends
+ * still awaited, what its end gives back shows as released. Inspection
+ * only: no answer depends on it, and it is no journal input. */
+void pt_core_session_awaited(pt_core *core, pt_session *s, int awaited);
+/* Named objects alive by the mark the last restart left on them, index
+ * PT_RESTART_* (in grace: held by an awaited session now). */
+void pt_core_objects_by_restart(const pt_core *core, uint64_t counts[PT_RESTART_MARKS]);
 
 /* Named objects alive by kind, index PT_KIND_* (0 unused). */
 void pt_core_objects_by_kind(const pt_core *core, uint64_t counts[PT_KIND_BARRIER + 1]);

@@ -137,6 +137,7 @@ struct pt_obj {
     uint8_t token_given; /* Lock/RLock: token is the last one given, not the floor */
     uint8_t fast_claimed;
     uint8_t reclaimed; /* a restart's reclaim decided it (core/fast.c) */
+    uint8_t restart;   /* pt_restart_mark the last restart left (restart.c) */
     uint32_t mode;
     uid_t uid;
     gid_t gid;
@@ -201,6 +202,7 @@ struct pt_session {
     pt_uidcount *user; /* its uid's counts; alive while the session is */
     void *udata;
     int ending;
+    int awaited; /* kept across a restart, not taken up yet (restart.c) */
     pt_handle **chunks;
     uint32_t nchunks;
     uint32_t free_head; /* handle number, 0 = none */
@@ -256,6 +258,7 @@ struct pt_core {
     uint8_t fast_lost;                /* restarting: the cells and slots objects name are gone */
     pt_obj **loading; /* an image being loaded: its objects by serial (image_sessions.c) */
     size_t nloading;
+    uint64_t nawaited;                /* sessions awaited after a restart (restart.c) */
     char msg[1024];
 };
 
@@ -418,6 +421,19 @@ void pt__fast_opened(pt_core *c, pt_obj *obj, pt_session *s, pt_result *res);
  * count is already in the hold). */
 void pt__fast_slot_close(pt_core *c, pt_obj *sem, pt_session *s);
 void pt__fast_slot_end(pt_core *c, pt_semhold *h);
+
+/* restart.c: what the last restart did to each object (inspection only:
+ * no answer depends on it) */
+/* Every object is as the journal had it, until a reclaim or a release
+ * says otherwise. */
+void pt__restart_marks_reset(pt_core *c);
+/* A reclaim decided obj (a Condition's lock, a semaphore). */
+void pt__restart_reclaimed(pt_obj *obj);
+/* s ends: if it was kept across a restart and never taken up, what it
+ * held is marked released. Before its holds and parties go. */
+void pt__restart_session_end(pt_core *c, pt_session *s);
+/* The mark obj shows now (pt_restart_mark). */
+int pt__restart_mark(const pt_core *c, const pt_obj *obj);
 
 /* call.c */
 const char *pt__kind_name(int kind);

@@ -337,9 +337,11 @@ void pt__fast_freed(pt_core *c, pt_obj *obj)
 
 /* ---- restart: the words are gone, their last state is reclaimed ---- */
 
+/* Until the restart every object stands as the journal had it. */
 void pt_core_words_lost(pt_core *c)
 {
     c->fast_lost = 1;
+    pt__restart_marks_reset(c);
 }
 
 /* The object a reclaim names, when it is of the kind the state is about. */
@@ -372,8 +374,10 @@ static void reclaim_free(pt_core *c, const pt_core_reclaim *r)
 {
     pt_obj *lock = reclaim_obj(r);
 
-    if (lock != NULL && lock->u.lock.depth > 0 && lock->u.lock.s == r->session)
+    if (lock != NULL && lock->u.lock.depth > 0 && lock->u.lock.s == r->session) {
         reclaim_drop(c, lock);
+        pt__restart_reclaimed(lock); /* not ->reclaimed: a HELD may still name it */
+    }
 }
 
 /* A word counts at most token_jump tokens past what the core knows; a
@@ -387,6 +391,7 @@ static void reclaim_held(pt_core *c, const pt_core_reclaim *r, uint64_t token_ju
     if (lock == NULL)
         return;
     lock->reclaimed = 1;
+    pt__restart_reclaimed(lock);
     if (r->token > lock->token && r->token - lock->token <= token_jump)
         take_token(c, lock, r->token);
     if (lock->u.lock.depth > 0 &&
@@ -409,6 +414,7 @@ static void reclaim_value(pt_core *c, const pt_core_reclaim *r)
     if (sem == NULL)
         return;
     sem->reclaimed = 1;
+    pt__restart_reclaimed(sem);
     sem_sync(c, sem, &v);
 }
 
@@ -427,6 +433,10 @@ static void reclaim_slot(pt_core *c, const pt_core_reclaim *r)
     h->count = clamp_slot(h->count + delta);
     h->seen = now;
     h->unsure = 0;
+    /* a slot that counted nothing of a session holding nothing says no more
+     * than a FREE of a lock it never held */
+    if (delta != 0 || h->count > 0)
+        pt__restart_reclaimed(sem);
     if (delta > 0) {
         sem->u.sem.value = sem->u.sem.value > delta ? sem->u.sem.value - delta : 0;
     } else if (delta < 0) {
@@ -469,6 +479,7 @@ void pt_core_restart(pt_core *c, uint64_t now, uint64_t token_jump, const pt_cor
 
     c->now = now;
     c->fast_lost = 1;
+    pt__restart_marks_reset(c);
     for (size_t i = 0; i < n; i++) {
         if (reclaims[i].state == PT_RECLAIM_FREE)
             reclaim_free(c, &reclaims[i]);

@@ -68,16 +68,18 @@ static void detail_hide(pt_core_object_detail *d)
     d->info.refs = 0;
     d->waiters = 0;
     d->counters = (pt_core_counters){0};
+    d->restart = PT_RESTART_NONE;
     d->hidden = 1;
 }
 
-static void detail_fill(const pt_obj *obj, uint64_t now, pt_core_object_detail *d)
+static void detail_fill(const pt_core *c, const pt_obj *obj, uint64_t now, pt_core_object_detail *d)
 {
     const pt_obj *lock = obj->kind == PT_KIND_CONDITION ? obj->u.cond.lock : NULL;
 
     memset(d, 0, sizeof(*d));
     pt__object_info_fill(obj, &d->info);
     d->serial = obj->serial;
+    d->restart = pt__restart_mark(c, obj);
     d->waiters = obj->queue.len;
     if (obj->kind == PT_KIND_BARRIER)
         d->waiters += obj->u.barrier.entrants.len;
@@ -128,7 +130,7 @@ void pt_core_inspect_objects(const pt_core *core, const pt_session *asker, uint6
     {
         if (obj->anonymous || obj->serial <= after)
             continue;
-        detail_fill(obj, now, &d);
+        detail_fill(core, obj, now, &d);
         if (!may_read(core, asker, obj))
             detail_hide(&d);
         if (fn(ctx, &d) != 0)
@@ -230,7 +232,7 @@ int pt_core_inspect_object(pt_core *core, const pt_session *asker, const char *n
     obj = pt__map_find(&core->map, name, len, pt__name_hash(name, len));
     if (obj == NULL)
         return PT_ENOENT;
-    detail_fill(obj, now, out);
+    detail_fill(core, obj, now, out);
     /* The detail (state, counters, who holds it, who waits) needs read
      * permission by the object's mode; its existence does not. */
     if (!may_read(core, asker, obj)) {

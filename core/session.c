@@ -299,6 +299,7 @@ void pt_core_session_end(pt_core *core, pt_session *s, uint64_t now)
 
     core->now = now;
     s->ending = 1;
+    pt__restart_session_end(core, s); /* while its holds and parties are there */
     for (uint32_t h = 1; h < s->next_new; h++) {
         pt_handle *slot = pt__handle_get(s, h);
         pt_waiter *w;

@@ -250,8 +250,9 @@ void pt_state_compact_maybe(pt_daemon *d)
     s->want = 0;
     cp = compaction_new(d, s);
     if (cp == NULL || event_add(cp->done, NULL) < 0 || thread_start(cp) < 0) {
-        pt_log(LOG_ERR, "pythreadd: no memory to snapshot the state; the journal grows until a "
-                        "later snapshot works");
+        pt_log(LOG_ERR, "pythreadd: cannot snapshot the state (out of memory, or a queue or "
+                        "a session too large for one record); the journal grows until a later "
+                        "snapshot works");
         if (cp != NULL)
             compaction_free(cp);
         s->snap_bytes = s->since;

@@ -112,7 +112,7 @@ static void do_status(pt_daemon *d, pt_conn *c, const Pythread__Request *req, ui
     Pythread__Inspection in = PYTHREAD__INSPECTION__INIT;
     Pythread__StatusInfo st = PYTHREAD__STATUS_INFO__INIT;
     Pythread__LimitsInfo lim = PYTHREAD__LIMITS_INFO__INIT;
-    uint64_t by_kind[PT_KIND_BARRIER + 1];
+    uint64_t by_kind[PT_KIND_BARRIER + 1], by_restart[PT_RESTART_MARKS];
     pt_core_stats stats;
     pt_core_limits cl;
 
@@ -158,6 +158,11 @@ static void do_status(pt_daemon *d, pt_conn *c, const Pythread__Request *req, ui
     lim.max_input_per_uid = d->max_input_per_uid;
     st.limits = &lim;
     pt_state_status(d, &st);
+    if (d->resume != NULL) { /* this start restored something */
+        pt_core_objects_by_restart(d->core, by_restart);
+        st.n_objects_by_restart = PT_RESTART_MARKS;
+        st.objects_by_restart = by_restart;
+    }
     in.status_info = &st;
     inspect_send(c, req, &in);
 }
@@ -212,6 +217,8 @@ static Pythread__ObjectInfo *object_info(pt_daemon *d, const pt_core_object_deta
     o->waiters = det->waiters;
     o->has_cursor = 1;
     o->cursor = det->serial;
+    o->has_restart = !det->hidden;
+    o->restart = (uint32_t)det->restart;
     /* Without read permission: no state, counters or waiters at all. */
     if (det->hidden)
         return o;

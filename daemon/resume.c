@@ -29,6 +29,7 @@
 #include <sys/random.h>
 #include <sys/syscall.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -75,6 +76,8 @@ struct pt_resume {
     uint64_t nkept;                    /* sessions the replay brought back */
     uint64_t taken, dead, late, empty; /* of them: taken up, whose process died, not back in
                                           time, with nothing to take up */
+    uint64_t grace_from, grace_ns;     /* when the grace began, and how long it lasted */
+    double restarted_wall;             /* when the restart was made, seconds since the epoch */
 };
 
 /* ------------------------------------------------------------------ */
@@ -308,9 +311,13 @@ static void grace_end(pt_resume *r)
 {
     pt_daemon *d = r->d;
     uint64_t now = pt_daemon_now();
+    struct timespec ts;
     pt_kept *k;
 
     r->grace = 0;
+    r->grace_ns = now - r->grace_from;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    r->restarted_wall = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
     LIST_FOREACH(k, &r->kept, link)
     {
         if (!k->resumed)
@@ -394,11 +401,13 @@ void pt_resume_start(pt_daemon *d, uint32_t grace_ms)
     pt_journal_words_lost(d->journal, d->core); /* until the restart */
     r->timer = evtimer_new(d->base, grace_cb, r);
     r->grace = 1;
+    r->grace_from = pt_daemon_now();
     LIST_FOREACH(k, &r->kept, link)
     {
         /* no connection until its process comes: answers and inspection
-         * see none */
+         * see none, and what it holds is in grace */
         pt_core_session_set_udata(k->session, NULL);
+        pt_core_session_awaited(d->core, k->session, 1);
         r->nkept++;
         if (grace_ms > 0 && r->timer != NULL)
             kept_watch(r, k);
@@ -432,6 +441,10 @@ void pt_resume_status(const pt_daemon *d, Pythread__StatusInfo *st)
     st->sessions_ended_gone = r->dead;
     st->sessions_ended_late = r->late;
     st->sessions_ended_empty = r->empty;
+    st->has_grace_seconds = 1;
+    st->grace_seconds = (double)(r->grace ? pt_daemon_now() - r->grace_from : r->grace_ns) / 1e9;
+    st->has_restarted_at = !r->grace;
+    st->restarted_at = r->restarted_wall;
 }
 
 void pt_resume_free(pt_daemon *d)
@@ -572,6 +585,7 @@ static void kept_take(pt_kept *k, pt_conn *c, uint64_t now)
     pt_core_session_set_udata(k->session, c);
     if (fresh != NULL)
         pt_journal_session_end(d->journal, d->core, fresh, now);
+    pt_core_session_awaited(d->core, k->session, 0);
     k->resumed = 1;
     k->r->open--;
     k->r->taken++;

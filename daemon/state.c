@@ -171,6 +171,7 @@ void pt_state_restarted(pt_daemon *d, uint64_t entries)
         return;
     }
     pt_core_get_stats(d->core, &st);
+    d->state->restored = st.objects; /* status tells it in the grace too */
     pt_log(LOG_INFO,
            "pythreadd: state of %s restored: %llu objects, %llu sessions from %llu inputs",
            d->state->path, (unsigned long long)st.objects, (unsigned long long)st.sessions,

@@ -26,6 +26,23 @@ extern "C" {
 #define PT_INSPECT_TEXT_MAX 256 /* names and process names, NUL included */
 #define PT_INSPECT_PATH_MAX 108 /* sun_path */
 
+/* What the daemon's last restart (pythreadd --state-dir) did to an object.
+ * Only holds count: a Lock's or RLock's holder (a Condition shows its
+ * lock's), the sessions holding an owned semaphore's permits, and a
+ * Barrier's parties (a party that leaves breaks it); waiting calls do not. */
+typedef enum pt_restart_mark {
+    PT_RESTART_NONE = 0,  /* created after the last restart, or there was none */
+    PT_RESTART_RESTORED,  /* its state is what the journal had */
+    PT_RESTART_RECLAIMED, /* a process that had it open came back, and what its
+                             shared word said of it was taken (held, let go,
+                             a semaphore's count) */
+    PT_RESTART_RELEASED,  /* a holder's session was not taken up: what it held
+                             was given back (to the next waiter, if any) */
+    PT_RESTART_IN_GRACE   /* in the grace period: the process of a holder the
+                             journal knows has not taken its session up yet */
+} pt_restart_mark;
+#define PT_RESTART_MARKS 5 /* how many marks there are */
+
 /* The daemon as a whole. */
 typedef struct pt_inspect_status {
     char version[32];
@@ -67,6 +84,13 @@ typedef struct pt_inspect_status {
     uint64_t sessions_ended_gone;  /* their process had died */
     uint64_t sessions_ended_late;  /* not taken up within the grace */
     uint64_t sessions_ended_empty; /* nothing to take up */
+    /* The last restart: when it was done (the grace ended), seconds since
+     * the epoch, 0 while in the grace or when this start restored nothing;
+     * how long calls waited for the kept sessions (so far, in the grace);
+     * and the objects there are now by the mark it left on them. */
+    double restarted_at;
+    double grace_seconds;
+    uint64_t objects_by_restart[PT_RESTART_MARKS]; /* index PT_RESTART_* */
 } pt_inspect_status;
 
 /* One object. Fields that do not apply to its kind are 0. */
@@ -103,6 +127,9 @@ typedef struct pt_inspect_object {
      * owner, mode, flags, permit ownership and a Condition's lock are
      * told; refs, waiters, the state and the counters are 0. */
     int hidden;
+    /* What the daemon's last restart did to it; PT_RESTART_NONE too when
+     * hidden. */
+    pt_restart_mark restart;
 } pt_inspect_object;
 
 /* A holder or a waiter of one object. */

@@ -603,6 +603,67 @@ class Ctl(unittest.TestCase):
         self.assertEqual(read_when_there(done, "COMMAND's end"), "ok\n")
         self.assertFalse(self.obj("L")["object"]["locked"])
 
+    def test_show_marks_what_a_restart_did(self):
+        # After a kill -9 of a --state-dir daemon, show and list tell what
+        # the restart did to each object: RA's holder came back and its word
+        # said it holds it (reclaimed); RB's holder died while the daemon
+        # was down, so RB went to its waiter (released); RC's holder is
+        # stopped, so RC is in grace until it dies, then released too; E,
+        # held by nobody, is as the journal had it (restored).
+        state = os.path.join(self.dir, "state")
+        os.mkdir(state)
+        self.stop_daemon(signal.SIGTERM)
+        self.start_daemon("--state-dir", state)
+        self.ok("create", "event", "E")
+        a, b, c = (self.spawn("lock", n, "--", "sleep", "60") for n in ("RA", "RB", "RC"))
+        for n in ("RA", "RB", "RC"):
+            poll(lambda n=n: self.obj(n)["object"]["locked"], n + " held")
+        w = self.spawn("lock", "RB", "--", "sleep", "60")
+        poll(lambda: len(self.obj("RB")["waiters"]) == 1, "RB's waiter")
+        self.stop_daemon(signal.SIGKILL)
+        b.kill()
+        b.wait()
+        os.kill(c.pid, signal.SIGSTOP)
+        self.start_daemon("--state-dir", state, "--grace", "60")
+        st = poll(lambda: (lambda s: s if s["sessions"]["taken_up"] == 2 else None)(
+            self.js("status")["state"]), "a's and w's sessions taken up")
+        self.assertTrue(st["in_grace"])
+        self.assertIsNone(st["restart"]["done_at"])
+        self.assertEqual(st["restart"]["objects"],
+                         {"restored": 2, "reclaimed": 0, "released": 0, "in_grace": 2})
+        marks = {n: self.obj(n)["object"]["restart"] for n in ("RA", "RB", "RC", "E")}
+        self.assertEqual(marks, {"RA": "restored", "RB": "in_grace", "RC": "in_grace",
+                                 "E": "restored"})
+        flags = {l.split("\t")[0]: l.split("\t")[6]
+                 for l in self.ok("list", "--no-legend").splitlines()}
+        self.assertEqual(flags["RC"], "in_grace")
+        self.assertIn("in grace: a holder's process has not taken its session up yet",
+                      self.ok("show", "RC"))
+        os.kill(c.pid, signal.SIGKILL)  # its death ends the grace
+        poll(lambda: not self.js("status")["state"]["in_grace"], "the grace period's end")
+        shown = {n: self.obj(n) for n in ("RA", "RB", "RC", "E")}
+        self.assertEqual({n: d["object"]["restart"] for n, d in shown.items()},
+                         {"RA": "reclaimed", "RB": "released", "RC": "released",
+                          "E": "restored"})
+        self.assertEqual([h["pid"] for h in shown["RA"]["holders"]], [a.pid])
+        poll(lambda: [h["pid"] for h in self.obj("RB")["holders"]] == [w.pid],
+             "RB handed to its waiter")
+        self.assertFalse(shown["RC"]["object"]["locked"])
+        self.ok("create", "lock", "NEW")
+        self.assertEqual(self.obj("NEW")["object"]["restart"], "none")
+        restart = self.js("status")["state"]["restart"]
+        self.assertGreater(restart["done_at"], 0)
+        self.assertGreater(restart["grace_seconds"], 0)
+        self.assertEqual(restart["objects"],
+                         {"restored": 1, "reclaimed": 1, "released": 2, "in_grace": 0})
+        flags = {l.split("\t")[0]: l.split("\t")[6]
+                 for l in self.ok("list", "--no-legend").splitlines()}
+        self.assertEqual(flags, {"E": "-", "RA": "reclaimed", "RB": "released",
+                                 "RC": "released", "NEW": "-"})
+        self.assertIn("released: its holder's session was not taken up", self.ok("show", "RB"))
+        self.assertRegex(self.ok("status"), r"last restart:\tdone .* 1 restored as journaled, "
+                                            r"1 reclaimed from their holders' words, 2 released")
+
     def test_sem_lost_signal(self):
         # --lost-signal chooses the signal; the daemon dies (kill -9) this time.
         got = os.path.join(self.dir, "got")

@@ -8,6 +8,8 @@
  * a semaphore's value come back from the words; a call made while the
  * daemon was down is served by the next one; pt_client_session_wait
  * returns once the session is taken up, even while another thread reads.
+ * Inspection marks the lock reclaimed, in grace or released
+ * (pt_restart_mark) as the case is.
  */
 #include <poll.h>
 #include <pthread.h>
@@ -190,10 +192,14 @@ static void test_holder_keeps_lock_waiter_keeps_place(void **state)
     assert_int_equal(d->holders[0].pid, a);
     assert_int_equal(d->n_waiters, 1);
     assert_int_equal(d->waiters[0].pid, b);
+    /* the hold came back from the holder's word, not from the journal */
+    assert_int_equal(d->object.restart, PT_RESTART_RECLAIMED);
     pt_inspect_detail_free(d);
     status_get(&st);
     assert_int_equal(st.grace_ms, 10000);
     assert_int_equal(st.in_grace, 0);
+    assert_true(st.restarted_at > 0);
+    assert_int_equal(st.objects_by_restart[PT_RESTART_RECLAIMED], 1);
     assert_int_equal(st.sessions_taken_up, 2);
     assert_int_equal(st.sessions_ended_gone + st.sessions_ended_late, 0);
     assert_int_equal(atomic_load(&sh->got), 0);
@@ -254,6 +260,7 @@ static void test_dead_holder_gives_back(void **state)
 {
     harness *h = *state;
     pt_inspect_status st;
+    pt_inspect_detail *d;
     pid_t a, b;
     double t0;
 
@@ -269,6 +276,10 @@ static void test_dead_holder_gives_back(void **state)
     status_get(&st);
     assert_int_equal(st.sessions_taken_up, 1);
     assert_int_equal(st.sessions_ended_gone, 1);
+    assert_int_equal(st.objects_by_restart[PT_RESTART_RELEASED], 1);
+    d = show("res.lock");
+    assert_int_equal(d->object.restart, PT_RESTART_RELEASED);
+    pt_inspect_detail_free(d);
     h->passed = 1;
 }
 
@@ -279,6 +290,7 @@ static void test_holder_not_back_in_grace_loses(void **state)
 {
     harness *h = *state;
     pt_inspect_status st;
+    pt_inspect_detail *d;
     pid_t a, b;
     double t0;
     int status;
@@ -291,11 +303,19 @@ static void test_holder_not_back_in_grace_loses(void **state)
     status_get(&st);
     assert_int_equal(st.in_grace, 1);
     assert_true(st.restored_sessions >= 2);
+    assert_true(st.restarted_at == 0); /* not made yet */
+    assert_int_equal(st.objects_by_restart[PT_RESTART_IN_GRACE], 1);
+    d = show("res.lock");
+    assert_int_equal(d->object.restart, PT_RESTART_IN_GRACE);
+    pt_inspect_detail_free(d);
     harness_join(h, &b, 1, HARNESS_DEADLINE + 3);
     assert_true(harness_now() - t0 >= 2.9);
     status_get(&st);
     assert_int_equal(st.sessions_taken_up, 1);
     assert_int_equal(st.sessions_ended_late, 1);
+    d = show("res.lock");
+    assert_int_equal(d->object.restart, PT_RESTART_RELEASED);
+    pt_inspect_detail_free(d);
     atomic_store(&sh->stopped, 1);
     atomic_store(&sh->go, 1);
     kill(a, SIGCONT);

@@ -1045,6 +1045,159 @@ static void test_restart_ignores_reclaims_of_objects_without_words(void **state)
     assert_int_equal(lock_look("n").holder, pt_core_session_id(a));
 }
 
+/* ---- what the last restart did to each object (restart.c) ---- */
+
+/* The mark inspection shows for name now. */
+static int mark(const char *name)
+{
+    pt_core_object_detail d;
+
+    assert_int_equal(pt_core_inspect_object(th_core(), NULL, name, strlen(name), 0, &d, NULL, NULL),
+                     0);
+    return d.restart;
+}
+
+/* Named objects by mark, each checked against what the caller expects. */
+static void marks_count(uint64_t none, uint64_t restored, uint64_t reclaimed, uint64_t released,
+                        uint64_t in_grace)
+{
+    uint64_t n[PT_RESTART_MARKS];
+
+    pt_core_objects_by_restart(th_core(), n);
+    assert_int_equal(n[PT_RESTART_NONE], none);
+    assert_int_equal(n[PT_RESTART_RESTORED], restored);
+    assert_int_equal(n[PT_RESTART_RECLAIMED], reclaimed);
+    assert_int_equal(n[PT_RESTART_RELEASED], released);
+    assert_int_equal(n[PT_RESTART_IN_GRACE], in_grace);
+}
+
+/* A reclaim that says the session holds a lock, ends the hold the core
+ * had, or gives a semaphore's value marks the object reclaimed (a
+ * Condition shows its lock's); a FREE of a lock the session never held
+ * says nothing. The rest is restored as journaled, an object made after
+ * is not marked, and the next restart marks everything afresh. */
+static void test_restart_marks_what_the_words_decided(void **state)
+{
+    pt_session *a = th_session(), *b = th_session();
+    uint32_t hl = th_open(a, "l", PT_KIND_LOCK, 0), hm = th_open(a, "m", PT_KIND_LOCK, 0);
+    uint32_t bn = th_open(b, "n", PT_KIND_LOCK, 0), bs = th_open_sem(b, "s", 2, 0, 0);
+    pt_core_reclaim rc[] = {
+        {.session = a, .handle = hl, .state = PT_RECLAIM_HELD, .thread = 1, .depth = 1},
+        {.session = a, .handle = hm, .state = PT_RECLAIM_FREE},
+        {.session = b, .handle = bn, .state = PT_RECLAIM_FREE},
+        {.session = b, .handle = bs, .state = PT_RECLAIM_VALUE, .value = 1},
+    };
+
+    (void)state;
+    th_open_cond(a, "c", hl);
+    th_open(a, "e", PT_KIND_EVENT, 0);
+    publish();
+    assert_answer(call_acquire(a, hl, 1, 1, -1, 0), 1);
+    publish();
+    assert_answer(call_acquire(a, hm, 1, 1, -1, 0), 1);
+    publish();
+    marks_count(6, 0, 0, 0, 0); /* no restart yet */
+    restart(TH_S(1), 0, rc, sizeof(rc) / sizeof(rc[0]));
+    assert_int_equal(mark("l"), PT_RESTART_RECLAIMED);
+    assert_int_equal(mark("c"), PT_RESTART_RECLAIMED);
+    assert_int_equal(mark("m"), PT_RESTART_RECLAIMED);
+    assert_int_equal(lock_look("m").holder, 0);
+    assert_int_equal(mark("n"), PT_RESTART_RESTORED);
+    assert_int_equal(mark("s"), PT_RESTART_RECLAIMED);
+    assert_int_equal(mark("e"), PT_RESTART_RESTORED);
+    th_open(b, "new", PT_KIND_LOCK, 0);
+    publish();
+    assert_int_equal(mark("new"), PT_RESTART_NONE);
+    marks_count(1, 2, 4, 0, 0);
+    restart(TH_S(2), 0, NULL, 0);
+    marks_count(0, 7, 0, 0, 0);
+}
+
+/* While a kept session's process is not back, what it holds is in grace:
+ * a lock (and a Condition over it), owned permits, its place as a Barrier
+ * party; what its waiting calls wait for is not. Taken up, its objects are
+ * as journaled again; ended after the restart still awaited, what it held
+ * is released: the lock goes to the next waiter, the barrier breaks. A
+ * session ending later marks nothing. */
+static void test_restart_marks_in_grace_and_released(void **state)
+{
+    pt_session *a = th_session(), *b = th_session(), *c = th_session();
+    uint32_t al = th_open(a, "l", PT_KIND_LOCK, 0), cl = th_open(c, "l", PT_KIND_LOCK, 0);
+    uint32_t bm = th_open(b, "m", PT_KIND_LOCK, 0), ao = th_open_sem(a, "o", 2, 1, 0);
+    uint32_t abar = th_open_barrier(a, "bar", 2, -1);
+    uint32_t aw = th_open(a, "w", PT_KIND_LOCK, 0), cw = th_open(c, "w", PT_KIND_LOCK, 0);
+    pt_core_object_detail d;
+    uint64_t id;
+
+    (void)state;
+    th_open_cond(c, "cv", cl);
+    th_open(c, "e", PT_KIND_EVENT, 0);
+    publish();
+    assert_answer(call_acquire(a, al, 1, 1, -1, 0), 1);
+    assert_null(call_acquire(c, cl, 3, 1, -1, 0));
+    id = th_last_id();
+    assert_answer(call_acquire(b, bm, 2, 1, -1, 0), 1);
+    assert_answer(call_acquire(a, ao, 1, 1, -1, 0), 1);
+    assert_null(call_bwait(a, abar, 1, -1, 0, 0));
+    assert_answer(call_acquire(c, cw, 3, 1, -1, 0), 1);
+    assert_null(call_acquire(a, aw, 1, 1, -1, 0)); /* a only waits for "w" */
+    publish();
+    pt_core_words_lost(th_core()); /* the daemon's start: as journaled */
+    marks_count(0, 7, 0, 0, 0);
+    pt_core_session_awaited(th_core(), a, 1);
+    pt_core_session_awaited(th_core(), b, 1);
+    assert_int_equal(mark("l"), PT_RESTART_IN_GRACE);
+    assert_int_equal(mark("cv"), PT_RESTART_IN_GRACE);
+    assert_int_equal(mark("m"), PT_RESTART_IN_GRACE);
+    assert_int_equal(mark("o"), PT_RESTART_IN_GRACE);
+    assert_int_equal(mark("bar"), PT_RESTART_IN_GRACE);
+    assert_int_equal(mark("w"), PT_RESTART_RESTORED);
+    assert_int_equal(mark("e"), PT_RESTART_RESTORED);
+    pt_core_session_awaited(th_core(), b, 0); /* b's process took it up */
+    assert_int_equal(mark("m"), PT_RESTART_RESTORED);
+    marks_count(0, 3, 0, 0, 4);
+    restart(TH_S(2), 0, NULL, 0);
+    th_end(a, TH_S(2));
+    publish();
+    assert_answer(th_find(id), 1); /* c has "l" now */
+    assert_int_equal(lock_look("l").holder, pt_core_session_id(c));
+    assert_int_equal(mark("l"), PT_RESTART_RELEASED);
+    assert_int_equal(mark("cv"), PT_RESTART_RELEASED);
+    assert_int_equal(mark("o"), PT_RESTART_RELEASED);
+    assert_int_equal(mark("bar"), PT_RESTART_RELEASED);
+    assert_int_equal(pt_core_inspect_object(th_core(), NULL, "bar", 3, 0, &d, NULL, NULL), 0);
+    assert_int_equal(d.info.state.broken, 1);
+    assert_int_equal(mark("w"), PT_RESTART_RESTORED);
+    marks_count(0, 3, 0, 4, 0);
+    th_end(b, TH_S(3));
+    publish();
+    assert_int_equal(mark("m"), PT_RESTART_RESTORED);
+}
+
+/* An owned semaphore's slot: a count that moved, or permits the session
+ * holds, reclaim it; a slot that counted nothing for a session holding
+ * nothing does not. */
+static void test_restart_marks_slots(void **state)
+{
+    pt_session *a = th_session(), *b = th_session();
+    uint32_t ao = th_open_sem(a, "o", 2, 1, 0), bo = th_open_sem(b, "o", 2, 1, 0);
+    uint32_t bp = th_open_sem(b, "p", 2, 1, 0);
+    pt_core_reclaim rc[] = {
+        {.session = b, .handle = bo, .state = PT_RECLAIM_SLOT, .value = 0},
+        {.session = b, .handle = bp, .state = PT_RECLAIM_SLOT, .value = 0},
+        {.session = a, .handle = ao, .state = PT_RECLAIM_SLOT, .value = 1}, /* took one */
+    };
+    int64_t value;
+
+    (void)state;
+    publish();
+    restart(TH_S(1), 0, rc, sizeof(rc) / sizeof(rc[0]));
+    assert_int_equal(mark("o"), PT_RESTART_RECLAIMED);
+    assert_int_equal(mark("p"), PT_RESTART_RESTORED);
+    assert_int_equal(held(a, &value), 1);
+    assert_int_equal(value, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1075,6 +1228,11 @@ int main(void)
                                         setup, th_teardown),
         cmocka_unit_test_setup_teardown(test_restart_keeps_sessions_and_gives_new_cells, setup,
                                         th_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_marks_what_the_words_decided, setup,
+                                        th_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_marks_in_grace_and_released, setup,
+                                        th_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_marks_slots, setup_slots, th_teardown),
     };
 
     return cmocka_run_group_tests_name("unit.test_fast_core", tests, NULL, NULL);

@@ -107,6 +107,7 @@ class InspectObject(ctypes.Structure):
         ("longest_wait", ctypes.c_double),
         ("longest_hold", ctypes.c_double),
         ("hidden", ctypes.c_int),
+        ("restart", ctypes.c_int),  # pt_restart_mark
     ]
 
 

@@ -40,6 +40,7 @@ static void object_layout(void)
     FIELD(pt_inspect_object, longest_wait);
     FIELD(pt_inspect_object, longest_hold);
     FIELD(pt_inspect_object, hidden);
+    FIELD(pt_inspect_object, restart);
     printf("}");
 }
 
