@@ -551,20 +551,34 @@ static int conn_request(pt_conn *c, const Pythread__Request *req, uint64_t now)
     return c->closing ? -1 : 0;
 }
 
-/* The id of a request that would not decode, so the error frame can name
- * it: every encoder writes field 1 (the id, a varint) first. 0 if not. */
-static uint64_t body_peek_id(const uint8_t *p, size_t len)
+/* The leading fields every encoder writes first: field 1 (the id, a
+ * varint), then field 2 (the op, one byte for every op there is). They
+ * name a request that would not decode in its error frame, and tell the
+ * calls a restart's grace holds back from inspection. 0 for a field that
+ * is not there so. */
+typedef struct body_head {
+    uint64_t id;
+    uint32_t op;
+} body_head;
+
+static body_head body_peek(const uint8_t *p, size_t len)
 {
-    uint64_t id = 0;
+    body_head h = {0, 0};
+    unsigned shift = 0;
+    size_t i;
 
     if (len < 2 || p[0] != 0x08)
-        return 0;
-    for (size_t i = 1, shift = 0; i < len && shift < 64; i++, shift += 7) {
-        id |= (uint64_t)(p[i] & 0x7f) << shift;
+        return h;
+    for (i = 1; i < len && shift < 64; i++, shift += 7) {
+        h.id |= (uint64_t)(p[i] & 0x7f) << shift;
         if (!(p[i] & 0x80))
-            return id;
+            break;
     }
-    return 0;
+    if (i >= len || shift >= 64) /* the id never ends */
+        return (body_head){0, 0};
+    if (i + 2 < len && p[i + 1] == 0x10 && !(p[i + 2] & 0x80))
+        h.op = p[i + 2];
+    return h;
 }
 
 /* The length of the frame whose header is at hdr, or -1 after answering a
@@ -598,7 +612,7 @@ static void conn_frame(pt_conn *c, const uint8_t *body, uint32_t len, uint64_t n
     req = pt_wire_request_decode(&d->arena, body, len, err, sizeof err);
     if (!req) {
         pt_wire_arena_reset(&d->arena);
-        conn_protocol_error(c, body_peek_id(body, len), PT_EPROTO, err, now);
+        conn_protocol_error(c, body_peek(body, len).id, PT_EPROTO, err, now);
         return;
     }
     conn_request(c, req, now);
@@ -634,28 +648,13 @@ static int conn_gated(const pt_conn *c)
     return c->hello && pt_resume_grace(c->daemon);
 }
 
-/* The op of the request in body, 0 when it does not start as every
- * encoder writes one: field 1 (the id), then field 2 (the op). */
-static uint32_t body_peek_op(const uint8_t *p, size_t len)
-{
-    size_t i = 1;
-
-    if (len < 4 || p[0] != 0x08)
-        return 0;
-    while (i < len && (p[i] & 0x80))
-        i++;
-    if (i + 2 >= len || p[i + 1] != 0x10 || (p[i + 2] & 0x80))
-        return 0;
-    return p[i + 2];
-}
-
 static int frame_waits(const pt_conn *c, const uint8_t *body, size_t len)
 {
     uint32_t op;
 
     if (!conn_gated(c))
         return 0;
-    op = body_peek_op(body, len);
+    op = body_peek(body, len).op;
     return op < PYTHREAD__OP__OP_STATUS || op > PYTHREAD__OP__OP_SESSIONS;
 }
 
