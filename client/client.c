@@ -99,6 +99,9 @@ struct pt_client {
     fast_map *maps;
     unsigned nmaps;
     char why[256]; /* why the session is ending, when known */
+    /* A loss no call has heard of (the monitor took in the end while no
+     * call waited): the next call fails with it before it reconnects. */
+    char loss[PT__ERRMSG_MAX];
     /* Taking the session up again after a restart of the daemon. */
     uint8_t resume_key[PT_WIRE_RESUME_KEY_MAX];
     size_t resume_key_len; /* 0: the daemon does not keep sessions */
@@ -511,35 +514,45 @@ static int frames_dispatch(pt_client *c)
  * (the reader itself, after recv() returned), so the fd is never closed under
  * a thread blocked on it.
  */
-static int client_resume(pt_client *c, uint32_t old_sid);
+static int client_resume(pt_client *c, uint32_t old_sid, char *why, size_t len);
 static void monitor_wake(pt_client *c);
 
-static void client_lost(pt_client *c)
+/* No session now: its connection closes. */
+static void conn_close(pt_client *c)
 {
-    char msg[PT__ERRMSG_MAX];
-    uint32_t old_sid = (uint32_t)atomic_load(&c->fast_live);
-    pending *p;
-    unsigned i;
-
-    snprintf(msg, sizeof(msg),
-             "session lost: %s; locks held through it are released; the next call reconnects",
-             c->why[0] ? c->why : "pythreadd closed the connection");
     atomic_store(&c->fast_live, 0);
     close(c->fd);
     c->fd = -1;
     c->rlen = 0;
-    c->why[0] = '\0';
     fdq_close_all(c);
     monitor_wake(c);
-    if (client_resume(c, old_sid) == 0)
+}
+
+static void client_lost(pt_client *c)
+{
+    char why[sizeof(c->why)];
+    uint32_t old_sid = (uint32_t)atomic_load(&c->fast_live);
+    int heard = 0;
+    pending *p;
+    unsigned i;
+
+    snprintf(why, sizeof(why), "%s", c->why[0] ? c->why : "pythreadd closed the connection");
+    c->why[0] = '\0';
+    conn_close(c);
+    if (client_resume(c, old_sid, why, sizeof(why)) == 0)
         return;
+    snprintf(c->loss, sizeof(c->loss),
+             "session lost: %s; locks held through it are released; the next call reconnects", why);
     for (i = 0; i < PENDING_BUCKETS; i++) {
         while ((p = LIST_FIRST(&c->pending[i]))) {
             p->rep->status = PT_ESESSION;
-            snprintf(p->errbuf, PT__ERRMSG_MAX, "%s", msg);
+            snprintf(p->errbuf, PT__ERRMSG_MAX, "%s", c->loss);
             pending_finish(c, p);
+            heard = 1;
         }
     }
+    if (heard)
+        c->loss[0] = '\0';
 }
 
 /*
@@ -1162,9 +1175,10 @@ static void pending_resend(pt_client *c, pending *p)
 /*
  * The connection ended: when the daemon keeps sessions, take this one up
  * again. 0 when it was (the pending calls go on), -1 when the session is
- * lost. Called with mu held and nobody reading.
+ * lost (why then says why, in len bytes). Called with mu held and nobody
+ * reading.
  */
-static int client_resume(pt_client *c, uint32_t old_sid)
+static int client_resume(pt_client *c, uint32_t old_sid, char *why, size_t len)
 {
     hello_resume hr = {0};
     uint32_t old = c->gen;
@@ -1187,7 +1201,11 @@ static int client_resume(pt_client *c, uint32_t old_sid)
                 pending_resend(c, p);
         }
     } else {
-        snprintf(c->why, sizeof(c->why),
+        /* the new session its hello opened is not the one lost: it goes, so
+         * the process is where any loss leaves it (the next call tells of
+         * the loss, the one after connects) */
+        conn_close(c);
+        snprintf(why, len,
                  "pythreadd restarted and did not keep the session (its --grace ran out, or it "
                  "keeps no state)");
     }
@@ -1333,6 +1351,7 @@ static void client_after_fork(pt_client *c)
         c->reading = 0;
         c->rlen = 0;
         c->why[0] = '\0';
+        c->loss[0] = '\0'; /* the parent's to tell */
         for (i = 0; i < PENDING_BUCKETS; i++)
             LIST_INIT(&c->pending[i]);
         TAILQ_INIT(&c->parked);
@@ -1469,6 +1488,19 @@ static const pt__watch *watch_usable(const pt_client *c, const pt__watch *wt)
     return wt;
 }
 
+/* A new session for a call, unless the last one's loss is still to be
+ * told: this call tells it, as it would have had it read the end itself. */
+static int client_reconnect(pt_client *c)
+{
+    int r;
+
+    if (!c->loss[0])
+        return client_connect(c);
+    r = pt__error(PT_ESESSION, "%s", c->loss);
+    c->loss[0] = '\0';
+    return r;
+}
+
 /* pt__client_call; rep->extra and rep->extra_arg are kept. */
 static int client_call(pt_client *c, uint32_t want_gen, int flags, Pythread__Request *req,
                        pt__reply *rep, uint32_t *gen, const pt__watch *wt)
@@ -1488,7 +1520,7 @@ static int client_call(pt_client *c, uint32_t want_gen, int flags, Pythread__Req
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     client_enter(c);
     if (c->fd < 0) {
-        r = (flags & PT__CALL_NOCONNECT) ? PT__ESTALE : client_connect(c);
+        r = (flags & PT__CALL_NOCONNECT) ? PT__ESTALE : client_reconnect(c);
         if (r < 0)
             goto out;
     }
@@ -1710,6 +1742,8 @@ int pt_client_session_wait(pt_client *c, uint64_t session)
         client_read(c); /* the end: the session is taken up again, or lost */
         reader_pass(c);
     }
+    if (fd < 0)
+        c->loss[0] = '\0'; /* told here */
     pthread_mutex_unlock(&c->mu);
     if (fd < 0)
         return pt__error(PT_ESESSION,
