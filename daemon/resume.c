@@ -36,14 +36,16 @@
 
 /* A word gives at most this many tokens past the last the daemon knows. */
 #define TOKEN_JUMP ((uint64_t)PT_FW_SEQ_MAX + 1)
-/* Answers kept per replayed session: one per thread, at most this many. */
+/* Answers kept per replayed session: one per thread (its last), at most
+ * this many threads' (a power of two: the array doubles up to it). */
 #define KEPT_ANSWERS_MAX 4096u
 
 /* The last answer of a thread, as the core gave it: packed only if its
  * process asks for it again (a replay gives hundreds of thousands). */
 typedef struct kept_answer {
     uint64_t thread;
-    pt_result res; /* res.message and res.state point into this record */
+    uint64_t written; /* its rank among the session's answers (1: the first) */
+    pt_result res;    /* res.message and res.state point into this record */
     pt_state state;
     char *message; /* an error's words */
 } kept_answer;
@@ -62,6 +64,7 @@ typedef struct pt_kept {
     unsigned resumed : 1;
     kept_answer *answers;
     size_t nanswers, capanswers;
+    uint64_t nwritten; /* answers the replay gave it so far */
 } pt_kept;
 
 struct pt_resume {
@@ -194,19 +197,27 @@ static void replay_session_end(void *ctx, pt_session *s)
         kept_free(k);
 }
 
+/* The slot for thread's answer: its own, a new one, or when KEPT_ANSWERS_MAX
+ * threads have one, the one written longest ago: what a process had not
+ * read when the daemon died is what it was told last. */
 static kept_answer *answer_slot(pt_kept *k, uint64_t thread)
 {
+    kept_answer *oldest = NULL;
+
     for (size_t i = 0; i < k->nanswers; i++) {
         if (k->answers[i].thread == thread)
             return &k->answers[i];
+        if (oldest == NULL || k->answers[i].written < oldest->written)
+            oldest = &k->answers[i];
+    }
+    if (k->nanswers == KEPT_ANSWERS_MAX) {
+        oldest->thread = thread;
+        return oldest;
     }
     if (k->nanswers == k->capanswers) {
         size_t cap = k->capanswers ? 2 * k->capanswers : 4;
-        kept_answer *grown;
+        kept_answer *grown = realloc(k->answers, cap * sizeof(*grown));
 
-        if (cap > KEPT_ANSWERS_MAX)
-            return &k->answers[thread % k->nanswers];
-        grown = realloc(k->answers, cap * sizeof(*grown));
         if (grown == NULL)
             return NULL;
         k->answers = grown;
@@ -227,6 +238,7 @@ static void replay_sink(void *ctx, pt_session *s, const pt_result *res)
         return;
     free(a->message);
     a->message = NULL;
+    a->written = ++k->nwritten;
     a->res = *res;
     a->res.fast = a->res.fast_slot = 0; /* its words are gone */
     if (res->state != NULL) {

@@ -8,9 +8,10 @@
  * a semaphore's value come back from the words; a call made while the
  * daemon was down is served by the next one. A resuming hello is refused
  * (the connection goes on as a new session) with a wrong key, from another
- * process or user, for a session taken up already or after the grace.
- * SIGUSR2 is refused, the daemon serving on, without --state-dir, under
- * systemd and when its program cannot be run.
+ * process or user, for a session taken up already or after the grace; the
+ * answers kept for a resuming process make room oldest first. SIGUSR2 is
+ * refused, the daemon serving on, without --state-dir, under systemd and
+ * when its program cannot be run.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -832,6 +833,58 @@ static void test_resume_refused_after_grace(void **state)
     h->passed = 1;
 }
 
+/*
+ * The journal's answers are kept for 4096 threads per session (resume.c's
+ * KEPT_ANSWERS_MAX); past that the answer given longest ago makes room.
+ * The open (thread 0) and acquires that do not block by threads 100..4194
+ * fill it; thread 100 is answered again (a release), then threads 5000 and
+ * 5001 are: they push out the open's answer and thread 101's. Named as
+ * pending, thread 101's call is to be sent again; those of threads 100,
+ * 1003 (one from the middle), 5000 and 5001 are answered again.
+ */
+static void test_answers_kept_oldest_goes_first(void **state)
+{
+    enum { FIRST = 100, FILL = 4095 };
+    harness *h = *state;
+    Pythread__HelloInfo *info;
+    Pythread__Response *r;
+    uint64_t pending[5], id;
+    raw_conn rc1, rc2;
+    uint32_t handle;
+    ticket t;
+
+    daemon_restart(h, "10");
+    assert_int_equal(raw_session(&rc1, h->sock, &t), 0);
+    assert_int_equal(raw_open(&rc1, "res.many", PT_KIND_LOCK, 0, &handle), 0);
+    for (uint64_t th = FIRST; th < FIRST + FILL; th++) {
+        assert_non_null(lock_call(&rc1, PYTHREAD__OP__OP_ACQUIRE, handle, th, &id));
+        if (th == FIRST + 1)
+            pending[1] = id; /* pushed out */
+        if (th == FIRST + 903)
+            pending[2] = id; /* kept */
+    }
+    assert_non_null(lock_call(&rc1, PYTHREAD__OP__OP_RELEASE, handle, FIRST, &pending[0]));
+    assert_non_null(lock_call(&rc1, PYTHREAD__OP__OP_ACQUIRE, handle, 5000, &pending[3]));
+    assert_non_null(lock_call(&rc1, PYTHREAD__OP__OP_ACQUIRE, handle, 5001, &pending[4]));
+
+    daemon_restart(h, "10");
+    assert_int_equal(raw_connect(&rc2, h->sock), 0);
+    info = hello_call(&rc2, &t, pending, 5);
+    assert_non_null(info);
+    assert_true(info->resumed);
+    assert_int_equal(info->n_resend, 1);
+    assert_int_equal(info->resend[0], pending[1]);
+    for (int i = 0; i < 5; i++) {
+        if (i == 1)
+            continue;
+        assert_int_equal(raw_recv(&rc2, HARNESS_DEADLINE, &r), RAW_FRAME);
+        assert_int_equal(r->id, pending[i]);
+    }
+    raw_close(&rc2);
+    raw_close(&rc1);
+    h->passed = 1;
+}
+
 /* ------------------------------------------------------------------ */
 /* SIGUSR2 refused                                                     */
 /* ------------------------------------------------------------------ */
@@ -946,6 +999,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resume_refused_to_another_user, harness_setup,
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(test_resume_refused_after_grace, harness_setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(test_answers_kept_oldest_goes_first, harness_setup,
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(test_sigusr2_refused_without_state, harness_setup,
                                         harness_teardown),
