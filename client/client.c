@@ -428,32 +428,43 @@ static int frames_dispatch(pt_client *c)
  * (the reader itself, after recv() returned), so the fd is never closed under
  * a thread blocked on it.
  */
-static void client_lost(pt_client *c)
+void pt__conn_close(pt_client *c)
 {
-    char msg[PT__ERRMSG_MAX];
-    uint32_t old_sid = (uint32_t)atomic_load(&c->fast_live);
-    pending *p;
-    unsigned i;
-
-    snprintf(msg, sizeof(msg),
-             "session lost: %s; locks held through it are released; the next call reconnects",
-             c->why[0] ? c->why : "pythreadd closed the connection");
     atomic_store(&c->fast_live, 0);
     close(c->fd);
     c->fd = -1;
     c->rlen = 0;
-    c->why[0] = '\0';
     fdq_close_all(c);
     pt__monitor_wake(c);
-    if (pt__client_resume(c, old_sid) == 0)
+}
+
+/* A loss that no waiting call hears of is kept for the next call to tell
+ * (client_reconnect), so a process never goes on as if it still held. */
+static void client_lost(pt_client *c)
+{
+    char why[sizeof(c->why)];
+    uint32_t old_sid = (uint32_t)atomic_load(&c->fast_live);
+    int heard = 0;
+    pending *p;
+    unsigned i;
+
+    snprintf(why, sizeof(why), "%s", c->why[0] ? c->why : "pythreadd closed the connection");
+    c->why[0] = '\0';
+    pt__conn_close(c);
+    if (pt__client_resume(c, old_sid, why, sizeof(why)) == 0)
         return;
+    snprintf(c->loss, sizeof(c->loss),
+             "session lost: %s; locks held through it are released; the next call reconnects", why);
     for (i = 0; i < PENDING_BUCKETS; i++) {
         while ((p = LIST_FIRST(&c->pending[i]))) {
             p->rep->status = PT_ESESSION;
-            snprintf(p->errbuf, PT__ERRMSG_MAX, "%s", msg);
+            snprintf(p->errbuf, PT__ERRMSG_MAX, "%s", c->loss);
             pending_finish(c, p);
+            heard = 1;
         }
     }
+    if (heard)
+        c->loss[0] = '\0';
 }
 
 /* ------------------------------------------------------------------ */
@@ -949,6 +960,7 @@ static void client_after_fork(pt_client *c)
         c->reading = 0;
         c->rlen = 0;
         c->why[0] = '\0';
+        c->loss[0] = '\0'; /* the parent's to tell */
         for (i = 0; i < PENDING_BUCKETS; i++)
             LIST_INIT(&c->pending[i]);
         TAILQ_INIT(&c->parked);
@@ -1085,6 +1097,19 @@ static const pt__watch *watch_usable(const pt_client *c, const pt__watch *wt)
     return wt;
 }
 
+/* A new session for a call, unless the last one's loss is still to be
+ * told: this call tells it, as it would have had it read the end itself. */
+static int client_reconnect(pt_client *c)
+{
+    int r;
+
+    if (!c->loss[0])
+        return client_connect(c);
+    r = pt__error(PT_ESESSION, "%s", c->loss);
+    c->loss[0] = '\0';
+    return r;
+}
+
 /* pt__client_call; rep->extra and rep->extra_arg are kept. */
 static int client_call(pt_client *c, uint32_t want_gen, int flags, Pythread__Request *req,
                        pt__reply *rep, uint32_t *gen, const pt__watch *wt)
@@ -1104,7 +1129,7 @@ static int client_call(pt_client *c, uint32_t want_gen, int flags, Pythread__Req
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     pt__client_enter(c);
     if (c->fd < 0) {
-        r = (flags & PT__CALL_NOCONNECT) ? PT__ESTALE : client_connect(c);
+        r = (flags & PT__CALL_NOCONNECT) ? PT__ESTALE : client_reconnect(c);
         if (r < 0)
             goto out;
     }

@@ -79,6 +79,9 @@ struct pt_client {
     fast_map *maps;
     unsigned nmaps;
     char why[256]; /* why the session is ending, when known */
+    /* A loss no call has heard of (the monitor took in the end while no
+     * call waited): the next call fails with it before it reconnects. */
+    char loss[PT__ERRMSG_MAX];
     /* Taking the session up again after a restart of the daemon. */
     uint8_t resume_key[PT_WIRE_RESUME_KEY_MAX];
     size_t resume_key_len; /* 0: the daemon does not keep sessions */
@@ -132,8 +135,11 @@ void pt__client_end_take(pt_client *c);
 
 /* The connection ended: when the daemon keeps sessions, take this one up
  * again. 0 when it was (the pending calls go on), -1 when the session is
- * lost. Called with mu held and nobody reading. */
-int pt__client_resume(pt_client *c, uint32_t old_sid);
+ * lost (why then says why, in len bytes). Called with mu held and nobody
+ * reading. */
+int pt__client_resume(pt_client *c, uint32_t old_sid, char *why, size_t len);
+/* No session now: its connection closes (mu held, nobody reading). */
+void pt__conn_close(pt_client *c);
 /* A hello's answer: keep the key that takes the session up again; with hr,
  * what a resuming hello brought back. */
 void pt__resume_info_take(pt_client *c, const Pythread__HelloInfo *info, hello_resume *hr);

@@ -261,7 +261,7 @@ static void pendings_resend(pt_client *c, const hello_resume *hr)
 /* Taking the session up                                               */
 /* ------------------------------------------------------------------ */
 
-int pt__client_resume(pt_client *c, uint32_t old_sid)
+int pt__client_resume(pt_client *c, uint32_t old_sid, char *why, size_t len)
 {
     hello_resume hr = {0};
     uint32_t old = c->gen;
@@ -279,7 +279,11 @@ int pt__client_resume(pt_client *c, uint32_t old_sid)
         objects_carry(c, old);
         pendings_resend(c, &hr);
     } else {
-        snprintf(c->why, sizeof(c->why),
+        /* the new session its hello opened is not the one lost: it goes, so
+         * the process is where any loss leaves it (the next call tells of
+         * the loss, the one after connects) */
+        pt__conn_close(c);
+        snprintf(why, len,
                  "pythreadd restarted and did not keep the session (its --grace ran out, or it "
                  "keeps no state)");
     }
@@ -319,6 +323,8 @@ int pt_client_session_wait(pt_client *c, uint64_t session)
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     pt__client_enter(c);
     fd = session_settle(c, session);
+    if (fd < 0)
+        c->loss[0] = '\0'; /* told here */
     pthread_mutex_unlock(&c->mu);
     pthread_setcancelstate(cancel_state, NULL);
     if (fd < 0)

@@ -37,14 +37,16 @@
 
 /* A word gives at most this many tokens past the last the daemon knows. */
 #define TOKEN_JUMP ((uint64_t)PT_FW_SEQ_MAX + 1)
-/* Answers kept per replayed session: one per thread, at most this many. */
+/* Answers kept per replayed session: one per thread (its last), at most
+ * this many threads' (a power of two: the array doubles up to it). */
 #define KEPT_ANSWERS_MAX 4096u
 
 /* The last answer of a thread, as the core gave it: packed only if its
  * process asks for it again (a replay gives hundreds of thousands). */
 typedef struct kept_answer {
     uint64_t thread;
-    pt_result res; /* res.message and res.state point into this record */
+    uint64_t written; /* its rank among the session's answers (1: the first) */
+    pt_result res;    /* res.message and res.state point into this record */
     pt_state state;
     char *message; /* an error's words */
 } kept_answer;
@@ -63,6 +65,7 @@ typedef struct pt_kept {
     unsigned resumed : 1;
     kept_answer *answers;
     size_t nanswers, capanswers;
+    uint64_t nwritten; /* answers the replay gave it so far */
 } pt_kept;
 
 struct pt_resume {
@@ -209,19 +212,27 @@ static void replay_session_end(void *ctx, pt_session *s)
         kept_free(k);
 }
 
+/* The slot for thread's answer: its own, a new one, or when KEPT_ANSWERS_MAX
+ * threads have one, the one written longest ago: what a process had not
+ * read when the daemon died is what it was told last. */
 static kept_answer *answer_slot(pt_kept *k, uint64_t thread)
 {
+    kept_answer *oldest = NULL;
+
     for (size_t i = 0; i < k->nanswers; i++) {
         if (k->answers[i].thread == thread)
             return &k->answers[i];
+        if (oldest == NULL || k->answers[i].written < oldest->written)
+            oldest = &k->answers[i];
+    }
+    if (k->nanswers == KEPT_ANSWERS_MAX) {
+        oldest->thread = thread;
+        return oldest;
     }
     if (k->nanswers == k->capanswers) {
         size_t cap = k->capanswers ? 2 * k->capanswers : 4;
-        kept_answer *grown;
+        kept_answer *grown = realloc(k->answers, cap * sizeof(*grown));
 
-        if (cap > KEPT_ANSWERS_MAX)
-            return &k->answers[thread % k->nanswers];
-        grown = realloc(k->answers, cap * sizeof(*grown));
         if (grown == NULL)
             return NULL;
         k->answers = grown;
@@ -242,6 +253,7 @@ static void replay_sink(void *ctx, pt_session *s, const pt_result *res)
         return;
     free(a->message);
     a->message = NULL;
+    a->written = ++k->nwritten;
     a->res = *res;
     a->res.fast = a->res.fast_slot = 0; /* its words are gone */
     if (res->state != NULL) {
@@ -489,16 +501,29 @@ static int key_equal(const uint8_t *a, const uint8_t *b, size_t n)
     return diff == 0;
 }
 
-/* The same process, with the key it was given. */
-static int kept_matches(const pt_kept *k, const pt_conn *c, const Pythread__HelloArgs *h)
+/* Why a resuming hello may not take up k, the kept session it names (NULL:
+ * none is), or NULL when it may: only the same process, as the same user,
+ * with the key its first hello was given. */
+static const char *kept_refusal(const pt_kept *k, const pt_conn *c, const Pythread__HelloArgs *h)
 {
-    const pt_peer *was = pt_core_session_peer(k->session);
+    const pt_peer *was;
 
-    return !k->dead && !k->empty && !k->resumed && k->has_who && was->pid == c->peer.pid &&
-           was->uid == c->peer.uid && h->has_resume_key &&
-           h->resume_key.len == sizeof(k->who.key) &&
-           key_equal(h->resume_key.data, k->who.key, sizeof(k->who.key)) &&
-           same_process(c->peer.pid, k->who.start_time);
+    if (k == NULL)
+        return "no session of that id waits to be taken up (the grace period is over, or the "
+               "daemon restarted without it)";
+    if (k->resumed)
+        return "it was taken up already";
+    if (k->dead || k->empty || !k->has_who)
+        return "it is not kept (its process died, or it had nothing to take up)";
+    was = pt_core_session_peer(k->session);
+    if (was->pid != c->peer.pid || !same_process(c->peer.pid, k->who.start_time))
+        return "it belongs to another process";
+    if (was->uid != c->peer.uid)
+        return "it belongs to another user";
+    if (!h->has_resume_key || h->resume_key.len != sizeof(k->who.key) ||
+        !key_equal(h->resume_key.data, k->who.key, sizeof(k->who.key)))
+        return "the key is not the one its first hello was given";
+    return NULL;
 }
 
 static int reclaims_add(pt_resume *r, pt_session *s, const Pythread__HelloArgs *h)
@@ -595,10 +620,20 @@ int pt_resume_hello(pt_conn *c, const Pythread__HelloArgs *h, pt_resume_taken *t
 {
     pt_resume *r = c->daemon->resume;
     pt_kept *k = r && r->grace ? kept_find(r, h->resume_session) : NULL;
+    const char *why = kept_refusal(k, c, h);
 
     memset(t, 0, sizeof(*t));
-    if (k == NULL || !kept_matches(k, c, h))
+    if (why != NULL) {
+        /* the peer is told only that it has a new session: the reason is
+         * for the operator (a lost session, or someone trying another's) */
+        pt_log_peer(c->peer.uid, LOG_WARNING,
+                    "session %llu: pid %d (uid %u, '%s') asked to take up session %llu, refused: "
+                    "%s; it gets a new session instead (libpythread fails the old one's calls "
+                    "with PT_ESESSION)",
+                    (unsigned long long)c->id, (int)c->peer.pid, (unsigned)c->peer.uid,
+                    c->client_name, (unsigned long long)h->resume_session, why);
         return -1;
+    }
     if (pending_sort(k, h, t) < 0 || reclaims_add(r, k->session, h) < 0) {
         pt_resume_taken_done(NULL, t);
         return -1;

@@ -242,12 +242,29 @@ void *harness_shm_alloc(harness *h, size_t len)
 /* The daemon                                                          */
 /* ------------------------------------------------------------------ */
 
-/* harness.daemon_nofile of the start under way (the spawn takes no harness). */
-static unsigned long spawn_nofile;
+/* The harness of the start under way, for its daemon_* settings (the spawn
+ * takes no harness); NULL: none of them. */
+static const harness *spawning;
+
+/* In the daemon's child: the harness's limit and environment. */
+static void spawn_settings(void)
+{
+    const char *const *env = spawning ? spawning->daemon_env : NULL;
+
+    if (spawning && spawning->daemon_nofile) {
+        struct rlimit rl = {spawning->daemon_nofile, spawning->daemon_nofile};
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            _exit(126);
+    }
+    while (env && *env)
+        putenv((char *)*env++);
+}
 
 pid_t harness_daemon_spawn(const char *sock, const char *log, const char *const *args)
 {
     const char *argv[32] = {"pythreadd", "--socket", sock};
+    const char *path =
+        spawning && spawning->daemon_path ? spawning->daemon_path : harness_daemon_program();
     size_t n = 3;
     pid_t pid = fork_flushed(SIGTERM);
 
@@ -267,38 +284,25 @@ pid_t harness_daemon_spawn(const char *sock, const char *log, const char *const 
         /* Nothing of the test process (client sockets) leaks into the daemon,
          * and it binds our path even when the suite runs under systemd. */
         closefrom(3);
-        if (spawn_nofile) {
-            struct rlimit rl = {spawn_nofile, spawn_nofile};
-            if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-                _exit(126);
-        }
         unsetenv("LISTEN_FDS");
         unsetenv("LISTEN_PID");
         unsetenv("LISTEN_FDNAMES");
         unsetenv("NOTIFY_SOCKET");
         unsetenv("WATCHDOG_USEC");
+        spawn_settings();
         while (args && *args && n < sizeof argv / sizeof argv[0] - 1)
             argv[n++] = *args++;
         argv[n] = NULL;
-        execv(PT_DAEMON_PATH, (char *const *)argv);
-        fprintf(stderr, "exec %s: %s\n", PT_DAEMON_PATH, strerror(errno));
+        execv(path, (char *const *)argv);
+        fprintf(stderr, "exec %s: %s\n", path, strerror(errno));
         _exit(127);
     }
     return pid;
 }
 
-int harness_log_count(const harness *h, const char *text)
+const char *harness_daemon_program(void)
 {
-    FILE *f = fopen(h->log, "r");
-    char line[1024];
-    int n = 0;
-
-    if (f == NULL)
-        return 0;
-    while (fgets(line, sizeof(line), f) != NULL)
-        n += strstr(line, text) != NULL;
-    fclose(f);
-    return n;
+    return PT_DAEMON_PATH;
 }
 
 void harness_show_log(const char *log)
@@ -314,6 +318,32 @@ void harness_show_log(const char *log)
         fwrite(buf, 1, n, stderr);
     fprintf(stderr, "---- end of daemon log ----\n");
     fclose(f);
+}
+
+int harness_log_count(const char *log, const char *what)
+{
+    char line[1024];
+    FILE *f = fopen(log, "r");
+    int n = 0;
+
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, what) != NULL;
+    fclose(f);
+    return n;
+}
+
+void harness_log_wait(const harness *h, const char *what, int n, double timeout)
+{
+    double deadline = harness_now() + timeout;
+
+    while (harness_log_count(h->log, what) < n) {
+        if (harness_now() > deadline)
+            fail_msg("the daemon's log %s has %d lines with \"%s\" after %.1f s, want %d", h->log,
+                     harness_log_count(h->log, what), what, timeout, n);
+        harness_tick();
+    }
 }
 
 int harness_daemon_answers(const char *sock)
@@ -336,9 +366,9 @@ static const char *daemon_start(harness *h, char *buf, size_t len)
     pt_client *c = NULL;
     int rc, status;
 
-    spawn_nofile = h->daemon_nofile;
+    spawning = h;
     h->daemon = harness_daemon_spawn(h->sock, h->log, h->daemon_args);
-    spawn_nofile = 0;
+    spawning = NULL;
     while (!harness_daemon_answers(h->sock)) {
         if (waitpid(h->daemon, &status, WNOHANG) == h->daemon) {
             char what[96];
@@ -782,17 +812,24 @@ static int resp_status(const Pythread__Response *r)
     return r->has_status ? r->status : 0;
 }
 
+void raw_hello_init(Pythread__Request *req, Pythread__HelloArgs *hello, uint32_t version)
+{
+    *req = (Pythread__Request)PYTHREAD__REQUEST__INIT;
+    *hello = (Pythread__HelloArgs)PYTHREAD__HELLO_ARGS__INIT;
+    req->op = PYTHREAD__OP__OP_HELLO;
+    req->hello = hello;
+    hello->has_version = 1;
+    hello->version = version;
+    hello->client_name = "integration-raw";
+}
+
 int raw_hello(raw_conn *rc, uint32_t version)
 {
-    Pythread__Request req = PYTHREAD__REQUEST__INIT;
-    Pythread__HelloArgs hello = PYTHREAD__HELLO_ARGS__INIT;
+    Pythread__Request req;
+    Pythread__HelloArgs hello;
     Pythread__Response *resp;
 
-    req.op = PYTHREAD__OP__OP_HELLO;
-    req.hello = &hello;
-    hello.has_version = 1;
-    hello.version = version;
-    hello.client_name = "integration-raw";
+    raw_hello_init(&req, &hello, version);
     resp = raw_call(rc, &req, HARNESS_DEADLINE);
     return resp ? resp_status(resp) : PT_ESESSION;
 }

@@ -42,6 +42,11 @@ typedef struct harness {
     const char *const *daemon_args;
     /* Open file limit (soft and hard) for the next start, 0: inherited. */
     unsigned long daemon_nofile;
+    /* The program of the next start, NULL: the pythreadd built with the tests. */
+    const char *daemon_path;
+    /* "NAME=VALUE" strings (NULL-terminated) set in the next start's
+     * environment after the harness cleared systemd's, or NULL. */
+    const char *const *daemon_env;
     int passed; /* set by the test's last line; teardown shows the log if not */
     pid_t kids[HARNESS_MAX_KIDS];
     int nkids;
@@ -69,10 +74,14 @@ void harness_daemon_stop(harness *h);
 /* fork+exec the daemon on sock with stderr to log and the extra arguments
  * args (NULL-terminated, or NULL); returns its pid. */
 pid_t harness_daemon_spawn(const char *sock, const char *log, const char *const *args);
+/* The pythreadd built with the tests. */
+const char *harness_daemon_program(void);
 /* Copies the daemon's log to stderr (for a failed test). */
 void harness_show_log(const char *log);
-/* Lines of the daemon's log (all its lives) that contain text. */
-int harness_log_count(const harness *h, const char *text);
+/* How many lines of the daemon's log contain what. */
+int harness_log_count(const char *log, const char *what);
+/* Poll the daemon's log until n of its lines contain what. */
+void harness_log_wait(const harness *h, const char *what, int n, double timeout);
 /* 1 if a client can open a session on sock. */
 int harness_daemon_answers(const char *sock);
 
@@ -177,6 +186,8 @@ enum { RAW_FRAME = 1, RAW_EOF = 0, RAW_TIMEOUT = -1, RAW_ERROR = -2 };
 int raw_recv(raw_conn *rc, double timeout, Pythread__Response **out);
 /* Send and read the response with the same id; NULL on EOF/timeout/error. */
 Pythread__Response *raw_call(raw_conn *rc, Pythread__Request *req, double timeout);
+/* A hello request in req with the given version, its arguments in hello. */
+void raw_hello_init(Pythread__Request *req, Pythread__HelloArgs *hello, uint32_t version);
 /* Hello with the given version; returns the response's status, or
  * PT_ESESSION when no response came. */
 int raw_hello(raw_conn *rc, uint32_t version);

@@ -155,7 +155,7 @@ static void test_snapshot_with_holders_survives_kill9(void **state)
     harness_wait_waiters(h, "cmp.lock", PT_KIND_LOCK, 1, HARNESS_DEADLINE);
     calls(ROUNDS);
     end = harness_now() + HARNESS_DEADLINE;
-    while (harness_log_count(h, "rewritten as a snapshot") < 2) {
+    while (harness_log_count(h->log, "rewritten as a snapshot") < 2) {
         if (harness_now() > end)
             fail_msg("no snapshot logged after %d calls", ROUNDS);
         harness_tick();

@@ -297,7 +297,7 @@ static void test_kill9_twenty_times_under_load(void **state)
     if (atomic_load(&sh->violations))
         fail_msg("%s", sh->why);
     check_after_restart(pids);
-    snapshots = harness_log_count(h, "rewritten as a snapshot");
+    snapshots = harness_log_count(h->log, "rewritten as a snapshot");
     print_message("%d kills, %llu rounds of work, %d snapshots, last Lock token %llu\n", KILLS,
                   (unsigned long long)atomic_load(&sh->rounds), snapshots,
                   (unsigned long long)atomic_load(&sh->last_token));

@@ -6,17 +6,26 @@
  * --grace, gives everything back; a timeout counts from the original call;
  * Condition waiters and Barrier parties go on waiting; an RLock's depth and
  * a semaphore's value come back from the words; a call made while the
- * daemon was down is served by the next one; pt_client_session_wait
- * returns once the session is taken up, even while another thread reads.
- * Inspection marks the lock reclaimed, in grace or released
- * (pt_restart_mark) as the case is.
+ * daemon was down is served by the next one. A resuming hello is refused
+ * (the connection goes on as a new session) with a wrong key, from another
+ * process or user, for a session taken up already or after the grace; the
+ * answers kept for a resuming process make room oldest first. SIGUSR2 is
+ * refused, the daemon serving on, without --state-dir, under systemd and
+ * when its program cannot be run. pt_client_session_wait returns once the
+ * session is taken up, even while another thread reads. Inspection marks
+ * the lock reclaimed, in grace or released (pt_restart_mark) as the case
+ * is.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -46,6 +55,15 @@ static void daemon_restart(harness *h, const char *grace)
     harness_daemon_start(h);
 }
 
+/* What a resuming hello names: the session its first hello was given, and
+ * the key. */
+typedef struct ticket {
+    uint64_t session;
+    uint8_t key[PT_WIRE_RESUME_KEY_MAX];
+    size_t keylen;
+    uint32_t grace_ms; /* how long a restarted daemon keeps it */
+} ticket;
+
 /* What the test and its workers share. */
 typedef struct shared {
     atomic_int held;    /* the holder holds */
@@ -57,19 +75,55 @@ typedef struct shared {
     uint64_t token_a, token_b;
     double t_call, t_back;
     int64_t value;
+    ticket ticket;    /* a worker's raw session */
+    int resumed;      /* what a worker's resuming hello was answered */
+    uint64_t session; /* and the session it was given */
 } shared;
 
 static shared *sh;
 
+/* In a worker: waits (30 s at most) until the test sets flag. */
 static void wait_flag(atomic_int *flag, const char *what)
 {
     double end = harness_now() + 30;
 
     while (atomic_load(flag) == 0) {
-        WCHECK(harness_now() < end);
-        (void)what;
+        if (harness_now() > end)
+            fprintf(stderr, "[pid %d] no '%s' from the test within 30 s\n", (int)getpid(), what);
+        WCHECK(harness_now() <= end);
         harness_tick();
     }
+}
+
+/* In a worker: tells the test through said, then waits for until. */
+static void flag_then_wait(atomic_int *said, atomic_int *until, const char *what)
+{
+    atomic_store(said, 1);
+    wait_flag(until, what);
+}
+
+static pt_lock *lock_opened(pt_client *c, const char *name)
+{
+    pt_lock *l = NULL;
+
+    WCHECK_EQ(pt_lock_open(c, name, 0, 0, &l), 0);
+    return l;
+}
+
+/* A daemon keeping its state, and the memory its workers share. */
+static void state_start(harness *h)
+{
+    sh = harness_shm_alloc(h, sizeof(*sh));
+    daemon_restart(h, "10");
+}
+
+/* A worker running fn, once it says it holds what it takes. */
+static pid_t worker_holding(harness *h, harness_worker_fn fn)
+{
+    pid_t pid = harness_worker(h, fn, 0, NULL);
+
+    harness_wait_flag(&sh->held, 1, HARNESS_DEADLINE, "the worker holds");
+    return pid;
 }
 
 /* Holds res.lock through its word until told, then releases it. */
@@ -79,13 +133,13 @@ static int holder(pt_client *c, int index, void *arg)
     int r;
 
     (void)index, (void)arg;
-    WCHECK_EQ(pt_lock_open(c, "res.lock", 0, 0, &l), 0);
+    l = lock_opened(c, "res.lock");
     WCHECK_EQ(pt_lock_acquire_fenced(l, 0, -1, &sh->token_a), 1);
-    atomic_store(&sh->held, 1);
-    wait_flag(&sh->go, "go");
+    flag_then_wait(&sh->held, &sh->go, "go");
     r = pt_lock_release(l);
     if (atomic_load(&sh->stopped)) {
-        WCHECK(r < 0); /* its session ended while it was stopped */
+        /* its session ended while it was stopped: libpythread(3) says so */
+        WCHECK_EQ(r, PT_ESESSION);
         return 0;
     }
     WCHECK_EQ(r, 0);
@@ -102,7 +156,7 @@ static int waiter(pt_client *c, int index, void *arg)
 
     (void)index;
     wait_flag(&sh->held, "held");
-    WCHECK_EQ(pt_lock_open(c, "res.lock", 0, 0, &l), 0);
+    l = lock_opened(c, "res.lock");
     sh->t_call = harness_now();
     r = pt_lock_acquire_fenced(l, 1, timeout, &sh->token_b);
     sh->t_back = harness_now();
@@ -157,10 +211,8 @@ static void grace_over(void)
 /* A holder, and a second worker (fn) that waits for res.lock. */
 static void setup_pair_with(harness *h, pid_t *a, pid_t *b, harness_worker_fn fn, void *arg)
 {
-    sh = harness_shm_alloc(h, sizeof(*sh));
-    daemon_restart(h, "10");
-    *a = harness_worker(h, holder, 0, NULL);
-    wait_flag(&sh->held, "held");
+    state_start(h);
+    *a = worker_holding(h, holder);
     *b = harness_worker(h, fn, 1, arg);
     wait_waiters(h, "res.lock", PT_KIND_LOCK, 1);
 }
@@ -284,8 +336,9 @@ static void test_dead_holder_gives_back(void **state)
 }
 
 /* A holder that lives but does not come back within --grace (stopped)
- * loses the lock; when it runs again its release fails. Meanwhile the
- * daemon is inspected: it says it waits. */
+ * loses the lock; when it runs again, its library's resuming hello is
+ * refused and its next call, the release, fails with PT_ESESSION
+ * (libpythread(3)). Meanwhile the daemon is inspected: it says it waits. */
 static void test_holder_not_back_in_grace_loses(void **state)
 {
     harness *h = *state;
@@ -317,8 +370,11 @@ static void test_holder_not_back_in_grace_loses(void **state)
     assert_int_equal(d->object.restart, PT_RESTART_RELEASED);
     pt_inspect_detail_free(d);
     atomic_store(&sh->stopped, 1);
-    atomic_store(&sh->go, 1);
     kill(a, SIGCONT);
+    /* its library asks for the session back (its words frozen first, so
+     * the release goes to the daemon), is refused, and tells the release */
+    harness_log_wait(h, "refused: no session of that id waits", 1, HARNESS_DEADLINE);
+    atomic_store(&sh->go, 1);
     assert_int_equal(harness_wait(h, a, HARNESS_DEADLINE, &status), 0);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     h->passed = 1;
@@ -384,8 +440,7 @@ static void test_condition_and_barrier_wait_on(void **state)
     pt_barrier *b;
     pid_t kids[3];
 
-    sh = harness_shm_alloc(h, sizeof(*sh));
-    daemon_restart(h, "10");
+    state_start(h);
     kids[0] = harness_worker(h, cond_waiter, 0, NULL);
     kids[1] = harness_worker(h, party, 1, NULL);
     kids[2] = harness_worker(h, party, 2, NULL);
@@ -429,8 +484,7 @@ static int deep_holder(pt_client *c, int index, void *arg)
     WCHECK_EQ(pt_semaphore_acquire(sem, 1, -1), 1);
     WCHECK_EQ(pt_semaphore_acquire(bsem, 1, -1), 1);
     WCHECK_EQ(pt_semaphore_acquire(bsem, 1, -1), 1);
-    atomic_store(&sh->held, 1);
-    wait_flag(&sh->go, "go");
+    flag_then_wait(&sh->held, &sh->go, "go");
     WCHECK_EQ(pt_semaphore_value(sem, &sh->value), 0);
     for (int i = 0; i < 3; i++)
         WCHECK_EQ(pt_rlock_release(rl), 0);
@@ -452,10 +506,8 @@ static void test_rlock_depth_and_value_from_words(void **state)
     pt_inspect_detail *d;
     pid_t a;
 
-    sh = harness_shm_alloc(h, sizeof(*sh));
-    daemon_restart(h, "10");
-    a = harness_worker(h, deep_holder, 0, NULL);
-    wait_flag(&sh->held, "held");
+    state_start(h);
+    a = worker_holding(h, deep_holder);
     daemon_restart(h, "10");
     grace_over();
     d = show("res.deep");
@@ -483,9 +535,8 @@ static int late_caller(pt_client *c, int index, void *arg)
     pt_lock *l;
 
     (void)index, (void)arg;
-    WCHECK_EQ(pt_lock_open(c, "res.late", 0, 0, &l), 0);
-    atomic_store(&sh->held, 1);
-    wait_flag(&sh->down, "down");
+    l = lock_opened(c, "res.late");
+    flag_then_wait(&sh->held, &sh->down, "down");
     WCHECK_EQ(pt_lock_acquire(l, 1, -1), 1);
     WCHECK_EQ(pt_lock_release(l), 0);
     pt_lock_close(l);
@@ -498,10 +549,8 @@ static void test_call_while_down_is_served_after(void **state)
     double t0;
     pid_t a;
 
-    sh = harness_shm_alloc(h, sizeof(*sh));
-    daemon_restart(h, "10");
-    a = harness_worker(h, late_caller, 0, NULL);
-    wait_flag(&sh->held, "held");
+    state_start(h);
+    a = worker_holding(h, late_caller);
     daemon_kill9(h);
     atomic_store(&sh->down, 1);
     t0 = harness_now();
@@ -509,6 +558,446 @@ static void test_call_while_down_is_served_after(void **state)
         harness_tick();
     daemon_restart(h, "10");
     harness_join(h, &a, 1, HARNESS_DEADLINE);
+    h->passed = 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* The resuming hello on the wire                                      */
+/* ------------------------------------------------------------------ */
+
+/* A hello on rc; with t, one asking to take up t's session, naming the
+ * calls pending (n of them). Its answer, or NULL. */
+static Pythread__HelloInfo *hello_call(raw_conn *rc, const ticket *t, uint64_t *pending, size_t n)
+{
+    Pythread__Request req;
+    Pythread__HelloArgs hello;
+    Pythread__Response *r;
+
+    raw_hello_init(&req, &hello, PT_PROTOCOL_VERSION);
+    if (t != NULL) {
+        hello.has_resume_session = hello.has_resume_key = 1;
+        hello.resume_session = t->session;
+        hello.resume_key.data = (uint8_t *)t->key;
+        hello.resume_key.len = t->keylen;
+        hello.n_pending = n;
+        hello.pending = pending;
+    }
+    r = raw_call(rc, &req, HARNESS_DEADLINE);
+    return r ? r->hello : NULL;
+}
+
+/* A new connection on sock and its hello (with t, a resuming one). */
+static Pythread__HelloInfo *hello_on(raw_conn *rc, const char *sock, const ticket *t)
+{
+    if (raw_connect(rc, sock) != 0)
+        return NULL;
+    return hello_call(rc, t, NULL, 0);
+}
+
+/* A Lock call (an acquire does not block) by thread th; its request id
+ * in *id. The answer, or NULL. */
+static Pythread__Response *lock_call(raw_conn *rc, Pythread__Op op, uint32_t handle, uint64_t th,
+                                     uint64_t *id)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    Pythread__Response *r;
+
+    req.op = op;
+    req.has_handle = req.has_thread = 1;
+    req.handle = handle;
+    req.thread = th;
+    req.has_blocking = op == PYTHREAD__OP__OP_ACQUIRE;
+    req.blocking = 0;
+    r = raw_call(rc, &req, HARNESS_DEADLINE);
+    *id = req.id;
+    return r;
+}
+
+/* A raw session of this process on sock, and in *t what takes it up again
+ * (no key from a daemon that keeps no state); 0, or -1 if not. */
+static int raw_session(raw_conn *rc, const char *sock, ticket *t)
+{
+    Pythread__HelloInfo *info = hello_on(rc, sock, NULL);
+
+    if (info == NULL || info->resume_key.len > sizeof(t->key))
+        return -1;
+    t->session = info->session;
+    t->grace_ms = info->grace_ms;
+    t->keylen = info->resume_key.len;
+    if (t->keylen > 0)
+        memcpy(t->key, info->resume_key.data, t->keylen);
+    return 0;
+}
+
+/* A raw session (raw_session) that holds the Lock name (thread 7), and its
+ * handle. The acquire's request id, 0 if anything failed. */
+static uint64_t raw_holder(raw_conn *rc, const char *sock, const char *name, ticket *t,
+                           uint32_t *handle)
+{
+    Pythread__Response *r;
+    uint64_t id;
+
+    if (raw_session(rc, sock, t) < 0 || raw_open(rc, name, PT_KIND_LOCK, 0, handle) != 0)
+        return 0;
+    r = lock_call(rc, PYTHREAD__OP__OP_ACQUIRE, *handle, 7, &id);
+    return r != NULL && r->ok ? id : 0;
+}
+
+/* The status of thread 7's release of handle on rc. */
+static int release_status(raw_conn *rc, uint32_t handle)
+{
+    uint64_t id;
+    Pythread__Response *r = lock_call(rc, PYTHREAD__OP__OP_RELEASE, handle, 7, &id);
+
+    return r == NULL ? PT_ESESSION : r->has_status ? r->status : 0;
+}
+
+/* A hello naming t on a new connection: refused, so a new session. */
+static void assert_refused(raw_conn *rc, const char *sock, const ticket *t)
+{
+    Pythread__HelloInfo *info = hello_on(rc, sock, t);
+
+    assert_non_null(info);
+    assert_false(info->resumed);
+    assert_int_not_equal(info->session, t->session);
+    assert_int_equal(info->n_resend, 0);
+}
+
+/* A hello naming t on a new connection takes its session up. */
+static void assert_resumed(raw_conn *rc, const char *sock, const ticket *t)
+{
+    Pythread__HelloInfo *info = hello_on(rc, sock, t);
+
+    assert_non_null(info);
+    assert_true(info->resumed);
+    assert_int_equal(info->session, t->session);
+}
+
+/* The resuming hello on the wire: the calls the process names that the
+ * journal answered are answered again, after the hello's answer; those
+ * the old daemon never read are named back to be sent again; the session
+ * goes on with its holds. */
+static void test_resume_on_the_wire(void **state)
+{
+    harness *h = *state;
+    Pythread__HelloInfo *info;
+    Pythread__Response *r;
+    uint64_t pending[2];
+    uint32_t handle;
+    raw_conn rc1, rc2;
+    ticket t;
+
+    daemon_restart(h, "10");
+    pending[0] = raw_holder(&rc1, h->sock, "res.wire", &t, &handle);
+    assert_true(pending[0] != 0); /* answered, as if its answer had been lost */
+    pending[1] = 1u << 20;        /* never sent */
+    assert_true(t.keylen > 0);
+    assert_int_equal(t.grace_ms, 10000);
+
+    daemon_restart(h, "10"); /* kill -9 */
+    assert_int_equal(raw_connect(&rc2, h->sock), 0);
+    info = hello_call(&rc2, &t, pending, 2);
+    assert_non_null(info);
+    assert_true(info->resumed);
+    assert_int_equal(info->session, t.session);
+    assert_int_equal(info->n_resend, 1);
+    assert_int_equal(info->resend[0], 1u << 20);
+    assert_int_equal(raw_recv(&rc2, HARNESS_DEADLINE, &r), RAW_FRAME);
+    assert_int_equal(r->id, pending[0]);
+    assert_true(r->ok);
+    assert_int_equal(release_status(&rc2, handle), 0); /* the same session, holding */
+    raw_close(&rc2);
+    raw_close(&rc1);
+    h->passed = 1;
+}
+
+/* A wrong key is refused, and the session waits on for its process: the
+ * right key takes it up, once only. */
+static void test_resume_refused_wrong_key_and_twice(void **state)
+{
+    harness *h = *state;
+    raw_conn rc1, rc2, bad, good, again, other;
+    uint32_t handle, handle2;
+    ticket t, t2, wrong;
+
+    daemon_restart(h, "10");
+    assert_true(raw_holder(&rc1, h->sock, "res.key", &t, &handle) != 0);
+    /* a second session keeps the grace on after the first is taken up */
+    assert_true(raw_holder(&rc2, h->sock, "res.key2", &t2, &handle2) != 0);
+    daemon_restart(h, "10");
+    wrong = t;
+    wrong.key[0] ^= 1;
+    assert_refused(&bad, h->sock, &wrong);
+    assert_int_equal(harness_log_count(h->log, "refused: the key is not the one"), 1);
+    assert_resumed(&good, h->sock, &t);
+    assert_refused(&again, h->sock, &t);
+    assert_int_equal(harness_log_count(h->log, "refused: it was taken up already"), 1);
+    assert_resumed(&other, h->sock, &t2);
+    grace_over();
+    assert_int_equal(release_status(&good, handle), 0);
+    assert_int_equal(release_status(&other, handle2), 0);
+    raw_close(&other);
+    raw_close(&again);
+    raw_close(&good);
+    raw_close(&bad);
+    raw_close(&rc2);
+    raw_close(&rc1);
+    h->passed = 1;
+}
+
+/* In another process: a resuming hello naming the ticket a worker left in
+ * shared memory (arg: the socket); what it was answered goes back there. */
+static int ask_for_session(int index, void *arg)
+{
+    Pythread__HelloInfo *info;
+    raw_conn rc;
+
+    (void)index;
+    info = hello_on(&rc, arg, &sh->ticket);
+    WCHECK(info != NULL);
+    sh->resumed = info->resumed;
+    sh->session = info->session;
+    raw_close(&rc);
+    return 0;
+}
+
+/* Another process with the key (a child of the session's, which knows
+ * it) is refused; the session's own process then takes it up. */
+static void test_resume_refused_to_another_process(void **state)
+{
+    harness *h = *state;
+    raw_conn rc1, own;
+    uint32_t handle;
+    pid_t child;
+
+    state_start(h);
+    assert_true(raw_holder(&rc1, h->sock, "res.pid", &sh->ticket, &handle) != 0);
+    daemon_restart(h, "10");
+    child = harness_fork(h, ask_for_session, 0, h->sock);
+    harness_join(h, &child, 1, HARNESS_DEADLINE);
+    assert_false(sh->resumed);
+    assert_int_not_equal(sh->session, sh->ticket.session);
+    assert_int_equal(harness_log_count(h->log, "refused: it belongs to another process"), 1);
+    assert_resumed(&own, h->sock, &sh->ticket);
+    assert_int_equal(release_status(&own, handle), 0);
+    raw_close(&own);
+    raw_close(&rc1);
+    h->passed = 1;
+}
+
+/* The session's own process, become another user: holds res.uid through a
+ * raw session, and when told (the daemon restarted), becomes nobody and
+ * asks for that session back. */
+static int user_changer(int index, void *arg)
+{
+    uint32_t handle;
+    raw_conn rc;
+
+    WCHECK(raw_holder(&rc, arg, "res.uid", &sh->ticket, &handle) != 0);
+    flag_then_wait(&sh->held, &sh->go, "go");
+    raw_close(&rc);
+    WCHECK(setgroups(0, NULL) == 0 && setgid(65534) == 0 && setuid(65534) == 0);
+    return ask_for_session(index, arg);
+}
+
+/* The same process as another user is refused; the session ends with the
+ * grace (its process gone), giving its lock back. */
+static void test_resume_refused_to_another_user(void **state)
+{
+    harness *h = *state;
+    pt_inspect_status st;
+    pt_inspect_detail *d;
+    pid_t w;
+
+    if (geteuid() != 0) {
+        print_message("skipped: becoming another user needs root\n");
+        h->passed = 1; /* nothing to show of the daemon */
+        skip();
+    }
+    state_start(h);
+    assert_int_equal(chmod(h->dir, 0711), 0); /* nobody reaches the socket */
+    w = harness_fork(h, user_changer, 0, h->sock);
+    harness_wait_flag(&sh->held, 1, HARNESS_DEADLINE, "the worker holds res.uid");
+    daemon_restart(h, "10");
+    atomic_store(&sh->go, 1);
+    harness_join(h, &w, 1, HARNESS_DEADLINE);
+    assert_false(sh->resumed);
+    assert_int_not_equal(sh->session, sh->ticket.session);
+    assert_int_equal(harness_log_count(h->log, "refused: it belongs to another user"), 1);
+    grace_over();
+    status_get(&st);
+    assert_int_equal(st.sessions_taken_up, 0);
+    assert_int_equal(st.sessions_ended_gone, 1);
+    d = show("res.uid");
+    assert_int_equal(d->object.locked, 0);
+    pt_inspect_detail_free(d);
+    h->passed = 1;
+}
+
+/* After the grace the session has ended: its process's resuming hello is
+ * refused, its lock was given back and its handle is no more. */
+static void test_resume_refused_after_grace(void **state)
+{
+    harness *h = *state;
+    pt_inspect_status st;
+    pt_inspect_detail *d;
+    raw_conn rc1, late;
+    uint32_t handle;
+    ticket t;
+
+    daemon_restart(h, "10");
+    assert_true(raw_holder(&rc1, h->sock, "res.after", &t, &handle) != 0);
+    daemon_restart(h, "1");
+    grace_over();
+    status_get(&st);
+    assert_int_equal(st.sessions_ended_late, 1);
+    assert_refused(&late, h->sock, &t);
+    assert_int_equal(harness_log_count(h->log, "refused: no session of that id waits"), 1);
+    assert_int_not_equal(release_status(&late, handle), 0);
+    d = show("res.after");
+    assert_int_equal(d->object.locked, 0);
+    pt_inspect_detail_free(d);
+    raw_close(&late);
+    raw_close(&rc1);
+    h->passed = 1;
+}
+
+/*
+ * The journal's answers are kept for 4096 threads per session (resume.c's
+ * KEPT_ANSWERS_MAX); past that the answer given longest ago makes room.
+ * The open (thread 0) and acquires that do not block by threads 100..4194
+ * fill it; thread 100 is answered again (a release), then threads 5000 and
+ * 5001 are: they push out the open's answer and thread 101's. Named as
+ * pending, thread 101's call is to be sent again; those of threads 100,
+ * 1003 (one from the middle), 5000 and 5001 are answered again.
+ */
+static void test_answers_kept_oldest_goes_first(void **state)
+{
+    enum { FIRST = 100, FILL = 4095 };
+    harness *h = *state;
+    Pythread__HelloInfo *info;
+    Pythread__Response *r;
+    uint64_t pending[5], id;
+    raw_conn rc1, rc2;
+    uint32_t handle;
+    ticket t;
+
+    daemon_restart(h, "10");
+    assert_int_equal(raw_session(&rc1, h->sock, &t), 0);
+    assert_int_equal(raw_open(&rc1, "res.many", PT_KIND_LOCK, 0, &handle), 0);
+    for (uint64_t th = FIRST; th < FIRST + FILL; th++) {
+        assert_non_null(lock_call(&rc1, PYTHREAD__OP__OP_ACQUIRE, handle, th, &id));
+        if (th == FIRST + 1)
+            pending[1] = id; /* pushed out */
+        if (th == FIRST + 903)
+            pending[2] = id; /* kept */
+    }
+    assert_non_null(lock_call(&rc1, PYTHREAD__OP__OP_RELEASE, handle, FIRST, &pending[0]));
+    assert_non_null(lock_call(&rc1, PYTHREAD__OP__OP_ACQUIRE, handle, 5000, &pending[3]));
+    assert_non_null(lock_call(&rc1, PYTHREAD__OP__OP_ACQUIRE, handle, 5001, &pending[4]));
+
+    daemon_restart(h, "10");
+    assert_int_equal(raw_connect(&rc2, h->sock), 0);
+    info = hello_call(&rc2, &t, pending, 5);
+    assert_non_null(info);
+    assert_true(info->resumed);
+    assert_int_equal(info->n_resend, 1);
+    assert_int_equal(info->resend[0], pending[1]);
+    for (int i = 0; i < 5; i++) {
+        if (i == 1)
+            continue;
+        assert_int_equal(raw_recv(&rc2, HARNESS_DEADLINE, &r), RAW_FRAME);
+        assert_int_equal(r->id, pending[i]);
+    }
+    raw_close(&rc2);
+    raw_close(&rc1);
+    h->passed = 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* SIGUSR2 refused                                                     */
+/* ------------------------------------------------------------------ */
+
+/* SIGUSR2 while a raw session of this process holds res.usr2: the log says
+ * why it is ignored (a line with why, one more than before), and the same
+ * daemon serves on with the session holding. */
+static void sigusr2_refused(harness *h, const char *why)
+{
+    int before = harness_log_count(h->log, why);
+    pt_inspect_detail *d;
+    uint32_t handle;
+    raw_conn rc;
+    ticket t;
+
+    assert_true(raw_holder(&rc, h->sock, "res.usr2", &t, &handle) != 0);
+    assert_int_equal(kill(h->daemon, SIGUSR2), 0);
+    harness_log_wait(h, why, before + 1, HARNESS_DEADLINE);
+    assert_int_equal(waitpid(h->daemon, NULL, WNOHANG), 0); /* still running */
+    d = show("res.usr2");
+    assert_int_equal(d->n_holders, 1);
+    assert_int_equal(d->holders[0].pid, getpid());
+    pt_inspect_detail_free(d);
+    assert_int_equal(release_status(&rc, handle), 0); /* on the same connection */
+    raw_close(&rc);
+}
+
+/* Without --state-dir a new image would start empty. */
+static void test_sigusr2_refused_without_state(void **state)
+{
+    harness *h = *state;
+
+    sigusr2_refused(h, "SIGUSR2 ignored: without --state-dir");
+    h->passed = 1;
+}
+
+/* Under systemd the manager restarts the daemon, not SIGUSR2. Nobody
+ * listens on the notify socket: the daemon warns and goes on. */
+static void test_sigusr2_refused_under_systemd(void **state)
+{
+    harness *h = *state;
+    char notify[200];
+    const char *env[] = {notify, NULL};
+
+    snprintf(notify, sizeof(notify), "NOTIFY_SOCKET=%s/notify", h->dir);
+    h->daemon_env = env;
+    daemon_restart(h, "10");
+    sigusr2_refused(h, "SIGUSR2 ignored: under systemd");
+    h->passed = 1;
+}
+
+static void file_copy(const char *from, const char *to, mode_t mode)
+{
+    char buf[65536];
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    ssize_t n;
+
+    assert_true(in >= 0 && out >= 0);
+    while ((n = read(in, buf, sizeof(buf))) > 0)
+        assert_int_equal(write(out, buf, (size_t)n), n);
+    assert_int_equal(n, 0);
+    close(in);
+    assert_int_equal(close(out), 0);
+}
+
+/* The daemon runs from a copy of its program that can no longer be run
+ * (no execute bit, then gone): an upgrade would end it, so it is refused,
+ * and the daemon serves on with its state. */
+static void test_sigusr2_refused_when_program_not_runnable(void **state)
+{
+    harness *h = *state;
+    char copy[200], why[300];
+
+    snprintf(copy, sizeof(copy), "%s/pythreadd-copy", h->dir);
+    file_copy(harness_daemon_program(), copy, 0755);
+    h->daemon_path = copy;
+    daemon_restart(h, "10");
+    assert_int_equal(chmod(copy, 0644), 0);
+    snprintf(why, sizeof(why), "SIGUSR2 ignored: cannot run %s: %s", copy, strerror(EACCES));
+    sigusr2_refused(h, why);
+    assert_int_equal(unlink(copy), 0);
+    snprintf(why, sizeof(why), "SIGUSR2 ignored: cannot run %s: %s", copy, strerror(ENOENT));
+    sigusr2_refused(h, why);
     h->passed = 1;
 }
 
@@ -563,86 +1052,6 @@ static void test_session_wait_while_another_thread_reads(void **state)
     h->passed = 1;
 }
 
-/* The resuming hello on the wire: the calls the process names that the
- * journal answered are answered again, after the hello's answer; those
- * the old daemon never read are named back to be sent again; the session
- * goes on with its holds. */
-static void test_resume_on_the_wire(void **state)
-{
-    harness *h = *state;
-    Pythread__Request req = PYTHREAD__REQUEST__INIT;
-    Pythread__HelloArgs hello = PYTHREAD__HELLO_ARGS__INIT;
-    Pythread__Response *r;
-    uint8_t key[PT_WIRE_RESUME_KEY_MAX];
-    uint64_t session, acquired, pending[2];
-    size_t keylen;
-    uint32_t handle;
-    raw_conn rc1, rc2;
-
-    daemon_restart(h, "10");
-    assert_int_equal(raw_connect(&rc1, h->sock), 0);
-    req.op = PYTHREAD__OP__OP_HELLO;
-    req.hello = &hello;
-    hello.has_version = 1;
-    hello.version = PT_PROTOCOL_VERSION;
-    r = raw_call(&rc1, &req, HARNESS_DEADLINE);
-    assert_non_null(r);
-    assert_non_null(r->hello);
-    assert_true(r->hello->has_resume_key && r->hello->resume_key.len <= sizeof(key));
-    assert_int_equal(r->hello->grace_ms, 10000);
-    session = r->hello->session;
-    keylen = r->hello->resume_key.len;
-    memcpy(key, r->hello->resume_key.data, keylen);
-    assert_int_equal(raw_open(&rc1, "res.wire", PT_KIND_LOCK, 0, &handle), 0);
-    req = (Pythread__Request)PYTHREAD__REQUEST__INIT;
-    req.op = PYTHREAD__OP__OP_ACQUIRE;
-    req.has_handle = req.has_thread = 1;
-    req.handle = handle;
-    req.thread = 7;
-    r = raw_call(&rc1, &req, HARNESS_DEADLINE);
-    assert_non_null(r);
-    assert_true(r->ok);
-    acquired = req.id;
-
-    daemon_restart(h, "10"); /* kill -9 */
-    assert_int_equal(raw_connect(&rc2, h->sock), 0);
-    pending[0] = acquired; /* answered, as if its answer had been lost */
-    pending[1] = 1u << 20; /* never sent */
-    req = (Pythread__Request)PYTHREAD__REQUEST__INIT;
-    hello = (Pythread__HelloArgs)PYTHREAD__HELLO_ARGS__INIT;
-    req.op = PYTHREAD__OP__OP_HELLO;
-    req.hello = &hello;
-    hello.has_version = hello.has_resume_session = hello.has_resume_key = 1;
-    hello.version = PT_PROTOCOL_VERSION;
-    hello.resume_session = session;
-    hello.resume_key.data = key;
-    hello.resume_key.len = keylen;
-    hello.n_pending = 2;
-    hello.pending = pending;
-    r = raw_call(&rc2, &req, HARNESS_DEADLINE);
-    assert_non_null(r);
-    assert_non_null(r->hello);
-    assert_true(r->hello->resumed);
-    assert_int_equal(r->hello->session, session);
-    assert_int_equal(r->hello->n_resend, 1);
-    assert_int_equal(r->hello->resend[0], 1u << 20);
-    assert_int_equal(raw_recv(&rc2, HARNESS_DEADLINE, &r), RAW_FRAME);
-    assert_int_equal(r->id, acquired);
-    assert_true(r->ok);
-    /* the same session, holding: thread 7 releases */
-    req = (Pythread__Request)PYTHREAD__REQUEST__INIT;
-    req.op = PYTHREAD__OP__OP_RELEASE;
-    req.has_handle = req.has_thread = 1;
-    req.handle = handle;
-    req.thread = 7;
-    r = raw_call(&rc2, &req, HARNESS_DEADLINE);
-    assert_non_null(r);
-    assert_int_equal(r->status, 0);
-    raw_close(&rc2);
-    raw_close(&rc1);
-    h->passed = 1;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -665,6 +1074,22 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resume_on_the_wire, harness_setup, harness_teardown),
         cmocka_unit_test_setup_teardown(test_session_wait_while_another_thread_reads, harness_setup,
                                         harness_teardown),
+        cmocka_unit_test_setup_teardown(test_resume_refused_wrong_key_and_twice, harness_setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(test_resume_refused_to_another_process, harness_setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(test_resume_refused_to_another_user, harness_setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(test_resume_refused_after_grace, harness_setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(test_answers_kept_oldest_goes_first, harness_setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(test_sigusr2_refused_without_state, harness_setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(test_sigusr2_refused_under_systemd, harness_setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(test_sigusr2_refused_when_program_not_runnable,
+                                        harness_setup, harness_teardown),
     };
 
     return cmocka_run_group_tests_name("integration.resume", tests, NULL, NULL);

@@ -358,26 +358,39 @@ static pt_core *replayed(size_t cut, int *rc, pt_journal_replayed *out)
     return core;
 }
 
-/* The whole journal replayed into a fresh core gives the same answers, in
- * the same order, and the same state (in orig_state and replay_state). */
-static pt_core *replay_same(pt_journal_replayed *out)
+/* The journal's first len bytes replayed into a fresh core, every one of
+ * them used, give the answers said, in the same order, and the state
+ * state (as core_say tells it at now; the replay's in replay_state). */
+static pt_core *replay_gives(size_t len, const text *said, const text *state, uint64_t now,
+                             pt_journal_replayed *out)
 {
     pt_core *copy;
-    size_t len;
+    size_t all;
     int rc;
 
-    copy = replayed(0, &rc, out);
+    pt_journal_bytes(W.j, &all);
+    replay_said.len = replay_state.len = 0;
+    copy = replayed(all - len, &rc, out);
     assert_int_equal(rc, 0);
-    pt_journal_bytes(W.j, &len);
     assert_int_equal(out->used, len);
-    assert_int_equal(replay_said.len, W.said.len);
-    assert_memory_equal(replay_said.buf, W.said.buf, W.said.len);
-    core_say(W.core, &orig_state, W.now);
-    core_say(copy, &replay_state, W.now);
-    if (strcmp(orig_state.buf, replay_state.buf) != 0)
-        fail_msg("state differs:\n--- written\n%s--- replayed\n%s", orig_state.buf,
+    assert_int_equal(replay_said.len, said->len);
+    assert_memory_equal(replay_said.buf, said->buf, said->len);
+    core_say(copy, &replay_state, now);
+    if (strcmp(state->buf, replay_state.buf) != 0)
+        fail_msg("state after %zu bytes differs:\n--- written\n%s--- replayed\n%s", len, state->buf,
                  replay_state.buf);
     return copy;
+}
+
+/* The whole journal replayed gives the writer's answers and state now (in
+ * orig_state). */
+static pt_core *replay_same(pt_journal_replayed *out)
+{
+    size_t len;
+
+    pt_journal_bytes(W.j, &len);
+    core_say(W.core, &orig_state, W.now);
+    return replay_gives(len, &W.said, &orig_state, W.now, out);
 }
 
 /* What a replay told of its sessions. */
@@ -651,9 +664,8 @@ static void test_restart_after_script_replays_at_each_point(void **state)
     uint64_t id, b_hl, c_hl, a_wl, d_rl, c_vs, b_vs, t_hl, t_wl, t_rl;
     heard_answer a;
     pt_journal_replayed out;
-    size_t len, len_at;
+    size_t len_at;
     pt_core *copy;
-    int rc;
 
     (void)state;
     at_restart.len = said_at_restart.len = 0;
@@ -736,22 +748,12 @@ static void test_restart_after_script_replays_at_each_point(void **state)
 
     /* the whole journal */
     copy = replay_same(&out);
-    pt_journal_bytes(W.j, &len);
     assert_non_null(strstr(orig_state.buf, "sessions 3"));
     pt_core_free(copy);
     assert_true(snapshots_hold_at_every_point() > 80);
 
     /* the journal up to the restart's end */
-    replay_said.len = replay_state.len = 0;
-    copy = replayed(len - len_at, &rc, &out);
-    assert_int_equal(rc, 0);
-    assert_int_equal(out.used, len_at);
-    assert_int_equal(replay_said.len, said_at_restart.len);
-    assert_memory_equal(replay_said.buf, said_at_restart.buf, said_at_restart.len);
-    core_say(copy, &replay_state, 20 * PT_NS_PER_SEC);
-    if (strcmp(at_restart.buf, replay_state.buf) != 0)
-        fail_msg("state at the restart differs:\n--- written\n%s--- replayed\n%s", at_restart.buf,
-                 replay_state.buf);
+    copy = replay_gives(len_at, &said_at_restart, &at_restart, 20 * PT_NS_PER_SEC, &out);
     pt_core_free(copy);
 }
 
