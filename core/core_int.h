@@ -258,7 +258,7 @@ struct pt_core {
     uint8_t fast_lost;                /* restarting: the cells and slots objects name are gone */
     pt_obj **loading; /* an image being loaded: its objects by serial (image_sessions.c) */
     size_t nloading;
-    uint64_t nawaited;                /* sessions awaited after a restart (restart.c) */
+    uint64_t nawaited; /* sessions awaited after a restart (restart.c) */
     char msg[1024];
 };
 
@@ -429,6 +429,8 @@ void pt__fast_slot_end(pt_core *c, pt_semhold *h);
 void pt__restart_marks_reset(pt_core *c);
 /* A reclaim decided obj (a Condition's lock, a semaphore). */
 void pt__restart_reclaimed(pt_obj *obj);
+/* obj is held by a session its process took up: reclaimed too. */
+void pt__restart_taken_up(pt_obj *obj);
 /* s ends: if it was kept across a restart and never taken up, what it
  * held is marked released. Before its holds and parties go. */
 void pt__restart_session_end(pt_core *c, pt_session *s);

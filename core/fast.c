@@ -496,6 +496,7 @@ void pt_core_restart(pt_core *c, uint64_t now, uint64_t token_jump, const pt_cor
     TAILQ_FOREACH(obj, &c->objects, all_link)
     {
         obj->reclaimed = 0;
+        pt__restart_taken_up(obj);
         if (obj->fast != 0 && lock_kind(obj->kind)) {
             obj->token += token_jump;
             if (obj->token > c->token_floor)

@@ -2,7 +2,8 @@
  * restart.c - what the last restart did to each object, for inspection.
  *
  * pt_core_restart (fast.c) marks every object restored, then reclaimed
- * where a resuming process's word decided it; a session the restart kept
+ * where a resuming process's word decided it or a session its process took
+ * up holds it; a session the restart kept
  * that nobody took up marks released what its end gives back. Before the
  * restart is made (the daemon's grace period) an object held by a kept
  * session not taken up yet is in grace: that is read off its holders when
@@ -26,6 +27,32 @@ void pt__restart_marks_reset(pt_core *c)
 void pt__restart_reclaimed(pt_obj *obj)
 {
     obj->restart = PT_RESTART_RECLAIMED;
+}
+
+/* A hold that stands with a session its process took up is that
+ * process's, whatever its word said: a word the daemon had already read
+ * before it died tells nothing new, and the hold is no less reclaimed. */
+void pt__restart_taken_up(pt_obj *obj)
+{
+    const pt_semhold *h;
+
+    switch (obj->kind) {
+    case PT_KIND_LOCK:
+    case PT_KIND_RLOCK:
+        if (obj->u.lock.depth > 0 && !obj->u.lock.s->awaited)
+            obj->restart = PT_RESTART_RECLAIMED;
+        break;
+    case PT_KIND_SEMAPHORE:
+    case PT_KIND_BOUNDED_SEMAPHORE:
+        TAILQ_FOREACH(h, &obj->u.sem.holders, olink)
+        {
+            if (h->count > 0 && !h->session->awaited)
+                obj->restart = PT_RESTART_RECLAIMED;
+        }
+        break;
+    default:
+        break;
+    }
 }
 
 void pt_core_session_awaited(pt_core *c, pt_session *s, int awaited)
