@@ -13,8 +13,10 @@ deadline, never a fixed sleep.
 import json
 import os
 import pty
+import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -71,9 +73,17 @@ class Ctl(unittest.TestCase):
     def start_daemon(self, *extra):
         self.daemon = subprocess.Popen([DAEMON, "--socket", self.sock] + list(extra),
                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        poll(lambda: os.path.exists(self.sock) or self.daemon.poll() is not None,
-             "the daemon's socket")
+        # the socket file is there at bind(), before listen(): try a connection
+        poll(lambda: self.daemon.poll() is not None or self.listening(), "the daemon's socket")
         self.assertIsNone(self.daemon.poll(), "pythreadd exited at start")
+
+    def listening(self):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            try:
+                s.connect(self.sock)
+                return True
+            except OSError:
+                return False
 
     def stop_daemon(self, sig):
         """Stop the daemon with sig; keep its log for the checks at the end."""
@@ -689,25 +699,33 @@ class Ctl(unittest.TestCase):
         self.assertEqual(read_when_there(got, "the signal"), "SIGUSR1")
         self.assertIn("sem 'S': lost the permit", holder.stderr.read())
 
-    def run_in_terminal(self, args, typed, what):
+    def terminal(self, args, typed, ready, what, env=None):
         """pythreadctl in the foreground of a new terminal; types typed once
-        the lock is held; returns its exit status."""
+        ready(what it drew so far) is true; returns its exit status and what
+        it drew."""
         pid, master = pty.fork()
         if pid == 0:
-            os.execve(CTL, [CTL] + args, self.env)
+            os.execve(CTL, [CTL] + args, env or self.env)
+        seen = b""
         try:
-            poll(lambda: self.obj("L")["object"]["locked"], what)
-            os.write(master, typed)
             end = time.monotonic() + DEADLINE
+            while not self.ready_now(ready, seen):
+                if time.monotonic() > end:
+                    self.fail("pythreadctl in a terminal never got ready: " + what)
+                r, _, _ = select.select([master], [], [], 0.01)
+                if r:
+                    seen += os.read(master, 4096)
+            os.write(master, typed)
             while time.monotonic() < end:
-                try:
-                    os.read(master, 4096)  # keep the terminal drained
-                except OSError:
-                    pass
+                r, _, _ = select.select([master], [], [], 0.01)
+                if r:
+                    try:
+                        seen += os.read(master, 4096)  # keep the terminal drained
+                    except OSError:
+                        pass
                 done, st = os.waitpid(pid, os.WNOHANG)
                 if done:
-                    return os.waitstatus_to_exitcode(st)
-                time.sleep(0.01)
+                    return os.waitstatus_to_exitcode(st), seen
             self.fail("pythreadctl in a terminal did not end: " + what)
         finally:
             try:
@@ -716,6 +734,18 @@ class Ctl(unittest.TestCase):
             except (ProcessLookupError, ChildProcessError):
                 pass
             os.close(master)
+
+    @staticmethod
+    def ready_now(ready, seen):
+        try:
+            return ready(seen)
+        except (AssertionError, json.JSONDecodeError):  # not there yet
+            return False
+
+    def run_in_terminal(self, args, typed, what):
+        """pythreadctl in a terminal; types typed once the lock is held."""
+        return self.terminal(args, typed, lambda seen: self.obj("L")["object"]["locked"],
+                             what)[0]
 
     def test_lock_in_terminal_keeps_job_control(self):
         # In the foreground of a terminal the command stays in pythreadctl's
@@ -810,39 +840,9 @@ class Ctl(unittest.TestCase):
     def run_top_in_terminal(self, typed):
         """pythreadctl top in a 100-column terminal; types typed once a
         frame is drawn; returns its exit status and what it drew."""
-        pid, master = pty.fork()
-        if pid == 0:
-            os.environ.clear()
-            os.environ.update(self.env)
-            os.environ["COLUMNS"] = "100"
-            os.execv(CTL, [CTL, "top", "--interval", "0.1"])
-        seen = b""
-        try:
-            end = time.monotonic() + DEADLINE
-            while b"LONGEST HOLD" not in seen and time.monotonic() < end:
-                try:
-                    seen += os.read(master, 4096)
-                except OSError:
-                    break
-            self.assertIn(b"LONGEST HOLD", seen, "no frame drawn")
-            os.write(master, typed)
-            while time.monotonic() < end:
-                try:
-                    seen += os.read(master, 4096)
-                except OSError:
-                    pass
-                done, st = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    return os.waitstatus_to_exitcode(st), seen
-                time.sleep(0.01)
-            self.fail("pythreadctl top did not quit on %r" % typed)
-        finally:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
-            os.close(master)
+        return self.terminal(["top", "--interval", "0.1"], typed,
+                             lambda seen: b"LONGEST HOLD" in seen, "top drew a frame",
+                             env=dict(self.env, COLUMNS="100"))
 
     def test_top_in_a_terminal_quits_on_q_and_ctrl_c(self):
         self.ok("create", "lock", "held")
