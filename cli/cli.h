@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "pythread.h"
+#include "pythread_inspect.h"
 
 #define PT_CLI_NAME "pythreadctl"
 
@@ -111,10 +112,33 @@ void pt_fmt_duration(char *buf, size_t len, double seconds);
 void pt_fmt_time(char *buf, size_t len, double epoch);
 
 /* inspect_cmds.c */
+/* A one-word state: locked/free, a semaphore's value (value/bound),
+ * set/clear, n_waiting/parties or broken. */
+void pt_cli_state_word(char *buf, size_t len, const pt_inspect_object *o);
 int pt_cmd_status(pt_cli *cli, int argc, char **argv);
 int pt_cmd_list(pt_cli *cli, int argc, char **argv);
 int pt_cmd_show(pt_cli *cli, int argc, char **argv);
 int pt_cmd_sessions(pt_cli *cli, int argc, char **argv);
+
+/* snapshot.c: the objects matching glob (NULL: all) and, for at most
+ * max_detail of those in use (with waiters first), who holds and who waits
+ * (d; NULL for the others). */
+typedef struct pt_snap_obj {
+    pt_inspect_object o;
+    pt_inspect_detail *d;
+} pt_snap_obj;
+typedef struct pt_snap {
+    pt_snap_obj *v;
+    size_t n, cap;
+    size_t skipped; /* objects in use whose detail was not asked */
+    double taken;   /* CLOCK_MONOTONIC seconds */
+} pt_snap;
+int pt_snap_take(pt_client *c, const char *glob, size_t max_detail, pt_snap *out);
+void pt_snap_free(pt_snap *s);
+
+/* graph.c, top.c */
+int pt_cmd_graph(pt_cli *cli, int argc, char **argv);
+int pt_cmd_top(pt_cli *cli, int argc, char **argv);
 
 /* act_cmds.c */
 int pt_cmd_create(pt_cli *cli, int argc, char **argv);

@@ -35,7 +35,7 @@ static int finish_json(pt_json *j)
 }
 
 /* The one-word state the issue asks for. */
-static void state_word(char *buf, size_t len, const pt_inspect_object *o)
+void pt_cli_state_word(char *buf, size_t len, const pt_inspect_object *o)
 {
     switch (o->kind) {
     case PT_KIND_LOCK:
@@ -350,7 +350,7 @@ static void object_json(pt_json *j, const pt_inspect_object *o)
 
     pt_json_str(j, "name", o->name);
     pt_json_str(j, "kind", pt_cli_kind_word(o->kind));
-    state_word(buf, sizeof(buf), o);
+    pt_cli_state_word(buf, sizeof(buf), o);
     if (o->hidden)
         pt_json_null(j, "state");
     else
@@ -444,7 +444,7 @@ static int list_one(void *arg, const pt_inspect_object *o)
         pt_json_end(x->j);
         return 0;
     }
-    state_word(state, sizeof(state), o);
+    pt_cli_state_word(state, sizeof(state), o);
     snprintf(waiters, sizeof(waiters), "%u", o->waiters);
     if (o->hidden) { /* the object's mode does not let us read it */
         snprintf(state, sizeof(state), "-");
@@ -652,7 +652,7 @@ static void show_state_rows(pt_table *t, const pt_inspect_object *o)
                                      : (o->unlinked ? ", unlinked" : "");
     char buf[600], w[32], h[32];
 
-    state_word(w, sizeof(w), o);
+    pt_cli_state_word(w, sizeof(w), o);
     if (o->hidden)
         snprintf(buf, sizeof(buf), "not shown%s", flags);
     else

@@ -48,6 +48,29 @@ const pt_cli_command pt_cli_commands[] = {
      "Lists every connected session in the order they connected: id, pid, uid,\n"
      "process name, connected since, open handles, objects held and calls waiting.\n"
      "pythreadctl's own session is among them.\n"},
+    {"graph", pt_cmd_graph, "[PATTERN]",
+     "print who waits for whom as a Graphviz graph, deadlocks in red",
+     "Prints the wait-for graph of the objects whose names match the shell\n"
+     "pattern PATTERN (all by default) in Graphviz DOT: each thread of a process\n"
+     "that holds or waits (boxes, grouped by process) and each object held or\n"
+     "waited for (ellipses); an object points at its holders (\"holds\", with the\n"
+     "RLock depth or permits), a thread at what it waits for (dashed, with how:\n"
+     "acquire, reacquire, wait, barrier). A cycle of Lock and RLock holds and\n"
+     "acquires is a deadlock: its nodes and edges are red. Waits on semaphores,\n"
+     "events, a Condition's notify and barriers have no one owner to wait for and\n"
+     "close no cycle. Draw it with: pythreadctl graph | dot -Tsvg > graph.svg\n"
+     "With --json: {\"nodes\": [...], \"edges\": [...], \"cycles\": [[node ids]]}.\n"},
+    {"top", pt_cmd_top, "[--once] [--interval S] [PATTERN]",
+     "a live view of the busiest objects and the longest holds",
+     "Redraws every interval (default 1 s) in the terminal's width: the daemon's\n"
+     "sessions, objects and waiting calls; the objects matching PATTERN by\n"
+     "acquisitions a second, then by calls waiting (contended acquisitions a second,\n"
+     "longest wait, last token); and the sessions holding the longest (objects\n"
+     "held, the longest hold and its object). q or ^C quits.\n"
+     "\n"
+     "  --once            look twice, an interval apart, print one frame and exit\n"
+     "                    (with --json: the frame as JSON)\n"
+     "  -i, --interval S  seconds between looks (0.1 to 3600)\n"},
     {"create", pt_cmd_create, "KIND NAME... [OPTIONS]",
      "create an object (lock rlock condition semaphore event barrier)",
      "Creates the object NAME of KIND (lock, rlock, condition, semaphore, event or\n"

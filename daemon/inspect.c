@@ -273,7 +273,7 @@ static int list_one(void *arg, const pt_core_object_detail *det)
         x->more = 1;
         return 1;
     }
-    o = object_info(x->d, det, 0);
+    o = object_info(x->d, det, 1); /* counters too: pythreadctl top rates them */
     size = o ? field_size(pythread__object_info__get_packed_size(o)) : 0;
     if (o == NULL || x->used + size > x->budget) {
         x->more = 1;

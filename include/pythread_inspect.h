@@ -116,7 +116,7 @@ typedef struct pt_inspect_object {
     double timeout;                      /* Barrier default timeout, -1 none */
     uint64_t token;                      /* last fencing token given */
     char cond_lock[PT_INSPECT_TEXT_MAX]; /* Condition over a named lock, else "" */
-    /* counters (pt_inspect_show only; 0 in lists) */
+    /* counters (in lists too) */
     uint64_t acquires;
     uint64_t contended;
     uint64_t handed; /* of those, Lock/RLock ones handed over through the word */

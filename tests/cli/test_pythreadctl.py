@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """pythreadctl end to end.
 
-Usage: test_pythreadctl.py PYTHREADCTL PYTHREADD [COMPLETION_SCRIPT]
+Usage: test_pythreadctl.py PYTHREADCTL PYTHREADD [COMPLETION_SCRIPT [HOLD_WAIT]]
+
+HOLD_WAIT is tests/cli/hold_wait.c built: a process that holds one Lock and
+waits for another (the graph's deadlocks).
 
 Every test starts its own pythreadd on a socket in a fresh temporary
 directory and stops it afterwards. Waiting is always polling with a
@@ -10,15 +13,17 @@ deadline, never a fixed sleep.
 import json
 import os
 import pty
+import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
 
-CTL = DAEMON = COMPLETION = None
+CTL = DAEMON = COMPLETION = HOLD_WAIT = None
 DEADLINE = 20.0
 
 
@@ -68,9 +73,17 @@ class Ctl(unittest.TestCase):
     def start_daemon(self, *extra):
         self.daemon = subprocess.Popen([DAEMON, "--socket", self.sock] + list(extra),
                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        poll(lambda: os.path.exists(self.sock) or self.daemon.poll() is not None,
-             "the daemon's socket")
+        # the socket file is there at bind(), before listen(): try a connection
+        poll(lambda: self.daemon.poll() is not None or self.listening(), "the daemon's socket")
         self.assertIsNone(self.daemon.poll(), "pythreadd exited at start")
+
+    def listening(self):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            try:
+                s.connect(self.sock)
+                return True
+            except OSError:
+                return False
 
     def stop_daemon(self, sig):
         """Stop the daemon with sig; keep its log for the checks at the end."""
@@ -92,6 +105,8 @@ class Ctl(unittest.TestCase):
             p.wait()
             p.stdout.close()
             p.stderr.close()
+            if p.stdin:
+                p.stdin.close()
         self.daemon.send_signal(signal.SIGTERM)
         try:
             self.daemon.wait(timeout=DEADLINE)
@@ -684,25 +699,33 @@ class Ctl(unittest.TestCase):
         self.assertEqual(read_when_there(got, "the signal"), "SIGUSR1")
         self.assertIn("sem 'S': lost the permit", holder.stderr.read())
 
-    def run_in_terminal(self, args, typed, what):
+    def terminal(self, args, typed, ready, what, env=None):
         """pythreadctl in the foreground of a new terminal; types typed once
-        the lock is held; returns its exit status."""
+        ready(what it drew so far) is true; returns its exit status and what
+        it drew."""
         pid, master = pty.fork()
         if pid == 0:
-            os.execve(CTL, [CTL] + args, self.env)
+            os.execve(CTL, [CTL] + args, env or self.env)
+        seen = b""
         try:
-            poll(lambda: self.obj("L")["object"]["locked"], what)
-            os.write(master, typed)
             end = time.monotonic() + DEADLINE
+            while not self.ready_now(ready, seen):
+                if time.monotonic() > end:
+                    self.fail("pythreadctl in a terminal never got ready: " + what)
+                r, _, _ = select.select([master], [], [], 0.01)
+                if r:
+                    seen += os.read(master, 4096)
+            os.write(master, typed)
             while time.monotonic() < end:
-                try:
-                    os.read(master, 4096)  # keep the terminal drained
-                except OSError:
-                    pass
+                r, _, _ = select.select([master], [], [], 0.01)
+                if r:
+                    try:
+                        seen += os.read(master, 4096)  # keep the terminal drained
+                    except OSError:
+                        pass
                 done, st = os.waitpid(pid, os.WNOHANG)
                 if done:
-                    return os.waitstatus_to_exitcode(st)
-                time.sleep(0.01)
+                    return os.waitstatus_to_exitcode(st), seen
             self.fail("pythreadctl in a terminal did not end: " + what)
         finally:
             try:
@@ -711,6 +734,18 @@ class Ctl(unittest.TestCase):
             except (ProcessLookupError, ChildProcessError):
                 pass
             os.close(master)
+
+    @staticmethod
+    def ready_now(ready, seen):
+        try:
+            return ready(seen)
+        except (AssertionError, json.JSONDecodeError):  # not there yet
+            return False
+
+    def run_in_terminal(self, args, typed, what):
+        """pythreadctl in a terminal; types typed once the lock is held."""
+        return self.terminal(args, typed, lambda seen: self.obj("L")["object"]["locked"],
+                             what)[0]
 
     def test_lock_in_terminal_keeps_job_control(self):
         # In the foreground of a terminal the command stays in pythreadctl's
@@ -724,6 +759,103 @@ class Ctl(unittest.TestCase):
         rc = self.run_in_terminal(["lock", "L", "--", "sleep", "60"], b"\x03", "^C")
         self.assertEqual(rc, 128 + signal.SIGINT)
         self.assertFalse(self.obj("L")["object"]["locked"])
+
+    # -- graph and top -------------------------------------------------
+    def ring(self, *pairs):
+        """A hold_wait process per (held, wanted), each holding before the
+        next starts; returns them once every one waits."""
+        procs = []
+        for held, wanted in pairs:
+            p = subprocess.Popen([HOLD_WAIT, held, wanted], env=self.env, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 start_new_session=True)
+            self.bg.append(p)
+            self.assertEqual(p.stdout.readline(), "held\n")
+            procs.append(p)
+        for p in procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        for _, wanted in pairs:
+            poll(lambda w=wanted: self.obj(w)["object"]["waiters"] >= 1, "a wait for " + wanted)
+        return procs
+
+    def test_graph_draws_a_three_process_deadlock_in_red(self):
+        if HOLD_WAIT is None:
+            self.skipTest("no hold_wait program given")
+        self.ok("create", "semaphore", "S", "--value", "0")
+        procs = self.ring(("A", "B"), ("B", "C"), ("C", "A"))
+        by = self.spawn("sem", "S", "--", "true")  # waits on a semaphore: no owner
+        extra = self.ring(("D", "A"))[0]  # waits for a lock of the cycle, is not in it
+        poll(lambda: self.obj("S")["object"]["waiters"] == 1, "the semaphore's waiter")
+        g = self.js("graph")
+        names = {n["id"]: n for n in g["nodes"]}
+        self.assertEqual(len(g["cycles"]), 1)
+        cycle = g["cycles"][0]
+        self.assertEqual(sorted(names[i]["name"] for i in cycle if names[i]["type"] == "object"),
+                         ["A", "B", "C"])
+        self.assertEqual(sorted(names[i]["pid"] for i in cycle if names[i]["type"] == "owner"),
+                         sorted(p.pid for p in procs))
+        red = [e for e in g["edges"] if e["in_cycle"]]
+        self.assertEqual(len(red), 6)  # three holds, three acquires
+        extra_id = [i for i, n in names.items() if n.get("pid") == extra.pid][0]
+        self.assertFalse(names[extra_id]["in_cycle"])
+        sem_waits = [e for e in g["edges"] if names[e["to"]].get("name") == "S"]
+        self.assertEqual([(e["type"], e["in_cycle"]) for e in sem_waits], [("acquire", False)])
+        dot = self.ok("graph")
+        self.assertTrue(dot.startswith("digraph pythread {"), dot)
+        self.assertTrue(dot.rstrip().endswith("}"))
+        self.assertEqual(dot.count("penwidth=2"), 6)
+        self.assertIn('label="lock\\nA", color=red', dot)
+        # a pattern keeps the objects it names and who holds or waits for them
+        g = self.js("graph", "[AB]")
+        self.assertEqual(sorted(n["name"] for n in g["nodes"] if n["type"] == "object"),
+                         ["A", "B"])
+        self.assertEqual(g["cycles"], [])
+        if shutil.which("dot"):
+            r = subprocess.run(["dot", "-Tsvg"], input=dot, capture_output=True, text=True,
+                               timeout=DEADLINE)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("<svg", r.stdout)
+        else:
+            print("graphviz's dot is not installed: the drawing itself is not checked",
+                  file=sys.stderr)
+        by.kill()
+
+    def test_top_once_json_and_table(self):
+        self.ok("create", "lock", "busy")
+        self.spawn("lock", "busy", "--", "sleep", "60")
+        poll(lambda: self.obj("busy")["object"]["locked"], "the lock held")
+        f = json.loads(self.ok("top", "--once", "--interval", "0.2", "--json"))
+        self.assertEqual([o["name"] for o in f["objects"]], ["busy"])
+        self.assertEqual(len(f["sessions"]), 1)
+        self.assertEqual(f["sessions"][0]["object"], "busy")
+        self.assertGreater(f["sessions"][0]["longest_hold"], 0)
+        out = self.ok("top", "--once", "--interval", "0.1")
+        self.assertIn("OBJECT", out)
+        self.assertIn("busy", out)
+        self.assertIn("LONGEST HOLD", out)
+        self.fails(2, "top", "--json")  # --json needs --once
+        self.fails(2, "top", "--interval", "0")
+
+    def run_top_in_terminal(self, typed):
+        """pythreadctl top in a 100-column terminal; types typed once a
+        frame is drawn; returns its exit status and what it drew."""
+        return self.terminal(["top", "--interval", "0.1"], typed,
+                             lambda seen: b"LONGEST HOLD" in seen, "top drew a frame",
+                             env=dict(self.env, COLUMNS="100"))
+
+    def test_top_in_a_terminal_quits_on_q_and_ctrl_c(self):
+        self.ok("create", "lock", "held")
+        self.spawn("lock", "held", "--", "sleep", "60")
+        poll(lambda: self.obj("held")["object"]["locked"], "the lock held")
+        rc, seen = self.run_top_in_terminal(b"q")
+        self.assertEqual(rc, 0)
+        self.assertIn(b"\033[H\033[J", seen)  # redrawn in place
+        self.assertIn(b"held", seen)
+        self.assertTrue(all(len(l.rstrip()) <= 100 for l in seen.split(b"\n")
+                            if b"\033" not in l), "a line wider than the terminal")
+        rc, _ = self.run_top_in_terminal(b"\x03")
+        self.assertEqual(rc, 0)
 
     def test_sem(self):
         a = self.spawn("sem", "S", "--value", "2", "--", "sleep", "60")
@@ -849,4 +981,5 @@ if __name__ == "__main__":
         sys.exit(__doc__)
     CTL, DAEMON = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     COMPLETION = os.path.abspath(sys.argv[3]) if len(sys.argv) > 3 else None
-    unittest.main(argv=[sys.argv[0]] + sys.argv[4:], verbosity=2)
+    HOLD_WAIT = os.path.abspath(sys.argv[4]) if len(sys.argv) > 4 else None
+    unittest.main(argv=[sys.argv[0]] + sys.argv[5:], verbosity=2)
