@@ -27,7 +27,7 @@ static void take_token(pt_core *c, pt_obj *obj, uint64_t token)
 {
     if (token <= obj->token)
         return;
-    obj->stats.acquires += token - obj->token;
+    pt__stat_fast_acquired(c, obj, token - obj->token);
     obj->token = token;
     obj->token_given = 1;
     if (token > c->token_floor)
@@ -195,7 +195,7 @@ static void osem_sync(pt_core *c, pt_obj *sem, const pt_core_fast_view *v)
     }
     holds_settle(c, sem);
     value = bounded_value(c, sem, value);
-    sem->stats.acquires += v->acquires;
+    pt__stat_fast_acquired(c, sem, v->acquires);
     sem->u.sem.value = 0;
     pt__sem_give(c, sem, (uint64_t)value);
 }
@@ -267,7 +267,7 @@ static void sem_sync(pt_core *c, pt_obj *sem, const pt_core_fast_view *v)
 
     if (sem->kind == PT_KIND_BOUNDED_SEMAPHORE && value > sem->u.sem.initial)
         value = sem->u.sem.initial;
-    sem->stats.acquires += v->acquires;
+    pt__stat_fast_acquired(c, sem, v->acquires);
     sem->u.sem.value = 0;
     pt__sem_give(c, sem, (uint64_t)value);
 }

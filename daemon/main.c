@@ -401,6 +401,8 @@ static int daemon_init(pt_daemon *d, const options *o)
         goto fail;
     if (o->state_dir && pt_state_open(d, o->state_dir, o->sync, o->compact_after, &replayed) < 0)
         return -1;
+    /* The replay served nobody: --metrics counts what this process serves. */
+    pt_core_metrics_clear(d->core);
     /* Fencing tokens go on growing across restarts (a replayed core's
      * floor is already past every token it gave). */
     pt_journal_start(d->journal, d->core, pt_daemon_token_base());
