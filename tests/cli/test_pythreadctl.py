@@ -18,24 +18,9 @@ import tempfile
 import time
 import unittest
 
+from cliutil import DEADLINE, poll
+
 CTL = DAEMON = COMPLETION = None
-DEADLINE = 20.0
-
-
-def poll(pred, what, timeout=DEADLINE):
-    """pred() until it is true; a failing check inside counts as not yet
-    (the object may not exist yet) and is reported on timeout."""
-    end = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < end:
-        try:
-            v = pred()
-            if v:
-                return v
-        except AssertionError as e:
-            last = e
-        time.sleep(0.01)
-    raise AssertionError("timed out waiting for %s (last: %s)" % (what, last))
 
 
 def gone(pid):
@@ -143,8 +128,8 @@ class Ctl(unittest.TestCase):
     # -- help, version, usage ------------------------------------------
     def test_help_and_version(self):
         out = self.ok("--help")
-        for cmd in ("status", "list", "show", "sessions", "create", "unlink", "lock", "sem",
-                    "event", "barrier", "notify"):
+        for cmd in ("status", "list", "show", "sessions", "metrics", "create", "unlink", "lock",
+                    "sem", "event", "barrier", "notify"):
             self.assertIn(cmd, out)
             sub = self.ok(cmd, "--help")
             self.assertTrue(sub.startswith("Usage: pythreadctl " + cmd), sub)
