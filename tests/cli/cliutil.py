@@ -1,5 +1,7 @@
-"""What the pythreadctl tests share: waiting is polling with a deadline,
-never a fixed sleep."""
+"""What the pythreadctl tests share: a daemon started on a socket, and
+waiting that is polling with a deadline, never a fixed sleep."""
+import os
+import subprocess
 import time
 
 DEADLINE = 20.0
@@ -19,3 +21,14 @@ def poll(pred, what, timeout=DEADLINE):
             last = e
         time.sleep(0.01)
     raise AssertionError("timed out waiting for %s (last: %s)" % (what, last))
+
+
+def start_pythreadd(daemon, sock, *extra):
+    """pythreadd on sock, once the socket is there; its stderr is a pipe for
+    the checks at the end. AssertionError if it exited at start."""
+    p = subprocess.Popen([daemon, "--socket", sock] + list(extra), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    poll(lambda: os.path.exists(sock) or p.poll() is not None, "the daemon's socket")
+    if p.poll() is not None:
+        raise AssertionError("pythreadd exited at start: %s" % p.stderr.read().decode())
+    return p

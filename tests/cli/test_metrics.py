@@ -24,7 +24,7 @@ import sys
 import tempfile
 import unittest
 
-from cliutil import DEADLINE, poll
+from cliutil import DEADLINE, poll, start_pythreadd
 
 SKIPPED = 77
 CTL = DAEMON = None
@@ -126,11 +126,7 @@ class Metrics(unittest.TestCase):
 
     # -- helpers -------------------------------------------------------
     def start_daemon(self, *extra):
-        self.daemon = subprocess.Popen([DAEMON, "--socket", self.sock] + list(extra),
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        poll(lambda: os.path.exists(self.sock) or self.daemon.poll() is not None,
-             "the daemon's socket")
-        self.assertIsNone(self.daemon.poll(), "pythreadd exited at start")
+        self.daemon = start_pythreadd(DAEMON, self.sock, *extra)
 
     def stop_daemon(self):
         self.daemon.send_signal(signal.SIGTERM)

@@ -18,7 +18,7 @@ import tempfile
 import time
 import unittest
 
-from cliutil import DEADLINE, poll
+from cliutil import DEADLINE, poll, start_pythreadd
 
 CTL = DAEMON = COMPLETION = None
 
@@ -51,11 +51,7 @@ class Ctl(unittest.TestCase):
         self.bg = []
 
     def start_daemon(self, *extra):
-        self.daemon = subprocess.Popen([DAEMON, "--socket", self.sock] + list(extra),
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        poll(lambda: os.path.exists(self.sock) or self.daemon.poll() is not None,
-             "the daemon's socket")
-        self.assertIsNone(self.daemon.poll(), "pythreadd exited at start")
+        self.daemon = start_pythreadd(DAEMON, self.sock, *extra)
 
     def stop_daemon(self, sig):
         """Stop the daemon with sig; keep its log for the checks at the end."""
