@@ -274,6 +274,10 @@ typedef struct pt_core_fast_hooks {
     uint32_t (*slot_new)(void *ctx, uint32_t cell);
     int64_t (*slot_read)(void *ctx, uint32_t slot);
     void (*slot_free)(void *ctx, uint32_t slot);
+    /* Only a look, for metrics (NULL: none): the acquires clients made
+     * through cell's word since the core last had it claimed, token being
+     * the last fencing token the core knows of the object. */
+    uint64_t (*unread)(void *ctx, uint32_t cell, int kind, uint64_t token);
 } pt_core_fast_hooks;
 
 void pt_core_set_fast_hooks(pt_core *core, const pt_core_fast_hooks *hooks, void *ctx);
@@ -324,6 +328,9 @@ void pt_core_session_set_udata(pt_session *s, void *udata);
 void pt_core_set_sink(pt_core *core, pt_sink_fn sink, void *ctx);
 /* Claim every object with a cell (before inspection reads them). */
 void pt_core_fast_claim_all(pt_core *core);
+/* The acquires made through words that no claim has taken in yet, summed
+ * over every object with a cell: a look that changes nothing (metrics). */
+uint64_t pt_core_fast_unread(const pt_core *core);
 /* The cell of the Lock or RLock a session's handle names, 0 for none. */
 uint32_t pt_core_fast_lock_cell(pt_core *core, pt_session *s, uint32_t handle);
 

@@ -538,6 +538,21 @@ void pt_core_fast_claim_all(pt_core *c)
     pt__fast_claim(c, obj);
 }
 
+uint64_t pt_core_fast_unread(const pt_core *c)
+{
+    const pt_obj *obj;
+    uint64_t n = 0;
+
+    if (c->fast_hooks.unread == NULL || !words(c))
+        return 0;
+    TAILQ_FOREACH(obj, &c->objects, all_link)
+    {
+        if (obj->fast != 0 && !obj->fast_claimed)
+            n += c->fast_hooks.unread(c->fast_ctx, obj->fast, obj->kind, obj->token);
+    }
+    return n;
+}
+
 uint32_t pt_core_fast_lock_cell(pt_core *c, pt_session *s, uint32_t handle)
 {
     pt_handle *slot = pt__handle_get(s, handle);

@@ -276,6 +276,30 @@ class Metrics(unittest.TestCase):
         self.assertEqual(families(self.scrape())["pythread_operations_total"][1],
                          again["pythread_operations_total"][1])
 
+    def test_fast_acquires_seen_without_taking_the_word(self):
+        """An acquire through the shared word shows at once, and reading it
+        takes nothing in: the object's own counter moves only when the
+        daemon takes the word (pythreadctl show does)."""
+        fast = os.environ.get("PYTHREAD_FASTPATH") != "0"
+        self.start_daemon("--metrics", "127.0.0.1:0", "--metrics-object", "F")
+        self.ctl("create", "lock", "F")
+        self.spawn("lock", "F", "--", "sleep", "60")
+
+        def acquired():
+            fams = families(self.scrape())
+            n = sum(value(fams, "pythread_acquisitions_total", path=p) for p in ("daemon", "fast"))
+            return fams if n == 1 else None
+
+        fams = poll(acquired, "the holder's acquire")
+        own = value(fams, "pythread_object_acquisitions_total", name="F", kind="Lock")
+        self.assertEqual(value(fams, "pythread_acquisitions_total", path="fast"), int(fast))
+        self.assertEqual(own, 0 if fast else 1)
+        self.assertTrue(self.show("F")["object"]["locked"])
+        fams = families(self.scrape())
+        self.assertEqual(value(fams, "pythread_object_acquisitions_total", name="F", kind="Lock"),
+                         1)
+        self.assertEqual(value(fams, "pythread_acquisitions_total", path="fast"), int(fast))
+
     def test_only_get_metrics_is_served(self):
         self.start_daemon("--metrics", "127.0.0.1:0")
         self.ctl("create", "lock", "L")
