@@ -300,6 +300,27 @@ class Metrics(unittest.TestCase):
                          1)
         self.assertEqual(value(fams, "pythread_acquisitions_total", path="fast"), int(fast))
 
+    def test_restart_recovered_and_counts_from_zero(self):
+        """A start that restores --state-dir says so, and its counters
+        count what it serves: the replay is not counted again."""
+        state = os.path.join(self.dir, "state")
+        os.mkdir(state)
+        self.start_daemon("--state-dir", state, "--metrics", "127.0.0.1:0")
+        fams = families(self.scrape())
+        self.assertEqual(value(fams, "pythread_restart_recovered"), 0)
+        self.ctl("create", "lock", "R1", "R2")
+        self.ctl("create", "event", "E")
+        self.stop_daemon()
+        self.start_daemon("--state-dir", state, "--metrics", "127.0.0.1:0")
+        fams = families(self.scrape())
+        self.assertEqual(value(fams, "pythread_restart_recovered"), 1)
+        self.assertEqual(value(fams, "pythread_restart_restored_objects"), 3)
+        self.assertGreater(value(fams, "pythread_restart_replayed_inputs"), 0)
+        self.assertGreater(value(fams, "pythread_journal_bytes"), 0)
+        self.assertEqual(value(fams, "pythread_objects", kind="Lock"), 2)
+        self.assertEqual(fams["pythread_operations_total"][1], [])
+        self.assertEqual(value(fams, "pythread_restart_sessions", outcome="kept"), 0)
+
     def test_only_get_metrics_is_served(self):
         self.start_daemon("--metrics", "127.0.0.1:0")
         self.ctl("create", "lock", "L")
