@@ -119,6 +119,7 @@ int pt_cmd_status(pt_cli *cli, int argc, char **argv);
 int pt_cmd_list(pt_cli *cli, int argc, char **argv);
 int pt_cmd_show(pt_cli *cli, int argc, char **argv);
 int pt_cmd_sessions(pt_cli *cli, int argc, char **argv);
+int pt_cmd_metrics(pt_cli *cli, int argc, char **argv);
 
 /* snapshot.c: the objects matching glob (NULL: all) and, for at most
  * max_detail of those in use (with waiters first), who holds and who waits

@@ -135,6 +135,10 @@ static void status_json(const pt_inspect_status *st)
     pt_json_end(j);
     pt_json_uint(j, "waiters", st->waiters);
     pt_json_uint(j, "operations", st->operations);
+    if (st->metrics_address[0])
+        pt_json_str(j, "metrics", st->metrics_address);
+    else
+        pt_json_null(j, "metrics");
     if (!st->state_dir[0]) {
         pt_json_null(j, "state");
     } else {
@@ -282,6 +286,12 @@ static void status_table(const pt_cli *cli, const pt_inspect_status *st)
     kv(t, "waiting calls:", buf);
     snprintf(buf, sizeof(buf), "%" PRIu64, st->operations);
     kv(t, "operations:", buf);
+    if (st->metrics_address[0]) {
+        snprintf(buf, sizeof(buf), "GET /metrics on %s", st->metrics_address);
+        kv(t, "metrics:", buf);
+    } else {
+        kv(t, "metrics:", "no endpoint (pythreadd --metrics); pythreadctl metrics prints them");
+    }
     state_row(t, st);
     snprintf(buf, sizeof(buf),
              "frame %u bytes, sessions %u, objects %u, handles/session %u, waiters/session %u, "
@@ -814,4 +824,27 @@ int pt_cmd_sessions(pt_cli *cli, int argc, char **argv)
     if (!cli->no_legend && cli->tty)
         printf("\n%zu session%s (* marks this one).\n", x.n, x.n == 1 ? "" : "s");
     return PT_EXIT_OK;
+}
+
+/* ---- metrics ------------------------------------------------------------- */
+
+int pt_cmd_metrics(pt_cli *cli, int argc, char **argv)
+{
+    pt_client *c;
+    char *text;
+    size_t len;
+    int code, r;
+
+    if (no_args(cli, pt_cli_find("metrics"), argc, argv, &code) < 0)
+        return code;
+    if (cli->json)
+        return pt_cli_usage("metrics", "--json does not apply: the metrics are Prometheus text");
+    if (!(c = pt_cli_client(cli, &code)))
+        return code;
+    if ((r = pt_inspect_metrics(c, &text, &len)) < 0)
+        return pt_cli_lib_fail("metrics", r);
+    /* The daemon's text as it is: a scraper's parser reads it. */
+    r = fwrite(text, 1, len, stdout) == len && fflush(stdout) == 0;
+    free(text);
+    return r ? PT_EXIT_OK : pt_cli_fail(PT_EXIT_FAILED, "metrics: cannot write the text");
 }

@@ -71,6 +71,13 @@ const pt_cli_command pt_cli_commands[] = {
      "  --once            look twice, an interval apart, print one frame and exit\n"
      "                    (with --json: the frame as JSON)\n"
      "  -i, --interval S  seconds between looks (0.1 to 3600)\n"},
+    {"metrics", pt_cmd_metrics, "", "print the daemon's metrics as Prometheus text",
+     "Prints the daemon's metrics in the Prometheus text format: the same text\n"
+     "pythreadd --metrics serves on GET /metrics, taken over the daemon's socket,\n"
+     "so no HTTP endpoint is needed (for a node exporter's textfile collector, or a\n"
+     "look by hand). Series of single objects (pythreadd --metrics-object) are left\n"
+     "out for objects whose mode does not let the caller read them. pythreadd(8)\n"
+     "lists every metric.\n"},
     {"create", pt_cmd_create, "KIND NAME... [OPTIONS]",
      "create an object (lock rlock condition semaphore event barrier)",
      "Creates the object NAME of KIND (lock, rlock, condition, semaphore, event or\n"

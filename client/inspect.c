@@ -1,5 +1,6 @@
 /*
- * inspect.c - the public inspection API: status, list, show and sessions.
+ * inspect.c - the public inspection API: status, list, show, sessions and
+ * metrics.
  *
  * The reading thread hands each answer to a copy function here (the
  * decoded message lives only as long as the read), which turns it into the
@@ -130,6 +131,7 @@ static void status_copy(void *arg, const Pythread__Response *m)
     st->sessions_ended_empty = s->sessions_ended_empty;
     st->restarted_at = s->restarted_at;
     st->grace_seconds = s->grace_seconds;
+    text_copy(st->metrics_address, sizeof(st->metrics_address), s->metrics_address);
     for (size_t i = 0; i < s->n_objects_by_restart && i < PT_RESTART_MARKS; i++)
         st->objects_by_restart[i] = s->objects_by_restart[i];
     if (s->limits) {
@@ -389,5 +391,91 @@ int pt_inspect_show(pt_client *c, const char *name, pt_inspect_detail **out)
         return r;
     }
     *out = d;
+    return 0;
+}
+
+/* ---- metrics -------------------------------------------------------- */
+
+/* The most text taken from a daemon: far above what it writes (its
+ * objects' series are bounded), so only a broken daemon meets it. */
+#define METRICS_MAX (256u << 20)
+
+/* The text so far, as the reading thread adds pieces to it. */
+typedef struct metrics_text {
+    char *v;
+    size_t len;
+    uint64_t next;
+    int nomem, toolong;
+} metrics_text;
+
+static void metrics_copy(void *arg, const Pythread__Response *r)
+{
+    const Pythread__Inspection *m = r->inspect;
+    metrics_text *t = arg;
+    char *grown;
+
+    if (!m || !m->has_metrics)
+        return;
+    t->next = m->next_cursor;
+    if (m->metrics.len > METRICS_MAX - t->len) {
+        t->toolong = 1;
+        return;
+    }
+    grown = realloc(t->v, t->len + m->metrics.len + 1);
+    if (!grown) {
+        t->nomem = 1;
+        return;
+    }
+    memcpy(grown + t->len, m->metrics.data, m->metrics.len);
+    t->v = grown;
+    t->len += m->metrics.len;
+    t->v[t->len] = '\0';
+}
+
+/* One piece, the one at the cursor so far. */
+static int metrics_piece(pt_client *c, metrics_text *t)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    Pythread__PageArgs args = PYTHREAD__PAGE_ARGS__INIT;
+    uint64_t at = t->len;
+    pt__reply rep;
+    int r;
+
+    req.op = PYTHREAD__OP__OP_METRICS;
+    req.page = &args;
+    args.has_cursor = 1;
+    args.cursor = at;
+    t->next = 0;
+    r = pt__client_call_extra(c, &req, &rep, metrics_copy, t);
+    if (r == 0 && t->nomem)
+        return pt__error(PT_ENOMEM, "metrics: out of memory for the text");
+    if (r == 0 && t->toolong)
+        return pt__error(PT_EPROTO, "metrics: pythreadd sent more than %u bytes", METRICS_MAX);
+    if (r == 0 && t->len == at)
+        return pt__error(PT_EPROTO, "metrics: pythreadd answered without the text");
+    /* Every piece starts where the last one ended. */
+    if (r == 0 && t->next != 0 && t->next != t->len)
+        return pt__error(PT_EPROTO, "metrics: pythreadd's cursor does not follow the text");
+    return r;
+}
+
+int pt_inspect_metrics(pt_client *c, char **text, size_t *len)
+{
+    metrics_text t = {0};
+    int r;
+
+    if (!c || !text)
+        return pt__error(PT_EINVAL, "pt_inspect_metrics: pass a client and a result");
+    *text = NULL;
+    do {
+        r = metrics_piece(c, &t);
+    } while (r == 0 && t.next != 0);
+    if (r != 0) {
+        free(t.v);
+        return r;
+    }
+    *text = t.v;
+    if (len)
+        *len = t.len;
     return 0;
 }

@@ -74,7 +74,7 @@ static void arrival_answer(pt_core *c, const arrival *a, pt_result *res)
     }
     res->id = a->id;
     res->thread = a->thread;
-    pt__answer(c, a->s, res);
+    pt__answer(c, a->s, PT_OP_BARRIER_WAIT, res);
 }
 
 static void arrival_broken(pt_core *c, const pt_obj *b, const arrival *a)

@@ -50,10 +50,11 @@ const char *pt__op_name(int op)
     return names[op];
 }
 
-void pt__answer(pt_core *c, pt_session *s, pt_result *r)
+void pt__answer(pt_core *c, pt_session *s, int op, pt_result *r)
 {
     if (c->quiet || s->ending)
         return;
+    pt__metric_answer(c, op, r);
     c->sink(c->sink_ctx, s, r);
 }
 
@@ -61,7 +62,7 @@ void pt__reply(pt_req *r, pt_result *res)
 {
     res->id = r->call->id;
     res->thread = r->call->thread;
-    pt__answer(r->core, r->s, res);
+    pt__answer(r->core, r->s, (int)r->call->op, res);
 }
 
 static void fail_v(pt_req *r, int status, const char *prefix, const char *fmt, va_list ap)
@@ -335,8 +336,11 @@ void pt_core_call(pt_core *core, pt_session *s, const pt_call *call, uint64_t no
 void pt__fail_waiter(pt_req *r, int err)
 {
     const pt_core *c = r->core;
+    int session = r->s->nwaiters >= c->limits.max_waiters_per_session;
 
-    if (err == PT_ELIMIT && r->s->nwaiters >= c->limits.max_waiters_per_session)
+    if (err == PT_ELIMIT)
+        pt__metric_refused(r->core, session ? PT_LIMIT_WAITERS : PT_LIMIT_WAITERS_PER_UID);
+    if (err == PT_ELIMIT && session)
         pt__fail_obj(r, r->obj, PT_ELIMIT,
                      "too many parked calls in this session (limit %u); wait in fewer threads "
                      "or raise pythreadd --max-waiters",

@@ -120,4 +120,5 @@ void pt_core_get_stats(const pt_core *core, pt_core_stats *out)
     out->calls = core->calls;
     out->handles = core->nhandles;
     out->spare = (uint64_t)core->nfree_waiters + core->nfree_holds;
+    out->deadlocks = 0; /* issue 14 part 1 (deadlock detection) counts them */
 }

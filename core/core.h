@@ -274,6 +274,10 @@ typedef struct pt_core_fast_hooks {
     uint32_t (*slot_new)(void *ctx, uint32_t cell);
     int64_t (*slot_read)(void *ctx, uint32_t slot);
     void (*slot_free)(void *ctx, uint32_t slot);
+    /* Only a look, for metrics (NULL: none): the acquires clients made
+     * through cell's word since the core last had it claimed, token being
+     * the last fencing token the core knows of the object. */
+    uint64_t (*unread)(void *ctx, uint32_t cell, int kind, uint64_t token);
 } pt_core_fast_hooks;
 
 void pt_core_set_fast_hooks(pt_core *core, const pt_core_fast_hooks *hooks, void *ctx);
@@ -324,6 +328,9 @@ void pt_core_session_set_udata(pt_session *s, void *udata);
 void pt_core_set_sink(pt_core *core, pt_sink_fn sink, void *ctx);
 /* Claim every object with a cell (before inspection reads them). */
 void pt_core_fast_claim_all(pt_core *core);
+/* The acquires made through words that no claim has taken in yet, summed
+ * over every object with a cell: a look that changes nothing (metrics). */
+uint64_t pt_core_fast_unread(const pt_core *core);
 /* The cell of the Lock or RLock a session's handle names, 0 for none. */
 uint32_t pt_core_fast_lock_cell(pt_core *core, pt_session *s, uint32_t handle);
 
@@ -335,8 +342,68 @@ typedef struct pt_core_stats {
     uint64_t calls;
     uint64_t handles; /* open, across every session */
     uint64_t spare;   /* waiters and hold records kept for reuse */
+    /* Deadlocks found since the start. Issue 14 part 1 (deadlock
+     * detection) counts them; until it lands this stays 0, and pythreadd
+     * --metrics shows it as pythread_deadlocks_found_total. */
+    uint64_t deadlocks;
 } pt_core_stats;
 void pt_core_get_stats(const pt_core *core, pt_core_stats *out);
+
+/* ---- Metrics (metrics.c) ---------------------------------------------
+ * What the core served in all, for pythreadd --metrics: answers by
+ * operation and result, acquisitions and how they went, the limits that
+ * refused, and two histograms. Unlike an object's counters these are no
+ * part of the state: no answer depends on them, no image keeps them, and
+ * the daemon clears them after a replay, so they count what its process
+ * served. Each count is one addition on a path that does more anyway. */
+
+/* An answer's result: True, False (not acquired, timed out, flag clear),
+ * or its error, PT_E* code -n at index PT_RESULT_FALSE + n. */
+#define PT_RESULT_OK    0
+#define PT_RESULT_FALSE 1
+#define PT_RESULTS      (2 + 17) /* PT_EINVAL (-1) .. PT_EINTERNAL (-17) */
+int pt_core_result_index(int status, int ok);
+
+/* The core's limits, each of which refuses what would pass it. */
+typedef enum pt_core_limit {
+    PT_LIMIT_OBJECTS,         /* --max-objects */
+    PT_LIMIT_OBJECTS_PER_UID, /* --max-objects-per-uid */
+    PT_LIMIT_HANDLES,         /* --max-handles (per session) */
+    PT_LIMIT_HANDLES_PER_UID, /* --max-handles-per-uid */
+    PT_LIMIT_WAITERS,         /* --max-waiters (per session) */
+    PT_LIMIT_WAITERS_PER_UID, /* --max-waiters-per-uid */
+    PT_CORE_LIMITS
+} pt_core_limit;
+
+/* The buckets' upper bounds in ns, the same for both histograms (from 10
+ * us, about one round trip to the daemon, to 5 min); one bucket more
+ * counts what is above the last. */
+#define PT_HIST_BUCKETS 22
+extern const uint64_t pt_core_hist_bounds[PT_HIST_BUCKETS];
+
+typedef struct pt_core_hist {
+    uint64_t n[PT_HIST_BUCKETS + 1]; /* per bucket, not cumulative */
+    uint64_t count;
+    uint64_t sum; /* ns */
+} pt_core_hist;
+
+typedef struct pt_core_metrics {
+    uint64_t answers[PT_OP_MAX_][PT_RESULTS]; /* by pt_op, result index */
+    /* Successful Lock/RLock/Semaphore acquires the core granted (a
+     * Condition's lock and its waits taking it back included), and those
+     * done through shared words, counted when the daemon reads a word. */
+    uint64_t acquires;
+    uint64_t acquires_fast;
+    uint64_t contended; /* acquires that found the object unavailable */
+    uint64_t handed;    /* Lock/RLock waiters handed the lock through its word */
+    uint64_t timeouts;  /* waits of any kind that timed out */
+    uint64_t refused[PT_CORE_LIMITS];
+    pt_core_hist wait; /* a contended acquire: parked until granted */
+    pt_core_hist hold; /* a Lock/RLock hold, from acquire to release */
+} pt_core_metrics;
+
+const pt_core_metrics *pt_core_metrics_get(const pt_core *core);
+void pt_core_metrics_clear(pt_core *core);
 
 /* Inspection (for list/stat requests): one named object as it is now.
  * Pointers are valid only during the callback. */

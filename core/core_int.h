@@ -258,7 +258,8 @@ struct pt_core {
     uint8_t fast_lost;                /* restarting: the cells and slots objects name are gone */
     pt_obj **loading; /* an image being loaded: its objects by serial (image_sessions.c) */
     size_t nloading;
-    uint64_t nawaited; /* sessions awaited after a restart (restart.c) */
+    uint64_t nawaited;       /* sessions awaited after a restart (restart.c) */
+    pt_core_metrics metrics; /* what it served in all (metrics.c) */
     char msg[1024];
 };
 
@@ -398,12 +399,22 @@ void pt__barrier_party_left(pt_core *c, pt_obj *b, pt_break_reason why, uint64_t
 void pt__barrier_timeout(pt_core *c, pt_waiter *w, uint64_t now);
 void pt__barrier_abandon(pt_core *c, pt_obj *b, pt_break_reason why, uint64_t now);
 
-/* inspect.c: counters, cheap enough for every call */
+/* inspect.c: counters, cheap enough for every call; each counts for the
+ * object and for the core's metrics */
 void pt__stat_acquired(pt_core *c, pt_obj *obj);
-void pt__stat_contended(pt_obj *obj);
+/* n acquires done through obj's word since the core last read it. */
+void pt__stat_fast_acquired(pt_core *c, pt_obj *obj, uint64_t n);
+void pt__stat_contended(pt_core *c, pt_obj *obj);
+void pt__stat_handed(pt_core *c, pt_obj *lock);
 void pt__stat_lock_released(pt_core *c, pt_obj *lock);
-void pt__stat_waited(pt_core *c, const pt_waiter *w);
-void pt__stat_timeout(const pt_waiter *w);
+/* w is answered with r (a contended acquire granted is timed). */
+void pt__stat_waited(pt_core *c, const pt_waiter *w, const pt_result *r);
+void pt__stat_timeout(pt_core *c, const pt_waiter *w);
+
+/* metrics.c: the core's totals (core.h) */
+void pt__metric_answer(pt_core *c, int op, const pt_result *r);
+void pt__metric_refused(pt_core *c, pt_core_limit limit);
+void pt__metric_observe(pt_core_hist *h, uint64_t ns);
 
 /* fast.c: the shared words (proto/fastword.h). Claim obj (a Condition's
  * lock for a Condition) before reading or changing its state in an entry.
@@ -441,7 +452,8 @@ int pt__restart_mark(const pt_core *c, const pt_obj *obj);
 const char *pt__kind_name(int kind);
 const char *pt__kind_article(int kind);
 const char *pt__op_name(int op);
-void pt__answer(pt_core *c, pt_session *s, pt_result *r);
+/* The one way out of an answer to op (a pt_op) for session s. */
+void pt__answer(pt_core *c, pt_session *s, int op, pt_result *r);
 void pt__reply(pt_req *r, pt_result *res);
 void pt__fail(pt_req *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void pt__fail_obj(pt_req *r, const pt_obj *obj, int status, const char *fmt, ...)

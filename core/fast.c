@@ -27,7 +27,7 @@ static void take_token(pt_core *c, pt_obj *obj, uint64_t token)
 {
     if (token <= obj->token)
         return;
-    obj->stats.acquires += token - obj->token;
+    pt__stat_fast_acquired(c, obj, token - obj->token);
     obj->token = token;
     obj->token_given = 1;
     if (token > c->token_floor)
@@ -195,7 +195,7 @@ static void osem_sync(pt_core *c, pt_obj *sem, const pt_core_fast_view *v)
     }
     holds_settle(c, sem);
     value = bounded_value(c, sem, value);
-    sem->stats.acquires += v->acquires;
+    pt__stat_fast_acquired(c, sem, v->acquires);
     sem->u.sem.value = 0;
     pt__sem_give(c, sem, (uint64_t)value);
 }
@@ -267,7 +267,7 @@ static void sem_sync(pt_core *c, pt_obj *sem, const pt_core_fast_view *v)
 
     if (sem->kind == PT_KIND_BOUNDED_SEMAPHORE && value > sem->u.sem.initial)
         value = sem->u.sem.initial;
-    sem->stats.acquires += v->acquires;
+    pt__stat_fast_acquired(c, sem, v->acquires);
     sem->u.sem.value = 0;
     pt__sem_give(c, sem, (uint64_t)value);
 }
@@ -537,6 +537,21 @@ void pt_core_fast_claim_all(pt_core *c)
 
     TAILQ_FOREACH(obj, &c->objects, all_link)
     pt__fast_claim(c, obj);
+}
+
+uint64_t pt_core_fast_unread(const pt_core *c)
+{
+    const pt_obj *obj;
+    uint64_t n = 0;
+
+    if (c->fast_hooks.unread == NULL || !words(c))
+        return 0;
+    TAILQ_FOREACH(obj, &c->objects, all_link)
+    {
+        if (obj->fast != 0 && !obj->fast_claimed)
+            n += c->fast_hooks.unread(c->fast_ctx, obj->fast, obj->kind, obj->token);
+    }
+    return n;
 }
 
 uint32_t pt_core_fast_lock_cell(pt_core *c, pt_session *s, uint32_t handle)

@@ -14,13 +14,27 @@
 void pt__stat_acquired(pt_core *c, pt_obj *obj)
 {
     obj->stats.acquires++;
+    c->metrics.acquires++;
     if (obj->kind == PT_KIND_LOCK || obj->kind == PT_KIND_RLOCK)
         obj->u.lock.since = c->now;
 }
 
-void pt__stat_contended(pt_obj *obj)
+void pt__stat_fast_acquired(pt_core *c, pt_obj *obj, uint64_t n)
+{
+    obj->stats.acquires += n;
+    c->metrics.acquires_fast += n;
+}
+
+void pt__stat_contended(pt_core *c, pt_obj *obj)
 {
     obj->stats.contended++;
+    c->metrics.contended++;
+}
+
+void pt__stat_handed(pt_core *c, pt_obj *lock)
+{
+    lock->stats.handed++;
+    c->metrics.handed++;
 }
 
 /* The hold ends whatever its recursion level. pt_core_free ends sessions
@@ -29,20 +43,35 @@ void pt__stat_lock_released(pt_core *c, pt_obj *lock)
 {
     uint64_t since = lock->u.lock.since;
 
-    if (lock->u.lock.depth > 0 && c->now >= since && c->now - since > lock->stats.longest_hold)
+    if (lock->u.lock.depth == 0 || c->now < since)
+        return;
+    if (c->now - since > lock->stats.longest_hold)
         lock->stats.longest_hold = c->now - since;
+    pt__metric_observe(&c->metrics.hold, c->now - since);
 }
 
-void pt__stat_waited(pt_core *c, const pt_waiter *w)
+/* Only an acquire that got its object is a hand-off: a wait for a notify,
+ * an event or a barrier measures the application, not the lock. */
+static int handoff(const pt_waiter *w, const pt_result *r)
+{
+    return (w->kind == PT_WK_LOCK || w->kind == PT_WK_SEM) && r->status == 0 && r->ok;
+}
+
+void pt__stat_waited(pt_core *c, const pt_waiter *w, const pt_result *r)
 {
     pt_obj *obj = w->obj;
 
-    if (obj != NULL && c->now >= w->since && c->now - w->since > obj->stats.longest_wait)
+    if (obj == NULL || c->now < w->since)
+        return;
+    if (c->now - w->since > obj->stats.longest_wait)
         obj->stats.longest_wait = c->now - w->since;
+    if (handoff(w, r))
+        pt__metric_observe(&c->metrics.wait, c->now - w->since);
 }
 
-void pt__stat_timeout(const pt_waiter *w)
+void pt__stat_timeout(pt_core *c, const pt_waiter *w)
 {
+    c->metrics.timeouts++;
     if (w->obj != NULL)
         w->obj->stats.timeouts++;
 }

@@ -50,7 +50,7 @@ void pt__lock_handed(pt_core *c, pt_obj *lock, uint64_t token)
     if (w == NULL || w->kind != PT_WK_LOCK || !pt__lock_owned_by(lock, w->session, w->thread))
         return;
     pt__queue_remove(w);
-    lock->stats.handed++;
+    pt__stat_handed(c, lock);
     pt__waiter_answer(c, w, &res);
 }
 
@@ -100,7 +100,7 @@ void pt__op_lock_acquire(pt_req *r, pt_obj *lock)
         pt__reply(r, &res);
         return;
     }
-    pt__stat_contended(lock);
+    pt__stat_contended(r->core, lock);
     if (!call->blocking || call->timeout == 0) {
         res.ok = 0;
         pt__reply(r, &res);

@@ -364,8 +364,10 @@ static pt_obj *create(pt_req *r, open_params *p)
 static void fail_handles(pt_req *r)
 {
     const pt_core *c = r->core;
+    int session = r->s->nhandles >= c->limits.max_handles_per_session;
 
-    if (r->s->nhandles >= c->limits.max_handles_per_session)
+    pt__metric_refused(r->core, session ? PT_LIMIT_HANDLES : PT_LIMIT_HANDLES_PER_UID);
+    if (session)
         fail_open(r, PT_ELIMIT,
                   "too many handles in this session (limit %u); close handles no longer used or "
                   "raise pythreadd --max-handles",
@@ -437,10 +439,12 @@ void pt__op_open(pt_req *r)
                   "no object with that name; create it first (open without PT_OPEN_EXISTING)");
         return;
     } else if (c->nobjects >= c->limits.max_objects) {
+        pt__metric_refused(c, PT_LIMIT_OBJECTS);
         fail_open(r, PT_ELIMIT, "too many objects (limit %u); unlink objects no longer used",
                   c->limits.max_objects);
         return;
     } else if (r->s->peer.uid != 0 && r->s->user->objects >= c->limits.max_objects_per_uid) {
+        pt__metric_refused(c, PT_LIMIT_OBJECTS_PER_UID);
         fail_open(r, PT_ELIMIT,
                   "uid %u has created %u objects, the limit per user; unlink objects no longer "
                   "used or raise pythreadd --max-objects-per-uid",

@@ -118,7 +118,7 @@ void pt__op_sem_acquire(pt_req *r)
         pt__reply(r, &res);
         return;
     }
-    pt__stat_contended(sem);
+    pt__stat_contended(r->core, sem);
     if (!call->blocking || (t <= 0 && !pt__timeout_is_none(t))) {
         res.ok = 0;
         pt__reply(r, &res);

@@ -247,13 +247,26 @@ void pt__waiter_free(pt_core *c, pt_waiter *w)
 
 /* The one way a parked call is answered: unlinked first, so the sink never
  * sees a waiter that anything still points to, then freed. */
+/* The operation a parked call came with. */
+static int waiter_op(const pt_waiter *w)
+{
+    static const int ops[] = {
+        [PT_WK_LOCK] = PT_OP_ACQUIRE,         [PT_WK_REACQUIRE] = PT_OP_COND_WAIT,
+        [PT_WK_COND] = PT_OP_COND_WAIT,       [PT_WK_SEM] = PT_OP_ACQUIRE,
+        [PT_WK_EVENT] = PT_OP_EVENT_WAIT,     [PT_WK_BARRIER] = PT_OP_BARRIER_WAIT,
+        [PT_WK_ENTRANT] = PT_OP_BARRIER_WAIT,
+    };
+
+    return w->kind < sizeof(ops) / sizeof(ops[0]) ? ops[w->kind] : 0;
+}
+
 void pt__waiter_answer(pt_core *c, pt_waiter *w, pt_result *r)
 {
     pt__waiter_detach(c, w);
-    pt__stat_waited(c, w);
+    pt__stat_waited(c, w, r);
     r->id = w->id;
     r->thread = w->thread;
-    pt__answer(c, w->session, r);
+    pt__answer(c, w->session, waiter_op(w), r);
     pt__waiter_free(c, w);
 }
 
@@ -299,7 +312,7 @@ void pt__waiter_timeout(pt_core *c, pt_waiter *w, uint64_t now)
 {
     pt_result r = {.ok = 0};
 
-    pt__stat_timeout(w);
+    pt__stat_timeout(c, w);
     switch (w->kind) {
     case PT_WK_COND:
         pt__cond_timeout(c, w);

@@ -25,6 +25,7 @@
 #include <sys/types.h>
 #include <sys/un.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
@@ -111,8 +112,45 @@
  * signals, notifications to systemd), when sizing sessions to the limit. */
 #define PT_DAEMON_FD_SLACK 16
 
+/* --metrics (metrics.c, metrics_http.c): at most this many objects get
+ * series of their own (--metrics-objects-max), named by at most this many
+ * --metrics-object patterns; a session's metrics text being paged out over
+ * the socket is kept for it, all sessions' together up to this many bytes.
+ * The HTTP endpoint serves this many connections at once, each for at most
+ * this many seconds, with requests of at most this many bytes of headers
+ * and body. */
+#define PT_METRICS_OBJECTS_DEFAULT 100u
+#define PT_METRICS_OBJECTS_MAX     1000u
+#define PT_METRICS_PATTERNS_MAX    32u
+#define PT_METRICS_KEPT_MAX        (16u << 20)
+#define PT_METRICS_HTTP_CONNS      16u
+#define PT_METRICS_HTTP_SEC        10
+#define PT_METRICS_HTTP_HEADERS    8192
+#define PT_METRICS_HTTP_BODY       1024
+
+/* Limits the daemon itself enforces (the core's are pt_core_limit), each
+ * counted when it refuses a peer or cuts one off, for --metrics. */
+typedef enum pt_daemon_limit {
+    PT_DLIMIT_SESSIONS,         /* --max-sessions */
+    PT_DLIMIT_SESSIONS_PER_UID, /* --max-sessions-per-uid */
+    PT_DLIMIT_OPEN_FILES,       /* the open file limit */
+    PT_DLIMIT_FRAME,            /* --max-frame */
+    PT_DLIMIT_INPUT_PER_UID,    /* --max-input-per-uid */
+    PT_DLIMIT_OUTPUT,           /* --max-output, over --stall-timeout */
+    PT_DLIMIT_METRICS_KEPT,     /* PT_METRICS_KEPT_MAX */
+    PT_DAEMON_LIMITS
+} pt_daemon_limit;
+
 typedef struct pt_daemon pt_daemon;
 typedef struct pt_fast pt_fast;
+
+/* A Unix socket file this process bound: removed when it stops, if the
+ * file there is still the one it bound. path[0] is 0 when there is none. */
+typedef struct pt_bound {
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    dev_t dev;
+    ino_t ino;
+} pt_bound;
 typedef struct pt_statedir pt_statedir;
 typedef struct pt_resume pt_resume;
 
@@ -200,6 +238,9 @@ typedef struct pt_conn {
     unsigned resumed : 1; /* it took up a session kept across a restart */
     uint8_t key[PT_RESUME_KEY_LEN];
     uint64_t start_time; /* its process's, with the key */
+    /* OP_METRICS: the rest of the text being paged out, and where it is. */
+    struct evbuffer *metrics;
+    uint64_t metrics_off;
     char client_name[PT_WIRE_NAME_MAX + 1];
 } pt_conn;
 
@@ -257,13 +298,21 @@ struct pt_daemon {
     size_t rbuf_size;
     /* The socket file this process bound and must remove on exit; empty
      * when the listening socket was handed over (socket activation). */
-    char bound_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-    dev_t bound_dev;
-    ino_t bound_ino;
+    pt_bound bound;
     struct pt_systemd *systemd; /* NULL unless systemd watches us */
-    uint64_t started;           /* pt_daemon_now at start, for uptime */
-    double started_wall;        /* the same moment in seconds since the epoch */
-    uint64_t requests;          /* requests served, hellos and inspection included */
+    /* --metrics: the endpoint (NULL without), where it is, the objects
+     * given series of their own, the limits that refused, and the metrics
+     * texts kept for sessions paging them out. */
+    struct pt_metrics_http *metrics_http;
+    char metrics_address[sizeof(((struct sockaddr_un *)0)->sun_path) + 16];
+    const char *const *metrics_objects; /* --metrics-object patterns */
+    uint32_t nmetrics_objects;
+    uint32_t metrics_objects_max;
+    uint64_t refused[PT_DAEMON_LIMITS];
+    uint64_t metrics_kept;
+    uint64_t started;    /* pt_daemon_now at start, for uptime */
+    double started_wall; /* the same moment in seconds since the epoch */
+    uint64_t requests;   /* requests served, hellos and inspection included */
     /* memory.c: unread output per uid and in all, and giving memory back. */
     LIST_HEAD(pt_user_list, pt_user) users;
     uint64_t out_unread;     /* unread answers of every session */
@@ -329,6 +378,11 @@ int pt_listen_bind(pt_daemon *d, const char *path);
 int pt_listen_start(pt_daemon *d, int fd);
 /* Remove the socket file bound by pt_listen_bind, if it is still ours. */
 void pt_listen_unlink(pt_daemon *d);
+/* pt_listen_bind's work for any socket file: the option that chose path is
+ * named in the messages, the file gets mode, and bound says what to remove
+ * at the stop (pt_bound_unlink). */
+int pt_listen_unix(const char *path, const char *option, uint32_t mode, pt_bound *bound);
+void pt_bound_unlink(pt_bound *bound);
 /* Accept again after a pause for lack of file descriptors. */
 void pt_listen_resume(pt_daemon *d);
 
@@ -368,9 +422,30 @@ void pt_conn_close_all(pt_daemon *d);
 /* Free the output buffers idle connections keep for their next answers. */
 void pt_conn_trim(pt_daemon *d);
 
-/* inspect.c: status, list, show and sessions for pythreadctl */
+/* inspect.c: status, list, show, sessions and metrics for pythreadctl */
 void pt_inspect_start(pt_daemon *d);
 void pt_inspect_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now);
+/* c goes: the metrics text it was paging out goes with it. */
+void pt_inspect_conn_free(pt_conn *c);
+
+/* metrics.c: the Prometheus text (version 0.0.4) both --metrics and
+ * OP_METRICS serve, appended to out. asker (NULL: nobody) sees series of
+ * its own only for the objects it may read. -1 when out of memory. */
+int pt_metrics_text(pt_daemon *d, const pt_session *asker, uint64_t now, struct evbuffer *out);
+
+/* metrics_http.c: where --metrics serves (main.c reads the option): the
+ * loopback, 127.0.0.1 or ::1, with a port (0: any free one), or a socket
+ * file at an absolute path. */
+typedef struct pt_metrics_where {
+    int family; /* AF_INET, AF_INET6 or AF_UNIX */
+    uint16_t port;
+    const char *path;
+} pt_metrics_where;
+/* Serve GET /metrics there (d->metrics_address says where, with the port
+ * chosen); -1 after logging why not. */
+int pt_metrics_http_start(pt_daemon *d, const pt_metrics_where *where);
+/* Close it and remove the socket file it bound. */
+void pt_metrics_http_stop(pt_daemon *d);
 
 /* dispatch.c */
 /* state.c: --state-dir. Open DIR's journal and replay it into the core

@@ -304,6 +304,14 @@ static void hook_claim(void *ctx, uint32_t ref, int kind, pt_core_fast_view *v)
     pt_fastsync_claim(&r->sync, ref_cell(f, r), kind, sid_session, f, v);
 }
 
+static uint64_t hook_unread(void *ctx, uint32_t ref, int kind, uint64_t token)
+{
+    pt_fast *f = ctx;
+    fast_ref *r = &f->refs[ref];
+
+    return pt_fastsync_unread(&r->sync, ref_cell(f, r), kind, token);
+}
+
 void pt_fast_publish_all(pt_fast *f)
 {
     pt_core_fast_state st;
@@ -376,6 +384,7 @@ static const pt_core_fast_hooks hooks = {
     .slot_new = hook_slot_new,
     .slot_read = hook_slot_read,
     .slot_free = hook_freed,
+    .unread = hook_unread,
 };
 
 pt_fast *pt_fast_new(pt_daemon *d, uint32_t capacity)

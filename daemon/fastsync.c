@@ -64,6 +64,23 @@ void pt_fastsync_claim(pt_fastsync *s, pt_fast_cell *cell, int kind, pt_fastsync
     s->seen = (pt_fastsync_hold){v->holder, v->thread, v->token, v->depth, (uint8_t)v->keep};
 }
 
+uint64_t pt_fastsync_unread(const pt_fastsync *s, pt_fast_cell *cell, int kind, uint64_t token)
+{
+    uint64_t n;
+
+    if (s->kept || kind == PT_KIND_EVENT)
+        return 0; /* the daemon's alone: nobody acquires through it */
+    if (kind == PT_KIND_LOCK || kind == PT_KIND_RLOCK) {
+        pt_fast_lock_view lv;
+
+        pt_fast_lock_decode(atomic_load_explicit(&cell->word, memory_order_acquire), &lv);
+        n = s->base + lv.seq;
+        return n > token ? n - token : 0;
+    }
+    n = pt_fw_count(cell);
+    return n > s->count ? n - s->count : 0;
+}
+
 /* The holder's depth is written only when the daemon changed the hold: a
  * holder recursing through the word meanwhile is not overwritten. */
 static int hold_changed(const pt_fastsync *s, const pt_core_fast_state *st)

@@ -50,5 +50,8 @@ void pt_fastsync_claim(pt_fastsync *s, pt_fast_cell *cell, int kind, pt_fastsync
  * of st->holder's and st->next's sessions (0 when they have none). */
 void pt_fastsync_publish(pt_fastsync *s, pt_fast_cell *cell, const pt_core_fast_state *st,
                          uint32_t holder_sid, uint32_t next_sid);
+/* Without claiming: the acquires made through the word since the last
+ * claim (a Lock's or RLock's tokens past token, the last the core knows). */
+uint64_t pt_fastsync_unread(const pt_fastsync *s, pt_fast_cell *cell, int kind, uint64_t token);
 
 #endif /* PT_FASTSYNC_H */

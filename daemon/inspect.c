@@ -1,6 +1,6 @@
 /*
  * inspect.c - the inspection requests pythreadctl sends: STATUS, LIST,
- * SHOW and SESSIONS.
+ * SHOW, SESSIONS and METRICS.
  *
  * Answers are built in the decode arena (reset after every request), so an
  * inspection allocates nothing of its own, and each answer is cut to fit one
@@ -158,6 +158,8 @@ static void do_status(pt_daemon *d, pt_conn *c, const Pythread__Request *req, ui
     lim.max_input_per_uid = d->max_input_per_uid;
     st.limits = &lim;
     pt_state_status(d, &st);
+    if (d->metrics_http != NULL)
+        st.metrics_address = d->metrics_address;
     if (d->resume != NULL) { /* this start restored something */
         pt_core_objects_by_restart(d->core, by_restart);
         st.n_objects_by_restart = PT_RESTART_MARKS;
@@ -516,11 +518,111 @@ static void do_sessions(pt_daemon *d, pt_conn *c, const Pythread__Request *req, 
     inspect_send(c, req, &in);
 }
 
+/* ---- METRICS ----------------------------------------------------------- */
+
+/* The text c was paging out goes (all of it sent, a new one asked for, or
+ * c gone). */
+static void metrics_drop(pt_conn *c)
+{
+    if (c->metrics == NULL)
+        return;
+    c->daemon->metrics_kept -= evbuffer_get_length(c->metrics);
+    evbuffer_free(c->metrics);
+    c->metrics = NULL;
+    c->metrics_off = 0;
+}
+
+void pt_inspect_conn_free(pt_conn *c)
+{
+    metrics_drop(c);
+}
+
+/* A new text for c; kept (and counted) only while pieces of it are left. */
+static int metrics_take(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now)
+{
+    char msg[256];
+    size_t len;
+
+    metrics_drop(c);
+    c->metrics = evbuffer_new();
+    if (c->metrics == NULL || pt_metrics_text(d, c->session, now, c->metrics) < 0) {
+        metrics_drop(c);
+        pt_conn_send_error(c, req->id, PT_ENOMEM, "metrics: out of memory in the daemon");
+        return -1;
+    }
+    len = evbuffer_get_length(c->metrics);
+    if (len > page_budget(d) && d->metrics_kept + len > PT_METRICS_KEPT_MAX) {
+        d->refused[PT_DLIMIT_METRICS_KEPT]++;
+        evbuffer_free(c->metrics);
+        c->metrics = NULL;
+        snprintf(msg, sizeof(msg),
+                 "metrics: the daemon holds %llu bytes of metrics for other sessions to page "
+                 "out, and this text of %zu bytes would pass its limit of %u; try again once "
+                 "they are done, or expose fewer objects (pythreadd --metrics-object)",
+                 (unsigned long long)d->metrics_kept, len, PT_METRICS_KEPT_MAX);
+        pt_conn_send_error(c, req->id, PT_ELIMIT, msg);
+        return -1;
+    }
+    d->metrics_kept += len;
+    return 0;
+}
+
+/* One piece of the text per request, the next offset with it: every piece
+ * is of the one text taken when the cursor was 0. */
+static void do_metrics(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now)
+{
+    const Pythread__PageArgs *page = pt_wire_page_args(req);
+    Pythread__Inspection in = PYTHREAD__INSPECTION__INIT;
+    char msg[200];
+    size_t n;
+    uint8_t *piece;
+
+    if (page->cursor == 0 && metrics_take(d, c, req, now) < 0)
+        return;
+    if (c->metrics == NULL || page->cursor != c->metrics_off) {
+        snprintf(msg, sizeof(msg),
+                 "metrics: no text is being paged out at byte %llu in this session; ask for "
+                 "cursor 0 to take a new one",
+                 (unsigned long long)page->cursor);
+        pt_conn_send_error(c, req->id, PT_EINVAL, msg);
+        return;
+    }
+    n = evbuffer_get_length(c->metrics);
+    if (n > page_budget(d))
+        n = page_budget(d);
+    piece = arena_alloc(d, n + 1);
+    if (piece == NULL) {
+        pt_conn_send_error(c, req->id, PT_ENOMEM, "metrics: out of memory in the daemon");
+        return;
+    }
+    evbuffer_remove(c->metrics, piece, n);
+    d->metrics_kept -= n;
+    c->metrics_off += n;
+    in.has_metrics = 1;
+    in.metrics.data = piece;
+    in.metrics.len = n;
+    if (evbuffer_get_length(c->metrics) > 0) {
+        in.has_next_cursor = 1;
+        in.next_cursor = c->metrics_off;
+    } else {
+        metrics_drop(c);
+    }
+    inspect_send(c, req, &in);
+}
+
+/* LIST, SHOW and SESSIONS show holders and values: what clients did
+ * through the shared words since is taken in first, so they are the true
+ * ones. STATUS shows none, and METRICS must change nothing (a claim is
+ * journaled). */
+static int reads_words(int op)
+{
+    return op == PYTHREAD__OP__OP_LIST || op == PYTHREAD__OP__OP_SHOW ||
+           op == PYTHREAD__OP__OP_SESSIONS;
+}
+
 void pt_inspect_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now)
 {
-    /* What clients did through the shared words since is taken in first,
-     * so holders and values shown are the true ones. */
-    if (d->fast && req->op != PYTHREAD__OP__OP_STATUS) {
+    if (d->fast && reads_words(req->op)) {
         pt_journal_claim_all(d->journal, d->core);
         pt_fast_publish_all(d->fast);
     }
@@ -536,6 +638,9 @@ void pt_inspect_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req, 
         break;
     case PYTHREAD__OP__OP_SESSIONS:
         do_sessions(d, c, req, now);
+        break;
+    case PYTHREAD__OP__OP_METRICS:
+        do_metrics(d, c, req, now);
         break;
     default:
         pt_conn_send_error(c, req->id, PT_EPROTO, "inspection: unknown operation");

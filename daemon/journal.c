@@ -358,8 +358,16 @@ static void rec_slot_free(void *ctx, uint32_t slot)
     j->hooks->slot_free(j->hooks_ctx, slot);
 }
 
-static const pt_core_fast_hooks recording = {rec_created,  rec_claim,     rec_freed,
-                                             rec_slot_new, rec_slot_read, rec_slot_free};
+/* A look changes nothing: no record. */
+static uint64_t rec_unread(void *ctx, uint32_t cell, int kind, uint64_t token)
+{
+    pt_journal *j = ctx;
+
+    return j->hooks->unread ? j->hooks->unread(j->hooks_ctx, cell, kind, token) : 0;
+}
+
+static const pt_core_fast_hooks recording = {rec_created,   rec_claim,     rec_freed, rec_slot_new,
+                                             rec_slot_read, rec_slot_free, rec_unread};
 
 void pt_journal_set_fast_hooks(pt_journal *j, pt_core *core, const pt_core_fast_hooks *hooks,
                                void *ctx)
@@ -526,8 +534,8 @@ static void rep_slot_free(void *ctx, uint32_t slot)
     (void)ctx, (void)slot;
 }
 
-static const pt_core_fast_hooks replaying = {rep_created,  rep_claim,     rep_freed,
-                                             rep_slot_new, rep_slot_read, rep_slot_free};
+static const pt_core_fast_hooks replaying = {rep_created,   rep_claim,     rep_freed, rep_slot_new,
+                                             rep_slot_read, rep_slot_free, NULL};
 
 void pt__journal_who_of(const Pythread__JournalResume *m, pt_journal_who *who)
 {

@@ -19,19 +19,20 @@
 #define DIR_LOCK_TRIES    200
 #define DIR_LOCK_PAUSE_NS 10000000L
 
-static int path_to_addr(const char *path, struct sockaddr_un *sun)
+/* Messages name opt, the option that chose the path (--socket, --metrics). */
+static int path_to_addr(const char *path, struct sockaddr_un *sun, const char *opt)
 {
     size_t len = strlen(path);
 
     if (len == 0) {
-        pt_log(LOG_ERR, "pythreadd: the socket path is empty; give one with --socket");
+        pt_log(LOG_ERR, "pythreadd: the socket path is empty; give one with %s", opt);
         return -1;
     }
     if (len >= sizeof sun->sun_path) {
         pt_log(LOG_ERR,
                "pythreadd: socket path %s is %zu bytes, longer than the %zu a Unix socket "
-               "address holds; choose a shorter path with --socket",
-               path, len, sizeof sun->sun_path - 1);
+               "address holds; choose a shorter path with %s",
+               path, len, sizeof sun->sun_path - 1, opt);
         return -1;
     }
     memset(sun, 0, sizeof *sun);
@@ -65,7 +66,7 @@ static void path_dir(const char *path, char *dir)
  * as clients require too (proto/sockpath.c). A system daemon's directory
  * is 0755 so every user can reach the socket; a per-user one is 0700.
  */
-static int dir_prepare(const char *dir, int strict)
+static int dir_prepare(const char *dir, int strict, const char *opt)
 {
     uid_t euid = geteuid();
     mode_t mode = euid == 0 ? 0755 : 0700;
@@ -77,15 +78,14 @@ static int dir_prepare(const char *dir, int strict)
     } else if (errno != EEXIST) {
         pt_log(LOG_ERR,
                "pythreadd: cannot create the socket's directory %s: %s; create it or choose "
-               "another path with --socket",
-               dir, strerror(errno));
+               "another path with %s",
+               dir, strerror(errno), opt);
         return -1;
     }
     if ((strict ? lstat(dir, &st) : stat(dir, &st)) < 0 || !S_ISDIR(st.st_mode)) {
         pt_log(LOG_ERR,
-               "pythreadd: %s is not a directory%s; remove it or choose another path with "
-               "--socket",
-               dir, strict ? " (a symbolic link is not taken for the default one)" : "");
+               "pythreadd: %s is not a directory%s; remove it or choose another path with %s", dir,
+               strict ? " (a symbolic link is not taken for the default one)" : "", opt);
         return -1;
     }
     if ((st.st_uid != euid && st.st_uid != 0) ||
@@ -94,8 +94,8 @@ static int dir_prepare(const char *dir, int strict)
                "pythreadd: refusing the socket directory %s: it belongs to uid %u with mode "
                "%04o, but must belong to uid %u or root and be writable by no one else, or "
                "another user could serve clients in our place; remove it (ask its owner or "
-               "root if you cannot) or choose another path with --socket",
-               dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777), (unsigned)euid);
+               "root if you cannot) or choose another path with %s",
+               dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777), (unsigned)euid, opt);
         return -1;
     }
     return 0;
@@ -152,37 +152,36 @@ static int socket_probe(const struct sockaddr_un *sun)
 }
 
 /* Clear the way for bind: nothing there, or a stale socket removed. */
-static int path_clear(const char *path, const struct sockaddr_un *sun)
+static int path_clear(const char *path, const struct sockaddr_un *sun, const char *opt)
 {
     struct stat st;
 
     if (lstat(path, &st) < 0) {
         if (errno == ENOENT)
             return 0;
-        pt_log(LOG_ERR, "pythreadd: cannot inspect %s: %s; choose another path with --socket", path,
-               strerror(errno));
+        pt_log(LOG_ERR, "pythreadd: cannot inspect %s: %s; choose another path with %s", path,
+               strerror(errno), opt);
         return -1;
     }
     if (!S_ISSOCK(st.st_mode)) {
         pt_log(LOG_ERR,
                "pythreadd: %s exists and is not a socket; remove it or choose another path with "
-               "--socket",
-               path);
+               "%s",
+               path, opt);
         return -1;
     }
     switch (socket_probe(sun)) {
     case 1:
         pt_log(LOG_ERR,
-               "pythreadd: another daemon is serving %s; stop it or choose another path with "
-               "--socket",
-               path);
+               "pythreadd: another daemon is serving %s; stop it or choose another path with %s",
+               path, opt);
         return -1;
     case 0:
         if (unlink(path) < 0 && errno != ENOENT) {
             pt_log(LOG_ERR,
                    "pythreadd: cannot remove the stale socket %s: %s; remove it or choose "
-                   "another path with --socket",
-                   path, strerror(errno));
+                   "another path with %s",
+                   path, strerror(errno), opt);
             return -1;
         }
         pt_log(LOG_NOTICE, "removed the stale socket %s left by a daemon that is gone", path);
@@ -190,8 +189,8 @@ static int path_clear(const char *path, const struct sockaddr_un *sun)
     default:
         pt_log(LOG_ERR,
                "pythreadd: cannot tell whether a daemon serves %s: %s; remove it or choose "
-               "another path with --socket",
-               path, strerror(errno));
+               "another path with %s",
+               path, strerror(errno), opt);
         return -1;
     }
 }
@@ -205,7 +204,8 @@ static __attribute__((noinline)) void bind_fail(const char *path, const char *wh
 }
 
 /* socket, bind, chmod, listen; remembers the file so exit removes it. */
-static int bind_listen(pt_daemon *d, const char *path, const struct sockaddr_un *sun)
+static int bind_listen(const char *path, const struct sockaddr_un *sun, const char *opt,
+                       uint32_t mode, pt_bound *bound)
 {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     struct stat st;
@@ -215,42 +215,59 @@ static int bind_listen(pt_daemon *d, const char *path, const struct sockaddr_un 
         return -1;
     }
     if (bind(fd, (const struct sockaddr *)sun, sizeof *sun) < 0) {
-        pt_log(LOG_ERR, "pythreadd: cannot bind %s: %s; choose another path with --socket", path,
-               strerror(errno));
+        pt_log(LOG_ERR, "pythreadd: cannot bind %s: %s; choose another path with %s", path,
+               strerror(errno), opt);
         close(fd);
         return -1;
     }
-    /* --socket-mode (default: every user may connect; each object carries
-     * its own permissions). */
-    if (chmod(sun->sun_path, d->socket_mode) < 0 || listen(fd, SOMAXCONN) < 0 ||
+    if (chmod(sun->sun_path, mode) < 0 || listen(fd, SOMAXCONN) < 0 ||
         lstat(sun->sun_path, &st) < 0) {
         bind_fail(sun->sun_path, strerror(errno));
         close(fd);
         return -1;
     }
-    memcpy(d->bound_path, sun->sun_path, sizeof d->bound_path);
-    d->bound_dev = st.st_dev;
-    d->bound_ino = st.st_ino;
+    memcpy(bound->path, sun->sun_path, sizeof bound->path);
+    bound->dev = st.st_dev;
+    bound->ino = st.st_ino;
     return fd;
 }
 
-int pt_listen_bind(pt_daemon *d, const char *path)
+int pt_listen_unix(const char *path, const char *opt, uint32_t mode, pt_bound *bound)
 {
     struct sockaddr_un sun;
     char dir[sizeof sun.sun_path + 2];
     int lock, fd = -1;
 
-    if (path_to_addr(path, &sun) < 0)
+    if (path_to_addr(path, &sun, opt) < 0)
         return -1;
     path_dir(path, dir);
-    if (dir_prepare(dir, pt_sockpath_is_default(path)) < 0)
+    if (dir_prepare(dir, pt_sockpath_is_default(path), opt) < 0)
         return -1;
     lock = dir_lock(dir);
-    if (path_clear(path, &sun) == 0)
-        fd = bind_listen(d, path, &sun);
+    if (path_clear(path, &sun, opt) == 0)
+        fd = bind_listen(path, &sun, opt, mode, bound);
     if (lock >= 0)
         close(lock); /* releases the lock */
     return fd;
+}
+
+void pt_bound_unlink(pt_bound *b)
+{
+    struct stat st;
+
+    if (!b->path[0])
+        return;
+    /* Only the file we bound: a successor may have replaced it already. */
+    if (lstat(b->path, &st) == 0 && st.st_dev == b->dev && st.st_ino == b->ino)
+        unlink(b->path);
+    b->path[0] = '\0';
+}
+
+int pt_listen_bind(pt_daemon *d, const char *path)
+{
+    /* --socket-mode (default: every user may connect; each object carries
+     * its own permissions). */
+    return pt_listen_unix(path, "--socket", d->socket_mode, &d->bound);
 }
 
 static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -282,6 +299,7 @@ static void refuse_nofile(pt_daemon *d, int fd)
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
         rl.rlim_cur = 0;
     (void)getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len);
+    d->refused[PT_DLIMIT_OPEN_FILES]++;
     snprintf(msg, sizeof msg,
              "pythreadd has no file descriptor left for a new session: its open file limit is "
              "%llu and %u sessions are open; close unused clients, or raise the daemon's limit "
@@ -413,12 +431,5 @@ int pt_listen_start(pt_daemon *d, int fd)
 
 void pt_listen_unlink(pt_daemon *d)
 {
-    struct stat st;
-
-    if (!d->bound_path[0])
-        return;
-    /* Only the file we bound: a successor may have replaced it already. */
-    if (lstat(d->bound_path, &st) == 0 && st.st_dev == d->bound_dev && st.st_ino == d->bound_ino)
-        unlink(d->bound_path);
-    d->bound_path[0] = '\0';
+    pt_bound_unlink(&d->bound);
 }

@@ -44,6 +44,11 @@ typedef struct options {
     uint32_t compact_after; /* journal bytes past the last snapshot before the next */
     pt_core_limits limits;  /* 0 = the core's default */
     int verbose;
+    int metrics;                    /* --metrics given */
+    pt_metrics_where metrics_where; /* ... and where */
+    const char *metrics_objects[PT_METRICS_PATTERNS_MAX];
+    uint32_t nmetrics_objects;
+    uint32_t metrics_objects_max;
 } options;
 
 enum {
@@ -70,6 +75,9 @@ enum {
     OPT_SYNC,
     OPT_GRACE,
     OPT_COMPACT_AFTER,
+    OPT_METRICS,
+    OPT_METRICS_OBJECT,
+    OPT_METRICS_OBJECTS_MAX,
 };
 
 static const struct option long_options[] = {
@@ -97,6 +105,9 @@ static const struct option long_options[] = {
     {"sync", no_argument, NULL, OPT_SYNC},
     {"grace", required_argument, NULL, OPT_GRACE},
     {"compact-after", required_argument, NULL, OPT_COMPACT_AFTER},
+    {"metrics", required_argument, NULL, OPT_METRICS},
+    {"metrics-object", required_argument, NULL, OPT_METRICS_OBJECT},
+    {"metrics-objects-max", required_argument, NULL, OPT_METRICS_OBJECTS_MAX},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -140,6 +151,8 @@ static const struct num_option {
     {OPT_GRACE, "--grace", offsetof(options, grace), 0, PT_DAEMON_GRACE_MAX},
     {OPT_COMPACT_AFTER, "--compact-after", offsetof(options, compact_after), PT_DAEMON_COMPACT_MIN,
      UINT32_MAX},
+    {OPT_METRICS_OBJECTS_MAX, "--metrics-objects-max", offsetof(options, metrics_objects_max), 1,
+     PT_METRICS_OBJECTS_MAX},
 };
 
 static void usage(FILE *out)
@@ -205,6 +218,15 @@ static void usage(FILE *out)
             "      --compact-after BYTES  rewrite the journal as a snapshot of the state\n"
             "                          once it has grown this much, and as much as the\n"
             "                          last snapshot, past that snapshot (default %u)\n"
+            "      --metrics ADDRESS   serve Prometheus metrics on GET /metrics at\n"
+            "                          127.0.0.1:PORT, [::1]:PORT (PORT 0: any free one;\n"
+            "                          pythreadctl status tells which) or a socket file\n"
+            "                          of mode 0600 at an absolute path (default: none;\n"
+            "                          pythreadctl metrics prints them without)\n"
+            "      --metrics-object PATTERN  give the objects whose names match PATTERN\n"
+            "                          (a name, or a glob with * ? [) series of their own,\n"
+            "                          labelled with their names; repeatable, up to %u\n"
+            "      --metrics-objects-max N  at most N such objects (default %u, 1..%u)\n"
             "      --no-fast-path      give clients no shared words: every operation is a\n"
             "                          request (by default uncontended Lock, RLock,\n"
             "                          Semaphore and BoundedSemaphore operations and\n"
@@ -222,7 +244,8 @@ static void usage(FILE *out)
             "SIGUSR2 replaces the running program with the one now at its path (an\n"
             "upgrade) in the same process, keeping the state, the sessions and the socket.\n"
             "Exit status: 0 stopped cleanly, 1 could not start, 2 bad usage.\n",
-            PT_DAEMON_GRACE_SEC, PT_DAEMON_COMPACT_AFTER);
+            PT_DAEMON_GRACE_SEC, PT_DAEMON_COMPACT_AFTER, PT_METRICS_PATTERNS_MAX,
+            PT_METRICS_OBJECTS_DEFAULT, PT_METRICS_OBJECTS_MAX);
 }
 
 /* A whole decimal number in [min, max], or -1. */
@@ -273,9 +296,108 @@ static int option_number(options *o, int code, const char *arg)
     return -1;
 }
 
+/* --metrics: the hosts taken (the endpoint has no authentication, so only
+ * the loopback), each with the port after it. */
+static const struct metrics_host {
+    const char *prefix;
+    int family;
+} metrics_hosts[] = {
+    {"127.0.0.1:", AF_INET},
+    {"[::1]:", AF_INET6},
+};
+
+/* 0, or the exit status after saying why the address is not taken. */
+static int metrics_address(options *o, const char *arg)
+{
+    pt_metrics_where *w = &o->metrics_where;
+    uint32_t port;
+
+    o->metrics = 1;
+    if (arg[0] == '/' && strlen(arg) < sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        *w = (pt_metrics_where){.family = AF_UNIX, .path = arg};
+        return 0;
+    }
+    for (size_t i = 0; arg[0] != '/' && i < sizeof metrics_hosts / sizeof metrics_hosts[0]; i++) {
+        size_t n = strlen(metrics_hosts[i].prefix);
+
+        if (strncmp(arg, metrics_hosts[i].prefix, n) != 0)
+            continue;
+        if (parse_u32(arg + n, 0, 65535, &port) == 0) {
+            *w = (pt_metrics_where){.family = metrics_hosts[i].family, .port = (uint16_t)port};
+            return 0;
+        }
+        fprintf(stderr, "pythreadd: --metrics: '%s': the port is not a number from 0 to 65535\n",
+                arg);
+        return EXIT_USAGE;
+    }
+    if (arg[0] == '/')
+        fprintf(stderr,
+                "pythreadd: --metrics: '%s': the path is longer than the %zu bytes a Unix socket "
+                "address holds; choose a shorter one\n",
+                arg, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+    else
+        fprintf(stderr,
+                "pythreadd: --metrics: '%s' is not an address metrics are served on: give "
+                "127.0.0.1:PORT, [::1]:PORT (PORT 0: any free one) or the absolute path of a "
+                "socket file; the endpoint has no authentication, so it listens on the loopback "
+                "only\n",
+                arg);
+    return EXIT_USAGE;
+}
+
+/* --metrics-object: a name, or a pattern that may match names; 0 or the
+ * exit status after saying why not. */
+static int metrics_object_add(options *o, const char *p)
+{
+    size_t len = strlen(p);
+
+    if (o->nmetrics_objects == PT_METRICS_PATTERNS_MAX) {
+        fprintf(stderr,
+                "pythreadd: --metrics-object: at most %u are taken, so the series stay few; "
+                "join names into a pattern (with * ? [)\n",
+                PT_METRICS_PATTERNS_MAX);
+        return EXIT_USAGE;
+    }
+    if (len == 0 || len > PT_WIRE_GLOB_MAX ||
+        (strpbrk(p, "*?[") == NULL && !pt_name_valid(p, len))) {
+        fprintf(stderr,
+                "pythreadd: --metrics-object: '%.80s' is neither a name (1-255 bytes of A-Z a-z "
+                "0-9 . _ : / -) nor a pattern of up to %u bytes (with * ? [); see pythreadd "
+                "--help\n",
+                p, PT_WIRE_GLOB_MAX);
+        return EXIT_USAGE;
+    }
+    o->metrics_objects[o->nmetrics_objects++] = p;
+    return 0;
+}
+
+/* Options with a check of their own; -1 when ch is none of them, else 0
+ * or the exit status. */
+static int option_checked(options *o, int ch, const char *arg)
+{
+    switch (ch) {
+    case OPT_SOCKET_MODE:
+        if (parse_mode(arg, &o->socket_mode) == 0)
+            return 0;
+        fprintf(stderr,
+                "pythreadd: --socket-mode: '%s' is not an octal mode from 0 to 0777; see "
+                "pythreadd --help\n",
+                arg);
+        return EXIT_USAGE;
+    case OPT_METRICS:
+        return metrics_address(o, arg);
+    case OPT_METRICS_OBJECT:
+        return metrics_object_add(o, arg);
+    default:
+        return -1;
+    }
+}
+
 /* Returns -1 to go on, else the exit status. */
 static int options_parse(int argc, char **argv, options *o)
 {
+    int rc;
+
     int ch;
 
     while ((ch = getopt_long(argc, argv, "s:vhV", long_options, NULL)) != -1) {
@@ -301,20 +423,14 @@ static int options_parse(int argc, char **argv, options *o)
         case 'V':
             printf("pythreadd %s\n", PT_VERSION_STRING);
             return EXIT_SUCCESS;
-        case OPT_SOCKET_MODE:
-            if (parse_mode(optarg, &o->socket_mode) < 0) {
-                fprintf(stderr,
-                        "pythreadd: --socket-mode: '%s' is not an octal mode from 0 to 0777; see "
-                        "pythreadd --help\n",
-                        optarg);
-                return EXIT_USAGE;
-            }
-            break;
         case '?':
             fprintf(stderr, "pythreadd: see pythreadd --help\n");
             return EXIT_USAGE;
         default:
-            if (option_number(o, ch, optarg) < 0)
+            rc = option_checked(o, ch, optarg);
+            if (rc > 0)
+                return rc;
+            if (rc < 0 && option_number(o, ch, optarg) < 0)
                 return EXIT_USAGE;
             break;
         }
@@ -385,6 +501,9 @@ static int daemon_init(pt_daemon *d, const options *o)
     d->stall_timeout = o->stall_timeout;
     d->frame_timeout = o->frame_timeout;
     d->socket_mode = o->socket_mode;
+    d->metrics_objects = o->metrics_objects;
+    d->nmetrics_objects = o->nmetrics_objects;
+    d->metrics_objects_max = o->metrics_objects_max;
     pt_spin_init(&d->spin, o->spin_usec);
     /* The default timer backend (epoll's millisecond timeout, rounded up)
      * is used rather than EVENT_BASE_FLAG_PRECISE_TIMER, which costs a
@@ -401,6 +520,8 @@ static int daemon_init(pt_daemon *d, const options *o)
         goto fail;
     if (o->state_dir && pt_state_open(d, o->state_dir, o->sync, o->compact_after, &replayed) < 0)
         return -1;
+    /* The replay served nobody: --metrics counts what this process serves. */
+    pt_core_metrics_clear(d->core);
     /* Fencing tokens go on growing across restarts (a replayed core's
      * floor is already past every token it gave). */
     pt_journal_start(d->journal, d->core, pt_daemon_token_base());
@@ -435,6 +556,7 @@ fail:
  * socket file we bound (an inherited one stays). */
 static void daemon_free(pt_daemon *d)
 {
+    pt_metrics_http_stop(d);
     if (d->listener)
         evconnlistener_free(d->listener);
     d->listener = NULL;
@@ -574,7 +696,8 @@ int main(int argc, char **argv)
                    .socket_mode = PT_DAEMON_SOCKET_MODE,
                    .spin_usec = PT_SPIN_USEC_DEFAULT,
                    .grace = PT_DAEMON_GRACE_SEC,
-                   .compact_after = PT_DAEMON_COMPACT_AFTER};
+                   .compact_after = PT_DAEMON_COMPACT_AFTER,
+                   .metrics_objects_max = PT_METRICS_OBJECTS_DEFAULT};
     pt_daemon daemon = {0};
     char path[PATH_MAX];
     int rc, fd;
@@ -595,7 +718,9 @@ int main(int argc, char **argv)
         return EXIT_FAILURE;
     }
     fd = listen_fd(&daemon, path, sizeof path);
-    if (fd < 0 || pt_listen_start(&daemon, fd) < 0 || pt_systemd_ready(&daemon, path) < 0) {
+    if (fd < 0 || pt_listen_start(&daemon, fd) < 0 ||
+        (opt.metrics && pt_metrics_http_start(&daemon, &opt.metrics_where) < 0) ||
+        pt_systemd_ready(&daemon, path) < 0) {
         if (fd >= 0 && !daemon.listener)
             close(fd);
         pt_state_close(&daemon);
@@ -603,7 +728,7 @@ int main(int argc, char **argv)
         return EXIT_FAILURE;
     }
     pt_log(LOG_INFO, "pythreadd %s listening on %s%s", PT_VERSION_STRING, path,
-           daemon.bound_path[0] ? "" : " (socket passed by systemd)");
+           daemon.bound.path[0] ? "" : " (socket passed by systemd)");
     rc = daemon_run(&daemon) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
     if (rc == EXIT_SUCCESS && daemon.upgrade) {
         pt_upgrade_exec(&daemon, fd); /* returns only when it failed */

@@ -75,6 +75,7 @@ static void conn_free(pt_conn *c, const char *why)
     event_free(c->guard);
     close(c->fd);
     pt_fast_session_remove(d->fast, c->sid);
+    pt_inspect_conn_free(c);
     free(c->groups_sent);
     free(c->fds);
     free(c->in);
@@ -591,13 +592,15 @@ static int conn_frame_len(pt_conn *c, const uint8_t *hdr, uint32_t *len, uint64_
     *len = pt_wire_len_get(hdr);
     if (*len != 0 && *len <= max)
         return 0;
-    if (*len == 0)
+    if (*len == 0) {
         snprintf(err, sizeof err, "empty frame: every frame carries one Request message");
-    else
+    } else {
+        c->daemon->refused[PT_DLIMIT_FRAME]++;
         snprintf(err, sizeof err,
                  "frame of %u bytes is over this daemon's limit of %u bytes; send smaller "
                  "messages or raise pythreadd --max-frame",
                  *len, max);
+    }
     conn_protocol_error(c, 0, PT_EPROTO, err, now);
     return -1;
 }
@@ -655,7 +658,7 @@ static int frame_waits(const pt_conn *c, const uint8_t *body, size_t len)
     if (!conn_gated(c))
         return 0;
     op = body_peek(body, len).op;
-    return op < PYTHREAD__OP__OP_STATUS || op > PYTHREAD__OP__OP_SESSIONS;
+    return !pt_wire_op_inspects((int)op);
 }
 
 /*
@@ -694,6 +697,7 @@ static const uint8_t *conn_held(const pt_conn *c, size_t *len)
  * hold more is cut off, the others go on. */
 static void conn_input_over(pt_conn *c)
 {
+    c->daemon->refused[PT_DLIMIT_INPUT_PER_UID]++;
     pt_log_peer(c->peer.uid, LOG_WARNING,
                 "session %llu (pid %d): uid %u holds over %u bytes of unfinished or unserved "
                 "frames across its sessions (--max-input-per-uid); cutting this one off",
@@ -1036,6 +1040,7 @@ static void conn_guard_cb(evutil_socket_t fd, short what, void *arg)
         conn_end(c, now);
         conn_free(c, msg);
     } else if (c->paused) {
+        d->refused[PT_DLIMIT_OUTPUT]++;
         snprintf(msg, sizeof msg,
                  "the peer left %zu bytes of answers unread for %u s (pythreadd "
                  "--stall-timeout); cut off",
@@ -1164,6 +1169,7 @@ void pt_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockadd
         return;
     }
     if (d->nconns > d->max_sessions) {
+        d->refused[PT_DLIMIT_SESSIONS]++;
         snprintf(msg, sizeof msg,
                  "pythreadd serves %u sessions, its limit; close unused clients or raise "
                  "pythreadd --max-sessions",
@@ -1172,6 +1178,7 @@ void pt_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockadd
         return;
     }
     if (pt_core_uid_sessions(d->core, cred.uid) >= d->max_sessions_per_uid) {
+        d->refused[PT_DLIMIT_SESSIONS_PER_UID]++;
         snprintf(msg, sizeof msg,
                  "uid %u has %u sessions open, the limit per user; close unused clients or "
                  "raise pythreadd --max-sessions-per-uid",

@@ -50,10 +50,10 @@ void pt_upgrade_adopt(pt_daemon *d, int fd)
 
     if (path == NULL)
         return;
-    if (strlen(path) < sizeof(d->bound_path) && lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
-        snprintf(d->bound_path, sizeof(d->bound_path), "%s", path);
-        d->bound_dev = st.st_dev;
-        d->bound_ino = st.st_ino;
+    if (strlen(path) < sizeof(d->bound.path) && lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+        snprintf(d->bound.path, sizeof(d->bound.path), "%s", path);
+        d->bound.dev = st.st_dev;
+        d->bound.ino = st.st_ino;
     }
     (void)fd;
     unsetenv(ENV_BOUND);
@@ -99,8 +99,8 @@ void pt_upgrade_exec(pt_daemon *d, int listen_fd)
 {
     pt_log(LOG_INFO, "upgrading on SIGUSR2: %s replaces this image; sessions are kept", exe);
     pt_state_close(d);
-    if (d->bound_path[0])
-        setenv(ENV_BOUND, d->bound_path, 1);
+    if (d->bound.path[0])
+        setenv(ENV_BOUND, d->bound.path, 1);
     if (listener_pass(listen_fd) == 0)
         execv(exe, args);
     pt_log(LOG_ERR,

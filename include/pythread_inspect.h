@@ -91,6 +91,9 @@ typedef struct pt_inspect_status {
     double restarted_at;
     double grace_seconds;
     uint64_t objects_by_restart[PT_RESTART_MARKS]; /* index PT_RESTART_* */
+    /* pythreadd --metrics: where GET /metrics is served ("127.0.0.1:PORT",
+     * "[::1]:PORT" or a socket path); "" without. */
+    char metrics_address[PT_INSPECT_PATH_MAX + 16];
 } pt_inspect_status;
 
 /* One object. Fields that do not apply to its kind are 0. */
@@ -190,6 +193,14 @@ typedef int (*pt_inspect_session_fn)(void *arg, const pt_inspect_session *s);
 /* Every connected session in the order they connected. Returns as
  * pt_inspect_list does. */
 PT_EXTERN int pt_inspect_sessions(pt_client *c, pt_inspect_session_fn fn, void *arg);
+
+/* pythreadd's metrics: the same Prometheus text (exposition format 0.0.4)
+ * its --metrics endpoint serves, in *text (NUL-terminated, *len bytes
+ * without the NUL; len may be NULL), to be freed with free(). Series of
+ * single objects (pythreadd --metrics-object) are left out for objects
+ * whose mode does not let the caller read them. The text comes in pieces
+ * of one frame each; a session lost meanwhile fails the call. */
+PT_EXTERN int pt_inspect_metrics(pt_client *c, char **text, size_t *len);
 
 /* The session id the daemon gave c's current session (0 before the first
  * call). */

@@ -16,31 +16,15 @@ import pty
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
 
+from cliutil import DEADLINE, poll, start_pythreadd
+
 CTL = DAEMON = COMPLETION = HOLD_WAIT = None
-DEADLINE = 20.0
-
-
-def poll(pred, what, timeout=DEADLINE):
-    """pred() until it is true; a failing check inside counts as not yet
-    (the object may not exist yet) and is reported on timeout."""
-    end = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < end:
-        try:
-            v = pred()
-            if v:
-                return v
-        except AssertionError as e:
-            last = e
-        time.sleep(0.01)
-    raise AssertionError("timed out waiting for %s (last: %s)" % (what, last))
 
 
 def gone(pid):
@@ -71,19 +55,7 @@ class Ctl(unittest.TestCase):
         self.bg = []
 
     def start_daemon(self, *extra):
-        self.daemon = subprocess.Popen([DAEMON, "--socket", self.sock] + list(extra),
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        # the socket file is there at bind(), before listen(): try a connection
-        poll(lambda: self.daemon.poll() is not None or self.listening(), "the daemon's socket")
-        self.assertIsNone(self.daemon.poll(), "pythreadd exited at start")
-
-    def listening(self):
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            try:
-                s.connect(self.sock)
-                return True
-            except OSError:
-                return False
+        self.daemon = start_pythreadd(DAEMON, self.sock, *extra)
 
     def stop_daemon(self, sig):
         """Stop the daemon with sig; keep its log for the checks at the end."""
@@ -158,8 +130,8 @@ class Ctl(unittest.TestCase):
     # -- help, version, usage ------------------------------------------
     def test_help_and_version(self):
         out = self.ok("--help")
-        for cmd in ("status", "list", "show", "sessions", "create", "unlink", "lock", "sem",
-                    "event", "barrier", "notify"):
+        for cmd in ("status", "list", "show", "sessions", "metrics", "create", "unlink", "lock",
+                    "sem", "event", "barrier", "notify"):
             self.assertIn(cmd, out)
             sub = self.ok(cmd, "--help")
             self.assertTrue(sub.startswith("Usage: pythreadctl " + cmd), sub)

@@ -223,6 +223,21 @@ int main(int argc, char **argv)
         put(&s, &r);
     }
     save(argv[1], "inspect", &s);
+    /* Metrics: a new text, then a piece at an offset no text is at. */
+    memset(&s, 0, sizeof s);
+    hello(&s);
+    open_obj(&s, "seed.met", PT_KIND_LOCK, 0, 0);
+    op(&s, PYTHREAD__OP__OP_METRICS, 0, -1);
+    {
+        Pythread__Request r = req(PYTHREAD__OP__OP_METRICS, 0);
+        Pythread__PageArgs p = PYTHREAD__PAGE_ARGS__INIT;
+
+        p.has_cursor = 1;
+        p.cursor = 100;
+        r.page = &p;
+        put(&s, &r);
+    }
+    save(argv[1], "metrics", &s);
     /* Broken: no hello; a bad version; a frame over the limit; a bad name. */
     memset(&s, 0, sizeof s);
     open_obj(&s, "seed.nohello", PT_KIND_LOCK, 0, 0);

@@ -367,8 +367,8 @@ static void hook_slot_free(void *ctx, uint32_t slot)
     W.slot_used[slot - 2] = 0;
 }
 
-static const pt_core_fast_hooks hooks = {hook_created,  hook_claim,     hook_freed,
-                                         hook_slot_new, hook_slot_read, hook_slot_free};
+static const pt_core_fast_hooks hooks = {hook_created,   hook_claim,     hook_freed, hook_slot_new,
+                                         hook_slot_read, hook_slot_free, NULL};
 
 static void publish(void)
 {

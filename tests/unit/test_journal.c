@@ -116,8 +116,8 @@ static void fake_slot_free(void *ctx, uint32_t slot)
     (void)ctx, (void)slot;
 }
 
-static const pt_core_fast_hooks fake = {fake_created,  fake_claim,     fake_freed,
-                                        fake_slot_new, fake_slot_read, fake_slot_free};
+static const pt_core_fast_hooks fake = {fake_created,   fake_claim,     fake_freed, fake_slot_new,
+                                        fake_slot_read, fake_slot_free, NULL};
 
 /* The core that writes the journal, its sessions and clock. */
 static struct {
