@@ -63,7 +63,8 @@ extern "C" {
     XX(ESESSION, -14, "ConnectionError", "session lost: the daemon closed the connection")         \
     XX(ECONNECT, -15, "ConnectionError", "cannot connect to the daemon")                           \
     XX(ENOMEM, -16, "MemoryError", "out of memory")                                                \
-    XX(EINTERNAL, -17, "SystemError", "internal error")
+    XX(EINTERNAL, -17, "SystemError", "internal error")                                            \
+    XX(EDEADLK, -18, "DeadlockError", "deadlock: the wait would close a cycle of lock waits")
 
 typedef enum {
 #define PT_ERRNO_GEN(name, val, exc, text) PT_##name = val,
