@@ -115,6 +115,7 @@ int pt_cmd_status(pt_cli *cli, int argc, char **argv);
 int pt_cmd_list(pt_cli *cli, int argc, char **argv);
 int pt_cmd_show(pt_cli *cli, int argc, char **argv);
 int pt_cmd_sessions(pt_cli *cli, int argc, char **argv);
+int pt_cmd_deadlocks(pt_cli *cli, int argc, char **argv);
 
 /* act_cmds.c */
 int pt_cmd_create(pt_cli *cli, int argc, char **argv);

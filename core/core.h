@@ -497,6 +497,10 @@ typedef struct pt_core_cycle_member {
     const char *via;
     size_t via_len;
     int reacquire; /* a Condition wait taking its lock back */
+    /* Who may read what it waits for (pt_core_access): its creator, mode. */
+    uid_t uid;
+    gid_t gid;
+    uint32_t mode;
 } pt_core_cycle_member;
 
 /* A deadlock. Pointers are valid only during the call it is given to. */

@@ -165,6 +165,9 @@ static void member_fill(const pt_waiter *w, pt_core_cycle_member *m)
         .waits = waits->name,
         .waits_len = waits->name_len,
         .reacquire = w->kind == PT_WK_REACQUIRE,
+        .uid = waits->uid,
+        .gid = waits->gid,
+        .mode = waits->mode,
     };
     if (target != lock && !lock->anonymous) {
         m->via = target->name;

@@ -5,7 +5,7 @@
 void pt_dispatch_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now)
 {
     d->requests++;
-    if (req->op >= PYTHREAD__OP__OP_STATUS && req->op <= PYTHREAD__OP__OP_SESSIONS) {
+    if (pt_wire_op_inspects(req->op)) {
         pt_inspect_request(d, c, req, now);
         return;
     }

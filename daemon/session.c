@@ -655,7 +655,7 @@ static int frame_waits(const pt_conn *c, const uint8_t *body, size_t len)
     if (!conn_gated(c))
         return 0;
     op = body_peek(body, len).op;
-    return op < PYTHREAD__OP__OP_STATUS || op > PYTHREAD__OP__OP_SESSIONS;
+    return !pt_wire_op_inspects((int)op);
 }
 
 /*
