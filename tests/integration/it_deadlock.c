@@ -2,8 +2,9 @@
  * Deadlock detection with a real daemon and real processes: AB/BA, a ring
  * of three, an RLock held three deep, a cycle a timeout breaks before it
  * could be one, a cycle closed by a Condition wait taking its lock back,
- * and the fail policy (a client's, an object's) giving PT_EDEADLK to
- * exactly the wait that closed the cycle. Each deadlock is in
+ * the fail policy (a client's, an object's) giving PT_EDEADLK to exactly
+ * the wait that closed the cycle, and a lock's holder waiting on a
+ * semaphore, which has no owner to follow. Each deadlock is in
  * pythreadctl's answer (pt_inspect_deadlocks) with every owner in order,
  * in status, marked in show, and in one warning line of the daemon's log.
  *
@@ -532,6 +533,68 @@ static void test_condition_reacquire(void **state)
     h->passed = 1;
 }
 
+/* A lock's holder waiting on a Semaphore: a chain through it ends there
+ * (a semaphore has no owner to wait for), nothing is reported, and show
+ * says what the holder waits on. */
+typedef struct sem_shared {
+    atomic_int parked, got;
+} sem_shared;
+
+static int sem_worker(pt_client *c, int i, void *arg)
+{
+    sem_shared *sh = arg;
+    pt_lock *l = NULL;
+    pt_semaphore *s = NULL;
+
+    WCHECK_EQ(pt_lock_open(c, "it.dl.sl", 0, 0, &l), 0);
+    WCHECK_EQ(pt_semaphore_open(c, "it.dl.s", 0, 0, 0, 0, &s), 0);
+    if (i == 0) {
+        WCHECK_EQ(pt_lock_acquire(l, 1, PT_FOREVER), 1);
+        atomic_store(&sh->parked, 1);
+        WCHECK_EQ(pt_semaphore_acquire(s, 1, PT_FOREVER), 1);
+    } else {
+        WCHECK_EQ(pt_lock_acquire(l, 1, PT_FOREVER), 1);
+        atomic_store(&sh->got, 1);
+    }
+    WCHECK_EQ(pt_lock_release(l), 0);
+    return 0;
+}
+
+static void test_no_owner_is_not_followed(void **state)
+{
+    harness *h = *state;
+    sem_shared *sh = harness_shm_alloc(h, sizeof(*sh));
+    pt_semaphore *s = NULL;
+    pt_inspect_detail *d = NULL;
+    pid_t pids[2];
+    dl_run x = {.h = h};
+    dl_list l;
+    uint64_t found;
+
+    pids[0] = harness_worker(h, sem_worker, 0, sh);
+    harness_wait_waiters(h, "it.dl.s", PT_KIND_SEMAPHORE, 1, HARNESS_DEADLINE);
+    pids[1] = harness_worker(h, sem_worker, 1, sh);
+    harness_wait_waiters(h, "it.dl.sl", PT_KIND_LOCK, 1, HARNESS_DEADLINE);
+    PT_ASSERT_OK(pt_client_open(&x.c, NULL));
+    deadlocks(&x, &l, 0, &found);
+    assert_int_equal(found, 0);
+    PT_ASSERT_OK(pt_inspect_show(x.c, "it.dl.sl", &d));
+    assert_int_equal(d->n_holders, 1);
+    assert_int_equal(d->holders[0].pid, pids[0]);
+    assert_string_equal(d->holders[0].waits, "it.dl.s");
+    assert_int_equal(d->holders[0].waits_kind, PT_KIND_SEMAPHORE);
+    assert_false(d->holders[0].waits_owner);
+    assert_int_equal(d->holders[0].deadlock, 0);
+    pt_inspect_detail_free(d);
+    PT_ASSERT_OK(pt_semaphore_open(x.c, "it.dl.s", 0, 0, PT_OPEN_EXISTING, 0, &s));
+    PT_ASSERT_OK(pt_semaphore_release(s, 1));
+    harness_join(h, pids, 2, 30.0);
+    assert_int_equal(atomic_load(&sh->got), 1);
+    PT_ASSERT_OK(pt_semaphore_close(s));
+    pt_client_close(x.c);
+    h->passed = 1;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -543,6 +606,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fail_policy_of_an_object, harness_setup,
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(test_condition_reacquire, harness_setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_no_owner_is_not_followed, harness_setup,
+                                        harness_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
