@@ -242,7 +242,9 @@ static void cycle_text(char *buf, size_t len, const pt_core_cycle *cy)
                                      pt__kind_name(m->waits_kind), (int)m->waits_len, m->waits);
     }
     if (cy->shown < cy->n && used < len)
-        snprintf(buf + used, len - used, "; and %zu more", cy->n - cy->shown);
+        used += (size_t)snprintf(buf + used, len - used, "; and %zu more", cy->n - cy->shown);
+    if (used >= len && len > 4)
+        memcpy(buf + len - 4, "...", 4); /* cut: say so */
 }
 
 /* ---- found, standing, broken ------------------------------------------- */
@@ -292,9 +294,11 @@ static void stand(pt_core *c, pt_waiter *w0, size_t n, uint64_t id, uint64_t fou
     }
 }
 
+/* The message fits pt__waiter_fail's 512 bytes with its advice whole: the
+ * cycle gets what is left. */
 static void fail_closing(pt_core *c, pt_waiter *w0, const pt_core_cycle *cy)
 {
-    char text[400];
+    char text[340];
 
     cycle_text(text, sizeof(text), cy);
     pt__waiter_fail(c, w0, PT_EDEADLK,

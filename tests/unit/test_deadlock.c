@@ -376,6 +376,35 @@ static void test_self_deadlock_on_a_lock(void **state)
                  "thread 5 holds Lock 'l' and waits for Lock 'l'");
 }
 
+/* A cycle of long names: the message is cut, says so, and keeps its
+ * advice. */
+static void test_long_cycle_message_cut(void **state)
+{
+    enum { N = 6 };
+    pt_session *s[N];
+    uint32_t h[N][N];
+    char names[N][PT_NAME_MAX + 1];
+    const th_rec *r;
+
+    (void)state;
+    for (int i = 0; i < N; i++) {
+        memset(names[i], 'a' + i, PT_NAME_MAX);
+        names[i][PT_NAME_MAX] = '\0';
+    }
+    for (int i = 0; i < N; i++) {
+        s[i] = th_session();
+        for (int k = 0; k < N; k++)
+            h[i][k] = th_open(s[i], names[k], PT_KIND_LOCK, 0);
+        held(s[i], h[i][i], 1);
+    }
+    for (int i = 0; i + 1 < N; i++)
+        parks(acquire(s[i], h[i][i + 1], 1, -1, 0, 0));
+    r = acquire(s[N - 1], h[N - 1][0], 1, -1, 1, 0);
+    assert_error(r, PT_EDEADLK, "cycle of 6 lock waits");
+    assert_non_null(strstr(r->message, "...; release a lock of the cycle"));
+    assert_true(strlen(r->message) < 1024);
+}
+
 /* A chain into a standing cycle ends there: no second report, no loop. */
 static void test_chain_into_standing_cycle(void **state)
 {
@@ -516,6 +545,7 @@ int main(void)
         DL_TEST(test_condition_reacquire_closes),
         DL_TEST(test_condition_timeout_reacquire_stands),
         DL_TEST(test_self_deadlock_on_a_lock),
+        DL_TEST(test_long_cycle_message_cut),
         DL_TEST(test_chain_into_standing_cycle),
         DL_TEST(test_no_owner_ends_the_chain),
         DL_TEST(test_chain_claims_the_words),
