@@ -140,6 +140,7 @@ void pt_snap_free(pt_snap *s);
 /* graph.c, top.c */
 int pt_cmd_graph(pt_cli *cli, int argc, char **argv);
 int pt_cmd_top(pt_cli *cli, int argc, char **argv);
+int pt_cmd_deadlocks(pt_cli *cli, int argc, char **argv);
 
 /* act_cmds.c */
 int pt_cmd_create(pt_cli *cli, int argc, char **argv);

@@ -1,6 +1,6 @@
 /*
- * inspect_cmds.c - status, list, show and sessions: the daemon's inspection
- * answers as tables for people or one JSON document for scripts.
+ * inspect_cmds.c - status, list, show, sessions and deadlocks: the daemon's
+ * inspection answers as tables for people or one JSON document for scripts.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -8,24 +8,26 @@
 
 #include "cli.h"
 
-/* Commands that take no words of their own share this. */
-static int no_args(pt_cli *cli, const pt_cli_command *cmd, int argc, char **argv, int *code)
+/* Commands that take no words of their own start here: the client, or
+ * NULL with the exit code in *code (--help, a usage error, no daemon). */
+static pt_client *no_args_client(pt_cli *cli, const char *name, int argc, char **argv, int *code)
 {
+    const pt_cli_command *cmd = pt_cli_find(name);
     int ch = pt_cli_getopt(cli, cmd, argc, argv, "", NULL);
 
     if (ch == 'h') {
         *code = PT_EXIT_OK;
-        return -1;
+        return NULL;
     }
     if (ch != -1) {
         *code = PT_EXIT_USAGE;
-        return -1;
+        return NULL;
     }
     if (optind < argc) {
         *code = pt_cli_usage(cmd->name, "unexpected argument '%s'", argv[optind]);
-        return -1;
+        return NULL;
     }
-    return 0;
+    return pt_cli_client(cli, code);
 }
 
 static int finish_json(pt_json *j)
@@ -139,6 +141,10 @@ static void status_json(const pt_inspect_status *st)
         pt_json_str(j, "metrics", st->metrics_address);
     else
         pt_json_null(j, "metrics");
+    pt_json_obj(j, "deadlocks");
+    pt_json_uint(j, "found", st->deadlocks_found);
+    pt_json_uint(j, "standing", st->deadlocks_standing);
+    pt_json_end(j);
     if (!st->state_dir[0]) {
         pt_json_null(j, "state");
     } else {
@@ -292,6 +298,10 @@ static void status_table(const pt_cli *cli, const pt_inspect_status *st)
     } else {
         kv(t, "metrics:", "no endpoint (pythreadd --metrics); pythreadctl metrics prints them");
     }
+    snprintf(buf, sizeof(buf),
+             "%" PRIu64 " found, %" PRIu64 " standing (pythreadctl deadlocks shows them)",
+             st->deadlocks_found, st->deadlocks_standing);
+    kv(t, "deadlocks:", buf);
     state_row(t, st);
     snprintf(buf, sizeof(buf),
              "frame %u bytes, sessions %u, objects %u, handles/session %u, waiters/session %u, "
@@ -317,9 +327,7 @@ int pt_cmd_status(pt_cli *cli, int argc, char **argv)
     pt_client *c;
     int code, r;
 
-    if (no_args(cli, pt_cli_find("status"), argc, argv, &code) < 0)
-        return code;
-    if (!(c = pt_cli_client(cli, &code)))
+    if (!(c = no_args_client(cli, "status", argc, argv, &code)))
         return code;
     if ((r = pt_inspect_status_get(c, &st)) < 0)
         return pt_cli_lib_fail("status", r);
@@ -381,6 +389,10 @@ static void object_json(pt_json *j, const pt_inspect_object *o)
         pt_json_uint(j, "token", o->token);
         pt_json_str(j, "restart", restart_word(o->restart));
     }
+    if (o->deadlock)
+        pt_json_uint(j, "deadlock", o->deadlock);
+    else
+        pt_json_null(j, "deadlock");
     switch (o->kind) {
     case PT_KIND_LOCK:
     case PT_KIND_RLOCK:
@@ -548,6 +560,19 @@ static void party_json(pt_json *j, const pt_inspect_party *p, int index)
         pt_json_null(j, "seconds");
     pt_json_uint(j, "count", p->count);
     pt_json_str(j, "what", p->what);
+    if (p->deadlock)
+        pt_json_uint(j, "deadlock", p->deadlock);
+    else
+        pt_json_null(j, "deadlock");
+    if (p->waits[0]) {
+        pt_json_obj(j, "waits");
+        pt_json_str(j, "kind", pt_cli_kind_word(p->waits_kind));
+        pt_json_str(j, "name", p->waits);
+        pt_json_bool(j, "owner", p->waits_owner);
+        pt_json_end(j);
+    } else {
+        pt_json_null(j, "waits");
+    }
     pt_json_end(j);
 }
 
@@ -618,6 +643,23 @@ static void params_text(char *buf, size_t len, const pt_inspect_object *o)
     }
 }
 
+/* show's WHAT: the role, an RLock's depth, what a holder waits for now
+ * and the deadlock it is in. */
+static void what_text(char *buf, size_t len, const pt_inspect_party *p)
+{
+    size_t n = (size_t)snprintf(buf, len, "%s", p->what);
+
+    if (p->count > 1 && n < len)
+        n += (size_t)snprintf(buf + n, len - n, " x%" PRIu64, p->count);
+    if (p->waits[0] && n < len)
+        n += (size_t)snprintf(buf + n, len - n,
+                              p->waits_owner ? "; waits for %s '%s'"
+                                             : "; waits on %s '%s', an object with no owner",
+                              pt_kind_name(p->waits_kind), p->waits);
+    if (p->deadlock && n < len)
+        snprintf(buf + n, len - n, " [deadlock #%" PRIu64 "]", p->deadlock);
+}
+
 static void parties_table(const pt_cli *cli, const char *title, const pt_inspect_party *v, size_t n)
 {
     static const char *const hdr[8] = {"#",      "SESSION", "PID",  "UID",
@@ -629,7 +671,7 @@ static void parties_table(const pt_cli *cli, const char *title, const pt_inspect
         return;
     t = pt_table_new(8, hdr);
     for (size_t i = 0; i < n; i++) {
-        char pos[24], sess[24], pid[24], uid[16], thr[24], dur[32], what[48];
+        char pos[24], sess[24], pid[24], uid[16], thr[24], dur[32], what[PT_INSPECT_TEXT_MAX + 96];
 
         snprintf(pos, sizeof(pos), "%zu", i + 1);
         snprintf(sess, sizeof(sess), "%" PRIu64, v[i].session);
@@ -640,10 +682,7 @@ static void parties_table(const pt_cli *cli, const char *title, const pt_inspect
         else
             snprintf(thr, sizeof(thr), "-");
         pt_fmt_duration(dur, sizeof(dur), v[i].seconds);
-        if (v[i].count > 1)
-            snprintf(what, sizeof(what), "%s x%" PRIu64, v[i].what, v[i].count);
-        else
-            snprintf(what, sizeof(what), "%s", v[i].what);
+        what_text(what, sizeof(what), &v[i]);
         {
             const char *row[8] = {pos, sess, pid, uid, thr, v[i].process[0] ? v[i].process : "-",
                                   dur, what};
@@ -675,6 +714,13 @@ static void show_state_rows(pt_table *t, const pt_inspect_object *o)
     snprintf(buf, sizeof(buf), "%u", o->refs);
     kv(t, "references:", o->hidden ? "-" : buf);
     kv(t, "restart:", o->hidden ? "not shown" : restart_marks[restart_index(o->restart)].text);
+    if (o->deadlock) {
+        snprintf(buf, sizeof(buf),
+                 "in deadlock #%" PRIu64 ", standing: its owners wait for each other (see "
+                 "pythreadctl deadlocks)",
+                 o->deadlock);
+        kv(t, "deadlock:", buf);
+    }
     pt_fmt_duration(w, sizeof(w), o->longest_wait);
     pt_fmt_duration(h, sizeof(h), o->longest_hold);
     snprintf(buf, sizeof(buf),
@@ -796,9 +842,7 @@ int pt_cmd_sessions(pt_cli *cli, int argc, char **argv)
     pt_client *c;
     int code, r;
 
-    if (no_args(cli, pt_cli_find("sessions"), argc, argv, &code) < 0)
-        return code;
-    if (!(c = pt_cli_client(cli, &code)))
+    if (!(c = no_args_client(cli, "sessions", argc, argv, &code)))
         return code;
     if (cli->json) {
         x.j = pt_json_new(stdout);
@@ -835,11 +879,9 @@ int pt_cmd_metrics(pt_cli *cli, int argc, char **argv)
     size_t len;
     int code, r;
 
-    if (no_args(cli, pt_cli_find("metrics"), argc, argv, &code) < 0)
-        return code;
     if (cli->json)
         return pt_cli_usage("metrics", "--json does not apply: the metrics are Prometheus text");
-    if (!(c = pt_cli_client(cli, &code)))
+    if (!(c = no_args_client(cli, "metrics", argc, argv, &code)))
         return code;
     if ((r = pt_inspect_metrics(c, &text, &len)) < 0)
         return pt_cli_lib_fail("metrics", r);
@@ -847,4 +889,235 @@ int pt_cmd_metrics(pt_cli *cli, int argc, char **argv)
     r = fwrite(text, 1, len, stdout) == len && fflush(stdout) == 0;
     free(text);
     return r ? PT_EXIT_OK : pt_cli_fail(PT_EXIT_FAILED, "metrics: cannot write the text");
+}
+
+/* ---- deadlocks --------------------------------------------------------- */
+
+static const char *const deadlock_states[] = {
+    [PT_DEADLOCK_STANDING] = "standing",
+    [PT_DEADLOCK_FAILED] = "failed",
+    [PT_DEADLOCK_BROKEN] = "broken",
+};
+
+static const char *deadlock_state_word(pt_deadlock_state s)
+{
+    return (unsigned)s <= PT_DEADLOCK_BROKEN ? deadlock_states[s] : "broken";
+}
+
+/* The member that holds what members[i] waits for is the next one; the
+ * one members[i] holds is what the one before waits for (NULL when the
+ * daemon kept too few to say). */
+static const pt_inspect_deadlock_member *held_by(const pt_inspect_deadlock *d, size_t i)
+{
+    size_t h = (i + d->size - 1) % d->size;
+
+    return h < d->n_members ? &d->members[h] : NULL;
+}
+
+static void waits_text(char *buf, size_t len, const pt_inspect_deadlock_member *m)
+{
+    size_t n = (size_t)snprintf(buf, len, "%s '%s'", pt_kind_name(m->waits_kind), m->waits);
+
+    if (m->via[0] && n < len)
+        n += (size_t)snprintf(buf + n, len - n, " through Condition '%s'", m->via);
+    if (m->reacquire && n < len)
+        snprintf(buf + n, len - n, " (taking it back after a wait)");
+}
+
+static void named_json(pt_json *j, const char *key, pt_kind kind, const char *name)
+{
+    pt_json_obj(j, key);
+    pt_json_str(j, "kind", pt_cli_kind_word(kind));
+    pt_json_str(j, "name", name);
+    pt_json_end(j);
+}
+
+static void member_json(pt_json *j, const pt_inspect_deadlock *d, size_t i)
+{
+    const pt_inspect_deadlock_member *m = &d->members[i], *h = held_by(d, i);
+
+    pt_json_obj(j, NULL);
+    pt_json_bool(j, "hidden", m->hidden);
+    if (m->hidden) {
+        pt_json_null(j, "session");
+    } else {
+        pt_json_uint(j, "session", m->session);
+        pt_json_int(j, "pid", m->pid);
+        pt_json_uint(j, "uid", m->uid);
+        pt_json_uint(j, "thread", m->thread);
+        pt_json_str(j, "process", m->process);
+        pt_json_uint(j, "request", m->request);
+    }
+    if (h)
+        named_json(j, "holds", h->waits_kind, h->waits);
+    else
+        pt_json_null(j, "holds");
+    named_json(j, "waits", m->waits_kind, m->waits);
+    if (m->via[0])
+        pt_json_str(j, "via", m->via);
+    else
+        pt_json_null(j, "via");
+    pt_json_bool(j, "reacquire", m->reacquire);
+    pt_json_bool(j, "closed_cycle", i == 0);
+    pt_json_end(j);
+}
+
+static void deadlock_json(pt_json *j, const pt_inspect_deadlock *d)
+{
+    pt_json_obj(j, NULL);
+    pt_json_uint(j, "id", d->id);
+    pt_json_str(j, "state", deadlock_state_word(d->state));
+    pt_json_num(j, "found_at", d->found);
+    if (d->state == PT_DEADLOCK_STANDING)
+        pt_json_null(j, "ended_at");
+    else
+        pt_json_num(j, "ended_at", d->ended);
+    pt_json_uint(j, "size", d->size);
+    if (d->state == PT_DEADLOCK_BROKEN) {
+        pt_json_obj(j, "broken");
+        pt_json_uint(j, "member", d->broke);
+        pt_json_str(j, "by", d->released ? "lock released" : "wait ended");
+        pt_json_end(j);
+    } else {
+        pt_json_null(j, "broken");
+    }
+    pt_json_arr(j, "members");
+    for (size_t i = 0; i < d->n_members; i++)
+        member_json(j, d, i);
+    pt_json_end(j);
+    pt_json_end(j);
+}
+
+/* "standing since ...", "failed at once ...", "broken ...: the wait of
+ * session 7 thread 12 for Lock 'x' ended". */
+static void deadlock_heading(char *buf, size_t len, const pt_inspect_deadlock *d)
+{
+    const pt_inspect_deadlock_member *m = d->broke < d->n_members ? &d->members[d->broke] : NULL;
+    const pt_inspect_deadlock_member *h = m ? held_by(d, d->broke) : NULL;
+    char found[64], ended[64];
+    size_t n;
+
+    pt_fmt_time(found, sizeof(found), d->found);
+    pt_fmt_time(ended, sizeof(ended), d->ended);
+    n = (size_t)snprintf(buf, len, "deadlock #%" PRIu64 ": %zu owner%s, %s", d->id, d->size,
+                         d->size == 1 ? "" : "s", deadlock_state_word(d->state));
+    if (d->state == PT_DEADLOCK_STANDING && n < len)
+        snprintf(buf + n, len - n, " since %s: these waits go on until one ends", found);
+    else if (d->state == PT_DEADLOCK_FAILED && n < len)
+        snprintf(buf + n, len - n, " at %s: the wait that closed it got PT_EDEADLK", found);
+    else if (d->released && h && n < len)
+        n += (size_t)snprintf(buf + n, len - n, " %s (found %s): %s '%s' was released", ended,
+                              found, pt_kind_name(h->waits_kind), h->waits);
+    else if (m && n < len)
+        n += (size_t)snprintf(buf + n, len - n, " %s (found %s): the wait for %s '%s' ended", ended,
+                              found, pt_kind_name(m->waits_kind), m->waits);
+    /* whose: the member that held what was released, or waited */
+    if (m && !m->hidden && d->state == PT_DEADLOCK_BROKEN && n < len)
+        snprintf(buf + n, len - n, ", %s session %" PRIu64 " (pid %ld) thread %" PRIu64,
+                 d->released ? "held by" : "of", m->session, m->pid, m->thread);
+}
+
+static void deadlock_table(const pt_cli *cli, const pt_inspect_deadlock *d)
+{
+    static const char *const hdr[8] = {"#",      "SESSION", "PID",   "UID",
+                                       "THREAD", "PROCESS", "HOLDS", "WAITS FOR"};
+    char heading[PT_INSPECT_TEXT_MAX * 2 + 160];
+    pt_table *t = pt_table_new(8, hdr);
+
+    deadlock_heading(heading, sizeof(heading), d);
+    printf("%s\n", heading);
+    for (size_t i = 0; i < d->n_members; i++) {
+        const pt_inspect_deadlock_member *m = &d->members[i], *h = held_by(d, i);
+        char pos[24], sess[24], pid[24], uid[16], thr[24], holds[PT_INSPECT_TEXT_MAX + 32];
+        char waits[PT_INSPECT_TEXT_MAX * 2 + 96];
+
+        /* * marks the wait that closed the cycle */
+        snprintf(pos, sizeof(pos), "%zu%s", i + 1, i == 0 ? "*" : "");
+        snprintf(sess, sizeof(sess), "%" PRIu64, m->session);
+        snprintf(pid, sizeof(pid), "%ld", m->pid);
+        snprintf(uid, sizeof(uid), "%u", m->uid);
+        snprintf(thr, sizeof(thr), "%" PRIu64, m->thread);
+        if (h)
+            snprintf(holds, sizeof(holds), "%s '%s'", pt_kind_name(h->waits_kind), h->waits);
+        else
+            snprintf(holds, sizeof(holds), "?");
+        waits_text(waits, sizeof(waits), m);
+        {
+            const char *row[8] = {pos,
+                                  m->hidden ? "-" : sess,
+                                  m->hidden ? "-" : pid,
+                                  m->hidden ? "-" : uid,
+                                  m->hidden ? "-" : thr,
+                                  m->hidden       ? "(not shown)"
+                                  : m->process[0] ? m->process
+                                                  : "-",
+                                  holds,
+                                  waits};
+
+            pt_table_row(t, row);
+        }
+    }
+    pt_table_print(t, cli, stdout);
+    if (d->n_members < d->size)
+        printf("... and %zu more owners not kept\n", d->size - d->n_members);
+}
+
+typedef struct deadlocks_ctx {
+    const pt_cli *cli;
+    pt_json *j;
+    size_t n;
+} deadlocks_ctx;
+
+static int deadlock_one(void *arg, const pt_inspect_deadlock *d)
+{
+    deadlocks_ctx *x = arg;
+
+    if (x->j)
+        deadlock_json(x->j, d);
+    else
+        deadlock_table(x->cli, d);
+    if (!x->j)
+        printf("\n");
+    x->n++;
+    return 0;
+}
+
+int pt_cmd_deadlocks(pt_cli *cli, int argc, char **argv)
+{
+    deadlocks_ctx x = {.cli = cli};
+    uint64_t found = 0;
+    uint32_t more = 0;
+    pt_client *c;
+    int code, r;
+
+    if (!(c = no_args_client(cli, "deadlocks", argc, argv, &code)))
+        return code;
+    if (cli->json) {
+        x.j = pt_json_new(stdout);
+        pt_json_obj(x.j, NULL);
+        pt_json_arr(x.j, "deadlocks");
+    }
+    r = pt_inspect_deadlocks(c, deadlock_one, &x, &found, &more);
+    if (x.j) {
+        pt_json_end(x.j);
+        pt_json_uint(x.j, "found", found);
+        pt_json_uint(x.j, "more", more);
+        pt_json_end(x.j);
+        if (r < 0) {
+            pt_json_finish(x.j);
+            return pt_cli_lib_fail("deadlocks", r);
+        }
+        return finish_json(x.j);
+    }
+    if (r < 0)
+        return pt_cli_lib_fail("deadlocks", r);
+    if (more)
+        printf("... and %u more deadlocks not shown to fit one answer\n", more);
+    if (!cli->no_legend)
+        printf("%" PRIu64 " deadlock%s found since the daemon's state began%s\n", found,
+               found == 1 ? "" : "s",
+               x.n ? "; * marks the wait that closed each cycle, each owner holds what the one "
+                     "above it waits for (the first, what the last waits for)"
+                   : ", none standing or kept");
+    return PT_EXIT_OK;
 }

@@ -18,9 +18,10 @@ const pt_cli_command pt_cli_commands[] = {
      "show the daemon's version, pid, uptime, socket, sessions, objects and limits",
      "Shows the daemon's version, pid, uptime, socket path, the number of sessions,\n"
      "the objects it hosts by kind, the calls waiting, the requests served since it\n"
-     "started and the limits in force, and where its state is kept (--state-dir:\n"
-     "what this start restored, and when the last restart was done and what it\n"
-     "did to the objects) or that it ends with the daemon.\n"},
+     "started, the deadlocks found and standing, the limits in force, and where its\n"
+     "state is kept (--state-dir: what this start restored, and when the last\n"
+     "restart was done and what it did to the objects) or that it ends with the\n"
+     "daemon.\n"},
     {"list", pt_cmd_list, "[--kind KIND] [GLOB]",
      "list objects with kind, state, waiters, owner and mode",
      "Lists every object (or those whose name matches the shell pattern GLOB, and\n"
@@ -78,6 +79,20 @@ const pt_cli_command pt_cli_commands[] = {
      "look by hand). Series of single objects (pythreadd --metrics-object) are left\n"
      "out for objects whose mode does not let the caller read them. pythreadd(8)\n"
      "lists every metric.\n"},
+    {"deadlocks", pt_cmd_deadlocks, "",
+     "list deadlocks: standing ones, then the last ones that failed or broke",
+     "Lists the deadlocks the daemon found: cycles of Lock and RLock waits (a\n"
+     "Condition wait taking its lock back counts) none of which has a timeout, so\n"
+     "none can end by itself. First those standing (their waits go on), oldest\n"
+     "first, then the last 16 that no longer stand, newest first: failed (the wait\n"
+     "that closed the cycle asked to fail and got PT_EDEADLK) or broken (a wait\n"
+     "of it ended, or a lock of it was released). For each, its owners in order:\n"
+     "session, pid, uid, thread, process, the lock it holds and the one it waits\n"
+     "for, which the next owner holds; the first owner's wait closed the cycle.\n"
+     "Owners of objects whose mode does not let you read them are not shown.\n"
+     "Semaphores, Events, Conditions waiting for a notify and Barriers have no\n"
+     "owner to wait for, and are never part of a deadlock (pythreadctl show says\n"
+     "when a lock's holder waits on one).\n"},
     {"create", pt_cmd_create, "KIND NAME... [OPTIONS]",
      "create an object (lock rlock condition semaphore event barrier)",
      "Creates the object NAME of KIND (lock, rlock, condition, semaphore, event or\n"

@@ -1217,6 +1217,42 @@ static int fast_off_env(void)
     return s && strcmp(s, "0") == 0;
 }
 
+/* PYTHREAD_DEADLOCK=fail: every wait of the client fails a deadlock it
+ * closes; "report" (or nothing) lets it wait on. */
+static int deadlock_env(pt_client *c)
+{
+    const char *s = getenv("PYTHREAD_DEADLOCK");
+
+    if (!s || !*s || strcmp(s, "report") == 0)
+        return 0;
+    if (strcmp(s, "fail") == 0) {
+        atomic_store(&c->deadlock_fail, 1);
+        return 0;
+    }
+    return pt__error(PT_EINVAL,
+                     "PYTHREAD_DEADLOCK=%.32s: unknown policy; set it to fail (a wait that would "
+                     "close a deadlock fails with PT_EDEADLK) or report (it waits on), or unset it",
+                     s);
+}
+
+int pt_client_set_deadlock(pt_client *c, int policy)
+{
+    if (!c)
+        return pt__error(PT_EINVAL, "pt_client_set_deadlock: client is NULL; open one first");
+    if (policy != PT_DEADLOCK_REPORT && policy != PT_DEADLOCK_FAIL)
+        return pt__error(PT_EINVAL,
+                         "pt_client_set_deadlock: unknown policy %d; pass PT_DEADLOCK_REPORT or "
+                         "PT_DEADLOCK_FAIL",
+                         policy);
+    atomic_store(&c->deadlock_fail, policy == PT_DEADLOCK_FAIL);
+    return 0;
+}
+
+int pt__client_deadlock_fail(pt_client *c)
+{
+    return atomic_load(&c->deadlock_fail);
+}
+
 /* PYTHREAD_RESUME=0: a session is never taken up again after a restart
  * of the daemon (its calls fail with PT_ESESSION, as without --state-dir). */
 static int resume_off_env(void)
@@ -1244,6 +1280,8 @@ static int client_init(pt_client *c)
     atomic_init(&c->forked, atomic_load(&fork_generation));
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->reader_cv, NULL);
+    if (deadlock_env(c) < 0)
+        return PT_EINVAL;
     c->rcap = PT_WIRE_HEADER + PT_WIRE_MAX_FRAME;
     c->rbuf = malloc(c->rcap);
     c->arena_mem = malloc(4 * (size_t)PT_WIRE_MAX_FRAME);

@@ -72,9 +72,10 @@ struct pt_client {
     /* The fast path: gen << 32 | the session's id in words while the
      * session is up and this process's own, else 0; read without mu. */
     _Atomic uint64_t fast_live;
-    int fast_off;     /* PYTHREAD_FASTPATH=0 */
-    uint32_t fast_id; /* the hello's, for the session being opened */
-    int *fdq;         /* descriptors received, not yet claimed by their answer */
+    int fast_off;             /* PYTHREAD_FASTPATH=0 */
+    atomic_int deadlock_fail; /* PT_DEADLOCK_FAIL for every wait (pt_client_set_deadlock) */
+    uint32_t fast_id;         /* the hello's, for the session being opened */
+    int *fdq;                 /* descriptors received, not yet claimed by their answer */
     unsigned nfdq, capfdq;
     fast_map *maps;
     unsigned nmaps;

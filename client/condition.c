@@ -49,6 +49,7 @@ int pt_condition_wait(pt_condition *cv, double timeout)
     req.op = PYTHREAD__OP__OP_COND_WAIT;
     req.has_timeout = 1;
     req.timeout = timeout;
+    pt__object_deadlock_ask(&cv->o, &req);
     r = pt__object_call(&cv->o, &req, &rep, NULL);
     return r < 0 ? r : rep.ok != 0;
 }

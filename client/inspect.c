@@ -1,6 +1,6 @@
 /*
  * inspect.c - the public inspection API: status, list, show, sessions and
- * metrics.
+ * metrics and deadlocks.
  *
  * The reading thread hands each answer to a copy function here (the
  * decoded message lives only as long as the read), which turns it into the
@@ -59,6 +59,7 @@ static void object_copy(pt_inspect_object *o, const Pythread__ObjectInfo *m)
     /* A mark this library does not know yet tells nothing it can say. */
     o->restart = m->has_restart && m->restart < PT_RESTART_MARKS ? (pt_restart_mark)m->restart
                                                                  : PT_RESTART_NONE;
+    o->deadlock = m->deadlock;
     /* The daemon leaves the state out for a caller who may not read it. */
     o->hidden = s == NULL;
     if (s) {
@@ -93,6 +94,10 @@ static void party_copy(pt_inspect_party *p, const Pythread__PartyInfo *m)
     p->seconds = m->has_seconds ? m->seconds : -1;
     p->count = m->count;
     text_copy(p->what, sizeof(p->what), m->what);
+    p->deadlock = m->deadlock;
+    bytes_copy(p->waits, sizeof(p->waits), &m->waits, m->has_waits);
+    p->waits_kind = (pt_kind)m->waits_kind;
+    p->waits_owner = m->waits_owner;
 }
 
 /* ---- status --------------------------------------------------------- */
@@ -134,6 +139,8 @@ static void status_copy(void *arg, const Pythread__Response *m)
     text_copy(st->metrics_address, sizeof(st->metrics_address), s->metrics_address);
     for (size_t i = 0; i < s->n_objects_by_restart && i < PT_RESTART_MARKS; i++)
         st->objects_by_restart[i] = s->objects_by_restart[i];
+    st->deadlocks_found = s->deadlocks_found;
+    st->deadlocks_standing = s->deadlocks_standing;
     if (s->limits) {
         st->max_frame = s->limits->max_frame;
         st->max_sessions = s->limits->max_sessions;
@@ -478,4 +485,103 @@ int pt_inspect_metrics(pt_client *c, char **text, size_t *len)
     if (len)
         *len = t.len;
     return 0;
+}
+
+/* ---- deadlocks ------------------------------------------------------ */
+
+/* The reading thread's copy: every deadlock and its members, in one block
+ * each. */
+typedef struct deadlocks_answer {
+    pt_inspect_deadlock *v;
+    size_t n;
+    uint64_t found;
+    uint32_t more;
+    int nomem;
+} deadlocks_answer;
+
+static void member_copy(pt_inspect_deadlock_member *o, const Pythread__DeadlockMember *m)
+{
+    memset(o, 0, sizeof(*o));
+    o->session = m->session;
+    o->pid = m->pid;
+    o->uid = m->uid;
+    o->thread = m->thread;
+    text_copy(o->process, sizeof(o->process), m->process);
+    o->request = m->request;
+    o->waits_kind = (pt_kind)m->waits_kind;
+    bytes_copy(o->waits, sizeof(o->waits), &m->waits, m->has_waits);
+    bytes_copy(o->via, sizeof(o->via), &m->via, m->has_via);
+    o->reacquire = m->reacquire;
+    o->hidden = m->hidden;
+}
+
+static int deadlock_copy(pt_inspect_deadlock *o, const Pythread__DeadlockInfo *m)
+{
+    memset(o, 0, sizeof(*o));
+    o->id = m->id;
+    /* A state this library does not know yet is shown as broken: over. */
+    o->state = m->state >= 0 && m->state <= PT_DEADLOCK_BROKEN ? (pt_deadlock_state)m->state
+                                                               : PT_DEADLOCK_BROKEN;
+    o->found = m->found;
+    o->ended = m->ended;
+    o->size = m->size;
+    o->broke = m->broke;
+    o->released = m->released;
+    o->members = m->n_members ? calloc(m->n_members, sizeof(*o->members)) : NULL;
+    if (m->n_members && !o->members)
+        return -1;
+    for (size_t i = 0; i < m->n_members; i++)
+        member_copy(&o->members[i], m->members[i]);
+    o->n_members = m->n_members;
+    return 0;
+}
+
+static void deadlocks_copy(void *arg, const Pythread__Response *r)
+{
+    const Pythread__Inspection *m = r->inspect;
+    deadlocks_answer *a = arg;
+
+    if (!m)
+        return;
+    a->found = m->deadlocks_found;
+    a->more = m->more_deadlocks;
+    if (m->n_deadlocks == 0)
+        return;
+    if (!(a->v = calloc(m->n_deadlocks, sizeof(*a->v)))) {
+        a->nomem = 1;
+        return;
+    }
+    for (size_t i = 0; i < m->n_deadlocks; i++) {
+        if (deadlock_copy(&a->v[i], m->deadlocks[i]) < 0) {
+            a->nomem = 1;
+            break;
+        }
+        a->n = i + 1;
+    }
+}
+
+int pt_inspect_deadlocks(pt_client *c, pt_inspect_deadlock_fn fn, void *arg, uint64_t *found,
+                         uint32_t *more)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    deadlocks_answer a = {0};
+    pt__reply rep;
+    int r;
+
+    if (!c || !fn)
+        return pt__error(PT_EINVAL, "pt_inspect_deadlocks: pass a client and a function");
+    req.op = PYTHREAD__OP__OP_DEADLOCKS;
+    r = pt__client_call_extra(c, &req, &rep, deadlocks_copy, &a);
+    if (r == 0 && a.nomem)
+        r = pt__error(PT_ENOMEM, "deadlocks: cannot allocate the answer");
+    if (r == 0 && found)
+        *found = a.found;
+    if (r == 0 && more)
+        *more = a.more;
+    for (size_t i = 0; r == 0 && i < a.n; i++)
+        r = fn(arg, &a.v[i]);
+    for (size_t i = 0; i < a.n; i++)
+        free(a.v[i].members);
+    free(a.v);
+    return r;
 }

@@ -303,6 +303,16 @@ int pt__object_call_watch(pt_object *o, Pythread__Request *req, pt__reply *rep,
 /* Requests several kinds share                                        */
 /* ------------------------------------------------------------------ */
 
+void pt__object_deadlock_ask(const pt_object *o, Pythread__Request *req)
+{
+    if (o->params.kind == PT_KIND_SEMAPHORE || o->params.kind == PT_KIND_BOUNDED_SEMAPHORE)
+        return; /* no owner to wait for: no deadlock to close */
+    if ((o->params.flags & PT_OPEN_DEADLOCK_FAIL) || pt__client_deadlock_fail(o->client)) {
+        req->has_fail_deadlock = 1;
+        req->fail_deadlock = 1;
+    }
+}
+
 /* 1 acquired, 0 not (non-blocking or timed out), or an error. */
 int pt__object_acquire(pt_object *o, int blocking, double timeout, uint64_t *token)
 {
@@ -318,6 +328,7 @@ int pt__object_acquire(pt_object *o, int blocking, double timeout, uint64_t *tok
     req.blocking = blocking != 0;
     req.has_timeout = 1;
     req.timeout = timeout;
+    pt__object_deadlock_ask(o, &req);
     r = object_call(o, &req, &rep, NULL, watch.cell ? &watch : NULL);
     if (r < 0)
         return r;

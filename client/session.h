@@ -114,6 +114,10 @@ struct pt_fast_cell *pt__client_cell(pt_client *c, uint32_t gen, uint32_t group,
  * and this process's own; 0 otherwise or with PYTHREAD_FASTPATH=0. */
 uint32_t pt__client_fast_id(pt_client *c, uint32_t gen);
 
+/* Whether every wait through c fails a deadlock it closes
+ * (pt_client_set_deadlock, PYTHREAD_DEADLOCK=fail). */
+int pt__client_deadlock_fail(pt_client *c);
+
 /* The calling thread's kernel id (gettid), cached; fresh after fork. */
 pid_t pt__tid(void);
 
@@ -197,6 +201,11 @@ int pt__object_call_watch(pt_object *o, Pythread__Request *req, pt__reply *rep,
                           const pt__watch *watch);
 /* Drop one reference; the last one closes the handle and frees o. */
 int pt__object_close(pt_object *o);
+
+/* A Lock, RLock or Condition wait whose client or handle asks it
+ * (pt_client_set_deadlock, PT_OPEN_DEADLOCK_FAIL) fails a deadlock it
+ * closes: req says so. */
+void pt__object_deadlock_ask(const pt_object *o, Pythread__Request *req);
 
 /* The operations several kinds share. */
 int pt__object_acquire(pt_object *o, int blocking, double timeout, uint64_t *token);

@@ -370,5 +370,6 @@ pt_waiter *pt__waiter_for(pt_req *r, pt_obj *target, int kind)
     w->handle = r->call->handle;
     w->target = target;
     w->kind = (uint8_t)kind;
+    w->fail_deadlock = r->call->fail_deadlock != 0;
     return w;
 }

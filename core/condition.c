@@ -37,13 +37,25 @@ void pt__op_cond_release(pt_req *r)
 }
 
 /* From the condition's queue to the back of the lock's queue. */
-static void to_lock_queue(pt_waiter *w, pt_obj *lock, int notified)
+static void to_lock_queue(pt_core *c, pt_waiter *w, pt_obj *lock, int notified)
 {
     pt__queue_remove(w);
     w->kind = PT_WK_REACQUIRE;
-    w->notified = (uint8_t)notified;
+    w->notified = notified != 0;
     w->obj = lock;
     pt__queue_push(&lock->queue, w);
+    pt__deadlock_index(c, w);
+}
+
+/* w re-acquires lock from the back of its queue: at once when the lock is
+ * free (then nobody is queued before it), else it waits for the holder,
+ * which may close a cycle of lock waits. */
+static void reacquire(pt_core *c, pt_waiter *w, pt_obj *lock)
+{
+    if (lock->u.lock.depth == 0)
+        pt__lock_grant_next(c, lock);
+    else
+        pt__deadlock_check(c, w);
 }
 
 void pt__op_cond_wait(pt_req *r)
@@ -69,7 +81,7 @@ void pt__op_cond_wait(pt_req *r)
          * the lock, as Python's re-acquire would. */
         w->kind = PT_WK_REACQUIRE;
         pt__waiter_park(r->core, w, lock, &lock->queue, r->slot, PT_DEADLINE_NONE);
-        pt__lock_grant_next(r->core, lock);
+        reacquire(r->core, w, lock);
         return;
     }
     pt__waiter_park(r->core, w, cond, &cond->queue, r->slot, pt__deadline(r->now, t));
@@ -90,8 +102,11 @@ void pt__op_cond_notify(pt_req *r)
     while ((uint64_t)res.value < n && (w = TAILQ_FIRST(&cond->queue.head)) != NULL) {
         pt__heap_remove(&r->core->heap, w);
         w->deadline = PT_DEADLINE_NONE;
-        to_lock_queue(w, lock, 1);
+        to_lock_queue(r->core, w, lock, 1);
         res.value++;
+        /* The notifier holds the lock (an RLock's owner), or someone does (a
+         * Lock): the notified wait may close a cycle, and fail with it. */
+        pt__deadlock_check(r->core, w);
     }
     pt__reply(r, &res);
 }
@@ -102,6 +117,6 @@ void pt__cond_timeout(pt_core *c, pt_waiter *w)
 {
     pt_obj *lock = cond_lock(w->obj);
 
-    to_lock_queue(w, lock, 0);
-    pt__lock_grant_next(c, lock);
+    to_lock_queue(c, w, lock, 0);
+    reacquire(c, w, lock);
 }

@@ -36,8 +36,11 @@ pt_core *pt_core_new(const pt_core_limits *limits, pt_sink_fn sink, void *sink_c
     LIST_INIT(&c->sessions);
     LIST_INIT(&c->uids);
     LIST_INIT(&c->fast_claimed);
-    if (pt__map_init(&c->map) != 0 || pt__heap_reserve(&c->heap, PT_HEAP_INITIAL) != 0) {
+    if (pt__map_init(&c->map) != 0 || pt__heap_reserve(&c->heap, PT_HEAP_INITIAL) != 0 ||
+        pt__waitidx_init(&c->waits) != 0) {
         pt__map_free(&c->map);
+        pt__heap_free(&c->heap);
+        pt__waitidx_free(&c->waits);
         free(c);
         return NULL;
     }
@@ -72,6 +75,8 @@ void pt_core_free(pt_core *core)
     pt__semholds_trim(core);
     pt__map_free(&core->map);
     pt__heap_free(&core->heap);
+    pt__waitidx_free(&core->waits);
+    free(core->cycle_buf);
     free(core);
 }
 
@@ -108,6 +113,7 @@ void pt_core_trim(pt_core *core)
     pt__semholds_trim(core);
     pt__heap_fit(&core->heap, core->nwaiters);
     pt__map_fit(&core->map);
+    pt__waitidx_fit(&core->waits);
     LIST_FOREACH(s, &core->sessions, link)
     pt__handles_fit(s);
 }
@@ -120,5 +126,6 @@ void pt_core_get_stats(const pt_core *core, pt_core_stats *out)
     out->calls = core->calls;
     out->handles = core->nhandles;
     out->spare = (uint64_t)core->nfree_waiters + core->nfree_holds;
-    out->deadlocks = 0; /* issue 14 part 1 (deadlock detection) counts them */
+    out->deadlocks = core->ndeadlocks;
+    out->deadlocks_standing = core->nstanding;
 }

@@ -68,6 +68,8 @@ typedef struct pt_call {
     int has_action;       /* barrier wait: this party can run the action */
     int32_t status;       /* barrier action result */
     int watch;            /* Lock/RLock acquire: may be handed the lock through its word */
+    int fail_deadlock;    /* Lock/RLock acquire, Condition acquire or wait: a deadlock this
+                             call's wait closes fails it with PT_EDEADLK (else it waits on) */
 } pt_call;
 
 /* What OP_STATE and OP_OPEN report about an object. */
@@ -128,9 +130,10 @@ typedef struct pt_core_limits {
  * per-uid quotas below and the daemon's measure of its load. On x86_64 with
  * glibc (a malloc'd block costs its size plus 8, rounded up to 16):
  *
- *   waiter   pt_waiter 152 -> 160; its slot in the deadline heap, whose
- *            capacity doubles, <= 16; a waiter on an owned semaphore
- *            reserves a hold record, 72 -> 80                   <= 256
+ *   waiter   pt_waiter 152 -> 160; its slot in the deadline heap and
+ *            its bucket in the index of lock waits by owner (deadlock.c),
+ *            whose capacities double, <= 16 each; a waiter on an owned
+ *            semaphore reserves a hold record, 72 -> 80          <= 272
  *   handle   a 24-byte slot in a calloc'd chunk of 64 (1536 -> 1552) plus
  *            the chunk's pointer: 24.4; on an owned semaphore with the
  *            fast path, its session's hold record, 72 -> 80, and slot, a
@@ -140,13 +143,14 @@ typedef struct pt_core_limits {
  *            share of the name table, 1/4 to 3/4 full: <= 4 pointers,
  *            32; its cell in shared memory (fastword.h), 64        <= 896
  *
- * So at the per-uid defaults one user holds at most 65536 * 256 = 16 MiB of
+ * So at the per-uid defaults one user holds at most 65536 * 272 = 17 MiB of
  * waiters, 131072 * 176 = 22 MiB of handles and 32768 * 896 = 28 MiB of
  * objects (with the daemon's 16 MiB of unread output and 8 MiB of held input:
- * 90 MiB). Checked at compile time against the structures (waiter.c,
+ * 91 MiB). A standing deadlock costs nothing more: it is marked on the
+ * locks and waits it is made of. Checked at compile time against the structures (waiter.c,
  * session.c, registry.c).
  */
-#define PT_MEM_WAITER 256u
+#define PT_MEM_WAITER 272u
 #define PT_MEM_HANDLE 176u
 #define PT_MEM_OBJECT 896u
 
@@ -340,12 +344,10 @@ typedef struct pt_core_stats {
     uint64_t sessions;
     uint64_t waiters;
     uint64_t calls;
-    uint64_t handles; /* open, across every session */
-    uint64_t spare;   /* waiters and hold records kept for reuse */
-    /* Deadlocks found since the start. Issue 14 part 1 (deadlock
-     * detection) counts them; until it lands this stays 0, and pythreadd
-     * --metrics shows it as pythread_deadlocks_found_total. */
-    uint64_t deadlocks;
+    uint64_t handles;            /* open, across every session */
+    uint64_t spare;              /* waiters and hold records kept for reuse */
+    uint64_t deadlocks;          /* found since the core began (over its journal's life) */
+    uint64_t deadlocks_standing; /* found and still standing */
 } pt_core_stats;
 void pt_core_get_stats(const pt_core *core, pt_core_stats *out);
 
@@ -453,8 +455,11 @@ typedef struct pt_core_object_detail {
      * session is awaited (pt_core_session_awaited), in grace. A Condition
      * shows its lock's. */
     int restart;
+    /* The standing deadlock it is in (its number), 0 for none; a Condition
+     * shows its lock's. */
+    uint64_t deadlock;
     /* The asker may not read the object (its mode): info.state (but its
-     * kind), info.refs, waiters, counters and restart are 0. */
+     * kind), info.refs, waiters, counters, restart and deadlock are 0. */
     int hidden;
 } pt_core_object_detail;
 
@@ -481,6 +486,18 @@ typedef struct pt_core_party {
     uint64_t thread; /* 0 when not known (semaphore permits belong to a session) */
     uint64_t count;  /* RLock depth, semaphore permits held */
     uint64_t since;  /* ns on the core's clock; 0 when not known */
+    /* The standing deadlock its wait (or, for a holder, its hold) is in,
+     * 0 for none. */
+    uint64_t deadlock;
+    /* A Lock/RLock holder: what its thread waits for now, if anything
+     * (waits NULL: nothing). waits_owner says whether that object has an
+     * owner to wait for (a Lock or RLock, directly or as a Condition's
+     * lock) or not (a Semaphore, Event, Condition waiting for a notify or
+     * Barrier: deadlock detection follows no chain through it). */
+    const char *waits;
+    size_t waits_len;
+    int waits_kind;
+    int waits_owner;
 } pt_core_party;
 typedef void (*pt_core_party_fn)(void *ctx, const pt_core_party *p);
 
@@ -501,6 +518,85 @@ typedef struct pt_core_session_info {
 } pt_core_session_info;
 void pt_core_session_info_get(const pt_session *s, pt_core_session_info *out);
 
+/* ---- Deadlocks (deadlock.c) ---------------------------------------------
+ * The wait-for graph of Lock and RLock waits: an owner (session, thread)
+ * parked acquiring a Lock or RLock (directly or through a Condition), or a
+ * Condition wait taking its lock back, waits for the lock's holder. Each
+ * thread waits in one call at a time, so each owner waits for one other.
+ * A wait that closes a cycle in which no wait has a timeout is a
+ * deadlock: nothing in the cycle can move by itself. It is found when it
+ * forms, by following the chain from the lock the new wait is for: a cost
+ * of the chain's length (the locks along it are claimed from their words
+ * first, so the holders followed are the true ones). A cycle with a timed
+ * wait is not one: its timeout breaks it, as in CPython, and it is not
+ * reported. Semaphores, Events, Conditions waiting for a notify and
+ * Barriers have no owner to wait for: a chain that reaches a wait on one
+ * ends there, and nothing is guessed.
+ *
+ * The wait that closed the cycle fails with PT_EDEADLK when its call asked
+ * so (pt_call.fail_deadlock); otherwise it waits on, as CPython's would,
+ * and the cycle stands until a wait of it ends (a timeout cannot: it has
+ * none; its session ends or its handle closes) or a lock of it is released
+ * (a Lock may be released by anyone). Found and standing deadlocks are
+ * core state, kept in images; no answer but the PT_EDEADLK depends on them.
+ */
+typedef enum {
+    PT_CYCLE_STANDING, /* every wait of it goes on */
+    PT_CYCLE_FAILED,   /* the wait that closed it was failed with PT_EDEADLK */
+    PT_CYCLE_BROKEN    /* a wait of it ended, or a lock of it was released */
+} pt_cycle_state;
+
+/* One owner of a cycle and the wait it is in. */
+typedef struct pt_core_cycle_member {
+    const pt_session *session;
+    uint64_t thread;
+    uint64_t request; /* the waiting call's id */
+    /* What it waits for: a Lock or RLock, or a Condition for the
+     * Condition's own RLock. */
+    int waits_kind;
+    const char *waits;
+    size_t waits_len;
+    /* The Condition over a named lock it waits through, else NULL. */
+    const char *via;
+    size_t via_len;
+    int reacquire; /* a Condition wait taking its lock back */
+    /* Who may read what it waits for (pt_core_access): its creator, mode. */
+    uid_t uid;
+    gid_t gid;
+    uint32_t mode;
+} pt_core_cycle_member;
+
+/* A deadlock. Pointers are valid only during the call it is given to. */
+typedef struct pt_core_cycle {
+    uint64_t id;    /* the nth found */
+    uint64_t found; /* ns on the core's clock */
+    pt_cycle_state state;
+    size_t n; /* owners in it */
+    /* Member i waits for what member i + 1 holds, the last for what member
+     * 0 holds; member 0's wait closed the cycle. shown < n only when the
+     * core had no memory to describe them all. */
+    const pt_core_cycle_member *members;
+    size_t shown;
+    /* PT_CYCLE_BROKEN: the member whose wait ended, or whose held lock was
+     * released (released 1). */
+    size_t broke;
+    int released;
+} pt_core_cycle;
+
+/* Told of each deadlock when it is found (state STANDING or FAILED; for
+ * FAILED before the failure is answered) and of each standing one when it
+ * is broken (BROKEN). Either may be NULL; nothing is told while the core
+ * is freed. The hooks must not call back into the core. */
+typedef struct pt_core_deadlock_hooks {
+    void (*found)(void *ctx, const pt_core_cycle *cycle);
+    void (*ended)(void *ctx, const pt_core_cycle *cycle);
+} pt_core_deadlock_hooks;
+void pt_core_set_deadlock_hooks(pt_core *core, const pt_core_deadlock_hooks *hooks, void *ctx);
+
+/* fn for every standing deadlock, oldest first; -1 for want of memory. */
+typedef void (*pt_core_cycle_fn)(void *ctx, const pt_core_cycle *cycle);
+int pt_core_deadlocks_each(pt_core *core, pt_core_cycle_fn fn, void *ctx);
+
 /* ---- Images (image.c): a core's objects as data, and back ---------- */
 
 /* What a core holds besides its objects. */
@@ -510,6 +606,7 @@ typedef struct pt_core_image_head {
     uint64_t next_session_id;
     uint64_t seq;
     uint64_t calls;
+    uint64_t deadlocks; /* found so far */
 } pt_core_image_head;
 
 /* One object: its own state (who holds it and waits for it are links). */
@@ -533,6 +630,10 @@ typedef struct pt_core_image {
     double timeout;
     int state, reason; /* Barrier: filling or broken, and why */
     int32_t status;
+    /* The lock a standing deadlock's closing wait waits for: its number
+     * and when it was found (0: none; a deadlock's other locks are found
+     * again from it once the image's links are loaded). */
+    uint64_t deadlock, deadlock_found;
 } pt_core_image;
 
 /* The head; -1 while a restart is between its words lost and its end. */
@@ -593,7 +694,7 @@ typedef struct pt_core_image_waiter {
     uint64_t session, id, thread, deadline, seq, since;
     uint64_t target; /* serial of the object the call named */
     uint32_t handle, depth, index;
-    int kind, notified, has_action, watch, spare;
+    int kind, notified, has_action, watch, spare, fail_deadlock;
     double timeout;
 } pt_core_image_waiter;
 

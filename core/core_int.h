@@ -72,14 +72,20 @@ struct pt_waiter {
     uint32_t depth; /* condition wait: recursion level to restore */
     uint32_t index; /* barrier: this party's index */
     uint8_t kind;   /* pt_wkind */
-    uint8_t notified;
-    uint8_t has_action;
-    uint8_t watch;  /* Lock acquire: its caller watches the word (fastword.h) */
-    double timeout; /* barrier entrant: the timeout it asked for */
-    uint64_t since; /* when it was parked (inspection) */
+    uint8_t notified : 1;
+    uint8_t has_action : 1;
+    uint8_t watch : 1;         /* Lock acquire: its caller watches the word (fastword.h) */
+    uint8_t fail_deadlock : 1; /* a deadlock it closes fails it (PT_EDEADLK) */
+    uint8_t indexed : 1;       /* in the core's index of lock waits (deadlock.c) */
+    uint8_t in_cycle : 1;      /* its wait is in a standing deadlock (its lock's cycle) */
+    double timeout;            /* barrier entrant: the timeout it asked for */
+    uint64_t since;            /* when it was parked (inspection) */
     TAILQ_ENTRY(pt_waiter) qlink;
     LIST_ENTRY(pt_waiter) hlink; /* its handle's list */
-    pt_waiter *free_next;
+    union {
+        pt_waiter *free_next; /* while spare */
+        pt_waiter *idx_next;  /* while indexed: its bucket's next */
+    };
 };
 
 /* Permits of one session on one owned semaphore. With the fast path the
@@ -154,9 +160,17 @@ struct pt_obj {
         struct {
             pt_session *s; /* holder owner (a Lock records it too) */
             uint64_t thread;
-            uint32_t depth; /* 0 = free */
-            uint64_t since; /* when the current holder took it */
+            uint32_t depth;   /* 0 = free */
+            uint32_t cycle_n; /* head of a standing deadlock: owners in it */
+            uint64_t since;   /* when the current holder took it */
             LIST_ENTRY(pt_obj) hold_link;
+            /* A standing deadlock it is in (deadlock.c): the cycle's head,
+             * the lock its closing wait waits for (itself for the head).
+             * Only the head keeps the rest. */
+            struct pt_obj *cycle;
+            pt_waiter *cycle_first; /* head: the wait that closed it */
+            uint64_t cycle_id;      /* head: the nth deadlock found */
+            uint64_t cycle_found;   /* head: when */
         } lock;
         struct {
             pt_obj *lock; /* referenced for the condition's lifetime */
@@ -227,6 +241,14 @@ typedef struct pt_heap {
     size_t cap;
 } pt_heap;
 
+/* Parked Lock/RLock waits by owner (session id, thread), chained in
+ * buckets through the waiters; the buckets double past one wait each. */
+typedef struct pt_waitidx {
+    pt_waiter **b;
+    size_t mask;
+    size_t count;
+} pt_waitidx;
+
 struct pt_core {
     pt_core_limits limits;
     pt_sink_fn sink;
@@ -260,6 +282,15 @@ struct pt_core {
     size_t nloading;
     uint64_t nawaited;       /* sessions awaited after a restart (restart.c) */
     pt_core_metrics metrics; /* what it served in all (metrics.c) */
+    /* Deadlocks (deadlock.c): every parked Lock/RLock wait by its owner,
+     * the count found, the hooks told, and room to describe a cycle. */
+    pt_waitidx waits;
+    uint64_t ndeadlocks;
+    uint64_t nstanding;
+    pt_core_deadlock_hooks deadlock_hooks;
+    void *deadlock_ctx;
+    pt_core_cycle_member *cycle_buf;
+    size_t cycle_cap;
     char msg[1024];
 };
 
@@ -349,7 +380,7 @@ int pt__handle_reserve(pt_core *c, pt_session *s);
 uint32_t pt__handle_new(pt_core *c, pt_session *s, pt_obj *obj);
 void pt__handle_close(pt_core *c, pt_session *s, uint32_t h, uint64_t now);
 void pt__lock_hold_take(pt_obj *lock, pt_session *s, uint64_t thread, uint32_t depth);
-void pt__lock_hold_drop(pt_obj *lock);
+void pt__lock_hold_drop(pt_core *c, pt_obj *lock);
 pt_semhold *pt__semhold_find(pt_obj *sem, const pt_session *s);
 pt_semhold *pt__semhold_alloc(pt_core *c);
 void pt__semhold_release(pt_core *c, pt_semhold *h);
@@ -432,6 +463,32 @@ void pt__fast_opened(pt_core *c, pt_obj *obj, pt_session *s, pt_result *res);
  * count is already in the hold). */
 void pt__fast_slot_close(pt_core *c, pt_obj *sem, pt_session *s);
 void pt__fast_slot_end(pt_core *c, pt_semhold *h);
+
+/* deadlock.c */
+int pt__waitidx_init(pt_waitidx *x);
+void pt__waitidx_free(pt_waitidx *x);
+/* Halve the buckets while the waits fill under 1/4 of them. */
+void pt__waitidx_fit(pt_waitidx *x);
+/* w enters a lock's queue (PT_WK_LOCK or PT_WK_REACQUIRE): into the index
+ * of lock waits by owner. */
+void pt__deadlock_index(pt_core *c, pt_waiter *w);
+/* w, indexed, waits for a held lock: follow the chain from it. A cycle it
+ * closes is a deadlock found: w fails with PT_EDEADLK if it asked so (it is
+ * then answered and freed), else the cycle stands. */
+void pt__deadlock_check(pt_core *c, pt_waiter *w);
+/* w leaves its queue for good (pt__waiter_detach): a standing deadlock it
+ * is in is broken, and it leaves the index. */
+void pt__deadlock_unwait(pt_core *c, pt_waiter *w);
+/* lock's hold is about to end (pt__lock_hold_drop): a standing deadlock it
+ * is in is broken. */
+void pt__deadlock_unhold(pt_core *c, pt_obj *lock);
+/* The standing deadlock a lock or a wait is in, 0 for none (inspection). */
+uint64_t pt__deadlock_of_lock(const pt_obj *lock);
+uint64_t pt__deadlock_of_wait(const pt_waiter *w);
+/* A call the owner has parked, its Lock/RLock wait first; NULL for none. */
+const pt_waiter *pt__owner_any_wait(const pt_core *c, const pt_session *s, uint64_t thread);
+/* An image is loaded: mark the standing deadlocks it names again. */
+int pt__deadlock_image_finish(pt_core *c);
 
 /* restart.c: what the last restart did to each object (inspection only:
  * no answer depends on it) */

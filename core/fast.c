@@ -50,7 +50,7 @@ static void lock_sync(pt_core *c, pt_obj *lock, const pt_core_fast_view *v)
          * caller's claim (a handle or a hold of the entry), so the unref
          * never frees it here. */
         pt__stat_lock_released(c, lock);
-        pt__lock_hold_drop(lock);
+        pt__lock_hold_drop(c, lock);
         pt__obj_unref(c, lock);
     }
     if (v->holder != NULL) {
@@ -366,7 +366,7 @@ static pt_obj *reclaim_obj(const pt_core_reclaim *r)
 static void reclaim_drop(pt_core *c, pt_obj *lock)
 {
     pt__stat_lock_released(c, lock);
-    pt__lock_hold_drop(lock);
+    pt__lock_hold_drop(c, lock);
     pt__obj_unref(c, lock);
 }
 

@@ -19,6 +19,7 @@ int pt_core_image_head_get(const pt_core *c, pt_core_image_head *out)
         .next_session_id = c->next_session_id,
         .seq = c->seq,
         .calls = c->calls,
+        .deadlocks = c->ndeadlocks,
     };
     return 0;
 }
@@ -44,6 +45,14 @@ static void kind_out(const pt_obj *obj, pt_core_image *im)
         im->state = obj->u.barrier.state;
         im->reason = obj->u.barrier.reason;
         im->status = obj->u.barrier.status;
+        break;
+    case PT_KIND_LOCK:
+    case PT_KIND_RLOCK:
+        /* The head of a standing deadlock: its links find the rest. */
+        if (obj->u.lock.cycle == obj) {
+            im->deadlock = obj->u.lock.cycle_id;
+            im->deadlock_found = obj->u.lock.cycle_found;
+        }
         break;
     default:
         break;
@@ -89,6 +98,7 @@ int pt_core_image_head_load(pt_core *c, const pt_core_image_head *h)
     c->next_session_id = h->next_session_id;
     c->seq = h->seq;
     c->calls = h->calls;
+    c->ndeadlocks = h->deadlocks;
     return 0;
 }
 
@@ -130,6 +140,12 @@ static int kind_in(pt_core *c, pt_obj *obj, const pt_core_image *im)
         obj->u.barrier.state = (uint8_t)im->state;
         obj->u.barrier.reason = (uint8_t)im->reason;
         obj->u.barrier.status = im->status;
+        break;
+    case PT_KIND_LOCK:
+    case PT_KIND_RLOCK:
+        /* marked again when the image is finished (deadlock.c) */
+        obj->u.lock.cycle_id = im->deadlock;
+        obj->u.lock.cycle_found = im->deadlock_found;
         break;
     default:
         break;

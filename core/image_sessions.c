@@ -159,6 +159,7 @@ static void waiter_out(const pt_waiter *w, pt_core_image_waiter *o)
         .has_action = w->has_action,
         .watch = w->watch,
         .spare = w->spare != NULL,
+        .fail_deadlock = w->fail_deadlock,
         .timeout = w->timeout,
     };
 }
@@ -489,6 +490,7 @@ static int waiter_in(pt_core *c, pt_obj *obj, pt_queue *q, const pt_core_image_w
         .notified = in->notified != 0,
         .has_action = in->has_action != 0,
         .watch = in->watch != 0,
+        .fail_deadlock = in->fail_deadlock != 0,
         .timeout = in->timeout,
         .since = in->since,
     };
@@ -561,5 +563,5 @@ int pt_core_image_finish(pt_core *c)
     free(c->loading);
     c->loading = NULL;
     c->nloading = 0;
-    return whole(c) ? 0 : -1;
+    return whole(c) && pt__deadlock_image_finish(c) == 0 ? 0 : -1;
 }

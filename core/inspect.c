@@ -98,6 +98,7 @@ static void detail_hide(pt_core_object_detail *d)
     d->waiters = 0;
     d->counters = (pt_core_counters){0};
     d->restart = PT_RESTART_NONE;
+    d->deadlock = 0;
     d->hidden = 1;
 }
 
@@ -121,6 +122,10 @@ static void detail_fill(const pt_core *c, const pt_obj *obj, uint64_t now, pt_co
     }
     if (obj->kind == PT_KIND_SEMAPHORE || obj->kind == PT_KIND_BOUNDED_SEMAPHORE)
         d->owned = obj->u.sem.owned;
+    if (obj->kind == PT_KIND_LOCK || obj->kind == PT_KIND_RLOCK)
+        d->deadlock = pt__deadlock_of_lock(obj);
+    else if (lock != NULL)
+        d->deadlock = pt__deadlock_of_lock(lock);
     d->counters = (pt_core_counters){
         .acquires = obj->stats.acquires,
         .contended = obj->stats.contended,
@@ -191,13 +196,30 @@ static void queue_parties(const pt_queue *q, pt_core_party_fn fn, void *ctx)
             .thread = w->thread,
             .count = w->depth,
             .since = w->since,
+            .deadlock = pt__deadlock_of_wait(w),
         };
 
         fn(ctx, &p);
     }
 }
 
-static void lock_holder(const pt_obj *lock, pt_core_party_fn fn, void *ctx)
+/* What a holder's thread waits for now: a lock has an owner to wait for
+ * (a Condition stands for its own RLock), anything else has none. */
+static void holder_waits(const pt_core *c, pt_core_party *p)
+{
+    const pt_waiter *w = pt__owner_any_wait(c, p->session, p->thread);
+    const pt_obj *shown;
+
+    if (w == NULL)
+        return;
+    p->waits_owner = w->kind == PT_WK_LOCK || w->kind == PT_WK_REACQUIRE;
+    shown = p->waits_owner && !w->obj->anonymous ? w->obj : w->target;
+    p->waits = shown->name;
+    p->waits_len = shown->name_len;
+    p->waits_kind = shown->kind;
+}
+
+static void lock_holder(const pt_core *c, const pt_obj *lock, pt_core_party_fn fn, void *ctx)
 {
     pt_core_party p = {
         .role = PT_PARTY_HOLDER,
@@ -205,27 +227,30 @@ static void lock_holder(const pt_obj *lock, pt_core_party_fn fn, void *ctx)
         .thread = lock->u.lock.thread,
         .count = lock->u.lock.depth,
         .since = lock->u.lock.since,
+        .deadlock = pt__deadlock_of_lock(lock),
     };
 
-    if (lock->u.lock.depth > 0 && lock->u.lock.s != NULL)
-        fn(ctx, &p);
+    if (lock->u.lock.depth == 0 || lock->u.lock.s == NULL)
+        return;
+    holder_waits(c, &p);
+    fn(ctx, &p);
 }
 
 /* Holders first, then waiters in the order they will be served. */
-static void parties(const pt_obj *obj, pt_core_party_fn fn, void *ctx)
+static void parties(const pt_core *c, const pt_obj *obj, pt_core_party_fn fn, void *ctx)
 {
     const pt_semhold *h;
 
     switch (obj->kind) {
     case PT_KIND_LOCK:
     case PT_KIND_RLOCK:
-        lock_holder(obj, fn, ctx);
+        lock_holder(c, obj, fn, ctx);
         queue_parties(&obj->queue, fn, ctx);
         break;
     case PT_KIND_CONDITION:
         /* The lock's queue (acquirers and notified waiters taking the
          * lock back) is served before anyone still waiting for a notify. */
-        lock_holder(obj->u.cond.lock, fn, ctx);
+        lock_holder(c, obj->u.cond.lock, fn, ctx);
         queue_parties(&obj->u.cond.lock->queue, fn, ctx);
         queue_parties(&obj->queue, fn, ctx);
         break;
@@ -269,7 +294,7 @@ int pt_core_inspect_object(pt_core *core, const pt_session *asker, const char *n
         return PT_EPERM;
     }
     if (fn != NULL)
-        parties(obj, fn, ctx);
+        parties(core, obj, fn, ctx);
     return 0;
 }
 

@@ -67,7 +67,7 @@ void pt__lock_grant_next(pt_core *c, pt_obj *lock)
 void pt__lock_release_all(pt_core *c, pt_obj *lock)
 {
     pt__stat_lock_released(c, lock);
-    pt__lock_hold_drop(lock);
+    pt__lock_hold_drop(c, lock);
     pt__lock_grant_next(c, lock);
     pt__obj_unref(c, lock);
 }
@@ -110,6 +110,7 @@ void pt__op_lock_acquire(pt_req *r, pt_obj *lock)
         return;
     w->watch = call->watch && r->obj == lock && lock->fast != 0;
     pt__waiter_park(r->core, w, lock, &lock->queue, r->slot, pt__deadline(r->now, call->timeout));
+    pt__deadlock_check(r->core, w);
 }
 
 void pt__op_lock_release(pt_req *r, pt_obj *lock)

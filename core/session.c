@@ -203,8 +203,9 @@ void pt__lock_hold_take(pt_obj *lock, pt_session *s, uint64_t thread, uint32_t d
     pt__obj_ref(lock);
 }
 
-void pt__lock_hold_drop(pt_obj *lock)
+void pt__lock_hold_drop(pt_core *c, pt_obj *lock)
 {
+    pt__deadlock_unhold(c, lock); /* while its holder is known */
     LIST_REMOVE(lock, u.lock.hold_link);
     lock->u.lock.s = NULL;
     lock->u.lock.thread = 0;

@@ -12,10 +12,11 @@
 
 #include "core_int.h"
 
-/* A waiter, its slot in the heap (whose room doubles) and the hold record
- * an owned semaphore's waiter reserves. */
+/* A waiter, its slot in the heap and its bucket in the index of lock waits
+ * (whose rooms double), and the hold record an owned semaphore's waiter
+ * reserves. */
 _Static_assert(PT_MALLOC_CHUNK(sizeof(pt_waiter)) + 2 * sizeof(pt_waiter *) +
-                       PT_MALLOC_CHUNK(sizeof(pt_semhold)) <=
+                       2 * sizeof(pt_waiter *) + PT_MALLOC_CHUNK(sizeof(pt_semhold)) <=
                    PT_MEM_WAITER,
                "a waiter outgrew PT_MEM_WAITER: update it and the per-uid arithmetic in core.h");
 
@@ -199,6 +200,8 @@ void pt__waiter_park(pt_core *c, pt_waiter *w, pt_obj *obj, pt_queue *q, pt_hand
 {
     w->obj = obj;
     pt__queue_push(q, w);
+    if (w->kind == PT_WK_LOCK || w->kind == PT_WK_REACQUIRE)
+        pt__deadlock_index(c, w);
     if (w->hlink.le_prev == NULL)
         LIST_INSERT_HEAD(&slot->waiters, w, hlink);
     w->deadline = deadline;
@@ -208,6 +211,7 @@ void pt__waiter_park(pt_core *c, pt_waiter *w, pt_obj *obj, pt_queue *q, pt_hand
 
 void pt__waiter_detach(pt_core *c, pt_waiter *w)
 {
+    pt__deadlock_unwait(c, w); /* while the graph it was in is whole */
     pt__queue_remove(w);
     pt__heap_remove(&c->heap, w);
     w->deadline = PT_DEADLINE_NONE;

@@ -142,6 +142,7 @@ typedef enum pt_daemon_limit {
 } pt_daemon_limit;
 
 typedef struct pt_daemon pt_daemon;
+typedef struct pt_deadlocks pt_deadlocks;
 typedef struct pt_fast pt_fast;
 
 /* A Unix socket file this process bound: removed when it stops, if the
@@ -269,13 +270,14 @@ struct pt_daemon {
     uint32_t frame_timeout;      /* seconds to complete a frame once begun */
     uint32_t socket_mode;        /* mode of the socket file we bind */
     uint32_t nconns;
-    pt_spin spin;        /* polling before the loop sleeps (--spin-usec) */
-    pt_fast *fast;       /* the shared words; NULL with --no-fast-path */
-    pt_statedir *state;  /* --state-dir, else NULL */
-    pt_journal *journal; /* what goes to it, else NULL */
-    pt_resume *resume;   /* sessions kept across a restart, else NULL */
-    uint32_t grace_ms;   /* --grace: how long they are kept */
-    uint64_t served;     /* reads and turns served: the loop's measure of work */
+    pt_spin spin;            /* polling before the loop sleeps (--spin-usec) */
+    pt_fast *fast;           /* the shared words; NULL with --no-fast-path */
+    pt_statedir *state;      /* --state-dir, else NULL */
+    pt_journal *journal;     /* what goes to it, else NULL */
+    pt_resume *resume;       /* sessions kept across a restart, else NULL */
+    pt_deadlocks *deadlocks; /* the last ones that no longer stand (deadlock.c) */
+    uint32_t grace_ms;       /* --grace: how long they are kept */
+    uint64_t served;         /* reads and turns served: the loop's measure of work */
     int accept_paused;
     /* Open on /dev/null, set by pt_listen_start: closed to accept one more
      * connection at the open file limit and refuse it, then taken back.
@@ -422,7 +424,51 @@ void pt_conn_close_all(pt_daemon *d);
 /* Free the output buffers idle connections keep for their next answers. */
 void pt_conn_trim(pt_daemon *d);
 
-/* inspect.c: status, list, show, sessions and metrics for pythreadctl */
+/* deadlock.c: the deadlocks the core finds, logged and kept for
+ * pythreadctl deadlocks. Those that no longer stand (failed at once, or
+ * broken since) are kept, the last PT_DAEMON_DEADLOCKS_KEPT, each with at
+ * most PT_DAEMON_DEADLOCK_MEMBERS owners as they were; the standing ones
+ * are the core's. */
+#define PT_DAEMON_DEADLOCKS_KEPT   16u
+#define PT_DAEMON_DEADLOCK_MEMBERS 16u
+
+typedef struct pt_dl_member {
+    uint64_t session, thread, request;
+    pid_t pid;
+    uid_t uid;
+    int waits_kind;
+    uid_t obj_uid; /* of what it waits for: who may read it */
+    gid_t obj_gid;
+    uint32_t obj_mode;
+    int reacquire;
+    char process[PT_WIRE_NAME_MAX + 1];
+    char waits[PT_WIRE_NAME_MAX + 1];
+    char via[PT_WIRE_NAME_MAX + 1];
+} pt_dl_member;
+
+typedef struct pt_dl_record {
+    uint64_t id;
+    int state;           /* pt_cycle_state */
+    double found, ended; /* seconds since the epoch; ended 0 while standing */
+    size_t n;            /* owners in it */
+    size_t broke;        /* see pt_core_cycle */
+    int released;
+    size_t nmembers; /* kept: at most PT_DAEMON_DEADLOCK_MEMBERS */
+    pt_dl_member members[PT_DAEMON_DEADLOCK_MEMBERS];
+} pt_dl_record;
+
+/* Hooks on the core (after its journal is replayed: old deadlocks are not
+ * logged again); -1 when out of memory. */
+int pt_deadlock_start(pt_daemon *d);
+void pt_deadlock_free(pt_daemon *d);
+/* A core's cycle as the daemon keeps it (now: the core's clock now). */
+void pt_deadlock_record_fill(pt_dl_record *r, const pt_core_cycle *cy, uint64_t now);
+/* fn for each one kept, newest first. */
+void pt_deadlock_recent_each(const pt_daemon *d, void (*fn)(void *ctx, const pt_dl_record *r),
+                             void *ctx);
+
+/* inspect.c: status, list, show, sessions, metrics and deadlocks for
+ * pythreadctl */
 void pt_inspect_start(pt_daemon *d);
 void pt_inspect_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now);
 /* c goes: the metrics text it was paging out goes with it. */

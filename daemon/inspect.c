@@ -1,6 +1,6 @@
 /*
  * inspect.c - the inspection requests pythreadctl sends: STATUS, LIST,
- * SHOW, SESSIONS and METRICS.
+ * SHOW, SESSIONS, METRICS and DEADLOCKS.
  *
  * Answers are built in the decode arena (reset after every request), so an
  * inspection allocates nothing of its own, and each answer is cut to fit one
@@ -139,6 +139,9 @@ static void do_status(pt_daemon *d, pt_conn *c, const Pythread__Request *req, ui
     st.operations = d->requests;
     st.has_protocol = 1;
     st.protocol = PT_PROTOCOL_VERSION;
+    st.has_deadlocks_found = st.has_deadlocks_standing = 1;
+    st.deadlocks_found = stats.deadlocks;
+    st.deadlocks_standing = stats.deadlocks_standing;
     lim.has_max_frame = lim.has_max_sessions = lim.has_max_objects = 1;
     lim.has_max_handles_per_session = lim.has_max_waiters_per_session = 1;
     lim.max_frame = d->max_frame;
@@ -221,6 +224,8 @@ static Pythread__ObjectInfo *object_info(pt_daemon *d, const pt_core_object_deta
     o->cursor = det->serial;
     o->has_restart = !det->hidden;
     o->restart = (uint32_t)det->restart;
+    o->has_deadlock = det->deadlock != 0;
+    o->deadlock = det->deadlock;
     /* Without read permission: no state, counters or waiters at all. */
     if (det->hidden)
         return o;
@@ -387,6 +392,15 @@ static void show_party(void *arg, const pt_core_party *p)
     o->has_count = p->count != 0;
     o->count = p->count;
     o->what = (char *)role_word(p->role);
+    o->has_deadlock = p->deadlock != 0;
+    o->deadlock = p->deadlock;
+    if (p->waits != NULL) {
+        o->has_waits = o->has_waits_kind = o->has_waits_owner = 1;
+        o->waits.data = (uint8_t *)p->waits;
+        o->waits.len = p->waits_len;
+        o->waits_kind = p->waits_kind;
+        o->waits_owner = p->waits_owner != 0;
+    }
     size = field_size(pythread__party_info__get_packed_size(o));
     if (x->used + size > x->budget) {
         x->left_out++;
@@ -450,6 +464,156 @@ static void do_show(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint
     }
     if (err == PT_EPERM)
         in.has_detail_denied = in.detail_denied = 1;
+    inspect_send(c, req, &in);
+}
+
+/* ---- DEADLOCKS --------------------------------------------------------- */
+
+typedef struct dl_ctx {
+    pt_daemon *d;
+    const pt_peer *asker;
+    uint64_t now;
+    size_t budget, used, n, cap;
+    Pythread__DeadlockInfo **v;
+    uint32_t left_out;
+    pt_dl_record rec; /* a standing one, as a kept one is */
+} dl_ctx;
+
+static char *arena_text(pt_daemon *d, const char *s)
+{
+    size_t len = strlen(s);
+    char *out = arena_alloc(d, len + 1);
+
+    if (out != NULL)
+        memcpy(out, s, len + 1);
+    return out;
+}
+
+/* The member's holds and waits are the objects it waits for and its
+ * predecessor waits for: both must be readable by the asker's uid, as a
+ * holder or waiter is in show. */
+static int member_readable(const dl_ctx *x, const pt_dl_record *r, size_t i)
+{
+    size_t h = (i + r->n - 1) % r->n;
+    const pt_dl_member *m = &r->members[i];
+    int ok = pt_core_access(x->asker, m->obj_uid, m->obj_gid, m->obj_mode, PT_ACCESS_READ) == 0;
+
+    if (ok && h < r->nmembers)
+        ok = pt_core_access(x->asker, r->members[h].obj_uid, r->members[h].obj_gid,
+                            r->members[h].obj_mode, PT_ACCESS_READ) == 0;
+    return ok;
+}
+
+static int member_fill(dl_ctx *x, const pt_dl_record *r, size_t i, Pythread__DeadlockMember *o)
+{
+    const pt_dl_member *m = &r->members[i];
+    char *waits = arena_text(x->d, m->waits), *via = arena_text(x->d, m->via);
+
+    pythread__deadlock_member__init(o);
+    if (waits == NULL || via == NULL)
+        return -1;
+    o->has_waits_kind = o->has_waits = 1;
+    o->waits_kind = m->waits_kind;
+    o->waits.data = (uint8_t *)waits;
+    o->waits.len = strlen(waits);
+    o->has_via = via[0] != '\0';
+    o->via.data = (uint8_t *)via;
+    o->via.len = strlen(via);
+    o->has_reacquire = o->reacquire = m->reacquire != 0;
+    if (!member_readable(x, r, i)) {
+        o->has_hidden = o->hidden = 1;
+        return 0;
+    }
+    o->has_session = o->has_pid = o->has_uid = o->has_thread = o->has_request = 1;
+    o->session = m->session;
+    o->pid = (int32_t)m->pid;
+    o->uid = (uint32_t)m->uid;
+    o->thread = m->thread;
+    o->request = m->request;
+    o->process = arena_text(x->d, m->process);
+    return o->process ? 0 : -1;
+}
+
+static Pythread__DeadlockInfo *deadlock_info(dl_ctx *x, const pt_dl_record *r)
+{
+    Pythread__DeadlockInfo *o = arena_alloc(x->d, sizeof(*o));
+    Pythread__DeadlockMember *mv = arena_alloc(x->d, (r->nmembers + 1) * sizeof(*mv));
+    Pythread__DeadlockMember **pv = arena_alloc(x->d, (r->nmembers + 1) * sizeof(*pv));
+
+    if (o == NULL || mv == NULL || pv == NULL)
+        return NULL;
+    pythread__deadlock_info__init(o);
+    o->has_id = o->has_state = o->has_found = o->has_size = 1;
+    o->id = r->id;
+    o->state = r->state;
+    o->found = r->found;
+    o->size = (uint32_t)r->n;
+    o->has_ended = r->state != PT_CYCLE_STANDING;
+    o->ended = r->ended;
+    o->has_broke = o->has_released = r->state == PT_CYCLE_BROKEN;
+    o->broke = (uint32_t)r->broke;
+    o->released = r->released != 0;
+    for (size_t i = 0; i < r->nmembers; i++) {
+        if (member_fill(x, r, i, &mv[i]) < 0)
+            return NULL;
+        pv[i] = &mv[i];
+    }
+    o->n_members = r->nmembers;
+    o->members = pv;
+    return o;
+}
+
+static void deadlock_add(void *arg, const pt_dl_record *r)
+{
+    dl_ctx *x = arg;
+    Pythread__DeadlockInfo *o;
+    size_t size;
+
+    if (x->left_out > 0 || x->n == x->cap || (o = deadlock_info(x, r)) == NULL) {
+        x->left_out++;
+        return;
+    }
+    size = field_size(pythread__deadlock_info__get_packed_size(o));
+    if (x->used + size > x->budget) {
+        x->left_out++;
+        return;
+    }
+    x->used += size;
+    x->v[x->n++] = o;
+}
+
+static void standing_add(void *arg, const pt_core_cycle *cy)
+{
+    dl_ctx *x = arg;
+
+    pt_deadlock_record_fill(&x->rec, cy, x->now);
+    deadlock_add(x, &x->rec);
+}
+
+static void do_deadlocks(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now)
+{
+    Pythread__Inspection in = PYTHREAD__INSPECTION__INIT;
+    size_t fb = frame_budget(d);
+    dl_ctx x = {.d = d, .now = now, .cap = 1024, .budget = fb > 1024 ? fb - 512 : fb / 2};
+    pt_core_stats stats;
+
+    x.asker = pt_core_session_peer(c->session);
+    x.v = arena_alloc(d, x.cap * sizeof(*x.v));
+    if (x.v == NULL) {
+        pt_conn_send_error(c, req->id, PT_ENOMEM, "deadlocks: out of memory in the daemon");
+        return;
+    }
+    /* What may not be shown for want of memory is counted as left out. */
+    if (pt_core_deadlocks_each(d->core, standing_add, &x) < 0)
+        x.left_out++;
+    pt_deadlock_recent_each(d, deadlock_add, &x);
+    pt_core_get_stats(d->core, &stats);
+    in.n_deadlocks = x.n;
+    in.deadlocks = x.v;
+    in.has_deadlocks_found = 1;
+    in.deadlocks_found = stats.deadlocks;
+    in.has_more_deadlocks = x.left_out > 0;
+    in.more_deadlocks = x.left_out;
     inspect_send(c, req, &in);
 }
 
@@ -641,6 +805,9 @@ void pt_inspect_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req, 
         break;
     case PYTHREAD__OP__OP_METRICS:
         do_metrics(d, c, req, now);
+        break;
+    case PYTHREAD__OP__OP_DEADLOCKS:
+        do_deadlocks(d, c, req, now);
         break;
     default:
         pt_conn_send_error(c, req->id, PT_EPROTO, "inspection: unknown operation");

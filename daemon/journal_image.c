@@ -30,6 +30,9 @@ static void image_put(void *ctx, const pt_core_image *im)
     m.has_fast = m.has_token = m.has_lock_serial = m.has_value = m.has_initial = 1;
     m.has_owned = m.has_set = m.has_parties = m.has_timeout = m.has_state = 1;
     m.has_reason = m.has_status = 1;
+    m.has_deadlock = m.has_deadlock_found = im->deadlock != 0;
+    m.deadlock = im->deadlock;
+    m.deadlock_found = im->deadlock_found;
     m.serial = im->serial;
     m.name.data = (uint8_t *)im->name;
     m.name.len = im->name_len;
@@ -174,7 +177,7 @@ static void waiter_out(const pt_core_image_waiter *w, Pythread__JournalWaiter *m
     m->has_session = m->has_id = m->has_thread = m->has_deadline = m->has_seq = 1;
     m->has_since = m->has_target = m->has_handle = m->has_depth = m->has_index = 1;
     m->has_kind = m->has_notified = m->has_has_action = m->has_watch = m->has_spare = 1;
-    m->has_timeout = 1;
+    m->has_timeout = m->has_fail_deadlock = 1;
     m->session = w->session;
     m->id = w->id;
     m->thread = w->thread;
@@ -190,6 +193,7 @@ static void waiter_out(const pt_core_image_waiter *w, Pythread__JournalWaiter *m
     m->has_action = w->has_action != 0;
     m->watch = w->watch != 0;
     m->spare = w->spare != 0;
+    m->fail_deadlock = w->fail_deadlock != 0;
     m->timeout = w->timeout;
 }
 
@@ -243,7 +247,8 @@ int pt_journal_snapshot(pt_journal *j, const pt_core *core, pt_journal_who_fn wh
     if (pt_core_image_head_get(core, &h) < 0)
         return -1;
     m.has_token_floor = m.has_next_serial = m.has_next_session_id = m.has_seq = 1;
-    m.has_calls = 1;
+    m.has_calls = m.has_deadlocks = 1;
+    m.deadlocks = h.deadlocks;
     m.token_floor = h.token_floor;
     m.next_serial = h.next_serial;
     m.next_session_id = h.next_session_id;
@@ -265,7 +270,8 @@ int pt_journal_snapshot(pt_journal *j, const pt_core *core, pt_journal_who_fn wh
 
 static int head_load(replay *rp, const Pythread__JournalHead *m)
 {
-    pt_core_image_head h = {m->token_floor, m->next_serial, m->next_session_id, m->seq, m->calls};
+    pt_core_image_head h = {m->token_floor, m->next_serial, m->next_session_id,
+                            m->seq,         m->calls,       m->deadlocks};
 
     if (rp->nsessions != 0 || rp->nkept != 0 || rp->loading ||
         pt_core_image_head_load(rp->core, &h) < 0)
@@ -301,6 +307,8 @@ static int image_load(replay *rp, const Pythread__JournalImage *m)
         .state = m->state,
         .reason = m->reason,
         .status = m->status,
+        .deadlock = m->deadlock,
+        .deadlock_found = m->deadlock_found,
     };
     if (m->n_counters != COUNTERS || sizeof(im.counters) != COUNTERS * sizeof(uint64_t))
         return -1;
@@ -403,6 +411,7 @@ static void waiter_in(const Pythread__JournalWaiter *m, pt_core_image_waiter *w)
         .has_action = m->has_action,
         .watch = m->watch,
         .spare = m->spare,
+        .fail_deadlock = m->fail_deadlock,
         .timeout = m->timeout,
     };
 }

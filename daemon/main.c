@@ -525,6 +525,8 @@ static int daemon_init(pt_daemon *d, const options *o)
     /* Fencing tokens go on growing across restarts (a replayed core's
      * floor is already past every token it gave). */
     pt_journal_start(d->journal, d->core, pt_daemon_token_base());
+    if (pt_deadlock_start(d) < 0)
+        goto fail;
     pt_journal_limits(d->journal, d->core, &o->limits);
     if (!o->no_fast_path) {
         uint32_t cells = o->limits.max_objects ? o->limits.max_objects : PT_DEFAULT_MAX_OBJECTS;
@@ -563,6 +565,7 @@ static void daemon_free(pt_daemon *d)
     pt_listen_unlink(d);
     pt_systemd_free(d);
     pt_conn_close_all(d);
+    pt_deadlock_free(d);
     if (d->core)
         pt_core_free(d->core);
     d->core = NULL;

@@ -27,5 +27,6 @@ void pt_request_call(const Pythread__Request *req, pt_call *out)
         .has_action = req->has_action,
         .status = req->status,
         .watch = req->watch,
+        .fail_deadlock = req->fail_deadlock,
     };
 }

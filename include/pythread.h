@@ -63,7 +63,8 @@ extern "C" {
     XX(ESESSION, -14, "ConnectionError", "session lost: the daemon closed the connection")         \
     XX(ECONNECT, -15, "ConnectionError", "cannot connect to the daemon")                           \
     XX(ENOMEM, -16, "MemoryError", "out of memory")                                                \
-    XX(EINTERNAL, -17, "SystemError", "internal error")
+    XX(EINTERNAL, -17, "SystemError", "internal error")                                            \
+    XX(EDEADLK, -18, "DeadlockError", "deadlock: the wait would close a cycle of lock waits")
 
 typedef enum {
 #define PT_ERRNO_GEN(name, val, exc, text) PT_##name = val,
@@ -115,6 +116,14 @@ enum {
      * PYTHREAD_FASTPATH=0 in the environment does the same for every handle
      * of the process. */
     PT_OPEN_NOFAST = 1 << 5,
+    /* A wait through this handle (a Lock, RLock or Condition acquire, a
+     * Condition wait taking its lock back) that would close a cycle of lock
+     * waits, a deadlock (pythreadd(8)), fails with PT_EDEADLK instead of
+     * waiting for ever. Without it, as without it in Python, the wait goes
+     * on and the daemon reports the deadlock. pt_client_set_deadlock (or
+     * PYTHREAD_DEADLOCK=fail) asks the same for every handle of a client.
+     * The daemon keeps nothing of it: each call says it. */
+    PT_OPEN_DEADLOCK_FAIL = 1 << 6,
 };
 
 /* Mode used when mode 0 is passed to an open function. */
@@ -153,6 +162,16 @@ PT_EXTERN int pt_client_fd(pt_client *client);
  * is `session` (pt_client_session_id, taken before) again, with what it
  * held; PT_ESESSION when that session is gone, and what it held with it. */
 PT_EXTERN int pt_client_session_wait(pt_client *client, uint64_t session);
+
+/* What a wait does when it would close a cycle of lock waits (a deadlock):
+ * report it and wait on, as Python's would (the default), or fail with
+ * PT_EDEADLK. */
+enum { PT_DEADLOCK_REPORT = 0, PT_DEADLOCK_FAIL = 1 };
+/* The policy for every wait through this client from now on, with or
+ * without PT_OPEN_DEADLOCK_FAIL on the handle (either asks to fail). A new
+ * client starts with PT_DEADLOCK_FAIL when $PYTHREAD_DEADLOCK is "fail",
+ * else PT_DEADLOCK_REPORT. Returns 0 or PT_EINVAL. */
+PT_EXTERN int pt_client_set_deadlock(pt_client *client, int policy);
 
 /* Remove a name (sem_unlink style: open handles keep working). */
 PT_EXTERN int pt_unlink(pt_client *client, const char *name);

@@ -94,6 +94,10 @@ typedef struct pt_inspect_status {
     /* pythreadd --metrics: where GET /metrics is served ("127.0.0.1:PORT",
      * "[::1]:PORT" or a socket path); "" without. */
     char metrics_address[PT_INSPECT_PATH_MAX + 16];
+    /* Deadlocks (pt_inspect_deadlocks): found over the life of the
+     * daemon's state (its journal's, with --state-dir), and standing now. */
+    uint64_t deadlocks_found;
+    uint64_t deadlocks_standing;
 } pt_inspect_status;
 
 /* One object. Fields that do not apply to its kind are 0. */
@@ -133,6 +137,9 @@ typedef struct pt_inspect_object {
     /* What the daemon's last restart did to it; PT_RESTART_NONE too when
      * hidden. */
     pt_restart_mark restart;
+    /* The standing deadlock it is in (its number, pt_inspect_deadlocks), 0
+     * for none (and when hidden). A Condition shows its lock's. */
+    uint64_t deadlock;
 } pt_inspect_object;
 
 /* A holder or a waiter of one object. */
@@ -145,6 +152,14 @@ typedef struct pt_inspect_party {
     double seconds;                    /* held or waiting for this long; -1 when not known */
     uint64_t count;                    /* RLock depth, semaphore permits held */
     char what[16];                     /* "hold", "acquire", "reacquire", "wait", "barrier" */
+    uint64_t deadlock;                 /* the standing deadlock its wait or hold is in, 0 none */
+    /* A Lock's or RLock's holder: what its thread waits for now ("" for
+     * nothing), and whether that has an owner to wait for (a Lock or RLock,
+     * a Condition for its own RLock) or none (a Semaphore, Event, Condition
+     * waiting for a notify, Barrier: deadlocks are not followed there). */
+    char waits[PT_INSPECT_TEXT_MAX];
+    pt_kind waits_kind;
+    int waits_owner;
 } pt_inspect_party;
 
 /* Everything about one object. */
@@ -201,6 +216,65 @@ PT_EXTERN int pt_inspect_sessions(pt_client *c, pt_inspect_session_fn fn, void *
  * whose mode does not let the caller read them. The text comes in pieces
  * of one frame each; a session lost meanwhile fails the call. */
 PT_EXTERN int pt_inspect_metrics(pt_client *c, char **text, size_t *len);
+/*
+ * Deadlocks: cycles of Lock and RLock waits none of which can time out
+ * (pythreadd(8)). One is found when the wait that closes it begins; that
+ * wait fails with PT_EDEADLK if its caller asked so (PT_OPEN_DEADLOCK_FAIL,
+ * pt_client_set_deadlock), else every wait goes on and the deadlock stands
+ * until one of them ends or a lock of it is released.
+ */
+typedef enum pt_deadlock_state {
+    PT_DEADLOCK_STANDING = 0, /* every wait of it goes on */
+    PT_DEADLOCK_FAILED = 1,   /* the wait that closed it failed with PT_EDEADLK */
+    PT_DEADLOCK_BROKEN = 2    /* a wait of it ended, or a lock of it was released */
+} pt_deadlock_state;
+
+/* One owner of a deadlock and its wait. */
+typedef struct pt_inspect_deadlock_member {
+    uint64_t session;
+    long pid;
+    uint32_t uid;
+    uint64_t thread;
+    char process[PT_INSPECT_TEXT_MAX];
+    uint64_t request; /* its waiting call's id */
+    /* The Lock or RLock it waits for (a Condition for the Condition's own
+     * RLock), and the Condition over a named lock it waits through ("" for
+     * none). */
+    pt_kind waits_kind;
+    char waits[PT_INSPECT_TEXT_MAX];
+    char via[PT_INSPECT_TEXT_MAX];
+    int reacquire; /* a Condition wait taking its lock back */
+    /* What it holds or waits for may not be read by us (its mode): session,
+     * pid, uid, thread, process and request are 0 or "". */
+    int hidden;
+} pt_inspect_deadlock_member;
+
+typedef struct pt_inspect_deadlock {
+    uint64_t id; /* the nth found */
+    pt_deadlock_state state;
+    double found; /* seconds since the epoch */
+    double ended; /* failed or broken at; 0 while standing */
+    size_t size;  /* owners in it */
+    /* members[i] waits for what members[i + 1] holds, the last for what
+     * members[0] holds; members[0]'s wait closed the cycle. Fewer than size
+     * when the daemon keeps only the first of a long one. */
+    size_t n_members;
+    pt_inspect_deadlock_member *members;
+    /* PT_DEADLOCK_BROKEN: the member whose wait ended, or (released) whose
+     * held lock was released. */
+    size_t broke;
+    int released;
+} pt_inspect_deadlock;
+
+/* Called once per deadlock (valid during the call); a non-zero return
+ * stops the walk and becomes pt_inspect_deadlocks' result. */
+typedef int (*pt_inspect_deadlock_fn)(void *arg, const pt_inspect_deadlock *d);
+/* Every standing deadlock, oldest first, then the last ones that no longer
+ * stand (the daemon keeps 16), newest first. *found, if not NULL, gets how
+ * many were found over the life of the daemon's state, *more how many were
+ * left out to fit one answer. Returns 0, fn's result or a negative error. */
+PT_EXTERN int pt_inspect_deadlocks(pt_client *c, pt_inspect_deadlock_fn fn, void *arg,
+                                   uint64_t *found, uint32_t *more);
 
 /* The session id the daemon gave c's current session (0 before the first
  * call). */

@@ -127,13 +127,13 @@ size_t pt_wire_response_frame_pack(const Pythread__Response *resp, uint8_t *out)
 
 static int op_known(int op)
 {
-    return op >= PYTHREAD__OP__OP_HELLO && op <= PYTHREAD__OP__OP_METRICS;
+    return op >= PYTHREAD__OP__OP_HELLO && op <= PYTHREAD__OP__OP_DEADLOCKS;
 }
 
 int pt_wire_op_inspects(int op)
 {
     return (op >= PYTHREAD__OP__OP_STATUS && op <= PYTHREAD__OP__OP_SESSIONS) ||
-           op == PYTHREAD__OP__OP_METRICS;
+           op == PYTHREAD__OP__OP_METRICS || op == PYTHREAD__OP__OP_DEADLOCKS;
 }
 
 static const uint32_t open_flags_known = PT_OPEN_FLAGS_KNOWN;

@@ -81,8 +81,9 @@ Pythread__Request *pt_wire_request_decode(pt_wire_arena *a, const uint8_t *body,
 /* The rules of pt_wire_request_decode beyond protobuf-c's, for a Request
  * decoded some other way (a journal record): NULL, or what it breaks. */
 const char *pt_wire_request_check(const Pythread__Request *r);
-/* Is op an inspection (status, list, show, sessions, metrics)? The daemon
- * answers those itself, in a restart's grace too. */
+/* Is op an inspection (status, list, show, sessions, metrics, deadlocks)?
+ * The daemon answers those itself, never journals them, and answers them in
+ * a restart's grace too. */
 int pt_wire_op_inspects(int op);
 Pythread__Response *pt_wire_response_decode(pt_wire_arena *a, const uint8_t *body, size_t len,
                                             char *err, size_t errlen);

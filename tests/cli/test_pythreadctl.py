@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """pythreadctl end to end.
 
-Usage: test_pythreadctl.py PYTHREADCTL PYTHREADD [COMPLETION_SCRIPT [HOLD_WAIT]]
+Usage: test_pythreadctl.py PYTHREADCTL PYTHREADD [COMPLETION_SCRIPT]
 
-HOLD_WAIT is tests/cli/hold_wait.c built: a process that holds one Lock and
-waits for another (the graph's deadlocks).
+PT_DL_HOLDER in the environment names tests/cli/dl_holder.c built: a process
+that holds one Lock and waits for another (deadlocks, graph).
 
 Every test starts its own pythreadd on a socket in a fresh temporary
 directory and stops it afterwards. Waiting is always polling with a
@@ -24,7 +24,8 @@ import unittest
 
 from cliutil import DEADLINE, poll, start_pythreadd
 
-CTL = DAEMON = COMPLETION = HOLD_WAIT = None
+CTL = DAEMON = COMPLETION = None
+HOLDER = os.environ.get("PT_DL_HOLDER")  # tests/cli/dl_holder.c, for the deadlocks
 
 
 def gone(pid):
@@ -75,10 +76,9 @@ class Ctl(unittest.TestCase):
             except ProcessLookupError:
                 pass
             p.wait()
-            p.stdout.close()
-            p.stderr.close()
-            if p.stdin:
-                p.stdin.close()
+            for f in (p.stdin, p.stdout, p.stderr):
+                if f:
+                    f.close()
         self.daemon.send_signal(signal.SIGTERM)
         try:
             self.daemon.wait(timeout=DEADLINE)
@@ -734,11 +734,11 @@ class Ctl(unittest.TestCase):
 
     # -- graph and top -------------------------------------------------
     def ring(self, *pairs):
-        """A hold_wait process per (held, wanted), each holding before the
+        """A dl_holder process per (held, wanted), each holding before the
         next starts; returns them once every one waits."""
         procs = []
         for held, wanted in pairs:
-            p = subprocess.Popen([HOLD_WAIT, held, wanted], env=self.env, stdin=subprocess.PIPE,
+            p = subprocess.Popen([HOLDER, held, wanted], env=self.env, stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                  start_new_session=True)
             self.bg.append(p)
@@ -752,8 +752,8 @@ class Ctl(unittest.TestCase):
         return procs
 
     def test_graph_draws_a_three_process_deadlock_in_red(self):
-        if HOLD_WAIT is None:
-            self.skipTest("no hold_wait program given")
+        if not HOLDER:
+            self.skipTest("PT_DL_HOLDER (the built dl_holder) is not set; ctest sets it")
         self.ok("create", "semaphore", "S", "--value", "0")
         procs = self.ring(("A", "B"), ("B", "C"), ("C", "A"))
         by = self.spawn("sem", "S", "--", "true")  # waits on a semaphore: no owner
@@ -919,6 +919,100 @@ done
         c = self.obj("shared")["object"]["counters"]
         self.assertEqual(c["acquires"], 100)
 
+    # -- deadlocks ------------------------------------------------------
+    def holder(self, hold, wait, *extra):
+        """A process (PT_DL_HOLDER) holding the Lock hold, ready to wait
+        for the Lock wait when told (go), until its stdin closes."""
+        p = subprocess.Popen([HOLDER, hold, wait] + list(extra), env=self.env,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+        self.bg.append(p)
+        self.assertEqual(p.stdout.readline(), "held\n")
+        return p
+
+    def go(self, p, wait):
+        """Tell p to wait; back once the daemon has its call parked, or
+        failed it for the deadlock it closed."""
+        def seen():
+            return len(self.obj(wait)["waiters"]), self.js("deadlocks")["found"]
+
+        before = seen()
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        poll(lambda: seen() != before, "the wait for %s" % wait)
+
+    def test_deadlocks(self):
+        if not HOLDER:
+            self.skipTest("PT_DL_HOLDER (the built dl_holder) is not set; ctest sets it")
+        self.assertIn("0 deadlocks found", self.ok("deadlocks"))
+        self.assertEqual(self.js("deadlocks"), {"deadlocks": [], "found": 0, "more": 0})
+        # a ring of three: x -> y -> z -> x
+        hs = [self.holder("x", "y"), self.holder("y", "z"), self.holder("z", "x")]
+        for p, wait in zip(hs, ("y", "z", "x")):
+            self.assertEqual(self.js("deadlocks")["found"], 0)
+            self.go(p, wait)
+        doc = poll(lambda: (lambda d: d if d["found"] == 1 else None)(self.js("deadlocks")),
+                   "the deadlock")
+        self.assertEqual(len(doc["deadlocks"]), 1)
+        d = doc["deadlocks"][0]
+        self.assertEqual((d["id"], d["state"], d["size"], d["ended_at"], d["broken"]),
+                         (1, "standing", 3, None, None))
+        self.assertEqual([m["pid"] for m in d["members"]], [hs[2].pid, hs[0].pid, hs[1].pid])
+        self.assertEqual([(m["holds"]["name"], m["waits"]["name"]) for m in d["members"]],
+                         [("z", "x"), ("x", "y"), ("y", "z")])
+        self.assertEqual([m["closed_cycle"] for m in d["members"]], [True, False, False])
+        m = d["members"][0]
+        self.assertEqual((m["process"], m["thread"], m["uid"], m["hidden"], m["via"]),
+                         ("dl_holder", hs[2].pid, os.getuid(), False, None))
+        self.assertEqual(m["waits"], {"kind": "lock", "name": "x"})
+        text = self.ok("deadlocks")
+        self.assertIn("deadlock #1: 3 owners, standing since", text)
+        self.assertIn("1 deadlock found", text)
+        row = [l.split("\t") for l in text.splitlines() if l.startswith("1*")][0]
+        self.assertEqual(row[1:], [str(m["session"]), str(hs[2].pid), str(os.getuid()),
+                                    str(hs[2].pid), "dl_holder", "Lock 'z'", "Lock 'x'"])
+        st = self.js("status")
+        self.assertEqual(st["deadlocks"], {"found": 1, "standing": 1})
+        # show marks the lock and its parties
+        s = self.obj("x")
+        self.assertEqual(s["object"]["deadlock"], 1)
+        self.assertEqual(s["holders"][0]["deadlock"], 1)
+        self.assertEqual(s["holders"][0]["waits"], {"kind": "lock", "name": "y", "owner": True})
+        self.assertEqual(s["waiters"][0]["deadlock"], 1)
+        shown = self.ok("show", "x")
+        self.assertIn("in deadlock #1, standing", shown)
+        self.assertIn("hold; waits for Lock 'y' [deadlock #1]", shown)
+        # the owners are not shown to a user who may not read the locks
+        os.chmod(self.dir, 0o711)
+        r = subprocess.run([CTL, "deadlocks", "--json"], env=self.env, capture_output=True,
+                           text=True, timeout=DEADLINE, user=41021, group=41021, extra_groups=[])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        hidden = json.loads(r.stdout)["deadlocks"][0]["members"]
+        self.assertEqual([(m["hidden"], m["session"]) for m in hidden], [(True, None)] * 3)
+        self.assertEqual([m["waits"]["name"] for m in hidden], ["x", "y", "z"])
+        # killed: broken, by the end of the killed one's wait
+        hs[0].kill()
+        hs[0].wait()
+        d = poll(lambda: (lambda d: d if d["state"] == "broken" else None)(
+            self.js("deadlocks")["deadlocks"][0]), "the deadlock broken")
+        self.assertEqual(d["broken"], {"member": 1, "by": "wait ended"})
+        self.assertIsNotNone(d["ended_at"])
+        self.assertEqual(self.js("status")["deadlocks"], {"found": 1, "standing": 0})
+        self.assertIn("broken", self.ok("deadlocks"))
+        # the fail policy: the closing wait gets PT_EDEADLK, listed as failed
+        a = self.holder("dl.a", "dl.b")
+        b = self.holder("dl.b", "dl.a", "fail")
+        self.go(a, "dl.b")
+        self.go(b, "dl.a")
+        out = b.stdout.readline()
+        self.assertTrue(out.startswith("PT_EDEADLK Lock 'dl.a': acquire: deadlock"), out)
+        doc = self.js("deadlocks")
+        self.assertEqual([(d["id"], d["state"]) for d in doc["deadlocks"]],
+                         [(2, "failed"), (1, "broken")])
+        self.assertIn("the wait that closed it got PT_EDEADLK", self.ok("deadlocks"))
+        b.stdin.close()  # b lets go of dl.b: a gets it
+        self.assertEqual(a.stdout.readline(), "got\n")
+
     def test_bash_completion(self):
         if not COMPLETION or not shutil.which("bash"):
             self.skipTest("no bash or completion script")
@@ -941,6 +1035,7 @@ done
 
         self.assertEqual(complete("pythreadctl st"), ["status"])
         self.assertIn("sessions", complete("pythreadctl s"))
+        self.assertEqual(complete("pythreadctl dea"), ["deadlocks"])
         self.assertEqual(complete("pythreadctl show "), ["alpha", "beta"])
         self.assertEqual(complete("pythreadctl event "), ["clear", "is-set", "set", "wait"])
         self.assertEqual(complete("pythreadctl event set b"), ["beta"])
@@ -953,5 +1048,4 @@ if __name__ == "__main__":
         sys.exit(__doc__)
     CTL, DAEMON = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     COMPLETION = os.path.abspath(sys.argv[3]) if len(sys.argv) > 3 else None
-    HOLD_WAIT = os.path.abspath(sys.argv[4]) if len(sys.argv) > 4 else None
-    unittest.main(argv=[sys.argv[0]] + sys.argv[5:], verbosity=2)
+    unittest.main(argv=[sys.argv[0]] + sys.argv[4:], verbosity=2)

@@ -238,6 +238,33 @@ int main(int argc, char **argv)
         put(&s, &r);
     }
     save(argv[1], "metrics", &s);
+    /* Deadlocks: a thread acquiring a Lock it holds (a cycle of one),
+     * failed, then left standing; a Condition wait taking it back; the
+     * deadlocks listed and the lock shown marked. */
+    memset(&s, 0, sizeof s);
+    hello(&s);
+    open_obj(&s, "seed.dl", PT_KIND_LOCK, PT_OPEN_DEADLOCK_FAIL, 0);
+    open_obj(&s, "seed.dlcv", PT_KIND_CONDITION, 0, 1);
+    op(&s, PYTHREAD__OP__OP_ACQUIRE, 1, -1);
+    {
+        Pythread__Request r = req(PYTHREAD__OP__OP_ACQUIRE, 1);
+
+        r.has_fail_deadlock = 1;
+        r.fail_deadlock = 1;
+        put(&s, &r);
+    }
+    op(&s, PYTHREAD__OP__OP_COND_WAIT, 2, 0.001);
+    op(&s, PYTHREAD__OP__OP_ACQUIRE, 1, -1);
+    op(&s, PYTHREAD__OP__OP_DEADLOCKS, 0, -1);
+    {
+        Pythread__Request r = req(PYTHREAD__OP__OP_SHOW, 0);
+        r.has_name = 1;
+        r.name.data = (uint8_t *)"seed.dl";
+        r.name.len = 7;
+        put(&s, &r);
+    }
+    op(&s, PYTHREAD__OP__OP_STATUS, 0, -1);
+    save(argv[1], "deadlock", &s);
     /* Broken: no hello; a bad version; a frame over the limit; a bad name. */
     memset(&s, 0, sizeof s);
     open_obj(&s, "seed.nohello", PT_KIND_LOCK, 0, 0);

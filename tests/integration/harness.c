@@ -215,8 +215,8 @@ _Noreturn void harness_child_fail(const char *file, int line, const char *expr, 
                                   long long b)
 {
     fprintf(stderr, "[pid %d] %s:%d: check failed: %s (got %lld%s%s, want %lld); last error: %s\n",
-            (int)getpid(), file, line, expr, a, a < 0 && a >= -17 ? " " : "",
-            a < 0 && a >= -17 ? pt_err_name((int)a) : "", b, pt_last_error_message());
+            (int)getpid(), file, line, expr, a, a < 0 && a >= PT_EDEADLK ? " " : "",
+            a < 0 && a >= PT_EDEADLK ? pt_err_name((int)a) : "", b, pt_last_error_message());
     _exit(2);
 }
 

@@ -50,11 +50,52 @@ static void check_lock(const pt_obj *obj)
     TAILQ_FOREACH(w, &obj->queue.head, qlink)
     {
         assert_true(w->kind == PT_WK_LOCK || w->kind == PT_WK_REACQUIRE);
+        assert_true(w->indexed);
         if (w->kind == PT_WK_REACQUIRE) {
             assert_int_equal(w->deadline, PT_DEADLINE_NONE);
             assert_true(w->depth >= 1);
         }
+        /* a wait in a standing deadlock waits for a lock of it */
+        if (w->in_cycle)
+            assert_non_null(obj->u.lock.cycle);
     }
+    /* a lock in a standing deadlock is held, and its head heads itself */
+    if (obj->u.lock.cycle != NULL) {
+        const pt_obj *head = obj->u.lock.cycle;
+
+        assert_true(obj->u.lock.depth > 0);
+        assert_ptr_equal(head->u.lock.cycle, head);
+        assert_true(head->u.lock.cycle_id > 0);
+        assert_true(head->u.lock.cycle_n > 0);
+        assert_true(head->u.lock.cycle_first->in_cycle);
+    }
+}
+
+/* Every parked Lock/RLock wait is in the index of lock waits, once, in its
+ * owner's bucket; standing deadlocks are counted. */
+static void check_deadlocks(const pt_core *c)
+{
+    const pt_obj *obj;
+    uint64_t waits = 0, heads = 0, indexed = 0;
+
+    TAILQ_FOREACH(obj, &c->objects, all_link)
+    {
+        if (obj->kind != PT_KIND_LOCK && obj->kind != PT_KIND_RLOCK)
+            continue;
+        waits += obj->queue.len;
+        heads += obj->u.lock.cycle == obj;
+    }
+    for (size_t i = 0; i <= c->waits.mask; i++) {
+        for (const pt_waiter *w = c->waits.b[i]; w != NULL; w = w->idx_next) {
+            assert_true(w->indexed);
+            assert_true(w->kind == PT_WK_LOCK || w->kind == PT_WK_REACQUIRE);
+            indexed++;
+        }
+    }
+    assert_int_equal(indexed, c->waits.count);
+    assert_int_equal(waits, c->waits.count);
+    assert_int_equal(heads, c->nstanding);
+    assert_true(c->nstanding <= c->ndeadlocks);
 }
 
 static void check_sem(const pt_obj *obj)
@@ -266,4 +307,5 @@ void th_check(void)
     assert_int_equal(named, c->nobjects);
     assert_int_equal(in_map, c->map.count);
     check_heap(c);
+    check_deadlocks(c);
 }

@@ -275,9 +275,24 @@ static void script(void)
 /* Everything inspection tells of a core, as text. */
 static void party_say(void *ctx, const pt_core_party *p)
 {
-    say(ctx, "  role %d s%llu th%llu n%llu since %llu\n", p->role,
+    say(ctx, "  role %d s%llu th%llu n%llu since %llu%s\n", p->role,
         (unsigned long long)pt_core_session_id(p->session), (unsigned long long)p->thread,
-        (unsigned long long)p->count, (unsigned long long)p->since);
+        (unsigned long long)p->count, (unsigned long long)p->since,
+        p->deadlock ? " in deadlock" : "");
+}
+
+/* A standing deadlock: its number, when, and who waits for what. */
+static void cycle_say(void *ctx, const pt_core_cycle *cy)
+{
+    say(ctx, "deadlock %llu at %llu n%zu:", (unsigned long long)cy->id,
+        (unsigned long long)cy->found, cy->n);
+    for (size_t i = 0; i < cy->shown; i++)
+        say(ctx, " s%llu/th%llu/#%llu->%.*s%s",
+            (unsigned long long)pt_core_session_id(cy->members[i].session),
+            (unsigned long long)cy->members[i].thread, (unsigned long long)cy->members[i].request,
+            (int)cy->members[i].waits_len, cy->members[i].waits,
+            cy->members[i].reacquire ? "[r]" : "");
+    say(ctx, "\n");
 }
 
 static int object_say(void *ctx, const pt_core_object_detail *d)
@@ -289,6 +304,8 @@ static int object_say(void *ctx, const pt_core_object_detail *d)
     say(t, "%.*s kind %d tr%d ul%d refs %u serial %llu waiters %u owned %d\n",
         (int)d->info.name_len, d->info.name, d->info.kind, d->info.transient, d->info.unlinked,
         d->info.refs, (unsigned long long)d->serial, d->waiters, d->owned);
+    if (d->deadlock != 0)
+        say(t, "  in deadlock %llu\n", (unsigned long long)d->deadlock);
     say(t, "  locked %d v %lld init %lld set %d parties %u waiting %u broken %d token %llu\n",
         st->locked, (long long)st->value, (long long)st->initial, st->is_set, st->parties,
         st->n_waiting, st->broken, (unsigned long long)st->token);
@@ -302,13 +319,16 @@ static int object_say(void *ctx, const pt_core_object_detail *d)
 static void core_say(pt_core *core, text *t, uint64_t now)
 {
     static const char *names[] = {"lock",   "rlock", "cond", "sem", "bsem", "barrier",
-                                  "broken", "hl",    "wl",   "rl",  "vs"};
+                                  "broken", "hl",    "wl",   "rl",  "vs",   "da",
+                                  "db",     "dc",    "dd",   "dx",  "cv"};
     pt_core_stats st;
 
     pt_core_get_stats(core, &st);
-    say(t, "objects %llu sessions %llu waiters %llu handles %llu\n", (unsigned long long)st.objects,
-        (unsigned long long)st.sessions, (unsigned long long)st.waiters,
-        (unsigned long long)st.handles);
+    say(t, "objects %llu sessions %llu waiters %llu handles %llu deadlocks %llu standing %llu\n",
+        (unsigned long long)st.objects, (unsigned long long)st.sessions,
+        (unsigned long long)st.waiters, (unsigned long long)st.handles,
+        (unsigned long long)st.deadlocks, (unsigned long long)st.deadlocks_standing);
+    assert_int_equal(pt_core_deadlocks_each(core, cycle_say, t), 0);
     pt_core_inspect_objects(core, NULL, 0, now, object_say, t);
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         pt_core_object_detail d;
@@ -863,6 +883,93 @@ static void test_restart_with_many_reclaims_replays(void **state)
     pt_core_free(copy);
 }
 
+/* An acquire (or with wait, a Condition wait) by thread th that fails if
+ * the deadlock it closes is one (fail), with a timeout; its request id in
+ * *id. */
+static void call_dl(int si, Pythread__Op o, uint32_t h, uint64_t th, double timeout, int fail,
+                    uint64_t *id)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+
+    req.op = o;
+    req.has_handle = req.has_thread = req.has_timeout = req.has_fail_deadlock = 1;
+    req.handle = h;
+    req.thread = th;
+    req.timeout = timeout;
+    req.fail_deadlock = fail != 0;
+    req_send(si, &req);
+    *id = W.id;
+}
+
+static void acquire_dl(int si, uint32_t h, uint64_t th, double timeout, int fail, uint64_t *id)
+{
+    call_dl(si, PYTHREAD__OP__OP_ACQUIRE, h, th, timeout, fail, id);
+}
+
+/*
+ * Deadlocks are state like any other: a timed cycle never reported, then
+ * the same cycle without the timeout standing until a session's end breaks
+ * it; one through a Condition's re-acquire left standing; one failed (a
+ * thread acquiring a Lock it holds); chains into a standing cycle that
+ * report nothing. Every snapshot point gives the writer's answers and
+ * state, the standing deadlock and the counts included.
+ */
+static void test_snapshot_of_deadlocks(void **state)
+{
+    enum { DA = 1, DB, DC, CV, DD, DX };
+    heard_answer a;
+    uint64_t id, timed, failed;
+    pt_journal_replayed out;
+    pt_core *copy;
+
+    (void)state;
+    for (int i = 0; i < 4; i++)
+        session_new(i, 400 + i);
+    for (int i = 0; i < 4; i++) {
+        op_open(i, "da", PT_KIND_LOCK, 1, 0, 0);
+        op_open(i, "db", PT_KIND_RLOCK, 1, 0, 0);
+        op_open(i, "dc", PT_KIND_LOCK, 1, 0, 0);
+        op_open(i, "cv", PT_KIND_CONDITION, 1, 0, DC);
+        op_open(i, "dd", PT_KIND_LOCK, 1, 0, 0);
+        op_open(i, "dx", PT_KIND_LOCK, 1, 0, 0);
+    }
+    W.now = PT_NS_PER_SEC;
+    acquire_dl(0, DA, 10, -1, 0, &id); /* s0 holds da, s1 db twice */
+    acquire_dl(1, DB, 11, -1, 0, &id);
+    acquire_dl(1, DB, 11, -1, 0, &id);
+    acquire_dl(0, DB, 10, 3.0, 1, &timed); /* s0 -> s1, timed */
+    acquire_dl(1, DA, 11, -1, 1, &id);     /* s1 -> s0: a timed cycle is none */
+    assert_int_equal(answer_in(&W.said, id, &a), 0);
+    W.now = 4 * PT_NS_PER_SEC;
+    pt_journal_expire(W.j, W.core, W.now);
+    published();
+    assert_int_equal(answer_in(&W.said, timed, &a), 1);
+    acquire_dl(0, DB, 10, -1, 0, &id); /* now it is one: standing */
+    acquire_dl(2, DD, 12, -1, 0, &id); /* s2 holds dd, and dc through cv, and waits */
+    acquire_dl(2, CV, 12, -1, 0, &id);
+    call_dl(2, PYTHREAD__OP__OP_COND_WAIT, CV, 12, -1, 0, &id);
+    acquire_dl(3, DC, 13, -1, 0, &id); /* s3 holds dc and waits for dd */
+    acquire_dl(3, DD, 13, -1, 1, &id);
+    acquire_dl(2, DA, 14, -1, 1, &id); /* into the standing cycle: none */
+    W.now = 5 * PT_NS_PER_SEC;
+    call_dl(3, PYTHREAD__OP__OP_NOTIFY, CV, 1, -1, 0, &id); /* dc is locked: s2/12 re-acquires */
+    acquire_dl(3, DX, 20, -1, 0, &id);
+    acquire_dl(3, DX, 20, -1, 1, &failed); /* a Lock it holds */
+    assert_int_equal(answer_in(&W.said, failed, &a), 1);
+    W.now = 6 * PT_NS_PER_SEC;
+    pt_journal_session_end(W.j, W.core, W.s[1], W.now); /* breaks the first */
+    W.s[1] = NULL;
+    published();
+    assert_int_equal(pt_journal_lost(W.j), 0);
+    copy = replay_same(&out);
+    pt_core_free(copy);
+    if (getenv("PT_JOURNAL_SHOW"))
+        print_message("%s", orig_state.buf);
+    assert_non_null(strstr(orig_state.buf, "deadlocks 3 standing 1\n"));
+    assert_non_null(strstr(orig_state.buf, "deadlock 2 at 5000000000 n2: s3/th12/"));
+    assert_true(snapshots_hold_at_every_point() > 30);
+}
+
 /* After a restart (every session ended) the state is its objects: a
  * snapshot of it, replayed into a fresh core, is the same state as the
  * whole journal replayed, and so is the snapshot followed by what the
@@ -1047,6 +1154,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replay_rebuilds_every_kind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_after_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_of_a_running_action, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_of_deadlocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_keeps_sessions_and_reclaims, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_with_many_reclaims_replays, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_after_script_replays_at_each_point, setup,

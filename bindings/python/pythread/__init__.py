@@ -16,15 +16,22 @@ environment, for the whole process) sends every one to it. name=None makes a fre
 its last handle, so pythread.Lock() is a drop-in threading.Lock(). A named
 object lives until unlink(name) unless created with transient=True.
 
+Lock, RLock and Condition take deadlock=None too: a wait through them that
+would close a cycle of lock waits (each owner waiting for a lock the next
+one holds, none with a timeout) raises DeadlockError, a RuntimeError, with
+deadlock="fail"; with "report" it waits on, as threading's would, and the
+daemon reports the deadlock (pythreadctl deadlocks, its log). None takes
+the Client's choice, connect(deadlock=...) or PYTHREAD_DEADLOCK=fail.
+
 The library is found through $PYTHREAD_LIBRARY, then the source tree's
 build/ directory, then the installed libpythread.so.0; the daemon through
 $PYTHREAD_SOCKET or the per-user default, or connect(socket).
 """
 
 from ._sync import (TIMEOUT_MAX, Barrier, BoundedSemaphore, BrokenBarrierError, Client,
-                    Condition, Event, Lock, RLock, Semaphore, connect, unlink)
+                    Condition, DeadlockError, Event, Lock, RLock, Semaphore, connect, unlink)
 
 __all__ = ["Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore", "Event", "Barrier",
-           "BrokenBarrierError", "TIMEOUT_MAX", "connect", "unlink", "Client"]
+           "BrokenBarrierError", "DeadlockError", "TIMEOUT_MAX", "connect", "unlink", "Client"]
 
 __version__ = "0.1.0"

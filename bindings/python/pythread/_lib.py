@@ -108,6 +108,7 @@ class InspectObject(ctypes.Structure):
         ("longest_hold", ctypes.c_double),
         ("hidden", ctypes.c_int),
         ("restart", ctypes.c_int),  # pt_restart_mark
+        ("deadlock", ctypes.c_uint64),
     ]
 
 
@@ -121,6 +122,10 @@ class InspectParty(ctypes.Structure):
         ("seconds", ctypes.c_double),
         ("count", ctypes.c_uint64),
         ("what", ctypes.c_char * 16),
+        ("deadlock", ctypes.c_uint64),
+        ("waits", ctypes.c_char * _TEXT_MAX),
+        ("waits_kind", ctypes.c_int),
+        ("waits_owner", ctypes.c_int),
     ]
 
 
@@ -187,6 +192,7 @@ _PROTOTYPES = {
     "pt_barrier_broken": (_i, [_p]),
     "pt_barrier_close": (_i, [_p]),
     "pt_client_session_id": (ctypes.c_uint64, [_p]),
+    "pt_client_set_deadlock": (_i, [_p, _i]),
     "pt_inspect_show": (_i, [_p, _s, _detail_pp]),
     "pt_inspect_detail_free": (None, [ctypes.POINTER(InspectDetail)]),
 }
@@ -204,6 +210,17 @@ PT_EEXIST = -6
 PT_OPEN_EXCL = 1 << 0
 PT_OPEN_TRANSIENT = 1 << 2
 PT_OPEN_NOFAST = 1 << 5
+PT_OPEN_DEADLOCK_FAIL = 1 << 6
+PT_DEADLOCK_REPORT = 0
+PT_DEADLOCK_FAIL = 1
+
+
+class DeadlockError(RuntimeError):
+    """A wait would have closed a cycle of lock waits (a deadlock) and its
+    caller asked to fail rather than wait for ever (deadlock="fail"). The
+    message names every owner in the cycle and what it holds and waits for.
+    A RuntimeError, as CPython's own deadlock avoidance ("cannot join
+    current thread") raises one."""
 
 # Exception classes by the names pt_err_exception gives; BrokenBarrierError is
 # threading's own class so existing except clauses catch ours.
@@ -220,6 +237,7 @@ _EXCEPTIONS = {
     "ConnectionError": ConnectionError,
     "MemoryError": MemoryError,
     "SystemError": SystemError,
+    "DeadlockError": DeadlockError,
 }
 
 

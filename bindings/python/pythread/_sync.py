@@ -22,9 +22,10 @@ from . import _lib
 from ._lib import check, lib
 
 __all__ = ["Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore", "Event", "Barrier",
-           "BrokenBarrierError", "TIMEOUT_MAX", "connect", "unlink"]
+           "BrokenBarrierError", "DeadlockError", "TIMEOUT_MAX", "connect", "unlink"]
 
 BrokenBarrierError = threading.BrokenBarrierError
+DeadlockError = _lib.DeadlockError
 TIMEOUT_MAX = _lib.PT_TIMEOUT_MAX
 _FOREVER = _lib.PT_FOREVER
 _UINT32_MAX = 0xFFFFFFFF
@@ -49,13 +50,16 @@ class Client:
     # process that ends drops its session anyway.
     _open_handles = 0
 
-    def __init__(self, socket=None):
+    def __init__(self, socket=None, *, deadlock=None):
         # Re-entrant: a finalizer may run while this thread holds it.
         self._count_mu = threading.RLock()
         handle = ctypes.c_void_p()
         path = None if socket is None else _path_bytes(socket)
+        policy = _deadlock_policy(deadlock)
         check(lib.pt_client_open(ctypes.byref(handle), path))
         self._h = handle.value
+        if policy is not None:
+            check(lib.pt_client_set_deadlock(self._h, policy))
         if path is None:
             buf = ctypes.create_string_buffer(4096)
             n = lib.pt_default_socket_path(buf, len(buf))
@@ -83,13 +87,15 @@ def _path_bytes(path):
     return b
 
 
-def connect(socket=None):
+def connect(socket=None, *, deadlock=None):
     """Connect to the daemon listening on socket (None: the default path,
     $PYTHREAD_SOCKET or the per-user socket) and make it the daemon every
     object created from now on lives in. Objects created before keep theirs.
-    Returns the Client."""
+    deadlock="fail" makes every Lock, RLock and Condition wait through it
+    that would close a deadlock raise DeadlockError; "report" (the default,
+    unless PYTHREAD_DEADLOCK=fail) lets it wait on. Returns the Client."""
     global _client
-    c = Client(socket)
+    c = Client(socket, deadlock=deadlock)
     with _client_mu:
         _client = c
     return c
@@ -176,6 +182,27 @@ def _flags(name, transient):
     return _lib.PT_OPEN_TRANSIENT if transient else 0
 
 
+_DEADLOCK_POLICIES = {"report": _lib.PT_DEADLOCK_REPORT, "fail": _lib.PT_DEADLOCK_FAIL}
+
+
+def _deadlock_policy(deadlock):
+    """deadlock= as the library's policy: None keeps the default."""
+    if deadlock is None:
+        return None
+    try:
+        return _DEADLOCK_POLICIES[deadlock]
+    except (KeyError, TypeError):
+        raise ValueError(f"pythread: deadlock={deadlock!r}: pass \"fail\" (a wait that would "
+                         "close a deadlock raises DeadlockError), \"report\" (it waits on) or "
+                         "None (the Client's choice)") from None
+
+
+def _deadlock_flags(deadlock):
+    """An object's deadlock=: "fail" asks it of every wait through the
+    handle; "report" and None leave it to the Client."""
+    return _lib.PT_OPEN_DEADLOCK_FAIL if _deadlock_policy(deadlock) == _lib.PT_DEADLOCK_FAIL else 0
+
+
 def _mode(mode):
     mode = operator.index(mode)
     if mode < 0 or mode > 0o7777:
@@ -193,12 +220,16 @@ class _Handle:
     _h = None
     _name = None
 
-    def _open(self, fn, name, mode, transient, *before, client=None, after=(), fast_path=True):
+    def _open(self, fn, name, mode, transient, *before, client=None, after=(), fast_path=True,
+              deadlock=None):
         """Call pt_<kind>_open(client, name, *before, flags, mode, out).
         fast_path=False keeps this handle's operations off the shared word
-        (PT_OPEN_NOFAST): every one goes to the daemon."""
+        (PT_OPEN_NOFAST): every one goes to the daemon. deadlock="fail":
+        a wait through it that would close a deadlock raises DeadlockError
+        (PT_OPEN_DEADLOCK_FAIL)."""
+        flags = (_flags(name, transient) | (0 if fast_path else _lib.PT_OPEN_NOFAST) |
+                 _deadlock_flags(deadlock))
         client = client or _get_client()
-        flags = _flags(name, transient) | (0 if fast_path else _lib.PT_OPEN_NOFAST)
         mode = _mode(mode)
         out = ctypes.c_void_p()
         if name is not None:
@@ -307,8 +338,9 @@ class Lock(_Handle):
 
     _close_fn = "pt_lock_close"
 
-    def __init__(self, *, name=None, mode=0o600, transient=None, fast_path=True):
-        self._open(lib.pt_lock_open, name, mode, transient, fast_path=fast_path)
+    def __init__(self, *, name=None, mode=0o600, transient=None, fast_path=True, deadlock=None):
+        self._open(lib.pt_lock_open, name, mode, transient, fast_path=fast_path,
+                   deadlock=deadlock)
 
     def _as_object(self):
         return lib.pt_lock_as_object(self._h)
@@ -368,8 +400,9 @@ class RLock(_Handle):
 
     _close_fn = "pt_rlock_close"
 
-    def __init__(self, *, name=None, mode=0o600, transient=None, fast_path=True):
-        self._open(lib.pt_rlock_open, name, mode, transient, fast_path=fast_path)
+    def __init__(self, *, name=None, mode=0o600, transient=None, fast_path=True, deadlock=None):
+        self._open(lib.pt_rlock_open, name, mode, transient, fast_path=fast_path,
+                   deadlock=deadlock)
         if name is None:
             self._counts = _Counts()
         else:
@@ -468,14 +501,15 @@ class Condition(_Handle):
             cls = _LocalCondition
         return super().__new__(cls)
 
-    def __init__(self, lock=None, *, name=None, mode=0o600, transient=None):
+    def __init__(self, lock=None, *, name=None, mode=0o600, transient=None, deadlock=None):
         if lock is not None and lock._h is None:
             raise ValueError(f"pythread: Condition: its {type(lock).__name__} "
                              f"{lock.name or '(anonymous)'} is closed; pass an open one")
         self._lock = lock
         client = lock._client if lock is not None else None
         lock_obj = lock._as_object() if lock is not None else None
-        self._open(lib.pt_condition_open, name, mode, transient, lock_obj, client=client)
+        self._open(lib.pt_condition_open, name, mode, transient, lock_obj, client=client,
+                   deadlock=deadlock)
         if lock is not None:
             # The daemon holds the lock for us; the Python object must
             # outlive the condition's use of it, as threading's does.
@@ -605,7 +639,7 @@ class _LocalCondition(Condition):
 
     _close_fn = None
 
-    def __init__(self, lock=None, *, name=None, mode=0o600, transient=None):
+    def __init__(self, lock=None, *, name=None, mode=0o600, transient=None, deadlock=None):
         if name is not None:
             raise TypeError(f"pythread: Condition {name!r}: its lock is a "
                             f"{type(lock).__name__}, which other processes cannot see; pass a "

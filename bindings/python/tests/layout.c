@@ -41,6 +41,7 @@ static void object_layout(void)
     FIELD(pt_inspect_object, longest_hold);
     FIELD(pt_inspect_object, hidden);
     FIELD(pt_inspect_object, restart);
+    FIELD(pt_inspect_object, deadlock);
     printf("}");
 }
 
@@ -55,6 +56,10 @@ static void party_layout(void)
     FIELD(pt_inspect_party, seconds);
     FIELD(pt_inspect_party, count);
     FIELD(pt_inspect_party, what);
+    FIELD(pt_inspect_party, deadlock);
+    FIELD(pt_inspect_party, waits);
+    FIELD(pt_inspect_party, waits_kind);
+    FIELD(pt_inspect_party, waits_owner);
     printf("}");
 }
 

@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 import unittest
@@ -306,6 +307,171 @@ class BindingTests(unittest.TestCase):
             self.assertTrue(c._is_owned())
             c.notify(-1)  # wakes nobody, as in threading
         self.assertFalse(lock.locked())
+
+
+def waiters(obj, n):
+    """Polls until obj has n calls parked in the daemon (every process)."""
+    return poll(lambda: len(obj._inspect().waiters), n)
+
+
+class DeadlockTests(unittest.TestCase):
+    """Owners are (session, thread): two threads of this process deadlock
+    as two processes would. deadlock="fail" makes the wait that closes the
+    cycle raise DeadlockError; the other wait goes on."""
+
+    def test_deadlock_error_is_a_runtime_error(self):
+        self.assertTrue(issubclass(pythread.DeadlockError, RuntimeError))
+        self.assertIn("DeadlockError", pythread.__all__)
+
+    def test_policy_words_checked(self):
+        for bad in ("Fail", "", 1, True):
+            with self.assertRaises(ValueError):
+                pythread.Lock(deadlock=bad)
+            with self.assertRaises(ValueError):
+                pythread.Client(deadlock=bad)
+        pythread.RLock(deadlock="report").close()
+
+    def ab_ba(self, closing_lock):
+        """A thread holds a and waits for b; this thread holds b and waits
+        for a through closing_lock(name of a): what that wait did, and
+        whether the thread got a once this thread let b go."""
+        na, nb = unique("dl.a"), unique("dl.b")
+        a, b = pythread.Lock(name=na, transient=True), pythread.RLock(name=nb, transient=True)
+        a_held, b_held, got = threading.Event(), threading.Event(), []
+
+        def other():
+            with a:
+                a_held.set()
+                b_held.wait(DEADLINE)
+                got.append(b.acquire())
+                b.release()
+        t = threading.Thread(target=other)
+        t.start()
+        self.assertTrue(a_held.wait(DEADLINE))
+        b.acquire()
+        b_held.set()
+        self.assertEqual(waiters(b, 1), 1)
+        closing = closing_lock(na)
+        try:
+            result = closing.acquire()
+        except pythread.DeadlockError as exc:
+            result = exc
+        finally:
+            b.release()
+        t.join(DEADLINE)
+        self.assertEqual(got, [True])
+        return result, na, nb
+
+    def test_fail_policy_of_an_object(self):
+        exc, na, nb = self.ab_ba(lambda name: pythread.Lock(name=name, deadlock="fail"))
+        self.assertIsInstance(exc, pythread.DeadlockError)
+        self.assertIsInstance(exc, RuntimeError)
+        self.assertIn(f"Lock '{na}': acquire: deadlock", str(exc))
+        self.assertIn(f"holds RLock '{nb}' and waits for Lock '{na}'", str(exc))
+
+    def test_report_waits_on(self):
+        # By default both waits go on, as threading's would; releasing the
+        # plain Lock a from a third thread (any may) breaks the cycle.
+        a = pythread.Lock(name=unique("dl.ra"), transient=True)
+        b = pythread.Lock(name=unique("dl.rb"), transient=True)
+        a_held, b_held, got = threading.Event(), threading.Event(), []
+
+        def t_run():
+            a.acquire()
+            a_held.set()
+            b_held.wait(DEADLINE)
+            got.append(("t", b.acquire()))
+            b.release()
+
+        def u_run():
+            a_held.wait(DEADLINE)
+            b.acquire()
+            b_held.set()
+            got.append(("u", a.acquire()))
+            a.release()
+            b.release()
+        threads = [threading.Thread(target=t_run), threading.Thread(target=u_run)]
+        for t in threads:
+            t.start()
+        self.assertEqual(waiters(a, 1), 1)
+        self.assertEqual(waiters(b, 1), 1)
+        self.assertEqual(got, [])
+        a.release()
+        for t in threads:
+            t.join(DEADLINE)
+        self.assertEqual(sorted(got), [("t", True), ("u", True)])
+
+    def test_condition_wait_taking_its_lock_back(self):
+        # t holds m and waits on cv; u takes cv's lock l and waits for m; a
+        # notify moves t to take l back from u: the cycle t -> u -> t is
+        # closed by t's re-acquire, which fails, without the lock.
+        l = pythread.Lock(name=unique("dl.l"), transient=True)
+        m = pythread.Lock(name=unique("dl.m"), transient=True)
+        cv = pythread.Condition(l, name=unique("dl.cv"), transient=True, deadlock="fail")
+        out, waiting, u_holds = [], threading.Event(), threading.Event()
+
+        def t_run():
+            m.acquire()
+            cv.acquire()
+            waiting.set()
+            try:
+                out.append(cv.wait())
+            except pythread.DeadlockError as exc:
+                out.append(exc)
+            m.release()
+
+        def u_run():
+            l.acquire()
+            u_holds.set()
+            m.acquire()
+            m.release()
+            l.release()
+        t = threading.Thread(target=t_run)
+        t.start()
+        self.assertTrue(waiting.wait(DEADLINE))
+        self.assertEqual(poll(lambda: sum(p.what == "wait" for p in cv._inspect().waiters), 1),
+                         1)
+        u = threading.Thread(target=u_run)
+        u.start()
+        self.assertTrue(u_holds.wait(DEADLINE))
+        self.assertEqual(waiters(m, 1), 1)
+        cv.notify()  # l is locked (by u): a Lock's condition may be notified
+        t.join(DEADLINE)
+        u.join(DEADLINE)
+        self.assertEqual(len(out), 1)
+        self.assertIsInstance(out[0], pythread.DeadlockError)
+        self.assertIn("Condition", str(out[0]))
+        self.assertFalse(l.locked())
+
+    def test_client_policy_from_the_environment(self):
+        # PYTHREAD_DEADLOCK=fail: every wait of the process's client fails
+        # the deadlock it closes; a word it does not know is refused.
+        code = (
+            "import threading, pythread\n"
+            "a, b = pythread.Lock(name='%s'), pythread.Lock(name='%s')\n"
+            "a_held, b_held = threading.Event(), threading.Event()\n"
+            "def other():\n"
+            "    with a:\n"
+            "        a_held.set(); b_held.wait(); b.acquire(); b.release()\n"
+            "t = threading.Thread(target=other); t.start(); a_held.wait()\n"
+            "b.acquire(); b_held.set()\n"
+            "import time\n"
+            "while not b._inspect().waiters: time.sleep(0.005)\n"
+            "try:\n"
+            "    a.acquire(); print('acquired')\n"
+            "except pythread.DeadlockError as e:\n"
+            "    print('DeadlockError')\n"
+            "b.release(); t.join()\n" % (unique("dl.ea"), unique("dl.eb")))
+        env = dict(os.environ, PYTHREAD_DEADLOCK="fail",
+                   PYTHONPATH=os.path.dirname(os.path.dirname(pythread.__file__)))
+        r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                           text=True, timeout=DEADLINE)
+        self.assertEqual((r.returncode, r.stdout), (0, "DeadlockError\n"), r.stderr)
+        env["PYTHREAD_DEADLOCK"] = "sometimes"
+        r = subprocess.run([sys.executable, "-c", "import pythread; pythread.Lock()"], env=env,
+                           capture_output=True, text=True, timeout=DEADLINE)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("PYTHREAD_DEADLOCK=sometimes", r.stderr)
 
 
 class ReprTests(unittest.TestCase):
