@@ -7,7 +7,10 @@
  * points at each holder ("holds"), an owner at what it waits for. A
  * deadlock is a cycle through Lock and RLock holds and the waits to
  * acquire them (a Condition's re-acquire included): the strongly connected
- * components of that graph with more than one node, drawn in red. Waits on
+ * components of that graph with more than one node, drawn in red. The
+ * parties do not say whether a wait has a timeout, so a cycle a timeout
+ * will break is red too; `pythreadctl deadlocks` (the daemon's own finding)
+ * lists only those no timeout can end. Waits on
  * a Semaphore, an Event, a Condition's notify or a Barrier are drawn but
  * close no cycle: nobody in particular is waited for.
  */

@@ -57,7 +57,8 @@ const pt_cli_command pt_cli_commands[] = {
      "waited for (ellipses); an object points at its holders (\"holds\", with the\n"
      "RLock depth or permits), a thread at what it waits for (dashed, with how:\n"
      "acquire, reacquire, wait, barrier). A cycle of Lock and RLock holds and\n"
-     "acquires is a deadlock: its nodes and edges are red. Waits on semaphores,\n"
+     "acquires is red: a deadlock, or one a timeout will break (pythreadctl\n"
+     "deadlocks lists only those no timeout can end). Waits on semaphores,\n"
      "events, a Condition's notify and barriers have no one owner to wait for and\n"
      "close no cycle. Draw it with: pythreadctl graph | dot -Tsvg > graph.svg\n"
      "With --json: {\"nodes\": [...], \"edges\": [...], \"cycles\": [[node ids]]}.\n"},
