@@ -176,9 +176,10 @@ const size_t pt_cli_ncommands = sizeof(pt_cli_commands) / sizeof(pt_cli_commands
 static const char common_help[] =
     "Common options (before or after the command):\n"
     "  -s, --socket PATH  the daemon's socket (default: $PYTHREAD_SOCKET, else\n"
-    "                     /run/pythread/pythreadd.sock for root, else\n"
-    "                     $XDG_RUNTIME_DIR/pythread/pythreadd.sock, else\n"
-    "                     /tmp/pythread-UID/pythreadd.sock)\n"
+    "                     /run/pythread/pythreadd.sock for root; for other users\n"
+    "                     their own $XDG_RUNTIME_DIR/pythread/pythreadd.sock (or\n"
+    "                     /tmp/pythread-UID/pythreadd.sock) if a daemon listens\n"
+    "                     there, else the system's /run/pythread/pythreadd.sock)\n"
     "  -j, --json         one JSON document on stdout (inspection commands)\n"
     "      --no-legend    no header line or summary in tables\n"
     "  -h, --help         this help\n";

@@ -930,6 +930,50 @@ static int client_connect(pt_client *c)
     return r < 0 ? r : pt__client_open_on(c, fd, NULL);
 }
 
+/* Nothing listens at the socket: none there (nor its directory), or one
+ * nobody serves. Only then does a client on the rule try the next path; a
+ * socket it does not trust, or any other failure, is told as it is, so that
+ * a personal daemon gone wrong is not hidden behind the system one. */
+static int nobody_listens(int err)
+{
+    return err == ENOENT || err == ECONNREFUSED;
+}
+
+/* Neither the user's own socket (first) nor the system one answered. */
+static int rule_error(const char *first, const char *second)
+{
+    return pt__error(PT_ECONNECT,
+                     "cannot reach pythreadd: nothing listens at %s (your own daemon's socket) "
+                     "nor at %s (the system daemon's); start the system daemon (systemctl start "
+                     "pythreadd.socket) or your own (pythreadd), or set PYTHREAD_SOCKET to the "
+                     "socket of a running one",
+                     first, second);
+}
+
+/*
+ * Open the first session of a client given no path: the rule's paths in
+ * order (pt_default_socket_paths), so that a user with a daemon of their own
+ * gets it and any other user the system daemon, with no setting. The one
+ * reached is c->path from then on: the session's objects live there.
+ */
+static int client_connect_rule(pt_client *c)
+{
+    char first[sizeof(c->path)], next[sizeof(c->path)];
+    int fd, err, r;
+
+    r = pt__client_dial(c, &fd, &err);
+    if (r == 0)
+        return pt__client_open_on(c, fd, NULL);
+    if (!nobody_listens(err) || pt_default_socket_paths(1, next, sizeof(next)) <= 0)
+        return r;
+    memcpy(first, c->path, sizeof(first));
+    memcpy(c->path, next, sizeof(c->path));
+    r = pt__client_dial(c, &fd, &err);
+    if (r == 0)
+        return pt__client_open_on(c, fd, NULL);
+    return nobody_listens(err) ? rule_error(first, next) : r;
+}
+
 /* ------------------------------------------------------------------ */
 /* Fork                                                                */
 /* ------------------------------------------------------------------ */
@@ -1308,7 +1352,7 @@ int pt_client_open(pt_client **out, const char *path)
         r = client_set_path(c, path);
     if (r == 0) {
         pthread_mutex_lock(&c->mu);
-        r = client_connect(c);
+        r = path ? client_connect(c) : client_connect_rule(c);
         pthread_mutex_unlock(&c->mu);
     }
     if (r < 0) {
@@ -1317,6 +1361,15 @@ int pt_client_open(pt_client **out, const char *path)
     }
     *out = c;
     return 0;
+}
+
+const char *pt_client_socket_path(pt_client *c)
+{
+    if (!c) {
+        pt__null_handle("pt_client_socket_path");
+        return NULL;
+    }
+    return c->path;
 }
 
 /*

@@ -136,15 +136,24 @@ enum {
 typedef struct pt_client pt_client;
 
 /*
- * Path of the daemon's socket: $PYTHREAD_SOCKET if set, else
- * /run/pythread/pythreadd.sock for root, else
- * $XDG_RUNTIME_DIR/pythread/pythreadd.sock, else /tmp/pythread-UID/pythreadd.sock.
- * Writes at most len bytes including the NUL; returns the length or PT_EINVAL.
+ * Where a client with no path of its own looks for the daemon, in order:
+ * $PYTHREAD_SOCKET alone if set; else /run/pythread/pythreadd.sock alone for
+ * root; else the user's own daemon at $XDG_RUNTIME_DIR/pythread/pythreadd.sock
+ * (/tmp/pythread-UID/pythreadd.sock without XDG_RUNTIME_DIR), then the system
+ * daemon at /run/pythread/pythreadd.sock. pt_default_socket_paths writes the
+ * i-th (from 0) and returns its length, 0 past the last, PT_EINVAL when it
+ * does not fit in len bytes with its NUL. pt_default_socket_path is the first,
+ * where pythreadd with no --socket listens.
  */
+PT_EXTERN int pt_default_socket_paths(int i, char *buf, size_t len);
 PT_EXTERN int pt_default_socket_path(char *buf, size_t len);
 
-/* Connect to the daemon at path (NULL: pt_default_socket_path). */
+/* Connect to the daemon at path. NULL: the pt_default_socket_paths in
+ * order, passing on to the next only when nothing listens at one (no socket,
+ * or the connection refused); the one reached stays the client's daemon. */
 PT_EXTERN int pt_client_open(pt_client **out, const char *path);
+/* The socket the client's daemon listens on; valid until pt_client_close. */
+PT_EXTERN const char *pt_client_socket_path(pt_client *client);
 /* Close the session: the daemon gives back everything it held. Every object
  * opened through the client must be closed first or is closed here. */
 PT_EXTERN void pt_client_close(pt_client *client);

@@ -17,21 +17,46 @@
 /* Longest getpwnam_r buffer tried (NSS entries can be large). */
 #define PW_BUF_MAX (1u << 20)
 
-/* The rule, with or without $PYTHREAD_SOCKET. */
-static int rule_path(char *buf, size_t len, int use_env)
+/* Where the system daemon (pythreadd.socket) listens. $PYTHREAD_SYSTEM_SOCKET
+ * moves it for tests, which cannot take over the real one; it gives no one
+ * more than PYTHREAD_SOCKET already does, and the peer checks still apply. */
+static const char *system_path(void)
+{
+    const char *env = getenv("PYTHREAD_SYSTEM_SOCKET");
+
+    return env && *env ? env : "/run/pythread/pythreadd.sock";
+}
+
+/* This user's own daemon's socket: the runtime directory, else a per-uid
+ * directory under /tmp. */
+static int user_path(char *buf, size_t len)
+{
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+
+    if (xdg && *xdg)
+        return snprintf(buf, len, "%s/pythread/pythreadd.sock", xdg);
+    return snprintf(buf, len, "/tmp/pythread-%u/pythreadd.sock", (unsigned)geteuid());
+}
+
+/*
+ * The i-th path of the rule, with or without $PYTHREAD_SOCKET: the variable
+ * alone when set (whoever sets it means that daemon and no other); else the
+ * system socket for root (root has no personal daemon); else the user's own
+ * socket, then the system one. 0 past the last.
+ */
+static int rule_path(int i, char *buf, size_t len, int use_env)
 {
     const char *env = getenv("PYTHREAD_SOCKET");
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
     int n;
 
     if (use_env && env && *env)
-        n = snprintf(buf, len, "%s", env);
+        n = i == 0 ? snprintf(buf, len, "%s", env) : 0;
     else if (geteuid() == 0)
-        n = snprintf(buf, len, "/run/pythread/pythreadd.sock");
-    else if (xdg && *xdg)
-        n = snprintf(buf, len, "%s/pythread/pythreadd.sock", xdg);
+        n = i == 0 ? snprintf(buf, len, "%s", system_path()) : 0;
+    else if (i == 0)
+        n = user_path(buf, len);
     else
-        n = snprintf(buf, len, "/tmp/pythread-%u/pythreadd.sock", (unsigned)geteuid());
+        n = i == 1 ? snprintf(buf, len, "%s", system_path()) : 0;
     if (n < 0 || (size_t)n >= len)
         return PT_EINVAL;
     return n;
@@ -39,19 +64,32 @@ static int rule_path(char *buf, size_t len, int use_env)
 
 /*
  * The daemon and its clients find each other by the same rule, so it lives
- * in one place: $PYTHREAD_SOCKET, else the system path for root, else the
- * user's runtime directory, else a per-uid directory under /tmp.
+ * in one place. The first path is where pythreadd listens with no --socket;
+ * a client with no path of its own tries them in order (pt_client_open).
  */
-int pt_default_socket_path(char *buf, size_t len)
+int pt_default_socket_paths(int i, char *buf, size_t len)
 {
-    return rule_path(buf, len, 1);
+    if (i < 0)
+        return PT_EINVAL;
+    return rule_path(i, buf, len, 1);
 }
 
+int pt_default_socket_path(char *buf, size_t len)
+{
+    return rule_path(0, buf, len, 1);
+}
+
+/* Both the user's own socket and the system one are "default": their
+ * directories are held to the strict check whoever connects. */
 int pt_sockpath_is_default(const char *path)
 {
     char def[4096];
+    int i, n;
 
-    return rule_path(def, sizeof def, 0) > 0 && strcmp(path, def) == 0;
+    for (i = 0; (n = rule_path(i, def, sizeof def, 0)) > 0; i++)
+        if (strcmp(path, def) == 0)
+            return 1;
+    return 0;
 }
 
 /* ---- whom to trust ------------------------------------------------------- */

@@ -1,7 +1,7 @@
 /*
  * sockpath.h - where the daemon and its clients meet, and whom a client
- * trusts to be the daemon there (the rule itself: pt_default_socket_path in
- * pythread.h).
+ * trusts to be the daemon there (the rule itself: pt_default_socket_paths in
+ * pythread.h; the system socket moves with PYTHREAD_SYSTEM_SOCKET, for tests).
  *
  * A client talks only to a daemon run by root, by its own uid or by the
  * service user (PYTHREAD_SERVICE_USER, else the build's PT_SERVICE_USER,
@@ -14,8 +14,9 @@
 
 #include <stddef.h>
 
-/* 1 when path is where the default rule puts this user's socket (whether
- * it came from the rule, PYTHREAD_SOCKET or an argument), else 0. */
+/* 1 when path is one the default rule gives this user, their own socket or
+ * the system one (whether it came from the rule, PYTHREAD_SOCKET or an
+ * argument), else 0. */
 int pt_sockpath_is_default(const char *path);
 
 /*

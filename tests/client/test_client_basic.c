@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -93,6 +94,69 @@ static void test_socket_path_rule(void **state)
         setenv("XDG_RUNTIME_DIR", saved_xdg, 1);
     free(saved_env);
     free(saved_xdg);
+}
+
+/* The i-th path of the rule equals want (NULL: there is none). */
+static int path_is(int i, const char *want)
+{
+    char buf[256];
+    int n = pt_default_socket_paths(i, buf, sizeof(buf));
+
+    if (!want)
+        return n == 0;
+    return n == (int)strlen(want) && strcmp(buf, want) == 0;
+}
+
+/* A user other than root: their own socket first, then the system one.
+ * Exits 0 when the rule says so (a child: the uid cannot be had back). */
+static void user_order(void)
+{
+    char own[64];
+    int ok;
+
+    if (geteuid() == 0 && setuid(65534) < 0)
+        _exit(2);
+    setenv("XDG_RUNTIME_DIR", "/run/user/1234", 1);
+    ok = path_is(0, "/run/user/1234/pythread/pythreadd.sock") && path_is(1, "/test/system.sock") &&
+         path_is(2, NULL);
+    unsetenv("XDG_RUNTIME_DIR");
+    snprintf(own, sizeof(own), "/tmp/pythread-%u/pythreadd.sock", (unsigned)geteuid());
+    ok = ok && path_is(0, own) && path_is(1, "/test/system.sock");
+    /* PYTHREAD_SOCKET means that daemon alone, for any user. */
+    setenv("PYTHREAD_SOCKET", "/somewhere/else.sock", 1);
+    ok = ok && path_is(0, "/somewhere/else.sock") && path_is(1, NULL);
+    _exit(ok ? 0 : 1);
+}
+
+/* The order of pt_default_socket_paths, with the system socket moved by
+ * PYTHREAD_SYSTEM_SOCKET (the knob for tests). */
+static void test_socket_path_order(void **state)
+{
+    char buf[8], *saved_env = getenv("PYTHREAD_SOCKET");
+    pid_t pid;
+    int st;
+
+    (void)state;
+    saved_env = saved_env ? strdup(saved_env) : NULL;
+    unsetenv("PYTHREAD_SOCKET");
+    setenv("PYTHREAD_SYSTEM_SOCKET", "/test/system.sock", 1);
+    assert_int_equal(pt_default_socket_paths(-1, buf, sizeof(buf)), PT_EINVAL);
+    assert_int_equal(pt_default_socket_paths(0, buf, sizeof(buf)), PT_EINVAL); /* too long */
+    if (geteuid() == 0) { /* root has the system daemon alone */
+        assert_true(path_is(0, "/test/system.sock"));
+        assert_true(path_is(1, NULL));
+    }
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        user_order();
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    unsetenv("PYTHREAD_SYSTEM_SOCKET");
+    if (saved_env)
+        setenv("PYTHREAD_SOCKET", saved_env, 1);
+    free(saved_env);
 }
 
 static char tmpdir[64];
@@ -276,6 +340,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_error_table),
         cmocka_unit_test(test_socket_path_rule),
+        cmocka_unit_test(test_socket_path_order),
         cmocka_unit_test(test_no_daemon_is_a_clear_error),
         cmocka_unit_test(test_stale_socket_is_refused),
         cmocka_unit_test(test_silent_socket_times_out),

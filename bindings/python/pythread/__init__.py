@@ -25,7 +25,8 @@ the Client's choice, connect(deadlock=...) or PYTHREAD_DEADLOCK=fail.
 
 The library is found through $PYTHREAD_LIBRARY, then the source tree's
 build/ directory, then the installed libpythread.so.0; the daemon through
-$PYTHREAD_SOCKET or the per-user default, or connect(socket).
+$PYTHREAD_SOCKET, else the user's own daemon if one answers, else the
+system daemon (libpythread(3)), or connect(socket).
 """
 
 from ._sync import (TIMEOUT_MAX, Barrier, BoundedSemaphore, BrokenBarrierError, Client,

@@ -150,6 +150,7 @@ _PROTOTYPES = {
     "pt_last_error_message": (_s, []),
     "pt_default_socket_path": (_i, [ctypes.c_char_p, ctypes.c_size_t]),
     "pt_client_open": (_i, [_pp, _s]),
+    "pt_client_socket_path": (_s, [_p]),
     "pt_client_close": (None, [_p]),
     "pt_unlink": (_i, [_p, _s]),
     "pt_lock_open": (_i, [_p, _s, _i, _u, _pp]),

@@ -60,10 +60,9 @@ class Client:
         self._h = handle.value
         if policy is not None:
             check(lib.pt_client_set_deadlock(self._h, policy))
-        if path is None:
-            buf = ctypes.create_string_buffer(4096)
-            n = lib.pt_default_socket_path(buf, len(buf))
-            path = buf.value if n >= 0 else b""
+        # The socket reached, which with no path of ours may be the
+        # system daemon's after the user's own (pt_default_socket_paths).
+        path = lib.pt_client_socket_path(self._h) or b""
         self.socket = path.decode("utf-8", "surrogateescape")
 
     def __repr__(self):
@@ -88,8 +87,9 @@ def _path_bytes(path):
 
 
 def connect(socket=None, *, deadlock=None):
-    """Connect to the daemon listening on socket (None: the default path,
-    $PYTHREAD_SOCKET or the per-user socket) and make it the daemon every
+    """Connect to the daemon listening on socket (None: $PYTHREAD_SOCKET if
+    set, else the user's own daemon's socket if one answers there, else the
+    system daemon's; Client.socket says which) and make it the daemon every
     object created from now on lives in. Objects created before keep theirs.
     deadlock="fail" makes every Lock, RLock and Condition wait through it
     that would close a deadlock raise DeadlockError; "report" (the default,
