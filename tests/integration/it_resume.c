@@ -1014,19 +1014,23 @@ static void *acquire_thread(void *arg)
 }
 
 /* Waits for the end of its connection while another thread waits for
- * res.lock, then for the session to be settled. The poll holds the socket
- * it watches, so the reader closing it meanwhile does no harm here. */
+ * res.lock, then for the session to be settled. It polls a duplicate of
+ * the connection's descriptor: the reader may close its own and a new
+ * connection take the same number before this thread gets to poll, and
+ * the duplicate still names the ended socket. */
 static int session_waiter(pt_client *c, int index, void *arg)
 {
     uint64_t sid = pt_client_session_id(c);
-    struct pollfd p = {.fd = pt_client_fd(c), .events = POLLRDHUP};
+    struct pollfd p = {.fd = dup(pt_client_fd(c)), .events = POLLRDHUP};
     pthread_t t;
     pt_lock *l;
 
     (void)index, (void)arg;
+    WCHECK(p.fd >= 0);
     WCHECK_EQ(pt_lock_open(c, "res.lock", 0, 0, &l), 0);
     WCHECK_EQ(pthread_create(&t, NULL, acquire_thread, l), 0);
     WCHECK_EQ(poll(&p, 1, 30000), 1);
+    close(p.fd);
     WCHECK(pt_client_session_wait(c, sid) >= 0);
     atomic_store(&sh->done, 1);
     WCHECK_EQ(pthread_join(t, NULL), 0);
