@@ -155,6 +155,9 @@ class SocketRule(unittest.TestCase):
     def test_python_binding(self):
         self.system_daemon()
         env = dict(self.env, PYTHREAD_LIBRARY=LIB, PYTHONPATH=BINDING)
+        if os.environ.get("PT_TEST_ASAN_RUNTIME"):  # a sanitizer build of the library
+            env["LD_PRELOAD"] = os.environ["PT_TEST_ASAN_RUNTIME"]
+            env["ASAN_OPTIONS"] = "detect_leaks=0"  # the interpreter keeps memory by design
         python = nobodys_python()
         if not python:
             self.skipTest("no Python interpreter that uid 65534 may run")
