@@ -53,7 +53,8 @@ static void *compact_write(void *arg)
     size_t len;
     const uint8_t *p = pt_journal_bytes(cp->snap, &len);
 
-    cp->fd = open(cp->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+    /* read and write: the loop maps it once it is the journal */
+    cp->fd = open(cp->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (cp->fd < 0 || pt__write_all(cp->fd, p, len) < 0 || fsync(cp->fd) < 0) {
         cp->err = errno;
         if (cp->fd >= 0)
@@ -164,11 +165,14 @@ static void compact_done(evutil_socket_t fd, short what, void *arg)
     pthread_join(cp->thread, NULL);
     pt_journal_bytes(cp->snap, &snap_len);
     if (swap_in(s, cp) == 0) {
+        pt__jmap_detach(s, 0);
         close(s->fd);
         s->fd = cp->fd;
         s->snap_bytes = snap_len;
         s->since = tail_len;
         s->appended = snap_len + tail_len;
+        /* on failure the next append maps it, or says why it cannot */
+        (void)pt__jmap_attach(s);
         pt_log(LOG_INFO, "pythreadd: %s rewritten as a snapshot of the state (%zu bytes)", s->path,
                snap_len);
     } else {

@@ -2,7 +2,8 @@
  * journal.c - the core's inputs recorded and given again (journal.h).
  *
  * Records are framed as on the wire: a 4-byte big-endian length, then one
- * JournalRecord. An entry's record comes before the answers of the hooks
+ * JournalRecord; a length of zero ends the journal (the file is allocated
+ * ahead of its records, journal_map.c). An entry's record comes before the answers of the hooks
  * it called, in the order it called them, so a replay gives the entry and
  * lets each hook take the next record, which must be its own kind.
  */
@@ -406,6 +407,8 @@ static record *replay_next(replay *rp)
         return NULL;
     }
     n = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+    if (n == 0)
+        return NULL; /* no record is empty (its type is required): the end */
     if (n > RECORD_MAX || rp->len - rp->pos - HEADER < n) {
         pt__replay_fail(rp, "torn record");
         return NULL;

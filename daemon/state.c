@@ -9,9 +9,12 @@
  * each append is also made durable (fdatasync) before the answers go out,
  * against a power loss.
  *
- * A journal cut short by a crash mid-append ends in a torn record: the
- * replay stops there and the file is cut back to the last whole record. A
- * second daemon on the same directory is refused (an flock on the file).
+ * The file is appended through a shared mapping (journal_map.c). A crash
+ * mid-append leaves the batch's first length zero, which ends the replay
+ * as the zeros after the last record do; a torn record (a file cut short
+ * or damaged some other way) ends it too, with a warning. The file is cut
+ * back to the last whole record. A second daemon on the same directory is
+ * refused (an flock on the file).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -87,7 +90,7 @@ static int state_file(pt_statedir *s, const char *dir)
                dir, strerror(errno));
         return -1;
     }
-    s->fd = open_logged(s->path, O_RDWR | O_CREAT | O_APPEND);
+    s->fd = open_logged(s->path, O_RDWR | O_CREAT);
     return s->fd < 0 ? -1 : 0;
 }
 
@@ -115,14 +118,16 @@ static int state_replay(pt_daemon *d, pt_statedir *s, uint64_t *entries)
                "pythreadd: %s: %s; the state is taken as of the record before it (%zu of %zu "
                "bytes) and the rest is cut off",
                s->path, err, out.used, len);
-        if (ftruncate(s->fd, (off_t)out.used) < 0) {
-            free(buf);
-            pt_log(LOG_ERR, "pythreadd: cannot cut %s: %s", s->path, strerror(errno));
-            return -1;
-        }
     }
     free(buf);
     s->appended = s->since = out.used;
+    if (pt__jmap_attach(s) < 0) {
+        pt_log(LOG_ERR,
+               "pythreadd: --state-dir: cannot map %s for appending: %s; put the state "
+               "directory on a local file system with free space",
+               s->path, strerror(errno));
+        return -1;
+    }
     s->replayed = out.records;
     *entries = out.entries;
     return 0;
@@ -222,7 +227,7 @@ void pt_state_flush(pt_daemon *d)
     p = pt_journal_bytes(d->journal, &len);
     if (len == 0)
         return;
-    if (pt__write_all(s->fd, p, len) < 0 || (s->sync && fdatasync(s->fd) < 0)) {
+    if (pt__jmap_append(s, p, len) < 0) {
         if (!s->failing)
             pt_log(LOG_ERR,
                    "pythreadd: cannot append to %s: %s; state changes are not kept until it "
@@ -251,6 +256,7 @@ void pt_state_close(pt_daemon *d)
         pt_state_flush(d);
     }
     pt__compact_cancel(s);
+    pt__jmap_detach(s, 1);
     if (s->fd >= 0)
         close(s->fd);
     if (s->lock_fd >= 0)

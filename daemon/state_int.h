@@ -13,7 +13,9 @@ typedef struct pt_compaction pt_compaction;
 
 struct pt_statedir {
     int fd;
-    int lock_fd; /* DIR/lock, flocked while the daemon runs */
+    uint8_t *base; /* the file mapped (journal_map.c) */
+    size_t mapped; /* bytes of it mapped, and allocated in the file */
+    int lock_fd;   /* DIR/lock, flocked while the daemon runs */
     int sync;
     char dir[PATH_MAX];
     char path[PATH_MAX];
@@ -28,6 +30,14 @@ struct pt_statedir {
 };
 
 int pt__write_all(int fd, const uint8_t *p, size_t len);
+/* The journal file (fd) mapped for appends after its `appended` bytes;
+ * anything past them is cut off first. -1 with errno. */
+int pt__jmap_attach(pt_statedir *s);
+/* len bytes of whole records appended after `appended` (not moved on);
+ * with sync, durable on return. -1 with errno. */
+int pt__jmap_append(pt_statedir *s, const uint8_t *p, size_t len);
+/* Unmapped; with cut, the file ends at its last record. */
+void pt__jmap_detach(pt_statedir *s, int cut);
 /* len bytes were appended to the journal: a snapshot being written gets
  * them too. */
 void pt__compact_appended(pt_statedir *s, const uint8_t *p, size_t len);

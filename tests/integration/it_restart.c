@@ -2,7 +2,8 @@
  * it_restart.c - pythreadd --state-dir against real restarts: kill -9 and
  * SIGTERM keep every named object with its kind, parameters and value, and
  * tokens never go back, even past acquires made through the shared word
- * that the daemon never saw; a torn journal tail is cut off; a second
+ * that the daemon never saw; a torn journal tail is cut off, an unfinished
+ * append and the zeros the file is allocated with are not torn; a second
  * daemon on the same directory is refused.
  */
 #include <fcntl.h>
@@ -251,6 +252,108 @@ static void test_torn_tail_is_cut(void **state)
     h->passed = 1;
 }
 
+static uint64_t journal_bytes(pt_client *c)
+{
+    pt_inspect_status st;
+
+    PT_ASSERT_OK(pt_inspect_status_get(c, &st));
+    return st.torn_bytes == 0 ? st.journal_bytes : 0;
+}
+
+static off_t file_size(const char *path)
+{
+    struct stat st;
+
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_size;
+}
+
+static int records_fill(const char *path)
+{
+    unsigned char head[4];
+    off_t size = file_size(path), at = 0;
+    int fd = open(path, O_RDONLY);
+    uint32_t n = 1;
+
+    assert_true(fd >= 0);
+    while (at < size && n != 0 && pread(fd, head, sizeof(head), at) == (ssize_t)sizeof(head)) {
+        n = (uint32_t)head[0] << 24 | (uint32_t)head[1] << 16 | (uint32_t)head[2] << 8 | head[3];
+        at += (off_t)sizeof(head) + n;
+    }
+    close(fd);
+    return n != 0 && at == size;
+}
+
+static int event_is_set(const char *name)
+{
+    pt_client *c = client_open();
+    pt_inspect_detail *d = NULL;
+    int set;
+
+    show(c, name, &d);
+    set = d->object.is_set;
+    pt_inspect_detail_free(d);
+    pt_client_close(c);
+    return set;
+}
+
+/* The file is allocated ahead of its records and reads as zeros past
+ * them; a crash in the middle of an append leaves that batch's records
+ * without its first length. Neither is a torn record: the next start
+ * takes the records before, cuts the rest and appends right after them. */
+static void test_unfinished_append_is_not_torn(void **state)
+{
+    static const unsigned char body[] = {8, 4, 16, 1, 0xab, 0xcd, 0xef, 0x12, 0x34};
+    unsigned char zeros[4];
+    harness *h = *state;
+    pt_client *c;
+    pt_event *ev;
+    uint64_t end;
+    int fd;
+
+    start_with_state(h, NULL);
+    c = client_open();
+    PT_ASSERT_OK(pt_event_open(c, "r.unfinished", 0, 0, &ev));
+    PT_ASSERT_OK(pt_event_set(ev));
+    end = journal_bytes(c);
+    assert_true(end > 0);
+    daemon_kill9(h);
+    pt_event_close(ev);
+    pt_client_close(c);
+
+    assert_true(file_size(env.journal) >= (off_t)(end + sizeof(zeros)));
+    fd = open(env.journal, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, zeros, sizeof(zeros), (off_t)end), (ssize_t)sizeof(zeros));
+    assert_memory_equal(zeros, "\0\0\0\0", sizeof(zeros));
+    /* a batch copied but for its first length */
+    assert_int_equal(pwrite(fd, body, sizeof(body), (off_t)end + 4), (ssize_t)sizeof(body));
+    close(fd);
+
+    start_with_state(h, NULL);
+    assert_int_equal(harness_log_count(h->log, "torn"), 0);
+    assert_int_equal(harness_log_count(h->log, "not a journal record"), 0);
+    assert_true(event_is_set("r.unfinished"));
+    c = client_open();
+    assert_true(journal_bytes(c) >= end);
+    PT_ASSERT_OK(pt_event_open(c, "r.unfinished", 0, 0, &ev));
+    PT_ASSERT_OK(pt_event_clear(ev));
+    pt_event_close(ev);
+    pt_client_close(c);
+
+    /* what came after follows the records: the clear is read again */
+    daemon_kill9(h);
+    start_with_state(h, NULL);
+    assert_int_equal(harness_log_count(h->log, "torn"), 0);
+    assert_false(event_is_set("r.unfinished"));
+
+    /* a clean stop leaves the records alone in the file: their lengths
+     * lead from its start to its end, none of them zero */
+    harness_daemon_stop(h);
+    assert_true(records_fill(env.journal));
+    h->passed = 1;
+}
+
 /* Two daemons may not write one journal. */
 static void test_second_daemon_refused(void **state)
 {
@@ -278,6 +381,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sigterm_keeps_what_the_words_hold, harness_setup,
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_is_cut, harness_setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_unfinished_append_is_not_torn, harness_setup,
+                                        harness_teardown),
         cmocka_unit_test_setup_teardown(test_second_daemon_refused, harness_setup,
                                         harness_teardown),
     };
