@@ -950,28 +950,46 @@ static int rule_error(const char *first, const char *second)
                      first, second);
 }
 
+/* The user's own socket was refused (its directory is another user's) and
+ * nothing listens at the system one: the refusal stands, told with both. */
+static int refusal_error(const char *refusal, const char *second)
+{
+    return pt__error(PT_EPERM, "%s; and nothing listens at %s (the system daemon's socket)",
+                     refusal, second);
+}
+
 /*
  * Open the first session of a client given no path: the rule's paths in
  * order (pt_default_socket_paths), so that a user with a daemon of their own
  * gets it and any other user the system daemon, with no setting. The one
  * reached is c->path from then on: the session's objects live there.
+ *
+ * The user's own socket is passed over when nothing listens there, and when
+ * its directory is another user's: there it cannot be theirs, and a user
+ * who made /tmp/pythread-UID first would otherwise keep UID from the system
+ * daemon (its checks refuse it either way).
  */
 static int client_connect_rule(pt_client *c)
 {
-    char first[sizeof(c->path)], next[sizeof(c->path)];
-    int fd, err, r;
+    char first[sizeof(c->path)], next[sizeof(c->path)], refusal[PT__ERRMSG_MAX];
+    unsigned uid;
+    int fd, err, r, foreign;
 
     r = pt__client_dial(c, &fd, &err);
     if (r == 0)
         return pt__client_open_on(c, fd, NULL);
-    if (!nobody_listens(err) || pt_default_socket_paths(1, next, sizeof(next)) <= 0)
+    foreign = pt_sockpath_dir_foreign(c->path, &uid);
+    if ((!nobody_listens(err) && !foreign) || pt_default_socket_paths(1, next, sizeof(next)) <= 0)
         return r;
+    snprintf(refusal, sizeof(refusal), "%s", pt_last_error_message());
     memcpy(first, c->path, sizeof(first));
     memcpy(c->path, next, sizeof(c->path));
     r = pt__client_dial(c, &fd, &err);
     if (r == 0)
         return pt__client_open_on(c, fd, NULL);
-    return nobody_listens(err) ? rule_error(first, next) : r;
+    if (!nobody_listens(err))
+        return r;
+    return foreign ? refusal_error(refusal, next) : rule_error(first, next);
 }
 
 /* ------------------------------------------------------------------ */

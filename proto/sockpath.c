@@ -206,6 +206,18 @@ int pt_sockpath_dir_check(const char *path, char *msg, size_t len)
     return PT_EPERM;
 }
 
+int pt_sockpath_dir_foreign(const char *path, unsigned *uid)
+{
+    char dir[4096];
+    struct stat st;
+
+    dir_of(path, dir, sizeof dir);
+    if (lstat(dir, &st) < 0 || uid_trusted(st.st_uid))
+        return 0;
+    *uid = (unsigned)st.st_uid;
+    return 1;
+}
+
 int pt_sockpath_peer_check(int fd, const char *path, char *msg, size_t len)
 {
     struct ucred cred;

@@ -29,6 +29,12 @@ int pt_sockpath_is_default(const char *path);
  */
 int pt_sockpath_dir_check(const char *path, char *msg, size_t len);
 
+/* 1 when the directory of the socket at path is another user's: it exists
+ * and belongs to a user this process does not trust (its owner in *uid).
+ * A default socket there cannot be this user's own daemon's, only someone
+ * else's in its place; the client rule then skips it. */
+int pt_sockpath_dir_foreign(const char *path, unsigned *uid);
+
 /* The process serving the connected socket fd (SO_PEERCRED, as it was when
  * it called listen) must be a trusted user. 0, else PT_EPERM with why in
  * msg. */

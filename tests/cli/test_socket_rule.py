@@ -123,6 +123,41 @@ class SocketRule(unittest.TestCase):
         for what in (own, self.system, "PYTHREAD_SOCKET", "systemctl start pythreadd.socket"):
             self.assertIn(what, err)
 
+    def squatted_runtime_dir(self):
+        """A runtime directory whose pythread directory belongs to uid 1, as
+        another user could make /tmp/pythread-UID before UID does."""
+        xdg = os.path.join(self.base, "squat")
+        os.mkdir(xdg, 0o755)
+        os.mkdir(os.path.join(xdg, "pythread"), 0o755)
+        os.chown(os.path.join(xdg, "pythread"), 1, 1)
+        return xdg, os.path.join(xdg, "pythread", "pythreadd.sock")
+
+    def test_another_users_directory_is_passed_over(self):
+        # Not a daemon of nobody's: it cannot hold nobody's own socket, so
+        # the system daemon answers instead of a refusal that would keep
+        # nobody from it for as long as uid 1 likes.
+        d = self.system_daemon()
+        xdg, own = self.squatted_runtime_dir()
+        env = dict(self.env, XDG_RUNTIME_DIR=xdg)
+        code, doc, err = self.status(env)
+        self.assertEqual(code, 0, err)
+        self.assertEqual(doc["socket"], self.system)
+        self.assertEqual(doc["pid"], d.pid)
+        # With no system daemon the refusal stands (exit 1, not 3), and the
+        # message names both.
+        d.terminate()
+        d.wait(timeout=DEADLINE)
+        poll(lambda: not os.path.exists(self.system), "the system socket to go")
+        code, _, err = self.status(env)
+        self.assertEqual(code, 1, err)
+        for what in ("refusing the socket directory " + os.path.dirname(own), "uid 1 ",
+                     self.system):
+            self.assertIn(what, err)
+        # Named explicitly, it is refused as before: PYTHREAD_SOCKET is alone.
+        code, _, err = self.status(dict(env, PYTHREAD_SOCKET=own))
+        self.assertNotEqual(code, 0, err)
+        self.assertNotIn(self.system, err)
+
     def test_pythread_socket_alone(self):
         self.system_daemon()
         env = dict(self.env, PYTHREAD_SOCKET=os.path.join(self.base, "elsewhere.sock"))
