@@ -87,8 +87,11 @@ struct pt_resume {
 /* The process behind a session                                        */
 /* ------------------------------------------------------------------ */
 
-/* Field 22 of /proc/PID/stat: when the process started, in clock ticks
- * after boot; 0 when it cannot be read (no such process). */
+/* Field 22 of the stat of the process's main thread (its start is the
+ * process's): when the process started, in clock ticks after boot; 0 when
+ * it cannot be read (no such process). Not /proc/PID/stat, which sums the
+ * CPU time of every thread: with a thousand sessions of a process of a
+ * thousand threads that was most of a restart's time. */
 static uint64_t proc_start_time(pid_t pid)
 {
     char path[64], buf[1024], *p;
@@ -96,7 +99,7 @@ static uint64_t proc_start_time(pid_t pid)
     ssize_t n;
     int fd;
 
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)pid);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
