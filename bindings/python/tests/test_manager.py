@@ -252,6 +252,15 @@ def rlock_after_fork(rlock, tried, out):
     _append(out, f"{free} {got} {level} {rlock._is_owned()}")
 
 
+def use_after_parent_dropped(event, conn, out):
+    """Use an inherited event only after the parent closed its handle."""
+    conn.recv()
+    try:
+        _append(out, f"set {event.is_set()}")
+    except FileNotFoundError as exc:
+        _append(out, f"FileNotFoundError: {exc}")
+
+
 def unpickle_in_child(data, out):
     obj = pickle.loads(data)
     with obj:
@@ -519,6 +528,31 @@ class StartMethodTests(ManagerTestCase):
         p.join(TIMEOUT)
         self.assertEqual(p.exitcode, 0)
         self.assertEqual(_lines(out), ["False True 2 False"])
+
+
+    def test_fork_inherits_only_the_parent_s_object(self):
+        # The library opens an inherited handle again in the child's own
+        # session; an anonymous object that ended meanwhile is an error
+        # there, never a new object under its name (an Event unset).
+        ctx = multiprocessing.get_context("fork")
+        kept, dropped, out = pythread.Event(), pythread.Event(), self.path("events")
+        kept.set()
+        dropped.set()
+        parent, child = ctx.Pipe()
+        procs = [ctx.Process(target=use_after_parent_dropped, args=(ev, child, out))
+                 for ev in (kept, dropped)]
+        for p in procs:
+            p.start()
+        name = dropped._daemon_name.decode()
+        dropped.close()
+        for _ in procs:
+            parent.send("go")
+        for p in procs:
+            p.join(TIMEOUT)
+        self.assertEqual([p.exitcode for p in procs], [0, 0])
+        lines = sorted(_lines(out))
+        self.assertEqual(lines[1], "set True")
+        self.assertRegex(lines[0], f"^FileNotFoundError: Event '{name}': .*the object ended")
 
 
 class LifetimeTests(ManagerTestCase):
