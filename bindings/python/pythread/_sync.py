@@ -280,6 +280,10 @@ def _pickle_error(cls, op, kind, name, daemon_name, socket, exc):
         advice = (f"the {where} is unreachable; start it there (or set $PYTHREAD_SOCKET to the "
                   "daemon that holds the object); a daemon that ended without --state-dir took "
                   "its objects with it: create the object again")
+    elif issubclass(cls, FileNotFoundError) and op == "pickle":
+        # This process has a handle, which keeps even a transient object.
+        advice = ("a daemon restarted without --state-dir lost it, or its name was unlinked: "
+                  "create the object again")
     elif issubclass(cls, FileNotFoundError) and name is None:
         advice = ("an anonymous object ends with its last handle, and this one's were all "
                   "closed before it was opened here: keep the object referenced in the process "

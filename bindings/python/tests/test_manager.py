@@ -439,8 +439,9 @@ class PickleTests(ManagerTestCase):
 
     def test_unpickle_opens_never_creates(self):
         name = self.name("gone")
-        data = pickle.dumps(pythread.Semaphore(2, name=name))
-        pythread.unlink(name)
+        sem = pythread.Semaphore(2, name=name)
+        data = pickle.dumps(sem)
+        pythread.unlink(name)  # sem's handle works on; the name is gone
         with self.assertRaises(FileNotFoundError) as cm:
             pickle.loads(data)
         msg = str(cm.exception)
@@ -448,6 +449,9 @@ class PickleTests(ManagerTestCase):
         self.assertIn("create it again by name", msg)
         with self.assertRaises(FileNotFoundError):
             pythread.unlink(name)  # and nothing was made under the name
+        with self.assertRaisesRegex(FileNotFoundError, f"cannot pickle Semaphore {name!r}: .*"
+                                                       "has no object of that name"):
+            pickle.dumps(sem)
 
     def test_closed_handle(self):
         lock = pythread.Lock()
