@@ -1029,6 +1029,7 @@ static void client_after_fork(pt_client *c)
         LIST_FOREACH(o, &c->objects, link)
         {
             pthread_mutex_init(&o->reopen_mu, NULL);
+            o->inherited = 1;
         }
         atomic_store(&c->forked, now);
     }

@@ -140,15 +140,34 @@ static int object_open_call(pt_object *o, uint32_t flags, pt__state *st)
     }
 }
 
-/* o's handle is from session stale_gen: open it again in the current one,
- * unless another thread already has. */
+/*
+ * o's handle is from session stale_gen: open it again in the current one,
+ * unless another thread already has.
+ *
+ * A forked child's first open of a transient object it inherited must find
+ * the parent's object: if the parent's last handle closed before the child
+ * used its own, the object ended, and creating it again under its name
+ * would hand the child a new, empty object (an Event unset, a Semaphore at
+ * its initial value) in place of the one it was given.
+ */
 static int object_refresh(pt_object *o, uint32_t stale_gen)
 {
+    uint32_t flags = o->params.flags & ~(uint32_t)PT_OPEN_EXCL;
     int r = 0;
 
     pthread_mutex_lock(&o->reopen_mu);
-    if (pt__slot_gen(atomic_load(&o->slot)) == stale_gen)
-        r = object_open_call(o, o->params.flags & ~(uint32_t)PT_OPEN_EXCL, NULL);
+    if (pt__slot_gen(atomic_load(&o->slot)) == stale_gen) {
+        int inherited = o->inherited && (flags & PT_OPEN_TRANSIENT);
+
+        r = object_open_call(o, inherited ? flags | PT_OPEN_EXISTING : flags, NULL);
+        if (r == 0)
+            o->inherited = 0;
+        else if (r == PT_ENOENT && inherited)
+            r = pt__object_error(o, "open in a forked child", PT_ENOENT,
+                                 "the object ended (it was transient, and its last handle "
+                                 "closed) before this child used the handle it inherited; keep "
+                                 "a handle open in the parent until the child has used its own");
+    }
     pthread_mutex_unlock(&o->reopen_mu);
     return r;
 }

@@ -154,6 +154,10 @@ struct pt_object {
     unsigned refs; /* the user's handle + Conditions built on this lock */
     pt__open_params params;
     pt__state opened; /* state reported by the last open */
+    /* Set in a forked child, cleared once opened again there (reopen_mu):
+     * the handle names an object the parent had, which the child may only
+     * find, never make (object_refresh). */
+    int inherited;
     char name[PT_WIRE_NAME_MAX + 1];
 };
 

@@ -1,8 +1,9 @@
 /*
  * The client against a real pythreadd on a temporary socket: every function,
  * threads of one process blocking independently, a forked child's own
- * session, and a daemon that dies (the pending calls fail with PT_ESESSION)
- * and comes back (the next call reconnects and opens the objects again).
+ * session (finding only the objects its parent had), and a daemon that dies
+ * (the pending calls fail with PT_ESESSION) and comes back (the next call
+ * reconnects and opens the objects again).
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -517,6 +518,51 @@ static void test_forked_child_has_its_own_session(void **state)
     pt_lock_close(childs);
 }
 
+/*
+ * A child's inherited handle on a transient object finds the parent's
+ * object, and only that: once the parent's last handle closed, it is
+ * PT_ENOENT, and no new object appears under the name.
+ */
+static void test_forked_child_finds_only_inherited_transient(void **state)
+{
+    pt_client *c = *state;
+    pt_event *kept, *anon, *gone;
+    char name[64];
+    int go[2], status;
+    pid_t pid;
+
+    snprintf(name, sizeof(name), "%s", uname_("gone"));
+    assert_int_equal(pt_event_open(c, uname_("kept"), PT_OPEN_TRANSIENT, 0, &kept), 0);
+    assert_int_equal(pt_event_open(c, NULL, 0, 0, &anon), 0);
+    assert_int_equal(pt_event_open(c, name, PT_OPEN_TRANSIENT, 0, &gone), 0);
+    assert_int_equal(pt_event_set(kept), 0);
+    assert_int_equal(pt_event_set(anon), 0);
+    assert_int_equal(pt_event_set(gone), 0);
+    assert_int_equal(pipe(go), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        pt_event *again = NULL;
+        char b;
+        int ok;
+
+        ok = read(go[0], &b, 1) == 1 && pt_event_is_set(kept) == 1 && pt_event_is_set(anon) == 1 &&
+             pt_event_is_set(gone) == PT_ENOENT &&
+             strstr(pt_last_error_message(), "forked child") != NULL &&
+             pt_event_open(c, name, PT_OPEN_EXISTING, 0, &again) == PT_ENOENT;
+        _exit(ok ? 0 : 1);
+    }
+    assert_int_equal(pt_event_close(gone), 0); /* the last handle: it ends */
+    assert_int_equal(write(go[1], "", 1), 1);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    close(go[0]);
+    close(go[1]);
+    pt_event_close(kept);
+    pt_event_close(anon);
+}
+
 /* Killing the daemon fails the calls waiting on it; a new daemon serves
  * the next call, with the objects opened again by name. */
 static void test_daemon_restart(void **state)
@@ -610,6 +656,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_block_independently, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forked_child_has_its_own_session, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forked_child_finds_only_inherited_transient, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_daemon_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_daemon_gone_between_calls, setup, teardown),
         cmocka_unit_test(test_refused_session),

@@ -27,12 +27,19 @@ The library is found through $PYTHREAD_LIBRARY, then the source tree's
 build/ directory, then the installed libpythread.so.0; the daemon through
 $PYTHREAD_SOCKET, else the user's own daemon if one answers, else the
 system daemon (libpythread(3)), or connect(socket).
+
+Every object pickles (by kind and name in the daemon), so Process, Pool and
+ProcessPoolExecutor take them, and pythread.Manager() is a drop-in for
+multiprocessing.Manager() whose Lock, RLock, Semaphore, BoundedSemaphore,
+Condition, Event and Barrier are pythread objects.
 """
 
+from ._manager import Manager, SyncManager
 from ._sync import (TIMEOUT_MAX, Barrier, BoundedSemaphore, BrokenBarrierError, Client,
                     Condition, DeadlockError, Event, Lock, RLock, Semaphore, connect, unlink)
 
 __all__ = ["Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore", "Event", "Barrier",
-           "BrokenBarrierError", "DeadlockError", "TIMEOUT_MAX", "connect", "unlink", "Client"]
+           "BrokenBarrierError", "DeadlockError", "TIMEOUT_MAX", "connect", "unlink", "Client",
+           "Manager", "SyncManager"]
 
 __version__ = "0.1.0"

@@ -12,7 +12,7 @@ import itertools
 import math
 import operator
 import os
-import random
+import pickle
 import threading
 import weakref
 from collections import namedtuple
@@ -53,6 +53,7 @@ class Client:
     def __init__(self, socket=None, *, deadlock=None):
         # Re-entrant: a finalizer may run while this thread holds it.
         self._count_mu = threading.RLock()
+        _all_clients.add(self)
         handle = ctypes.c_void_p()
         path = None if socket is None else _path_bytes(socket)
         policy = _deadlock_policy(deadlock)
@@ -76,10 +77,15 @@ class Client:
 
 _client = None
 _client_mu = threading.Lock()
+# Every Client, so that a forked child can renew their mutexes.
+_all_clients = weakref.WeakSet()
+# Clients of daemons other than the default one's, by socket, for objects
+# unpickled from a process that used such a daemon (connect(socket),
+# Manager(socket)): one session per daemon, as the default client is.
+_socket_clients = {}
 
 
 def _path_bytes(path):
-    import os
     b = os.fsencode(path)
     if b"\0" in b:
         raise ValueError("pythread: socket path contains a NUL byte; pass a plain path")
@@ -107,6 +113,44 @@ def _get_client():
         if _client is None:
             _client = Client(None)
         return _client
+
+
+def _same_socket(a, b):
+    return a == b or os.path.realpath(a) == os.path.realpath(b)
+
+
+def _client_for(socket):
+    """The Client for objects of the daemon at socket: the process's default
+    one when it reaches that daemon (so an unpickled object and one opened
+    by name here are one owner), else one per socket."""
+    global _client
+    with _client_mu:
+        if _client is None:
+            try:
+                _client = Client(None)
+            except OSError:
+                pass  # no default daemon here; the socket's own client follows
+        if _client is not None and _same_socket(_client.socket, socket):
+            return _client
+        c = _socket_clients.get(socket)
+        if c is None:
+            c = _socket_clients[socket] = Client(socket)
+        return c
+
+
+def _after_fork_in_child():
+    # A thread of the parent may have held these at the fork; it does not
+    # exist here to release them. The library itself gives the child a
+    # fresh session on its next call (pthread_atfork), and RLock levels
+    # counted here were those of the parent's session, which the child is
+    # not: it owns no RLock.
+    global _client_mu, _rlock_counts_mu
+    _client_mu = threading.Lock()
+    _rlock_counts_mu = threading.Lock()
+    for c in list(_all_clients):
+        c._count_mu = threading.RLock()
+    for counts in list(_rlock_counts.values()):
+        counts.n = 0
 
 
 def unlink(name):
@@ -168,9 +212,12 @@ _anon_serial = itertools.count()
 def _anon_name():
     """A name for an anonymous object, of the shape libpythread gives one
     ("anon/<pid>.<serial>.<random>"): made here so that repr() can ask the
-    daemon who holds and waits for the object by its name. It is opened
-    exclusively, so a clash is retried, never shared."""
-    return f"anon/{os.getpid()}.{next(_anon_serial)}.{random.getrandbits(32):08x}".encode()
+    daemon who holds and waits for the object by its name, and a pickle can
+    carry it to other processes. It is opened exclusively, so a clash is
+    retried, never shared; 64 random bits keep a name from meeting, after
+    its object ended, a later object of another process (pid reuse, other
+    pid namespaces) that a stale pickle would then open."""
+    return f"anon/{os.getpid()}.{next(_anon_serial)}.{os.urandom(8).hex()}".encode()
 
 
 def _flags(name, transient):
@@ -211,6 +258,67 @@ def _mode(mode):
     return mode
 
 
+def _shown(name, daemon_name):
+    if name is not None:
+        return repr(name)
+    if daemon_name is not None:
+        if isinstance(daemon_name, bytes):
+            daemon_name = daemon_name.decode("utf-8", "replace")
+        return f"(anonymous, {daemon_name!r} in the daemon)"
+    return "(anonymous)"
+
+
+def _pickle_error(cls, op, kind, name, daemon_name, socket, exc):
+    """exc, raised while pickling or unpickling an object, as the same class
+    of exception saying which object, which daemon, and what to do."""
+    where = f"pythreadd at {socket}" if socket else "the daemon"
+    reason = str(exc)
+    if issubclass(cls, FileNotFoundError):
+        # The library's words are for C callers of PT_OPEN_EXISTING.
+        reason = f"the {where} has no object of that name"
+    if issubclass(cls, ConnectionError):
+        advice = (f"the {where} is unreachable; start it there (or set $PYTHREAD_SOCKET to the "
+                  "daemon that holds the object); a daemon that ended without --state-dir took "
+                  "its objects with it: create the object again")
+    elif issubclass(cls, FileNotFoundError) and op == "pickle":
+        # This process has a handle, which keeps even a transient object.
+        advice = ("a daemon restarted without --state-dir lost it, or its name was unlinked: "
+                  "create the object again")
+    elif issubclass(cls, FileNotFoundError) and name is None:
+        advice = ("an anonymous object ends with its last handle, and this one's were all "
+                  "closed before it was opened here: keep the object referenced in the process "
+                  "that pickled it until every receiver has unpickled it, or give it a name")
+    elif issubclass(cls, FileNotFoundError):
+        advice = (f"its name is gone from the {where} (unlinked, or a daemon restarted "
+                  "without --state-dir): create it again by name")
+    else:
+        advice = ""
+    message = f"pythread: cannot {op} {kind} {_shown(name, daemon_name)}: {reason}"
+    if advice:
+        message += f"; {advice}"
+    try:
+        return cls(message)
+    except TypeError:
+        return exc
+
+
+def _rebuild(cls, socket, daemon_name, name, args, kwargs):
+    """Unpickle: open in this process the object a pickle names."""
+    self = object.__new__(cls)
+    self._via = (socket, daemon_name.encode())
+    self.__init__(*args, name=name, **kwargs)
+    return self
+
+
+def _construct(cls, client, *args, **kwargs):
+    """cls(*args, **kwargs), opened through client rather than the default
+    one (a Manager's own daemon)."""
+    self = object.__new__(cls)
+    self._via = (client, None)
+    self.__init__(*args, **kwargs)
+    return self
+
+
 class _Handle:
     """What every class shares: a handle in the daemon, opened through a
     Client, closed by close() or when the object is collected."""
@@ -226,29 +334,74 @@ class _Handle:
         fast_path=False keeps this handle's operations off the shared word
         (PT_OPEN_NOFAST): every one goes to the daemon. deadlock="fail":
         a wait through it that would close a deadlock raises DeadlockError
-        (PT_OPEN_DEADLOCK_FAIL)."""
-        flags = (_flags(name, transient) | (0 if fast_path else _lib.PT_OPEN_NOFAST) |
-                 _deadlock_flags(deadlock))
-        client = client or _get_client()
+        (PT_OPEN_DEADLOCK_FAIL). An object made by _construct opens through
+        the client it names, and one being unpickled opens the object its
+        pickle names, which must exist (PT_OPEN_EXISTING): never a new one,
+        never with its state reset."""
+        via, existing = self.__dict__.pop("_via", (None, None))
+        handle_flags = (0 if fast_path else _lib.PT_OPEN_NOFAST) | _deadlock_flags(deadlock)
         mode = _mode(mode)
         out = ctypes.c_void_p()
-        if name is not None:
-            cname = _name_bytes(name)
-            check(fn(client._h, cname, *before, *after, flags, mode, ctypes.byref(out)))
+        if existing is not None:
+            cname = existing
+            try:
+                client = client or (via if isinstance(via, Client) else _client_for(via))
+                check(fn(client._h, cname, *before, *after, handle_flags | _lib.PT_OPEN_EXISTING,
+                         mode, ctypes.byref(out)))
+            except (OSError, ValueError, RuntimeError) as exc:
+                raise _pickle_error(type(exc), "unpickle", type(self).__name__, name, cname,
+                                    via, exc) from exc
         else:
-            for _ in range(4):
-                cname = _anon_name()
-                r = fn(client._h, cname, *before, *after, flags | _lib.PT_OPEN_EXCL, mode,
-                       ctypes.byref(out))
-                if r != _lib.PT_EEXIST:
-                    break
-            check(r)
+            flags = _flags(name, transient) | handle_flags
+            if client is None:
+                client = via if isinstance(via, Client) else _get_client()
+            if name is not None:
+                cname = _name_bytes(name)
+                check(fn(client._h, cname, *before, *after, flags, mode, ctypes.byref(out)))
+            else:
+                for _ in range(4):
+                    cname = _anon_name()
+                    r = fn(client._h, cname, *before, *after, flags | _lib.PT_OPEN_EXCL, mode,
+                           ctypes.byref(out))
+                    if r != _lib.PT_EEXIST:
+                        break
+                check(r)
         self._client = client
         self._name = name
         self._daemon_name = cname
+        self._fast_path = fast_path
+        self._deadlock = deadlock
         self._h = out.value
         with client._count_mu:
             client._open_handles += 1
+
+    # Pickling: by kind, daemon name, the daemon's socket and the arguments
+    # that open the object again (_init_args). The receiver opens the same
+    # object in the same daemon; an anonymous object travels under the name
+    # it has in the daemon and stays anonymous (name None) there, and ends,
+    # as ever, with its last handle in any process.
+    def _init_args(self, protocol):
+        """(args, kwargs) of the constructor, name= aside, that open this
+        object again in another process."""
+        return (), {}
+
+    def __reduce_ex__(self, protocol):
+        kind = type(self).__name__
+        if self._h is None:
+            raise ValueError(f"pythread: cannot pickle {kind} {_shown(self._name, None)}: its "
+                             "handle is closed; pickle an object that is still open")
+        args, kwargs = self._init_args(protocol)
+        # One round trip, so that a pickle that no process could open fails
+        # here, where its cause is, rather than in a receiver far away.
+        out = ctypes.POINTER(_lib.InspectDetail)()
+        r = lib.pt_inspect_show(self._client._h, self._daemon_name, ctypes.byref(out))
+        if r < 0:
+            exc = _lib.error_from(r)
+            raise _pickle_error(type(exc), "pickle", kind, self._name, self._daemon_name,
+                                self._client.socket, exc) from exc
+        lib.pt_inspect_detail_free(out)
+        return (_rebuild, (type(self), self._client.socket, self._daemon_name.decode(),
+                           self._name, args, kwargs))
 
     def _close_handle(self):
         """Close the handle once; the result of the close function, or 0."""
@@ -345,6 +498,9 @@ class Lock(_Handle):
     def _as_object(self):
         return lib.pt_lock_as_object(self._h)
 
+    def _init_args(self, protocol):
+        return (), {"fast_path": self._fast_path, "deadlock": self._deadlock}
+
     def acquire(self, blocking=True, timeout=-1):
         return bool(check(lib.pt_lock_acquire(self._h, 1 if blocking else 0,
                                               _c_seconds(timeout))))
@@ -388,7 +544,7 @@ class _Counts(threading.local):
     n = 0
 
 
-# One _Counts per named RLock per client: two RLock objects of one name in one
+# One _Counts per RLock per client: two RLock objects of one name in one
 # process are the same owner in the daemon, so they share the count too.
 _rlock_counts = weakref.WeakValueDictionary()
 _rlock_counts_mu = threading.Lock()
@@ -403,17 +559,19 @@ class RLock(_Handle):
     def __init__(self, *, name=None, mode=0o600, transient=None, fast_path=True, deadlock=None):
         self._open(lib.pt_rlock_open, name, mode, transient, fast_path=fast_path,
                    deadlock=deadlock)
-        if name is None:
-            self._counts = _Counts()
-        else:
-            key = (id(self._client), _name_bytes(name))
-            with _rlock_counts_mu:
-                self._counts = _rlock_counts.get(key)
-                if self._counts is None:
-                    self._counts = _rlock_counts[key] = _Counts()
+        # By the name in the daemon, so that an anonymous RLock unpickled
+        # here again shares the level with the handle it came from.
+        key = (id(self._client), self._daemon_name)
+        with _rlock_counts_mu:
+            self._counts = _rlock_counts.get(key)
+            if self._counts is None:
+                self._counts = _rlock_counts[key] = _Counts()
 
     def _as_object(self):
         return lib.pt_rlock_as_object(self._h)
+
+    def _init_args(self, protocol):
+        return (), {"fast_path": self._fast_path, "deadlock": self._deadlock}
 
     def acquire(self, blocking=True, timeout=-1):
         r = check(lib.pt_rlock_acquire(self._h, 1 if blocking else 0, _c_seconds(timeout)))
@@ -519,6 +677,11 @@ class Condition(_Handle):
                 # As threading's Condition takes them from its lock.
                 self._release_save = lock._release_save
                 self._acquire_restore = lock._acquire_restore
+
+    def _init_args(self, protocol):
+        # The lock travels in the same pickle (pickled once, however many
+        # objects share it), and the receiver opens the condition over it.
+        return (self._lock,), {"deadlock": self._deadlock}
 
     def acquire(self, blocking=True, timeout=-1):
         return bool(check(lib.pt_condition_acquire(self._h, 1 if blocking else 0,
@@ -662,6 +825,11 @@ class _LocalCondition(Condition):
     def __del__(self):
         pass
 
+    def __reduce_ex__(self, protocol):
+        raise TypeError(f"pythread: cannot pickle a Condition over a {type(self._lock).__name__}:"
+                        " that lock lives in this process alone; build the Condition over a "
+                        "pythread.Lock or pythread.RLock to share it with other processes")
+
     def __repr__(self):
         return repr(self._cond)
 
@@ -685,6 +853,11 @@ class Semaphore(_Handle):
         self._initial_value = value
         self._open(lib.pt_semaphore_open, name, mode, transient, value, self._bounded,
                    fast_path=fast_path)
+
+    def _init_args(self, protocol):
+        # The value is a creation parameter: the receiver opens the object
+        # as it is, with whatever value it has now.
+        return (self._initial_value,), {"fast_path": self._fast_path}
 
     def acquire(self, blocking=True, timeout=None):
         if not blocking and timeout is not None:
@@ -743,6 +916,9 @@ class Event(_Handle):
 
     def __init__(self, *, name=None, mode=0o600, transient=None, fast_path=True):
         self._open(lib.pt_event_open, name, mode, transient, fast_path=fast_path)
+
+    def _init_args(self, protocol):
+        return (), {"fast_path": self._fast_path}
 
     def is_set(self):
         return bool(check(lib.pt_event_is_set(self._h)))
@@ -825,6 +1001,24 @@ class Barrier(_Handle):
         self._open(lib.pt_barrier_open, name, mode, transient, parties,
                    after=(cfunc, None, _barrier_seconds(timeout)))
         self._parties = parties
+        self._timeout = timeout
+
+    def _init_args(self, protocol):
+        action = self._action.action if self._action is not None else None
+        if action is not None:
+            # The action runs in the process of whichever party arrives
+            # last, so every process needs it (the daemon cannot hold code):
+            # it travels by pickle too, and one that cannot is refused here
+            # rather than leaving the receiver's cycles without it.
+            try:
+                pickle.dumps(action, protocol)
+            except Exception as exc:
+                raise pickle.PicklingError(
+                    f"pythread: cannot pickle Barrier {_shown(self._name, self._daemon_name)}: "
+                    f"its action {action!r} cannot be pickled ({exc}); the action runs in the "
+                    "process of the last party to arrive, so every process needs it: pass a "
+                    "function defined at the top level of a module") from exc
+        return (self._parties, action, self._timeout), {}
 
     def wait(self, timeout=None):
         r = lib.pt_barrier_wait(self._h, _barrier_seconds(timeout))
@@ -859,3 +1053,6 @@ class Barrier(_Handle):
         if self.broken:
             return f"<{self._at()}: broken>"
         return f"<{self._at()}: waiters={self.n_waiting}/{self.parties}>"
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
