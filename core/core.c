@@ -69,6 +69,7 @@ void pt_core_free(pt_core *core)
     while ((s = LIST_FIRST(&core->sessions)) != NULL)
         pt_core_session_end(core, s, 0);
     free(core->loading);
+    free(core->lsessions);
     pt__objects_free_all(core);
     pt__uids_free_all(core);
     pt__waiters_trim(core);

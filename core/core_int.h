@@ -280,6 +280,8 @@ struct pt_core {
     uint8_t fast_lost;                /* restarting: the cells and slots objects name are gone */
     pt_obj **loading; /* an image being loaded: its objects by serial (image_sessions.c) */
     size_t nloading;
+    pt_session **lsessions; /* its sessions by id, as loaded (ascending) */
+    size_t nlsessions, lsessions_cap;
     uint64_t nawaited;       /* sessions awaited after a restart (restart.c) */
     pt_core_metrics metrics; /* what it served in all (metrics.c) */
     /* Deadlocks (deadlock.c): every parked Lock/RLock wait by its owner,

@@ -292,14 +292,35 @@ static pt_obj *find(const pt_core *c, uint64_t serial)
     return NULL;
 }
 
+/* Sessions come in ascending ids: each loaded one is appended. */
+static int session_index_add(pt_core *c, pt_session *s)
+{
+    if (c->nlsessions == c->lsessions_cap) {
+        size_t cap = c->lsessions_cap ? 2 * c->lsessions_cap : 64;
+        pt_session **grown = realloc(c->lsessions, cap * sizeof(*grown));
+
+        if (grown == NULL)
+            return -1;
+        c->lsessions = grown;
+        c->lsessions_cap = cap;
+    }
+    c->lsessions[c->nlsessions++] = s;
+    return 0;
+}
+
 static pt_session *session_find(const pt_core *c, uint64_t id)
 {
-    pt_session *s;
+    size_t lo = 0, hi = c->nlsessions;
 
-    LIST_FOREACH(s, &c->sessions, link)
-    {
-        if (s->id == id)
-            return s;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (c->lsessions[mid]->id == id)
+            return c->lsessions[mid];
+        if (c->lsessions[mid]->id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return NULL;
 }
@@ -452,8 +473,8 @@ pt_session *pt_core_image_session_load(pt_core *c, const pt_core_image_session *
     LIST_INIT(&s->runs);
     LIST_INSERT_HEAD(&c->sessions, s, link);
     c->nsessions++;
-    if (handles_in(c, s, im) < 0 || locks_in(c, s, im) < 0 || sems_in(c, s, im) < 0 ||
-        runs_in(c, s, im) < 0)
+    if (session_index_add(c, s) < 0 || handles_in(c, s, im) < 0 || locks_in(c, s, im) < 0 ||
+        sems_in(c, s, im) < 0 || runs_in(c, s, im) < 0)
         return NULL;
     return s;
 }
@@ -563,5 +584,8 @@ int pt_core_image_finish(pt_core *c)
     free(c->loading);
     c->loading = NULL;
     c->nloading = 0;
+    free(c->lsessions);
+    c->lsessions = NULL;
+    c->nlsessions = c->lsessions_cap = 0;
     return whole(c) && pt__deadlock_image_finish(c) == 0 ? 0 : -1;
 }
