@@ -155,38 +155,103 @@ static int swap_in(pt_statedir *s, pt_compaction *cp)
     return 0;
 }
 
-static void compact_done(evutil_socket_t fd, short what, void *arg)
+/* A gap is over once a snapshot taken in it is in place; until then one
+ * is tried every second, by a timer: the daemon may have nothing else to
+ * do. */
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
 {
     pt_statedir *s = arg;
+
+    (void)fd, (void)what;
+    pt_state_compact_maybe(s->d);
+}
+
+static void retry_later(pt_statedir *s)
+{
+    const struct timeval second = {1, 0};
+
+    if (s->retry == NULL && (s->retry = evtimer_new(s->d->base, retry_cb, s)) == NULL)
+        return; /* the next pass of the loop tries again */
+    if (!evtimer_pending(s->retry, NULL))
+        evtimer_add(s->retry, &second);
+}
+
+void pt__compact_stop(pt_statedir *s)
+{
+    pt__compact_cancel(s);
+    if (s->retry != NULL)
+        event_free(s->retry);
+    s->retry = NULL;
+}
+
+static void swapped_in(pt_statedir *s, pt_compaction *cp, size_t snap_len, size_t tail_len)
+{
+    pt__jmap_detach(s, 0);
+    close(s->fd);
+    s->fd = cp->fd;
+    cp->fd = -1;
+    s->snap_bytes = snap_len;
+    s->since = tail_len;
+    s->appended = snap_len + tail_len;
+    /* on failure the next append maps it, or says why it cannot */
+    (void)pt__jmap_attach(s);
+    pt_log(LOG_INFO, "pythreadd: %s rewritten as a snapshot of the state (%zu bytes)", s->path,
+           snap_len);
+    if (s->gap)
+        pt_log(LOG_NOTICE, "pythreadd: %s holds the whole state again", s->path);
+    s->gap = s->failing = s->snap_failing = 0;
+}
+
+static void not_swapped_in(pt_statedir *s, pt_compaction *cp)
+{
+    if (cp->err == ECANCELED)
+        pt_log(LOG_INFO,
+               "pythreadd: a snapshot of the state was given up: appends to %s failed "
+               "while it was written; another is taken",
+               s->path);
+    else if (!s->gap || !s->snap_failing)
+        pt_log(LOG_ERR, "pythreadd: cannot write %s: %s; %s (free space on its file system)",
+               cp->tmp, strerror(cp->err),
+               s->gap ? "tried again every second, and logged when it works"
+                      : "the journal stays as it was and grows until a later snapshot works");
+    s->snap_failing = cp->err != ECANCELED;
+    if (cp->fd >= 0)
+        close(cp->fd);
+    cp->fd = -1;
+    unlink(cp->tmp);
+    s->snap_bytes = s->since; /* try again once it has grown as much */
+    if (s->gap)
+        retry_later(s);
+}
+
+/* The snapshot written: in place of the journal if all went well. */
+static void compact_finish(pt_statedir *s)
+{
     pt_compaction *cp = s->cp;
     size_t snap_len, tail_len = evbuffer_get_length(cp->tail);
 
-    (void)fd, (void)what;
-    pthread_join(cp->thread, NULL);
     pt_journal_bytes(cp->snap, &snap_len);
-    if (swap_in(s, cp) == 0) {
-        pt__jmap_detach(s, 0);
-        close(s->fd);
-        s->fd = cp->fd;
-        s->snap_bytes = snap_len;
-        s->since = tail_len;
-        s->appended = snap_len + tail_len;
-        /* on failure the next append maps it, or says why it cannot */
-        (void)pt__jmap_attach(s);
-        pt_log(LOG_INFO, "pythreadd: %s rewritten as a snapshot of the state (%zu bytes)", s->path,
-               snap_len);
-    } else {
-        pt_log(LOG_ERR,
-               "pythreadd: cannot write %s: %s; the journal stays as it was and grows until a "
-               "later snapshot works (free space on its file system)",
-               cp->tmp, strerror(cp->err));
-        if (cp->fd >= 0)
-            close(cp->fd);
-        unlink(cp->tmp);
-        s->snap_bytes = s->since; /* try again once it has grown as much */
-    }
+    if (swap_in(s, cp) == 0)
+        swapped_in(s, cp, snap_len, tail_len);
+    else
+        not_swapped_in(s, cp);
     compaction_free(cp);
     s->cp = NULL;
+}
+
+static void compact_done(evutil_socket_t fd, short what, void *arg)
+{
+    pt_statedir *s = arg;
+
+    (void)fd, (void)what;
+    pthread_join(s->cp->thread, NULL);
+    compact_finish(s);
+}
+
+void pt__compact_gap(pt_statedir *s)
+{
+    if (s->cp != NULL && s->cp->err == 0)
+        s->cp->err = ECANCELED;
 }
 
 /* Every answer given is in its socket (see the top). */
@@ -238,6 +303,8 @@ static pt_compaction *compaction_new(pt_daemon *d, pt_statedir *s)
 
 static int due(const pt_statedir *s)
 {
+    if (s->gap)
+        return s->retry == NULL || !evtimer_pending(s->retry, NULL);
     return s->want || (s->since >= s->compact_after && s->since >= s->snap_bytes);
 }
 
@@ -246,11 +313,15 @@ void pt_state_compact_maybe(pt_daemon *d)
     pt_statedir *s = d->state;
     pt_compaction *cp;
 
-    if (s == NULL || s->fd < 0 || s->cp != NULL || !due(s) || pt_resume_grace(d))
+    if (s == NULL || s->fd < 0 || s->cp != NULL || !due(s))
         return;
-    pt_state_flush(d); /* what a write error's session end recorded */
-    if (!answers_written(d))
+    if (!pt_resume_grace(d))
+        pt_state_flush(d); /* what a write error's session end recorded */
+    if (pt_resume_grace(d) || !answers_written(d)) {
+        if (s->gap)
+            retry_later(s);
         return; /* a later pass */
+    }
     s->want = 0;
     cp = compaction_new(d, s);
     if (cp == NULL || event_add(cp->done, NULL) < 0 || thread_start(cp) < 0) {
@@ -260,7 +331,25 @@ void pt_state_compact_maybe(pt_daemon *d)
         if (cp != NULL)
             compaction_free(cp);
         s->snap_bytes = s->since;
+        if (s->gap)
+            retry_later(s);
         return;
     }
     s->cp = cp;
+}
+
+int pt__compact_now(pt_daemon *d)
+{
+    pt_statedir *s = d->state;
+
+    pt__compact_cancel(s);
+    s->cp = compaction_new(d, s);
+    if (s->cp == NULL) {
+        pt_log(LOG_ERR, "pythreadd: cannot snapshot the state (out of memory, or a queue or a "
+                        "session too large for one record)");
+        return -1;
+    }
+    compact_write(s->cp);
+    compact_finish(s);
+    return s->gap ? -1 : 0;
 }

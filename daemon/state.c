@@ -146,6 +146,7 @@ int pt_state_open(pt_daemon *d, const char *dir, int sync, uint32_t compact_afte
     s->compact_after = compact_after;
     snprintf(s->dir, sizeof(s->dir), "%s", dir);
     d->state = s;
+    s->d = d;
     if (state_file(s, dir) < 0 || state_replay(d, s, entries) < 0)
         return -1;
     d->journal = pt_journal_new();
@@ -216,6 +217,26 @@ void pt_state_status(const pt_daemon *d, Pythread__StatusInfo *st)
     pt_resume_status(d, st);
 }
 
+/*
+ * An append that fails opens a gap: the records after it are not appended
+ * (a journal that skipped some would replay into a state that never was)
+ * but kept for a snapshot of the whole state, taken at once and tried again
+ * every second until one is in place (compact.c), whether or not
+ * anything else happens. A crash in the gap loses
+ * what happened in it; a clean stop writes the snapshot itself.
+ */
+static void append_failed(pt_statedir *s)
+{
+    if (!s->failing)
+        pt_log(LOG_ERR,
+               "pythreadd: cannot append to %s: %s; state changes are not kept until a "
+               "snapshot of the state can be written, which is tried every second (free space "
+               "on its file system)",
+               s->path, strerror(errno));
+    s->failing = s->gap = s->want = 1;
+    pt__compact_gap(s);
+}
+
 void pt_state_flush(pt_daemon *d)
 {
     pt_statedir *s = d->state;
@@ -227,13 +248,10 @@ void pt_state_flush(pt_daemon *d)
     p = pt_journal_bytes(d->journal, &len);
     if (len == 0)
         return;
-    if (pt__jmap_append(s, p, len) < 0) {
-        if (!s->failing)
-            pt_log(LOG_ERR,
-                   "pythreadd: cannot append to %s: %s; state changes are not kept until it "
-                   "works again (free space on its file system)",
-                   s->path, strerror(errno));
-        s->failing = 1;
+    if (s->gap) {
+        pt__compact_appended(s, p, len); /* a snapshot started in the gap follows them */
+    } else if (pt__jmap_append(s, p, len) < 0) {
+        append_failed(s);
     } else {
         s->failing = 0;
         s->appended += len;
@@ -254,8 +272,13 @@ void pt_state_close(pt_daemon *d)
         pt_journal_claim_all(d->journal, d->core);
         pt_fast_publish_all(d->fast);
         pt_state_flush(d);
+        if (s->gap && pt__compact_now(d) < 0)
+            pt_log(LOG_ERR,
+                   "pythreadd: %s lacks the state changes made since an append failed; "
+                   "a restart gives the state as it was then",
+                   s->path);
     }
-    pt__compact_cancel(s);
+    pt__compact_stop(s);
     pt__jmap_detach(s, 1);
     if (s->fd >= 0)
         close(s->fd);

@@ -22,11 +22,15 @@ struct pt_statedir {
     uint64_t restored, replayed, torn; /* at this start: objects, inputs, bytes cut */
     uint64_t appended;                 /* bytes in the file */
     int failing;                       /* the last append failed (logged once until one works) */
-    uint32_t compact_after;            /* --compact-after */
-    uint64_t since;                    /* bytes appended after the last snapshot */
-    uint64_t snap_bytes;               /* that snapshot's size */
-    int want;                          /* a snapshot at the next chance */
-    pt_compaction *cp;                 /* the snapshot being written */
+    int gap;             /* an append failed: the file lacks records until a snapshot replaces it */
+    int snap_failing;    /* the last snapshot failed (in a gap, logged once until one works) */
+    struct event *retry; /* in a gap, the next snapshot's try */
+    pt_daemon *d;
+    uint32_t compact_after; /* --compact-after */
+    uint64_t since;         /* bytes appended after the last snapshot */
+    uint64_t snap_bytes;    /* that snapshot's size */
+    int want;               /* a snapshot at the next chance */
+    pt_compaction *cp;      /* the snapshot being written */
 };
 
 int pt__write_all(int fd, const uint8_t *p, size_t len);
@@ -43,5 +47,13 @@ void pt__jmap_detach(pt_statedir *s, int cut);
 void pt__compact_appended(pt_statedir *s, const uint8_t *p, size_t len);
 /* Stop the snapshot being written; the journal stays as it is. */
 void pt__compact_cancel(pt_statedir *s);
+/* The same, and no snapshot tried again: the daemon stops. */
+void pt__compact_stop(pt_statedir *s);
+/* Records since the image were not appended: the snapshot being written
+ * would lack them too. (A snapshot started in the gap takes them all.) */
+void pt__compact_gap(pt_statedir *s);
+/* The state rewritten as a snapshot now, in the loop's thread (a stop in
+ * a gap). 0, or -1 with the failure logged. */
+int pt__compact_now(pt_daemon *d);
 
 #endif /* PT_STATE_INT_H */
