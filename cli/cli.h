@@ -150,6 +150,7 @@ int pt_cmd_sem(pt_cli *cli, int argc, char **argv);
 int pt_cmd_event(pt_cli *cli, int argc, char **argv);
 int pt_cmd_barrier(pt_cli *cli, int argc, char **argv);
 int pt_cmd_notify(pt_cli *cli, int argc, char **argv);
+int pt_cmd_release(pt_cli *cli, int argc, char **argv);
 
 /* run.c: COMMAND while a hold lasts (lock, sem) */
 typedef struct pt_cli_run {
@@ -167,6 +168,15 @@ typedef struct pt_cli_run {
  * so on stderr; or PT_EXIT_FAILED.
  */
 int pt_cli_run_command(const pt_cli_run *run);
+/*
+ * Holds until SIGINT, SIGTERM or SIGHUP comes (0), the process behind
+ * pidfd ends (0; -1 for none) or the session is lost (PT_EXIT_LOST, after
+ * saying so). announce(arg) runs once those signals are caught, before
+ * waiting; a nonzero return ends the hold with that status.
+ */
+int pt_cli_hold(const pt_cli_run *run, int pidfd, int (*announce)(void *arg), void *arg);
+/* The start of a --hold-for holder's process name; its PID follows. */
+#define PT_CLI_HOLDER_COMM "pthold-"
 /* "TERM", "SIGTERM", "term" or "15"; 0, or 2 after a usage message. */
 int pt_cli_parse_signal(const char *cmd, const char *opt, const char *arg, int *out);
 

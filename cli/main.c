@@ -114,12 +114,15 @@ const pt_cli_command pt_cli_commands[] = {
      "Removes each NAME, like sem_unlink(3): processes that have it open keep using\n"
      "it until they close it; a new open creates a new object.\n"},
     {"lock", pt_cmd_lock,
-     "NAME [--rlock] [--wait S | --nonblock] [--lost-signal SIG] -- COMMAND [ARGS...]",
-     "run COMMAND while holding a lock, like flock(1)",
+     "NAME [--rlock] [-w S | -n] [-E N] [--lost-signal SIG] [-- COMMAND [ARGS...] | -c LINE]\n"
+     "       pythreadctl lock NAME [--rlock] [-w S | -n] [-E N] [--hold-for PID]",
+     "run COMMAND while holding a lock, like flock(1), or hold it",
      "Opens the Lock NAME (an RLock with --rlock), creating it if it does not\n"
-     "exist, acquires it, runs COMMAND while holding it and exits with COMMAND's\n"
-     "status (128+N if a signal N killed it). If the lock cannot be had within\n"
-     "--wait seconds, or at once with --nonblock, exits 1 without running COMMAND.\n"
+     "exist, acquires it, runs COMMAND (or sh -c LINE) while holding it and exits\n"
+     "with COMMAND's status (128+N if a signal N killed it). COMMAND finds the\n"
+     "lock's name and fencing token in PYTHREAD_LOCK_NAME and PYTHREAD_LOCK_TOKEN.\n"
+     "If the lock cannot be had within --wait seconds, or at once with --nonblock,\n"
+     "exits 1 (or the -E status) without running COMMAND.\n"
      "\n"
      "COMMAND never runs without the lock. It runs in a process group of its own,\n"
      "unless pythreadctl is in the foreground of a terminal (then it stays in\n"
@@ -131,23 +134,57 @@ const pt_cli_command pt_cli_commands[] = {
      "new daemon at once), COMMAND gets --lost-signal at once, and pythreadctl\n"
      "exits 4 when it has ended.\n"
      "\n"
-     "  --rlock            the object is an RLock\n"
-     "  -w, --wait S       give up after S seconds (default: wait forever)\n"
-     "  -n, --nonblock     give up at once if the lock is held\n"
-     "  --mode OCTAL       permission bits if the lock is created (default 0600)\n"
-     "  --lost-signal SIG  sent when the lock is lost (name or number; default TERM)\n"},
-    {"sem", pt_cmd_sem, "NAME [--wait S | --nonblock] [--lost-signal SIG] -- COMMAND [ARGS...]",
+     "With no COMMAND, holds the lock until SIGINT, SIGTERM or SIGHUP, then\n"
+     "releases it and exits 0. Once held, it prints one line:\n"
+     "  holding lock NAME with token T until SIGINT or SIGTERM\n"
+     "\n"
+     "With --hold-for PID, starts a holder process that holds the lock until\n"
+     "process PID ends (however it ends, SIGKILL too) or 'pythreadctl release\n"
+     "NAME' is run by PID or a child of it; prints the token once held, and exits\n"
+     "0. In a script:\n"
+     "  token=$(pythreadctl lock --hold-for $$ NAME) || exit\n"
+     "  ...                       # the lock is held\n"
+     "  pythreadctl release NAME  # or just exit\n"
+     "\n"
+     "  --rlock                   the object is an RLock\n"
+     "  -w, --wait S              give up after S seconds (default: wait forever)\n"
+     "  -n, --nonblock            give up at once if the lock is held\n"
+     "  -E, --conflict-exit-code N  the exit status when the lock is not had\n"
+     "                            (0 to 255; default 1)\n"
+     "  -c, --command LINE        run sh -c LINE as COMMAND\n"
+     "  --hold-for PID            hold until process PID ends (no COMMAND)\n"
+     "  --mode OCTAL              permission bits if the lock is created (default 0600)\n"
+     "  --lost-signal SIG         sent to COMMAND when the lock is lost (name or\n"
+     "                            number; default TERM)\n"},
+    {"sem", pt_cmd_sem,
+     "NAME [-w S | -n] [-E N] [--lost-signal SIG] [-- COMMAND [ARGS...] | -c LINE | "
+     "--hold-for PID]",
      "run COMMAND while holding one semaphore permit",
      "As lock, with one permit of the semaphore NAME. A missing semaphore is\n"
      "created as a BoundedSemaphore of --value permits, so a permit taken by a\n"
      "pythreadctl that dies comes back. COMMAND never runs without the permit,\n"
-     "as lock says of the lock.\n"
+     "as lock says of the lock. A permit has no fencing token: COMMAND gets no\n"
+     "PYTHREAD_LOCK_ variables, and --hold-for prints nothing (with --json, the\n"
+     "holder's pid).\n"
      "\n"
-     "  -w, --wait S       give up after S seconds (default: wait forever)\n"
-     "  -n, --nonblock     give up at once if no permit is free\n"
-     "  --value N          permits if the semaphore is created (default 1)\n"
-     "  --mode OCTAL       permission bits if it is created (default 0600)\n"
-     "  --lost-signal SIG  sent when the permit is lost (default TERM)\n"},
+     "  -w, --wait S              give up after S seconds (default: wait forever)\n"
+     "  -n, --nonblock            give up at once if no permit is free\n"
+     "  -E, --conflict-exit-code N  the exit status when no permit is had\n"
+     "                            (default 1)\n"
+     "  -c, --command LINE        run sh -c LINE as COMMAND\n"
+     "  --hold-for PID            hold until process PID ends (no COMMAND)\n"
+     "  --value N                 permits if the semaphore is created (default 1)\n"
+     "  --mode OCTAL              permission bits if it is created (default 0600)\n"
+     "  --lost-signal SIG         sent when the permit is lost (default TERM)\n"},
+    {"release", pt_cmd_release, "[--force] NAME",
+     "end a hold that 'lock --hold-for' or 'sem --hold-for' started",
+     "Ends the hold on NAME that 'pythreadctl lock --hold-for PID' (or sem) started:\n"
+     "its holder releases the lock (or permit) and exits; release returns once it\n"
+     "has. Only a holder started by the same user, for this process or one of its\n"
+     "parents (the script that took the hold), is ended: another script's hold\n"
+     "stays, unless --force. Fails if NAME has no such holder.\n"
+     "\n"
+     "  --force   end the holder whichever process it holds for\n"},
     {"event", pt_cmd_event, "set|clear|is-set|wait [--timeout S] NAME",
      "set, clear, test or wait for an Event",
      "set, clear: change the Event NAME (created if missing).\n"
@@ -186,8 +223,9 @@ static const char common_help[] =
 
 static const char exit_help[] =
     "Exit status: 0 success, 1 the operation failed or timed out (or COMMAND's\n"
-    "own status for lock and sem), 2 usage error, 3 the daemon cannot be reached,\n"
-    "4 lock and sem: the lock or permit was lost while COMMAND ran.\n";
+    "own status for lock and sem, whose -E sets the status for not acquired), 2\n"
+    "usage error, 3 the daemon cannot be reached, 4 lock and sem: the lock or\n"
+    "permit was lost while held.\n";
 
 int pt_cli_fail(int code, const char *fmt, ...)
 {

@@ -152,7 +152,7 @@ class Ctl(unittest.TestCase):
         self.fails(2, "create", "lock", "x", "--value", "3")
         self.fails(2, "create", "semaphore", "x", "--value", "-1")
         self.fails(2, "create", "lock", "x", "--mode", "999")
-        self.fails(2, "lock", "x")                          # no -- COMMAND
+        self.fails(2, "lock", "x", "--")                    # no COMMAND after --
         self.fails(2, "lock", "x", "--wait", "1", "--nonblock", "--", "true")
         self.fails(2, "lock", "x", "--wait", "soon", "--", "true")
         self.fails(2, "lock", "x", "--lost-signal", "SIGFOO", "--", "true")
