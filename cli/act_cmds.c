@@ -17,13 +17,84 @@
 
 #include "cli.h"
 
-/* Failure of an operation on NAME: "lock 'jobs': <library message>". */
+/* The command-line kind word for the library's kind name. */
+static const char *kind_word_of(const char *libname, size_t len)
+{
+    static const struct {
+        const char *lib, *word;
+    } map[] = {
+        {"Lock", "lock"},
+        {"RLock", "rlock"},
+        {"Condition", "condition"},
+        {"Semaphore", "semaphore"},
+        {"BoundedSemaphore", "semaphore"},
+        {"Event", "event"},
+        {"Barrier", "barrier"},
+    };
+
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (strlen(map[i].lib) == len && strncmp(map[i].lib, libname, len) == 0)
+            return map[i].word;
+    return NULL;
+}
+
+/*
+ * Failure of an operation on NAME: "lock 'jobs': <what went wrong>". The
+ * library's words are written for a C caller: "Lock 'jobs': open: ..."
+ * names the object the command already named, and its hints name open
+ * flags. Here the object is named once, and a hint says what to type.
+ */
 static int op_fail(const char *cmd, const char *name, int err)
 {
-    char what[PT_INSPECT_TEXT_MAX + 32];
+    const char *msg = pt_last_error_message(), *rest, *sp, *q, *kind = NULL;
+    char other[PT_INSPECT_TEXT_MAX + 32] = "", obj[PT_INSPECT_TEXT_MAX];
+    char hint[PT_INSPECT_TEXT_MAX * 2 + 96];
+    size_t oplen;
 
-    snprintf(what, sizeof(what), "%s '%s'", cmd, name);
-    return pt_cli_lib_fail(what, err);
+    if (!msg || !*msg)
+        msg = pt_strerror(err);
+    rest = msg;
+    snprintf(obj, sizeof(obj), "%s", name);
+    /* "Kind 'object': " first: drop it when it is NAME, keep it otherwise
+     * (a Condition's lock) in the command line's words. */
+    if ((sp = strchr(msg, ' ')) && sp[1] == '\'' && (q = strstr(sp + 2, "': ")) &&
+        (kind = kind_word_of(msg, (size_t)(sp - msg)))) {
+        snprintf(obj, sizeof(obj), "%.*s", (int)(q - sp - 2), sp + 2);
+        if (strcmp(obj, name) != 0)
+            snprintf(other, sizeof(other), "%s '%s': ", kind, obj);
+        rest = q + 3;
+    }
+    /* Then the operation, when it is the command's own or the open every
+     * command does first. */
+    oplen = strlen(cmd);
+    if (strncmp(rest, "open: ", 6) == 0)
+        rest += 6;
+    else if (strncmp(rest, cmd, oplen) == 0 && strncmp(rest + oplen, ": ", 2) == 0)
+        rest += oplen + 2;
+    if (err == PT_EEXIST && strstr(rest, "PT_OPEN_EXCL")) {
+        snprintf(hint, sizeof(hint),
+                 "exists already; choose another name, or remove it first with "
+                 "'pythreadctl unlink %s'",
+                 obj);
+        rest = hint;
+    } else if (err == PT_ENOENT) {
+        if (kind && strcmp(kind, "barrier") == 0)
+            snprintf(hint, sizeof(hint),
+                     "no such object; create it first with 'pythreadctl create barrier %s "
+                     "--parties N'",
+                     obj);
+        else if (kind)
+            snprintf(hint, sizeof(hint),
+                     "no such object; create it first with 'pythreadctl create %s %s'", kind, obj);
+        else
+            snprintf(hint, sizeof(hint),
+                     "no such object; 'pythreadctl list' shows the names there are");
+        rest = hint;
+    }
+    return pt_cli_fail(err == PT_ECONNECT || err == PT_ESESSION || err == PT_EVERSION
+                           ? PT_EXIT_NODAEMON
+                           : PT_EXIT_FAILED,
+                       "%s '%s': %s%s", cmd, name, other, rest);
 }
 
 /* ---- create / unlink --------------------------------------------------- */

@@ -1004,7 +1004,8 @@ static void deadlock_heading(char *buf, size_t len, const pt_inspect_deadlock *d
     if (d->state == PT_DEADLOCK_STANDING && n < len)
         snprintf(buf + n, len - n, " since %s: these waits go on until one ends", found);
     else if (d->state == PT_DEADLOCK_FAILED && n < len)
-        snprintf(buf + n, len - n, " at %s: the wait that closed it got PT_EDEADLK", found);
+        snprintf(buf + n, len - n, " at %s: the wait that closed it failed with a deadlock error",
+                 found);
     else if (d->released && h && n < len)
         n += (size_t)snprintf(buf + n, len - n, " %s (found %s): %s '%s' was released", ended,
                               found, pt_kind_name(h->waits_kind), h->waits);

@@ -86,7 +86,7 @@ const pt_cli_command pt_cli_commands[] = {
      "Condition wait taking its lock back counts) none of which has a timeout, so\n"
      "none can end by itself. First those standing (their waits go on), oldest\n"
      "first, then the last 16 that no longer stand, newest first: failed (the wait\n"
-     "that closed the cycle asked to fail and got PT_EDEADLK) or broken (a wait\n"
+     "that closed the cycle asked to fail and got a deadlock error) or broken (a wait\n"
      "of it ended, or a lock of it was released). For each, its owners in order:\n"
      "session, pid, uid, thread, process, the lock it holds and the one it waits\n"
      "for, which the next owner holds; the first owner's wait closed the cycle.\n"
@@ -291,8 +291,14 @@ pt_client *pt_cli_client(pt_cli *cli, int *code)
         return cli->client;
     r = pt_client_open(&cli->client, cli->socket);
     if (r < 0) {
+        const char *msg = pt_last_error_message();
+
         cli->client = NULL;
-        *code = pt_cli_lib_fail("cannot reach pythreadd", r);
+        /* The library's words name pythreadd and its socket already. */
+        if (msg && strstr(msg, "pythreadd"))
+            *code = pt_cli_fail(exit_code_of(r), "%s", msg);
+        else
+            *code = pt_cli_lib_fail("cannot reach pythreadd", r);
         return NULL;
     }
     return cli->client;

@@ -1009,7 +1009,7 @@ done
         doc = self.js("deadlocks")
         self.assertEqual([(d["id"], d["state"]) for d in doc["deadlocks"]],
                          [(2, "failed"), (1, "broken")])
-        self.assertIn("the wait that closed it got PT_EDEADLK", self.ok("deadlocks"))
+        self.assertIn("the wait that closed it failed with a deadlock error", self.ok("deadlocks"))
         b.stdin.close()  # b lets go of dl.b: a gets it
         self.assertEqual(a.stdout.readline(), "got\n")
 

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""pythreadctl's and pythreadd's output for people: messages that say each
+thing once in the command line's words, the permission hint on the socket,
+user and group names and relative times in tables (--json stays exact),
+--pretty JSON, plain log lines on a terminal, and completion by kind.
+
+Usage: test_output.py PYTHREADCTL PYTHREADD COMPLETION_SCRIPT
+
+Every test starts its own pythreadd on a socket in a fresh temporary
+directory. Waiting is polling with a deadline, never a fixed sleep.
+"""
+import grp
+import json
+import os
+import pty
+import pwd
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import unittest
+
+from cliutil import DEADLINE, poll, start_pythreadd
+
+CTL = DAEMON = COMPLETION = None
+NOBODY = 65534
+
+
+def as_nobody():
+    os.setgroups([])
+    os.setgid(NOBODY)
+    os.setuid(NOBODY)
+
+
+class Output(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="ptout-")
+        self.sock = os.path.join(self.dir, "d.sock")
+        self.env = dict(os.environ, PYTHREAD_SOCKET=self.sock)
+        self.daemon = start_pythreadd(DAEMON, self.sock)
+
+    def tearDown(self):
+        self.daemon.send_signal(signal.SIGTERM)
+        try:
+            self.daemon.wait(timeout=DEADLINE)
+        except subprocess.TimeoutExpired:
+            self.daemon.kill()
+            self.daemon.wait()
+        log = self.daemon.stderr.read().decode(errors="replace")
+        self.daemon.stderr.close()
+        self.assertNotIn("Sanitizer", log)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def run_ctl(self, *args, env=None, **kw):
+        return subprocess.run([CTL] + list(args), env=env or self.env, capture_output=True,
+                              text=True, timeout=DEADLINE, **kw)
+
+    def ok(self, *args):
+        r = self.run_ctl(*args)
+        self.assertEqual(r.returncode, 0, "pythreadctl %s: %s" % (args, r.stderr))
+        self.assertEqual(r.stderr, "")
+        return r.stdout
+
+    def error(self, code, *args, env=None, **kw):
+        r = self.run_ctl(*args, env=env, **kw)
+        self.assertEqual(r.returncode, code, "pythreadctl %s: %r" % (args, r.stderr))
+        lines = r.stderr.splitlines()
+        self.assertEqual(len(lines), 1, r.stderr)
+        line = lines[0]
+        self.assertTrue(line.startswith("pythreadctl: "), line)
+        # no C names, nothing said twice
+        self.assertNotRegex(line, r"\bPT_[A-Z_]+")
+        self.assertNotRegex(line, r"\b(\w+): \1: ")
+        self.assertNotIn("pythreadd: cannot connect to pythreadd", line)
+        return line
+
+    # -- messages -------------------------------------------------------
+    def test_messages_name_the_object_once(self):
+        self.ok("create", "lock", "x")
+        line = self.error(1, "create", "lock", "x")
+        self.assertEqual(line, "pythreadctl: create 'x': exists already; choose another name, "
+                               "or remove it first with 'pythreadctl unlink x'")
+        line = self.error(1, "unlink", "nosuch")
+        self.assertEqual(line, "pythreadctl: unlink 'nosuch': no such object; 'pythreadctl "
+                               "list' shows the names there are")
+        self.assertIn("event 'e': no such object; create it first with 'pythreadctl create "
+                      "event e'", self.error(1, "event", "is-set", "e"))
+        self.assertIn("create barrier b --parties N", self.error(1, "barrier", "wait", "b"))
+        self.assertIn("create condition c", self.error(1, "notify", "c"))
+        line = self.error(1, "create", "condition", "c", "--lock", "nolock")
+        self.assertIn("create 'c': lock 'nolock': no such object", line)
+        line = self.error(1, "lock", "x", "--rlock", "--", "true")
+        self.assertEqual(line.count("'x'"), 1, line)
+        self.assertNotIn("RLock 'x'", line)
+
+    def test_no_daemon_said_once(self):
+        env = dict(self.env, PYTHREAD_SOCKET=os.path.join(self.dir, "none.sock"))
+        line = self.error(3, "status", env=env)
+        self.assertEqual(line.count("pythreadd"), 3, line)  # daemon, its start, its unit
+        self.assertIn("at %s: no socket there; is the daemon running?" % env["PYTHREAD_SOCKET"],
+                      line)
+        # a socket file nobody listens on
+        stale = os.path.join(self.dir, "stale.sock")
+        import socket
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(stale)
+        s.close()
+        line = self.error(3, "-s", stale, "list")
+        self.assertIn("nothing listens on that socket", line)
+
+    def test_permission_denied_has_its_own_hint(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to run pythreadctl as nobody")
+        os.chmod(self.dir, 0o755)
+        me = pwd.getpwuid(os.geteuid()).pw_name
+        group = grp.getgrgid(os.stat(self.sock).st_gid).gr_name
+        os.chmod(self.sock, 0o600)
+        line = self.error(3, "status", preexec_fn=as_nobody)
+        self.assertIn("permission denied", line)
+        self.assertIn("user %s (%d), mode 0600, so only its owner may connect" %
+                      (me, os.geteuid()), line)
+        self.assertIn("--socket-mode", line)
+        self.assertNotIn("is the daemon running", line)
+        os.chmod(self.sock, 0o660)
+        line = self.error(3, "status", preexec_fn=as_nobody)
+        self.assertIn("ask to join group %s" % group, line)
+        self.assertNotIn("is the daemon running", line)
+        os.chmod(self.dir, 0o700)
+        line = self.error(3, "status", preexec_fn=as_nobody)
+        self.assertIn("permission denied on a directory on its way", line)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 4:
+        sys.exit(__doc__)
+    CTL, DAEMON = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    COMPLETION = os.path.abspath(sys.argv[3])
+    unittest.main(argv=[sys.argv[0]] + sys.argv[4:], verbosity=2)
