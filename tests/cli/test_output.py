@@ -132,6 +132,64 @@ class Output(unittest.TestCase):
         line = self.error(3, "status", preexec_fn=as_nobody)
         self.assertIn("permission denied on a directory on its way", line)
 
+    # -- the daemon's log on a terminal ---------------------------------
+    def daemon_on_pty(self, journal):
+        """pythreadd's stderr on a terminal, from start to stop. journal:
+        JOURNAL_STREAM names that terminal, as systemd would its stream."""
+        master, slave = pty.openpty()
+        sock = os.path.join(self.dir, "tty.sock")
+        env = dict(os.environ)
+        env.pop("JOURNAL_STREAM", None)
+        if journal:
+            st = os.fstat(slave)
+            env["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
+        p = subprocess.Popen([DAEMON, "--socket", sock], stdin=subprocess.DEVNULL,
+                             stdout=slave, stderr=slave, env=env)
+        os.close(slave)
+        out = b""
+
+        def read_some():
+            nonlocal out
+            while select.select([master], [], [], 0)[0]:
+                try:
+                    data = os.read(master, 4096)
+                except OSError:
+                    return
+                if not data:
+                    return
+                out += data
+
+        try:
+            poll(lambda: (read_some(), b"listening on" in out)[1], "the daemon to start")
+            # a peer's mistake makes a warning or notice line
+            self.run_ctl("-s", sock, "create", "lock", "bad^name")
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=DEADLINE)
+            poll(lambda: (read_some(), b"stopped" in out)[1], "the daemon's last line")
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            os.close(master)
+        return out.decode(errors="replace").replace("\r\n", "\n")
+
+    def test_daemon_plain_lines_on_a_terminal(self):
+        out = self.daemon_on_pty(journal=False)
+        self.assertIn("listening on", out)
+        for line in out.splitlines():
+            self.assertNotRegex(line, r"^<\d>", out)
+        out = self.daemon_on_pty(journal=True)
+        lines = [l for l in out.splitlines() if l]
+        self.assertTrue(lines)
+        for line in lines:
+            self.assertRegex(line, r"^<\d>", out)
+        # a pipe (what tests and other programs read) keeps them too
+        self.daemon.send_signal(signal.SIGTERM)
+        self.daemon.wait(timeout=DEADLINE)
+        log = self.daemon.stderr.read().decode()
+        self.assertRegex(log, r"^<\d>")
+        self.daemon = start_pythreadd(DAEMON, self.sock)
+
 
 if __name__ == "__main__":
     if len(sys.argv) < 4:
