@@ -187,8 +187,61 @@ class Output(unittest.TestCase):
         self.daemon.send_signal(signal.SIGTERM)
         self.daemon.wait(timeout=DEADLINE)
         log = self.daemon.stderr.read().decode()
+        self.daemon.stderr.close()
         self.assertRegex(log, r"^<\d>")
         self.daemon = start_pythreadd(DAEMON, self.sock)
+
+    # -- completion -------------------------------------------------------
+    def complete(self, *words):
+        bindir = os.path.join(self.dir, "bin")
+        if not os.path.isdir(bindir):
+            os.mkdir(bindir)
+            os.symlink(CTL, os.path.join(bindir, "pythreadctl"))
+        script = ('source "%s"; COMP_WORDS=(%s); COMP_CWORD=%d; _pythreadctl; '
+                  'printf "%%s\\n" "${COMPREPLY[@]}"' %
+                  (COMPLETION, " ".join("'%s'" % w for w in words), len(words) - 1))
+        env = dict(self.env, PATH=bindir + os.pathsep + self.env.get("PATH", ""))
+        r = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True,
+                           timeout=DEADLINE, cwd=self.dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return sorted(x for x in r.stdout.split("\n") if x)
+
+    def test_completion_by_kind(self):
+        if not shutil.which("bash"):
+            self.skipTest("no bash")
+        for kind, name in (("lock", "o.lock"), ("rlock", "o.rlock"), ("event", "o.event"),
+                           ("condition", "o.cond"), ("barrier", "o.barrier")):
+            self.ok("create", kind, name, *(["--parties", "2"] if kind == "barrier" else []))
+        self.ok("create", "semaphore", "o.sem")
+        self.ok("create", "semaphore", "o.bsem", "--bounded")
+        c = self.complete
+        self.assertEqual(c("pythreadctl", "lock", "o."), ["o.lock"])
+        self.assertEqual(c("pythreadctl", "lock", "--rlock", "o."), ["o.rlock"])
+        self.assertEqual(c("pythreadctl", "lock", "-w", "5", "o."), ["o.lock"])
+        self.assertEqual(c("pythreadctl", "sem", "o."), ["o.bsem", "o.sem"])
+        self.assertEqual(c("pythreadctl", "event", "set", "o."), ["o.event"])
+        self.assertEqual(c("pythreadctl", "event", "wait", "--timeout", "3", "o."), ["o.event"])
+        self.assertEqual(c("pythreadctl", "barrier", "wait", "o."), ["o.barrier"])
+        self.assertEqual(c("pythreadctl", "notify", "o."), ["o.cond"])
+        self.assertEqual(c("pythreadctl", "notify", "-n", "2", "o."), ["o.cond"])
+        self.assertEqual(c("pythreadctl", "create", "condition", "c", "--lock", "o."),
+                         ["o.lock", "o.rlock"])
+        self.assertEqual(len(c("pythreadctl", "show", "o.")), 7)
+        self.assertEqual(c("pythreadctl", "-s", self.sock, "event", "clear", "o."), ["o.event"])
+
+    def test_completion_after_dashdash(self):
+        if not shutil.which("bash"):
+            self.skipTest("no bash")
+        self.ok("create", "lock", "L")
+        with open(os.path.join(self.dir, "afile"), "w"):
+            pass
+        c = self.complete
+        self.assertIn("bash", c("pythreadctl", "lock", "L", "--", "bas"))
+        self.assertNotIn("--nonblock", c("pythreadctl", "lock", "L", "--", "--non"))
+        # later words are the command's arguments, not pythreadctl's
+        self.assertEqual(c("pythreadctl", "lock", "L", "--", "cat", "afi"), ["afile"])
+        self.assertEqual(c("pythreadctl", "lock", "L", "--", "cat", "L"), [])
+        self.assertEqual(c("pythreadctl", "sem", "S", "--", "ls", "af"), ["afile"])
 
 
 if __name__ == "__main__":
