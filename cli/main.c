@@ -47,7 +47,8 @@ const pt_cli_command pt_cli_commands[] = {
     {"sessions", pt_cmd_sessions, "",
      "list connected sessions with pid, uid, process and what they hold",
      "Lists every connected session in the order they connected: id, pid, uid,\n"
-     "process name, connected since, open handles, objects held and calls waiting.\n"
+     "process name, how long ago it connected, open handles, objects held and calls\n"
+     "waiting.\n"
      "pythreadctl's own session is among them.\n"},
     {"graph", pt_cmd_graph, "[PATTERN]",
      "print who waits for whom as a Graphviz graph, deadlocks in red",
@@ -217,7 +218,9 @@ static const char common_help[] =
     "                     their own $XDG_RUNTIME_DIR/pythread/pythreadd.sock (or\n"
     "                     /tmp/pythread-UID/pythreadd.sock) if a daemon listens\n"
     "                     there, else the system's /run/pythread/pythreadd.sock)\n"
-    "  -j, --json         one JSON document on stdout (inspection commands)\n"
+    "  -j, --json         one JSON document on stdout (inspection commands), exact:\n"
+    "                     uids and gids as numbers, times in seconds since the epoch\n"
+    "      --pretty       --json, indented for people\n"
     "      --no-legend    no header line or summary in tables\n"
     "  -h, --help         this help\n";
 
@@ -331,12 +334,13 @@ static void main_help(void)
            common_help, exit_help);
 }
 
-enum { OPT_NO_LEGEND = 0x1000 };
+enum { OPT_NO_LEGEND = 0x1000, OPT_PRETTY };
 
 static const struct option common_long[] = {
     {"socket", required_argument, NULL, 's'},
     {"json", no_argument, NULL, 'j'},
     {"no-legend", no_argument, NULL, OPT_NO_LEGEND},
+    {"pretty", no_argument, NULL, OPT_PRETTY},
     {"help", no_argument, NULL, 'h'},
 };
 #define NCOMMON  (sizeof(common_long) / sizeof(common_long[0]))
@@ -370,6 +374,10 @@ int pt_cli_getopt(pt_cli *cli, const pt_cli_command *cmd, int argc, char **argv,
             continue;
         case OPT_NO_LEGEND:
             cli->no_legend = 1;
+            continue;
+        case OPT_PRETTY:
+            cli->json = 1;
+            pt_json_set_pretty(1);
             continue;
         case 'h':
             command_help(cmd);
@@ -467,6 +475,7 @@ static int parse_global(pt_cli *cli, int argc, char **argv, int *code)
         {"socket", required_argument, NULL, 's'},
         {"json", no_argument, NULL, 'j'},
         {"no-legend", no_argument, NULL, OPT_NO_LEGEND},
+        {"pretty", no_argument, NULL, OPT_PRETTY},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -483,6 +492,10 @@ static int parse_global(pt_cli *cli, int argc, char **argv, int *code)
             break;
         case OPT_NO_LEGEND:
             cli->no_legend = 1;
+            break;
+        case OPT_PRETTY:
+            cli->json = 1;
+            pt_json_set_pretty(1);
             break;
         case 'h':
             main_help();

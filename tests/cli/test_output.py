@@ -132,6 +132,88 @@ class Output(unittest.TestCase):
         line = self.error(3, "status", preexec_fn=as_nobody)
         self.assertIn("permission denied on a directory on its way", line)
 
+    # -- names, ages, --pretty ------------------------------------------
+    def user_cell(self, uid):
+        try:
+            return "%s (%d)" % (pwd.getpwuid(uid).pw_name, uid)
+        except KeyError:
+            return str(uid)
+
+    def test_tables_name_users_json_keeps_numbers(self):
+        me = os.getuid()
+        self.ok("create", "lock", "L")
+        row = self.ok("list", "--no-legend").splitlines()[0].split("\t")
+        self.assertEqual(row[4], self.user_cell(me))
+        self.assertRegex(row[4], r"^(\S+ \(%d\)|%d)$" % (me, me))
+        doc = json.loads(self.ok("list", "--json"))
+        self.assertEqual(doc["objects"][0]["uid"], me)
+        self.assertIsInstance(doc["objects"][0]["gid"], int)
+        try:
+            group = "%s (%d)" % (grp.getgrgid(os.getgid()).gr_name, os.getgid())
+        except KeyError:
+            group = str(os.getgid())
+        self.assertIn("owner:\tuser %s, group %s, mode 0600" % (self.user_cell(me), group),
+                      self.ok("show", "L"))
+        # a holder's row
+        h = subprocess.Popen([CTL, "lock", "L"], env=self.env, stdout=subprocess.PIPE,
+                             text=True, start_new_session=True)
+        try:
+            h.stdout.readline()
+            rows = [l.split("\t") for l in self.ok("show", "L").splitlines()
+                    if l.startswith("1\t")]
+            self.assertEqual(rows[0][3], self.user_cell(me))
+        finally:
+            h.send_signal(signal.SIGTERM)
+            h.wait(timeout=DEADLINE)
+            h.stdout.close()
+        # an id with no name stays a number
+        if os.geteuid() == 0:
+            uid = 54321
+            while True:
+                try:
+                    pwd.getpwuid(uid)
+                    uid += 1
+                except KeyError:
+                    break
+
+            def as_unnamed():
+                os.setgroups([])
+                os.setgid(uid)
+                os.setuid(uid)
+            os.chmod(self.dir, 0o755)
+            subprocess.run([CTL, "create", "event", "E", "--mode", "0644"], env=self.env,
+                           check=True, timeout=DEADLINE, preexec_fn=as_unnamed)
+            rows = [l.split("\t") for l in self.ok("list", "--no-legend").splitlines()
+                    if l.startswith("E\t")]
+            self.assertEqual(rows[0][4], str(uid))
+
+    def test_sessions_connected_ago(self):
+        out = self.ok("sessions")
+        lines = out.splitlines()
+        self.assertEqual(lines[0].split("\t")[4], "CONNECTED")
+        mine = [l.split("\t") for l in lines[1:] if l.split("\t")[0].endswith("*")][0]
+        self.assertRegex(mine[4], r"^\d+s ago$")
+        self.assertEqual(mine[2], self.user_cell(os.getuid()))
+        doc = json.loads(self.ok("sessions", "--json"))
+        self.assertIsInstance(doc["sessions"][0]["connected_at"], float)
+        self.assertIsInstance(doc["sessions"][0]["uid"], int)
+        self.assertRegex(self.ok("status"), r"uptime:\t\S+ \(since \d{4}-\d\d-\d\d "
+                                            r"\d\d:\d\d:\d\d\)")
+
+    def test_pretty_json(self):
+        self.ok("create", "lock", "L")
+        for args in (["--pretty", "show", "L"], ["show", "L", "--pretty"],
+                     ["--pretty", "list"], ["sessions", "--pretty"], ["status", "--pretty"]):
+            out = self.ok(*args)
+            self.assertTrue(out.startswith("{\n  \""), out[:40])
+            plain = self.ok(*[a if a != "--pretty" else "--json" for a in args])
+            self.assertEqual(len(plain.strip().splitlines()), 1, plain[:80])
+            a, b = json.loads(out), json.loads(plain)
+            if args[-1] in ("L", "list"):  # the same document, only laid out
+                self.assertEqual(a, b)
+        out = self.ok("--pretty", "show", "L")
+        self.assertIn('\n  "object": {\n    "name": "L",', out)
+
     # -- the daemon's log on a terminal ---------------------------------
     def daemon_on_pty(self, journal):
         """pythreadd's stderr on a terminal, from start to stop. journal:

@@ -13,6 +13,7 @@ deadline, never a fixed sleep.
 import json
 import os
 import pty
+import pwd
 import select
 import shutil
 import signal
@@ -35,6 +36,14 @@ def gone(pid):
             return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
     except FileNotFoundError:
         return True
+
+
+def user_cell(uid):
+    """A table's UID cell: the user's name and number, or the number."""
+    try:
+        return "%s (%d)" % (pwd.getpwuid(uid).pw_name, uid)
+    except KeyError:
+        return str(uid)
 
 
 def read_when_there(path, what):
@@ -349,7 +358,7 @@ class Ctl(unittest.TestCase):
         self.assertIsNone(d["object"]["counters"])
         self.assertIsNone(d["object"]["state"])
         row = [l.split("\t") for l in as_other("list").splitlines() if l.startswith("secret")]
-        self.assertEqual(row[0][:6], ["secret", "semaphore", "-", "-", "0", "0600"])
+        self.assertEqual(row[0][:6], ["secret", "semaphore", "-", "-", user_cell(0), "0600"])
         text = as_other("show", "secret")
         self.assertIn("not shown", text)
         self.assertNotIn("value=3", text)
@@ -969,7 +978,7 @@ done
         self.assertIn("deadlock #1: 3 owners, standing since", text)
         self.assertIn("1 deadlock found", text)
         row = [l.split("\t") for l in text.splitlines() if l.startswith("1*")][0]
-        self.assertEqual(row[1:], [str(m["session"]), str(hs[2].pid), str(os.getuid()),
+        self.assertEqual(row[1:], [str(m["session"]), str(hs[2].pid), user_cell(os.getuid()),
                                     str(hs[2].pid), "dl_holder", "Lock 'z'", "Lock 'x'"])
         st = self.js("status")
         self.assertEqual(st["deadlocks"], {"found": 1, "standing": 1})
