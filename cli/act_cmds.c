@@ -650,6 +650,28 @@ static void close_inherited(int keep1, int keep2)
     close_range((unsigned)hi + 1, ~0U, 0);
 }
 
+static long holder_for(long pid);
+
+/* A second --hold-for of a Lock for the same process would wait for that
+ * process's own hold, which ends only when the process does: a script
+ * that takes its lock twice is told so instead of hanging. */
+static int held_for_already(pt_client *c, const run_args *a)
+{
+    pt_inspect_detail *d;
+    int code = 0;
+
+    if (strcmp(a->cmd, "lock") != 0 || pt_inspect_show(c, a->name, &d) < 0)
+        return 0; /* no such lock yet, or not one to look at: take it */
+    for (size_t i = 0; i < d->n_holders && !code; i++)
+        if (holder_for(d->holders[i].pid) == a->hold_for)
+            code = pt_cli_fail(PT_EXIT_FAILED,
+                               "lock '%s': already held for process %ld (by holder pid %ld); "
+                               "'pythreadctl release %s' first",
+                               a->name, a->hold_for, d->holders[i].pid, a->name);
+    pt_inspect_detail_free(d);
+    return code;
+}
+
 /* The holder: in a session of its own (no terminal's or job's signal is
  * meant for it), killed with pythreadctl until it holds, then holding
  * until PID ends, SIGTERM/SIGINT/SIGHUP (pythreadctl release) or the
@@ -678,6 +700,8 @@ static int holder_run(pt_cli *cli, const run_args *a, int pidfd, int report, pid
     snprintf(comm, sizeof(comm), PT_CLI_HOLDER_COMM "%ld", a->hold_for);
     prctl(PR_SET_NAME, comm);
     if (!(c = pt_cli_client(cli, &code)))
+        return code;
+    if ((code = held_for_already(c, a)) != 0)
         return code;
     if (!take(c, a, &h, &x.token, &code))
         return code;

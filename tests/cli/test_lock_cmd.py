@@ -251,6 +251,7 @@ class LockCmd(unittest.TestCase):
             'token=$("$CTL" lock --hold-for $$ L) || exit 9\n'
             'echo "token $token"\n'
             '"$CTL" lock -n L -- true; echo "busy $?"\n'
+            '"$CTL" lock --hold-for $$ -w 30 L; echo "twice $?"\n'
             '"$CTL" release L; echo "release $?"\n'
             '"$CTL" lock -n L -- true; echo "free $?"\n'
             '"$CTL" release L 2>/dev/null; echo "again $?"\n')
@@ -259,7 +260,8 @@ class LockCmd(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         lines = r.stdout.splitlines()
         self.assertRegex(lines[0], r"^token \d+$")
-        self.assertEqual(lines[1:], ["busy 1", "release 0", "free 0", "again 1"])
+        self.assertEqual(lines[1:], ["busy 1", "twice 1", "release 0", "free 0", "again 1"])
+        self.assertIn("lock 'L': already held for process", r.stderr)
         self.assertIn("lock 'L': held by another", r.stderr)
         self.assertLess(int(lines[0].split()[1]), self.show("L")["object"]["token"])
 
