@@ -71,7 +71,29 @@ static int op_fail(const char *cmd, const char *name, int err)
         rest += 6;
     else if (strncmp(rest, cmd, oplen) == 0 && strncmp(rest + oplen, ": ", 2) == 0)
         rest += oplen + 2;
-    if (err == PT_EEXIST && strstr(rest, "PT_OPEN_EXCL")) {
+    if (err == PT_EEXIST && strncmp(rest, "exists as a", 11) == 0 &&
+        (sp = strchr(rest + 11, ' ')) && (q = strchr(sp, ';')) &&
+        (sp = kind_word_of(sp + 1, (size_t)(q - sp - 1)))) {
+        /* Another kind: the command that uses that kind. */
+        static const struct {
+            const char *kind, *use;
+        } use[] = {{"lock", "lock"},
+                   {"rlock", "lock --rlock"},
+                   {"semaphore", "sem"},
+                   {"event", "event set|clear|wait"},
+                   {"barrier", "barrier wait"},
+                   {"condition", "notify"}};
+        const char *how = "show";
+
+        for (size_t i = 0; i < sizeof(use) / sizeof(use[0]); i++)
+            if (strcmp(use[i].kind, sp) == 0)
+                how = use[i].use;
+        snprintf(hint, sizeof(hint),
+                 "it is %s %s: use it with 'pythreadctl %s %s', or remove it first with "
+                 "'pythreadctl unlink %s'",
+                 sp[0] == 'e' ? "an" : "a", sp, how, obj, obj);
+        rest = hint;
+    } else if (err == PT_EEXIST && strstr(rest, "PT_OPEN_EXCL")) {
         snprintf(hint, sizeof(hint),
                  "exists already; choose another name, or remove it first with "
                  "'pythreadctl unlink %s'",
@@ -803,7 +825,7 @@ static int run_holding(pt_cli *cli, const run_args *a)
     /* After a loss, a release would reconnect and could free the lock of
      * whoever took it from the new daemon. */
     if (status != PT_EXIT_LOST && (r = held_release(&h)) < 0)
-        pt_cli_lib_fail(a->cmd, r); /* the session ended after COMMAND did */
+        op_fail(a->cmd, a->name, r); /* the session ended after COMMAND did */
     held_close(&h);
     return status;
 }

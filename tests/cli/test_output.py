@@ -93,8 +93,11 @@ class Output(unittest.TestCase):
         line = self.error(1, "create", "condition", "c", "--lock", "nolock")
         self.assertIn("create 'c': lock 'nolock': no such object", line)
         line = self.error(1, "lock", "x", "--rlock", "--", "true")
-        self.assertEqual(line.count("'x'"), 1, line)
-        self.assertNotIn("RLock 'x'", line)
+        self.assertEqual(line, "pythreadctl: lock 'x': it is a lock: use it with 'pythreadctl "
+                               "lock x', or remove it first with 'pythreadctl unlink x'")
+        self.ok("create", "event", "ev")
+        self.assertIn("sem 'ev': it is an event: use it with 'pythreadctl event set|clear|wait "
+                      "ev'", self.error(1, "sem", "ev", "--", "true"))
 
     def test_no_daemon_said_once(self):
         env = dict(self.env, PYTHREAD_SOCKET=os.path.join(self.dir, "none.sock"))
