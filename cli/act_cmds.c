@@ -737,8 +737,8 @@ static int holder_run(pt_cli *cli, const run_args *a, int pidfd, int report, pid
 
 static int hold_for(pt_cli *cli, const run_args *a)
 {
-    int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)a->hold_for, 0), p[2], st;
-    pid_t parent = getpid(), child;
+    int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)a->hold_for, 0), p[2], st = 0;
+    pid_t parent = getpid(), child, w;
     char buf[64];
     size_t got = 0;
     ssize_t n;
@@ -752,6 +752,9 @@ static int hold_for(pt_cli *cli, const run_args *a)
     if (pipe2(p, O_CLOEXEC) < 0)
         return pt_cli_fail(PT_EXIT_FAILED, "%s '%s': cannot start its holder: %s", a->cmd, a->name,
                            strerror(errno));
+    /* Inherited SIGCHLD ignored would reap the holder before its status
+     * is read. */
+    signal(SIGCHLD, SIG_DFL);
     fflush(NULL);
     child = fork();
     if (child < 0)
@@ -771,8 +774,11 @@ static int hold_for(pt_cli *cli, const run_args *a)
     close(p[0]);
     buf[got] = '\0';
     if (got == 0) { /* the holder ended without holding, after saying why */
-        while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+        while ((w = waitpid(child, &st, 0)) < 0 && errno == EINTR)
             ;
+        if (w < 0)
+            return pt_cli_fail(PT_EXIT_FAILED, "%s '%s': its holder (pid %ld) ended unseen: %s",
+                               a->cmd, a->name, (long)child, strerror(errno));
         if (WIFEXITED(st))
             return WEXITSTATUS(st);
         return pt_cli_fail(PT_EXIT_FAILED, "%s '%s': its holder (pid %ld) died of signal %d",

@@ -248,6 +248,7 @@ class LockCmd(unittest.TestCase):
 
     def test_hold_for_script_and_release(self):
         path = self.script(
+            "trap '' TERM INT HUP\n"  # inherited as ignored: release must still work
             'token=$("$CTL" lock --hold-for $$ L) || exit 9\n'
             'echo "token $token"\n'
             '"$CTL" lock -n L -- true; echo "busy $?"\n'
