@@ -94,6 +94,8 @@ void pt_table_print(pt_table *t, const pt_cli *cli, FILE *f);
 /* out.c: JSON, one document written as it goes */
 typedef struct pt_json pt_json;
 pt_json *pt_json_new(FILE *f);
+/* --pretty: every document after this is indented two spaces a level. */
+void pt_json_set_pretty(int on);
 void pt_json_obj(pt_json *j, const char *key); /* key NULL inside arrays / at top */
 void pt_json_arr(pt_json *j, const char *key);
 void pt_json_end(pt_json *j); /* closes the innermost */
@@ -110,6 +112,11 @@ int pt_json_finish(pt_json *j);
 /* Formatting helpers for people. */
 void pt_fmt_duration(char *buf, size_t len, double seconds);
 void pt_fmt_time(char *buf, size_t len, double epoch);
+/* Tables show who by name and when by age; --json keeps the numbers. */
+void pt_fmt_uid(char *buf, size_t len, uint32_t uid); /* "alice (1000)", or "1000" */
+void pt_fmt_gid(char *buf, size_t len, uint32_t gid);
+void pt_fmt_ago(char *buf, size_t len, double epoch);      /* "5s ago", "3m12s ago" */
+void pt_fmt_time_ago(char *buf, size_t len, double epoch); /* pt_fmt_time, then (ago) */
 
 /* inspect_cmds.c */
 /* A one-word state: locked/free, a semaphore's value (value/bound),
@@ -150,6 +157,7 @@ int pt_cmd_sem(pt_cli *cli, int argc, char **argv);
 int pt_cmd_event(pt_cli *cli, int argc, char **argv);
 int pt_cmd_barrier(pt_cli *cli, int argc, char **argv);
 int pt_cmd_notify(pt_cli *cli, int argc, char **argv);
+int pt_cmd_release(pt_cli *cli, int argc, char **argv);
 
 /* run.c: COMMAND while a hold lasts (lock, sem) */
 typedef struct pt_cli_run {
@@ -167,6 +175,15 @@ typedef struct pt_cli_run {
  * so on stderr; or PT_EXIT_FAILED.
  */
 int pt_cli_run_command(const pt_cli_run *run);
+/*
+ * Holds until SIGINT, SIGTERM or SIGHUP comes (0), the process behind
+ * pidfd ends (0; -1 for none) or the session is lost (PT_EXIT_LOST, after
+ * saying so). announce(arg) runs once those signals are caught, before
+ * waiting; a nonzero return ends the hold with that status.
+ */
+int pt_cli_hold(const pt_cli_run *run, int pidfd, int (*announce)(void *arg), void *arg);
+/* The start of a --hold-for holder's process name; its PID follows. */
+#define PT_CLI_HOLDER_COMM "pthold-"
 /* "TERM", "SIGTERM", "term" or "15"; 0, or 2 after a usage message. */
 int pt_cli_parse_signal(const char *cmd, const char *opt, const char *arg, int *out);
 

@@ -217,7 +217,7 @@ static void sessions_row(pt_table *t, const pt_inspect_status *st)
 static void restart_row(pt_table *t, const pt_inspect_status *st)
 {
     const uint64_t *n = st->objects_by_restart;
-    char buf[400], when[64], took[32];
+    char buf[400], when[96], took[32];
 
     pt_fmt_duration(took, sizeof(took), st->grace_seconds);
     if (st->in_grace) {
@@ -226,7 +226,7 @@ static void restart_row(pt_table *t, const pt_inspect_status *st)
                  "sessions whose processes are not back yet), %" PRIu64 " restored as journaled",
                  took, n[PT_RESTART_IN_GRACE], n[PT_RESTART_RESTORED]);
     } else if (st->restarted_at > 0) {
-        pt_fmt_time(when, sizeof(when), st->restarted_at);
+        pt_fmt_time_ago(when, sizeof(when), st->restarted_at);
         snprintf(buf, sizeof(buf),
                  "done %s after a grace of %s; of the objects now, %" PRIu64
                  " restored as journaled, %" PRIu64 " reclaimed from their holders' words, %" PRIu64
@@ -267,7 +267,7 @@ static void status_table(const pt_cli *cli, const pt_inspect_status *st)
 {
     static const char *const hdr[2] = {"FIELD", "VALUE"};
     pt_table *t = pt_table_new(2, hdr);
-    char buf[512], a[64], b[64];
+    char buf[512], a[64], b[96];
     size_t n = 0;
 
     kv(t, "version:", st->version);
@@ -457,7 +457,7 @@ static void flags_text(char *buf, size_t len, const pt_inspect_object *o)
 static int list_one(void *arg, const pt_inspect_object *o)
 {
     list_ctx *x = arg;
-    char state[64], waiters[16], uid[16], mode[16], flags[48];
+    char state[64], waiters[16], uid[96], mode[16], flags[48];
 
     x->n++;
     if (x->j) {
@@ -472,7 +472,7 @@ static int list_one(void *arg, const pt_inspect_object *o)
         snprintf(state, sizeof(state), "-");
         snprintf(waiters, sizeof(waiters), "-");
     }
-    snprintf(uid, sizeof(uid), "%u", o->uid);
+    pt_fmt_uid(uid, sizeof(uid), o->uid);
     mode_str(mode, sizeof(mode), o->mode);
     flags_text(flags, sizeof(flags), o);
     {
@@ -671,12 +671,12 @@ static void parties_table(const pt_cli *cli, const char *title, const pt_inspect
         return;
     t = pt_table_new(8, hdr);
     for (size_t i = 0; i < n; i++) {
-        char pos[24], sess[24], pid[24], uid[16], thr[24], dur[32], what[PT_INSPECT_TEXT_MAX + 96];
+        char pos[24], sess[24], pid[24], uid[96], thr[24], dur[32], what[PT_INSPECT_TEXT_MAX + 96];
 
         snprintf(pos, sizeof(pos), "%zu", i + 1);
         snprintf(sess, sizeof(sess), "%" PRIu64, v[i].session);
         snprintf(pid, sizeof(pid), "%ld", v[i].pid);
-        snprintf(uid, sizeof(uid), "%u", v[i].uid);
+        pt_fmt_uid(uid, sizeof(uid), v[i].uid);
         if (v[i].thread)
             snprintf(thr, sizeof(thr), "%" PRIu64, v[i].thread);
         else
@@ -699,7 +699,7 @@ static void show_state_rows(pt_table *t, const pt_inspect_object *o)
 {
     const char *flags = o->transient ? (o->unlinked ? ", transient, unlinked" : ", transient")
                                      : (o->unlinked ? ", unlinked" : "");
-    char buf[600], w[32], h[32];
+    char buf[600], w[32], h[32], u[96], g[96];
 
     pt_cli_state_word(w, sizeof(w), o);
     if (o->hidden)
@@ -709,7 +709,9 @@ static void show_state_rows(pt_table *t, const pt_inspect_object *o)
     kv(t, "state:", buf);
     snprintf(buf, sizeof(buf), "%" PRIu64, o->token);
     kv(t, "fencing token:", o->hidden ? "-" : buf);
-    snprintf(buf, sizeof(buf), "uid %u, gid %u, mode %04o", o->uid, o->gid, o->mode);
+    pt_fmt_uid(u, sizeof(u), o->uid);
+    pt_fmt_gid(g, sizeof(g), o->gid);
+    snprintf(buf, sizeof(buf), "user %s, group %s, mode %04o", u, g, o->mode);
     kv(t, "owner:", buf);
     snprintf(buf, sizeof(buf), "%u", o->refs);
     kv(t, "references:", o->hidden ? "-" : buf);
@@ -795,7 +797,7 @@ typedef struct sess_ctx {
 static int session_one(void *arg, const pt_inspect_session *s)
 {
     sess_ctx *x = arg;
-    char id[24], pid[24], uid[16], since[32], handles[16], held[16], waiting[16];
+    char id[24], pid[24], uid[96], since[32], handles[16], held[16], waiting[16];
 
     x->n++;
     /* Known once the first page came back on our session. */
@@ -820,8 +822,8 @@ static int session_one(void *arg, const pt_inspect_session *s)
     }
     snprintf(id, sizeof(id), "%" PRIu64 "%s", s->id, s->id == x->self ? "*" : "");
     snprintf(pid, sizeof(pid), "%ld", s->pid);
-    snprintf(uid, sizeof(uid), "%u", s->uid);
-    pt_fmt_time(since, sizeof(since), s->since);
+    pt_fmt_uid(uid, sizeof(uid), s->uid);
+    pt_fmt_ago(since, sizeof(since), s->since);
     snprintf(handles, sizeof(handles), "%u", s->handles);
     snprintf(held, sizeof(held), "%u", s->held);
     snprintf(waiting, sizeof(waiting), "%u", s->waiting);
@@ -994,17 +996,18 @@ static void deadlock_heading(char *buf, size_t len, const pt_inspect_deadlock *d
 {
     const pt_inspect_deadlock_member *m = d->broke < d->n_members ? &d->members[d->broke] : NULL;
     const pt_inspect_deadlock_member *h = m ? held_by(d, d->broke) : NULL;
-    char found[64], ended[64];
+    char found[96], ended[96];
     size_t n;
 
-    pt_fmt_time(found, sizeof(found), d->found);
-    pt_fmt_time(ended, sizeof(ended), d->ended);
+    pt_fmt_time_ago(found, sizeof(found), d->found);
+    pt_fmt_time_ago(ended, sizeof(ended), d->ended);
     n = (size_t)snprintf(buf, len, "deadlock #%" PRIu64 ": %zu owner%s, %s", d->id, d->size,
                          d->size == 1 ? "" : "s", deadlock_state_word(d->state));
     if (d->state == PT_DEADLOCK_STANDING && n < len)
         snprintf(buf + n, len - n, " since %s: these waits go on until one ends", found);
     else if (d->state == PT_DEADLOCK_FAILED && n < len)
-        snprintf(buf + n, len - n, " at %s: the wait that closed it got PT_EDEADLK", found);
+        snprintf(buf + n, len - n, " at %s: the wait that closed it failed with a deadlock error",
+                 found);
     else if (d->released && h && n < len)
         n += (size_t)snprintf(buf + n, len - n, " %s (found %s): %s '%s' was released", ended,
                               found, pt_kind_name(h->waits_kind), h->waits);
@@ -1028,14 +1031,14 @@ static void deadlock_table(const pt_cli *cli, const pt_inspect_deadlock *d)
     printf("%s\n", heading);
     for (size_t i = 0; i < d->n_members; i++) {
         const pt_inspect_deadlock_member *m = &d->members[i], *h = held_by(d, i);
-        char pos[24], sess[24], pid[24], uid[16], thr[24], holds[PT_INSPECT_TEXT_MAX + 32];
+        char pos[24], sess[24], pid[24], uid[96], thr[24], holds[PT_INSPECT_TEXT_MAX + 32];
         char waits[PT_INSPECT_TEXT_MAX * 2 + 96];
 
         /* * marks the wait that closed the cycle */
         snprintf(pos, sizeof(pos), "%zu%s", i + 1, i == 0 ? "*" : "");
         snprintf(sess, sizeof(sess), "%" PRIu64, m->session);
         snprintf(pid, sizeof(pid), "%ld", m->pid);
-        snprintf(uid, sizeof(uid), "%u", m->uid);
+        pt_fmt_uid(uid, sizeof(uid), m->uid);
         snprintf(thr, sizeof(thr), "%" PRIu64, m->thread);
         if (h)
             snprintf(holds, sizeof(holds), "%s '%s'", pt_kind_name(h->waits_kind), h->waits);

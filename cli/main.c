@@ -47,7 +47,8 @@ const pt_cli_command pt_cli_commands[] = {
     {"sessions", pt_cmd_sessions, "",
      "list connected sessions with pid, uid, process and what they hold",
      "Lists every connected session in the order they connected: id, pid, uid,\n"
-     "process name, connected since, open handles, objects held and calls waiting.\n"
+     "process name, how long ago it connected, open handles, objects held and calls\n"
+     "waiting.\n"
      "pythreadctl's own session is among them.\n"},
     {"graph", pt_cmd_graph, "[PATTERN]",
      "print who waits for whom as a Graphviz graph, deadlocks in red",
@@ -86,7 +87,7 @@ const pt_cli_command pt_cli_commands[] = {
      "Condition wait taking its lock back counts) none of which has a timeout, so\n"
      "none can end by itself. First those standing (their waits go on), oldest\n"
      "first, then the last 16 that no longer stand, newest first: failed (the wait\n"
-     "that closed the cycle asked to fail and got PT_EDEADLK) or broken (a wait\n"
+     "that closed the cycle asked to fail and got a deadlock error) or broken (a wait\n"
      "of it ended, or a lock of it was released). For each, its owners in order:\n"
      "session, pid, uid, thread, process, the lock it holds and the one it waits\n"
      "for, which the next owner holds; the first owner's wait closed the cycle.\n"
@@ -114,12 +115,15 @@ const pt_cli_command pt_cli_commands[] = {
      "Removes each NAME, like sem_unlink(3): processes that have it open keep using\n"
      "it until they close it; a new open creates a new object.\n"},
     {"lock", pt_cmd_lock,
-     "NAME [--rlock] [--wait S | --nonblock] [--lost-signal SIG] -- COMMAND [ARGS...]",
-     "run COMMAND while holding a lock, like flock(1)",
+     "NAME [--rlock] [-w S | -n] [-E N] [--lost-signal SIG] [-- COMMAND [ARGS...] | -c LINE]\n"
+     "       pythreadctl lock NAME [--rlock] [-w S | -n] [-E N] [--hold-for PID]",
+     "run COMMAND while holding a lock, like flock(1), or hold it",
      "Opens the Lock NAME (an RLock with --rlock), creating it if it does not\n"
-     "exist, acquires it, runs COMMAND while holding it and exits with COMMAND's\n"
-     "status (128+N if a signal N killed it). If the lock cannot be had within\n"
-     "--wait seconds, or at once with --nonblock, exits 1 without running COMMAND.\n"
+     "exist, acquires it, runs COMMAND (or sh -c LINE) while holding it and exits\n"
+     "with COMMAND's status (128+N if a signal N killed it). COMMAND finds the\n"
+     "lock's name and fencing token in PYTHREAD_LOCK_NAME and PYTHREAD_LOCK_TOKEN.\n"
+     "If the lock cannot be had within --wait seconds, or at once with --nonblock,\n"
+     "exits 1 (or the -E status) without running COMMAND.\n"
      "\n"
      "COMMAND never runs without the lock. It runs in a process group of its own,\n"
      "unless pythreadctl is in the foreground of a terminal (then it stays in\n"
@@ -131,23 +135,57 @@ const pt_cli_command pt_cli_commands[] = {
      "new daemon at once), COMMAND gets --lost-signal at once, and pythreadctl\n"
      "exits 4 when it has ended.\n"
      "\n"
-     "  --rlock            the object is an RLock\n"
-     "  -w, --wait S       give up after S seconds (default: wait forever)\n"
-     "  -n, --nonblock     give up at once if the lock is held\n"
-     "  --mode OCTAL       permission bits if the lock is created (default 0600)\n"
-     "  --lost-signal SIG  sent when the lock is lost (name or number; default TERM)\n"},
-    {"sem", pt_cmd_sem, "NAME [--wait S | --nonblock] [--lost-signal SIG] -- COMMAND [ARGS...]",
+     "With no COMMAND, holds the lock until SIGINT, SIGTERM or SIGHUP, then\n"
+     "releases it and exits 0. Once held, it prints one line:\n"
+     "  holding lock NAME with token T until SIGINT or SIGTERM\n"
+     "\n"
+     "With --hold-for PID, starts a holder process that holds the lock until\n"
+     "process PID ends (however it ends, SIGKILL too) or 'pythreadctl release\n"
+     "NAME' is run by PID or a child of it; prints the token once held, and exits\n"
+     "0. In a script:\n"
+     "  token=$(pythreadctl lock --hold-for $$ NAME) || exit\n"
+     "  ...                       # the lock is held\n"
+     "  pythreadctl release NAME  # or just exit\n"
+     "\n"
+     "  --rlock                   the object is an RLock\n"
+     "  -w, --wait S              give up after S seconds (default: wait forever)\n"
+     "  -n, --nonblock            give up at once if the lock is held\n"
+     "  -E, --conflict-exit-code N  the exit status when the lock is not had\n"
+     "                            (0 to 255; default 1)\n"
+     "  -c, --command LINE        run sh -c LINE as COMMAND\n"
+     "  --hold-for PID            hold until process PID ends (no COMMAND)\n"
+     "  --mode OCTAL              permission bits if the lock is created (default 0600)\n"
+     "  --lost-signal SIG         sent to COMMAND when the lock is lost (name or\n"
+     "                            number; default TERM)\n"},
+    {"sem", pt_cmd_sem,
+     "NAME [-w S | -n] [-E N] [--lost-signal SIG] [-- COMMAND [ARGS...] | -c LINE | "
+     "--hold-for PID]",
      "run COMMAND while holding one semaphore permit",
      "As lock, with one permit of the semaphore NAME. A missing semaphore is\n"
      "created as a BoundedSemaphore of --value permits, so a permit taken by a\n"
      "pythreadctl that dies comes back. COMMAND never runs without the permit,\n"
-     "as lock says of the lock.\n"
+     "as lock says of the lock. A permit has no fencing token: COMMAND gets no\n"
+     "PYTHREAD_LOCK_ variables, and --hold-for prints nothing (with --json, the\n"
+     "holder's pid).\n"
      "\n"
-     "  -w, --wait S       give up after S seconds (default: wait forever)\n"
-     "  -n, --nonblock     give up at once if no permit is free\n"
-     "  --value N          permits if the semaphore is created (default 1)\n"
-     "  --mode OCTAL       permission bits if it is created (default 0600)\n"
-     "  --lost-signal SIG  sent when the permit is lost (default TERM)\n"},
+     "  -w, --wait S              give up after S seconds (default: wait forever)\n"
+     "  -n, --nonblock            give up at once if no permit is free\n"
+     "  -E, --conflict-exit-code N  the exit status when no permit is had\n"
+     "                            (default 1)\n"
+     "  -c, --command LINE        run sh -c LINE as COMMAND\n"
+     "  --hold-for PID            hold until process PID ends (no COMMAND)\n"
+     "  --value N                 permits if the semaphore is created (default 1)\n"
+     "  --mode OCTAL              permission bits if it is created (default 0600)\n"
+     "  --lost-signal SIG         sent when the permit is lost (default TERM)\n"},
+    {"release", pt_cmd_release, "[--force] NAME",
+     "end a hold that 'lock --hold-for' or 'sem --hold-for' started",
+     "Ends the hold on NAME that 'pythreadctl lock --hold-for PID' (or sem) started:\n"
+     "its holder releases the lock (or permit) and exits; release returns once it\n"
+     "has. Only a holder started by the same user, for this process or one of its\n"
+     "parents (the script that took the hold), is ended: another script's hold\n"
+     "stays, unless --force. Fails if NAME has no such holder.\n"
+     "\n"
+     "  --force   end the holder whichever process it holds for\n"},
     {"event", pt_cmd_event, "set|clear|is-set|wait [--timeout S] NAME",
      "set, clear, test or wait for an Event",
      "set, clear: change the Event NAME (created if missing).\n"
@@ -180,14 +218,17 @@ static const char common_help[] =
     "                     their own $XDG_RUNTIME_DIR/pythread/pythreadd.sock (or\n"
     "                     /tmp/pythread-UID/pythreadd.sock) if a daemon listens\n"
     "                     there, else the system's /run/pythread/pythreadd.sock)\n"
-    "  -j, --json         one JSON document on stdout (inspection commands)\n"
+    "  -j, --json         one JSON document on stdout (inspection commands), exact:\n"
+    "                     uids and gids as numbers, times in seconds since the epoch\n"
+    "      --pretty       --json, indented for people\n"
     "      --no-legend    no header line or summary in tables\n"
     "  -h, --help         this help\n";
 
 static const char exit_help[] =
     "Exit status: 0 success, 1 the operation failed or timed out (or COMMAND's\n"
-    "own status for lock and sem), 2 usage error, 3 the daemon cannot be reached,\n"
-    "4 lock and sem: the lock or permit was lost while COMMAND ran.\n";
+    "own status for lock and sem, whose -E sets the status for not acquired), 2\n"
+    "usage error, 3 the daemon cannot be reached, 4 lock and sem: the lock or\n"
+    "permit was lost while held.\n";
 
 int pt_cli_fail(int code, const char *fmt, ...)
 {
@@ -253,8 +294,14 @@ pt_client *pt_cli_client(pt_cli *cli, int *code)
         return cli->client;
     r = pt_client_open(&cli->client, cli->socket);
     if (r < 0) {
+        const char *msg = pt_last_error_message();
+
         cli->client = NULL;
-        *code = pt_cli_lib_fail("cannot reach pythreadd", r);
+        /* The library's words name pythreadd and its socket already. */
+        if (msg && strstr(msg, "pythreadd"))
+            *code = pt_cli_fail(exit_code_of(r), "%s", msg);
+        else
+            *code = pt_cli_lib_fail("cannot reach pythreadd", r);
         return NULL;
     }
     return cli->client;
@@ -287,12 +334,13 @@ static void main_help(void)
            common_help, exit_help);
 }
 
-enum { OPT_NO_LEGEND = 0x1000 };
+enum { OPT_NO_LEGEND = 0x1000, OPT_PRETTY };
 
 static const struct option common_long[] = {
     {"socket", required_argument, NULL, 's'},
     {"json", no_argument, NULL, 'j'},
     {"no-legend", no_argument, NULL, OPT_NO_LEGEND},
+    {"pretty", no_argument, NULL, OPT_PRETTY},
     {"help", no_argument, NULL, 'h'},
 };
 #define NCOMMON  (sizeof(common_long) / sizeof(common_long[0]))
@@ -326,6 +374,10 @@ int pt_cli_getopt(pt_cli *cli, const pt_cli_command *cmd, int argc, char **argv,
             continue;
         case OPT_NO_LEGEND:
             cli->no_legend = 1;
+            continue;
+        case OPT_PRETTY:
+            cli->json = 1;
+            pt_json_set_pretty(1);
             continue;
         case 'h':
             command_help(cmd);
@@ -423,6 +475,7 @@ static int parse_global(pt_cli *cli, int argc, char **argv, int *code)
         {"socket", required_argument, NULL, 's'},
         {"json", no_argument, NULL, 'j'},
         {"no-legend", no_argument, NULL, OPT_NO_LEGEND},
+        {"pretty", no_argument, NULL, OPT_PRETTY},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -439,6 +492,10 @@ static int parse_global(pt_cli *cli, int argc, char **argv, int *code)
             break;
         case OPT_NO_LEGEND:
             cli->no_legend = 1;
+            break;
+        case OPT_PRETTY:
+            cli->json = 1;
+            pt_json_set_pretty(1);
             break;
         case 'h':
             main_help();

@@ -3,7 +3,9 @@
  * when stdout is not a terminal) and a small streaming JSON writer that
  * escapes every string itself.
  */
+#include <grp.h>
 #include <math.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -111,6 +113,14 @@ void pt_table_print(pt_table *t, const pt_cli *cli, FILE *f)
 /* ---- JSON -------------------------------------------------------------- */
 
 #define JSON_DEPTH 16
+
+/* --pretty: indented, for people; the same document otherwise. */
+static int json_pretty;
+
+void pt_json_set_pretty(int on)
+{
+    json_pretty = on;
+}
 
 struct pt_json {
     FILE *f;
@@ -220,14 +230,23 @@ static void json_string(FILE *f, const char *v, size_t n)
     fputc('"', f);
 }
 
+static void json_indent(pt_json *j, int depth)
+{
+    fputc('\n', j->f);
+    for (int i = 0; i < depth; i++)
+        fputs("  ", j->f);
+}
+
 static void json_key(pt_json *j, const char *key)
 {
     if (!j->first[j->depth])
         fputc(',', j->f);
     j->first[j->depth] = 0;
+    if (json_pretty && j->depth > 0)
+        json_indent(j, j->depth);
     if (key) {
         json_string(j->f, key, strlen(key));
-        fputc(':', j->f);
+        fputs(json_pretty ? ": " : ":", j->f);
     }
 }
 
@@ -256,6 +275,8 @@ void pt_json_end(pt_json *j)
 {
     if (j->depth == 0)
         return;
+    if (json_pretty && !j->first[j->depth])
+        json_indent(j, j->depth - 1);
     fputc(j->close[j->depth--], j->f);
     if (j->depth == 0)
         fputc('\n', j->f); /* the document is complete: end its line */
@@ -352,4 +373,95 @@ void pt_fmt_time(char *buf, size_t len, double epoch)
 
     if (localtime_r(&t, &tm) == NULL || strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm) == 0)
         snprintf(buf, len, "-");
+}
+
+/* ---- who and when, for people --------------------------------------------- */
+
+/* Names looked up once per run: a table repeats the same few ids, and
+ * each lookup may go to a directory service. */
+#define ID_CACHE 32
+static struct {
+    uint32_t id;
+    int group;
+    char name[64]; /* "" when the id has no name */
+} id_cache[ID_CACHE];
+static size_t id_cached;
+
+static const char *id_name(uint32_t id, int group)
+{
+    char tmp[4096];
+    struct passwd pw, *pwp = NULL;
+    struct group gr, *grp = NULL;
+    size_t slot;
+
+    for (size_t i = 0; i < id_cached && i < ID_CACHE; i++)
+        if (id_cache[i].id == id && id_cache[i].group == group)
+            return id_cache[i].name;
+    slot = id_cached++ % ID_CACHE;
+    id_cache[slot].id = id;
+    id_cache[slot].group = group;
+    id_cache[slot].name[0] = '\0';
+    if (group && getgrgid_r((gid_t)id, &gr, tmp, sizeof(tmp), &grp) == 0 && grp)
+        snprintf(id_cache[slot].name, sizeof(id_cache[slot].name), "%s", grp->gr_name);
+    else if (!group && getpwuid_r((uid_t)id, &pw, tmp, sizeof(tmp), &pwp) == 0 && pwp)
+        snprintf(id_cache[slot].name, sizeof(id_cache[slot].name), "%s", pwp->pw_name);
+    return id_cache[slot].name;
+}
+
+static void fmt_id(char *buf, size_t len, uint32_t id, int group)
+{
+    const char *name = id_name(id, group);
+
+    if (*name)
+        snprintf(buf, len, "%s (%u)", name, id);
+    else
+        snprintf(buf, len, "%u", id);
+}
+
+void pt_fmt_uid(char *buf, size_t len, uint32_t uid)
+{
+    fmt_id(buf, len, uid, 0);
+}
+
+void pt_fmt_gid(char *buf, size_t len, uint32_t gid)
+{
+    fmt_id(buf, len, gid, 1);
+}
+
+void pt_fmt_ago(char *buf, size_t len, double epoch)
+{
+    struct timespec now;
+    double d;
+    long s;
+
+    if (!(epoch > 0) || !isfinite(epoch) || clock_gettime(CLOCK_REALTIME, &now) < 0) {
+        snprintf(buf, len, "-");
+        return;
+    }
+    d = (double)now.tv_sec + now.tv_nsec / 1e9 - epoch;
+    if (d < 0) { /* the daemon's clock is ahead of ours */
+        snprintf(buf, len, "just now");
+        return;
+    }
+    s = (long)d;
+    if (s < 60)
+        snprintf(buf, len, "%lds ago", s);
+    else if (s < 3600)
+        snprintf(buf, len, "%ldm%02lds ago", s / 60, s % 60);
+    else if (s < 86400)
+        snprintf(buf, len, "%ldh%02ldm ago", s / 3600, s / 60 % 60);
+    else
+        snprintf(buf, len, "%ldd%02ldh ago", s / 86400, s / 3600 % 24);
+}
+
+void pt_fmt_time_ago(char *buf, size_t len, double epoch)
+{
+    char abs[64], ago[32];
+
+    pt_fmt_time(abs, sizeof(abs), epoch);
+    pt_fmt_ago(ago, sizeof(ago), epoch);
+    if (strcmp(ago, "-") == 0)
+        snprintf(buf, len, "%s", abs);
+    else
+        snprintf(buf, len, "%s (%s)", abs, ago);
 }

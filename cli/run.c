@@ -375,3 +375,63 @@ int pt_cli_run_command(const pt_cli_run *run)
     sigprocmask(SIG_SETMASK, &r.oldmask, NULL);
     return status;
 }
+
+/* ---- holding with no COMMAND ------------------------------------------- */
+
+int pt_cli_hold(const pt_cli_run *run, int pidfd, int (*announce)(void *arg), void *arg)
+{
+    runner r = {.run = run,
+                .session_fd = pt_client_fd(run->client),
+                .session = pt_client_session_id(run->client)};
+    sigset_t set, old;
+    int sfd, code;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    /* Caught before saying it is held: who reads that line may signal at
+     * once, and must find the lock released, not pythreadctl dead. */
+    sigprocmask(SIG_BLOCK, &set, &old);
+    sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sfd < 0) {
+        code = pt_cli_fail(PT_EXIT_FAILED, "%s '%s': cannot watch signals to hold it: %s", run->cmd,
+                           run->name, strerror(errno));
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        return code;
+    }
+    code = announce(arg);
+    while (code == 0) {
+        struct pollfd p[3] = {
+            {.fd = sfd, .events = POLLIN},
+            {.fd = r.session_fd, .events = POLLRDHUP},
+            {.fd = pidfd, .events = POLLIN},
+        };
+
+        if (poll(p, 3, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            code = pt_cli_fail(PT_EXIT_FAILED, "%s '%s': poll failed while holding it: %s",
+                               run->cmd, run->name, strerror(errno));
+            break;
+        }
+        if (p[0].revents) {
+            struct signalfd_siginfo si;
+
+            while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+                ;
+            break;
+        }
+        if (p[2].revents)
+            break;
+        if (p[1].revents && session_gone(&r))
+            code = pt_cli_fail(PT_EXIT_LOST,
+                               "%s '%s': lost %s: pythreadd closed the session holding it "
+                               "(stopped or restarted)",
+                               run->cmd, run->name, held_word(run));
+    }
+    /* The signals stay blocked: a second one must not kill pythreadctl
+     * between here and the release. */
+    close(sfd);
+    return code;
+}

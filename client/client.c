@@ -14,13 +14,16 @@
  * to one of the callers still parked.
  */
 #include <errno.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
@@ -662,8 +665,75 @@ void pt__client_end_take(pt_client *c)
 /* Connect and hello                                                   */
 /* ------------------------------------------------------------------ */
 
+/* "name (1000)" for a uid or gid, or the number alone when it has no name. */
+static void id_text(char *buf, size_t len, unsigned id, int group)
+{
+    char tmp[1024];
+    struct passwd pw, *pwp = NULL;
+    struct group gr, *grp = NULL;
+
+    if (group)
+        getgrgid_r((gid_t)id, &gr, tmp, sizeof(tmp), &grp);
+    else
+        getpwuid_r((uid_t)id, &pw, tmp, sizeof(tmp), &pwp);
+    if (grp)
+        snprintf(buf, len, "%s (%u)", grp->gr_name, id);
+    else if (pwp)
+        snprintf(buf, len, "%s (%u)", pwp->pw_name, id);
+    else
+        snprintf(buf, len, "%u", id);
+}
+
+/*
+ * Each failure says what was found at the path and what to do about it:
+ * no socket or nobody listening means the daemon is not running there; a
+ * refused permission is about who may connect (the socket's owner, group
+ * and mode), which starting a daemon would not fix.
+ */
 static int connect_error(pt_client *c, int err)
 {
+    struct stat st;
+    char owner[300], group[300];
+
+    if (err == EACCES || err == EPERM) {
+        if (stat(c->path, &st) < 0)
+            return pt__error(PT_ECONNECT,
+                             "cannot connect to pythreadd at %s: permission denied on a "
+                             "directory on its way; ask its administrator for access, or run a "
+                             "daemon of your own (pythreadd) and set PYTHREAD_SOCKET to its "
+                             "socket",
+                             c->path);
+        id_text(owner, sizeof(owner), st.st_uid, 0);
+        id_text(group, sizeof(group), st.st_gid, 1);
+        /* connect(2) needs write permission on the socket. */
+        if (st.st_mode & 0020)
+            return pt__error(PT_ECONNECT,
+                             "cannot connect to pythreadd at %s: permission denied: the socket "
+                             "belongs to user %s and group %s, mode %04o, so its owner and the "
+                             "group's members may connect; ask to join group %s (then log in "
+                             "again), or run a daemon of your own (pythreadd) and set "
+                             "PYTHREAD_SOCKET to its socket",
+                             c->path, owner, group, (unsigned)(st.st_mode & 07777), group);
+        return pt__error(PT_ECONNECT,
+                         "cannot connect to pythreadd at %s: permission denied: the socket "
+                         "belongs to user %s, mode %04o, so only its owner may connect; ask its "
+                         "owner to start pythreadd with --socket-mode 0660 (its group) or 0666, "
+                         "or run a daemon of your own (pythreadd) and set PYTHREAD_SOCKET to its "
+                         "socket",
+                         c->path, owner, (unsigned)(st.st_mode & 07777));
+    }
+    if (err == ENOENT)
+        return pt__error(PT_ECONNECT,
+                         "cannot connect to pythreadd at %s: no socket there; is the daemon "
+                         "running? start it (pythreadd, or systemctl start pythreadd.socket), or "
+                         "set PYTHREAD_SOCKET to its socket",
+                         c->path);
+    if (err == ECONNREFUSED)
+        return pt__error(PT_ECONNECT,
+                         "cannot connect to pythreadd at %s: nothing listens on that socket (the "
+                         "daemon stopped?); start it (pythreadd, or systemctl start "
+                         "pythreadd.socket), or set PYTHREAD_SOCKET to the socket of a running one",
+                         c->path);
     return pt__error(PT_ECONNECT,
                      "cannot connect to pythreadd at %s: %s; is the daemon running? set "
                      "PYTHREAD_SOCKET to its socket",

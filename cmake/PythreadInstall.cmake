@@ -76,6 +76,17 @@ install(FILES ${PROJECT_SOURCE_DIR}/systemd/pythread-sysusers.conf DESTINATION $
 # checks that it lands there.
 install(FILES ${PROJECT_SOURCE_DIR}/man/pythreadd.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
 install(FILES ${PROJECT_SOURCE_DIR}/man/libpythread.3 DESTINATION ${CMAKE_INSTALL_MANDIR}/man3)
+# man pt_lock_acquire: a .so link to libpythread(3) per exported function,
+# made at install time from the library built (PythreadManLinks.cmake).
+if(TARGET pythread)
+  install(CODE "
+    set(PT_NM \"${CMAKE_NM}\")
+    set(PT_LIB \"$<TARGET_FILE:pythread>\")
+    set(PT_GEN \"${PT_INSTALL_GEN}\")
+    include(\"${PROJECT_SOURCE_DIR}/cmake/PythreadManLinks.cmake\")
+  ")
+  install(DIRECTORY ${PT_INSTALL_GEN}/man3/ DESTINATION ${CMAKE_INSTALL_MANDIR}/man3)
+endif()
 install(FILES ${PROJECT_SOURCE_DIR}/man/pythreadctl.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 # The completion script lives with the cli (cli/*.bash or cli/*completion*);
 # bash-completion loads it by the command's name.

@@ -25,6 +25,7 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -57,10 +58,26 @@ static struct {
     unsigned long long dropped; /* lines dropped since the last one written */
     char rest[LINE_MAX_BYTES];  /* the unsent end of a line half sent */
     size_t rest_len;
+    int plain; /* a person reads it: no "<N>" prefix */
 } sink;
 
-/* How to write to standard error without blocking; decided at the first
- * line. */
+/* systemd names the journal stream it gave us as "DEV:INO"; a terminal
+ * inherited by a unit (StandardError=tty) is not the journal. */
+static int stderr_is_journal(const struct stat *st)
+{
+    const char *v = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    char end;
+
+    return v && sscanf(v, "%llu:%llu%c", &dev, &ino, &end) == 2 &&
+           dev == (unsigned long long)st->st_dev && ino == (unsigned long long)st->st_ino;
+}
+
+/* How to write to standard error without blocking, and in what form;
+ * decided at the first line. The "<N>" priority prefix is for journald
+ * (and for programs that read the log, as the tests do); a person running
+ * pythreadd in a terminal gets plain lines, with a word for warnings and
+ * errors. */
 static void sink_open(void)
 {
     struct stat st;
@@ -69,6 +86,7 @@ static void sink_open(void)
     sink.kind = SINK_FILE;
     if (fstat(STDERR_FILENO, &st) < 0)
         return;
+    sink.plain = isatty(STDERR_FILENO) && !stderr_is_journal(&st);
     if (S_ISSOCK(st.st_mode)) {
         sink.kind = SINK_SOCKET;
     } else if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) {
@@ -138,9 +156,9 @@ static int sink_catch_up(void)
     if (!sink.dropped)
         return 0;
     len = snprintf(line, sizeof line,
-                   "<%d>pythreadd: %llu log lines dropped: standard error was not read fast "
+                   "%spythreadd: %llu log lines dropped: standard error was not read fast "
                    "enough\n",
-                   LOG_WARNING, sink.dropped);
+                   sink.plain ? "warning: " : "<4>", sink.dropped);
     if (sink_line(line, (size_t)len) < 0)
         return -1;
     sink.dropped = 0;
@@ -178,7 +196,16 @@ static void log_line(int priority, const char *fmt, va_list ap)
     int head, body;
     size_t len;
 
-    head = snprintf(line, sizeof line, "<%d>", priority);
+    if (sink.kind == SINK_UNSET)
+        sink_open();
+    if (!sink.plain)
+        head = snprintf(line, sizeof line, "<%d>", priority);
+    else if (priority <= LOG_ERR)
+        head = snprintf(line, sizeof line, "error: ");
+    else if (priority == LOG_WARNING)
+        head = snprintf(line, sizeof line, "warning: ");
+    else
+        head = 0;
     body = vsnprintf(line + head, sizeof line - (size_t)head - 1, fmt, ap);
     if (body < 0)
         body = 0;

@@ -239,11 +239,12 @@ static void usage(FILE *out)
             "\n"
             "Under systemd the listening socket may be passed by socket activation\n"
             "(LISTEN_FDS), and readiness, status and watchdog keep-alives are sent to\n"
-            "NOTIFY_SOCKET. Logs go to stderr with syslog priority prefixes. SIGINT or\n"
-            "SIGTERM stops the daemon: every session ends and the socket file it bound is\n"
-            "removed (a socket passed by systemd is left to systemd). With --state-dir,\n"
-            "SIGUSR2 replaces the running program with the one now at its path (an\n"
-            "upgrade) in the same process, keeping the state, the sessions and the socket.\n"
+            "NOTIFY_SOCKET. Logs go to stderr with syslog priority prefixes (plain lines\n"
+            "on a terminal). SIGINT or SIGTERM stops the daemon: every session ends and\n"
+            "the socket file it bound is removed (a socket passed by systemd is left to\n"
+            "systemd). With --state-dir, SIGUSR2 replaces the running program with the\n"
+            "one now at its path (an upgrade) in the same process, keeping the state, the\n"
+            "sessions and the socket.\n"
             "Exit status: 0 stopped cleanly, 1 could not start, 2 bad usage.\n",
             PT_DAEMON_GRACE_SEC, PT_DAEMON_COMPACT_AFTER, PT_METRICS_PATTERNS_MAX,
             PT_METRICS_OBJECTS_DEFAULT, PT_METRICS_OBJECTS_MAX);

@@ -13,6 +13,7 @@ deadline, never a fixed sleep.
 import json
 import os
 import pty
+import pwd
 import select
 import shutil
 import signal
@@ -35,6 +36,14 @@ def gone(pid):
             return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
     except FileNotFoundError:
         return True
+
+
+def user_cell(uid):
+    """A table's UID cell: the user's name and number, or the number."""
+    try:
+        return "%s (%d)" % (pwd.getpwuid(uid).pw_name, uid)
+    except KeyError:
+        return str(uid)
 
 
 def read_when_there(path, what):
@@ -152,7 +161,7 @@ class Ctl(unittest.TestCase):
         self.fails(2, "create", "lock", "x", "--value", "3")
         self.fails(2, "create", "semaphore", "x", "--value", "-1")
         self.fails(2, "create", "lock", "x", "--mode", "999")
-        self.fails(2, "lock", "x")                          # no -- COMMAND
+        self.fails(2, "lock", "x", "--")                    # no COMMAND after --
         self.fails(2, "lock", "x", "--wait", "1", "--nonblock", "--", "true")
         self.fails(2, "lock", "x", "--wait", "soon", "--", "true")
         self.fails(2, "lock", "x", "--lost-signal", "SIGFOO", "--", "true")
@@ -349,7 +358,7 @@ class Ctl(unittest.TestCase):
         self.assertIsNone(d["object"]["counters"])
         self.assertIsNone(d["object"]["state"])
         row = [l.split("\t") for l in as_other("list").splitlines() if l.startswith("secret")]
-        self.assertEqual(row[0][:6], ["secret", "semaphore", "-", "-", "0", "0600"])
+        self.assertEqual(row[0][:6], ["secret", "semaphore", "-", "-", user_cell(0), "0600"])
         text = as_other("show", "secret")
         self.assertIn("not shown", text)
         self.assertNotIn("value=3", text)
@@ -969,7 +978,7 @@ done
         self.assertIn("deadlock #1: 3 owners, standing since", text)
         self.assertIn("1 deadlock found", text)
         row = [l.split("\t") for l in text.splitlines() if l.startswith("1*")][0]
-        self.assertEqual(row[1:], [str(m["session"]), str(hs[2].pid), str(os.getuid()),
+        self.assertEqual(row[1:], [str(m["session"]), str(hs[2].pid), user_cell(os.getuid()),
                                     str(hs[2].pid), "dl_holder", "Lock 'z'", "Lock 'x'"])
         st = self.js("status")
         self.assertEqual(st["deadlocks"], {"found": 1, "standing": 1})
@@ -1009,7 +1018,7 @@ done
         doc = self.js("deadlocks")
         self.assertEqual([(d["id"], d["state"]) for d in doc["deadlocks"]],
                          [(2, "failed"), (1, "broken")])
-        self.assertIn("the wait that closed it got PT_EDEADLK", self.ok("deadlocks"))
+        self.assertIn("the wait that closed it failed with a deadlock error", self.ok("deadlocks"))
         b.stdin.close()  # b lets go of dl.b: a gets it
         self.assertEqual(a.stdout.readline(), "got\n")
 

@@ -86,6 +86,23 @@ grep -qx "ExecStart=$prefix/$sbindir/pythreadd --socket /run/pythread/pythreadd.
 expect "$sysusersdir/pythread.conf"
 expect "$mandir/man8/pythreadd.8"
 expect "$mandir/man3/libpythread.3"
+# man pt_lock_acquire works: every function the installed library exports
+# has a page, a .so link to libpythread(3), and no other page is there.
+exported=$(nm -D --defined-only "$prefix/$libdir/libpythread.so.0" | awk '$3 ~ /^pt_/ {print $3}')
+[ -n "$exported" ] || fail "the installed libpythread.so exports no pt_ function"
+for f in $exported; do
+    expect "$mandir/man3/$f.3"
+    [ "$(cat "$prefix/$mandir/man3/$f.3")" = ".so man3/libpythread.3" ] ||
+        fail "$mandir/man3/$f.3 is not a .so link to libpythread(3)"
+done
+for page in "$prefix/$mandir"/man3/pt_*.3; do
+    echo "$exported" | grep -qx "$(basename "$page" .3)" ||
+        fail "$mandir/man3/$(basename "$page") names no exported function"
+done
+if command -v man >/dev/null; then
+    MANPAGER=cat man -M "$prefix/$mandir" 3 pt_lock_acquire 2>/dev/null | grep -q "libpythread" ||
+        fail "man pt_lock_acquire does not show libpythread(3)"
+fi
 expect "$mandir/man1/pythreadctl.1"
 if ls "$src"/cli/*.bash "$src"/cli/*completion* >/dev/null 2>&1; then
     completion=$datadir/bash-completion/completions/pythreadctl
