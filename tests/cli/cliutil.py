@@ -1,5 +1,7 @@
 """What the pythreadctl tests share: a daemon started on a socket, and
 waiting that is polling with a deadline, never a fixed sleep."""
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -43,3 +45,33 @@ def start_pythreadd(daemon, sock, *extra):
     if p.poll() is not None:
         raise AssertionError("pythreadd exited at start: %s" % p.stderr.read().decode())
     return p
+
+
+def stop_pythreadd(p):
+    """SIGTERM, SIGKILL if it does not end within the deadline; its log
+    (stderr), read and closed, or "" when it was read already."""
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=DEADLINE)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    if p.stderr is None or p.stderr.closed:
+        return ""
+    log = p.stderr.read().decode(errors="replace")
+    p.stderr.close()
+    return log
+
+
+def kill_groups(procs):
+    """Each background process's whole group, should a failed test leave
+    more than pythreadctl running, reaped and its pipes closed."""
+    for p in procs:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait()
+        for f in (p.stdin, p.stdout, p.stderr):
+            if f:
+                f.close()

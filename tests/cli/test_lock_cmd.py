@@ -21,7 +21,7 @@ import tempfile
 import time
 import unittest
 
-from cliutil import DEADLINE, poll, start_pythreadd
+from cliutil import DEADLINE, kill_groups, poll, start_pythreadd, stop_pythreadd
 
 CTL = DAEMON = COMPLETION = None
 
@@ -61,23 +61,8 @@ class LockCmd(unittest.TestCase):
         self.bg = []
 
     def tearDown(self):
-        for p in self.bg:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait()
-            for f in (p.stdin, p.stdout, p.stderr):
-                if f:
-                    f.close()
-        self.daemon.send_signal(signal.SIGTERM)
-        try:
-            self.daemon.wait(timeout=DEADLINE)
-        except subprocess.TimeoutExpired:
-            self.daemon.kill()
-            self.daemon.wait()
-        log = self.daemon.stderr.read().decode(errors="replace")
-        self.daemon.stderr.close()
+        kill_groups(self.bg)
+        log = stop_pythreadd(self.daemon)
         self.assertNotIn("Sanitizer", log)
         self.assertNotIn("runtime error", log)
         shutil.rmtree(self.dir, ignore_errors=True)

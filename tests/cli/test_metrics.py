@@ -16,7 +16,6 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import socket
 import stat
 import subprocess
@@ -24,7 +23,7 @@ import sys
 import tempfile
 import unittest
 
-from cliutil import DEADLINE, poll, start_pythreadd
+from cliutil import DEADLINE, poll, start_pythreadd, stop_pythreadd
 
 SKIPPED = 77
 CTL = DAEMON = None
@@ -129,14 +128,7 @@ class Metrics(unittest.TestCase):
         self.daemon = start_pythreadd(DAEMON, self.sock, *extra)
 
     def stop_daemon(self):
-        self.daemon.send_signal(signal.SIGTERM)
-        try:
-            self.daemon.wait(timeout=DEADLINE)
-        except subprocess.TimeoutExpired:
-            self.daemon.kill()
-            self.daemon.wait()
-        self.logs.append(self.daemon.stderr.read().decode(errors="replace"))
-        self.daemon.stderr.close()
+        self.logs.append(stop_pythreadd(self.daemon))
         self.daemon = None
 
     def ctl(self, *args, check=0):

@@ -23,7 +23,7 @@ import sys
 import tempfile
 import unittest
 
-from cliutil import DEADLINE, poll, start_pythreadd
+from cliutil import DEADLINE, poll, start_pythreadd, stop_pythreadd
 
 CTL = DAEMON = COMPLETION = None
 NOBODY = 65534
@@ -43,14 +43,7 @@ class Output(unittest.TestCase):
         self.daemon = start_pythreadd(DAEMON, self.sock)
 
     def tearDown(self):
-        self.daemon.send_signal(signal.SIGTERM)
-        try:
-            self.daemon.wait(timeout=DEADLINE)
-        except subprocess.TimeoutExpired:
-            self.daemon.kill()
-            self.daemon.wait()
-        log = self.daemon.stderr.read().decode(errors="replace")
-        self.daemon.stderr.close()
+        log = stop_pythreadd(self.daemon)
         self.assertNotIn("Sanitizer", log)
         shutil.rmtree(self.dir, ignore_errors=True)
 

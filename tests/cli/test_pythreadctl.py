@@ -23,7 +23,7 @@ import tempfile
 import time
 import unittest
 
-from cliutil import DEADLINE, poll, start_pythreadd
+from cliutil import DEADLINE, kill_groups, poll, start_pythreadd, stop_pythreadd
 
 CTL = DAEMON = COMPLETION = None
 HOLDER = os.environ.get("PT_DL_HOLDER")  # tests/cli/dl_holder.c, for the deadlocks
@@ -77,26 +77,8 @@ class Ctl(unittest.TestCase):
             os.unlink(self.sock)  # a killed daemon leaves it
 
     def tearDown(self):
-        for p in self.bg:
-            # The whole group, should a failed test leave more than
-            # pythreadctl running.
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait()
-            for f in (p.stdin, p.stdout, p.stderr):
-                if f:
-                    f.close()
-        self.daemon.send_signal(signal.SIGTERM)
-        try:
-            self.daemon.wait(timeout=DEADLINE)
-        except subprocess.TimeoutExpired:
-            self.daemon.kill()
-            self.daemon.wait()
-        if not self.daemon.stderr.closed:
-            self.logs.append(self.daemon.stderr.read().decode(errors="replace"))
-            self.daemon.stderr.close()
+        kill_groups(self.bg)
+        self.logs.append(stop_pythreadd(self.daemon))
         for log in self.logs:
             self.assertNotIn("Sanitizer", log)
             self.assertNotIn("runtime error", log)
