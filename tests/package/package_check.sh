@@ -11,8 +11,9 @@
 #   b. apt-get purge removes them all: no file of theirs left, no unit, no
 #      state, nothing named pythread anywhere on the root's file system;
 #   c. apt-get install again, now under systemd: the socket starts at once
-#      and answers; a second purge stops the running daemon and leaves
-#      nothing again.
+#      and answers; an upgrade (a reinstall) restarts the daemon with its
+#      state; a second purge stops the running daemon and leaves nothing
+#      again.
 #
 # Writes OUT/started first, then OUT/log step by step, and at the end
 # OUT/result: PASS or FAIL with the reason on its first line, then the
@@ -167,5 +168,18 @@ purge_packages "first purge"
 # installed.
 run "apt-get install under systemd" sh -c "apt-get install -y -q $debs/*.deb && apt-get check"
 use_packages "installed under systemd"
+
+# An upgrade (the same version again: postinst configure with the old
+# version) restarts the socket, which restarts the daemon it started, on the
+# new program and with its state: an Event set before is still set after.
+run "before the upgrade: pythreadctl event set" timeout 20 pythreadctl event set package.upgrade
+before=$(systemctl show -p MainPID --value pythreadd.service)
+run "apt-get install --reinstall pythreadd" sh -c "apt-get install -y -q --reinstall $debs/pythreadd_*.deb"
+wait_until 10 systemctl is-active --quiet pythreadd.socket || fail "after the upgrade: pythreadd.socket is not active"
+run "after the upgrade: pythreadctl event is-set" timeout 20 pythreadctl event is-set package.upgrade
+after=$(systemctl show -p MainPID --value pythreadd.service)
+log "upgrade: daemon pid $before before, $after after; the Event is still set"
+[ "$after" != "$before" ] || fail "after the upgrade the daemon (pid $before) was not restarted"
+
 purge_packages "second purge"
 log "all checks passed"
