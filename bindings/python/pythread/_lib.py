@@ -20,8 +20,16 @@ _SONAME = "libpythread.so.0"
 
 def _build_tree_candidates():
     """libpythread.so in a build directory of the source tree this package
-    sits in (bindings/python/pythread -> the project root)."""
-    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+    sits in (bindings/python/pythread -> the project root). None once the
+    package is installed (site-packages, dist-packages): the library is then
+    the installed one, found by its SONAME, and a directory that merely
+    happens to sit three levels up is not looked into."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    bindings = os.path.dirname(os.path.dirname(here))
+    if (os.path.basename(os.path.dirname(here)) != "python" or
+            os.path.basename(bindings) != "bindings"):
+        return []
+    root = os.path.dirname(bindings)
     dirs = []
     if os.environ.get("BUILD_DIR"):
         dirs.append(os.path.join(root, os.environ["BUILD_DIR"]))
