@@ -664,6 +664,8 @@ static void do_sessions(pt_daemon *d, pt_conn *c, const Pythread__Request *req, 
         o->requests = it->requests;
         o->has_resumed = it->resumed;
         o->resumed = it->resumed;
+        o->has_connection_kept = it->kept;
+        o->connection_kept = it->kept;
         size = field_size(pythread__session_info__get_packed_size(o));
         if (used + size > budget) {
             more = 1;
