@@ -562,6 +562,7 @@ static void party_json(pt_json *j, const pt_inspect_party *p, int index)
         pt_json_null(j, "seconds");
     pt_json_uint(j, "count", p->count);
     pt_json_str(j, "what", p->what);
+    pt_json_bool(j, "connection_kept", p->connection_kept);
     if (p->deadlock)
         pt_json_uint(j, "deadlock", p->deadlock);
     else
@@ -676,7 +677,8 @@ static void parties_table(const pt_cli *cli, const char *title, const pt_inspect
         char pos[24], sess[24], pid[24], uid[16], thr[24], dur[32], what[PT_INSPECT_TEXT_MAX + 96];
 
         snprintf(pos, sizeof(pos), "%zu", i + 1);
-        snprintf(sess, sizeof(sess), "%" PRIu64, v[i].session);
+        snprintf(sess, sizeof(sess), "%" PRIu64 "%s", v[i].session,
+                 v[i].connection_kept ? " (kept)" : "");
         snprintf(pid, sizeof(pid), "%ld", v[i].pid);
         snprintf(uid, sizeof(uid), "%u", v[i].uid);
         if (v[i].thread)

@@ -98,6 +98,7 @@ static void party_copy(pt_inspect_party *p, const Pythread__PartyInfo *m)
     bytes_copy(p->waits, sizeof(p->waits), &m->waits, m->has_waits);
     p->waits_kind = (pt_kind)m->waits_kind;
     p->waits_owner = m->waits_owner;
+    p->connection_kept = m->connection_kept;
 }
 
 /* ---- status --------------------------------------------------------- */

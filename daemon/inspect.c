@@ -385,6 +385,7 @@ static void show_party(void *arg, const pt_core_party *p)
         o->thread = p->thread;
     }
     o->process = c != NULL ? (char *)c->client_name : "";
+    o->has_connection_kept = o->connection_kept = c != NULL && c->kept;
     if (p->since != 0 && x->now >= p->since) {
         o->has_seconds = 1;
         o->seconds = ns_to_sec(x->now - p->since);

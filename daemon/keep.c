@@ -134,7 +134,7 @@ static int table_parse(pt_keep *k)
 
     memcpy(&h, k->table, sizeof(h));
     if (memcmp(h.magic, KEEP_MAGIC, sizeof(KEEP_MAGIC)) != 0 || h.version != KEEP_VERSION ||
-        h.count > PT_DAEMON_MAX_SESSIONS)
+        h.count > (k->len - sizeof(h)) / sizeof(keep_rec))
         return -1;
     k->conns = calloc(h.count ? h.count : 1, sizeof(*k->conns));
     if (k->conns == NULL)

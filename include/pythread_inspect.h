@@ -163,6 +163,7 @@ typedef struct pt_inspect_party {
     char waits[PT_INSPECT_TEXT_MAX];
     pt_kind waits_kind;
     int waits_owner;
+    int connection_kept; /* its session's connection was kept across the last restart */
 } pt_inspect_party;
 
 /* Everything about one object. */

@@ -219,6 +219,21 @@ static void test_raw_connection_kept_across_sigusr2(void **state)
     s = session_of(session);
     assert_int_equal(s.pid, getpid());
     assert_true(s.connection_kept);
+    {
+        pt_client *c = NULL;
+        pt_inspect_detail *d;
+
+        PT_ASSERT_OK(pt_client_open(&c, NULL));
+        PT_ASSERT_OK(pt_inspect_show(c, "kc.lock", &d));
+        assert_int_equal(d->n_holders, 1);
+        assert_int_equal(d->holders[0].session, session);
+        assert_true(d->holders[0].connection_kept);
+        assert_int_equal(d->object.restart, PT_RESTART_RECLAIMED);
+        assert_int_equal(d->n_waiters, 1);
+        assert_true(d->waiters[0].connection_kept);
+        pt_inspect_detail_free(d);
+        pt_client_close(c);
+    }
 
     /* the release on the same socket; the parked acquire is granted there */
     lock_req(&req, PYTHREAD__OP__OP_RELEASE, handle, 7, 0);
