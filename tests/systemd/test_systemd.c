@@ -135,13 +135,13 @@ static pid_t spawn(char *const argv[], const char *out, const char *const *env, 
         if (pass >= 0 && spawn_npass == 0 && dup2(pass, 3) < 0)
             _exit(126);
         if (spawn_npass > 0) {
-            int high[64];
+            int high[512];
 
             /* out of the way first: a source may sit where another goes */
-            for (int i = 0; i < spawn_npass && i < 64; i++)
-                if ((high[i] = fcntl(spawn_pass[i], F_DUPFD_CLOEXEC, 100)) < 0)
+            for (int i = 0; i < spawn_npass && i < 512; i++)
+                if ((high[i] = fcntl(spawn_pass[i], F_DUPFD_CLOEXEC, 1024)) < 0)
                     _exit(126);
-            for (int i = 0; i < spawn_npass && i < 64; i++)
+            for (int i = 0; i < spawn_npass && i < 512; i++)
                 if (dup2(high[i], 3 + i) < 0)
                     _exit(126);
         }
@@ -655,7 +655,8 @@ static void notify_watchdog_for_another_pid(void **state)
 /* The fd store                                                        */
 /* ------------------------------------------------------------------ */
 
-#define STORE_MAX 16
+/* More than one message of SCM_MAX_FD (253) descriptors. */
+#define STORE_MAX 300
 
 /* What the daemon put in "its fd store" (our NOTIFY_SOCKET), and what it
  * asked to remove. */
@@ -765,7 +766,7 @@ static ino_t inode_of(int fd)
 static void store_daemon(fixture *f, const char *notify, int lfd, const int *fds, char (*names)[64],
                          int n)
 {
-    static char env_notify[160], env_n[32], env_names[1024], state[128];
+    static char env_notify[160], env_n[32], env_names[STORE_MAX * 24], state[128];
     const char *env[] = {env_notify, env_n, "LISTEN_PID=self", env_names, NULL};
     char *argv[] = {PT_DAEMON_PATH, "--state-dir", state, "--grace", "10", NULL};
     int pass[STORE_MAX + 1];
@@ -873,6 +874,80 @@ static void fd_store_keeps_connections(void **state)
     close(nfd);
 }
 
+/* More connections than one message to systemd may carry: stored in
+ * batches, all given back and kept. */
+#define MANY 260
+
+static void fd_store_many_connections(void **state)
+{
+    fixture *f = *state;
+    char notify[128], sock[128];
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    store_seen *st = calloc(1, sizeof(*st)), *again = calloc(1, sizeof(*again));
+    static char names[STORE_MAX][64];
+    int nfd = notify_bind(f, notify, sizeof notify), lfd, conns[MANY];
+    pt_inspect_status status;
+    pt_client *c = NULL;
+
+    assert_non_null(st);
+    assert_non_null(again);
+    path_in(f, "pythreadd.sock", sock, sizeof sock);
+    strcpy(sun.sun_path, sock);
+    lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(lfd >= 0);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sun, sizeof sun), 0);
+    assert_int_equal(listen(lfd, MANY + 16), 0);
+    store_daemon(f, notify, lfd, NULL, NULL, 0);
+    if (!store_until(nfd, st, store_ready, DEADLINE)) {
+        show_log(f);
+        fail_msg("no READY=1 from pythreadd");
+    }
+    for (int i = 0; i < MANY; i++) {
+        conns[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_int_equal(connect(conns[i], (struct sockaddr *)&sun, sizeof sun), 0);
+    }
+    /* every one accepted (a session each) before the stop */
+    assert_int_equal(pt_client_open(&c, sock), 0);
+    for (double end = now() + DEADLINE;; tick()) {
+        assert_int_equal(pt_inspect_status_get(c, &status), 0);
+        if (status.sessions >= MANY + 1)
+            break;
+        assert_true(now() < end);
+    }
+    pt_client_close(c);
+    assert_int_equal(kill(f->pid, SIGTERM), 0);
+    if (!store_until(nfd, st, store_stopping, DEADLINE)) {
+        show_log(f);
+        fail_msg("no STOPPING=1 from pythreadd on SIGTERM");
+    }
+    daemon_wait_exit(f);
+    assert_int_equal(st->n, MANY + 1);
+    for (int i = 0; i < st->n; i++)
+        strcpy(names[i], st->names[i]);
+    store_daemon(f, notify, lfd, st->fds, names, st->n);
+    for (int i = 0; i < st->n; i++)
+        close(st->fds[i]);
+    if (!store_until(nfd, again, store_emptied, DEADLINE)) {
+        show_log(f);
+        fail_msg("the kept connections were not taken out of the store");
+    }
+    assert_int_equal(pt_client_open(&c, sock), 0);
+    assert_int_equal(pt_inspect_status_get(c, &status), 0);
+    assert_int_equal(status.sessions_kept_connection, MANY);
+    pt_client_close(c);
+    for (int i = 0; i < MANY; i++) {
+        struct pollfd p = {.fd = conns[i], .events = POLLIN | POLLRDHUP};
+
+        assert_int_equal(poll(&p, 1, 0), 0); /* open, nothing said */
+        close(conns[i]);
+    }
+    daemon_stop(f);
+    close(lfd);
+    close(nfd);
+    free(st);
+    free(again);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -885,6 +960,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(notify_ready_status_watchdog_stopping, setup, teardown),
         cmocka_unit_test_setup_teardown(notify_watchdog_for_another_pid, setup, teardown),
         cmocka_unit_test_setup_teardown(fd_store_keeps_connections, setup, teardown),
+        cmocka_unit_test_setup_teardown(fd_store_many_connections, setup, teardown),
     };
 
     /* The daemon is told where to listen; no inherited override. */
