@@ -403,7 +403,8 @@ void pt_listen_resume(pt_daemon *d);
 /* systemd.c */
 /* The listening socket systemd handed over (socket activation): 1 with *fd
  * set, 0 when none was passed, -1 after logging why it cannot be served.
- * What came from the fd store (keep.c) goes to d->keep. */
+ * What came from the fd store, or across execve() (keep.c), goes to
+ * d->keep. */
 int pt_systemd_listen_fd(pt_daemon *d, int *fd);
 /* READY=1 once serving on `where`, then STATUS= updates and WATCHDOG=1 at
  * half the watchdog interval from a loop timer; nothing without
@@ -585,9 +586,11 @@ int pt_resume_adopt(pt_conn *c, uint64_t id);
 
 /* keep.c: connections kept across a planned restart. */
 /* At start, before the replay: what the old image passed across execve()
- * (its environment names the table), or what systemd passed from its fd
- * store (table_fd -1 when only sockets came). */
+ * (its environment names the table; the sockets are among LISTEN_FDS, and
+ * pt_keep_passed tells them from the listener), or what systemd passed
+ * from its fd store (table_fd -1 when only sockets came). */
 void pt_keep_take_exec(pt_daemon *d);
+int pt_keep_passed(pt_daemon *d, int fd);
 int pt_keep_take_store(pt_daemon *d, int table_fd, const int *fds, size_t n);
 /* In the replayed state, before anything is served: each kept socket is
  * its session's connection again. */
@@ -601,6 +604,11 @@ int pt_keep_wanted(const pt_daemon *d);
  * descriptor is in the environment for execve(), under systemd everything
  * is in its fd store. -1 after logging (the connections end). */
 int pt_keep_handover(pt_daemon *d);
+/* For execve() after a hand-over: the listener as 3, the kept sockets and
+ * the table after it, all in LISTEN_FDS, the table named in the
+ * environment. 1 when passed so, 0 when nothing was handed over, -1 when
+ * they cannot be (logged; nothing changed). */
+int pt_keep_exec_pass(int listen_fd);
 
 /* upgrade.c: SIGUSR2 replaces the running image with the program at its
  * path, keeping the state, the sessions and the listening socket. */

@@ -47,7 +47,10 @@
 #include "daemon.h"
 #include "state_int.h"
 
-/* The table's descriptor across execve(), in the new image's environment. */
+/* The table's descriptor across execve(), in the new image's environment;
+ * it and the sockets are passed after the listener, as LISTEN_FDS, so that
+ * an image that knows nothing of them (an older version) closes them as
+ * extra sockets, and their clients reconnect, rather than hold them. */
 #define ENV_TABLE "PYTHREAD_KEEP_TABLE"
 
 #define KEEP_MAGIC   "pythreadd-keep"
@@ -67,7 +70,7 @@ typedef struct keep_rec {
     uint64_t session;
     uint64_t dev, ino; /* the socket, as fstat() tells it */
     uint64_t requests, responses, since;
-    int32_t fd; /* its number across execve() */
+    int32_t fd; /* unused: sockets are told by their inode */
     uint32_t sid;
     uint32_t in_len, out_len; /* bytes after the record: input, then output */
     uint32_t hello;           /* its hello was answered */
@@ -91,7 +94,13 @@ struct pt_keep {
     uint32_t nconns;
     uint32_t fast_groups;
     int from_store; /* systemd's fd store: remove them there once adopted */
+    int exec_table; /* across execve(): the table's number, closed once read */
 };
+
+/* The old image, for execve(): the kept sockets and the table. */
+static int *exec_fds;
+static uint32_t exec_n;
+static int exec_table = -1;
 
 /* ------------------------------------------------------------------ */
 /* The new image: taking the table and the sockets                     */
@@ -166,6 +175,7 @@ static pt_keep *keep_load(int table_fd, int from_store)
     if (k == NULL)
         return NULL;
     k->from_store = from_store;
+    k->exec_table = -1;
     if (table_read(table_fd, &k->table, &k->len) < 0 || table_parse(k) < 0) {
         pt_log(LOG_WARNING,
                "pythreadd: the table of connections kept across the restart is unreadable or "
@@ -216,31 +226,43 @@ void pt_keep_take_exec(pt_daemon *d)
                ENV_TABLE, v);
         return;
     }
+    /* left open until it is met among LISTEN_FDS: sd_listen_fds() sets
+     * FD_CLOEXEC on each of them and fails on a closed one */
     d->keep = keep_load((int)fd, 0);
-    close((int)fd);
-    if (d->keep == NULL)
-        return;
-    for (uint32_t i = 0; i < d->keep->nconns; i++) {
-        keep_conn *kc = &d->keep->conns[i];
-        int cfd = kc->rec.fd;
+    if (d->keep != NULL)
+        d->keep->exec_table = (int)fd;
+}
 
-        /* only a socket the table names by its inode: a number the new
-         * image opened for itself meanwhile is left alone */
-        if (cfd > SD_LISTEN_FDS_START && !keep_match(d->keep, cfd))
-            pt_log(LOG_WARNING,
-                   "session %llu: its connection was not passed across the upgrade; its "
-                   "process takes the session up again",
-                   (unsigned long long)kc->rec.session);
+int pt_keep_passed(pt_daemon *d, int fd)
+{
+    pt_keep *k = d->keep;
+
+    if (k == NULL || k->from_store)
+        return 0;
+    if (fd == k->exec_table) {
+        close(fd);
+        k->exec_table = -1;
+        return 1;
     }
+    return keep_match(k, fd);
 }
 
 int pt_keep_take_store(pt_daemon *d, int table_fd, const int *fds, size_t n)
 {
+    if (d->keep != NULL) {
+        /* both an upgrade's and the store's: cannot be; keep the first */
+        if (table_fd >= 0)
+            close(table_fd);
+        for (size_t i = 0; i < n; i++)
+            close(fds[i]);
+        return -1;
+    }
     if (table_fd >= 0) {
         d->keep = keep_load(table_fd, 1);
         close(table_fd);
     } else if ((d->keep = calloc(1, sizeof(*d->keep))) != NULL) {
         d->keep->from_store = 1; /* the sockets alone: they go */
+        d->keep->exec_table = -1;
     }
     if (d->keep == NULL) {
         for (size_t i = 0; i < n; i++)
@@ -285,8 +307,14 @@ void pt_keep_adopt(pt_daemon *d)
             .hello = kc->rec.hello != 0,
         };
 
-        if (kc->fd < 0)
+        if (kc->fd < 0) {
+            pt_log(LOG_NOTICE,
+                   "session %llu: its connection did not come back with the others (its peer "
+                   "hung up meanwhile, or the store was full); its process takes the session "
+                   "up again by reconnecting",
+                   (unsigned long long)kc->rec.session);
             continue;
+        }
         if (pt_conn_adopt(d, kc->fd, &kept_conn) == 0)
             kept++;
         kc->fd = -1; /* the connection's now, or closed */
@@ -326,6 +354,8 @@ void pt_keep_free(pt_daemon *d)
             close(k->conns[i].fd);
         }
     }
+    if (k->exec_table >= 0)
+        close(k->exec_table);
     if (k->from_store)
         store_remove();
     free(k->conns);
@@ -349,16 +379,9 @@ static int table_put(int fd, const void *p, size_t len)
     return pt__write_all(fd, p, len);
 }
 
-/* A descriptor of the socket for the new image, not closed by execve()
- * and above the listener's number (3). */
-static int exec_dup(int fd)
-{
-    return fcntl(fd, F_DUPFD, SD_LISTEN_FDS_START + 1);
-}
-
 /* Write the table: one record per connection kept (*fds gets their
  * sockets, for the store or execve()); the others end with this image. */
-static int table_write(pt_daemon *d, int tfd, int exec, int **fds, uint32_t *nfds)
+static int table_write(pt_daemon *d, int tfd, int **fds, uint32_t *nfds)
 {
     keep_head h = {.version = KEEP_VERSION};
     pt_conn *c;
@@ -379,12 +402,10 @@ static int table_write(pt_daemon *d, int tfd, int exec, int **fds, uint32_t *nfd
     {
         keep_rec r;
         struct stat st;
-        int fd;
 
         if (!pt_conn_keepable(c))
             continue;
-        fd = exec ? exec_dup(c->fd) : c->fd;
-        if (fd < 0 || fstat(c->fd, &st) < 0)
+        if (fstat(c->fd, &st) < 0)
             return -1;
         memset(&r, 0, sizeof(r));
         r.session = c->id;
@@ -393,7 +414,7 @@ static int table_write(pt_daemon *d, int tfd, int exec, int **fds, uint32_t *nfd
         r.requests = c->requests;
         r.responses = c->responses;
         r.since = c->since;
-        r.fd = fd;
+        r.fd = -1;
         r.sid = c->sid;
         r.hello = c->hello;
         r.in_len = (uint32_t)(c->in_len - c->in_off);
@@ -402,7 +423,7 @@ static int table_write(pt_daemon *d, int tfd, int exec, int **fds, uint32_t *nfd
         if (table_put(tfd, &r, sizeof(r)) < 0 || table_put(tfd, c->in + c->in_off, r.in_len) < 0 ||
             table_put(tfd, c->out + c->out_off, r.out_len) < 0)
             return -1;
-        (*fds)[n++] = fd;
+        (*fds)[n++] = c->fd;
     }
     *nfds = n;
     return 0;
@@ -431,7 +452,6 @@ int pt_keep_handover(pt_daemon *d)
     int exec = d->upgrade;
     int tfd = -1, *fds = NULL, r;
     uint32_t n = 0;
-    char num[24];
 
     /* What was answered goes out now, while the journal can still record
      * a session a write error ends; an answer that carries a descriptor
@@ -448,13 +468,7 @@ int pt_keep_handover(pt_daemon *d)
         return -1;
     }
     tfd = memfd_create("pythreadd-keep", MFD_CLOEXEC);
-    if (tfd >= 0 && exec) {
-        int moved = exec_dup(tfd);
-
-        close(tfd);
-        tfd = moved;
-    }
-    if (tfd < 0 || table_write(d, tfd, exec, &fds, &n) < 0) {
+    if (tfd < 0 || table_write(d, tfd, &fds, &n) < 0) {
         pt_log(LOG_ERR,
                "pythreadd: cannot write the table of kept connections: %s; the connections end "
                "and their processes take their sessions up again",
@@ -462,10 +476,10 @@ int pt_keep_handover(pt_daemon *d)
         goto fail;
     }
     if (exec) {
-        snprintf(num, sizeof(num), "%d", tfd);
-        if (setenv(ENV_TABLE, num, 1) < 0)
-            goto fail;
-        free(fds);
+        /* passed by pt_keep_exec_pass, with the listener */
+        exec_fds = fds;
+        exec_n = n;
+        exec_table = tfd;
         pt_log(LOG_INFO, "keeping %u connections across the upgrade", n);
         return 0;
     }
@@ -484,12 +498,54 @@ int pt_keep_handover(pt_daemon *d)
     free(fds);
     return 0;
 fail:
-    if (exec) {
-        for (uint32_t i = 0; i < n; i++)
-            close(fds[i]);
-    }
     if (tfd >= 0)
         close(tfd);
     free(fds);
     return -1;
+}
+
+int pt_keep_exec_pass(int listen_fd)
+{
+    uint32_t total = exec_n + 2, i;
+    int base = SD_LISTEN_FDS_START + (int)total;
+    int *high;
+    char num[24];
+
+    if (exec_table < 0)
+        return 0;
+    high = calloc(total, sizeof(*high));
+    if (high == NULL)
+        return -1;
+    /* above every number the passed ones take, so none is overwritten
+     * before it is copied; these copies go with execve() */
+    high[0] = fcntl(listen_fd, F_DUPFD_CLOEXEC, base);
+    for (i = 0; i < exec_n; i++)
+        high[1 + i] = fcntl(exec_fds[i], F_DUPFD_CLOEXEC, base);
+    high[total - 1] = fcntl(exec_table, F_DUPFD_CLOEXEC, base);
+    for (i = 0; i < total && high[i] >= 0; i++)
+        ;
+    if (i < total) {
+        pt_log(LOG_ERR,
+               "pythreadd: cannot pass %u connections across the upgrade: %s; they end and "
+               "their processes take their sessions up again (raise the open file limit)",
+               exec_n, strerror(errno));
+        for (i = 0; i < total; i++)
+            if (high[i] >= 0)
+                close(high[i]);
+        free(high);
+        return -1;
+    }
+    /* the listener as 3, the sockets, the table last; dup2() leaves them
+     * open across execve() */
+    for (i = 0; i < total; i++)
+        dup2(high[i], SD_LISTEN_FDS_START + (int)i);
+    free(high);
+    snprintf(num, sizeof(num), "%u", total);
+    setenv("LISTEN_FDS", num, 1);
+    snprintf(num, sizeof(num), "%d", (int)getpid());
+    setenv("LISTEN_PID", num, 1);
+    unsetenv("LISTEN_FDNAMES");
+    snprintf(num, sizeof(num), "%d", SD_LISTEN_FDS_START + (int)total - 1);
+    setenv(ENV_TABLE, num, 1);
+    return 1;
 }

@@ -58,6 +58,8 @@ static int passed_sort(pt_daemon *d, int n, char **names, int *fds)
         int fd = SD_LISTEN_FDS_START + i;
         const char *name = names ? names[i] : NULL;
 
+        if (pt_keep_passed(d, fd))
+            continue; /* handed over across execve() */
         if (name && strcmp(name, PT_KEEP_FDNAME_TABLE) == 0 && table < 0)
             table = fd;
         else if (name && strcmp(name, PT_KEEP_FDNAME_CONN) == 0 && conns)

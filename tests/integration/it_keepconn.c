@@ -8,7 +8,9 @@
  * reconnect: two processes counting under a Lock through the shared words
  * lose no increment and never overlap, and a lock taken through a word
  * before the restart is released after it. A kill -9 cannot keep them:
- * the library reconnects and takes its session up, as before.
+ * the library reconnects and takes its session up, as before; so does an
+ * upgrade to a program that knows nothing of kept connections (it closes
+ * them as extra sockets).
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -436,6 +438,65 @@ static void test_crash_still_resumes_by_reconnecting(void **state)
     h->passed = 1;
 }
 
+/* The program at the daemon's path is replaced by one that knows nothing
+ * of kept connections (here: the same one without the table's name in
+ * its environment, as an older version would be): it closes the sockets
+ * as extra ones, and the library reconnects and takes its session up. */
+static void test_upgrade_to_program_without_keep(void **state)
+{
+    harness *h = *state;
+    char copy[200], script[600];
+    pt_client *c = NULL;
+    pt_inspect_status st;
+    uint64_t session;
+    pt_lock *l;
+    ino_t ino;
+    FILE *fp;
+    int in, out;
+    ssize_t n;
+    char buf[65536];
+
+    snprintf(copy, sizeof(copy), "%s/pythreadd-copy", h->dir);
+    in = open(harness_daemon_program(), O_RDONLY | O_CLOEXEC);
+    out = open(copy, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+    assert_true(in >= 0 && out >= 0);
+    while ((n = read(in, buf, sizeof(buf))) > 0)
+        assert_int_equal(write(out, buf, (size_t)n), n);
+    close(in);
+    assert_int_equal(close(out), 0);
+    h->daemon_path = copy;
+    daemon_with_state(h, "10");
+    PT_ASSERT_OK(pt_client_open(&c, NULL));
+    PT_ASSERT_OK(pt_lock_open(c, "kc.old", 0, 0, &l));
+    PT_ASSERT_EQ(pt_lock_acquire(l, 1, -1), 1);
+    session = pt_client_session_id(c);
+    ino = inode_of(pt_client_fd(c));
+
+    /* the "upgrade": a program that drops the table's name */
+    assert_int_equal(unlink(copy), 0);
+    snprintf(script, sizeof(script), "#!/bin/sh\nunset PYTHREAD_KEEP_TABLE\nexec %s \"$@\"\n",
+             harness_daemon_program());
+    fp = fopen(copy, "w");
+    assert_non_null(fp);
+    assert_true(fputs(script, fp) >= 0);
+    assert_int_equal(fclose(fp), 0);
+    assert_int_equal(chmod(copy, 0755), 0);
+
+    assert_int_equal(kill(h->daemon, SIGUSR2), 0);
+    harness_log_wait(h, "serving the first and closing the rest", 1, HARNESS_DEADLINE);
+    PT_ASSERT_OK(pt_client_session_wait(c, session));
+    assert_int_not_equal(inode_of(pt_client_fd(c)), ino);
+    PT_ASSERT_EQ(pt_lock_locked(l), 1);
+    PT_ASSERT_OK(pt_lock_release(l));
+    status(&st);
+    assert_int_equal(st.pid, h->daemon);
+    assert_int_equal(st.sessions_kept_connection, 0);
+    assert_true(st.sessions_taken_up >= 1);
+    pt_lock_close(l);
+    pt_client_close(c);
+    h->passed = 1;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -444,6 +505,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_library_clients_keep_connections, harness_setup,
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(test_crash_still_resumes_by_reconnecting, harness_setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_to_program_without_keep, harness_setup,
                                         harness_teardown),
     };
 
