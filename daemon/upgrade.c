@@ -6,9 +6,10 @@
  * listening socket stays open across execve() and is passed as systemd
  * passes one (LISTEN_FDS, the pid is the same), and the connections stay
  * open too, passed after it with a table of the bytes each had in flight
- * (keep.c): the new image goes on with them where the old one stopped. A connection that cannot be kept
- * closes with the old image and its process takes its session up again,
- * as after any restart (resume.c). Clients see a pause.
+ * (keep.c): the new image goes on with them where the old one stopped. A
+ * connection that cannot be kept closes with the old image and its
+ * process takes its session up again, as after any restart (resume.c).
+ * Clients see a pause.
  *
  * Under systemd (NOTIFY_SOCKET) the manager owns restarts: `systemctl
  * restart pythreadd` does the same, and SIGUSR2 is refused there.
