@@ -160,6 +160,7 @@ static void status_json(const pt_inspect_status *st)
         pt_json_obj(j, "sessions");
         pt_json_uint(j, "restored", st->restored_sessions);
         pt_json_uint(j, "taken_up", st->sessions_taken_up);
+        pt_json_uint(j, "connection_kept", st->sessions_kept_connection);
         pt_json_uint(j, "ended_process_gone", st->sessions_ended_gone);
         pt_json_uint(j, "ended_not_back", st->sessions_ended_late);
         pt_json_uint(j, "ended_nothing_held", st->sessions_ended_empty);
@@ -202,11 +203,12 @@ static void sessions_row(pt_table *t, const pt_inspect_status *st)
                  st->grace_ms / 1000.0);
     } else {
         snprintf(buf, sizeof(buf),
-                 "%" PRIu64 " kept at this start: %" PRIu64 " taken up by their processes; "
-                 "ended: %" PRIu64 " process gone, %" PRIu64 " not back within --grace %.3g s, "
-                 "%" PRIu64 " nothing to take up%s",
-                 st->restored_sessions, st->sessions_taken_up, st->sessions_ended_gone,
-                 st->sessions_ended_late, st->grace_ms / 1000.0, st->sessions_ended_empty,
+                 "%" PRIu64 " kept at this start: %" PRIu64 " taken up by their processes (%" PRIu64
+                 " on the connection they had); ended: %" PRIu64 " process gone, %" PRIu64
+                 " not back within --grace %.3g s, %" PRIu64 " nothing to take up%s",
+                 st->restored_sessions, st->sessions_taken_up, st->sessions_kept_connection,
+                 st->sessions_ended_gone, st->sessions_ended_late, st->grace_ms / 1000.0,
+                 st->sessions_ended_empty,
                  st->in_grace ? "; in the grace period now: calls wait" : "");
     }
     kv(t, "sessions kept:", buf);
@@ -560,6 +562,7 @@ static void party_json(pt_json *j, const pt_inspect_party *p, int index)
         pt_json_null(j, "seconds");
     pt_json_uint(j, "count", p->count);
     pt_json_str(j, "what", p->what);
+    pt_json_bool(j, "connection_kept", p->connection_kept);
     if (p->deadlock)
         pt_json_uint(j, "deadlock", p->deadlock);
     else
@@ -674,7 +677,8 @@ static void parties_table(const pt_cli *cli, const char *title, const pt_inspect
         char pos[24], sess[24], pid[24], uid[96], thr[24], dur[32], what[PT_INSPECT_TEXT_MAX + 96];
 
         snprintf(pos, sizeof(pos), "%zu", i + 1);
-        snprintf(sess, sizeof(sess), "%" PRIu64, v[i].session);
+        snprintf(sess, sizeof(sess), "%" PRIu64 "%s", v[i].session,
+                 v[i].connection_kept ? " (kept)" : "");
         snprintf(pid, sizeof(pid), "%ld", v[i].pid);
         pt_fmt_uid(uid, sizeof(uid), v[i].uid);
         if (v[i].thread)
@@ -816,6 +820,7 @@ static int session_one(void *arg, const pt_inspect_session *s)
         pt_json_uint(x->j, "waiting", s->waiting);
         pt_json_uint(x->j, "requests", s->requests);
         pt_json_bool(x->j, "resumed", s->resumed);
+        pt_json_bool(x->j, "connection_kept", s->connection_kept);
         pt_json_bool(x->j, "self", s->id == x->self);
         pt_json_end(x->j);
         return 0;
@@ -824,6 +829,8 @@ static int session_one(void *arg, const pt_inspect_session *s)
     snprintf(pid, sizeof(pid), "%ld", s->pid);
     pt_fmt_uid(uid, sizeof(uid), s->uid);
     pt_fmt_ago(since, sizeof(since), s->since);
+    if (s->connection_kept) /* the same connection, across a restart */
+        snprintf(since + strlen(since), sizeof(since) - strlen(since), " (kept)");
     snprintf(handles, sizeof(handles), "%u", s->handles);
     snprintf(held, sizeof(held), "%u", s->held);
     snprintf(waiting, sizeof(waiting), "%u", s->waiting);

@@ -70,7 +70,9 @@ static void watch_fill(pt_object *o, pt_fast_cell *cell, uint32_t sid, uint32_t 
 {
     uint64_t t;
 
-    if (pt_fast_lock_taken(cell, sid, tid, &t) == PT_FAST_OK)
+    /* a claimed word may be one the daemon will never write again (it
+     * handed this connection over to its next image): the socket alone */
+    if (pt_fast_lock_taken(cell, sid, tid, &t) == PT_FAST_OK || pt_fast_claimed(cell))
         return;
     watch->cell = cell;
     watch->gen = pt__slot_gen(atomic_load_explicit(&o->slot, memory_order_relaxed));
@@ -153,7 +155,7 @@ int pt__fast_locked(pt_object *o)
     uint32_t sid, tid;
     pt_fast_cell *cell = usable(o, &sid, &tid);
 
-    return cell ? pt_fast_lock_locked(cell) : PT_FAST_SLOW;
+    return cell && !pt_fast_claimed(cell) ? pt_fast_lock_locked(cell) : PT_FAST_SLOW;
 }
 
 int pt__fast_is_owned(pt_object *o)
@@ -161,7 +163,7 @@ int pt__fast_is_owned(pt_object *o)
     uint32_t sid, tid;
     pt_fast_cell *cell = usable(o, &sid, &tid);
 
-    return cell ? pt_fast_lock_owned(cell, sid, tid) > 0 : PT_FAST_SLOW;
+    return cell && !pt_fast_claimed(cell) ? pt_fast_lock_owned(cell, sid, tid) > 0 : PT_FAST_SLOW;
 }
 
 int pt__fast_is_set(pt_object *o)
@@ -169,7 +171,7 @@ int pt__fast_is_set(pt_object *o)
     uint32_t sid, tid;
     pt_fast_cell *cell = usable(o, &sid, &tid);
 
-    return cell ? pt_fast_event_is_set(cell) : PT_FAST_SLOW;
+    return cell && !pt_fast_claimed(cell) ? pt_fast_event_is_set(cell) : PT_FAST_SLOW;
 }
 
 int pt__fast_value(pt_object *o, int64_t *value)

@@ -98,6 +98,7 @@ static void party_copy(pt_inspect_party *p, const Pythread__PartyInfo *m)
     bytes_copy(p->waits, sizeof(p->waits), &m->waits, m->has_waits);
     p->waits_kind = (pt_kind)m->waits_kind;
     p->waits_owner = m->waits_owner;
+    p->connection_kept = m->connection_kept;
 }
 
 /* ---- status --------------------------------------------------------- */
@@ -141,6 +142,7 @@ static void status_copy(void *arg, const Pythread__Response *m)
         st->objects_by_restart[i] = s->objects_by_restart[i];
     st->deadlocks_found = s->deadlocks_found;
     st->deadlocks_standing = s->deadlocks_standing;
+    st->sessions_kept_connection = s->sessions_kept_connection;
     if (s->limits) {
         st->max_frame = s->limits->max_frame;
         st->max_sessions = s->limits->max_sessions;
@@ -232,6 +234,7 @@ static void sessions_copy(void *arg, const Pythread__Response *r)
         v[i].waiting = s->waiting;
         v[i].requests = s->requests;
         v[i].resumed = s->resumed;
+        v[i].connection_kept = s->connection_kept;
     }
     p->v = v;
     p->n = m->n_sessions;

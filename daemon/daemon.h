@@ -87,6 +87,14 @@
  * replay of them well under a second. */
 #define PT_DAEMON_COMPACT_AFTER (8u << 20)
 #define PT_DAEMON_COMPACT_MIN   1024u
+/* At a planned restart that keeps the connections: how long answers that
+ * carry a descriptor (a group's memfd) may take to be written, which only
+ * this image can do; a connection that has not taken its by then ends, and
+ * its process takes its session up again. */
+#define PT_DAEMON_KEEP_DRAIN_MSEC 1000
+/* Names of what goes to systemd's fd store at such a restart. */
+#define PT_KEEP_FDNAME_CONN  "pythreadd-keep-conn"
+#define PT_KEEP_FDNAME_TABLE "pythreadd-keep-table"
 /* Default of --stall-timeout: seconds a peer may leave its answers unread
  * over the output cap before it is cut off. */
 #define PT_DAEMON_STALL_SEC 30u
@@ -237,6 +245,7 @@ typedef struct pt_conn {
      * with after a restart (resume.c). */
     unsigned resumable : 1;
     unsigned resumed : 1; /* it took up a session kept across a restart */
+    unsigned kept : 1;    /* the connection itself was kept across it (keep.c) */
     uint8_t key[PT_RESUME_KEY_LEN];
     uint64_t start_time; /* its process's, with the key */
     /* OP_METRICS: the rest of the text being paged out, and where it is. */
@@ -257,6 +266,9 @@ struct pt_daemon {
     struct event *sig_term;
     struct event *sig_usr2; /* upgrade.c */
     int upgrade;            /* the loop stopped for SIGUSR2: exec the new image */
+    int stop_signal;        /* what stopped the loop (SIGINT, SIGTERM), else 0 */
+    int keep_words;         /* the stop keeps connections: words stay claimed */
+    struct pt_keep *keep;   /* connections handed over to this image (keep.c) */
     pt_wire_arena arena;    /* one decode arena, reset after every message */
     void *arena_buf;
     uint32_t max_frame;
@@ -390,8 +402,10 @@ void pt_listen_resume(pt_daemon *d);
 
 /* systemd.c */
 /* The listening socket systemd handed over (socket activation): 1 with *fd
- * set, 0 when none was passed, -1 after logging why it cannot be served. */
-int pt_systemd_listen_fd(int *fd);
+ * set, 0 when none was passed, -1 after logging why it cannot be served.
+ * What came from the fd store, or across execve() (keep.c), goes to
+ * d->keep. */
+int pt_systemd_listen_fd(pt_daemon *d, int *fd);
 /* READY=1 once serving on `where`, then STATUS= updates and WATCHDOG=1 at
  * half the watchdog interval from a loop timer; nothing without
  * NOTIFY_SOCKET. -1 after logging. */
@@ -401,6 +415,24 @@ void pt_systemd_stopping(pt_daemon *d);
 void pt_systemd_free(pt_daemon *d);
 
 /* session.c */
+/* A connection the last image handed over (keep.c): its session, and the
+ * bytes it had read and not handled, answered and not written. */
+typedef struct pt_conn_kept {
+    uint64_t session;
+    uint32_t sid;
+    int hello;
+    uint64_t requests, responses, since;
+    const uint8_t *in, *out;
+    uint32_t in_len, out_len;
+    const char *client_name;
+} pt_conn_kept;
+/* Bind fd to its replayed session and go on where the last image stopped;
+ * -1 (fd closed, logged) when the session is not there. */
+int pt_conn_adopt(pt_daemon *d, int fd, const pt_conn_kept *k);
+/* Can c be handed over as it stands (keep.c)? */
+int pt_conn_keepable(const pt_conn *c);
+/* Write what is queued; answers carrying a descriptor get up to ms. */
+void pt_conn_drain(pt_daemon *d, int ms);
 void pt_conn_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int socklen,
                     void *arg);
 /* Queue one response frame on c's output; it is written by the next
@@ -547,6 +579,36 @@ void pt_resume_taken_done(pt_conn *c, pt_resume_taken *t);
 /* What status tells of the sessions this start kept. */
 void pt_resume_status(const pt_daemon *d, Pythread__StatusInfo *st);
 void pt_resume_free(pt_daemon *d);
+/* c, a connection kept across the restart, takes session id up at once:
+ * no hello, no reclaims (the old image read every word). -1 when no such
+ * session waits, or it is another process's. */
+int pt_resume_adopt(pt_conn *c, uint64_t id);
+
+/* keep.c: connections kept across a planned restart. */
+/* At start, before the replay: what the old image passed across execve()
+ * (its environment names the table; the sockets are among LISTEN_FDS, and
+ * pt_keep_passed tells them from the listener), or what systemd passed
+ * from its fd store (table_fd -1 when only sockets came). */
+void pt_keep_take_exec(pt_daemon *d);
+int pt_keep_passed(pt_daemon *d, int fd);
+int pt_keep_take_store(pt_daemon *d, int table_fd, const int *fds, size_t n);
+/* In the replayed state, before anything is served: each kept socket is
+ * its session's connection again. */
+void pt_keep_adopt(pt_daemon *d);
+/* Close what was not adopted and take it all out of systemd's store. */
+void pt_keep_free(pt_daemon *d);
+/* Does this stop keep the connections (SIGUSR2, or SIGTERM under systemd,
+ * with --state-dir)? */
+int pt_keep_wanted(const pt_daemon *d);
+/* The clean stop with the connections handed over: for SIGUSR2 the table's
+ * descriptor is in the environment for execve(), under systemd everything
+ * is in its fd store. -1 after logging (the connections end). */
+int pt_keep_handover(pt_daemon *d);
+/* For execve() after a hand-over: the listener as 3, the kept sockets and
+ * the table after it, all in LISTEN_FDS, the table named in the
+ * environment. 1 when passed so, 0 when nothing was handed over, -1 when
+ * they cannot be (logged; nothing changed). */
+int pt_keep_exec_pass(int listen_fd);
 
 /* upgrade.c: SIGUSR2 replaces the running image with the program at its
  * path, keeping the state, the sessions and the listening socket. */
@@ -571,6 +633,17 @@ void pt_fast_publish_all(pt_fast *f);
 void pt_fast_wake_watcher(pt_fast *f, uint32_t ref, uint32_t tid);
 void pt_fast_answer(pt_fast *f, pt_conn *c, uint32_t ref, uint32_t slot, Pythread__FastCell *out,
                     int *fd);
+/* A kept connection keeps its session's id in words (0 when it cannot). */
+uint32_t pt_fast_session_keep(pt_fast *f, pt_conn *c, uint32_t sid);
+/* Groups numbered so far, and the number they start after. */
+uint32_t pt_fast_groups(const pt_fast *f);
+uint32_t pt_fast_groups_base(const pt_fast *f);
+/* Number this image's groups after the last image's n: a kept client
+ * still maps those under their numbers. */
+void pt_fast_groups_after(pt_fast *f, uint32_t n);
+/* The words are handed over, claimed: whatever this image does from now
+ * on works on a private copy of them. -1 when no copy could be made. */
+int pt_fast_retire(pt_fast *f);
 
 void pt_dispatch_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now);
 void pt_dispatch_sink(void *ctx, pt_session *session, const pt_result *result);

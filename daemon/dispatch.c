@@ -82,7 +82,9 @@ void pt_dispatch_sink(void *ctx, pt_session *session, const pt_result *res)
     if (!c || c->closing)
         return;
     pt_dispatch_answer(res, &r, &state);
-    if (res->status == 0 && res->fast && d->fast) {
+    /* a session with no id in words gets none: a kept connection whose id
+     * could not be kept still maps the last image's groups */
+    if (res->status == 0 && res->fast && d->fast && c->sid != 0) {
         pt_fast_answer(d->fast, c, res->fast, res->fast_slot, &fast, &fd);
         r.fast = &fast;
     }

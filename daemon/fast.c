@@ -53,7 +53,8 @@ struct pt_fast {
     uint32_t capacity; /* cells per group */
     fast_group **groups;
     uint32_t ngroups;
-    fast_ref *refs; /* refs[0] unused: 0 means no cell */
+    uint32_t group_base; /* the last image's groups, numbered before ours */
+    fast_ref *refs;      /* refs[0] unused: 0 means no cell */
     uint32_t nrefs, caprefs, free_ref;
     struct {
         pt_conn *conn;
@@ -124,7 +125,7 @@ static uint32_t group_number(const pt_fast *f, const fast_group *g)
 {
     for (uint32_t i = 0; i < f->ngroups; i++) {
         if (f->groups[i] == g)
-            return i + 1;
+            return f->group_base + i + 1;
     }
     return 0;
 }
@@ -207,6 +208,18 @@ void pt_fast_session_remove(pt_fast *f, uint32_t sid)
 {
     if (f && sid != 0)
         f->sids[sid % SID_SLOTS].conn = NULL;
+}
+
+uint32_t pt_fast_session_keep(pt_fast *f, pt_conn *c, uint32_t sid)
+{
+    uint32_t slot = sid % SID_SLOTS;
+    uint32_t gen = sid >> SID_SLOT_BITS;
+
+    if (!f || sid == 0 || gen == 0 || gen > SID_GEN_MAX || f->sids[slot].conn != NULL)
+        return 0;
+    f->sids[slot].conn = c;
+    f->sids[slot].gen = (uint8_t)gen;
+    return sid;
 }
 
 /* The session a word names, NULL when none (ended, or never one). */
@@ -375,6 +388,44 @@ void pt_fast_answer(pt_fast *f, pt_conn *c, uint32_t ref, uint32_t slot, Pythrea
     out->has_map_size = 1;
     out->map_size = group_bytes(f);
     *fd = r->group->fd;
+}
+
+uint32_t pt_fast_groups(const pt_fast *f)
+{
+    return f ? f->ngroups : 0;
+}
+
+uint32_t pt_fast_groups_base(const pt_fast *f)
+{
+    return f ? f->group_base : 0;
+}
+
+void pt_fast_groups_after(pt_fast *f, uint32_t n)
+{
+    if (f && n > f->group_base)
+        f->group_base = n;
+}
+
+/* Copy-on-write mappings of the same memfds: the teardown's claims and
+ * frees read the words as they are and write only this process's pages,
+ * so the words the clients map stay claimed, as the journal left them. */
+int pt_fast_retire(pt_fast *f)
+{
+    if (!f)
+        return 0;
+    for (uint32_t i = 0; i < f->ngroups; i++) {
+        fast_group *g = f->groups[i];
+        void *priv = mmap(NULL, group_bytes(f), PROT_READ | PROT_WRITE, MAP_PRIVATE, g->fd, 0);
+
+        if (priv == MAP_FAILED)
+            priv = mmap(NULL, group_bytes(f), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                        -1, 0);
+        if (priv == MAP_FAILED)
+            return -1;
+        munmap(g->cells, group_bytes(f));
+        g->cells = priv;
+    }
+    return 0;
 }
 
 static const pt_core_fast_hooks hooks = {

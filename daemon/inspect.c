@@ -385,6 +385,7 @@ static void show_party(void *arg, const pt_core_party *p)
         o->thread = p->thread;
     }
     o->process = c != NULL ? (char *)c->client_name : "";
+    o->has_connection_kept = o->connection_kept = c != NULL && c->kept;
     if (p->since != 0 && x->now >= p->since) {
         o->has_seconds = 1;
         o->seconds = ns_to_sec(x->now - p->since);
@@ -664,6 +665,8 @@ static void do_sessions(pt_daemon *d, pt_conn *c, const Pythread__Request *req, 
         o->requests = it->requests;
         o->has_resumed = it->resumed;
         o->resumed = it->resumed;
+        o->has_connection_kept = it->kept;
+        o->connection_kept = it->kept;
         size = field_size(pythread__session_info__get_packed_size(o));
         if (used + size > budget) {
             more = 1;

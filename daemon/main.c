@@ -466,6 +466,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 
     (void)what;
     pt_log(LOG_INFO, "stopping on %s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    d->stop_signal = (int)sig;
     event_base_loopbreak(d->base);
 }
 
@@ -663,21 +664,18 @@ static int socket_path(const options *o, char *buf, size_t len)
 }
 
 /*
- * The listening socket: the one systemd passed (socket activation), else one
+ * The listening socket: the one systemd passed (socket activation, taken
+ * before the replay with what else it passed: passed 1, fd), else one
  * bound at path. For a passed socket, path is rewritten to its address for
  * the logs; it stays systemd's file and is never unlinked. Returns the fd or
  * -1 after logging.
  */
-static int listen_fd(pt_daemon *d, char *path, size_t len)
+static int listen_fd(pt_daemon *d, int passed, int fd, char *path, size_t len)
 {
     struct sockaddr_un sun;
     socklen_t sl = sizeof sun;
-    int fd, r;
 
-    r = pt_systemd_listen_fd(&fd);
-    if (r < 0)
-        return -1;
-    if (r == 0)
+    if (passed == 0)
         return pt_listen_bind(d, path);
     pt_upgrade_adopt(d, fd);
     memset(&sun, 0, sizeof sun);
@@ -705,7 +703,7 @@ int main(int argc, char **argv)
                    .metrics_objects_max = PT_METRICS_OBJECTS_DEFAULT};
     pt_daemon daemon = {0};
     char path[PATH_MAX];
-    int rc, fd;
+    int rc, fd = -1, passed;
 
     rc = options_parse(argc, argv, &opt);
     if (rc >= 0)
@@ -717,12 +715,22 @@ int main(int argc, char **argv)
     raise_nofile();
     if (socket_path(&opt, path, sizeof path) < 0)
         return EXIT_FAILURE;
-    if (daemon_init(&daemon, &opt) < 0) {
+    /* Before the replay: the connections a planned restart kept are bound
+     * to their sessions as it ends, before anything is served. */
+    pt_keep_take_exec(&daemon);
+    passed = pt_systemd_listen_fd(&daemon, &fd);
+    if (passed < 0 || daemon_init(&daemon, &opt) < 0) {
+        if (passed > 0)
+            close(fd);
+        pt_keep_free(&daemon);
         pt_state_close(&daemon);
         daemon_free(&daemon);
         return EXIT_FAILURE;
     }
-    fd = listen_fd(&daemon, path, sizeof path);
+    /* Out of systemd's store before serving: while it holds a duplicate,
+     * a connection this daemon ends would not end for its client. */
+    pt_keep_free(&daemon);
+    fd = listen_fd(&daemon, passed, fd, path, sizeof path);
     if (fd < 0 || pt_listen_start(&daemon, fd) < 0 ||
         (opt.metrics && pt_metrics_http_start(&daemon, &opt.metrics_where) < 0) ||
         pt_systemd_ready(&daemon, path) < 0) {
@@ -735,6 +743,8 @@ int main(int argc, char **argv)
     pt_log(LOG_INFO, "pythreadd %s listening on %s%s", PT_VERSION_STRING, path,
            daemon.bound.path[0] ? "" : " (socket passed by systemd)");
     rc = daemon_run(&daemon) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+    if (rc == EXIT_SUCCESS && pt_keep_wanted(&daemon))
+        pt_keep_handover(&daemon);
     if (rc == EXIT_SUCCESS && daemon.upgrade) {
         pt_upgrade_exec(&daemon, fd); /* returns only when it failed */
         rc = EXIT_FAILURE;

@@ -79,6 +79,7 @@ struct pt_resume {
     uint64_t nkept;                    /* sessions the replay brought back */
     uint64_t taken, dead, late, empty; /* of them: taken up, whose process died, not back in
                                           time, with nothing to take up */
+    uint64_t kept_conns;               /* of those taken up: on the connection they had */
     uint64_t grace_from, grace_ns;     /* when the grace began, and how long it lasted */
     double restarted_wall;             /* when the restart was made, seconds since the epoch */
 };
@@ -429,6 +430,8 @@ void pt_resume_start(pt_daemon *d, uint32_t grace_ms)
         else
             k->dead = 1;
     }
+    /* connections handed over by the last image take theirs at once */
+    pt_keep_adopt(d);
     if (r->open == 0 || r->timer == NULL) {
         grace_end(r);
         return;
@@ -456,6 +459,8 @@ void pt_resume_status(const pt_daemon *d, Pythread__StatusInfo *st)
     st->sessions_ended_gone = r->dead;
     st->sessions_ended_late = r->late;
     st->sessions_ended_empty = r->empty;
+    st->has_sessions_kept_connection = 1;
+    st->sessions_kept_connection = r->kept_conns;
     st->has_grace_seconds = 1;
     st->grace_seconds = (double)(r->grace ? pt_daemon_now() - r->grace_from : r->grace_ns) / 1e9;
     st->has_restarted_at = !r->grace;
@@ -645,5 +650,50 @@ int pt_resume_hello(pt_conn *c, const Pythread__HelloArgs *h, pt_resume_taken *t
     pt_log(LOG_INFO, "session %llu taken up again by pid %d ('%s'), %zu reclaims",
            (unsigned long long)c->id, (int)c->peer.pid, c->client_name, h->n_reclaims);
     grace_check(r);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* A connection kept across the restart                                */
+/* ------------------------------------------------------------------ */
+
+int pt_resume_adopt(pt_conn *c, uint64_t id)
+{
+    pt_resume *r = c->daemon->resume;
+    pt_kept *k = r && r->grace ? kept_find(r, id) : NULL;
+    const pt_peer *was = k ? pt_core_session_peer(k->session) : NULL;
+    const char *why = NULL;
+
+    if (k == NULL)
+        why = "the journal does not keep that session";
+    else if (k->resumed)
+        why = "another connection took it up already";
+    else if (was->pid != c->peer.pid || was->uid != c->peer.uid)
+        why = "the socket's peer is not the session's process";
+    if (why != NULL) {
+        pt_log(LOG_WARNING,
+               "session %llu: its kept connection (pid %d, '%s') is closed: %s; its process "
+               "takes a session up again by reconnecting",
+               (unsigned long long)id, (int)c->peer.pid, c->client_name, why);
+        return -1;
+    }
+    c->session = k->session;
+    c->id = id;
+    if (k->has_who) {
+        memcpy(c->key, k->who.key, sizeof(c->key));
+        c->start_time = k->who.start_time;
+        c->resumable = 1;
+    }
+    c->resumed = c->kept = 1;
+    pt_core_session_set_udata(k->session, c);
+    pt_core_session_awaited(c->daemon->core, k->session, 0);
+    /* kept_watch counted it open only if it had anything and a process */
+    if (!k->dead && !k->empty)
+        r->open--;
+    k->resumed = 1;
+    r->taken++;
+    r->kept_conns++;
+    pt_log(LOG_INFO, "session %llu: connection kept across the restart (pid %d, '%s')",
+           (unsigned long long)id, (int)c->peer.pid, c->client_name);
     return 0;
 }

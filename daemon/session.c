@@ -20,6 +20,8 @@
  * and one write, and nothing is allocated per request.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1246,4 +1248,107 @@ void pt_conn_free_all(pt_daemon *d)
     free(d->rbuf);
     d->rbuf = NULL;
     d->rbuf_size = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Connections kept across a planned restart (keep.c)                  */
+/* ------------------------------------------------------------------ */
+
+int pt_conn_keepable(const pt_conn *c)
+{
+    /* An answer carrying a descriptor can be written by this image only;
+     * a metrics text being paged out is not handed over. */
+    return c->session != NULL && c->resumable && !c->closing && !c->cut_reason && c->nfds == 0 &&
+           c->metrics == NULL;
+}
+
+/* Connections with answers that carry a descriptor still to write. */
+static size_t drain_wanted(pt_daemon *d, struct pollfd *p, pt_conn **who, size_t max)
+{
+    size_t n = 0;
+    pt_conn *c;
+
+    TAILQ_FOREACH(c, &d->conns, link)
+    {
+        if (n < max && c->nfds > 0 && !c->closing && !c->cut_reason) {
+            p[n] = (struct pollfd){.fd = c->fd, .events = POLLOUT};
+            who[n++] = c;
+        }
+    }
+    return n;
+}
+
+void pt_conn_drain(pt_daemon *d, int ms)
+{
+    uint64_t end = pt_daemon_now() + (uint64_t)ms * 1000000u;
+    struct pollfd *p = calloc(d->nconns ? d->nconns : 1, sizeof(*p));
+    pt_conn **who = calloc(d->nconns ? d->nconns : 1, sizeof(*who));
+    pt_conn *c;
+
+    TAILQ_FOREACH(c, &d->conns, link)
+    {
+        if (c->out_off < c->out_len)
+            conn_queue(c);
+    }
+    pt_conn_flush_pending(d);
+    while (p != NULL && who != NULL) {
+        uint64_t now = pt_daemon_now();
+        size_t n = drain_wanted(d, p, who, d->nconns);
+
+        if (n == 0 || now >= end || poll(p, n, (int)((end - now) / 1000000u) + 1) <= 0)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            if (p[i].revents)
+                conn_queue(who[i]);
+        }
+        pt_conn_flush_pending(d);
+    }
+    free(p);
+    free(who);
+}
+
+int pt_conn_adopt(pt_daemon *d, int fd, const pt_conn_kept *k)
+{
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    pt_conn *c = NULL;
+
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || daemon_input_get(d) < 0 ||
+        (c = conn_new(d, fd, &cred)) == NULL) {
+        pt_log(LOG_ERR,
+               "session %llu: cannot take its kept connection back (%s); its process takes "
+               "the session up again by reconnecting",
+               (unsigned long long)k->session, c == NULL ? "out of memory" : strerror(errno));
+        close(fd);
+        return -1;
+    }
+    /* as an accepted socket is: no blocking, not inherited by anything run */
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    c->hello = k->hello != 0;
+    client_name_set(c, k->client_name);
+    c->requests = k->requests;
+    c->responses = k->responses;
+    c->since = k->since;
+    c->id = k->session;
+    if (pt_resume_adopt(c, k->session) < 0) {
+        conn_free(c, "its session is not kept");
+        return -1;
+    }
+    c->sid = pt_fast_session_keep(d->fast, c, k->sid);
+    if (k->out_len > 0) {
+        if (conn_out_reserve(c, k->out_len) < 0) {
+            conn_fail(c);
+            return 0;
+        }
+        memcpy(c->out, k->out, k->out_len);
+        c->out_len = k->out_len;
+        pt_mem_output(c);
+        /* written once the loop runs and the socket takes it */
+        conn_write_arm(c, 1);
+    }
+    if (k->in_len > 0 && conn_in_put(c, k->in, k->in_len) < 0)
+        return 0;
+    conn_next(c, pt_daemon_now(), 0);
+    return 0;
 }

@@ -270,7 +270,10 @@ void pt_state_close(pt_daemon *d)
     if (s->fd >= 0 && d->core && d->journal) {
         /* what the words hold now, so a clean stop loses nothing */
         pt_journal_claim_all(d->journal, d->core);
-        pt_fast_publish_all(d->fast);
+        /* connections kept across the restart keep their mappings of
+         * these words: left claimed, every step on them asks the daemon */
+        if (!d->keep_words)
+            pt_fast_publish_all(d->fast);
         pt_state_flush(d);
         if (s->gap && pt__compact_now(d) < 0)
             pt_log(LOG_ERR,

@@ -47,10 +47,41 @@ static int listen_fd_usable(int fd)
     return 0;
 }
 
-int pt_systemd_listen_fd(int *fd)
+/* What came from our own fd store (keep.c) is told by its name; the rest
+ * is the socket unit's. Returns how many of the latter are in fds. */
+static int passed_sort(pt_daemon *d, int n, char **names, int *fds)
 {
+    int table = -1, nconns = 0, nlisten = 0;
+    int *conns = calloc((size_t)n, sizeof(*conns));
+
+    for (int i = 0; i < n; i++) {
+        int fd = SD_LISTEN_FDS_START + i;
+        const char *name = names ? names[i] : NULL;
+
+        if (pt_keep_passed(d, fd))
+            continue; /* handed over across execve() */
+        if (name && strcmp(name, PT_KEEP_FDNAME_TABLE) == 0 && table < 0)
+            table = fd;
+        else if (name && strcmp(name, PT_KEEP_FDNAME_CONN) == 0 && conns)
+            conns[nconns++] = fd;
+        else if (name && (strcmp(name, PT_KEEP_FDNAME_TABLE) == 0 ||
+                          strcmp(name, PT_KEEP_FDNAME_CONN) == 0))
+            close(fd);
+        else
+            fds[nlisten++] = fd;
+    }
+    if (table >= 0 || nconns > 0)
+        pt_keep_take_store(d, table, conns, (size_t)nconns);
+    free(conns);
+    return nlisten;
+}
+
+int pt_systemd_listen_fd(pt_daemon *d, int *fd)
+{
+    char **names = NULL;
     /* unset_environment: the variables describe this process only. */
-    int n = sd_listen_fds(1);
+    int n = sd_listen_fds_with_names(1, &names);
+    int *fds;
 
     if (n < 0) {
         pt_log(LOG_ERR, "pythreadd: cannot read the sockets systemd passed: %s", strerror(-n));
@@ -58,6 +89,19 @@ int pt_systemd_listen_fd(int *fd)
     }
     if (n == 0)
         return 0;
+    fds = calloc((size_t)n, sizeof(*fds));
+    if (fds == NULL) {
+        pt_log(LOG_ERR, "pythreadd: cannot take the sockets systemd passed: out of memory");
+        return -1;
+    }
+    n = passed_sort(d, n, names, fds);
+    for (char **p = names; p && *p; p++)
+        free(*p);
+    free(names);
+    if (n == 0) {
+        free(fds);
+        return 0;
+    }
     if (n > 1) {
         pt_log(
             LOG_WARNING,
@@ -65,13 +109,14 @@ int pt_systemd_listen_fd(int *fd)
             "should have one ListenStream=)",
             n);
         for (int i = 1; i < n; i++)
-            close(SD_LISTEN_FDS_START + i);
+            close(fds[i]);
     }
-    if (!listen_fd_usable(SD_LISTEN_FDS_START)) {
-        close(SD_LISTEN_FDS_START);
+    *fd = fds[0];
+    free(fds);
+    if (!listen_fd_usable(*fd)) {
+        close(*fd);
         return -1;
     }
-    *fd = SD_LISTEN_FDS_START;
     return 1;
 }
 

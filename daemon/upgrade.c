@@ -4,9 +4,12 @@
  *
  * The state goes to the journal as at a clean stop (every word read), the
  * listening socket stays open across execve() and is passed as systemd
- * passes one (LISTEN_FDS, the pid is the same), and the connections close
- * with the old image: their processes take their sessions up again on the
- * new one, as after any restart (resume.c). Clients see a pause.
+ * passes one (LISTEN_FDS, the pid is the same), and the connections stay
+ * open too, passed after it with a table of the bytes each had in flight
+ * (keep.c): the new image goes on with them where the old one stopped. A
+ * connection that cannot be kept closes with the old image and its
+ * process takes its session up again, as after any restart (resume.c).
+ * Clients see a pause.
  *
  * Under systemd (NOTIFY_SOCKET) the manager owns restarts: `systemctl
  * restart pythreadd` does the same, and SIGUSR2 is refused there.
@@ -101,7 +104,7 @@ void pt_upgrade_exec(pt_daemon *d, int listen_fd)
     pt_state_close(d);
     if (d->bound.path[0])
         setenv(ENV_BOUND, d->bound.path, 1);
-    if (listener_pass(listen_fd) == 0)
+    if (pt_keep_exec_pass(listen_fd) > 0 || listener_pass(listen_fd) == 0)
         execv(exe, args);
     pt_log(LOG_ERR,
            "pythreadd: cannot run %s for the upgrade: %s; stopping (start it again: "

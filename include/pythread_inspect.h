@@ -98,6 +98,9 @@ typedef struct pt_inspect_status {
      * daemon's state (its journal's, with --state-dir), and standing now. */
     uint64_t deadlocks_found;
     uint64_t deadlocks_standing;
+    /* Of sessions_taken_up: those on the connection they had, kept across
+     * a planned restart (SIGUSR2, systemctl restart). */
+    uint64_t sessions_kept_connection;
 } pt_inspect_status;
 
 /* One object. Fields that do not apply to its kind are 0. */
@@ -160,6 +163,7 @@ typedef struct pt_inspect_party {
     char waits[PT_INSPECT_TEXT_MAX];
     pt_kind waits_kind;
     int waits_owner;
+    int connection_kept; /* its session's connection was kept across the last restart */
 } pt_inspect_party;
 
 /* Everything about one object. */
@@ -185,7 +189,8 @@ typedef struct pt_inspect_session {
     uint32_t held;    /* locks held and semaphores with permits held */
     uint32_t waiting; /* calls parked */
     uint64_t requests;
-    int resumed; /* taken up again after a restart of the daemon (--state-dir) */
+    int resumed;         /* taken up again after a restart of the daemon (--state-dir) */
+    int connection_kept; /* ... on the connection it had: nothing of it was seen */
 } pt_inspect_session;
 
 PT_EXTERN int pt_inspect_status_get(pt_client *c, pt_inspect_status *out);

@@ -33,14 +33,15 @@ static uint32_t seq_of(uint64_t w)
     return (uint32_t)(w >> PT_FW_SEQ_SHIFT) & PT_FW_SEQ_MAX;
 }
 
-/* The holder takes its RLock once more: the word does not change, so the
- * daemon's claim does not stop it (the daemon reads depth only when the
- * holder is not running here). */
+/* The holder takes its RLock once more: the word does not change. A
+ * claimed word sends it to the daemon, which has read the depth: a word
+ * left claimed by a daemon that handed its connections over (the clients
+ * still map it) must not count a depth nobody reads again. */
 static int lock_recurse(pt_fast_cell *c, uint64_t w, uint64_t *token)
 {
     uint32_t depth = pt_fw_depth(c);
 
-    if (depth == 0 || depth == UINT32_MAX)
+    if ((w & PT_FW_CLAIM) || depth == 0 || depth == UINT32_MAX)
         return PT_FAST_SLOW;
     pt_fw_set_depth(c, depth + 1);
     *token = pt_fw_base(c) + seq_of(w);
@@ -100,7 +101,7 @@ int pt_fast_lock_release(pt_fast_cell *c, uint32_t sid, uint32_t tid, int recurs
     uint64_t me = pt_fast_owner(sid, tid);
     uint64_t w = word_load(c), n = 0;
 
-    if (owner_of(w) != me)
+    if (owner_of(w) != me || (w & PT_FW_CLAIM))
         return PT_FAST_SLOW;
     if (recursive) {
         uint32_t depth = pt_fw_depth(c);
@@ -131,6 +132,11 @@ int pt_fast_lock_taken(pt_fast_cell *c, uint32_t sid, uint32_t tid, uint64_t *to
         return PT_FAST_NO;
     *token = pt_fw_base(c) + seq_of(w);
     return PT_FAST_OK;
+}
+
+int pt_fast_claimed(pt_fast_cell *c)
+{
+    return (word_load(c) & PT_FW_CLAIM) != 0;
 }
 
 int pt_fast_lock_locked(pt_fast_cell *c)

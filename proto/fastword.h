@@ -43,8 +43,10 @@
  *   for it                        base + seq
  *   held(X), X != me      client  non-blocking: answer False;   -
  *                                 else ask the daemon
- *   PARKED or CLAIM set   client  ask the daemon (RLock depth   -
+ *   PARKED set            client  ask the daemon (RLock depth   -
  *                                 steps above excepted)
+ *   CLAIM set             client  ask the daemon, for every     -
+ *                                 step and look
  *   any                   daemon  fetch_or CLAIM                claimed; the word
  *                                                               as found is input
  *                                                               to the core
@@ -252,6 +254,10 @@ int pt_fast_lock_release(pt_fast_cell *c, uint32_t sid, uint32_t tid, int recurs
  * handed to (sid, tid), else PT_FAST_NO. */
 int pt_fast_lock_taken(pt_fast_cell *c, uint32_t sid, uint32_t tid, uint64_t *token);
 /* Lock.locked(): 1 or 0. */
+/* Is the word claimed? A look that answers from the word (locked,
+ * is_owned, is_set) asks the daemon instead while it is: a daemon that
+ * handed its connections over leaves its words claimed, not current. */
+int pt_fast_claimed(pt_fast_cell *c);
 int pt_fast_lock_locked(pt_fast_cell *c);
 /* RLock depth held by (sid, tid), 0 if it is not the holder. */
 uint32_t pt_fast_lock_owned(pt_fast_cell *c, uint32_t sid, uint32_t tid);

@@ -11,6 +11,12 @@
  * every object is there with its value, that the grace is over, that a
  * held lock's holder is a live worker and that the semaphore's permits add
  * up.
+ *
+ * The same load goes on while the daemon re-executes itself (SIGUSR2)
+ * twenty times at random moments: there every connection is kept, so no
+ * worker reconnects, and the same checks hold. The workers open their
+ * objects again now and then, so that handles given words by each image
+ * are in use when the next one takes over.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -36,6 +42,7 @@ typedef struct chaos {
     atomic_int in_sem[SLOTS];
     atomic_uint_fast64_t last_token;
     atomic_uint_fast64_t rounds;
+    atomic_int reopen; /* workers open their objects again now and then */
     char why[256];
 } chaos;
 
@@ -121,6 +128,15 @@ static int worker(pt_client *c, int me, void *arg)
     while (!atomic_load(&sh->stop)) {
         /* out for a while too: a lock often free is taken through its word */
         stay(&seed);
+        if (atomic_load(&sh->reopen) && rand_r(&seed) % 16 == 0) {
+            /* new handles: words from the image serving now */
+            pt_semaphore_close(sem);
+            pt_rlock_close(rl);
+            pt_lock_close(l);
+            WCHECK_EQ(pt_lock_open(c, "rc.lock", 0, 0, &l), 0);
+            WCHECK_EQ(pt_rlock_open(c, "rc.rlock", 0, 0, &rl), 0);
+            WCHECK_EQ(pt_semaphore_open(c, "rc.bsem", PERMITS, 1, 0, 0, &sem), 0);
+        }
         switch (rand_r(&seed) % 3) {
         case 0:
             lock_round(l, me, &seed);
@@ -305,10 +321,65 @@ static void test_kill9_twenty_times_under_load(void **state)
     h->passed = 1;
 }
 
+/* SIGUSR2 twenty times under the same load: the connections are kept, so
+ * nobody reconnects, and everything holds as after a kill. */
+static void test_sigusr2_twenty_times_under_load(void **state)
+{
+    harness *h = *state;
+    pid_t pids[SLOTS] = {0};
+    unsigned seed = 54321;
+    pt_inspect_status st;
+    pt_client *c = NULL;
+    uint64_t before;
+    double deadline;
+
+    sh = harness_shm_alloc(h, sizeof(*sh));
+    atomic_store(&sh->reopen, 1);
+    harness_daemon_stop(h);
+    daemon_restart(h);
+    objects_make();
+    for (int i = 0; i < WORKERS; i++)
+        pids[i] = harness_worker(h, worker, i, NULL);
+    for (int k = 0; k < KILLS; k++) {
+        run_for(0.05 + (rand_r(&seed) % 400) / 1000.0);
+        assert_int_equal(kill(h->daemon, SIGUSR2), 0);
+        harness_log_wait(h, "restart done", k + 1, HARNESS_DEADLINE);
+        check_after_restart(pids);
+        if (atomic_load(&sh->violations))
+            fail_msg("after upgrade %d: %s", k + 1, sh->why);
+        PT_ASSERT_OK(pt_client_open(&c, NULL));
+        PT_ASSERT_OK(pt_inspect_status_get(c, &st));
+        pt_client_close(c);
+        assert_int_equal(st.pid, h->daemon);
+        assert_int_equal(st.sessions_kept_connection, st.sessions_taken_up);
+        assert_true(st.sessions_kept_connection >= WORKERS);
+        before = atomic_load(&sh->rounds);
+        deadline = harness_now() + 2 * HARNESS_DEADLINE;
+        while (atomic_load(&sh->rounds) < before + 10) {
+            if (harness_now() > deadline)
+                fail_msg("after upgrade %d: no work done in %.0f s", k + 1, 2 * HARNESS_DEADLINE);
+            harness_tick();
+        }
+    }
+    atomic_store(&sh->stop, 1);
+    harness_join(h, pids, WORKERS, 3 * HARNESS_DEADLINE);
+    if (atomic_load(&sh->violations))
+        fail_msg("%s", sh->why);
+    check_after_restart(pids);
+    /* no process took its session up by connecting again */
+    assert_int_equal(harness_log_count(h->log, "taken up again by pid"), 0);
+    print_message("%d upgrades, %llu rounds of work, last Lock token %llu\n", KILLS,
+                  (unsigned long long)atomic_load(&sh->rounds),
+                  (unsigned long long)atomic_load(&sh->last_token));
+    h->passed = 1;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_kill9_twenty_times_under_load, harness_setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(test_sigusr2_twenty_times_under_load, harness_setup,
                                         harness_teardown),
     };
 

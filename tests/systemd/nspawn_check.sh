@@ -7,7 +7,11 @@
 # (SIGKILL, brought back by Restart=on-failure) each lock must stay with the
 # same process and the same session, taken up again within the grace; once
 # the file appears both commands finish, pythreadctl exits 0 and the locks
-# are free.
+# are free. `systemctl restart` keeps even their connections (the same
+# socket in /proc/PID/fd, pythreadctl sessions says so, and nothing is left
+# in systemd's fd store); the crash cannot, and their processes reconnect
+# (which they could not if systemd still held their old sockets: they would
+# never see them end).
 #
 # Writes OUT/started first, then OUT/log step by step, and at the end
 # OUT/result: PASS or FAIL with the reason on its first line, then the steps,
@@ -149,6 +153,61 @@ check_restarted() { # WHEN OLD_PID
     check_holders "$when"
 }
 
+# The sockets PID has open past its standard streams (those are the
+# unit's journal stream, shared), "socket:[INODE]" each, sorted on one line.
+sockets_of() { # PID
+    for f in /proc/"$1"/fd/*; do
+        case ${f##*/} in
+        0 | 1 | 2) ;;
+        *) readlink "$f" ;;
+        esac
+    done 2>/dev/null | grep '^socket:' | sort | tr '\n' ' '
+}
+
+# "connection_kept" of SESSION as pythreadctl sessions reports it.
+session_kept() { # SESSION
+    ctl sessions --json | jq -r --argjson s "$1" '.sessions[] | select(.id == $s) | .connection_kept'
+}
+
+# After `systemctl restart`: both holders on the sockets they had, their
+# sessions marked kept, and nothing of them left in systemd's fd store.
+check_kept() { # WHEN
+    when=$1
+    for l in "L $root_pid $root_session $root_sockets" "U $nobody_pid $nobody_session $nobody_sockets"; do
+        set -- $l
+        name=$1 pid=$2 session=$3
+        shift 3
+        now=$(sockets_of "$pid")
+        log "$when: $name: pythreadctl (pid $pid) sockets: $now (before: $*)"
+        [ "$now" = "$* " ] || fail "$when: pythreadctl lock $name (pid $pid) is not on the connection it had: $now, before: $*"
+        k=$(session_kept "$session")
+        [ "$k" = true ] || fail "$when: pythreadctl sessions does not say session $session kept its connection: $k"
+    done
+    n=$(ctl status --json | jq -r '.state.sessions.connection_kept // 0')
+    log "$when: state.sessions.connection_kept: $n"
+    [ "$n" -ge 2 ] || fail "$when: state.sessions.connection_kept is $n, not the 2 holders"
+    stored=$(systemctl show -p NFileDescriptorStore --value pythreadd.service)
+    log "$when: NFileDescriptorStore=$stored"
+    [ "$stored" = 0 ] || fail "$when: systemd's fd store still holds $stored descriptors: the daemon did not take its connections out"
+}
+
+# After the crash: each holder reconnected (no socket it had before).
+check_reconnected() { # WHEN
+    when=$1
+    for l in "L $root_pid $root_sockets" "U $nobody_pid $nobody_sockets"; do
+        set -- $l
+        name=$1 pid=$2
+        shift 2
+        now=$(sockets_of "$pid")
+        log "$when: $name: pythreadctl (pid $pid) sockets: $now (before the restarts: $*)"
+        for old in "$@"; do
+            case " $now" in
+            *" $old "*) fail "$when: pythreadctl lock $name (pid $pid) still has $old: it never saw the crashed daemon's connection end" ;;
+            esac
+        done
+    done
+}
+
 # ---- a. two holders ----------------------------------------------------
 systemctl is-active --quiet pythreadd.socket || fail "pythreadd.socket is not active"
 hold_cmd="until [ -e $go ]; do sleep 0.1; done; echo ok > /tmp/pt-done-\$(id -un)"
@@ -167,10 +226,14 @@ first=$1
 log "held: L by root pid $root_pid session $root_session, U by nobody pid $nobody_pid session $nobody_session; daemon pid $first"
 check_hardened before "$first"
 check_holders before
+root_sockets=$(sockets_of "$root_pid")
+nobody_sockets=$(sockets_of "$nobody_pid")
+[ -n "$root_sockets" ] && [ -n "$nobody_sockets" ] || fail "no socket found in /proc/PID/fd of the holders"
 
 # ---- b. a restart ------------------------------------------------------
 systemctl restart pythreadd.service || fail "systemctl restart pythreadd.service failed"
 check_restarted "after systemctl restart" "$first"
+check_kept "after systemctl restart"
 # Stopped by SIGTERM, the daemon exits 0.
 if journalctl --no-pager -o cat -u pythreadd.service | grep -q 'Failed with result'; then
     fail "after systemctl restart: the daemon did not stop cleanly: $(journalctl --no-pager -o cat -u pythreadd.service | grep 'Failed with result')"
@@ -181,6 +244,9 @@ second=$1
 # ---- c. a crash --------------------------------------------------------
 systemctl kill -s KILL pythreadd.service || fail "systemctl kill -s KILL pythreadd.service failed"
 check_restarted "after SIGKILL" "$second"
+check_reconnected "after SIGKILL"
+n=$(ctl status --json | jq -r '.state.sessions.connection_kept // 0')
+[ "$n" = 0 ] || fail "after SIGKILL: state.sessions.connection_kept is $n: a crash cannot keep connections"
 restarts=$(systemctl show -p NRestarts --value pythreadd.service)
 log "after SIGKILL: NRestarts=$restarts"
 [ "$restarts" -ge 1 ] || fail "after SIGKILL: the daemon came back without Restart= (NRestarts=$restarts)"

@@ -5,8 +5,10 @@
 # keep the state in /var/lib/pythread), and runs nspawn_check.sh there from
 # a oneshot unit:
 # locks held by root and by nobody through `pythreadctl lock` must stay with
-# their processes and sessions across `systemctl restart` and a SIGKILL
-# (Restart=on-failure), and the commands under them must finish undisturbed.
+# their processes and sessions across `systemctl restart` (on the very
+# connections they had, through systemd's fd store, left empty afterwards)
+# and a SIGKILL (Restart=on-failure: they reconnect), and the commands under
+# them must finish undisturbed.
 #
 # Usage: nspawn_test.sh PYTHREADD PYTHREADCTL LIBPYTHREAD_DIR UNIT_DIR
 #

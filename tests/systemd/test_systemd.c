@@ -10,7 +10,12 @@
  *     listening stream socket is refused;
  *   - on our own NOTIFY_SOCKET it says READY=1, STATUS= with live figures,
  *     WATCHDOG=1 at half of WATCHDOG_USEC, and STOPPING=1;
- *   - WATCHDOG_PID naming another process turns the keep-alives off.
+ *   - WATCHDOG_PID naming another process turns the keep-alives off;
+ *   - with --state-dir, SIGTERM puts every connection in the fd store
+ *     (FDSTORE=1, named, with a table) and the next start, given them back
+ *     as systemd gives them, goes on with each connection, takes them all
+ *     out of the store (FDSTOREREMOVE=1) and closes a stored socket the
+ *     table does not name.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +39,7 @@
 #include <cmocka.h>
 
 #include "pythread.h"
+#include "pythread_inspect.h"
 
 #ifndef PT_DAEMON_PATH
 #error "PT_DAEMON_PATH must name the pythreadd binary"
@@ -105,6 +111,11 @@ static void show_log(const fixture *f)
  * "NAME=VALUE" strings set (a value-less "NAME" unsets), and fd `pass`
  * (or -1) dup'ed to 3 for LISTEN_FDS tests. The child dies with us.
  */
+/* Descriptors the next spawn passes as 3, 4, ... (as systemd passes them),
+ * when spawn_npass is not 0; `pass` is then ignored. */
+static const int *spawn_pass;
+static int spawn_npass;
+
 static pid_t spawn(char *const argv[], const char *out, const char *const *env, int pass)
 {
     pid_t pid;
@@ -121,8 +132,19 @@ static pid_t spawn(char *const argv[], const char *out, const char *const *env, 
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
             _exit(126);
-        if (pass >= 0 && dup2(pass, 3) < 0)
+        if (pass >= 0 && spawn_npass == 0 && dup2(pass, 3) < 0)
             _exit(126);
+        if (spawn_npass > 0) {
+            int high[512];
+
+            /* out of the way first: a source may sit where another goes */
+            for (int i = 0; i < spawn_npass && i < 512; i++)
+                if ((high[i] = fcntl(spawn_pass[i], F_DUPFD_CLOEXEC, 1024)) < 0)
+                    _exit(126);
+            for (int i = 0; i < spawn_npass && i < 512; i++)
+                if (dup2(high[i], 3 + i) < 0)
+                    _exit(126);
+        }
         for (; env && *env; env++) {
             const char *eq = strchr(*env, '='), *value;
             char name[64];
@@ -629,6 +651,303 @@ static void notify_watchdog_for_another_pid(void **state)
     close(fd);
 }
 
+/* ------------------------------------------------------------------ */
+/* The fd store                                                        */
+/* ------------------------------------------------------------------ */
+
+/* More than one message of SCM_MAX_FD (253) descriptors. */
+#define STORE_MAX 300
+
+/* What the daemon put in "its fd store" (our NOTIFY_SOCKET), and what it
+ * asked to remove. */
+typedef struct store_seen {
+    int fds[STORE_MAX];
+    char names[STORE_MAX][64];
+    int n;
+    int ready, stopping;
+    char removed[256]; /* the FDNAME= of each FDSTOREREMOVE=1, space-separated */
+} store_seen;
+
+static void store_datagram(store_seen *st, char *text, const int *fds, int nfds)
+{
+    const char *name = "stored";
+    int store = 0, remove = 0;
+
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strcmp(line, "FDSTORE=1") == 0)
+            store = 1;
+        else if (strcmp(line, "FDSTOREREMOVE=1") == 0)
+            remove = 1;
+        else if (strncmp(line, "FDNAME=", 7) == 0)
+            name = line + 7;
+        else if (strcmp(line, "READY=1") == 0)
+            st->ready++;
+        else if (strcmp(line, "STOPPING=1") == 0)
+            st->stopping++;
+    }
+    for (int i = 0; i < nfds; i++) {
+        if (store && st->n < STORE_MAX) {
+            st->fds[st->n] = fds[i];
+            snprintf(st->names[st->n++], sizeof st->names[0], "%s", name);
+        } else {
+            close(fds[i]);
+        }
+    }
+    if (remove && strlen(st->removed) + strlen(name) + 2 < sizeof st->removed) {
+        strcat(st->removed, name);
+        strcat(st->removed, " ");
+    }
+}
+
+/* Read datagrams, with their descriptors, until cond holds or the
+ * deadline; 1 if it held. */
+static int store_until(int fd, store_seen *st, int (*cond)(const store_seen *), double timeout)
+{
+    double end = now() + timeout;
+
+    while (!cond(st)) {
+        union {
+            struct cmsghdr h;
+            char b[CMSG_SPACE(sizeof(int) * 253)];
+        } u;
+        char buf[4096];
+        struct iovec iov = {buf, sizeof buf - 1};
+        struct msghdr m = {
+            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b, .msg_controllen = sizeof u.b};
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int fds[253], nfds = 0, left = (int)((end - now()) * 1000);
+        ssize_t n;
+
+        if (left <= 0)
+            return 0;
+        if (poll(&p, 1, left) <= 0)
+            continue;
+        n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
+        if (n < 0)
+            continue;
+        buf[n] = '\0';
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                nfds = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+                memcpy(fds, CMSG_DATA(c), (size_t)nfds * sizeof(int));
+            }
+        }
+        store_datagram(st, buf, fds, nfds);
+    }
+    return 1;
+}
+
+static int store_ready(const store_seen *s)
+{
+    return s->ready > 0;
+}
+
+static int store_stopping(const store_seen *s)
+{
+    return s->stopping > 0;
+}
+
+static int store_emptied(const store_seen *s)
+{
+    return strstr(s->removed, "pythreadd-keep-conn ") &&
+           strstr(s->removed, "pythreadd-keep-table ");
+}
+
+static ino_t inode_of(int fd)
+{
+    struct stat st;
+
+    assert_int_equal(fstat(fd, &st), 0);
+    return st.st_ino;
+}
+
+/* pythreadd --state-dir on the listening socket lfd, under "systemd" (our
+ * notify socket), given fds[0..n) named names[0..n) after it. */
+static void store_daemon(fixture *f, const char *notify, int lfd, const int *fds, char (*names)[64],
+                         int n)
+{
+    static char env_notify[160], env_n[32], env_names[STORE_MAX * 24], state[128];
+    const char *env[] = {env_notify, env_n, "LISTEN_PID=self", env_names, NULL};
+    char *argv[] = {PT_DAEMON_PATH, "--state-dir", state, "--grace", "10", NULL};
+    int pass[STORE_MAX + 1];
+
+    path_in(f, "state", state, sizeof state);
+    mkdir(state, 0700);
+    snprintf(env_notify, sizeof env_notify, "NOTIFY_SOCKET=%s", notify);
+    snprintf(env_n, sizeof env_n, "LISTEN_FDS=%d", n + 1);
+    snprintf(env_names, sizeof env_names, "LISTEN_FDNAMES=pythreadd.socket");
+    pass[0] = lfd;
+    for (int i = 0; i < n; i++) {
+        pass[i + 1] = fds[i];
+        strcat(env_names, ":");
+        strcat(env_names, names[i]);
+    }
+    spawn_pass = pass;
+    spawn_npass = n + 1;
+    f->pid = spawn(argv, f->log, env, -1);
+    spawn_npass = 0;
+}
+
+/* A client holds a lock across SIGTERM and the start after it, as systemd
+ * restarts the unit: on the same connection, the session kept, nothing
+ * left in the store; a stored socket the table does not name is closed. */
+static void fd_store_keeps_connections(void **state)
+{
+    fixture *f = *state;
+    char notify[128], sock[128], text[16384];
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    store_seen st = {0}, again = {0};
+    int nfd = notify_bind(f, notify, sizeof notify);
+    int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), stray[2];
+    pt_inspect_status status;
+    pt_client *c = NULL;
+    uint64_t session;
+    pt_lock *l;
+    ino_t ino;
+    char b;
+
+    path_in(f, "pythreadd.sock", sock, sizeof sock);
+    strcpy(sun.sun_path, sock);
+    assert_true(lfd >= 0);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sun, sizeof sun), 0);
+    assert_int_equal(listen(lfd, 16), 0);
+    store_daemon(f, notify, lfd, NULL, NULL, 0);
+    if (!store_until(nfd, &st, store_ready, DEADLINE)) {
+        show_log(f);
+        fail_msg("no READY=1 from pythreadd");
+    }
+    assert_int_equal(pt_client_open(&c, sock), 0);
+    assert_int_equal(pt_lock_open(c, "store.lock", 0, 0, &l), 0);
+    assert_int_equal(pt_lock_acquire(l, 1, 5.0), 1);
+    session = pt_client_session_id(c);
+    ino = inode_of(pt_client_fd(c));
+
+    assert_int_equal(kill(f->pid, SIGTERM), 0);
+    if (!store_until(nfd, &st, store_stopping, DEADLINE)) {
+        show_log(f);
+        fail_msg("no STOPPING=1 from pythreadd on SIGTERM");
+    }
+    daemon_wait_exit(f);
+    assert_int_equal(st.n, 2); /* our connection, and the table */
+    assert_true((strcmp(st.names[0], "pythreadd-keep-conn") == 0 &&
+                 strcmp(st.names[1], "pythreadd-keep-table") == 0));
+
+    /* the next start, given them back in another order, with a stranger */
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, stray), 0);
+    {
+        int fds[3] = {st.fds[1], stray[0], st.fds[0]};
+        char names[3][64] = {"pythreadd-keep-table", "pythreadd-keep-conn", "pythreadd-keep-conn"};
+
+        store_daemon(f, notify, lfd, fds, names, 3);
+    }
+    close(stray[0]);
+    for (int i = 0; i < st.n; i++)
+        close(st.fds[i]); /* "systemd" lets go once they are removed */
+    if (!store_until(nfd, &again, store_emptied, DEADLINE)) {
+        show_log(f);
+        fail_msg("the kept connections were not taken out of the store (removed: \"%s\")",
+                 again.removed);
+    }
+    /* the stranger sees its end: nobody else holds it */
+    {
+        struct pollfd p = {.fd = stray[1], .events = POLLIN};
+
+        assert_int_equal(poll(&p, 1, (int)(DEADLINE * 1000)), 1);
+        assert_int_equal(read(stray[1], &b, 1), 0);
+        close(stray[1]);
+    }
+    /* the same connection and session, the lock still ours */
+    assert_int_equal(inode_of(pt_client_fd(c)), ino);
+    assert_int_equal(pt_lock_locked(l), 1);
+    assert_int_equal(pt_lock_release(l), 0);
+    assert_int_equal(pt_client_session_id(c), session);
+    assert_int_equal(pt_inspect_status_get(c, &status), 0);
+    assert_int_equal(status.sessions_kept_connection, 1);
+    assert_int_equal(inode_of(pt_client_fd(c)), ino);
+    pt_lock_close(l);
+    pt_client_close(c);
+    slurp(f->log, text, sizeof text);
+    if (!strstr(text, "does not name"))
+        fail_msg("no message about the stored socket the table does not name in:\n%s", text);
+    daemon_stop(f);
+    close(lfd);
+    close(nfd);
+}
+
+/* More connections than one message to systemd may carry: stored in
+ * batches, all given back and kept. */
+#define MANY 260
+
+static void fd_store_many_connections(void **state)
+{
+    fixture *f = *state;
+    char notify[128], sock[128];
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    store_seen *st = calloc(1, sizeof(*st)), *again = calloc(1, sizeof(*again));
+    static char names[STORE_MAX][64];
+    int nfd = notify_bind(f, notify, sizeof notify), lfd, conns[MANY];
+    pt_inspect_status status;
+    pt_client *c = NULL;
+
+    assert_non_null(st);
+    assert_non_null(again);
+    path_in(f, "pythreadd.sock", sock, sizeof sock);
+    strcpy(sun.sun_path, sock);
+    lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(lfd >= 0);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sun, sizeof sun), 0);
+    assert_int_equal(listen(lfd, MANY + 16), 0);
+    store_daemon(f, notify, lfd, NULL, NULL, 0);
+    if (!store_until(nfd, st, store_ready, DEADLINE)) {
+        show_log(f);
+        fail_msg("no READY=1 from pythreadd");
+    }
+    for (int i = 0; i < MANY; i++) {
+        conns[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_int_equal(connect(conns[i], (struct sockaddr *)&sun, sizeof sun), 0);
+    }
+    /* every one accepted (a session each) before the stop */
+    assert_int_equal(pt_client_open(&c, sock), 0);
+    for (double end = now() + DEADLINE;; tick()) {
+        assert_int_equal(pt_inspect_status_get(c, &status), 0);
+        if (status.sessions >= MANY + 1)
+            break;
+        assert_true(now() < end);
+    }
+    pt_client_close(c);
+    assert_int_equal(kill(f->pid, SIGTERM), 0);
+    if (!store_until(nfd, st, store_stopping, DEADLINE)) {
+        show_log(f);
+        fail_msg("no STOPPING=1 from pythreadd on SIGTERM");
+    }
+    daemon_wait_exit(f);
+    assert_int_equal(st->n, MANY + 1);
+    for (int i = 0; i < st->n; i++)
+        strcpy(names[i], st->names[i]);
+    store_daemon(f, notify, lfd, st->fds, names, st->n);
+    for (int i = 0; i < st->n; i++)
+        close(st->fds[i]);
+    if (!store_until(nfd, again, store_emptied, DEADLINE)) {
+        show_log(f);
+        fail_msg("the kept connections were not taken out of the store");
+    }
+    assert_int_equal(pt_client_open(&c, sock), 0);
+    assert_int_equal(pt_inspect_status_get(c, &status), 0);
+    assert_int_equal(status.sessions_kept_connection, MANY);
+    pt_client_close(c);
+    for (int i = 0; i < MANY; i++) {
+        struct pollfd p = {.fd = conns[i], .events = POLLIN | POLLRDHUP};
+
+        assert_int_equal(poll(&p, 1, 0), 0); /* open, nothing said */
+        close(conns[i]);
+    }
+    daemon_stop(f);
+    close(lfd);
+    close(nfd);
+    free(st);
+    free(again);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -640,6 +959,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(socket_activation_refuses_non_listening, setup, teardown),
         cmocka_unit_test_setup_teardown(notify_ready_status_watchdog_stopping, setup, teardown),
         cmocka_unit_test_setup_teardown(notify_watchdog_for_another_pid, setup, teardown),
+        cmocka_unit_test_setup_teardown(fd_store_keeps_connections, setup, teardown),
+        cmocka_unit_test_setup_teardown(fd_store_many_connections, setup, teardown),
     };
 
     /* The daemon is told where to listen; no inherited override. */

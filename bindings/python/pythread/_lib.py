@@ -134,6 +134,7 @@ class InspectParty(ctypes.Structure):
         ("waits", ctypes.c_char * _TEXT_MAX),
         ("waits_kind", ctypes.c_int),
         ("waits_owner", ctypes.c_int),
+        ("connection_kept", ctypes.c_int),
     ]
 
 

@@ -60,6 +60,7 @@ static void party_layout(void)
     FIELD(pt_inspect_party, waits);
     FIELD(pt_inspect_party, waits_kind);
     FIELD(pt_inspect_party, waits_owner);
+    FIELD(pt_inspect_party, connection_kept);
     printf("}");
 }
 
