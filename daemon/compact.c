@@ -192,7 +192,7 @@ static void swapped_in(pt_statedir *s, pt_compaction *cp, size_t snap_len, size_
     cp->fd = -1;
     s->snap_bytes = snap_len;
     s->since = tail_len;
-    s->appended = snap_len + tail_len;
+    s->appended = s->synced = snap_len + tail_len; /* fsynced by the thread, and swap_in */
     /* on failure the next append maps it, or says why it cannot */
     (void)pt__jmap_attach(s);
     pt_log(LOG_INFO, "pythreadd: %s rewritten as a snapshot of the state (%zu bytes)", s->path,

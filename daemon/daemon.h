@@ -532,7 +532,10 @@ int pt_state_open(pt_daemon *d, const char *dir, int sync, uint32_t compact_afte
                   uint64_t *entries);
 /* Once the fast path is set up: record the restart of a replayed state. */
 void pt_state_restarted(pt_daemon *d, uint64_t entries);
-/* Append what was recorded (before answers are written). */
+/* Append what was recorded, before a shared word can show what it did
+ * (pt_fast_publish_all): a client reads a word as it reads an answer. */
+void pt_state_append(pt_daemon *d);
+/* The same, made durable with --sync: before answers are written. */
 void pt_state_flush(pt_daemon *d);
 /* What status tells of it (nothing without --state-dir). */
 void pt_state_status(const pt_daemon *d, Pythread__StatusInfo *st);

@@ -328,11 +328,18 @@ static uint64_t hook_unread(void *ctx, uint32_t ref, int kind, uint64_t token)
 void pt_fast_publish_all(pt_fast *f)
 {
     pt_core_fast_state st;
+    int journaled = 0;
 
     if (!f)
         return;
     while (pt_core_fast_next(f->d->core, &st)) {
         fast_ref *r = &f->refs[st.cell];
+
+        /* the journal first: a word shown is a change heard */
+        if (!journaled) {
+            pt_state_append(f->d);
+            journaled = 1;
+        }
 
         pt_fastsync_publish(&r->sync, ref_cell(f, r), &st, session_sid(st.holder),
                             session_sid(st.next));

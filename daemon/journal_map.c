@@ -5,7 +5,8 @@
  * machine a system call on every pass of the loop was most of what the
  * journal cost a request. What is copied is in the file as soon as the copy
  * is done, whatever then happens to the process; the kernel writes it out
- * in the background, and --sync makes each append durable with msync.
+ * in the background, and with --sync each pass of the loop makes what it
+ * appended durable with msync (pt__jmap_sync).
  *
  * The file is allocated ahead of the records in chunks (fallocate), so a
  * copy never meets a page the file system has no room for (that would be
@@ -81,7 +82,7 @@ void pt__jmap_detach(pt_statedir *s, int cut)
         (void)!ftruncate(s->fd, (off_t)s->appended);
 }
 
-static int sync_range(const pt_statedir *s, size_t from, size_t to)
+int pt__jmap_sync(const pt_statedir *s, size_t from, size_t to)
 {
     size_t start = from - from % page_size();
 
@@ -99,7 +100,5 @@ int pt__jmap_append(pt_statedir *s, const uint8_t *p, size_t len)
     /* the first length last: until it is there the batch ends the journal */
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     memcpy(at, p, JOURNAL_HEADER);
-    if (s->sync && sync_range(s, s->appended, s->appended + len) < 0)
-        return -1;
     return 0;
 }

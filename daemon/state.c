@@ -120,7 +120,7 @@ static int state_replay(pt_daemon *d, pt_statedir *s, uint64_t *entries)
                s->path, err, out.used, len);
     }
     free(buf);
-    s->appended = s->since = out.used;
+    s->appended = s->since = s->synced = out.used;
     if (pt__jmap_attach(s) < 0) {
         pt_log(LOG_ERR,
                "pythreadd: --state-dir: cannot map %s for appending: %s; put the state "
@@ -237,7 +237,7 @@ static void append_failed(pt_statedir *s)
     pt__compact_gap(s);
 }
 
-void pt_state_flush(pt_daemon *d)
+void pt_state_append(pt_daemon *d)
 {
     pt_statedir *s = d->state;
     const uint8_t *p;
@@ -259,6 +259,19 @@ void pt_state_flush(pt_daemon *d)
         pt__compact_appended(s, p, len);
     }
     pt_journal_take(d->journal, len);
+}
+
+void pt_state_flush(pt_daemon *d)
+{
+    pt_statedir *s = d->state;
+
+    pt_state_append(d);
+    if (s == NULL || !s->sync || s->gap || s->synced == s->appended)
+        return;
+    if (pt__jmap_sync(s, s->synced, s->appended) < 0)
+        append_failed(s);
+    else
+        s->synced = s->appended;
 }
 
 void pt_state_close(pt_daemon *d)

@@ -21,6 +21,7 @@ struct pt_statedir {
     char path[PATH_MAX];
     uint64_t restored, replayed, torn; /* at this start: objects, inputs, bytes cut */
     uint64_t appended;                 /* bytes in the file */
+    uint64_t synced;                   /* with --sync: bytes of it made durable */
     int failing;                       /* the last append failed (logged once until one works) */
     int gap;             /* an append failed: the file lacks records until a snapshot replaces it */
     int snap_failing;    /* the last snapshot failed (in a gap, logged once until one works) */
@@ -37,9 +38,11 @@ int pt__write_all(int fd, const uint8_t *p, size_t len);
 /* The journal file (fd) mapped for appends after its `appended` bytes;
  * anything past them is cut off first. -1 with errno. */
 int pt__jmap_attach(pt_statedir *s);
-/* len bytes of whole records appended after `appended` (not moved on);
- * with sync, durable on return. -1 with errno. */
+/* len bytes of whole records appended after `appended` (not moved on).
+ * -1 with errno. */
 int pt__jmap_append(pt_statedir *s, const uint8_t *p, size_t len);
+/* The bytes from..to of the file durable (msync). -1 with errno. */
+int pt__jmap_sync(const pt_statedir *s, size_t from, size_t to);
 /* Unmapped; with cut, the file ends at its last record. */
 void pt__jmap_detach(pt_statedir *s, int cut);
 /* len bytes were appended to the journal: a snapshot being written gets
