@@ -19,7 +19,8 @@
 
 #include "etcd_cluster.h"
 
-/* Elections in a fraction of a second: a test kills the leader and waits for
+/* Pre-vote: a member that comes back does not depose a sitting leader.
+ * Elections in a fraction of a second: a test kills the leader and waits for
  * the next one; etcd's defaults (100 ms / 1 s) would double that wait. */
 #define ETCD_HEARTBEAT_MS "50"
 #define ETCD_ELECTION_MS  "500"
@@ -120,8 +121,8 @@ static pid_t spawn_member(pt_etcd_cluster *c, int i, const char *state)
           client, "--advertise-client-urls", client, "--listen-peer-urls", peer,
           "--initial-advertise-peer-urls", peer, "--initial-cluster", initial,
           "--initial-cluster-state", state, "--initial-cluster-token", "pt-test",
-          "--heartbeat-interval", ETCD_HEARTBEAT_MS, "--election-timeout", ETCD_ELECTION_MS,
-          "--logger", "zap", "--log-level", "warn", (char *)NULL);
+          "--heartbeat-interval", ETCD_HEARTBEAT_MS, "--pre-vote", "--election-timeout",
+          ETCD_ELECTION_MS, "--logger", "zap", "--log-level", "warn", (char *)NULL);
     _exit(127);
 }
 
