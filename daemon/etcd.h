@@ -189,7 +189,8 @@ typedef struct pt_etcd_options {
 /* endpoints: "http://host:port[,...]". NULL with the reason in err. */
 pt_etcd *pt_etcd_new(struct event_base *base, const char *endpoints, const pt_etcd_options *o,
                      char *err, size_t errlen);
-/* Pending requests are answered with PT_ETCD_ECANCELED; watches end silently. */
+/* Pending requests are answered with PT_ETCD_ECANCELED; watches end
+ * silently. Not from inside one of the client's own callbacks. */
 void pt_etcd_free(pt_etcd *e);
 /* Index in the list of the endpoint now in use. */
 int pt_etcd_endpoint(const pt_etcd *e);

@@ -237,6 +237,20 @@ void pt_etcd_cluster_kill(pt_etcd_cluster *c, int i)
     reap(&c->m[i]);
 }
 
+int pt_etcd_cluster_kill_leader(pt_etcd_cluster *c, double deadline)
+{
+    int l = pt_etcd_cluster_wait_leader(c, deadline);
+    if (l >= 0)
+        reap(&c->m[l]);
+    return l;
+}
+
+void pt_etcd_cluster_pause(pt_etcd_cluster *c, int i, int stop)
+{
+    if (c->m[i].pid > 0)
+        kill(c->m[i].pid, stop ? SIGSTOP : SIGCONT);
+}
+
 static int member_exited(pt_etcd_member *m)
 {
     int st;

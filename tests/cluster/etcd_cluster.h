@@ -48,6 +48,12 @@ int pt_etcd_cluster_leader(const pt_etcd_cluster *c);
 int pt_etcd_cluster_wait_leader(const pt_etcd_cluster *c, double deadline);
 /* kill -9 member i and reap it. */
 void pt_etcd_cluster_kill(pt_etcd_cluster *c, int i);
+/* kill -9 the member the others name as leader; its index, or -1 when no
+ * leader is agreed within deadline. */
+int pt_etcd_cluster_kill_leader(pt_etcd_cluster *c, double deadline);
+/* SIGSTOP (stop != 0) or SIGCONT member i: a member cut off that still
+ * holds its sockets open, as a partitioned host looks to its clients. */
+void pt_etcd_cluster_pause(pt_etcd_cluster *c, int i, int stop);
 /* Starts member i again on its own data dir (it rejoins). 0 or -1. */
 int pt_etcd_cluster_restart(pt_etcd_cluster *c, int i, double deadline);
 /* "http://127.0.0.1:P" of member i. */

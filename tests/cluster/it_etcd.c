@@ -354,10 +354,9 @@ static void writer_answer(const pt_etcd_result *r, void *arg)
         return;
     }
     if (w->i == WATCH_KILL) {
-        int leader = pt_etcd_cluster_leader(&cluster);
+        int leader = pt_etcd_cluster_kill_leader(&cluster, DEADLINE);
         assert_true(leader >= 0);
         print_message("kill -9 of the leader m%d after %d keys\n", leader, w->i);
-        pt_etcd_cluster_kill(&cluster, leader);
     }
     writer_put(w);
 }
@@ -446,6 +445,33 @@ static void test_failover_when_member_killed(void **state)
     pt_etcd_free(e);
 }
 
+/* A member that stops answering but keeps its sockets (SIGSTOP, as a host
+ * cut off looks): a request times out and goes to the next member. */
+static void test_failover_when_member_stopped(void **state)
+{
+    (void)state;
+    char eps[512], err[256];
+    /* A follower: the two left keep their leader, so the retry is answered. */
+    int leader = pt_etcd_cluster_wait_leader(&cluster, DEADLINE);
+    assert_true(leader >= 0);
+    int stopped = (leader + 1) % cluster.n;
+    endpoints_from(stopped, eps, sizeof eps);
+    pt_etcd_options o = {.request_timeout = 0.5};
+    pt_etcd *e = pt_etcd_new(base, eps, &o, err, sizeof err);
+    assert_non_null(e);
+    assert_int_equal(call_range(e, "s/").r.err, PT_ETCD_OK);
+    pt_etcd_cluster_pause(&cluster, stopped, 1);
+    double t0 = pt_etcd_now();
+    answer r = call_range(e, "s/");
+    double took = pt_etcd_now() - t0;
+    pt_etcd_cluster_pause(&cluster, stopped, 0);
+    print_message("a range moved off the stopped member in %.2f s\n", took);
+    assert_int_equal(r.r.err, PT_ETCD_OK);
+    assert_int_not_equal(pt_etcd_endpoint(e), 0);
+    assert_true(took < 0.5 + 2.0);
+    pt_etcd_free(e);
+}
+
 static void test_all_down_is_unavailable(void **state)
 {
     (void)state;
@@ -473,6 +499,7 @@ int main(void)
         cmocka_unit_test(test_lease_expiry_seen_by_watch),
         cmocka_unit_test_teardown(test_watch_across_leader_kill, heal),
         cmocka_unit_test_teardown(test_failover_when_member_killed, heal),
+        cmocka_unit_test_teardown(test_failover_when_member_stopped, heal),
     };
     return cmocka_run_group_tests_name("integration: etcd client", tests, group_setup,
                                        group_teardown);
