@@ -142,12 +142,21 @@ static struct evhttp_connection *new_conn(pt_etcd *e, int ep, int unary)
     return c;
 }
 
+static void watch_schedule(pt_etcd_watch *w, int ms);
+
 /* Moves to the next endpoint when the one that failed is still current:
- * several requests failing on one member move the client once. */
+ * several requests failing on one member move the client once. The
+ * watches on the failed member move too: a stopped member keeps a watch's
+ * connection open and silent, and the daemon's regular requests (its lease
+ * keepalives) are what finds it out. */
 static void failover(pt_etcd *e, int failed)
 {
-    if (failed == e->cur)
-        e->cur = (e->cur + 1) % e->nep;
+    if (failed != e->cur)
+        return;
+    e->cur = (e->cur + 1) % e->nep;
+    for (pt_etcd_watch *w = e->watches; w; w = w->next)
+        if (w->ep == failed && !w->dead)
+            watch_schedule(w, 0);
 }
 
 int pt_etcd_endpoint(const pt_etcd *e)

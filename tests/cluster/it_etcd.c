@@ -472,6 +472,50 @@ static void test_failover_when_member_stopped(void **state)
     pt_etcd_free(e);
 }
 
+/* A watch on a member that stops (SIGSTOP) hears nothing; the next unary
+ * request that times out there moves the watch with the client, from the
+ * revision after its last event. */
+static void test_watch_moves_off_stopped_member(void **state)
+{
+    (void)state;
+    char eps[512], err[256];
+    int leader = pt_etcd_cluster_wait_leader(&cluster, DEADLINE);
+    assert_true(leader >= 0);
+    int stopped = (leader + 1) % cluster.n;
+    endpoints_from(stopped, eps, sizeof eps);
+    pt_etcd_options o = {.request_timeout = 0.5};
+    pt_etcd *e = pt_etcd_new(base, eps, &o, err, sizeof err);
+    pt_etcd *wr = client_from(leader);
+    assert_non_null(e);
+    answer first = call_txn_put(wr, "p/0", 0);
+    seen *s = calloc(1, sizeof *s);
+    pt_etcd_watch *w = pt_etcd_watch_start(e, pt_etcd_str("p/"), pt_etcd_str("p0"),
+                                           first.r.revision, watch_collect, s);
+    double end = pt_etcd_now() + DEADLINE;
+    while (s->n < 1 && pt_etcd_now() < end)
+        event_base_loop(base, EVLOOP_ONCE);
+    assert_int_equal(s->n, 1);
+    pt_etcd_cluster_pause(&cluster, stopped, 1);
+    assert_int_equal(call_txn_put(wr, "p/1", 0).r.err, PT_ETCD_OK);
+    double t0 = pt_etcd_now();
+    assert_int_equal(call_range(e, "p/").r.err, PT_ETCD_OK); /* the keepalive's part */
+    while (s->n < 2 && pt_etcd_now() < t0 + DEADLINE)
+        event_base_loop(base, EVLOOP_ONCE);
+    double took = pt_etcd_now() - t0;
+    pt_etcd_cluster_pause(&cluster, stopped, 0);
+    print_message("the watch heard p/1 %.2f s after its member stopped\n", took);
+    assert_int_equal(s->n, 2);
+    assert_string_equal(s->key[0], "p/0");
+    assert_string_equal(s->key[1], "p/1");
+    assert_true(s->rev[1] > s->rev[0]);
+    pt_etcd_watch_cancel(w);
+    int never = 0;
+    run_until(&never, 0.05);
+    pt_etcd_free(e);
+    pt_etcd_free(wr);
+    free(s);
+}
+
 static void test_all_down_is_unavailable(void **state)
 {
     (void)state;
@@ -500,6 +544,7 @@ int main(void)
         cmocka_unit_test_teardown(test_watch_across_leader_kill, heal),
         cmocka_unit_test_teardown(test_failover_when_member_killed, heal),
         cmocka_unit_test_teardown(test_failover_when_member_stopped, heal),
+        cmocka_unit_test_teardown(test_watch_moves_off_stopped_member, heal),
     };
     return cmocka_run_group_tests_name("integration: etcd client", tests, group_setup,
                                        group_teardown);
