@@ -1,0 +1,72 @@
+/*
+ * etcd_cluster.h - a real etcd cluster on 127.0.0.1 for tests and benches.
+ *
+ * Installs nothing: it finds the etcd binary (PT_ETCD, then PATH, then
+ * /usr/bin/etcd) and says why not when it cannot. Members get free loopback
+ * ports and data directories under one temporary directory; every member is
+ * started with PR_SET_PDEATHSIG so a test that dies leaves no etcd behind,
+ * and pt_etcd_cluster_stop, also run by atexit, kills them and removes the
+ * directory. Health and leadership are read from the members' own HTTP
+ * gateway (/health, /v3/maintenance/status), polled against a deadline.
+ */
+#ifndef PT_ETCD_CLUSTER_H
+#define PT_ETCD_CLUSTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define PT_ETCD_CLUSTER_MAX 5
+/* Skip status for ctest (SKIP_RETURN_CODE). */
+#define PT_ETCD_SKIP 77
+
+typedef struct pt_etcd_member {
+    char name[16];
+    int client_port;
+    int peer_port;
+    pid_t pid; /* 0 when not running */
+} pt_etcd_member;
+
+typedef struct pt_etcd_cluster {
+    char dir[256]; /* mkdtemp'd: member data dirs and logs */
+    char program[256];
+    int n;
+    pt_etcd_member m[PT_ETCD_CLUSTER_MAX];
+    /* "http://127.0.0.1:P1,http://127.0.0.1:P2,..." in member order */
+    char endpoints[PT_ETCD_CLUSTER_MAX * 32];
+} pt_etcd_cluster;
+
+/* Finds etcd into out; -1 with the reason in why when it is not there. */
+int pt_etcd_find(char *out, size_t len, char *why, size_t whylen);
+/* Starts n members and waits (deadline seconds) until all are healthy and
+ * one leads; -1 with the reason in err (nothing left running). */
+int pt_etcd_cluster_start(pt_etcd_cluster *c, int n, double deadline, char *err, size_t errlen);
+/* Index of the member every live member names as leader, or -1 when they
+ * do not agree (yet). */
+int pt_etcd_cluster_leader(const pt_etcd_cluster *c);
+/* Polls until a leader is agreed among the live members; its index or -1. */
+int pt_etcd_cluster_wait_leader(const pt_etcd_cluster *c, double deadline);
+/* kill -9 member i and reap it. */
+void pt_etcd_cluster_kill(pt_etcd_cluster *c, int i);
+/* kill -9 the member the others name as leader; its index, or -1 when no
+ * leader is agreed within deadline. */
+int pt_etcd_cluster_kill_leader(pt_etcd_cluster *c, double deadline);
+/* SIGSTOP (stop != 0) or SIGCONT member i: a member cut off that still
+ * holds its sockets open, as a partitioned host looks to its clients. */
+void pt_etcd_cluster_pause(pt_etcd_cluster *c, int i, int stop);
+/* Starts member i again on its own data dir (it rejoins). 0 or -1. */
+int pt_etcd_cluster_restart(pt_etcd_cluster *c, int i, double deadline);
+/* "http://127.0.0.1:P" of member i. */
+void pt_etcd_cluster_endpoint(const pt_etcd_cluster *c, int i, char *out, size_t len);
+/* Kills every member and removes the directory. Idempotent. */
+void pt_etcd_cluster_stop(pt_etcd_cluster *c);
+
+/* One blocking HTTP/1.1 POST of body to 127.0.0.1:port path; the response
+ * body (NUL-terminated) in out. Status code, or -1 when unreachable.
+ * For tests and benches only: the daemon's client never blocks. */
+int pt_etcd_http_post(int port, const char *path, const char *body, char *out, size_t len,
+                      double timeout);
+/* Seconds on CLOCK_MONOTONIC. */
+double pt_etcd_now(void);
+
+#endif
