@@ -160,8 +160,9 @@ static void on_found(void *ctx, const pt_core_cycle *cy)
                 "pythreadd: deadlock #%llu found, %zu owner%s in a cycle of lock waits%s: %s; "
                 "see pythreadctl deadlocks",
                 (unsigned long long)r->id, r->n, r->n == 1 ? "" : "s",
-                cy->state == PT_CYCLE_FAILED ? " (the wait that closed it failed with PT_EDEADLK)"
-                                             : " (the waits go on)",
+                cy->state == PT_CYCLE_FAILED
+                    ? " (the wait that closed it failed with a deadlock error)"
+                    : " (the waits go on)",
                 text);
     if (cy->state == PT_CYCLE_FAILED)
         keep(d->deadlocks, r);

@@ -401,12 +401,13 @@ static void nofile_check(pt_daemon *d)
                room, (unsigned long long)rl.rlim_cur);
         return;
     }
-    pt_log(LOG_WARNING,
-           "pythreadd: --max-sessions is %u, but the open file limit of %llu leaves room for "
-           "about %llu sessions; clients beyond that are refused (PT_ELIMIT). Raise the limit "
-           "(LimitNOFILE= in the unit, ulimit -Hn) above %llu or lower --max-sessions",
-           d->max_sessions, (unsigned long long)rl.rlim_cur, room,
-           (unsigned long long)d->max_sessions + used + PT_DAEMON_FD_SLACK);
+    pt_log(
+        LOG_WARNING,
+        "pythreadd: --max-sessions is %u, but the open file limit of %llu leaves room for "
+        "about %llu sessions; clients beyond that are refused with a limit error. Raise the limit "
+        "(LimitNOFILE= in the unit, ulimit -Hn) above %llu or lower --max-sessions",
+        d->max_sessions, (unsigned long long)rl.rlim_cur, room,
+        (unsigned long long)d->max_sessions + used + PT_DAEMON_FD_SLACK);
 }
 
 int pt_listen_start(pt_daemon *d, int fd)

@@ -634,12 +634,13 @@ int pt_resume_hello(pt_conn *c, const Pythread__HelloArgs *h, pt_resume_taken *t
     if (why != NULL) {
         /* the peer is told only that it has a new session: the reason is
          * for the operator (a lost session, or someone trying another's) */
-        pt_log_peer(c->peer.uid, LOG_WARNING,
-                    "session %llu: pid %d (uid %u, '%s') asked to take up session %llu, refused: "
-                    "%s; it gets a new session instead (libpythread fails the old one's calls "
-                    "with PT_ESESSION)",
-                    (unsigned long long)c->id, (int)c->peer.pid, (unsigned)c->peer.uid,
-                    c->client_name, (unsigned long long)h->resume_session, why);
+        pt_log_peer(
+            c->peer.uid, LOG_WARNING,
+            "session %llu: pid %d (uid %u, '%s') asked to take up session %llu, refused: "
+            "%s; it gets a new session instead (the old one's calls fail with a lost-session "
+            "error)",
+            (unsigned long long)c->id, (int)c->peer.pid, (unsigned)c->peer.uid, c->client_name,
+            (unsigned long long)h->resume_session, why);
         return -1;
     }
     if (pending_sort(k, h, t) < 0 || reclaims_add(r, k->session, h) < 0) {
