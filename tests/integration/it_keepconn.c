@@ -24,6 +24,14 @@
 #include "harness.h"
 #include "pythread_inspect.h"
 
+/* The suite runs a second time with the fast path off. */
+static int fast_path_off(void)
+{
+    const char *s = getenv("PYTHREAD_FASTPATH");
+
+    return s != NULL && strcmp(s, "0") == 0;
+}
+
 static const char *state_args[6];
 
 /* The daemon with --state-dir, keeping sessions for grace seconds. */
@@ -392,7 +400,9 @@ static void test_library_clients_keep_connections(void **state)
         PT_ASSERT_EQ(pt_lock_acquire(again, 1, -1), 1);
         PT_ASSERT_OK(pt_lock_release(again));
     }
-    assert_true(fast_acquisitions(c) - fast >= 100);
+    /* (every call is a request when the suite runs with PYTHREAD_FASTPATH=0) */
+    if (!fast_path_off())
+        assert_true(fast_acquisitions(c) - fast >= 100);
     pt_lock_close(again);
 
     status(&st);
