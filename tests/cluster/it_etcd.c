@@ -208,8 +208,14 @@ static void keep_answer(const pt_etcd_result *r, void *arg)
     a->r = *r;
     a->r.kvs = NULL;
     a->nkvs = (int64_t)r->nkvs;
-    if (r->message)
+    /* the result lives only as long as the callback: its words are copied
+     * to msgbuf (a pointer to it would not survive the answer's copies) */
+    a->r.message = NULL;
+    a->r.msgbuf[0] = '\0';
+    if (r->message) {
         print_message("%s\n", r->message);
+        snprintf(a->r.msgbuf, sizeof(a->r.msgbuf), "%s", r->message);
+    }
     a->done = 1;
 }
 
@@ -525,7 +531,7 @@ static void test_all_down_is_unavailable(void **state)
     assert_non_null(e);
     answer r = call_range(e, "x");
     assert_int_equal(r.r.err, PT_ETCD_EUNAVAIL);
-    assert_non_null(strstr(r.r.message, "/v3/kv/range"));
+    assert_non_null(strstr(r.r.msgbuf, "/v3/kv/range"));
     answer p = {0};
     assert_int_equal(pt_etcd_put(e, pt_etcd_str("x"), pt_etcd_str("y"), 0, keep_answer, &p), 0);
     pt_etcd_free(e); /* answers the pending put */
