@@ -532,6 +532,8 @@ int pt_state_open(pt_daemon *d, const char *dir, int sync, uint32_t compact_afte
                   uint64_t *entries);
 /* Once the fast path is set up: record the restart of a replayed state. */
 void pt_state_restarted(pt_daemon *d, uint64_t entries);
+/* The whole of the file fd (pread from 0) in a malloc'd *out. -1 on error. */
+int pt_file_read_all(int fd, uint8_t **out, size_t *len);
 /* Append what was recorded, before a shared word can show what it did
  * (pt_fast_publish_all): a client reads a word as it reads an answer. */
 void pt_state_append(pt_daemon *d);

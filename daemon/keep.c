@@ -109,27 +109,14 @@ static int exec_table = -1;
 static int table_read(int fd, uint8_t **out, size_t *len)
 {
     struct stat st;
-    uint8_t *buf;
-    size_t got = 0;
 
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < (off_t)sizeof(keep_head))
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < (off_t)sizeof(keep_head) ||
+        pt_file_read_all(fd, out, len) < 0)
         return -1;
-    buf = malloc((size_t)st.st_size);
-    if (buf == NULL)
+    if (*len != (size_t)st.st_size) { /* the table whole or not at all */
+        free(*out);
         return -1;
-    while (got < (size_t)st.st_size) {
-        ssize_t n = pread(fd, buf + got, (size_t)st.st_size - got, (off_t)got);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            free(buf);
-            return -1;
-        }
-        got += (size_t)n;
     }
-    *out = buf;
-    *len = got;
     return 0;
 }
 

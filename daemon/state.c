@@ -31,7 +31,7 @@
 #include "journal.h"
 #include "state_int.h"
 
-static int read_all(int fd, uint8_t **out, size_t *len)
+int pt_file_read_all(int fd, uint8_t **out, size_t *len)
 {
     struct stat st;
     uint8_t *buf;
@@ -102,7 +102,7 @@ static int state_replay(pt_daemon *d, pt_statedir *s, uint64_t *entries)
     size_t len;
     char err[200];
 
-    if (read_all(s->fd, &buf, &len) < 0) {
+    if (pt_file_read_all(s->fd, &buf, &len) < 0) {
         pt_log(LOG_ERR, "pythreadd: --state-dir: cannot read %s: %s", s->path, strerror(errno));
         return -1;
     }

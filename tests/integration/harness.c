@@ -897,3 +897,35 @@ int raw_wait_eof(raw_conn *rc, double timeout, raw_closing *seen)
         }
     }
 }
+
+pt_inspect_detail *harness_show(const char *name)
+{
+    pt_client *c = NULL;
+    pt_inspect_detail *d = NULL;
+
+    PT_ASSERT_OK(pt_client_open(&c, NULL));
+    PT_ASSERT_OK(pt_inspect_show(c, name, &d));
+    pt_client_close(c);
+    return d;
+}
+
+void harness_status(pt_inspect_status *st)
+{
+    pt_client *c = NULL;
+
+    PT_ASSERT_OK(pt_client_open(&c, NULL));
+    PT_ASSERT_OK(pt_inspect_status_get(c, st));
+    pt_client_close(c);
+}
+
+void harness_grace_over(void)
+{
+    double end = harness_now() + HARNESS_DEADLINE;
+    pt_inspect_status st;
+
+    for (harness_status(&st); st.in_grace; harness_status(&st)) {
+        if (harness_now() > end)
+            fail_msg("the grace period is not over after %.0f s", HARNESS_DEADLINE);
+        harness_tick();
+    }
+}

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "pythread.h"
+#include "pythread_inspect.h"
 #include "wire.h"
 
 #define HARNESS_MAX_KIDS 64
@@ -82,6 +83,12 @@ void harness_show_log(const char *log);
 int harness_log_count(const char *log, const char *what);
 /* Poll the daemon's log until n of its lines contain what. */
 void harness_log_wait(const harness *h, const char *what, int n, double timeout);
+/* Inspection through a session of its own on the default socket. */
+pt_inspect_detail *harness_show(const char *name);
+void harness_status(pt_inspect_status *st);
+/* Until the daemon's grace period after a restart is over (inspection is
+ * served in it too). */
+void harness_grace_over(void);
 /* 1 if a client can open a session on sock. */
 int harness_daemon_answers(const char *sock);
 

@@ -106,42 +106,10 @@ static void calls(int n)
  * ahead of its records. */
 static uint64_t journal_bytes(void)
 {
-    pt_client *c = NULL;
     pt_inspect_status st;
 
-    PT_ASSERT_OK(pt_client_open(&c, NULL));
-    PT_ASSERT_OK(pt_inspect_status_get(c, &st));
-    pt_client_close(c);
+    harness_status(&st);
     return st.journal_bytes;
-}
-
-static pt_inspect_detail *show(const char *name)
-{
-    pt_client *c = NULL;
-    pt_inspect_detail *d = NULL;
-
-    PT_ASSERT_OK(pt_client_open(&c, NULL));
-    PT_ASSERT_OK(pt_inspect_show(c, name, &d));
-    pt_client_close(c);
-    return d;
-}
-
-static void grace_over(void)
-{
-    double end = harness_now() + HARNESS_DEADLINE;
-    pt_client *c = NULL;
-    pt_inspect_status st;
-
-    PT_ASSERT_OK(pt_client_open(&c, NULL));
-    for (;;) {
-        PT_ASSERT_OK(pt_inspect_status_get(c, &st));
-        if (!st.in_grace)
-            break;
-        if (harness_now() > end)
-            fail_msg("the grace period is not over after %.0f s", HARNESS_DEADLINE);
-        harness_tick();
-    }
-    pt_client_close(c);
 }
 
 static void test_snapshot_with_holders_survives_kill9(void **state)
@@ -171,18 +139,18 @@ static void test_snapshot_with_holders_survives_kill9(void **state)
     harness_kill(h, h->daemon);
     h->daemon = 0;
     daemon_start_on_state(h);
-    grace_over();
-    d = show("cmp.lock");
+    harness_grace_over();
+    d = harness_show("cmp.lock");
     assert_int_equal(d->n_holders, 1);
     assert_int_equal(d->holders[0].pid, a);
     assert_int_equal(d->n_waiters, 1);
     assert_int_equal(d->waiters[0].pid, b);
     pt_inspect_detail_free(d);
-    d = show("cmp.rlock");
+    d = harness_show("cmp.rlock");
     assert_int_equal(d->n_holders, 1);
     assert_int_equal(d->holders[0].count, 2);
     pt_inspect_detail_free(d);
-    d = show("cmp.sem");
+    d = harness_show("cmp.sem");
     assert_int_equal(d->object.value, 2);
     pt_inspect_detail_free(d);
 

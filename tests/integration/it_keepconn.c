@@ -58,15 +58,6 @@ static void upgrade(harness *h, int nth)
     harness_log_wait(h, "restart done", nth, HARNESS_DEADLINE);
 }
 
-static void status(pt_inspect_status *st)
-{
-    pt_client *c = NULL;
-
-    PT_ASSERT_OK(pt_client_open(&c, NULL));
-    PT_ASSERT_OK(pt_inspect_status_get(c, st));
-    pt_client_close(c);
-}
-
 /* The session `id` as pythreadctl sessions sees it. */
 typedef struct session_find {
     uint64_t id;
@@ -202,7 +193,7 @@ static void test_raw_connection_kept_across_sigusr2(void **state)
         assert_int_equal(raw_state_waiting(&rc, handle, &waiting), 0);
         assert_true(harness_now() < end);
     }
-    status(&before);
+    harness_status(&before);
 
     /* half of a frame before the restart, the rest after it */
     lock_req(&req, PYTHREAD__OP__OP_STATE, handle, 9, 0);
@@ -221,7 +212,7 @@ static void test_raw_connection_kept_across_sigusr2(void **state)
     assert_int_equal(ans[1].status, 0);
     assert_true(ans[1].locked); /* thread 7 still holds it */
 
-    status(&after);
+    harness_status(&after);
     assert_int_equal(after.pid, before.pid);
     assert_int_equal(before.restored_sessions, 0);
     assert_true(after.restored_sessions >= 1);
@@ -405,7 +396,7 @@ static void test_library_clients_keep_connections(void **state)
         assert_true(fast_acquisitions(c) - fast >= 100);
     pt_lock_close(again);
 
-    status(&st);
+    harness_status(&st);
     assert_int_equal(st.sessions_kept_connection, st.sessions_taken_up);
     assert_true(st.sessions_kept_connection >= 3);
     /* no process took a session up by reconnecting */
@@ -439,7 +430,7 @@ static void test_crash_still_resumes_by_reconnecting(void **state)
     assert_int_equal(pt_client_session_id(c), session);
     PT_ASSERT_EQ(pt_lock_locked(l), 1);
     PT_ASSERT_OK(pt_lock_release(l));
-    status(&st);
+    harness_status(&st);
     assert_int_equal(st.sessions_kept_connection, 0);
     assert_true(st.sessions_taken_up >= 1);
     assert_int_equal(harness_log_count(h->log, "taken up again by pid"), 1);
@@ -498,7 +489,7 @@ static void test_upgrade_to_program_without_keep(void **state)
     assert_int_not_equal(inode_of(pt_client_fd(c)), ino);
     PT_ASSERT_EQ(pt_lock_locked(l), 1);
     PT_ASSERT_OK(pt_lock_release(l));
-    status(&st);
+    harness_status(&st);
     assert_int_equal(st.pid, h->daemon);
     assert_int_equal(st.sessions_kept_connection, 0);
     assert_true(st.sessions_taken_up >= 1);

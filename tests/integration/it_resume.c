@@ -175,39 +175,6 @@ static void wait_waiters(harness *h, const char *name, pt_kind kind, uint32_t n)
     harness_wait_waiters(h, name, kind, n, HARNESS_DEADLINE);
 }
 
-static pt_inspect_detail *show(const char *name)
-{
-    pt_client *c = NULL;
-    pt_inspect_detail *d = NULL;
-
-    PT_ASSERT_OK(pt_client_open(&c, NULL));
-    PT_ASSERT_OK(pt_inspect_show(c, name, &d));
-    pt_client_close(c);
-    return d;
-}
-
-static void status_get(pt_inspect_status *st)
-{
-    pt_client *c = NULL;
-
-    PT_ASSERT_OK(pt_client_open(&c, NULL));
-    PT_ASSERT_OK(pt_inspect_status_get(c, st));
-    pt_client_close(c);
-}
-
-/* Inspection is served in the grace period too: wait until it is over. */
-static void grace_over(void)
-{
-    double end = harness_now() + HARNESS_DEADLINE;
-    pt_inspect_status st;
-
-    for (status_get(&st); st.in_grace; status_get(&st)) {
-        if (harness_now() > end)
-            fail_msg("the grace period is not over after %.0f s", HARNESS_DEADLINE);
-        harness_tick();
-    }
-}
-
 /* A holder, and a second worker (fn) that waits for res.lock. */
 static void setup_pair_with(harness *h, pid_t *a, pid_t *b, harness_worker_fn fn, void *arg)
 {
@@ -235,8 +202,8 @@ static void test_holder_keeps_lock_waiter_keeps_place(void **state)
     setup_pair(h, &a, &b, NULL);
     t0 = harness_now();
     daemon_restart(h, "10");
-    grace_over();
-    d = show("res.lock");
+    harness_grace_over();
+    d = harness_show("res.lock");
     /* every kept session came back: the grace ended long before 10 s */
     assert_true(harness_now() - t0 < 5);
     assert_int_equal(d->object.locked, 1);
@@ -247,7 +214,7 @@ static void test_holder_keeps_lock_waiter_keeps_place(void **state)
     /* the hold came back from the holder's word, not from the journal */
     assert_int_equal(d->object.restart, PT_RESTART_RECLAIMED);
     pt_inspect_detail_free(d);
-    status_get(&st);
+    harness_status(&st);
     assert_int_equal(st.grace_ms, 10000);
     assert_int_equal(st.in_grace, 0);
     assert_true(st.restarted_at > 0);
@@ -296,7 +263,7 @@ static void test_sigusr2_upgrade_keeps_everything(void **state)
      * the status connection the old image took in its last instant) */
     assert_true(st.sessions_taken_up >= 2);
     assert_int_equal(st.sessions_kept_connection, st.sessions_taken_up);
-    d = show("res.lock");
+    d = harness_show("res.lock");
     assert_int_equal(d->n_holders, 1);
     assert_int_equal(d->holders[0].pid, a);
     assert_int_equal(d->n_waiters, 1);
@@ -328,11 +295,11 @@ static void test_dead_holder_gives_back(void **state)
     assert_int_equal(atomic_load(&sh->got), 1);
     assert_true(harness_now() - t0 < 5);
     assert_true(sh->token_b > sh->token_a);
-    status_get(&st);
+    harness_status(&st);
     assert_int_equal(st.sessions_taken_up, 1);
     assert_int_equal(st.sessions_ended_gone, 1);
     assert_int_equal(st.objects_by_restart[PT_RESTART_RELEASED], 1);
-    d = show("res.lock");
+    d = harness_show("res.lock");
     assert_int_equal(d->object.restart, PT_RESTART_RELEASED);
     pt_inspect_detail_free(d);
     h->passed = 1;
@@ -356,20 +323,20 @@ static void test_holder_not_back_in_grace_loses(void **state)
     daemon_kill9(h);
     t0 = harness_now();
     daemon_restart(h, "3");
-    status_get(&st);
+    harness_status(&st);
     assert_int_equal(st.in_grace, 1);
     assert_true(st.restored_sessions >= 2);
     assert_true(st.restarted_at == 0); /* not made yet */
     assert_int_equal(st.objects_by_restart[PT_RESTART_IN_GRACE], 1);
-    d = show("res.lock");
+    d = harness_show("res.lock");
     assert_int_equal(d->object.restart, PT_RESTART_IN_GRACE);
     pt_inspect_detail_free(d);
     harness_join(h, &b, 1, HARNESS_DEADLINE + 3);
     assert_true(harness_now() - t0 >= 2.9);
-    status_get(&st);
+    harness_status(&st);
     assert_int_equal(st.sessions_taken_up, 1);
     assert_int_equal(st.sessions_ended_late, 1);
-    d = show("res.lock");
+    d = harness_show("res.lock");
     assert_int_equal(d->object.restart, PT_RESTART_RELEASED);
     pt_inspect_detail_free(d);
     atomic_store(&sh->stopped, 1);
@@ -512,16 +479,16 @@ static void test_rlock_depth_and_value_from_words(void **state)
     state_start(h);
     a = worker_holding(h, deep_holder);
     daemon_restart(h, "10");
-    grace_over();
-    d = show("res.deep");
+    harness_grace_over();
+    d = harness_show("res.deep");
     assert_int_equal(d->n_holders, 1);
     assert_int_equal(d->holders[0].pid, a);
     assert_int_equal(d->holders[0].count, 3);
     pt_inspect_detail_free(d);
-    d = show("res.sem");
+    d = harness_show("res.sem");
     assert_int_equal(d->object.value, 3);
     pt_inspect_detail_free(d);
-    d = show("res.bsem");
+    d = harness_show("res.bsem");
     assert_int_equal(d->object.value, 1);
     assert_int_equal(d->n_holders, 1);
     assert_int_equal(d->holders[0].count, 2);
@@ -736,7 +703,7 @@ static void test_resume_refused_wrong_key_and_twice(void **state)
     assert_refused(&again, h->sock, &t);
     assert_int_equal(harness_log_count(h->log, "refused: it was taken up already"), 1);
     assert_resumed(&other, h->sock, &t2);
-    grace_over();
+    harness_grace_over();
     assert_int_equal(release_status(&good, handle), 0);
     assert_int_equal(release_status(&other, handle2), 0);
     raw_close(&other);
@@ -827,11 +794,11 @@ static void test_resume_refused_to_another_user(void **state)
     assert_false(sh->resumed);
     assert_int_not_equal(sh->session, sh->ticket.session);
     assert_int_equal(harness_log_count(h->log, "refused: it belongs to another user"), 1);
-    grace_over();
-    status_get(&st);
+    harness_grace_over();
+    harness_status(&st);
     assert_int_equal(st.sessions_taken_up, 0);
     assert_int_equal(st.sessions_ended_gone, 1);
-    d = show("res.uid");
+    d = harness_show("res.uid");
     assert_int_equal(d->object.locked, 0);
     pt_inspect_detail_free(d);
     h->passed = 1;
@@ -851,13 +818,13 @@ static void test_resume_refused_after_grace(void **state)
     daemon_restart(h, "10");
     assert_true(raw_holder(&rc1, h->sock, "res.after", &t, &handle) != 0);
     daemon_restart(h, "1");
-    grace_over();
-    status_get(&st);
+    harness_grace_over();
+    harness_status(&st);
     assert_int_equal(st.sessions_ended_late, 1);
     assert_refused(&late, h->sock, &t);
     assert_int_equal(harness_log_count(h->log, "refused: no session of that id waits"), 1);
     assert_int_not_equal(release_status(&late, handle), 0);
-    d = show("res.after");
+    d = harness_show("res.after");
     assert_int_equal(d->object.locked, 0);
     pt_inspect_detail_free(d);
     raw_close(&late);
@@ -936,7 +903,7 @@ static void sigusr2_refused(harness *h, const char *why)
     assert_int_equal(kill(h->daemon, SIGUSR2), 0);
     harness_log_wait(h, why, before + 1, HARNESS_DEADLINE);
     assert_int_equal(waitpid(h->daemon, NULL, WNOHANG), 0); /* still running */
-    d = show("res.usr2");
+    d = harness_show("res.usr2");
     assert_int_equal(d->n_holders, 1);
     assert_int_equal(d->holders[0].pid, getpid());
     pt_inspect_detail_free(d);
