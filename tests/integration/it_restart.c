@@ -354,6 +354,39 @@ static void test_unfinished_append_is_not_torn(void **state)
     h->passed = 1;
 }
 
+/* The file is allocated a MiB at a time and mapped: a journal that grows
+ * past several allocations (mremap moving the mapping) keeps every record,
+ * in order, across a kill -9. */
+static void test_journal_grows_past_its_allocation(void **state)
+{
+    harness *h = *state;
+    double end;
+    pt_client *c;
+    pt_event *ev;
+    pt_inspect_status st;
+    int i = 0;
+
+    start_with_state(h, "--compact-after=1073741824");
+    c = client_open();
+    PT_ASSERT_OK(pt_event_open(c, "r.grow", 0, 0, &ev));
+    end = harness_now() + 60;
+    for (harness_status(&st); st.journal_bytes < 5u << 19; harness_status(&st)) {
+        if (harness_now() > end)
+            fail_msg("the journal has %llu bytes after 60 s", (unsigned long long)st.journal_bytes);
+        for (int k = 0; k < 500; k++, i++)
+            PT_ASSERT_OK(i % 2 ? pt_event_clear(ev) : pt_event_set(ev));
+    }
+    if (i % 2 == 0)
+        PT_ASSERT_OK(pt_event_set(ev)); /* it ends set */
+    daemon_kill9(h);
+    pt_event_close(ev);
+    pt_client_close(c);
+    start_with_state(h, "--compact-after=1073741824");
+    assert_int_equal(harness_log_count(h->log, "torn"), 0);
+    assert_true(event_is_set("r.grow")); /* the last record of 2.5 MiB was read */
+    h->passed = 1;
+}
+
 /* Two daemons may not write one journal. */
 static void test_second_daemon_refused(void **state)
 {
@@ -382,6 +415,8 @@ int main(void)
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_is_cut, harness_setup, harness_teardown),
         cmocka_unit_test_setup_teardown(test_unfinished_append_is_not_torn, harness_setup,
+                                        harness_teardown),
+        cmocka_unit_test_setup_teardown(test_journal_grows_past_its_allocation, harness_setup,
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(test_second_daemon_refused, harness_setup,
                                         harness_teardown),
