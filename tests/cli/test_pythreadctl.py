@@ -549,7 +549,10 @@ class Ctl(unittest.TestCase):
         self.assertIn("lock 'L': lost the lock", err)
         self.assertIn("SIGTERM", err)
         detail = self.obj("L")
-        self.assertTrue(detail["object"]["locked"])
+        if not detail["object"]["locked"]:  # seen twice in CI: keep what tells why
+            self.stop_daemon(signal.SIGTERM)
+            self.fail("L not held after the restart: %s\nholder exit: %s\ndaemon logs:\n%s"
+                      % (detail, holder.poll(), "\n-----\n".join(self.logs)))
         self.assertEqual([h["pid"] for h in detail["holders"]], [other.pid])
 
     def test_lock_kept_across_restart_with_state(self):
@@ -572,7 +575,10 @@ class Ctl(unittest.TestCase):
         poll(lambda: not self.js("status")["state"]["in_grace"], "the grace period's end",
              timeout=90)
         detail = self.obj("L")
-        self.assertTrue(detail["object"]["locked"])
+        if not detail["object"]["locked"]:  # seen twice in CI: keep what tells why
+            self.stop_daemon(signal.SIGTERM)
+            self.fail("L not held after the restart: %s\nholder exit: %s\ndaemon logs:\n%s"
+                      % (detail, holder.poll(), "\n-----\n".join(self.logs)))
         self.assertEqual([h["pid"] for h in detail["holders"]], [holder.pid])
         self.assertEqual(self.js("status")["state"]["sessions"]["taken_up"], 1)
         sessions = self.js("sessions")["sessions"]
