@@ -7,7 +7,10 @@
  * foreground of a terminal, where COMMAND stays in pythreadctl's group so
  * that it can use the terminal and job control reaches it). pythreadctl then
  * waits in poll(2) on a signalfd (SIGCHLD, and the signals it passes on) and
- * on the session's descriptor (its hang-up is the loss of the lock).
+ * on the client's loss descriptor (pt_client_loss_fd), never on the socket:
+ * with a daemon that keeps sessions, the library takes the end in on its
+ * own thread, closes the socket and connects again, and the number
+ * pythreadctl would poll may by then name another file.
  *
  * If pythreadctl is killed, the kernel kills COMMAND (PR_SET_PDEATHSIG), and
  * a small guard process, which sits in COMMAND's group and waits for
@@ -83,7 +86,7 @@ static const char *signal_text(int sig, char *buf, size_t len)
 
 typedef struct runner {
     const pt_cli_run *run;
-    int session_fd;   /* its connection's, pt_client_fd */
+    int loss_fd;      /* pt_client_loss_fd: readable once the session is lost */
     uint64_t session; /* its id */
     int sfd;          /* signalfd: SIGCHLD and the signals passed on */
     sigset_t oldmask; /* the mask to give COMMAND and to restore */
@@ -117,33 +120,21 @@ static int terminal_foreground(void)
     return fg;
 }
 
-/* 1 when the session's connection has ended (or there is none). */
-static int conn_gone(int fd)
+/* 1 when the session holding the object is gone. A daemon that keeps its
+ * state gives the session back after a restart, still holding: the wait
+ * lasts until the library has taken it up (or found it gone). */
+static int session_gone(const runner *r)
 {
-    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
-
-    if (fd < 0)
-        return 1;
-    while (poll(&p, 1, 0) < 0)
-        if (errno != EINTR)
-            return 0;
-    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+    return pt_client_session_wait(r->run->client, r->session) < 0;
 }
 
-/* 1 when the session holding the object is gone. A daemon that keeps its
- * state gives the session back after a restart, still holding: the
- * library takes it up on a new connection, which is watched from then on. */
-static int session_gone(runner *r)
+/* The loss descriptor turned readable: clear it, then ask. */
+static int loss_told(const runner *r)
 {
-    int fd;
+    uint64_t n;
 
-    if (!conn_gone(r->session_fd))
-        return 0;
-    fd = pt_client_session_wait(r->run->client, r->session);
-    if (fd < 0)
-        return 1;
-    r->session_fd = fd;
-    return 0;
+    (void)!read(r->loss_fd, &n, sizeof(n));
+    return session_gone(r);
 }
 
 _Noreturn static void child_exec(const runner *r, pid_t parent)
@@ -169,9 +160,11 @@ _Noreturn static void child_exec(const runner *r, pid_t parent)
  * that a kill of pythreadctl's own group (timeout(1), a shell's kill %job)
  * does not take it too, and blocks every signal, so that what pythreadctl
  * passes on to the group leaves it alone; SIGKILL from pythreadctl stands it
- * down when COMMAND is over.
+ * down when COMMAND is over. It keeps no descriptor but the pipe and the
+ * standard three: none of pythreadctl's (the session's socket above all:
+ * the session must end with pythreadctl), whatever their numbers are now.
  */
-_Noreturn static void guard_run(const runner *r, int rd, int wr)
+_Noreturn static void guard_run(const runner *r, int rd)
 {
     sigset_t all;
     char b;
@@ -179,9 +172,9 @@ _Noreturn static void guard_run(const runner *r, int rd, int wr)
 
     sigfillset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
-    close(wr);
-    close(r->sfd);
-    close(r->session_fd); /* the session must end with pythreadctl */
+    if (rd > 3)
+        close_range(3, (unsigned)rd - 1, 0);
+    close_range((unsigned)rd + 1, ~0u, 0);
     setpgid(0, r->pid);
     prctl(PR_SET_NAME, "pythreadctl-grd");
     do
@@ -200,7 +193,7 @@ static void guard_start(runner *r)
         return;
     r->guard = fork();
     if (r->guard == 0)
-        guard_run(r, p[0], p[1]);
+        guard_run(r, p[0]);
     close(p[0]);
     if (r->guard < 0) {
         r->guard = 0;
@@ -302,7 +295,7 @@ static int wait_command(runner *r)
     for (;;) {
         struct pollfd p[2] = {
             {.fd = r->sfd, .events = POLLIN},
-            {.fd = r->lost ? -1 : r->session_fd, .events = POLLRDHUP},
+            {.fd = r->lost ? -1 : r->loss_fd, .events = POLLIN},
         };
         int st;
         pid_t w = waitpid(r->pid, &st, WNOHANG);
@@ -313,7 +306,7 @@ static int wait_command(runner *r)
             return wait_broken(r, "waitpid");
         if (poll(p, 2, -1) < 0 && errno != EINTR)
             return wait_broken(r, "poll");
-        if (p[1].revents && session_gone(r))
+        if (p[1].revents && loss_told(r))
             session_lost(r);
         if (p[0].revents & POLLIN)
             signals_pass_on(r);
@@ -344,14 +337,28 @@ static int run_started(runner *r)
     return wait_command(r);
 }
 
+/* Watch the session holding the object: its id, and the descriptor that
+ * tells of its loss (asked for first, so a loss before the check that
+ * follows is still told). */
+static int runner_watch(runner *r, const pt_cli_run *run)
+{
+    *r = (runner){.run = run};
+    r->loss_fd = pt_client_loss_fd(run->client);
+    if (r->loss_fd < 0)
+        return pt_cli_fail(PT_EXIT_FAILED, "%s '%s': cannot watch the session holding it: %s",
+                           run->cmd, run->name, pt_last_error_message());
+    r->session = pt_client_session_id(run->client);
+    return 0;
+}
+
 int pt_cli_run_command(const pt_cli_run *run)
 {
-    runner r = {.run = run,
-                .session_fd = pt_client_fd(run->client),
-                .session = pt_client_session_id(run->client)};
+    runner r;
     sigset_t set;
     int status;
 
+    if ((status = runner_watch(&r, run)) != 0)
+        return status;
     if (session_gone(&r))
         return pt_cli_fail(PT_EXIT_LOST,
                            "%s '%s': lost %s: pythreadd closed the session holding it before %s "
@@ -380,12 +387,12 @@ int pt_cli_run_command(const pt_cli_run *run)
 
 int pt_cli_hold(const pt_cli_run *run, int pidfd, int (*announce)(void *arg), void *arg)
 {
-    runner r = {.run = run,
-                .session_fd = pt_client_fd(run->client),
-                .session = pt_client_session_id(run->client)};
+    runner r;
     sigset_t set, old;
     int sfd, code;
 
+    if ((code = runner_watch(&r, run)) != 0)
+        return code;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
@@ -404,7 +411,7 @@ int pt_cli_hold(const pt_cli_run *run, int pidfd, int (*announce)(void *arg), vo
     while (code == 0) {
         struct pollfd p[3] = {
             {.fd = sfd, .events = POLLIN},
-            {.fd = r.session_fd, .events = POLLRDHUP},
+            {.fd = r.loss_fd, .events = POLLIN},
             {.fd = pidfd, .events = POLLIN},
         };
 
@@ -424,7 +431,7 @@ int pt_cli_hold(const pt_cli_run *run, int pidfd, int (*announce)(void *arg), vo
         }
         if (p[2].revents)
             break;
-        if (p[1].revents && session_gone(&r))
+        if (p[1].revents && loss_told(&r))
             code = pt_cli_fail(PT_EXIT_LOST,
                                "%s '%s': lost %s: pythreadd closed the session holding it "
                                "(stopped or restarted)",

@@ -458,6 +458,7 @@ static void client_lost(pt_client *c)
         return;
     snprintf(c->loss, sizeof(c->loss),
              "session lost: %s; locks held through it are released; the next call reconnects", why);
+    pt__loss_tell(c);
     for (i = 0; i < PENDING_BUCKETS; i++) {
         while ((p = LIST_FIRST(&c->pending[i]))) {
             p->rep->status = PT_ESESSION;
@@ -985,7 +986,7 @@ int pt__client_open_on(pt_client *c, int fd, hello_resume *hr)
         c->gen = 1;
     pthread_cond_broadcast(&c->reader_cv); /* see reader_wait_free */
     atomic_store(&c->fast_live, c->fast_id ? (uint64_t)c->gen << 32 | c->fast_id : 0);
-    if (c->resume_key_len)
+    if (c->resume_key_len || c->loss_fd >= 0)
         pt__monitor_start(c);
     pt__monitor_wake(c);
     return 0;
@@ -1089,6 +1090,9 @@ static void client_after_fork(pt_client *c)
         atomic_store(&c->fast_live, 0);
         c->nfdq = 0; /* the parent's; its copies close with the parent's fds */
         pt__monitor_forget(c);
+        if (c->loss_fd >= 0)
+            close(c->loss_fd); /* the parent's: its losses are not the child's */
+        c->loss_fd = -1;
         c->reading = 0;
         c->rlen = 0;
         c->why[0] = '\0';
@@ -1313,6 +1317,8 @@ static int client_set_path(pt_client *c, const char *path)
 
 static void client_free(pt_client *c)
 {
+    if (c->loss_fd >= 0)
+        close(c->loss_fd);
     fdq_close_all(c);
     free(c->fdq);
     for (unsigned i = 0; i < c->nmaps; i++)
@@ -1401,6 +1407,7 @@ static int client_init(pt_client *c)
 
     c->fd = -1;
     c->wake[0] = c->wake[1] = -1;
+    c->loss_fd = -1;
     c->fast_off = fast_off_env();
     c->resume_off = resume_off_env();
     c->next_id = 1;

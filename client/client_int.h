@@ -92,6 +92,7 @@ struct pt_client {
     int monitor_on;
     int monitor_stop;
     int wake[2]; /* a pipe that wakes it: the socket changed, or the client closes */
+    int loss_fd; /* pt_client_loss_fd's eventfd, or -1 */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
@@ -160,5 +161,8 @@ void pt__monitor_wake(pt_client *c);
 void pt__monitor_stop(pt_client *c);
 /* In a forked child: the parent's monitor is not here, its pipe is. */
 void pt__monitor_forget(pt_client *c);
+/* A session ended and was not taken up: the loss descriptor turns
+ * readable (mu held). */
+void pt__loss_tell(pt_client *c);
 
 #endif /* PT_CLIENT_INT_H */

@@ -6,10 +6,14 @@
  * wakes it (a new socket, or the client closing), and reads the end in as
  * any caller would: it takes the reading role only when nobody holds it.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "client_int.h"
@@ -82,6 +86,7 @@ int pt__monitor_start(pt_client *c)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r != 0) {
         wake_close(c);
+        errno = r;
         return -1;
     }
     c->monitor_on = 1;
@@ -112,4 +117,47 @@ void pt__monitor_forget(pt_client *c)
         return;
     wake_close(c);
     c->monitor_on = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The loss descriptor                                                 */
+/* ------------------------------------------------------------------ */
+
+void pt__loss_tell(pt_client *c)
+{
+    uint64_t one = 1;
+
+    if (c->loss_fd >= 0)
+        (void)!write(c->loss_fd, &one, sizeof(one));
+}
+
+/* The application polls this instead of the socket, whose number the
+ * library may close and reuse under it; the monitor takes the end in, so
+ * a loss is told while no call is made. */
+int pt_client_loss_fd(pt_client *c)
+{
+    int fd, err = 0;
+
+    if (!c)
+        return pt__error(PT_EINVAL, "pt_client_loss_fd: client is NULL; open one first");
+    pt__client_enter(c);
+    if (c->loss_fd < 0) {
+        c->loss_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        err = errno;
+        if (c->loss_fd >= 0 && c->loss[0])
+            pt__loss_tell(c); /* lost already, not told yet */
+    }
+    if (c->loss_fd >= 0 && c->fd >= 0 && pt__monitor_start(c) < 0) {
+        err = errno;
+        close(c->loss_fd);
+        c->loss_fd = -1;
+    }
+    fd = c->loss_fd;
+    pthread_mutex_unlock(&c->mu);
+    if (fd < 0)
+        return pt__error(PT_ENOMEM,
+                         "pt_client_loss_fd: cannot make the descriptor or start the thread that "
+                         "watches the session: %s",
+                         strerror(err));
+    return fd;
 }

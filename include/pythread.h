@@ -157,13 +157,23 @@ PT_EXTERN const char *pt_client_socket_path(pt_client *client);
 /* Close the session: the daemon gives back everything it held. Every object
  * opened through the client must be closed first or is closed here. */
 PT_EXTERN void pt_client_close(pt_client *client);
-/* The descriptor of the client's session, for poll(2) to learn at once when
- * the session ends (POLLHUP or POLLRDHUP: the daemon stopped or restarted,
- * and every lock held through it is gone). Do not read, write or close it;
- * poll it only while no other thread uses the client, since a lost session's
- * descriptor is closed by the next call. PT_ESESSION when there is no
- * session now (lost, or a forked child that has made no call yet). */
+/* The descriptor of the client's session (its socket), or PT_ESESSION when
+ * there is none now (lost, or a forked child that has made no call yet).
+ * Do not read, write or close it. Not for watching the session: with a
+ * daemon that keeps sessions (pythreadd --state-dir) a thread of the library
+ * takes the end of the connection in at once and closes it, and its number
+ * may name another file by the time it is polled; pt_client_loss_fd is the
+ * descriptor to poll. */
 PT_EXTERN int pt_client_fd(pt_client *client);
+/* A descriptor that turns readable (POLLIN) when the client's session ends
+ * and is not taken up again, so every lock held through it is gone: the
+ * daemon stopped, or restarted without keeping it. A restart that keeps the
+ * session does not wake it. It stays readable until read (8 bytes, an
+ * eventfd) and stays valid until pt_client_close: the library never closes
+ * it before. Asking for it starts the library's thread that notices the
+ * end of the connection while no call is made. A forked child gets one of
+ * its own from its own call. PT_ENOMEM when none can be made. */
+PT_EXTERN int pt_client_loss_fd(pt_client *client);
 /* After that descriptor reported the end of its connection: a daemon that
  * keeps its state (pythreadd --state-dir) keeps the session across its
  * restart, and the library takes it up again on its own. This waits until

@@ -551,8 +551,10 @@ class Ctl(unittest.TestCase):
         detail = self.obj("L")
         if not detail["object"]["locked"]:  # seen twice in CI: keep what tells why
             self.stop_daemon(signal.SIGTERM)
-            self.fail("L not held after the restart: %s\nholder exit: %s\ndaemon logs:\n%s"
-                      % (detail, holder.poll(), "\n-----\n".join(self.logs)))
+            code = holder.poll()
+            self.fail("L not held after the restart: %s\nholder exit: %s\nholder said: %s\n"
+                      "daemon logs:\n%s" % (detail, code, holder.stderr.read() if code is not None
+                                              else "(running)", "\n-----\n".join(self.logs)))
         self.assertEqual([h["pid"] for h in detail["holders"]], [other.pid])
 
     def test_lock_kept_across_restart_with_state(self):
@@ -577,8 +579,10 @@ class Ctl(unittest.TestCase):
         detail = self.obj("L")
         if not detail["object"]["locked"]:  # seen twice in CI: keep what tells why
             self.stop_daemon(signal.SIGTERM)
-            self.fail("L not held after the restart: %s\nholder exit: %s\ndaemon logs:\n%s"
-                      % (detail, holder.poll(), "\n-----\n".join(self.logs)))
+            code = holder.poll()
+            self.fail("L not held after the restart: %s\nholder exit: %s\nholder said: %s\n"
+                      "daemon logs:\n%s" % (detail, code, holder.stderr.read() if code is not None
+                                              else "(running)", "\n-----\n".join(self.logs)))
         self.assertEqual([h["pid"] for h in detail["holders"]], [holder.pid])
         self.assertEqual(self.js("status")["state"]["sessions"]["taken_up"], 1)
         sessions = self.js("sessions")["sessions"]

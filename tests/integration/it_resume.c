@@ -12,7 +12,8 @@
  * answers kept for a resuming process make room oldest first. SIGUSR2 is
  * refused, the daemon serving on, without --state-dir, under systemd and
  * when its program cannot be run. pt_client_session_wait returns once the
- * session is taken up, even while another thread reads. Inspection marks
+ * session is taken up, even while another thread reads; the loss
+ * descriptor stays quiet across it and tells a loss. Inspection marks
  * the lock reclaimed, in grace or released (pt_restart_mark) as the case
  * is.
  */
@@ -1026,6 +1027,72 @@ static void test_session_wait_while_another_thread_reads(void **state)
     h->passed = 1;
 }
 
+/* ---- pt_client_loss_fd ---- */
+
+/* 1 when fd turns readable within timeout seconds. */
+static int readable_within(int fd, double timeout)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    double end = harness_now() + timeout;
+
+    do {
+        if (poll(&p, 1, 10) > 0)
+            return (p.revents & POLLIN) != 0;
+    } while (harness_now() < end);
+    return 0;
+}
+
+/* What descriptor fd of this process is ("anon_inode:[eventfd]"). */
+static void fd_what(int fd, char *buf, size_t len)
+{
+    char path[64];
+    ssize_t n;
+
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    n = readlink(path, buf, len - 1);
+    buf[n > 0 ? n : 0] = '\0';
+}
+
+/* The loss descriptor stays quiet, and stays what it was, across a
+ * restart that keeps the session, though the library's own thread closed
+ * the socket under it and connected again; with no call made, it turns
+ * readable when the session is lost (the daemon came back without its
+ * state). pythreadctl lock polled the socket's number instead, and once
+ * polled, and closed in its guard, a pipe that had taken that number. */
+static void test_loss_fd_tells_only_a_loss(void **state)
+{
+    harness *h = *state;
+    pt_client *c = NULL;
+    pt_lock *l = NULL;
+    char what[64];
+    uint64_t sid;
+    int lf;
+
+    state_start(h);
+    PT_ASSERT_EQ(pt_client_loss_fd(NULL), PT_EINVAL);
+    PT_ASSERT_EQ(pt_client_open(&c, NULL), 0);
+    PT_ASSERT_EQ(pt_lock_open(c, "res.loss", 0, 0, &l), 0);
+    PT_ASSERT_EQ(pt_lock_acquire(l, 1, PT_FOREVER), 1);
+    PT_ASSERT_OK(lf = pt_client_loss_fd(c));
+    PT_ASSERT_EQ(pt_client_loss_fd(c), lf);
+    sid = pt_client_session_id(c);
+    daemon_restart(h, "10");
+    PT_ASSERT_OK(pt_client_session_wait(c, sid));
+    assert_int_equal(readable_within(lf, 0.05), 0);
+    fd_what(lf, what, sizeof(what));
+    assert_string_equal(what, "anon_inode:[eventfd]");
+    PT_ASSERT_EQ(pt_lock_locked(l), 1);
+    daemon_kill9(h);
+    h->daemon_args = NULL;
+    harness_daemon_start(h);
+    assert_true(readable_within(lf, HARNESS_DEADLINE));
+    PT_ASSERT_EQ(pt_client_session_wait(c, sid), PT_ESESSION); /* the loss, told */
+    PT_ASSERT_EQ(pt_lock_locked(l), 0); /* on a new session: nobody holds it */
+    pt_lock_close(l);
+    pt_client_close(c);
+    h->passed = 1;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1064,6 +1131,8 @@ int main(void)
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(test_sigusr2_refused_when_program_not_runnable,
                                         harness_setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_loss_fd_tells_only_a_loss, harness_setup,
+                                        harness_teardown),
     };
 
     return cmocka_run_group_tests_name("integration.resume", tests, NULL, NULL);
