@@ -199,7 +199,7 @@ static void swapped_in(pt_statedir *s, pt_compaction *cp, size_t snap_len, size_
            snap_len);
     if (s->gap)
         pt_log(LOG_NOTICE, "pythreadd: %s holds the whole state again", s->path);
-    s->gap = s->failing = s->snap_failing = 0;
+    s->gap = s->snap_failing = 0;
 }
 
 static void not_swapped_in(pt_statedir *s, pt_compaction *cp)

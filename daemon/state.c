@@ -225,15 +225,15 @@ void pt_state_status(const pt_daemon *d, Pythread__StatusInfo *st)
  * anything else happens. A crash in the gap loses
  * what happened in it; a clean stop writes the snapshot itself.
  */
+/* Logged once a gap: nothing is appended (nor synced) in it. */
 static void append_failed(pt_statedir *s)
 {
-    if (!s->failing)
-        pt_log(LOG_ERR,
-               "pythreadd: cannot append to %s: %s; state changes are not kept until a "
-               "snapshot of the state can be written, which is tried every second (free space "
-               "on its file system)",
-               s->path, strerror(errno));
-    s->failing = s->gap = s->want = 1;
+    pt_log(LOG_ERR,
+           "pythreadd: cannot append to %s: %s; state changes are not kept until a snapshot of "
+           "the state can be written, which is tried every second (free space on its file "
+           "system)",
+           s->path, strerror(errno));
+    s->gap = s->want = 1;
     pt__compact_gap(s);
 }
 
@@ -253,7 +253,6 @@ void pt_state_append(pt_daemon *d)
     } else if (pt__jmap_append(s, p, len) < 0) {
         append_failed(s);
     } else {
-        s->failing = 0;
         s->appended += len;
         s->since += len;
         pt__compact_appended(s, p, len);

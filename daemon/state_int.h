@@ -22,7 +22,6 @@ struct pt_statedir {
     uint64_t restored, replayed, torn; /* at this start: objects, inputs, bytes cut */
     uint64_t appended;                 /* bytes in the file */
     uint64_t synced;                   /* with --sync: bytes of it made durable */
-    int failing;                       /* the last append failed (logged once until one works) */
     int gap;             /* an append failed: the file lacks records until a snapshot replaces it */
     int snap_failing;    /* the last snapshot failed (in a gap, logged once until one works) */
     struct event *retry; /* in a gap, the next snapshot's try */

@@ -27,11 +27,13 @@ static int teardown(void **state)
 {
     harness *h = *state;
 
-    if (h->daemon) /* the daemon goes before its file system */
-        harness_daemon_stop(h);
+    /* Detached first, so that a stop that fails cannot leave it mounted;
+     * the daemon keeps what it has open there until it ends. */
     if (small[0])
         umount2(small, MNT_DETACH);
     small[0] = '\0';
+    if (h->daemon)
+        harness_daemon_stop(h);
     return harness_teardown(state);
 }
 
