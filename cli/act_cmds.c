@@ -133,6 +133,7 @@ enum {
     OPT_LOST_SIGNAL,
     OPT_HOLD_FOR,
     OPT_FORCE,
+    OPT_CLUSTER,
 };
 
 typedef struct create_args {
@@ -149,13 +150,14 @@ typedef struct create_args {
     int flags;
 } create_args;
 
-/* Opens the Lock or RLock a Condition is to be built on. */
-static int open_cond_lock(pt_client *c, const char *name, pt_object **obj, void **close_me,
-                          int *is_rlock)
+/* Opens the Lock or RLock a Condition is to be built on (a cluster's when
+ * cluster is PT_OPEN_CLUSTER). */
+static int open_cond_lock(pt_client *c, const char *name, int cluster, pt_object **obj,
+                          void **close_me, int *is_rlock)
 {
     pt_lock *l;
     pt_rlock *rl;
-    int r = pt_lock_open(c, name, PT_OPEN_EXISTING, 0, &l);
+    int r = pt_lock_open(c, name, PT_OPEN_EXISTING | cluster, 0, &l);
 
     if (r == 0) {
         *obj = pt_lock_as_object(l);
@@ -165,7 +167,7 @@ static int open_cond_lock(pt_client *c, const char *name, pt_object **obj, void 
     }
     if (r != PT_EEXIST)
         return r;
-    if ((r = pt_rlock_open(c, name, PT_OPEN_EXISTING, 0, &rl)) != 0)
+    if ((r = pt_rlock_open(c, name, PT_OPEN_EXISTING | cluster, 0, &rl)) != 0)
         return r;
     *obj = pt_rlock_as_object(rl);
     *close_me = rl;
@@ -195,7 +197,8 @@ static int create_object(pt_client *c, const create_args *a)
             pt_rlock_close(rl);
         return r;
     case PT_KIND_CONDITION:
-        if (a->lock && (r = open_cond_lock(c, a->lock, &lock, &lock_handle, &is_rlock)) != 0)
+        if (a->lock && (r = open_cond_lock(c, a->lock, a->flags & PT_OPEN_CLUSTER, &lock,
+                                           &lock_handle, &is_rlock)) != 0)
             return r; /* the library's message names the lock */
         if ((r = pt_condition_open(c, a->name, lock, a->flags, a->mode, &cv)) == 0)
             pt_condition_close(cv);
@@ -261,6 +264,7 @@ int pt_cmd_create(pt_cli *cli, int argc, char **argv)
         {"lock", required_argument, NULL, OPT_LOCK},
         {"mode", required_argument, NULL, OPT_MODE},
         {"transient", no_argument, NULL, OPT_TRANSIENT},
+        {"cluster", no_argument, NULL, OPT_CLUSTER},
         {NULL, 0, NULL, 0},
     };
     const pt_cli_command *cmd = pt_cli_find("create");
@@ -296,6 +300,9 @@ int pt_cmd_create(pt_cli *cli, int argc, char **argv)
             break;
         case OPT_TRANSIENT:
             a.flags |= PT_OPEN_TRANSIENT;
+            break;
+        case OPT_CLUSTER:
+            a.flags |= PT_OPEN_CLUSTER;
             break;
         case 'h':
             return PT_EXIT_OK;
@@ -366,6 +373,7 @@ typedef struct run_args {
     int lost_signal;
     int conflict_code; /* exit status when the object cannot be had */
     long hold_for;     /* --hold-for PID, 0 when not given */
+    int cluster;       /* --cluster: PT_OPEN_CLUSTER, else 0 */
     char **command;    /* NULL: hold until a signal (or hold_for's end) */
     char *shell[4];    /* -c: sh -c LINE */
 } run_args;
@@ -391,6 +399,7 @@ static int run_parse(pt_cli *cli, const char *name, int argc, char **argv, run_a
         {"value", required_argument, NULL, OPT_VALUE},
         {"mode", required_argument, NULL, OPT_MODE},
         {"lost-signal", required_argument, NULL, OPT_LOST_SIGNAL},
+        {"cluster", no_argument, NULL, OPT_CLUSTER},
         {NULL, 0, NULL, 0},
     };
     const pt_cli_command *cmd = pt_cli_find(name);
@@ -455,6 +464,9 @@ static int run_parse(pt_cli *cli, const char *name, int argc, char **argv, run_a
         case OPT_MODE:
             if (pt_cli_parse_mode(name, optarg, &a->mode))
                 return PT_EXIT_USAGE;
+            break;
+        case OPT_CLUSTER:
+            a->cluster = PT_OPEN_CLUSTER;
             break;
         case OPT_LOST_SIGNAL:
             has_lost = 1;
@@ -529,15 +541,16 @@ static void held_close(held *h)
  * created bounded, so permits of a pythreadctl that dies come back. */
 static int sem_open_any(pt_client *c, const run_args *a, pt_semaphore **out)
 {
-    int r = pt_semaphore_open(c, a->name, 0, 0, PT_OPEN_EXISTING, 0, out);
+    int existing = PT_OPEN_EXISTING | a->cluster;
+    int r = pt_semaphore_open(c, a->name, 0, 0, existing, 0, out);
 
     if (r == PT_EEXIST)
-        r = pt_semaphore_open(c, a->name, 0, 1, PT_OPEN_EXISTING, 0, out);
+        r = pt_semaphore_open(c, a->name, 0, 1, existing, 0, out);
     if (r == PT_ENOENT) {
-        r = pt_semaphore_open(c, a->name, a->value, 1, 0, a->mode, out);
+        r = pt_semaphore_open(c, a->name, a->value, 1, a->cluster, a->mode, out);
         /* Someone created it as a plain Semaphore meanwhile. */
         if (r == PT_EEXIST)
-            r = pt_semaphore_open(c, a->name, 0, 0, PT_OPEN_EXISTING, 0, out);
+            r = pt_semaphore_open(c, a->name, 0, 0, existing, 0, out);
     }
     return r;
 }
@@ -553,9 +566,9 @@ static int take(pt_client *c, const run_args *a, held *h, uint64_t *token, int *
     if (strcmp(a->cmd, "sem") == 0)
         r = sem_open_any(c, a, &h->s);
     else if (a->rlock)
-        r = pt_rlock_open(c, a->name, 0, a->mode, &h->rl);
+        r = pt_rlock_open(c, a->name, a->cluster, a->mode, &h->rl);
     else
-        r = pt_lock_open(c, a->name, 0, a->mode, &h->l);
+        r = pt_lock_open(c, a->name, a->cluster, a->mode, &h->l);
     if (r < 0) {
         *status = op_fail(a->cmd, a->name, r);
         return 0;
@@ -858,107 +871,124 @@ int pt_cmd_sem(pt_cli *cli, int argc, char **argv)
 
 /* ---- event / barrier / notify ------------------------------------------ */
 
-/* "ACTION [--timeout S] NAME": parses both words and the timeout. */
-static int action_parse(pt_cli *cli, const char *name, int argc, char **argv, const char **action,
-                        const char **obj, double *timeout, int *has_timeout)
+/* What "ACTION [--timeout S] [--cluster] NAME" says. */
+typedef struct action_args {
+    const char *action, *name;
+    double timeout;
+    int has_timeout;
+    int cluster; /* PT_OPEN_CLUSTER, else 0 */
+} action_args;
+
+/* Parses both words and the options into a. */
+static int action_parse(pt_cli *cli, const char *name, int argc, char **argv, action_args *a)
 {
     static const struct option opts[] = {{"timeout", required_argument, NULL, 't'},
+                                         {"cluster", no_argument, NULL, OPT_CLUSTER},
                                          {NULL, 0, NULL, 0}};
     const pt_cli_command *cmd = pt_cli_find(name);
     int ch;
 
-    *timeout = PT_FOREVER;
-    *has_timeout = 0;
+    *a = (action_args){.timeout = PT_FOREVER};
     while ((ch = pt_cli_getopt(cli, cmd, argc, argv, "t:", opts)) != -1) {
         if (ch == 'h')
             return -1;
+        if (ch == OPT_CLUSTER) {
+            a->cluster = PT_OPEN_CLUSTER;
+            continue;
+        }
         if (ch != 't')
             return PT_EXIT_USAGE;
-        *has_timeout = 1;
-        if (pt_cli_parse_seconds(name, "--timeout", optarg, timeout))
+        a->has_timeout = 1;
+        if (pt_cli_parse_seconds(name, "--timeout", optarg, &a->timeout))
             return PT_EXIT_USAGE;
     }
     if (argc - optind != 2)
         return pt_cli_usage(name, argc - optind < 2 ? "give the action and the NAME"
                                                     : "unexpected argument after NAME");
-    *action = argv[optind];
-    *obj = argv[optind + 1];
+    a->action = argv[optind];
+    a->name = argv[optind + 1];
     return 0;
+}
+
+/* Event ACTION on e: its result, or an error code. */
+static int event_act(pt_event *e, const action_args *a)
+{
+    if (strcmp(a->action, "set") == 0)
+        return pt_event_set(e);
+    if (strcmp(a->action, "clear") == 0)
+        return pt_event_clear(e);
+    if (strcmp(a->action, "is-set") == 0)
+        return pt_event_is_set(e);
+    return pt_event_wait(e, a->timeout);
 }
 
 int pt_cmd_event(pt_cli *cli, int argc, char **argv)
 {
-    const char *action, *name;
-    double timeout;
-    int has_timeout, code, r;
+    action_args a;
+    int is_set, code, r;
     pt_client *c;
     pt_event *e;
 
-    r = action_parse(cli, "event", argc, argv, &action, &name, &timeout, &has_timeout);
+    r = action_parse(cli, "event", argc, argv, &a);
     if (r != 0)
         return r < 0 ? PT_EXIT_OK : r;
-    if (strcmp(action, "set") && strcmp(action, "clear") && strcmp(action, "is-set") &&
-        strcmp(action, "wait"))
-        return pt_cli_usage("event", "unknown action '%s'; use set, clear, is-set or wait", action);
-    if (has_timeout && strcmp(action, "wait") != 0)
+    if (strcmp(a.action, "set") && strcmp(a.action, "clear") && strcmp(a.action, "is-set") &&
+        strcmp(a.action, "wait"))
+        return pt_cli_usage("event", "unknown action '%s'; use set, clear, is-set or wait",
+                            a.action);
+    if (a.has_timeout && strcmp(a.action, "wait") != 0)
         return pt_cli_usage("event", "--timeout applies to wait only");
     if (!(c = pt_cli_client(cli, &code)))
         return code;
     /* is-set only looks: it does not create what it looks at. */
-    r = pt_event_open(c, name, strcmp(action, "is-set") == 0 ? PT_OPEN_EXISTING : 0, 0, &e);
+    is_set = strcmp(a.action, "is-set") == 0;
+    r = pt_event_open(c, a.name, (is_set ? PT_OPEN_EXISTING : 0) | a.cluster, 0, &e);
     if (r < 0)
-        return op_fail("event", name, r);
-    if (strcmp(action, "set") == 0)
-        r = pt_event_set(e);
-    else if (strcmp(action, "clear") == 0)
-        r = pt_event_clear(e);
-    else if (strcmp(action, "is-set") == 0)
-        r = pt_event_is_set(e);
-    else
-        r = pt_event_wait(e, timeout);
+        return op_fail("event", a.name, r);
+    r = event_act(e, &a);
     pt_event_close(e);
     if (r < 0)
-        return op_fail("event", name, r);
-    if (strcmp(action, "is-set") == 0) {
+        return op_fail("event", a.name, r);
+    if (is_set) {
         puts(r ? "set" : "clear");
         return r ? PT_EXIT_OK : PT_EXIT_FAILED;
     }
-    if (strcmp(action, "wait") == 0 && r == 0)
-        return pt_cli_fail(PT_EXIT_FAILED, "event '%s': not set within %g seconds", name, timeout);
+    if (strcmp(a.action, "wait") == 0 && r == 0)
+        return pt_cli_fail(PT_EXIT_FAILED, "event '%s': not set within %g seconds", a.name,
+                           a.timeout);
     return PT_EXIT_OK;
 }
 
 int pt_cmd_barrier(pt_cli *cli, int argc, char **argv)
 {
-    const char *action, *name;
-    double timeout;
-    int has_timeout, code, r;
+    action_args a;
+    int code, r;
     pt_client *c;
     pt_barrier *b;
 
-    r = action_parse(cli, "barrier", argc, argv, &action, &name, &timeout, &has_timeout);
+    r = action_parse(cli, "barrier", argc, argv, &a);
     if (r != 0)
         return r < 0 ? PT_EXIT_OK : r;
-    if (strcmp(action, "wait") && strcmp(action, "abort") && strcmp(action, "reset"))
-        return pt_cli_usage("barrier", "unknown action '%s'; use wait, abort or reset", action);
-    if (has_timeout && strcmp(action, "wait") != 0)
+    if (strcmp(a.action, "wait") && strcmp(a.action, "abort") && strcmp(a.action, "reset"))
+        return pt_cli_usage("barrier", "unknown action '%s'; use wait, abort or reset", a.action);
+    if (a.has_timeout && strcmp(a.action, "wait") != 0)
         return pt_cli_usage("barrier", "--timeout applies to wait only");
     if (!(c = pt_cli_client(cli, &code)))
         return code;
     /* A barrier's parties are fixed at creation: only an existing one. */
-    r = pt_barrier_open(c, name, 1, NULL, NULL, PT_FOREVER, PT_OPEN_EXISTING, 0, &b);
+    r = pt_barrier_open(c, a.name, 1, NULL, NULL, PT_FOREVER, PT_OPEN_EXISTING | a.cluster, 0, &b);
     if (r < 0)
-        return op_fail("barrier", name, r);
-    if (strcmp(action, "wait") == 0)
-        r = pt_barrier_wait(b, timeout);
-    else if (strcmp(action, "abort") == 0)
+        return op_fail("barrier", a.name, r);
+    if (strcmp(a.action, "wait") == 0)
+        r = pt_barrier_wait(b, a.timeout);
+    else if (strcmp(a.action, "abort") == 0)
         r = pt_barrier_abort(b);
     else
         r = pt_barrier_reset(b);
     pt_barrier_close(b);
     if (r < 0)
-        return op_fail("barrier", name, r);
-    if (strcmp(action, "wait") == 0)
+        return op_fail("barrier", a.name, r);
+    if (strcmp(a.action, "wait") == 0)
         printf("%d\n", r);
     return PT_EXIT_OK;
 }

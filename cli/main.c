@@ -110,13 +110,16 @@ const pt_cli_command pt_cli_commands[] = {
      "                  own RLock)\n"
      "  --mode OCTAL    permission bits (default 0600)\n"
      "  --transient     end the object when its last handle closes (with nobody\n"
-     "                  else holding it open, that is at once)\n"},
+     "                  else holding it open, that is at once)\n"
+     "  --cluster       the cluster's object, the same on every host (pythreadd\n"
+     "                  --etcd); a condition's --lock is then the cluster's too\n"},
     {"unlink", pt_cmd_unlink, "NAME...", "remove a name; open handles keep working until closed",
      "Removes each NAME, like sem_unlink(3): processes that have it open keep using\n"
      "it until they close it; a new open creates a new object.\n"},
     {"lock", pt_cmd_lock,
-     "NAME [--rlock] [-w S | -n] [-E N] [--lost-signal SIG] [-- COMMAND [ARGS...] | -c LINE]\n"
-     "       pythreadctl lock NAME [--rlock] [-w S | -n] [-E N] [--hold-for PID]",
+     "NAME [--rlock] [--cluster] [-w S | -n] [-E N] [--lost-signal SIG]\n"
+     "       [-- COMMAND [ARGS...] | -c LINE]\n"
+     "       pythreadctl lock NAME [--rlock] [--cluster] [-w S | -n] [-E N] [--hold-for PID]",
      "run COMMAND while holding a lock, like flock(1), or hold it",
      "Opens the Lock NAME (an RLock with --rlock), creating it if it does not\n"
      "exist, acquires it, runs COMMAND (or sh -c LINE) while holding it and exits\n"
@@ -156,7 +159,9 @@ const pt_cli_command pt_cli_commands[] = {
      "  --hold-for PID            hold until process PID ends (no COMMAND)\n"
      "  --mode OCTAL              permission bits if the lock is created (default 0600)\n"
      "  --lost-signal SIG         sent to COMMAND when the lock is lost (name or\n"
-     "                            number; default TERM)\n"},
+     "                            number; default TERM)\n"
+     "  --cluster                 the cluster's lock, the same on every host\n"
+     "                            (pythreadd --etcd)\n"},
     {"sem", pt_cmd_sem,
      "NAME [-w S | -n] [-E N] [--lost-signal SIG] [-- COMMAND [ARGS...] | -c LINE | "
      "--hold-for PID]",
@@ -176,7 +181,8 @@ const pt_cli_command pt_cli_commands[] = {
      "  --hold-for PID            hold until process PID ends (no COMMAND)\n"
      "  --value N                 permits if the semaphore is created (default 1)\n"
      "  --mode OCTAL              permission bits if it is created (default 0600)\n"
-     "  --lost-signal SIG         sent when the permit is lost (default TERM)\n"},
+     "  --lost-signal SIG         sent when the permit is lost (default TERM)\n"
+     "  --cluster                 the cluster's semaphore (pythreadd --etcd)\n"},
     {"release", pt_cmd_release, "[--force] NAME",
      "end a hold that 'lock --hold-for' or 'sem --hold-for' started",
      "Ends the hold on NAME that 'pythreadctl lock --hold-for PID' (or sem) started:\n"
@@ -186,22 +192,26 @@ const pt_cli_command pt_cli_commands[] = {
      "stays, unless --force. Fails if NAME has no such holder.\n"
      "\n"
      "  --force   end the holder whichever process it holds for\n"},
-    {"event", pt_cmd_event, "set|clear|is-set|wait [--timeout S] NAME",
+    {"event", pt_cmd_event, "set|clear|is-set|wait [--timeout S] [--cluster] NAME",
      "set, clear, test or wait for an Event",
      "set, clear: change the Event NAME (created if missing).\n"
      "is-set: prints set or clear; exits 0 if set, 1 if clear.\n"
      "wait: waits until the event is set (exit 0) or --timeout S passes (exit 1);\n"
      "the event is created if missing.\n"
      "\n"
-     "  -t, --timeout S  for wait: give up after S seconds (default: forever)\n"},
-    {"barrier", pt_cmd_barrier, "wait [--timeout S] NAME | abort NAME | reset NAME",
+     "  -t, --timeout S  for wait: give up after S seconds (default: forever)\n"
+     "  --cluster        the cluster's event, the same on every host (pythreadd\n"
+     "                   --etcd)\n"},
+    {"barrier", pt_cmd_barrier,
+     "wait [--timeout S] [--cluster] NAME | abort [--cluster] NAME | reset [--cluster] NAME",
      "wait at, abort or reset a Barrier",
      "wait: waits at the existing Barrier NAME until all its parties arrive and\n"
      "prints this party's index; exits 1 if the barrier breaks (a timeout, an\n"
      "abort, a party gone).\n"
      "abort: breaks the barrier. reset: makes a broken barrier usable again.\n"
      "\n"
-     "  -t, --timeout S  for wait (default: the barrier's own timeout)\n"},
+     "  -t, --timeout S  for wait (default: the barrier's own timeout)\n"
+     "  --cluster        the cluster's barrier (pythreadd --etcd)\n"},
     {"notify", pt_cmd_notify, "[--all | -n N] NAME", "wake waiters of a Condition",
      "Acquires the existing Condition NAME's lock, wakes one waiter (N with -n,\n"
      "every waiter with --all), and releases it.\n"

@@ -124,6 +124,12 @@ enum {
      * PYTHREAD_DEADLOCK=fail) asks the same for every handle of a client.
      * The daemon keeps nothing of it: each call says it. */
     PT_OPEN_DEADLOCK_FAIL = 1 << 6,
+    /* The object is the cluster's (pythreadd --etcd): the same object for
+     * every process on every host of the cluster, in a namespace of its
+     * own beside the host's objects. Every handle of it says so, an
+     * opening of an existing one too. On a daemon that is not in a cluster
+     * the open fails with PT_ERUNTIME. */
+    PT_OPEN_CLUSTER = 1 << 7,
 };
 
 /* Mode used when mode 0 is passed to an open function. */

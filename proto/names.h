@@ -14,7 +14,7 @@
  * wire's check and the core. */
 #define PT_OPEN_FLAGS_KNOWN                                                                        \
     (PT_OPEN_EXCL | PT_OPEN_EXISTING | PT_OPEN_TRANSIENT | PT_OPEN_OWNED | PT_OPEN_UNOWNED |       \
-     PT_OPEN_NOFAST | PT_OPEN_DEADLOCK_FAIL)
+     PT_OPEN_NOFAST | PT_OPEN_DEADLOCK_FAIL | PT_OPEN_CLUSTER)
 
 /* The longest object name, in bytes. */
 #define PT_NAME_MAX 255

@@ -344,6 +344,25 @@ class LockCmd(unittest.TestCase):
         r = self.status(1, "release", "nosuch")
         self.assertIn("release 'nosuch'", self.one_error(r))
 
+    def test_cluster_needs_a_daemon_in_a_cluster(self):
+        # This daemon runs without --etcd: --cluster on every command that
+        # opens an object fails with one line naming the object and what
+        # to do; COMMAND never runs, and the host's L is left alone.
+        ran = os.path.join(self.dir, "ran")
+        for args, head in ((["lock", "--cluster", "L", "--", "touch", ran], "lock 'L'"),
+                           (["lock", "L", "--cluster", "--hold-for", str(os.getpid())],
+                            "lock 'L'"),
+                           (["sem", "--cluster", "S", "-c", "touch " + ran], "sem 'S'"),
+                           (["create", "event", "--cluster", "E"], "create 'E'"),
+                           (["event", "set", "--cluster", "E"], "event 'E'"),
+                           (["barrier", "wait", "--cluster", "B"], "barrier 'B'")):
+            line = self.one_error(self.status(1, *args))
+            self.assertIn(head + ": a cluster object needs a daemon in a cluster", line)
+            self.assertIn("--etcd ENDPOINTS", line)
+        self.assertFalse(os.path.exists(ran))
+        self.assertEqual(self.ok("list", "--no-legend"), "")
+        self.assertIn("--cluster", self.ok("lock", "--help"))
+
     def test_usage(self):
         for args in (["lock", "L", "--hold-for", "1", "--", "true"],
                      ["lock", "L", "--hold-for", "0"],
@@ -384,6 +403,8 @@ class LockCmd(unittest.TestCase):
         self.assertEqual(complete("pythreadctl", "release", "al"), ["alpha"])
         self.assertEqual(complete("pythreadctl", "lock", "-n", "al"), ["alpha"])
         self.assertEqual(complete("pythreadctl", "lock", "-E", ""), [])
+        self.assertEqual(complete("pythreadctl", "lock", "--clu"), ["--cluster"])
+        self.assertEqual(complete("pythreadctl", "event", "wait", "--clu"), ["--cluster"])
 
 
 if __name__ == "__main__":

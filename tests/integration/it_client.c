@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -443,6 +444,59 @@ static void test_daemon_message_reaches_caller(void **state)
     h->passed = 1;
 }
 
+/* pt_last_error_message() names the object and says what to do. */
+static void cluster_refusal_told(const char *kind, const char *name)
+{
+    const char *msg = pt_last_error_message();
+    char head[128];
+
+    snprintf(head, sizeof(head), "%s '%s': open: a cluster object needs a daemon in a cluster",
+             kind, name);
+    if (!strstr(msg, head) || !strstr(msg, "--etcd ENDPOINTS"))
+        fail_msg("cluster open on a daemon without --etcd: the message \"%s\" should start "
+                 "\"%s\" and name --etcd ENDPOINTS",
+                 msg, head);
+}
+
+/* A daemon without --etcd refuses PT_OPEN_CLUSTER for every kind, new
+ * name or existing one, and the session serves on: the host's object of
+ * that name is untouched. */
+static void test_cluster_open_refused_without_etcd(void **state)
+{
+    harness *h = *state;
+    const int f = PT_OPEN_CLUSTER;
+    pt_client *c = NULL;
+    pt_lock *l = NULL, *other = NULL;
+    pt_rlock *rl = NULL;
+    pt_condition *cv = NULL;
+    pt_semaphore *s = NULL;
+    pt_event *e = NULL;
+    pt_barrier *b = NULL;
+
+    PT_ASSERT_EQ(pt_client_open(&c, NULL), 0);
+    PT_ASSERT_EQ(pt_lock_open(c, "it.cl.lock", 0, 0, &l), 0);
+    PT_ASSERT_EQ(pt_lock_acquire(l, 1, PT_FOREVER), 1);
+    PT_ASSERT_EQ(pt_lock_open(c, "it.cl.lock", f, 0, &other), PT_ERUNTIME);
+    cluster_refusal_told("Lock", "it.cl.lock");
+    PT_ASSERT_EQ(pt_lock_open(c, "it.cl.lock", f | PT_OPEN_EXISTING, 0, &other), PT_ERUNTIME);
+    PT_ASSERT_EQ(pt_rlock_open(c, "it.cl.rlock", f, 0, &rl), PT_ERUNTIME);
+    cluster_refusal_told("RLock", "it.cl.rlock");
+    PT_ASSERT_EQ(pt_condition_open(c, "it.cl.cond", NULL, f, 0, &cv), PT_ERUNTIME);
+    cluster_refusal_told("Condition", "it.cl.cond");
+    PT_ASSERT_EQ(pt_semaphore_open(c, "it.cl.sem", 1, 1, f, 0, &s), PT_ERUNTIME);
+    cluster_refusal_told("BoundedSemaphore", "it.cl.sem");
+    PT_ASSERT_EQ(pt_event_open(c, "it.cl.event", f, 0, &e), PT_ERUNTIME);
+    cluster_refusal_told("Event", "it.cl.event");
+    PT_ASSERT_EQ(pt_barrier_open(c, "it.cl.barrier", 2, NULL, NULL, PT_FOREVER, f, 0, &b),
+                 PT_ERUNTIME);
+    cluster_refusal_told("Barrier", "it.cl.barrier");
+    PT_ASSERT_EQ(pt_lock_locked(l), 1);
+    PT_ASSERT_EQ(pt_lock_release(l), 0);
+    PT_ASSERT_EQ(pt_lock_close(l), 0);
+    pt_client_close(c);
+    h->passed = 1;
+}
+
 /* Down for a while: the loss is reported once, then each call says it cannot
  * connect, and calls work again as soon as a daemon is back. */
 static void test_daemon_down_then_back(void **state)
@@ -551,6 +605,7 @@ int main(void)
         CLIENT_TEST(test_daemon_down_then_back),
         CLIENT_TEST(test_blocked_call_sees_esession),
         CLIENT_TEST(test_client_fd_sees_daemon_end),
+        CLIENT_TEST(test_cluster_open_refused_without_etcd),
     };
 
     return cmocka_run_group_tests_name("integration: client", tests, NULL, NULL);

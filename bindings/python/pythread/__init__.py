@@ -23,6 +23,11 @@ deadlock="fail"; with "report" it waits on, as threading's would, and the
 daemon reports the deadlock (pythreadctl deadlocks, its log). None takes
 the Client's choice, connect(deadlock=...) or PYTHREAD_DEADLOCK=fail.
 
+Every kind takes cluster=False too: cluster=True opens the cluster's object
+of that name, the same on every host whose pythreadd runs with --etcd (a
+namespace of its own beside the host's objects); a daemon in no cluster
+refuses it with RuntimeError. A Condition is where its lock is.
+
 The library is found through $PYTHREAD_LIBRARY, then the source tree's
 build/ directory, then the installed libpythread.so.0; the daemon through
 $PYTHREAD_SOCKET, else the user's own daemon if one answers, else the

@@ -327,19 +327,23 @@ class _Handle:
     _close_fn = None  # name of the pt_<kind>_close function
     _h = None
     _name = None
+    _cluster = False
 
     def _open(self, fn, name, mode, transient, *before, client=None, after=(), fast_path=True,
-              deadlock=None):
+              deadlock=None, cluster=False):
         """Call pt_<kind>_open(client, name, *before, flags, mode, out).
         fast_path=False keeps this handle's operations off the shared word
         (PT_OPEN_NOFAST): every one goes to the daemon. deadlock="fail":
         a wait through it that would close a deadlock raises DeadlockError
-        (PT_OPEN_DEADLOCK_FAIL). An object made by _construct opens through
-        the client it names, and one being unpickled opens the object its
-        pickle names, which must exist (PT_OPEN_EXISTING): never a new one,
-        never with its state reset."""
+        (PT_OPEN_DEADLOCK_FAIL). cluster=True: the cluster's object, the
+        same on every host (PT_OPEN_CLUSTER, pythreadd --etcd); a daemon in
+        no cluster refuses it with RuntimeError. An object made by
+        _construct opens through the client it names, and one being
+        unpickled opens the object its pickle names, which must exist
+        (PT_OPEN_EXISTING): never a new one, never with its state reset."""
         via, existing = self.__dict__.pop("_via", (None, None))
-        handle_flags = (0 if fast_path else _lib.PT_OPEN_NOFAST) | _deadlock_flags(deadlock)
+        handle_flags = ((0 if fast_path else _lib.PT_OPEN_NOFAST) | _deadlock_flags(deadlock)
+                        | (_lib.PT_OPEN_CLUSTER if cluster else 0))
         mode = _mode(mode)
         out = ctypes.c_void_p()
         if existing is not None:
@@ -371,6 +375,7 @@ class _Handle:
         self._daemon_name = cname
         self._fast_path = fast_path
         self._deadlock = deadlock
+        self._cluster = bool(cluster)
         self._h = out.value
         with client._count_mu:
             client._open_handles += 1
@@ -391,6 +396,8 @@ class _Handle:
             raise ValueError(f"pythread: cannot pickle {kind} {_shown(self._name, None)}: its "
                              "handle is closed; pickle an object that is still open")
         args, kwargs = self._init_args(protocol)
+        if self._cluster:
+            kwargs = dict(kwargs, cluster=True)  # the receiver opens the cluster's
         # One round trip, so that a pickle that no process could open fails
         # here, where its cause is, rather than in a receiver far away.
         out = ctypes.POINTER(_lib.InspectDetail)()
@@ -491,9 +498,10 @@ class Lock(_Handle):
 
     _close_fn = "pt_lock_close"
 
-    def __init__(self, *, name=None, mode=0o600, transient=None, fast_path=True, deadlock=None):
+    def __init__(self, *, name=None, mode=0o600, transient=None, fast_path=True, deadlock=None,
+                 cluster=False):
         self._open(lib.pt_lock_open, name, mode, transient, fast_path=fast_path,
-                   deadlock=deadlock)
+                   deadlock=deadlock, cluster=cluster)
 
     def _as_object(self):
         return lib.pt_lock_as_object(self._h)
@@ -556,9 +564,10 @@ class RLock(_Handle):
 
     _close_fn = "pt_rlock_close"
 
-    def __init__(self, *, name=None, mode=0o600, transient=None, fast_path=True, deadlock=None):
+    def __init__(self, *, name=None, mode=0o600, transient=None, fast_path=True, deadlock=None,
+                 cluster=False):
         self._open(lib.pt_rlock_open, name, mode, transient, fast_path=fast_path,
-                   deadlock=deadlock)
+                   deadlock=deadlock, cluster=cluster)
         # By the name in the daemon, so that an anonymous RLock unpickled
         # here again shares the level with the handle it came from.
         key = (id(self._client), self._daemon_name)
@@ -659,15 +668,24 @@ class Condition(_Handle):
             cls = _LocalCondition
         return super().__new__(cls)
 
-    def __init__(self, lock=None, *, name=None, mode=0o600, transient=None, deadlock=None):
+    def __init__(self, lock=None, *, name=None, mode=0o600, transient=None, deadlock=None,
+                 cluster=None):
         if lock is not None and lock._h is None:
             raise ValueError(f"pythread: Condition: its {type(lock).__name__} "
                              f"{lock.name or '(anonymous)'} is closed; pass an open one")
+        if cluster is None:  # as its lock: a condition is where its lock is
+            cluster = lock._cluster if lock is not None else False
+        if lock is not None and bool(cluster) != lock._cluster:
+            raise ValueError(f"pythread: Condition {_shown(name, None)}: its "
+                             f"{type(lock).__name__} {lock.name or '(anonymous)'} is "
+                             f"{'the cluster' if lock._cluster else 'this host'}'s and the "
+                             "condition would not be; pass a lock of the same place, or leave "
+                             "cluster= out")
         self._lock = lock
         client = lock._client if lock is not None else None
         lock_obj = lock._as_object() if lock is not None else None
         self._open(lib.pt_condition_open, name, mode, transient, lock_obj, client=client,
-                   deadlock=deadlock)
+                   deadlock=deadlock, cluster=cluster)
         if lock is not None:
             # The daemon holds the lock for us; the Python object must
             # outlive the condition's use of it, as threading's does.
@@ -802,7 +820,12 @@ class _LocalCondition(Condition):
 
     _close_fn = None
 
-    def __init__(self, lock=None, *, name=None, mode=0o600, transient=None, deadlock=None):
+    def __init__(self, lock=None, *, name=None, mode=0o600, transient=None, deadlock=None,
+                 cluster=None):
+        if cluster:
+            raise TypeError(f"pythread: Condition: its lock is a {type(lock).__name__}, which "
+                            "no other host can see; pass a pythread.Lock or pythread.RLock "
+                            "opened with cluster=True for a cluster condition")
         if name is not None:
             raise TypeError(f"pythread: Condition {name!r}: its lock is a "
                             f"{type(lock).__name__}, which other processes cannot see; pass a "
@@ -846,13 +869,14 @@ class Semaphore(_Handle):
     _close_fn = "pt_semaphore_close"
     _bounded = 0
 
-    def __init__(self, value=1, *, name=None, mode=0o600, transient=None, fast_path=True):
+    def __init__(self, value=1, *, name=None, mode=0o600, transient=None, fast_path=True,
+                 cluster=False):
         value = operator.index(value)
         if value < 0:
             raise ValueError("semaphore initial value must be >= 0")
         self._initial_value = value
         self._open(lib.pt_semaphore_open, name, mode, transient, value, self._bounded,
-                   fast_path=fast_path)
+                   fast_path=fast_path, cluster=cluster)
 
     def _init_args(self, protocol):
         # The value is a creation parameter: the receiver opens the object
@@ -914,8 +938,8 @@ class Event(_Handle):
 
     _close_fn = "pt_event_close"
 
-    def __init__(self, *, name=None, mode=0o600, transient=None, fast_path=True):
-        self._open(lib.pt_event_open, name, mode, transient, fast_path=fast_path)
+    def __init__(self, *, name=None, mode=0o600, transient=None, fast_path=True, cluster=False):
+        self._open(lib.pt_event_open, name, mode, transient, fast_path=fast_path, cluster=cluster)
 
     def _init_args(self, protocol):
         return (), {"fast_path": self._fast_path}
@@ -990,7 +1014,7 @@ class Barrier(_Handle):
     _close_fn = "pt_barrier_close"
 
     def __init__(self, parties, action=None, timeout=None, *, name=None, mode=0o600,
-                 transient=None):
+                 transient=None, cluster=False):
         if not isinstance(parties, int) and parties == int(parties):
             parties = int(parties)  # threading accepts 3.0
         parties = operator.index(parties)
@@ -999,7 +1023,7 @@ class Barrier(_Handle):
         self._action = _Action(action) if action is not None else None
         cfunc = self._action.cfunc if self._action else _lib.BARRIER_ACTION()
         self._open(lib.pt_barrier_open, name, mode, transient, parties,
-                   after=(cfunc, None, _barrier_seconds(timeout)))
+                   after=(cfunc, None, _barrier_seconds(timeout)), cluster=cluster)
         self._parties = parties
         self._timeout = timeout
 

@@ -308,6 +308,34 @@ class BindingTests(unittest.TestCase):
             c.notify(-1)  # wakes nobody, as in threading
         self.assertFalse(lock.locked())
 
+    def test_cluster_objects_need_a_daemon_in_a_cluster(self):
+        # This daemon runs without --etcd: every kind's cluster=True open
+        # is refused, naming the object and what to do, and the session
+        # goes on serving.
+        opens = {
+            "Lock": lambda n: pythread.Lock(name=n, cluster=True),
+            "RLock": lambda n: pythread.RLock(name=n, cluster=True),
+            "Condition": lambda n: pythread.Condition(name=n, cluster=True),
+            "Semaphore": lambda n: pythread.Semaphore(2, name=n, cluster=True),
+            "BoundedSemaphore": lambda n: pythread.BoundedSemaphore(name=n, cluster=True),
+            "Event": lambda n: pythread.Event(name=n, cluster=True),
+            "Barrier": lambda n: pythread.Barrier(2, name=n, cluster=True),
+        }
+        for kind, open_one in opens.items():
+            name = unique("cluster")
+            with self.assertRaises(RuntimeError) as cm:
+                open_one(name)
+            self.assertIn(f"{kind} '{name}': open: a cluster object needs a daemon in a "
+                          "cluster", str(cm.exception))
+            self.assertIn("--etcd ENDPOINTS", str(cm.exception))
+        lock = pythread.Lock(name=unique("host"), transient=True)
+        self.assertFalse(lock._cluster)
+        with self.assertRaises(ValueError):  # a condition is where its lock is
+            pythread.Condition(lock, cluster=True)
+        with self.assertRaises(TypeError):
+            pythread.Condition(threading.Lock(), cluster=True)
+        self.assertFalse(pythread.Condition(lock)._cluster)
+
 
 def waiters(obj, n):
     """Polls until obj has n calls parked in the daemon (every process)."""
