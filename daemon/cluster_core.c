@@ -1,0 +1,408 @@
+/*
+ * cluster_core.c - the cluster's copy of the core, fed entries in the log's
+ * order (cluster_core.h).
+ *
+ * A core session stands for one connection of one host: (host, conn). The
+ * entries name the connection, not the core's session id, because the
+ * appender cannot know the id its SESSION_NEW will get before the log has
+ * ordered it; every copy maps the pair to its own session, and since every
+ * copy applies the same entries in the same order, the sessions, and the
+ * handles the core gives them, are the same everywhere.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include "cluster_core.h"
+#include "journal.pb-c.h"
+#include "request.h"
+#include "wire.h"
+
+#define SESS_BUCKETS 256u
+
+typedef struct cc_host cc_host;
+
+/* One connection's session. */
+typedef struct cc_sess {
+    uint64_t conn;
+    cc_host *host;
+    pt_session *s;
+    LIST_ENTRY(cc_sess) link; /* in its host's bucket */
+} cc_sess;
+
+LIST_HEAD(cc_sess_list, cc_sess);
+
+struct cc_host {
+    char name[PT_CCORE_HOST_MAX + 1];
+    struct cc_sess_list buckets[SESS_BUCKETS];
+    size_t nsess;
+    LIST_ENTRY(cc_host) link;
+};
+
+struct pt_ccore {
+    pt_core *core;
+    cc_host *self;
+    LIST_HEAD(, cc_host) hosts;
+    size_t nsess;
+    uint64_t now; /* the latest entry's time */
+    int started;  /* the first entry set the token base */
+    pt_ccore_answer_fn answer;
+    void *ctx;
+};
+
+/* ------------------------------------------------------------------ */
+/* Hosts and sessions                                                  */
+/* ------------------------------------------------------------------ */
+
+static int host_name_ok(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+
+    return n > 0 && n <= PT_CCORE_HOST_MAX;
+}
+
+static cc_host *host_find(const pt_ccore *cc, const char *name)
+{
+    cc_host *h;
+
+    LIST_FOREACH(h, &cc->hosts, link)
+    {
+        if (strcmp(h->name, name) == 0)
+            return h;
+    }
+    return NULL;
+}
+
+static cc_host *host_get(pt_ccore *cc, const char *name)
+{
+    cc_host *h = host_find(cc, name);
+
+    if (h != NULL || !host_name_ok(name))
+        return h;
+    if ((h = calloc(1, sizeof(*h))) == NULL)
+        return NULL;
+    snprintf(h->name, sizeof(h->name), "%s", name);
+    for (unsigned i = 0; i < SESS_BUCKETS; i++)
+        LIST_INIT(&h->buckets[i]);
+    LIST_INSERT_HEAD(&cc->hosts, h, link);
+    return h;
+}
+
+static struct cc_sess_list *bucket(cc_host *h, uint64_t conn)
+{
+    return &h->buckets[(conn * 0x9E3779B97F4A7C15ull) >> 56];
+}
+
+static cc_sess *sess_find(cc_host *h, uint64_t conn)
+{
+    cc_sess *x;
+
+    if (h == NULL)
+        return NULL;
+    LIST_FOREACH(x, bucket(h, conn), link)
+    {
+        if (x->conn == conn)
+            return x;
+    }
+    return NULL;
+}
+
+/* End x's session in the core (its holds and waits go, which may answer
+ * other sessions), then forget it. */
+static void sess_end(pt_ccore *cc, cc_sess *x)
+{
+    pt_core_session_end(cc->core, x->s, cc->now);
+    LIST_REMOVE(x, link);
+    x->host->nsess--;
+    cc->nsess--;
+    free(x);
+}
+
+/* ------------------------------------------------------------------ */
+/* Answers                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Only this host's connections are answered here; the others' hosts give
+ * the same answers to theirs. */
+static void sink(void *ctx, pt_session *s, const pt_result *res)
+{
+    pt_ccore *cc = ctx;
+    const cc_sess *x = pt_core_session_udata(s);
+
+    if (x != NULL && x->host == cc->self)
+        cc->answer(cc->ctx, x->conn, res);
+}
+
+pt_ccore *pt_ccore_new(const char *self, pt_ccore_answer_fn answer, void *ctx)
+{
+    pt_ccore *cc;
+
+    if (!host_name_ok(self) || (cc = calloc(1, sizeof(*cc))) == NULL)
+        return NULL;
+    LIST_INIT(&cc->hosts);
+    cc->answer = answer;
+    cc->ctx = ctx;
+    cc->core = pt_core_new(NULL, sink, cc);
+    cc->self = host_get(cc, self);
+    if (cc->core == NULL || cc->self == NULL) {
+        pt_ccore_free(cc);
+        return NULL;
+    }
+    return cc;
+}
+
+void pt_ccore_free(pt_ccore *cc)
+{
+    cc_host *h;
+
+    if (cc == NULL)
+        return;
+    if (cc->core)
+        pt_core_free(cc->core); /* ends every session, answering none */
+    while ((h = LIST_FIRST(&cc->hosts)) != NULL) {
+        for (unsigned i = 0; i < SESS_BUCKETS; i++) {
+            cc_sess *x;
+
+            while ((x = LIST_FIRST(&h->buckets[i])) != NULL) {
+                LIST_REMOVE(x, link);
+                free(x);
+            }
+        }
+        LIST_REMOVE(h, link);
+        free(h);
+    }
+    free(cc);
+}
+
+/* ------------------------------------------------------------------ */
+/* Entries                                                             */
+/* ------------------------------------------------------------------ */
+
+typedef Pythread__JournalRecord record;
+
+static int record_pack(const record *r, uint8_t **out, size_t *len)
+{
+    *len = pythread__journal_record__get_packed_size(r);
+    if ((*out = malloc(*len ? *len : 1)) == NULL)
+        return -1;
+    pythread__journal_record__pack(r, *out);
+    return 0;
+}
+
+int pt_ccore_enc_session_new(uint64_t conn, const pt_peer *peer, uint8_t **out, size_t *len)
+{
+    record r = PYTHREAD__JOURNAL_RECORD__INIT;
+
+    r.type = PYTHREAD__JOURNAL_RECORD__TYPE__SESSION_NEW;
+    r.has_session = r.has_pid = r.has_uid = r.has_gid = 1;
+    r.session = conn;
+    r.pid = peer->pid;
+    r.uid = peer->uid;
+    r.gid = peer->gid;
+    return record_pack(&r, out, len);
+}
+
+int pt_ccore_enc_session_end(uint64_t conn, uint64_t now, uint8_t **out, size_t *len)
+{
+    record r = PYTHREAD__JOURNAL_RECORD__INIT;
+
+    r.type = PYTHREAD__JOURNAL_RECORD__TYPE__SESSION_END;
+    r.has_session = r.has_now = 1;
+    r.session = conn;
+    r.now = now;
+    return record_pack(&r, out, len);
+}
+
+int pt_ccore_enc_call(uint64_t conn, const Pythread__Request *req, uint64_t now, uint8_t **out,
+                      size_t *len)
+{
+    record r = PYTHREAD__JOURNAL_RECORD__INIT;
+
+    r.type = PYTHREAD__JOURNAL_RECORD__TYPE__CALL;
+    r.has_session = r.has_now = 1;
+    r.session = conn;
+    r.now = now;
+    r.request = (Pythread__Request *)req;
+    return record_pack(&r, out, len);
+}
+
+int pt_ccore_enc_expire(uint64_t now, uint8_t **out, size_t *len)
+{
+    record r = PYTHREAD__JOURNAL_RECORD__INIT;
+
+    r.type = PYTHREAD__JOURNAL_RECORD__TYPE__EXPIRE;
+    r.has_now = 1;
+    r.now = now;
+    return record_pack(&r, out, len);
+}
+
+/* ------------------------------------------------------------------ */
+/* Applying                                                            */
+/* ------------------------------------------------------------------ */
+
+/* The entry's time, never before the last one's: hosts' clocks differ. The
+ * first entry of the cluster's log starts its tokens, as a daemon's start
+ * does (a wall-clock base above any token of an earlier cluster). */
+static void time_take(pt_ccore *cc, const record *r)
+{
+    if (r->has_now && r->now > cc->now)
+        cc->now = r->now;
+    if (!cc->started) {
+        pt_core_set_token_base(cc->core, cc->now);
+        cc->started = 1;
+    }
+}
+
+static int apply_session_new(pt_ccore *cc, const char *host, const record *r, char *err,
+                             size_t errlen)
+{
+    cc_host *h = host_get(cc, host);
+    pt_peer peer = {.pid = r->pid, .uid = r->uid, .gid = r->gid};
+    cc_sess *x;
+
+    if (h == NULL || !r->has_session) {
+        snprintf(err, errlen, "a session from host '%.64s' without its connection (or no memory)",
+                 host);
+        return -1;
+    }
+    if (sess_find(h, r->session) != NULL) {
+        snprintf(err, errlen, "host '%.64s' opened connection %llu's session twice", host,
+                 (unsigned long long)r->session);
+        return -1;
+    }
+    if ((x = calloc(1, sizeof(*x))) == NULL ||
+        (x->s = pt_core_session_new(cc->core, &peer, x)) == NULL) {
+        free(x);
+        snprintf(err, errlen, "no memory for host '%.64s' connection %llu's session", host,
+                 (unsigned long long)r->session);
+        return -1;
+    }
+    x->conn = r->session;
+    x->host = h;
+    LIST_INSERT_HEAD(bucket(h, x->conn), x, link);
+    h->nsess++;
+    cc->nsess++;
+    return 0;
+}
+
+static cc_sess *session_named(pt_ccore *cc, const char *host, const record *r, char *err,
+                              size_t errlen)
+{
+    cc_sess *x = r->has_session ? sess_find(host_find(cc, host), r->session) : NULL;
+
+    if (x == NULL)
+        snprintf(err, errlen, "host '%.64s' named connection %llu, which has no session", host,
+                 (unsigned long long)r->session);
+    return x;
+}
+
+/* Only the calls a client makes on its objects: no hello, no inspection. */
+static int call_ok(const Pythread__Request *req)
+{
+    return req != NULL && req->op != PYTHREAD__OP__OP_HELLO && !pt_wire_op_inspects(req->op);
+}
+
+static int apply_call(pt_ccore *cc, cc_sess *x, const record *r, char *err, size_t errlen)
+{
+    pt_call call;
+
+    if (!call_ok(r->request)) {
+        snprintf(err, errlen, "a call that is not an object's operation");
+        return -1;
+    }
+    pt_request_call(r->request, &call);
+    pt_core_call(cc->core, x->s, &call, cc->now);
+    return 0;
+}
+
+static int apply_record(pt_ccore *cc, const char *host, const record *r, char *err, size_t errlen)
+{
+    cc_sess *x;
+
+    time_take(cc, r);
+    switch (r->type) {
+    case PYTHREAD__JOURNAL_RECORD__TYPE__SESSION_NEW:
+        return apply_session_new(cc, host, r, err, errlen);
+    case PYTHREAD__JOURNAL_RECORD__TYPE__SESSION_END:
+        if ((x = session_named(cc, host, r, err, errlen)) == NULL)
+            return -1;
+        sess_end(cc, x);
+        return 0;
+    case PYTHREAD__JOURNAL_RECORD__TYPE__CALL:
+        if ((x = session_named(cc, host, r, err, errlen)) == NULL)
+            return -1;
+        return apply_call(cc, x, r, err, errlen);
+    case PYTHREAD__JOURNAL_RECORD__TYPE__EXPIRE:
+        pt_core_expire(cc->core, cc->now);
+        return 0;
+    default:
+        snprintf(err, errlen, "a record of type %d, which no host appends", (int)r->type);
+        return -1;
+    }
+}
+
+int pt_ccore_apply(pt_ccore *cc, const char *host, const uint8_t *p, size_t len, char *err,
+                   size_t errlen)
+{
+    record *r;
+    int rc;
+
+    if (!host_name_ok(host)) {
+        snprintf(err, errlen, "an entry from a host with no name or one over %d bytes",
+                 PT_CCORE_HOST_MAX);
+        return -1;
+    }
+    r = pythread__journal_record__unpack(NULL, len, p);
+    if (r == NULL) {
+        snprintf(err, errlen, "an entry of host '%.64s' that is not a record (%zu bytes)", host,
+                 len);
+        return -1;
+    }
+    rc = apply_record(cc, host, r, err, errlen);
+    pythread__journal_record__free_unpacked(r, NULL);
+    return rc;
+}
+
+void pt_ccore_host_gone(pt_ccore *cc, const char *host)
+{
+    cc_host *h = host_find(cc, host);
+
+    if (h == NULL)
+        return;
+    for (unsigned i = 0; i < SESS_BUCKETS; i++) {
+        cc_sess *x;
+
+        while ((x = LIST_FIRST(&h->buckets[i])) != NULL)
+            sess_end(cc, x);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Looking                                                             */
+/* ------------------------------------------------------------------ */
+
+int pt_ccore_has_session(const pt_ccore *cc, uint64_t conn)
+{
+    return sess_find(cc->self, conn) != NULL;
+}
+
+size_t pt_ccore_sessions(const pt_ccore *cc)
+{
+    return cc->nsess;
+}
+
+uint64_t pt_ccore_next_deadline(const pt_ccore *cc)
+{
+    return pt_core_next_deadline(cc->core);
+}
+
+uint64_t pt_ccore_now(const pt_ccore *cc)
+{
+    return cc->now;
+}
+
+pt_core *pt_ccore_core(pt_ccore *cc)
+{
+    return cc->core;
+}

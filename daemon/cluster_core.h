@@ -1,0 +1,71 @@
+/*
+ * cluster_core.h - the cluster's objects (pythreadd --etcd): a copy of the
+ * deterministic core that every daemon of a cluster keeps, fed the same
+ * entries in the same order.
+ *
+ * An entry is a journal record (proto/journal.proto) that names one of its
+ * host's connections instead of a core session: SESSION_NEW, CALL,
+ * SESSION_END or EXPIRE. The host that appends an entry encodes it here;
+ * every host, the appender too, applies it when the log delivers it, in the
+ * log's order, so every copy makes the same grants, timeouts and tokens.
+ * The answers to this host's connections come out through the answer
+ * callback; those to other hosts' are dropped (their own daemon gives
+ * them). No I/O and no clock: the daemon carries the entries to and from
+ * the log (doc/cluster.md) and the answers to its connections.
+ */
+#ifndef PT_CLUSTER_CORE_H
+#define PT_CLUSTER_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core.h"
+#include "pythread.pb-c.h"
+
+typedef struct pt_ccore pt_ccore;
+
+/* The longest host name: it is part of the log's keys. */
+#define PT_CCORE_HOST_MAX 64
+
+/* A result of the core for connection conn of this host. */
+typedef void (*pt_ccore_answer_fn)(void *ctx, uint64_t conn, const pt_result *res);
+
+/* A copy for host self (its own entries' answers come out); NULL without
+ * memory or with a host name that is empty or too long. */
+pt_ccore *pt_ccore_new(const char *self, pt_ccore_answer_fn answer, void *ctx);
+void pt_ccore_free(pt_ccore *cc);
+
+/* Entries, as the host appending them encodes them: malloc'd bytes in
+ * *out (*len of them); -1 without memory. now is nanoseconds of the
+ * appender's wall clock (CLOCK_REALTIME): the hosts of a cluster share no
+ * other clock. */
+int pt_ccore_enc_session_new(uint64_t conn, const pt_peer *peer, uint8_t **out, size_t *len);
+int pt_ccore_enc_session_end(uint64_t conn, uint64_t now, uint8_t **out, size_t *len);
+int pt_ccore_enc_call(uint64_t conn, const Pythread__Request *req, uint64_t now, uint8_t **out,
+                      size_t *len);
+int pt_ccore_enc_expire(uint64_t now, uint8_t **out, size_t *len);
+
+/* Apply host's entry, in the log's order. 0; or -1 with err saying why it
+ * was ignored (not a record, a kind no host appends, a session that does
+ * not exist): nothing changed, on any copy alike. */
+int pt_ccore_apply(pt_ccore *cc, const char *host, const uint8_t *p, size_t len, char *err,
+                   size_t errlen);
+/* host is gone (its lease expired, or it came back as a new member): its
+ * sessions end there, in the log's order, at the time of the last entry. */
+void pt_ccore_host_gone(pt_ccore *cc, const char *host);
+
+/* 1 when connection conn of this host has a session in the copy (its
+ * SESSION_NEW was applied, its SESSION_END not yet). */
+int pt_ccore_has_session(const pt_ccore *cc, uint64_t conn);
+/* Sessions in the copy, of every host. */
+size_t pt_ccore_sessions(const pt_ccore *cc);
+/* The earliest deadline of a wait, in the entries' time, or
+ * PT_DEADLINE_NONE. */
+uint64_t pt_ccore_next_deadline(const pt_ccore *cc);
+/* The entries' time: the latest now applied (they are clamped to it, so
+ * the copy's time never goes back whatever the hosts' clocks say). */
+uint64_t pt_ccore_now(const pt_ccore *cc);
+/* The core, for inspection. */
+pt_core *pt_ccore_core(pt_ccore *cc);
+
+#endif /* PT_CLUSTER_CORE_H */

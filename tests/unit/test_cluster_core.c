@@ -1,0 +1,360 @@
+/*
+ * test_cluster_core.c - the cluster's copy of the core (daemon/cluster_core.c):
+ * three hosts' copies fed the same entries in the same order reach the same
+ * state, and each answers only its own host's connections: a lock handed
+ * from a host to another, FIFO across hosts, a timeout expired by whichever
+ * host appends the EXPIRE, a host gone freeing what its sessions held, hosts'
+ * clocks that disagree, and entries that are refused alike by every copy.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cluster_core.h"
+
+#define NHOSTS      3
+#define MAX_ANSWERS 64
+#define SEC         1000000000ull
+#define T0          (1800000000ull * SEC) /* a wall-clock time in nanoseconds */
+
+typedef struct answer {
+    uint64_t conn, id;
+    int status, ok;
+    uint64_t token;
+    uint32_t handle;
+} answer;
+
+/* One host: its copy and the answers it gave its connections. */
+typedef struct host {
+    const char *name;
+    pt_ccore *cc;
+    answer got[MAX_ANSWERS];
+    size_t n;
+} host;
+
+static host hosts[NHOSTS] = {{.name = "alpha"}, {.name = "beta"}, {.name = "gamma"}};
+
+static void on_answer(void *ctx, uint64_t conn, const pt_result *res)
+{
+    host *h = ctx;
+
+    assert_true(h->n < MAX_ANSWERS);
+    h->got[h->n++] = (answer){conn, res->id, res->status, res->ok, res->token, res->handle};
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    for (int i = 0; i < NHOSTS; i++) {
+        hosts[i].n = 0;
+        hosts[i].cc = pt_ccore_new(hosts[i].name, on_answer, &hosts[i]);
+        if (hosts[i].cc == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    for (int i = 0; i < NHOSTS; i++)
+        pt_ccore_free(hosts[i].cc);
+    return 0;
+}
+
+/* The log: every copy applies the entry of host `from`, in turn. */
+static void deliver(int from, uint8_t *p, size_t len)
+{
+    char err[256];
+
+    for (int i = 0; i < NHOSTS; i++)
+        if (pt_ccore_apply(hosts[i].cc, hosts[from].name, p, len, err, sizeof(err)) != 0)
+            fail_msg("%s applying %s's entry: %s", hosts[i].name, hosts[from].name, err);
+    free(p);
+}
+
+/* An entry every copy refuses alike; the message each gives. */
+static void refused(int from, uint8_t *p, size_t len, const char *says)
+{
+    char err[256];
+
+    for (int i = 0; i < NHOSTS; i++) {
+        err[0] = '\0';
+        assert_int_equal(pt_ccore_apply(hosts[i].cc, hosts[from].name, p, len, err, sizeof(err)),
+                         -1);
+        if (strstr(err, says) == NULL)
+            fail_msg("%s: \"%s\" does not say \"%s\"", hosts[i].name, err, says);
+    }
+    free(p);
+}
+
+static void session_new(int from, uint64_t conn, int pid)
+{
+    pt_peer peer = {.pid = pid, .uid = 1000, .gid = 1000};
+    uint8_t *p;
+    size_t len;
+
+    assert_int_equal(pt_ccore_enc_session_new(conn, &peer, &p, &len), 0);
+    deliver(from, p, len);
+}
+
+static void call(int from, uint64_t conn, const Pythread__Request *req, uint64_t now)
+{
+    uint8_t *p;
+    size_t len;
+
+    assert_int_equal(pt_ccore_enc_call(conn, req, now, &p, &len), 0);
+    deliver(from, p, len);
+}
+
+static void expire(int from, uint64_t now)
+{
+    uint8_t *p;
+    size_t len;
+
+    assert_int_equal(pt_ccore_enc_expire(now, &p, &len), 0);
+    deliver(from, p, len);
+}
+
+static void open_lock(int from, uint64_t conn, uint64_t id, const char *name, uint64_t now)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    Pythread__OpenArgs open = PYTHREAD__OPEN_ARGS__INIT;
+
+    req.id = id;
+    req.op = PYTHREAD__OP__OP_OPEN;
+    req.has_name = 1;
+    req.name.data = (uint8_t *)name;
+    req.name.len = strlen(name);
+    open.has_kind = open.has_mode = 1;
+    open.kind = PT_KIND_LOCK;
+    open.mode = 0600;
+    req.open = &open;
+    call(from, conn, &req, now);
+}
+
+/* An acquire (timeout < 0: none) or a release of handle. */
+static void lock_op(int from, uint64_t conn, uint64_t id, int op, uint32_t handle, double timeout,
+                    uint64_t now)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+
+    req.id = id;
+    req.op = op;
+    req.has_thread = req.has_handle = 1;
+    req.thread = 7;
+    req.handle = handle;
+    if (timeout >= 0) {
+        req.has_timeout = 1;
+        req.timeout = timeout;
+    }
+    call(from, conn, &req, now);
+}
+
+static const answer *last(int h)
+{
+    assert_true(hosts[h].n > 0);
+    return &hosts[h].got[hosts[h].n - 1];
+}
+
+/* What a copy holds of the object: [locked, token]. */
+typedef struct seen {
+    int locked;
+    uint64_t token;
+    int n;
+} seen;
+
+static void object_seen(void *ctx, const pt_core_object_info *info)
+{
+    seen *s = ctx;
+
+    s->locked = info->state.locked;
+    s->token = info->state.token;
+    s->n++;
+}
+
+/* Every copy has the same one object in the same state. */
+static void copies_agree(int locked)
+{
+    seen first = {0};
+
+    for (int i = 0; i < NHOSTS; i++) {
+        seen s = {0};
+
+        pt_core_foreach_object(pt_ccore_core(hosts[i].cc), object_seen, &s);
+        assert_int_equal(s.n, 1);
+        assert_int_equal(s.locked, locked);
+        if (i == 0)
+            first = s;
+        assert_int_equal(s.token, first.token);
+    }
+}
+
+/* Each host's connection 1 opens "L" (the handle is each session's own);
+ * alpha takes it, beta and gamma wait; alpha's release hands it to beta,
+ * beta's to gamma, in the order they asked, with growing tokens; and each
+ * copy answered only its own host's connection. */
+static void test_handoff_fifo_across_hosts(void **state)
+{
+    uint64_t t = T0;
+
+    (void)state;
+    for (int h = 0; h < NHOSTS; h++) {
+        session_new(h, 1, 100 + h);
+        open_lock(h, 1, 1, "L", t);
+        assert_int_equal(last(h)->status, 0);
+    }
+    for (int h = 0; h < NHOSTS; h++)
+        assert_int_equal(hosts[h].n, 1); /* its own open, no other's */
+    lock_op(0, 1, 2, PYTHREAD__OP__OP_ACQUIRE, last(0)->handle, -1, t += SEC);
+    assert_true(last(0)->ok);
+    lock_op(1, 1, 2, PYTHREAD__OP__OP_ACQUIRE, last(1)->handle, -1, t += SEC);
+    lock_op(2, 1, 2, PYTHREAD__OP__OP_ACQUIRE, last(2)->handle, -1, t += SEC);
+    assert_int_equal(hosts[1].n, 1); /* waiting */
+    assert_int_equal(hosts[2].n, 1);
+    copies_agree(1);
+    lock_op(0, 1, 3, PYTHREAD__OP__OP_RELEASE, hosts[0].got[0].handle, -1, t += SEC);
+    assert_int_equal(hosts[1].n, 2);
+    assert_int_equal(last(1)->id, 2);
+    assert_true(last(1)->ok);
+    assert_true(last(1)->token > hosts[0].got[1].token);
+    assert_int_equal(hosts[2].n, 1); /* gamma still waits */
+    lock_op(1, 1, 3, PYTHREAD__OP__OP_RELEASE, hosts[1].got[0].handle, -1, t += SEC);
+    assert_true(last(2)->ok);
+    assert_true(last(2)->token > hosts[1].got[1].token);
+    copies_agree(1);
+    assert_int_equal(pt_ccore_sessions(hosts[0].cc), 3);
+    assert_true(pt_ccore_has_session(hosts[0].cc, 1));
+    assert_false(pt_ccore_has_session(hosts[0].cc, 2));
+}
+
+/* beta waits with a timeout of 2 s: an EXPIRE from any host before it
+ * ends changes nothing; one after it answers beta's call False, on
+ * beta's copy, and every copy drops the waiter alike. */
+static void test_timeout_expired_by_any_host(void **state)
+{
+    uint64_t t = T0;
+
+    (void)state;
+    session_new(0, 1, 100);
+    session_new(1, 1, 200);
+    open_lock(0, 1, 1, "L", t);
+    open_lock(1, 1, 1, "L", t);
+    lock_op(0, 1, 2, PYTHREAD__OP__OP_ACQUIRE, hosts[0].got[0].handle, -1, t);
+    lock_op(1, 1, 2, PYTHREAD__OP__OP_ACQUIRE, hosts[1].got[0].handle, 2.0, t);
+    assert_int_equal(pt_ccore_next_deadline(hosts[2].cc), t + 2 * SEC);
+    expire(2, t + SEC);
+    assert_int_equal(hosts[1].n, 1);
+    expire(0, t + 2 * SEC + 1);
+    assert_int_equal(hosts[1].n, 2);
+    assert_int_equal(last(1)->id, 2);
+    assert_false(last(1)->ok);
+    for (int i = 0; i < NHOSTS; i++)
+        assert_int_equal(pt_ccore_next_deadline(hosts[i].cc), PT_DEADLINE_NONE);
+    copies_agree(1);
+}
+
+/* A host's clock behind the others': its entry's time does not take the
+ * copies' time back, so a wait it starts counts from the later time. */
+static void test_time_never_goes_back(void **state)
+{
+    uint64_t t = T0 + 10 * SEC;
+
+    (void)state;
+    session_new(0, 1, 100);
+    session_new(2, 1, 300);
+    open_lock(0, 1, 1, "L", t);
+    lock_op(0, 1, 2, PYTHREAD__OP__OP_ACQUIRE, hosts[0].got[0].handle, -1, t);
+    open_lock(2, 1, 1, "L", t - 5 * SEC); /* gamma's clock is 5 s behind */
+    assert_int_equal(pt_ccore_now(hosts[1].cc), t);
+    lock_op(2, 1, 2, PYTHREAD__OP__OP_ACQUIRE, hosts[2].got[0].handle, 1.0, t - 5 * SEC);
+    assert_int_equal(pt_ccore_next_deadline(hosts[0].cc), t + SEC);
+    expire(2, t - 4 * SEC + 1); /* by gamma's clock, its wait is over: not by the log's */
+    assert_int_equal(hosts[2].n, 1);
+    expire(0, t + SEC);
+    assert_false(last(2)->ok);
+}
+
+/* alpha holds L and beta waits; alpha's host goes (its lease expired): on
+ * every copy its sessions end there, L goes to beta, and an entry alpha's
+ * old connection sends after that is refused alike. */
+static void test_host_gone_frees_its_holds(void **state)
+{
+    uint64_t t = T0;
+    uint8_t *p;
+    size_t len;
+
+    (void)state;
+    session_new(0, 1, 100);
+    session_new(0, 2, 101);
+    session_new(1, 1, 200);
+    open_lock(0, 1, 1, "L", t);
+    open_lock(1, 1, 1, "L", t);
+    lock_op(0, 1, 2, PYTHREAD__OP__OP_ACQUIRE, hosts[0].got[0].handle, -1, t);
+    lock_op(1, 1, 2, PYTHREAD__OP__OP_ACQUIRE, hosts[1].got[0].handle, -1, t);
+    assert_int_equal(hosts[1].n, 1);
+    for (int i = 0; i < NHOSTS; i++)
+        pt_ccore_host_gone(hosts[i].cc, "alpha");
+    assert_int_equal(hosts[1].n, 2);
+    assert_true(last(1)->ok);
+    copies_agree(1);
+    for (int i = 0; i < NHOSTS; i++)
+        assert_int_equal(pt_ccore_sessions(hosts[i].cc), 1);
+    assert_int_equal(pt_ccore_enc_session_end(1, t, &p, &len), 0);
+    refused(0, p, len, "host 'alpha' named connection 1, which has no session");
+}
+
+/* What no host appends, or what cannot be: refused by every copy, with
+ * the same words, and nothing changes. */
+static void test_bad_entries_refused_alike(void **state)
+{
+    Pythread__Request hello = PYTHREAD__REQUEST__INIT, show = PYTHREAD__REQUEST__INIT;
+    pt_peer peer = {.pid = 1, .uid = 0, .gid = 0};
+    uint8_t *p;
+    size_t len;
+    char err[128];
+
+    (void)state;
+    session_new(0, 1, 100);
+    p = malloc(4);
+    memcpy(p, "\xff\xff\xff\xff", 4);
+    refused(0, p, 4, "that is not a record");
+    assert_int_equal(pt_ccore_enc_session_new(1, &peer, &p, &len), 0);
+    refused(0, p, len, "opened connection 1's session twice");
+    hello.id = 5;
+    hello.op = PYTHREAD__OP__OP_HELLO;
+    assert_int_equal(pt_ccore_enc_call(1, &hello, T0, &p, &len), 0);
+    refused(0, p, len, "not an object's operation");
+    show.id = 6;
+    show.op = PYTHREAD__OP__OP_SHOW;
+    assert_int_equal(pt_ccore_enc_call(1, &show, T0, &p, &len), 0);
+    refused(0, p, len, "not an object's operation");
+    assert_int_equal(pt_ccore_enc_call(9, &show, T0, &p, &len), 0);
+    refused(1, p, len, "host 'beta' named connection 9, which has no session");
+    assert_int_equal(pt_ccore_apply(hosts[0].cc, "", (const uint8_t *)"", 0, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "no name"));
+    for (int i = 0; i < NHOSTS; i++) {
+        assert_int_equal(pt_ccore_sessions(hosts[i].cc), 1);
+        assert_int_equal(hosts[i].n, 0);
+    }
+    assert_null(pt_ccore_new("", on_answer, NULL));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_handoff_fifo_across_hosts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_expired_by_any_host, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_time_never_goes_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_gone_frees_its_holds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_entries_refused_alike, setup, teardown),
+    };
+
+    return cmocka_run_group_tests_name("unit.cluster_core", tests, NULL, NULL);
+}
