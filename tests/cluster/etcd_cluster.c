@@ -245,10 +245,25 @@ int pt_etcd_cluster_kill_leader(pt_etcd_cluster *c, double deadline)
     return l;
 }
 
+/* kill() only asks: a thread of etcd busy on another CPU may still answer
+ * a request sent right after. waitpid reports the stop once every thread
+ * has stopped (and the going on once it has), so the caller's next request
+ * meets the state it asked for. */
 void pt_etcd_cluster_pause(pt_etcd_cluster *c, int i, int stop)
 {
-    if (c->m[i].pid > 0)
-        kill(c->m[i].pid, stop ? SIGSTOP : SIGCONT);
+    pt_etcd_member *m = &c->m[i];
+    pid_t w;
+    int st;
+
+    stop = stop != 0;
+    if (m->pid <= 0 || m->stopped == stop || kill(m->pid, stop ? SIGSTOP : SIGCONT) < 0)
+        return;
+    m->stopped = stop;
+    do
+        w = waitpid(m->pid, &st, stop ? WUNTRACED : WCONTINUED);
+    while (w < 0 && errno == EINTR);
+    if (w == m->pid && (WIFEXITED(st) || WIFSIGNALED(st)))
+        m->pid = 0; /* it died meanwhile: reaped here */
 }
 
 static int member_exited(pt_etcd_member *m)
@@ -264,6 +279,7 @@ static int member_exited(pt_etcd_member *m)
 int pt_etcd_cluster_restart(pt_etcd_cluster *c, int i, double deadline)
 {
     reap(&c->m[i]);
+    c->m[i].stopped = 0;
     c->m[i].pid = spawn_member(c, i, "existing");
     if (c->m[i].pid < 0) {
         c->m[i].pid = 0;
@@ -336,6 +352,7 @@ static int start_once(pt_etcd_cluster *c, double deadline, char *err, size_t err
                  i ? "," : "", m->client_port);
     }
     for (int i = 0; i < c->n; i++) {
+        c->m[i].stopped = 0;
         c->m[i].pid = spawn_member(c, i, "new");
         if (c->m[i].pid < 0) {
             c->m[i].pid = 0;

@@ -24,7 +24,8 @@ typedef struct pt_etcd_member {
     char name[16];
     int client_port;
     int peer_port;
-    pid_t pid; /* 0 when not running */
+    pid_t pid;   /* 0 when not running */
+    int stopped; /* by pt_etcd_cluster_pause */
 } pt_etcd_member;
 
 typedef struct pt_etcd_cluster {
@@ -52,7 +53,8 @@ void pt_etcd_cluster_kill(pt_etcd_cluster *c, int i);
  * leader is agreed within deadline. */
 int pt_etcd_cluster_kill_leader(pt_etcd_cluster *c, double deadline);
 /* SIGSTOP (stop != 0) or SIGCONT member i: a member cut off that still
- * holds its sockets open, as a partitioned host looks to its clients. */
+ * holds its sockets open, as a partitioned host looks to its clients.
+ * Returns once it is stopped (or running again). */
 void pt_etcd_cluster_pause(pt_etcd_cluster *c, int i, int stop);
 /* Starts member i again on its own data dir (it rejoins). 0 or -1. */
 int pt_etcd_cluster_restart(pt_etcd_cluster *c, int i, double deadline);
