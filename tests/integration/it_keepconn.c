@@ -294,7 +294,9 @@ static int counter_worker(pt_client *c, int index, void *arg)
     atomic_fetch_add(&sh->ready, 1);
     while (after < ROUNDS_AFTER) {
         WCHECK(harness_now() < end);
-        WCHECK_EQ(pt_lock_acquire(l, 1, -1), 1);
+        /* a bound, so that a wake-up lost across the restart fails here,
+         * at its line, instead of as a worker that never ends */
+        WCHECK_EQ(pt_lock_acquire(l, 1, 10.0), 1);
         if (atomic_fetch_add(&sh->inside, 1) != 0)
             atomic_fetch_add(&sh->overlap, 1);
         sh->counter++;
@@ -357,7 +359,7 @@ static void test_library_clients_keep_connections(void **state)
         assert_true(harness_now() < end);
     upgrade(h, 1);
     atomic_store(&sh->restarted, 1);
-    harness_join(h, pids, 2, HARNESS_DEADLINE);
+    harness_join(h, pids, 2, 40); /* their own bound is 30 s */
     assert_int_equal(sh->counter, sh->rounds[0] + sh->rounds[1]);
     assert_int_equal(atomic_load(&sh->overlap), 0);
     for (int i = 0; i < 2; i++) {
@@ -485,6 +487,9 @@ static void test_upgrade_to_program_without_keep(void **state)
 
     assert_int_equal(kill(h->daemon, SIGUSR2), 0);
     harness_log_wait(h, "serving the first and closing the rest", 1, HARNESS_DEADLINE);
+    /* that line comes before the closes: wait for the session to be taken
+     * up on a new connection, or the wait below finds the old one open */
+    harness_log_wait(h, "taken up again by pid", 1, HARNESS_DEADLINE);
     PT_ASSERT_OK(pt_client_session_wait(c, session));
     assert_int_not_equal(inode_of(pt_client_fd(c)), ino);
     PT_ASSERT_EQ(pt_lock_locked(l), 1);
