@@ -68,7 +68,9 @@ struct pt_clog {
     char k_host[KEY_MAX], k_seq[KEY_MAX];
     int ttl;
     double margin;
-    int cut; /* tests: no membership traffic */
+    int cut;  /* tests: no membership traffic */
+    int lose; /* tests: append answers to drop */
+    pt_clog_stats stats;
     int closing;
 
     /* membership */
@@ -206,8 +208,11 @@ static void lease_lost(pt_clog *c, const char *why)
     c->lease = 0;
     c->m = M_REVOKE;
     c->m_failures = 0;
-    if (was_member && c->cb.on_lease_lost)
-        c->cb.on_lease_lost(c->ctx, why);
+    if (was_member) {
+        c->stats.lease_losses++;
+        if (c->cb.on_lease_lost)
+            c->cb.on_lease_lost(c->ctx, why);
+    }
     m_step(c);
 }
 
@@ -539,6 +544,8 @@ static void send_batch(pt_clog *c);
 
 static void resolve(pt_clog *c, int64_t rev)
 {
+    c->stats.txns++;
+    c->stats.entries += c->fly_n;
     c->resolved_seq = c->fly_hi;
     c->seq_mod = rev;
     c->fly = 0;
@@ -565,16 +572,17 @@ static void check_landed(pt_clog *c, const pt_etcd_result *r)
     clog_ent *e = c->fly_first;
     if (seq && parse_u64(seq->value) == c->fly_hi && first && first->value.len == e->len &&
         memcmp(first->value.p, e->bytes, e->len) == 0 && first->mod_revision == seq->mod_revision) {
+        c->stats.found_landed++;
         resolve(c, seq->mod_revision);
         return;
     }
     say(c, 1,
         "cluster log, host '%s': appending entries %" PRIu64 "..%" PRIu64 ": key %s holds %" PRIu64
-        " at revision %" PRId64 ", not what this daemon wrote (%" PRIu64 " after revision %" PRId64
-        "): another daemon writes this host's log; run one daemon "
-        "per host name",
+        " at revision %" PRId64 ", not this daemon's (it expected %" PRIu64 " at revision %" PRId64
+        ", or %" PRIu64 " from this same txn): another daemon writes this host's log; run one "
+        "daemon per host name",
         c->host, c->fly_lo, c->fly_hi, c->k_seq, seq ? parse_u64(seq->value) : 0,
-        seq ? seq->mod_revision : 0, c->fly_lo - 1, c->seq_mod);
+        seq ? seq->mod_revision : 0, c->fly_lo - 1, c->seq_mod, c->fly_hi);
     stop(c);
 }
 
@@ -583,7 +591,13 @@ static void on_batch(const pt_etcd_result *r, void *arg)
     pt_clog *c = arg;
     if (c->closing || c->m == M_STOPPED || !c->fly)
         return;
+    pt_etcd_result lost = {.err = PT_ETCD_EUNAVAIL, .message = "answer dropped by the test hook"};
+    if (!r->err && r->succeeded && c->lose > 0) {
+        c->lose--;
+        r = &lost;
+    }
     if (r->err) {
+        c->stats.resends++;
         /* Lost (EUNAVAIL) or refused (no leader, timed out): sent again,
          * the same entries under the same compare, so it lands once. */
         if (c->a_failures++ == 0)
@@ -844,6 +858,16 @@ int pt_clog_is_member(const pt_clog *c)
 int64_t pt_clog_revision(const pt_clog *c)
 {
     return c->last_rev;
+}
+
+void pt_clog_get_stats(const pt_clog *c, pt_clog_stats *out)
+{
+    *out = c->stats;
+}
+
+void pt_clog_test_lose_answers(pt_clog *c, int n)
+{
+    c->lose = n;
 }
 
 void pt_clog_test_cut(pt_clog *c, int cut)

@@ -111,6 +111,17 @@ int pt_clog_is_member(const pt_clog *clog);
 /* The last revision the watch delivered (0 before any). */
 int64_t pt_clog_revision(const pt_clog *clog);
 
+/* Counts since pt_clog_new. */
+typedef struct pt_clog_stats {
+    uint64_t txns;         /* append txns that landed */
+    uint64_t entries;      /* entries in them */
+    uint64_t resends;      /* append txns sent again after an error */
+    uint64_t found_landed; /* of those, found to have landed the first time */
+    uint64_t lease_losses; /* on_lease_lost calls */
+} pt_clog_stats;
+
+void pt_clog_get_stats(const pt_clog *clog, pt_clog_stats *out);
+
 /* Frees without revoking: the lease expires after its ttl. Not from inside
  * one of its callbacks. */
 void pt_clog_free(pt_clog *clog);
@@ -118,5 +129,8 @@ void pt_clog_free(pt_clog *clog);
 /* Tests: cut (1) or restore (0) this host's membership traffic (keepalives,
  * revoke, grant), as a host cut off from etcd looks to the others. */
 void pt_clog_test_cut(pt_clog *clog, int cut);
+/* Tests: the next n append txns that succeed are handled as if their
+ * answer had been lost on the way (PT_ETCD_EUNAVAIL). */
+void pt_clog_test_lose_answers(pt_clog *clog, int n);
 
 #endif /* PT_CLUSTER_LOG_H */

@@ -407,8 +407,16 @@ static void test_leader_killed(void **state)
     wait_joined();
     append_all(KILL_N, 8, KILL_N / 3, 3 * DEADLINE);
     check_agreement(KILL_N);
-    for (int i = 0; i < HOSTS; i++)
+    for (int i = 0; i < HOSTS; i++) {
+        pt_clog_stats st;
+        pt_clog_get_stats(hosts[i].c, &st);
+        print_message("h%d: %llu txns for %llu entries, %llu sent again, %llu of them had "
+                      "landed\n",
+                      i, (unsigned long long)st.txns, (unsigned long long)st.entries,
+                      (unsigned long long)st.resends, (unsigned long long)st.found_landed);
+        assert_int_equal(st.entries, KILL_N);
         assert_int_equal(hosts[i].lease_lost, 0);
+    }
 }
 
 /* ---- 3: a host cut off ------------------------------------------------------ */
@@ -451,6 +459,58 @@ static void test_host_cut_off(void **state)
     check_agreement(5);
 }
 
+/* ---- lost answers ---------------------------------------------------------- */
+
+/* A txn applied whose answer is lost is sent again; its compare fails and
+ * the log finds its own entries there: no duplicate, nothing skipped. */
+static void test_lost_answers_found_landed(void **state)
+{
+    (void)state;
+    start_hosts("clog5", 5, 0);
+    wait_joined();
+    pt_clog_test_lose_answers(hosts[0].c, 5);
+    pt_clog_test_lose_answers(hosts[1].c, 3);
+    append_all(40, 4, 0, 2 * DEADLINE);
+    check_agreement(40);
+    int want[HOSTS] = {5, 3, 0};
+    for (int i = 0; i < HOSTS; i++) {
+        pt_clog_stats st;
+        pt_clog_get_stats(hosts[i].c, &st);
+        assert_int_equal(st.found_landed, want[i]);
+        assert_int_equal(st.resends, want[i]);
+        assert_int_equal(st.entries, 40);
+    }
+}
+
+/* Someone else writes a host's sequence key: the log stops rather than
+ * guess, naming the key. */
+static void test_another_writer_stops(void **state)
+{
+    (void)state;
+    start_hosts("clog6", 5, 0);
+    wait_joined();
+    append_all(3, 1, 0, DEADLINE);
+    char eps[512], err[256];
+    endpoints_from(0, eps, sizeof eps);
+    pt_etcd *e = pt_etcd_new(base, eps, NULL, err, sizeof err);
+    assert_non_null(e);
+    answer a = {0};
+    assert_int_equal(
+        pt_etcd_put(e, pt_etcd_str("clog6/seq/h0"), pt_etcd_str("3"), 0, keep_answer, &a), 0);
+    double end = pt_etcd_now() + DEADLINE;
+    while (!a.done && pt_etcd_now() < end)
+        event_base_loop(base, EVLOOP_ONCE);
+    assert_true(a.revision > 0);
+    pt_etcd_free(e);
+    assert_int_equal(pt_clog_append(hosts[0].c, "h0#3", 4, (void *)3, err, sizeof err), 0);
+    while (!hosts[0].fatal && pt_etcd_now() < end)
+        event_base_loop(base, EVLOOP_ONCE);
+    assert_int_equal(hosts[0].fatal, 1);
+    assert_non_null(strstr(hosts[0].error, "clog6/seq/h0"));
+    assert_non_null(strstr(hosts[0].error, "another daemon writes this host's log"));
+    assert_int_equal(hosts[0].committed, 3);
+}
+
 /* ---- 4: one host name, two daemons ----------------------------------------- */
 
 static void test_duplicate_host_refused(void **state)
@@ -487,6 +547,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_one_order, teardown),
         cmocka_unit_test_teardown(test_duplicate_host_refused, teardown),
+        cmocka_unit_test_teardown(test_lost_answers_found_landed, teardown),
+        cmocka_unit_test_teardown(test_another_writer_stops, teardown),
         cmocka_unit_test_teardown(test_host_cut_off, teardown),
         cmocka_unit_test_teardown(test_leader_killed, teardown),
     };
