@@ -303,6 +303,23 @@ static int call_ok(const Pythread__Request *req)
     return req != NULL && req->op != PYTHREAD__OP__OP_HELLO && !pt_wire_op_inspects(req->op);
 }
 
+/* A call of this host's connection whose session is gone (its host's
+ * membership ended before the call was applied): its caller hears so;
+ * the other copies only refuse it. */
+static void call_lost(pt_ccore *cc, const char *host, const record *r)
+{
+    pt_result res = {.status = PT_ESESSION};
+
+    if (r->request == NULL || host_find(cc, host) != cc->self)
+        return;
+    res.id = r->request->id;
+    res.thread = r->request->thread;
+    res.message = "the cluster session of this connection is gone (this host's membership of "
+                  "the cluster ended: its cluster locks, permits and waits were given back); "
+                  "connect again";
+    cc->answer(cc->ctx, r->session, &res);
+}
+
 static int apply_call(pt_ccore *cc, cc_sess *x, const record *r, char *err, size_t errlen)
 {
     pt_call call;
@@ -330,8 +347,10 @@ static int apply_record(pt_ccore *cc, const char *host, const record *r, char *e
         sess_end(cc, x);
         return 0;
     case PYTHREAD__JOURNAL_RECORD__TYPE__CALL:
-        if ((x = session_named(cc, host, r, err, errlen)) == NULL)
+        if ((x = session_named(cc, host, r, err, errlen)) == NULL) {
+            call_lost(cc, host, r);
             return -1;
+        }
         return apply_call(cc, x, r, err, errlen);
     case PYTHREAD__JOURNAL_RECORD__TYPE__EXPIRE:
         pt_core_expire(cc->core, cc->now);

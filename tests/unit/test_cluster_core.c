@@ -308,6 +308,24 @@ static void test_host_gone_frees_its_holds(void **state)
         assert_int_equal(pt_ccore_sessions(hosts[i].cc), 1);
     assert_int_equal(pt_ccore_enc_session_end(1, t, &p, &len), 0);
     refused(0, p, len, "host 'alpha' named connection 1, which has no session");
+    /* a call alpha's daemon sent before it knew: refused by every copy,
+     * and alpha's tells its caller the session is gone */
+    hosts[0].n = 0;
+    {
+        Pythread__Request req = PYTHREAD__REQUEST__INIT;
+
+        req.id = 9;
+        req.op = PYTHREAD__OP__OP_RELEASE;
+        req.has_handle = 1;
+        req.handle = 1;
+        assert_int_equal(pt_ccore_enc_call(1, &req, t, &p, &len), 0);
+    }
+    refused(0, p, len, "host 'alpha' named connection 1, which has no session");
+    assert_int_equal(hosts[0].n, 1); /* from alpha's copy alone */
+    assert_int_equal(last(0)->id, 9);
+    assert_int_equal(last(0)->status, PT_ESESSION);
+    assert_int_equal(hosts[1].n, 2);
+    assert_int_equal(hosts[2].n, 0);
 }
 
 /* What no host appends, or what cannot be: refused by every copy, with
@@ -337,6 +355,9 @@ static void test_bad_entries_refused_alike(void **state)
     refused(0, p, len, "not an object's operation");
     assert_int_equal(pt_ccore_enc_call(9, &show, T0, &p, &len), 0);
     refused(1, p, len, "host 'beta' named connection 9, which has no session");
+    assert_int_equal(hosts[1].n, 1); /* beta's caller is told its session is gone */
+    assert_int_equal(last(1)->status, PT_ESESSION);
+    hosts[1].n = 0;
     assert_int_equal(pt_ccore_apply(hosts[0].cc, "", (const uint8_t *)"", 0, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "no name"));
     for (int i = 0; i < NHOSTS; i++) {
