@@ -33,7 +33,9 @@ struct pt_cluster {
     LIST_HEAD(pt_cluster_conns, pt_conn) conns[CONN_BUCKETS];
     struct event *expire;  /* at the copy's earliest deadline */
     uint64_t expire_asked; /* the deadline an EXPIRE was appended for */
-    int member;            /* the log says this host is a member */
+    int joined;            /* it has been one since the log was opened */
+    struct event *rejoin;  /* a join refused: the next try */
+    pt_cluster_options o;
 };
 
 static uint64_t wall_now(void)
@@ -214,9 +216,9 @@ static void on_host_joined(void *ctx, const char *host, int64_t revision)
     pt_cluster *cl = ctx;
 
     if (strcmp(host, cl->host) == 0)
-        cl->member = 1;
+        cl->joined |= pt_clog_is_member(cl->log); /* not a past run's join, replayed */
     pt_log(LOG_INFO, "pythreadd: cluster host '%s' joined (revision %lld)%s", host,
-           (long long)revision, strcmp(host, cl->host) == 0 ? ": this daemon" : "");
+           (long long)revision, strcmp(host, cl->host) == 0 ? ": this host" : "");
 }
 
 static void on_host_gone(void *ctx, const char *host, int64_t revision)
@@ -232,29 +234,38 @@ static void on_host_gone(void *ctx, const char *host, int64_t revision)
     pt_daemon_settle(cl->d, pt_daemon_now());
 }
 
+/* Close every connection with a cluster session, telling it msg; their
+ * sessions there end with this host's membership. How many. */
+static size_t conns_close(pt_cluster *cl, const char *msg)
+{
+    size_t n = 0;
+
+    for (unsigned i = 0; i < CONN_BUCKETS; i++) {
+        pt_conn *c;
+
+        while ((c = LIST_FIRST(&cl->conns[i])) != NULL) {
+            c->cluster = 0;
+            LIST_REMOVE(c, cluster_link);
+            pt_conn_close_with(c, msg, pt_daemon_now());
+            n++;
+        }
+    }
+    return n;
+}
+
 /* Every connection with a cluster session is closed: its holds there may
  * be another host's by the time it is told otherwise. */
 static void on_lease_lost(void *ctx, const char *why)
 {
     pt_cluster *cl = ctx;
     char msg[512];
-    size_t n = 0;
+    size_t n;
 
-    cl->member = 0;
     snprintf(msg, sizeof(msg),
              "this host lost its place in the cluster (%s): every cluster lock, permit and "
              "wait of this session is gone; connect again",
              why);
-    for (unsigned i = 0; i < CONN_BUCKETS; i++) {
-        pt_conn *c;
-
-        while ((c = LIST_FIRST(&cl->conns[i])) != NULL) {
-            c->cluster = 0; /* its session ends with the host's membership */
-            LIST_REMOVE(c, cluster_link);
-            pt_conn_close_with(c, msg, pt_daemon_now());
-            n++;
-        }
-    }
+    n = conns_close(cl, msg);
     pt_log(LOG_ERR, "pythreadd: cluster lease lost (%s): %zu sessions with cluster objects closed",
            why, n);
     pt_daemon_settle(cl->d, pt_daemon_now());
@@ -270,15 +281,25 @@ static void on_compacted(void *ctx, int64_t revision)
            (long long)revision);
 }
 
+/* A log that stopped before this host joined (its name still held by a
+ * lease, often its own before a restart) is opened again once a lease
+ * could have ended; one that stops later stops the daemon. */
 static void on_error(void *ctx, const char *message, int fatal)
 {
     pt_cluster *cl = ctx;
+    struct timeval tv = {(time_t)cl->o.ttl + 1, 0};
 
     pt_log(fatal ? LOG_ERR : LOG_WARNING, "pythreadd: %s", message);
-    if (fatal) {
-        pt_log(LOG_ERR, "pythreadd: the cluster's log stopped: stopping");
-        event_base_loopbreak(cl->d->base);
+    if (!fatal)
+        return;
+    if (!cl->joined) {
+        pt_log(LOG_NOTICE, "pythreadd: trying to join the cluster again in %u s", cl->o.ttl + 1);
+        evtimer_add(cl->rejoin, &tv);
+        return;
     }
+    pt_log(LOG_ERR, "pythreadd: the cluster's log stopped: stopping");
+    cl->d->failed = 1;
+    event_base_loopbreak(cl->d->base);
 }
 
 /* ------------------------------------------------------------------ */
@@ -337,6 +358,49 @@ static const pt_clog_callbacks callbacks = {
     .on_error = on_error,
 };
 
+/* A copy and its log, the copy built from the log's first entry on. */
+static int log_open(pt_cluster *cl, char *err, size_t errlen)
+{
+    const pt_cluster_options *o = &cl->o;
+
+    cl->cc = pt_ccore_new(o->host, answer, cl);
+    if (cl->cc == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    cl->log = pt_clog_new(cl->d->base, o->endpoints, o->prefix, o->host, (int)o->ttl, &callbacks,
+                          cl, NULL, err, errlen);
+    return cl->log == NULL || pt_clog_start(cl->log, 1) < 0 ? -1 : 0;
+}
+
+static void log_close(pt_cluster *cl)
+{
+    if (cl->log)
+        pt_clog_free(cl->log);
+    cl->log = NULL;
+    pt_ccore_free(cl->cc);
+    cl->cc = NULL;
+    cl->expire_asked = 0;
+    evtimer_del(cl->expire);
+}
+
+static void rejoin_cb(evutil_socket_t fd, short what, void *arg)
+{
+    pt_cluster *cl = arg;
+    char err[512];
+
+    (void)fd, (void)what;
+    conns_close(cl, "this host could not join the cluster: its cluster calls were not "
+                    "made; connect again");
+    log_close(cl);
+    if (log_open(cl, err, sizeof(err)) < 0) {
+        pt_log(LOG_ERR, "pythreadd: cannot join the cluster again: %s; stopping", err);
+        cl->d->failed = 1;
+        event_base_loopbreak(cl->d->base);
+    }
+    pt_daemon_settle(cl->d, pt_daemon_now());
+}
+
 int pt_cluster_start(pt_daemon *d, const pt_cluster_options *o)
 {
     pt_cluster *cl = calloc(1, sizeof(*cl));
@@ -345,17 +409,16 @@ int pt_cluster_start(pt_daemon *d, const pt_cluster_options *o)
     if (cl == NULL)
         return -1;
     cl->d = d;
+    cl->o = *o;
     snprintf(cl->host, sizeof(cl->host), "%s", o->host);
-    cl->cc = pt_ccore_new(o->host, answer, cl);
+    cl->o.host = cl->host;
     cl->expire = evtimer_new(d->base, expire_cb, cl);
-    if (cl->cc == NULL || cl->expire == NULL) {
+    cl->rejoin = evtimer_new(d->base, rejoin_cb, cl);
+    if (cl->expire == NULL || cl->rejoin == NULL) {
         snprintf(err, sizeof(err), "out of memory");
         goto fail;
     }
-    cl->log = pt_clog_new(d->base, o->endpoints, o->prefix, o->host, (int)o->ttl, &callbacks, cl,
-                          NULL, err, sizeof(err));
-    /* from the log's first entry: the copy is built from all of it */
-    if (cl->log == NULL || pt_clog_start(cl->log, 1) < 0)
+    if (log_open(cl, err, sizeof(err)) < 0)
         goto fail;
     d->cluster = cl;
     pt_log(LOG_INFO, "pythreadd: joining the cluster at %s as host '%s' (prefix %s, lease of %u s)",
@@ -375,11 +438,12 @@ void pt_cluster_free(pt_daemon *d)
 
     if (cl == NULL)
         return;
-    if (cl->log)
-        pt_clog_free(cl->log);
+    if (cl->expire)
+        log_close(cl);
     if (cl->expire)
         event_free(cl->expire);
-    pt_ccore_free(cl->cc);
+    if (cl->rejoin)
+        event_free(cl->rejoin);
     free(cl);
     d->cluster = NULL;
 }

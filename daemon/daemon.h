@@ -271,6 +271,7 @@ struct pt_daemon {
     struct event *sig_usr2; /* upgrade.c */
     int upgrade;            /* the loop stopped for SIGUSR2: exec the new image */
     int stop_signal;        /* what stopped the loop (SIGINT, SIGTERM), else 0 */
+    int failed;             /* the loop was stopped by a failure it logged (exit 1) */
     int keep_words;         /* the stop keeps connections: words stay claimed */
     struct pt_keep *keep;   /* connections handed over to this image (keep.c) */
     pt_wire_arena arena;    /* one decode arena, reset after every message */

@@ -816,14 +816,14 @@ int main(int argc, char **argv)
     }
     pt_log(LOG_INFO, "pythreadd %s listening on %s%s", PT_VERSION_STRING, path,
            daemon.bound.path[0] ? "" : " (socket passed by systemd)");
-    rc = daemon_run(&daemon) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+    rc = daemon_run(&daemon) < 0 || daemon.failed ? EXIT_FAILURE : EXIT_SUCCESS;
     if (rc == EXIT_SUCCESS && pt_keep_wanted(&daemon))
         pt_keep_handover(&daemon);
     if (rc == EXIT_SUCCESS && daemon.upgrade) {
         pt_upgrade_exec(&daemon, fd); /* returns only when it failed */
         rc = EXIT_FAILURE;
     }
-    if (rc != EXIT_SUCCESS && !daemon.upgrade)
+    if (rc != EXIT_SUCCESS && !daemon.upgrade && !daemon.failed)
         pt_log(LOG_ERR, "pythreadd: the event loop failed; stopping");
     pt_systemd_stopping(&daemon);
     pt_state_close(&daemon);
