@@ -135,7 +135,7 @@ static void cb_compacted(void *ctx, int64_t rev)
 {
     host *h = ctx;
     h->fatal++;
-    snprintf(h->error, sizeof h->error, "compacted at %lld", (long long)rev);
+    print_message("%s: compacted: revision %lld\n", h->name, (long long)rev);
 }
 
 static void cb_error(void *ctx, const char *msg, int fatal)
@@ -542,6 +542,36 @@ static void test_duplicate_host_refused(void **state)
     free(dup.seen);
 }
 
+/* ---- a compacted start ---------------------------------------------------- */
+
+/* A log asked to start from a revision etcd compacted away says so (the
+ * snapshot that would let it go on is a later slice). */
+static void test_compacted_start_reported(void **state)
+{
+    (void)state;
+    int64_t now = current_revision();
+    char body[96], out[1024];
+    snprintf(body, sizeof body, "{\"revision\":\"%lld\",\"physical\":true}", (long long)now);
+    int leader = pt_etcd_cluster_wait_leader(&cluster, DEADLINE);
+    assert_true(leader >= 0);
+    assert_int_equal(pt_etcd_http_post(cluster.m[leader].client_port, "/v3/kv/compaction", body,
+                                       out, sizeof out, 5.0),
+                     200);
+    host *h = &hosts[0];
+    memset(h, 0, sizeof *h);
+    snprintf(h->name, sizeof h->name, "h0");
+    h->seen = calloc(SEEN_MAX, sizeof *h->seen);
+    h->c = new_log(h, 0, "clog7", 5, 0);
+    assert_int_equal(pt_clog_start(h->c, now - 5), 0);
+    double end = pt_etcd_now() + DEADLINE;
+    while (h->fatal < 2 && pt_etcd_now() < end)
+        event_base_loop(base, EVLOOP_ONCE);
+    assert_int_equal(h->fatal, 2); /* on_compacted, then the error */
+    assert_non_null(strstr(h->error, "compacted"));
+    assert_non_null(strstr(h->error, "clog7/"));
+    assert_int_equal(h->nseen, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -551,6 +581,7 @@ int main(void)
         cmocka_unit_test_teardown(test_another_writer_stops, teardown),
         cmocka_unit_test_teardown(test_host_cut_off, teardown),
         cmocka_unit_test_teardown(test_leader_killed, teardown),
+        cmocka_unit_test_teardown(test_compacted_start_reported, teardown),
     };
     return cmocka_run_group_tests_name("integration: cluster log", tests, group_setup,
                                        group_teardown);
