@@ -507,8 +507,14 @@ static void deliver(pt_clog *c, const pt_etcd_event *ev)
              * the deadline should have come before): not a member. */
             if (strcmp(host, c->host) == 0 && c->m == M_MEMBER && rev > c->claim_rev)
                 lease_lost(c, "cluster log: this host's key was deleted in etcd");
-        } else if (ev->kv.version == 1 && c->cb.on_host_joined) {
-            c->cb.on_host_joined(c->ctx, host, rev);
+        } else if (ev->kv.version == 1) {
+            if (c->cb.on_host_joined)
+                c->cb.on_host_joined(c->ctx, host, rev);
+            /* Our claim landed: the watch can say so before the txn's
+             * answer does, and the host is a member from its place in the
+             * order on. */
+            if (strcmp(host, c->host) == 0 && c->m == M_CLAIM && ev->kv.lease == c->lease)
+                become_member(c, rev);
         }
     }
     /* seq/<host>: written with each txn of entries, nothing to deliver. */
