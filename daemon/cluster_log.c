@@ -178,11 +178,15 @@ static uint64_t parse_u64(pt_etcd_bytes b)
 
 static void m_step(pt_clog *c);
 
+/* Schedules the current membership step again; the first failure of a
+ * streak is logged (what names the operation and its key). */
 static void m_retry(pt_clog *c, const char *what, const pt_etcd_result *r)
 {
     if (r && c->m_failures++ == 0)
-        say(c, 0, "cluster log, host '%s': %s failed (%s); retrying", c->host, what,
-            r->message ? r->message : "no message");
+        say(c, 0,
+            "cluster log, host '%s': %s failed (%s); retrying until it succeeds (check that "
+            "the etcd cluster is up and reachable)",
+            c->host, what, r->message ? r->message : "no message");
     struct timeval tv = tv_of(backoff_ms(c->m_failures) / 1000.0);
     event_add(c->m_timer, &tv);
 }
@@ -242,8 +246,9 @@ static void on_keepalive(const pt_etcd_result *r, void *arg)
         if (!c->ka_failing++)
             say(c, 0,
                 "cluster log, host '%s': keepalive of lease %" PRId64
-                " failed (%s); the lease is lost in %.1f s unless one succeeds",
-                c->host, c->lease, r->message ? r->message : "",
+                " (key %s) failed (%s); this host leaves the cluster in %.1f s unless one "
+                "succeeds: check that the etcd cluster is up and reachable",
+                c->host, c->lease, c->k_host, r->message ? r->message : "",
                 c->last_ok_sent + (double)c->granted_ttl - c->margin - now_mono());
     } else if (r->ttl <= 0) {
         char why[256];
@@ -308,7 +313,7 @@ static void on_claim(const pt_etcd_result *r, void *arg)
     if (r->err) {
         /* Sent again as is: the compare makes a second apply a no-op whose
          * failure branch shows our lease on the key. */
-        m_retry(c, "creating the host key", r);
+        m_retry(c, "creating the host key (a txn on the key under the new lease)", r);
         return;
     }
     if (r->succeeded) {
@@ -341,7 +346,7 @@ static void on_grant(const pt_etcd_result *r, void *arg)
     if (c->closing || c->m != M_GRANT)
         return;
     if (r->err || r->lease_id == 0) {
-        m_retry(c, "granting a lease", r);
+        m_retry(c, "granting the lease for the host key", r);
         return;
     }
     c->lease = r->lease_id;
@@ -360,7 +365,7 @@ static void on_revoke(const pt_etcd_result *r, void *arg)
         return;
     /* An expired lease is what revoking wants: "lease not found". */
     if (r->err && !(r->err == PT_ETCD_ESERVER && r->message && strstr(r->message, "not found"))) {
-        m_retry(c, "revoking the lease given up on", r);
+        m_retry(c, "revoking the lease given up on (it holds the host key)", r);
         return;
     }
     c->old_lease = 0;
@@ -502,8 +507,14 @@ static void deliver(pt_clog *c, const pt_etcd_event *ev)
              * the deadline should have come before): not a member. */
             if (strcmp(host, c->host) == 0 && c->m == M_MEMBER && rev > c->claim_rev)
                 lease_lost(c, "cluster log: this host's key was deleted in etcd");
-        } else if (ev->kv.version == 1 && c->cb.on_host_joined) {
-            c->cb.on_host_joined(c->ctx, host, rev);
+        } else if (ev->kv.version == 1) {
+            if (c->cb.on_host_joined)
+                c->cb.on_host_joined(c->ctx, host, rev);
+            /* Our claim landed: the watch can say so before the txn's
+             * answer does, and the host is a member from its place in the
+             * order on. */
+            if (strcmp(host, c->host) == 0 && c->m == M_CLAIM && ev->kv.lease == c->lease)
+                become_member(c, rev);
         }
     }
     /* seq/<host>: written with each txn of entries, nothing to deliver. */
@@ -603,8 +614,9 @@ static void on_batch(const pt_etcd_result *r, void *arg)
         if (c->a_failures++ == 0)
             say(c, 0,
                 "cluster log, host '%s': appending entries %" PRIu64 "..%" PRIu64
-                " failed (%s); sending again",
-                c->host, c->fly_lo, c->fly_hi, r->message ? r->message : "");
+                " (a txn on %s) failed (%s); sending it again until it lands (check that the "
+                "etcd cluster is up and has a leader)",
+                c->host, c->fly_lo, c->fly_hi, c->k_seq, r->message ? r->message : "");
         struct timeval tv = tv_of(backoff_ms(c->a_failures) / 1000.0);
         event_add(c->a_timer, &tv);
         return;
@@ -720,7 +732,7 @@ static void on_seq_read(const pt_etcd_result *r, void *arg)
     if (c->closing || c->m != M_READ)
         return;
     if (r->err) {
-        m_retry(c, "reading this host's sequence key", r);
+        m_retry(c, "reading this host's sequence key (a range)", r);
         return;
     }
     if (r->nkvs == 1) {

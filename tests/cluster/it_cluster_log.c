@@ -135,7 +135,7 @@ static void cb_compacted(void *ctx, int64_t rev)
 {
     host *h = ctx;
     h->fatal++;
-    snprintf(h->error, sizeof h->error, "compacted at %lld", (long long)rev);
+    print_message("%s: compacted: revision %lld\n", h->name, (long long)rev);
 }
 
 static void cb_error(void *ctx, const char *msg, int fatal)
@@ -208,10 +208,16 @@ static int64_t current_revision(void)
     return a.revision;
 }
 
-static pt_clog *new_log(host *h, int first, const char *prefix, int ttl, double timeout)
+/* A log for h whose client starts at member first; with alone, it knows
+ * that member only (a host that reaches etcd through one member). */
+static pt_clog *new_log_at(host *h, int first, int alone, const char *prefix, int ttl,
+                           double timeout)
 {
     char eps[512], err[256];
-    endpoints_from(first, eps, sizeof eps);
+    if (alone)
+        pt_etcd_cluster_endpoint(&cluster, first, eps, sizeof eps);
+    else
+        endpoints_from(first, eps, sizeof eps);
     pt_clog_options o = {.request_timeout = timeout, .description = h->name};
     pt_clog *c = pt_clog_new(base, eps, prefix, h->name, ttl, &callbacks, h, &o, err, sizeof err);
     if (!c)
@@ -219,8 +225,15 @@ static pt_clog *new_log(host *h, int first, const char *prefix, int ttl, double 
     return c;
 }
 
-/* Three hosts h0..h2 under prefix, watching from the same revision. */
-static void start_hosts(const char *prefix, int ttl, double timeout)
+static pt_clog *new_log(host *h, int first, const char *prefix, int ttl, double timeout)
+{
+    return new_log_at(h, first, 0, prefix, ttl, timeout);
+}
+
+/* Three hosts h0..h2 under prefix, watching from the same revision, host i
+ * starting at member first[i] (alone: host 2 knows that member only). */
+static void start_hosts_at(const char *prefix, int ttl, double timeout, const int first[HOSTS],
+                           int alone)
 {
     int64_t from = current_revision() + 1;
     for (int i = 0; i < HOSTS; i++) {
@@ -228,9 +241,15 @@ static void start_hosts(const char *prefix, int ttl, double timeout)
         memset(h, 0, sizeof *h);
         snprintf(h->name, sizeof h->name, "h%d", i);
         h->seen = calloc(SEEN_MAX, sizeof *h->seen);
-        h->c = new_log(h, i, prefix, ttl, timeout);
+        h->c = new_log_at(h, first[i], alone && i == 2, prefix, ttl, timeout);
         assert_int_equal(pt_clog_start(h->c, from), 0);
     }
+}
+
+static void start_hosts(const char *prefix, int ttl, double timeout)
+{
+    static const int first[HOSTS] = {0, 1, 2};
+    start_hosts_at(prefix, ttl, timeout, first, 0);
 }
 
 static void stop_hosts(void)
@@ -243,13 +262,16 @@ static void stop_hosts(void)
     }
 }
 
-/* Every host has seen every host join. */
+/* Every host is a member and has seen every host join. */
 static int all_joined(void)
 {
-    for (int i = 0; i < HOSTS; i++)
+    for (int i = 0; i < HOSTS; i++) {
+        if (!pt_clog_is_member(hosts[i].c))
+            return 0;
         for (int j = 0; j < HOSTS; j++)
             if (hosts[i].joins[j] < 1)
                 return 0;
+    }
     return 1;
 }
 
@@ -511,6 +533,48 @@ static void test_another_writer_stops(void **state)
     assert_int_equal(hosts[0].committed, 3);
 }
 
+/* A real partition: host 2 reaches etcd through one follower only, and that
+ * member stops (SIGSTOP: its sockets stay open, nothing answers). Its
+ * keepalives time out; it must know before the others, talking to the two
+ * members left, see it gone. */
+static void test_host_partitioned(void **state)
+{
+    (void)state;
+    int leader = pt_etcd_cluster_wait_leader(&cluster, DEADLINE);
+    assert_true(leader >= 0);
+    int cutm = (leader + 1) % cluster.n, other = (leader + 2) % cluster.n;
+    const int first[HOSTS] = {leader, other, cutm};
+    start_hosts_at("clog8", CUT_TTL, 0.5, first, 1);
+    wait_joined();
+    host *cut = &hosts[2];
+    pt_etcd_cluster_pause(&cluster, cutm, 1);
+    double t_cut = pt_etcd_now();
+    double end = t_cut + CUT_TTL + 5.0;
+    while ((hosts[0].gones[2] < 1 || hosts[1].gones[2] < 1 || !cut->lease_lost) &&
+           pt_etcd_now() < end)
+        event_base_loop(base, EVLOOP_ONCE);
+    pt_etcd_cluster_pause(&cluster, cutm, 0);
+    assert_int_equal(cut->lease_lost, 1);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(hosts[i].gones[2], 1);
+        print_message("member m%d stopped: h%d saw h2 gone %.2f s after; h2 knew %.2f s before\n",
+                      cutm, i, hosts[i].gone_at[2] - t_cut,
+                      hosts[i].gone_at[2] - cut->lease_lost_at);
+        assert_true(hosts[i].gone_at[2] - t_cut < CUT_TTL + 1.0);
+        assert_true(cut->lease_lost_at < hosts[i].gone_at[2]);
+        assert_int_equal(hosts[i].lease_lost, 0);
+    }
+    /* The member back, host 2 joins again and everyone agrees on it all. */
+    end = pt_etcd_now() + DEADLINE;
+    while ((hosts[0].joins[2] < 2 || hosts[1].joins[2] < 2 || cut->joins[2] < 2 ||
+            !pt_clog_is_member(cut->c)) &&
+           pt_etcd_now() < end)
+        event_base_loop(base, EVLOOP_ONCE);
+    assert_true(pt_clog_is_member(cut->c));
+    append_all(5, 2, 0, DEADLINE);
+    check_agreement(5);
+}
+
 /* ---- 4: one host name, two daemons ----------------------------------------- */
 
 static void test_duplicate_host_refused(void **state)
@@ -542,6 +606,36 @@ static void test_duplicate_host_refused(void **state)
     free(dup.seen);
 }
 
+/* ---- a compacted start ---------------------------------------------------- */
+
+/* A log asked to start from a revision etcd compacted away says so (the
+ * snapshot that would let it go on is a later slice). */
+static void test_compacted_start_reported(void **state)
+{
+    (void)state;
+    int64_t now = current_revision();
+    char body[96], out[1024];
+    snprintf(body, sizeof body, "{\"revision\":\"%lld\",\"physical\":true}", (long long)now);
+    int leader = pt_etcd_cluster_wait_leader(&cluster, DEADLINE);
+    assert_true(leader >= 0);
+    assert_int_equal(pt_etcd_http_post(cluster.m[leader].client_port, "/v3/kv/compaction", body,
+                                       out, sizeof out, 5.0),
+                     200);
+    host *h = &hosts[0];
+    memset(h, 0, sizeof *h);
+    snprintf(h->name, sizeof h->name, "h0");
+    h->seen = calloc(SEEN_MAX, sizeof *h->seen);
+    h->c = new_log(h, 0, "clog7", 5, 0);
+    assert_int_equal(pt_clog_start(h->c, now - 5), 0);
+    double end = pt_etcd_now() + DEADLINE;
+    while (h->fatal < 2 && pt_etcd_now() < end)
+        event_base_loop(base, EVLOOP_ONCE);
+    assert_int_equal(h->fatal, 2); /* on_compacted, then the error */
+    assert_non_null(strstr(h->error, "compacted"));
+    assert_non_null(strstr(h->error, "clog7/"));
+    assert_int_equal(h->nseen, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -550,7 +644,9 @@ int main(void)
         cmocka_unit_test_teardown(test_lost_answers_found_landed, teardown),
         cmocka_unit_test_teardown(test_another_writer_stops, teardown),
         cmocka_unit_test_teardown(test_host_cut_off, teardown),
+        cmocka_unit_test_teardown(test_host_partitioned, teardown),
         cmocka_unit_test_teardown(test_leader_killed, teardown),
+        cmocka_unit_test_teardown(test_compacted_start_reported, teardown),
     };
     return cmocka_run_group_tests_name("integration: cluster log", tests, group_setup,
                                        group_teardown);
