@@ -162,6 +162,7 @@ typedef struct pt_bound {
 } pt_bound;
 typedef struct pt_statedir pt_statedir;
 typedef struct pt_resume pt_resume;
+typedef struct pt_cluster pt_cluster;
 
 /* First size of a connection's output buffer, and the most it keeps once
  * drained: an idle session holds at most this, a burst of answers (or a big
@@ -246,6 +247,9 @@ typedef struct pt_conn {
     unsigned resumable : 1;
     unsigned resumed : 1; /* it took up a session kept across a restart */
     unsigned kept : 1;    /* the connection itself was kept across it (keep.c) */
+    /* With --etcd: it has a session in the cluster's copy (cluster.c). */
+    unsigned cluster : 1;
+    LIST_ENTRY(pt_conn) cluster_link;
     uint8_t key[PT_RESUME_KEY_LEN];
     uint64_t start_time; /* its process's, with the key */
     /* OP_METRICS: the rest of the text being paged out, and where it is. */
@@ -267,6 +271,7 @@ struct pt_daemon {
     struct event *sig_usr2; /* upgrade.c */
     int upgrade;            /* the loop stopped for SIGUSR2: exec the new image */
     int stop_signal;        /* what stopped the loop (SIGINT, SIGTERM), else 0 */
+    int failed;             /* the loop was stopped by a failure it logged (exit 1) */
     int keep_words;         /* the stop keeps connections: words stay claimed */
     struct pt_keep *keep;   /* connections handed over to this image (keep.c) */
     pt_wire_arena arena;    /* one decode arena, reset after every message */
@@ -287,6 +292,7 @@ struct pt_daemon {
     pt_statedir *state;      /* --state-dir, else NULL */
     pt_journal *journal;     /* what goes to it, else NULL */
     pt_resume *resume;       /* sessions kept across a restart, else NULL */
+    pt_cluster *cluster;     /* --etcd, else NULL */
     pt_deadlocks *deadlocks; /* the last ones that no longer stand (deadlock.c) */
     uint32_t grace_ms;       /* --grace: how long they are kept */
     uint64_t served;         /* reads and turns served: the loop's measure of work */
@@ -446,6 +452,9 @@ void pt_conn_send_fd(pt_conn *c, const Pythread__Response *resp, int fd);
 void pt_conn_ungate_all(pt_daemon *d, uint64_t now);
 /* An answer that only says status and why. */
 void pt_conn_send_error(pt_conn *c, uint64_t id, int status, const char *message);
+/* Close c after its answers and a last word (message, for its library to
+ * tell its callers); its session ends now. */
+void pt_conn_close_with(pt_conn *c, const char *message, uint64_t now);
 /* One write for each connection with queued answers. */
 void pt_conn_flush_pending(pt_daemon *d);
 /* Drop every connection at shutdown, and the read buffer; the core must

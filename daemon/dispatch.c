@@ -1,21 +1,28 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "daemon.h"
 #include "names.h"
 
-/* An open of a cluster object (PT_OPEN_CLUSTER) on a daemon that is in no
- * cluster: refused here, before the core, which knows only this host's
- * objects. 1 when refused. */
-static int cluster_refused(pt_conn *c, const Pythread__Request *req)
+/* A call for the cluster's objects on a daemon that is in no cluster: an
+ * open with PT_OPEN_CLUSTER is told how to have one; a handle with the
+ * cluster's bit cannot have come from this daemon. */
+static void cluster_refused(pt_conn *c, const Pythread__Request *req)
 {
     const Pythread__OpenArgs *o = req->open;
     const char *kind;
     char msg[512];
     int named;
 
-    if (req->op != PYTHREAD__OP__OP_OPEN || o == NULL || !(o->flags & PT_OPEN_CLUSTER))
-        return 0;
+    if (req->op != PYTHREAD__OP__OP_OPEN || o == NULL) {
+        snprintf(msg, sizeof(msg),
+                 "request %llu: handle %u is a cluster object's, and this pythreadd is in no "
+                 "cluster; use the handles its opens gave",
+                 (unsigned long long)req->id, req->handle);
+        pt_conn_send_error(c, req->id, PT_EBADHANDLE, msg);
+        return;
+    }
     kind = pt_kind_known(o->kind) ? pt_kind_name((pt_kind)o->kind) : "object";
     named = req->has_name && pt_name_valid((const char *)req->name.data, req->name.len);
     snprintf(msg, sizeof(msg),
@@ -25,7 +32,6 @@ static int cluster_refused(pt_conn *c, const Pythread__Request *req)
              "Python or --cluster on pythreadctl",
              kind, named ? (int)req->name.len : 1, named ? (const char *)req->name.data : "?");
     pt_conn_send_error(c, req->id, PT_ERUNTIME, msg);
-    return 1;
 }
 
 void pt_dispatch_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now)
@@ -35,8 +41,13 @@ void pt_dispatch_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req,
         pt_inspect_request(d, c, req, now);
         return;
     }
-    if (cluster_refused(c, req))
+    if (pt_cluster_request_is(req)) {
+        if (d->cluster != NULL)
+            pt_cluster_request(d, c, req);
+        else
+            cluster_refused(c, req);
         return;
+    }
     if (req->watch && req->op == PYTHREAD__OP__OP_ACQUIRE && d->fast)
         pt_conn_watch(c, pt_core_fast_lock_cell(d->core, c->session, req->handle), req->thread,
                       req->id);

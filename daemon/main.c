@@ -18,6 +18,8 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "cluster.h"
+#include "cluster_core.h"
 #include "daemon.h"
 
 /* Exit codes: 0 stopped cleanly, 1 could not start or run, 2 bad usage. */
@@ -49,6 +51,8 @@ typedef struct options {
     const char *metrics_objects[PT_METRICS_PATTERNS_MAX];
     uint32_t nmetrics_objects;
     uint32_t metrics_objects_max;
+    pt_cluster_options cluster; /* --etcd and its companions */
+    char host[PT_CCORE_HOST_MAX + 1];
 } options;
 
 enum {
@@ -78,6 +82,10 @@ enum {
     OPT_METRICS,
     OPT_METRICS_OBJECT,
     OPT_METRICS_OBJECTS_MAX,
+    OPT_ETCD,
+    OPT_ETCD_PREFIX,
+    OPT_ETCD_TTL,
+    OPT_HOST_NAME,
 };
 
 static const struct option long_options[] = {
@@ -108,6 +116,10 @@ static const struct option long_options[] = {
     {"metrics", required_argument, NULL, OPT_METRICS},
     {"metrics-object", required_argument, NULL, OPT_METRICS_OBJECT},
     {"metrics-objects-max", required_argument, NULL, OPT_METRICS_OBJECTS_MAX},
+    {"etcd", required_argument, NULL, OPT_ETCD},
+    {"etcd-prefix", required_argument, NULL, OPT_ETCD_PREFIX},
+    {"etcd-ttl", required_argument, NULL, OPT_ETCD_TTL},
+    {"host-name", required_argument, NULL, OPT_HOST_NAME},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -153,6 +165,7 @@ static const struct num_option {
      UINT32_MAX},
     {OPT_METRICS_OBJECTS_MAX, "--metrics-objects-max", offsetof(options, metrics_objects_max), 1,
      PT_METRICS_OBJECTS_MAX},
+    {OPT_ETCD_TTL, "--etcd-ttl", offsetof(options, cluster.ttl), 2, PT_CLUSTER_TTL_MAX},
 };
 
 static void usage(FILE *out)
@@ -228,6 +241,16 @@ static void usage(FILE *out)
             "                          (a name, or a glob with * ? [) series of their own,\n"
             "                          labelled with their names; repeatable, up to %u\n"
             "      --metrics-objects-max N  at most N such objects (default %u, 1..%u)\n"
+            "      --etcd ENDPOINTS    join the cluster of the daemons using the etcd at\n"
+            "                          ENDPOINTS (http://HOST:PORT[,...]): objects opened\n"
+            "                          with PT_OPEN_CLUSTER (cluster=True, --cluster) are\n"
+            "                          the same on every host (default: none)\n"
+            "      --etcd-prefix P     the cluster's keys in etcd (default %s)\n"
+            "      --etcd-ttl SEC      this host's lease: its processes' cluster holds end\n"
+            "                          this long after it dies or is cut off (default %u,\n"
+            "                          2..%u)\n"
+            "      --host-name NAME    this host in the cluster, unique in it (default: the\n"
+            "                          machine's host name; letters, digits, . _ -)\n"
             "      --no-fast-path      give clients no shared words: every operation is a\n"
             "                          request (by default uncontended Lock, RLock,\n"
             "                          Semaphore and BoundedSemaphore operations and\n"
@@ -247,7 +270,8 @@ static void usage(FILE *out)
             "sessions and the socket.\n"
             "Exit status: 0 stopped cleanly, 1 could not start, 2 bad usage.\n",
             PT_DAEMON_GRACE_SEC, PT_DAEMON_COMPACT_AFTER, PT_METRICS_PATTERNS_MAX,
-            PT_METRICS_OBJECTS_DEFAULT, PT_METRICS_OBJECTS_MAX);
+            PT_METRICS_OBJECTS_DEFAULT, PT_METRICS_OBJECTS_MAX, PT_CLUSTER_PREFIX_DEFAULT,
+            PT_CLUSTER_TTL_DEFAULT, PT_CLUSTER_TTL_MAX);
 }
 
 /* A whole decimal number in [min, max], or -1. */
@@ -375,6 +399,44 @@ static int metrics_object_add(options *o, const char *p)
 
 /* Options with a check of their own; -1 when ch is none of them, else 0
  * or the exit status. */
+/* A host name is part of the cluster's keys in etcd: letters, digits,
+ * '.', '_' and '-', 1 to PT_CCORE_HOST_MAX bytes. */
+static int host_name_set(options *o, const char *name, const char *from)
+{
+    size_t n = strlen(name);
+
+    if (n == 0 || n > PT_CCORE_HOST_MAX ||
+        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != n) {
+        fprintf(stderr,
+                "pythreadd: %s '%s' cannot name this host in the cluster: use 1 to %d letters, "
+                "digits, '.', '_' or '-' (--host-name NAME)\n",
+                from, name, PT_CCORE_HOST_MAX);
+        return EXIT_USAGE;
+    }
+    memcpy(o->host, name, n + 1);
+    o->cluster.host = o->host;
+    return 0;
+}
+
+/* With --etcd and no --host-name, the machine's name. -1 to go on, else
+ * the exit status. */
+static int cluster_options_finish(options *o)
+{
+    char name[256];
+
+    if (o->cluster.endpoints == NULL || o->cluster.host != NULL)
+        return -1;
+    if (gethostname(name, sizeof(name)) < 0) {
+        fprintf(stderr,
+                "pythreadd: --etcd: cannot read this machine's host name (%s); give "
+                "--host-name NAME\n",
+                strerror(errno));
+        return EXIT_USAGE;
+    }
+    name[sizeof(name) - 1] = '\0';
+    return host_name_set(o, name, "the machine's host name") == 0 ? -1 : EXIT_USAGE;
+}
+
 static int option_checked(options *o, int ch, const char *arg)
 {
     switch (ch) {
@@ -390,6 +452,14 @@ static int option_checked(options *o, int ch, const char *arg)
         return metrics_address(o, arg);
     case OPT_METRICS_OBJECT:
         return metrics_object_add(o, arg);
+    case OPT_ETCD:
+        o->cluster.endpoints = arg;
+        return 0;
+    case OPT_ETCD_PREFIX:
+        o->cluster.prefix = arg;
+        return 0;
+    case OPT_HOST_NAME:
+        return host_name_set(o, arg, "--host-name");
     default:
         return -1;
     }
@@ -442,7 +512,7 @@ static int options_parse(int argc, char **argv, options *o)
                 argv[optind]);
         return EXIT_USAGE;
     }
-    return -1;
+    return cluster_options_finish(o);
 }
 
 /* Every session is a descriptor: take all the kernel allows this process
@@ -545,6 +615,8 @@ static int daemon_init(pt_daemon *d, const options *o)
         pt_journal_set_fast_hooks(d->journal, d->core, NULL, NULL);
     pt_state_restarted(d, replayed);
     pt_state_flush(d);
+    if (o->cluster.endpoints && pt_cluster_start(d, &o->cluster) < 0)
+        return -1;
     d->sig_int = evsignal_new(d->base, SIGINT, signal_cb, d);
     d->sig_term = evsignal_new(d->base, SIGTERM, signal_cb, d);
     d->sig_usr2 = evsignal_new(d->base, SIGUSR2, upgrade_cb, d);
@@ -568,6 +640,7 @@ static void daemon_free(pt_daemon *d)
     pt_listen_unlink(d);
     pt_systemd_free(d);
     pt_conn_close_all(d);
+    pt_cluster_free(d);
     pt_deadlock_free(d);
     if (d->core)
         pt_core_free(d->core);
@@ -700,7 +773,8 @@ int main(int argc, char **argv)
                    .spin_usec = PT_SPIN_USEC_DEFAULT,
                    .grace = PT_DAEMON_GRACE_SEC,
                    .compact_after = PT_DAEMON_COMPACT_AFTER,
-                   .metrics_objects_max = PT_METRICS_OBJECTS_DEFAULT};
+                   .metrics_objects_max = PT_METRICS_OBJECTS_DEFAULT,
+                   .cluster = {.prefix = PT_CLUSTER_PREFIX_DEFAULT, .ttl = PT_CLUSTER_TTL_DEFAULT}};
     pt_daemon daemon = {0};
     char path[PATH_MAX];
     int rc, fd = -1, passed;
@@ -742,14 +816,14 @@ int main(int argc, char **argv)
     }
     pt_log(LOG_INFO, "pythreadd %s listening on %s%s", PT_VERSION_STRING, path,
            daemon.bound.path[0] ? "" : " (socket passed by systemd)");
-    rc = daemon_run(&daemon) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+    rc = daemon_run(&daemon) < 0 || daemon.failed ? EXIT_FAILURE : EXIT_SUCCESS;
     if (rc == EXIT_SUCCESS && pt_keep_wanted(&daemon))
         pt_keep_handover(&daemon);
     if (rc == EXIT_SUCCESS && daemon.upgrade) {
         pt_upgrade_exec(&daemon, fd); /* returns only when it failed */
         rc = EXIT_FAILURE;
     }
-    if (rc != EXIT_SUCCESS && !daemon.upgrade)
+    if (rc != EXIT_SUCCESS && !daemon.upgrade && !daemon.failed)
         pt_log(LOG_ERR, "pythreadd: the event loop failed; stopping");
     pt_systemd_stopping(&daemon);
     pt_state_close(&daemon);

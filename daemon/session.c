@@ -29,6 +29,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "daemon.h"
 
 static void conn_next(pt_conn *c, uint64_t now, int fresh);
@@ -48,6 +49,7 @@ static void conn_end(pt_conn *c, uint64_t now)
     c->closing = 1;
     conn_unready(c);
     evtimer_del(c->guard);
+    pt_cluster_conn_end(c->daemon, c);
     if (c->session) {
         pt_session *s = c->session;
         c->session = NULL;
@@ -157,6 +159,12 @@ void pt_conn_send_error(pt_conn *c, uint64_t id, int status, const char *message
     r.status = status;
     r.message = (char *)message;
     pt_conn_send(c, &r);
+}
+
+void pt_conn_close_with(pt_conn *c, const char *message, uint64_t now)
+{
+    pt_conn_send_error(c, 0, PT_ESESSION, message); /* id 0: the daemon's parting word */
+    conn_close_flushed(c, now);
 }
 
 /* A peer that breaks the protocol gets one error frame and is closed; only

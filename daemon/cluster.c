@@ -1,0 +1,449 @@
+/*
+ * cluster.c - pythreadd --etcd: a connection's calls on cluster objects go
+ * to the cluster's log (cluster_log.c) as entries; the log brings every
+ * host's entries back in one order, and each is applied to this daemon's
+ * copy of the cluster's core (cluster_core.c), whose answers to this host's
+ * connections are written to them as any answer is.
+ *
+ * Times are the wall clock's (the hosts share no other clock); a wait's
+ * timeout is ended by an EXPIRE entry that any host appends once its clock
+ * says the earliest deadline has passed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include "cluster.h"
+#include "cluster_core.h"
+#include "cluster_log.h"
+#include "daemon.h"
+#include "names.h"
+
+#define CONN_BUCKETS 1024u
+
+struct pt_cluster {
+    pt_daemon *d;
+    pt_ccore *cc;
+    pt_clog *log;
+    char host[PT_CLOG_HOST_MAX + 1];
+    /* This host's connections with a session in the copy, by id. */
+    LIST_HEAD(pt_cluster_conns, pt_conn) conns[CONN_BUCKETS];
+    struct event *expire;  /* at the copy's earliest deadline */
+    uint64_t expire_asked; /* the deadline an EXPIRE was appended for */
+    int joined;            /* it has been one since the log was opened */
+    struct event *rejoin;  /* a join refused: the next try */
+    pt_cluster_options o;
+};
+
+static uint64_t wall_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static struct pt_cluster_conns *conn_bucket(pt_cluster *cl, uint64_t id)
+{
+    return &cl->conns[(id * 0x9E3779B97F4A7C15ull) >> 54];
+}
+
+static pt_conn *conn_find(pt_cluster *cl, uint64_t id)
+{
+    pt_conn *c;
+
+    LIST_FOREACH(c, conn_bucket(cl, id), cluster_link)
+    {
+        if (c->id == id)
+            return c;
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* To the log                                                          */
+/* ------------------------------------------------------------------ */
+
+/* Append an entry (taking p); 0, or -1 with the reason in err. */
+static int append(pt_cluster *cl, uint8_t *p, size_t len, int enc, char *err, size_t errlen)
+{
+    int r = -1;
+
+    if (enc < 0)
+        snprintf(err, errlen, "out of memory");
+    else
+        r = pt_clog_append(cl->log, p, len, NULL, err, errlen);
+    free(p);
+    return r;
+}
+
+int pt_cluster_request_is(const Pythread__Request *req)
+{
+    if (req->op == PYTHREAD__OP__OP_OPEN)
+        return req->open != NULL && (req->open->flags & PT_OPEN_CLUSTER) != 0;
+    return req->has_handle && (req->handle & PT_CLUSTER_HANDLE) != 0;
+}
+
+/* The call as the copy sees it: its handles without the cluster's bit.
+ * NULL (with why) for a condition over a host's lock. */
+static const char *request_strip(const Pythread__Request *req, Pythread__Request *out,
+                                 Pythread__OpenArgs *open)
+{
+    *out = *req;
+    out->handle &= ~PT_CLUSTER_HANDLE;
+    if (req->open == NULL)
+        return NULL;
+    *open = *req->open;
+    out->open = open;
+    if (open->lock_handle != 0 && !(open->lock_handle & PT_CLUSTER_HANDLE))
+        return "a cluster Condition needs a cluster Lock or RLock; open its lock with "
+               "PT_OPEN_CLUSTER too";
+    open->lock_handle &= ~PT_CLUSTER_HANDLE;
+    return NULL;
+}
+
+/* c's first cluster call opens its session in the log, before the call. */
+static int session_open(pt_cluster *cl, pt_conn *c, char *err, size_t errlen)
+{
+    uint8_t *p = NULL;
+    size_t len = 0;
+    int enc;
+
+    if (c->cluster)
+        return 0;
+    enc = pt_ccore_enc_session_new(c->id, &c->peer, &p, &len);
+    if (append(cl, p, len, enc, err, errlen) < 0)
+        return -1;
+    c->cluster = 1;
+    LIST_INSERT_HEAD(conn_bucket(cl, c->id), c, cluster_link);
+    return 0;
+}
+
+void pt_cluster_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req)
+{
+    pt_cluster *cl = d->cluster;
+    Pythread__Request call;
+    Pythread__OpenArgs open;
+    const char *bad = request_strip(req, &call, &open);
+    char err[256], msg[512];
+    uint8_t *p = NULL;
+    size_t len = 0;
+    int enc;
+
+    if (bad != NULL) {
+        pt_conn_send_error(c, req->id, PT_EINVAL, bad);
+        return;
+    }
+    if (session_open(cl, c, err, sizeof(err)) == 0) {
+        enc = pt_ccore_enc_call(c->id, &call, wall_now(), &p, &len);
+        if (append(cl, p, len, enc, err, sizeof(err)) == 0)
+            return; /* answered when the log brings it back */
+    }
+    snprintf(msg, sizeof(msg),
+             "the cluster's log did not take the call: %s; see pythreadd's log, and "
+             "pythreadctl status for the cluster",
+             err);
+    pt_conn_send_error(c, req->id, PT_ERUNTIME, msg);
+}
+
+void pt_cluster_conn_end(pt_daemon *d, pt_conn *c)
+{
+    pt_cluster *cl = d->cluster;
+    uint8_t *p = NULL;
+    size_t len = 0;
+    char err[256];
+    int enc;
+
+    if (cl == NULL || !c->cluster)
+        return;
+    c->cluster = 0;
+    LIST_REMOVE(c, cluster_link);
+    enc = pt_ccore_enc_session_end(c->id, wall_now(), &p, &len);
+    if (append(cl, p, len, enc, err, sizeof(err)) < 0)
+        pt_log(LOG_ERR,
+               "pythreadd: session %llu's end could not go to the cluster's log (%s): what it "
+               "holds there is given back when this host's lease ends",
+               (unsigned long long)c->id, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* From the log                                                        */
+/* ------------------------------------------------------------------ */
+
+/* The copy's answer to one of this host's connections. */
+static void answer(void *ctx, uint64_t conn, const pt_result *res)
+{
+    pt_cluster *cl = ctx;
+    pt_conn *c = conn_find(cl, conn);
+    Pythread__Response r = PYTHREAD__RESPONSE__INIT;
+    Pythread__State state = PYTHREAD__STATE__INIT;
+
+    if (c == NULL || c->closing)
+        return; /* it ended; its SESSION_END follows in the log */
+    pt_dispatch_answer(res, &r, &state);
+    if (r.has_handle)
+        r.handle |= PT_CLUSTER_HANDLE;
+    pt_conn_send(c, &r);
+}
+
+static void expire_arm(pt_cluster *cl);
+
+static void on_entry(void *ctx, const char *host, uint64_t seq, int64_t revision,
+                     const uint8_t *bytes, size_t len)
+{
+    pt_cluster *cl = ctx;
+    char err[256];
+
+    if (pt_ccore_apply(cl->cc, host, bytes, len, err, sizeof(err)) < 0)
+        pt_log(LOG_WARNING,
+               "pythreadd: cluster log entry %llu of host '%s' (revision %lld) "
+               "ignored: %s",
+               (unsigned long long)seq, host, (long long)revision, err);
+    expire_arm(cl);
+    pt_daemon_settle(cl->d, pt_daemon_now());
+}
+
+static void on_committed(void *ctx, void *cookie, int64_t revision)
+{
+    (void)ctx, (void)cookie, (void)revision;
+}
+
+static void on_host_joined(void *ctx, const char *host, int64_t revision)
+{
+    pt_cluster *cl = ctx;
+
+    if (strcmp(host, cl->host) == 0)
+        cl->joined |= pt_clog_is_member(cl->log); /* not a past run's join, replayed */
+    pt_log(LOG_INFO, "pythreadd: cluster host '%s' joined (revision %lld)%s", host,
+           (long long)revision, strcmp(host, cl->host) == 0 ? ": this host" : "");
+}
+
+static void on_host_gone(void *ctx, const char *host, int64_t revision)
+{
+    pt_cluster *cl = ctx;
+
+    pt_log(LOG_NOTICE,
+           "pythreadd: cluster host '%s' gone (revision %lld): what its processes held in the "
+           "cluster is given back",
+           host, (long long)revision);
+    pt_ccore_host_gone(cl->cc, host);
+    expire_arm(cl);
+    pt_daemon_settle(cl->d, pt_daemon_now());
+}
+
+/* Close every connection with a cluster session, telling it msg; their
+ * sessions there end with this host's membership. How many. */
+static size_t conns_close(pt_cluster *cl, const char *msg)
+{
+    size_t n = 0;
+
+    for (unsigned i = 0; i < CONN_BUCKETS; i++) {
+        pt_conn *c;
+
+        while ((c = LIST_FIRST(&cl->conns[i])) != NULL) {
+            c->cluster = 0;
+            LIST_REMOVE(c, cluster_link);
+            pt_conn_close_with(c, msg, pt_daemon_now());
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Every connection with a cluster session is closed: its holds there may
+ * be another host's by the time it is told otherwise. */
+static void on_lease_lost(void *ctx, const char *why)
+{
+    pt_cluster *cl = ctx;
+    char msg[512];
+    size_t n;
+
+    snprintf(msg, sizeof(msg),
+             "this host lost its place in the cluster (%s): every cluster lock, permit and "
+             "wait of this session is gone; connect again",
+             why);
+    n = conns_close(cl, msg);
+    pt_log(LOG_ERR, "pythreadd: cluster lease lost (%s): %zu sessions with cluster objects closed",
+           why, n);
+    pt_daemon_settle(cl->d, pt_daemon_now());
+}
+
+static void on_compacted(void *ctx, int64_t revision)
+{
+    (void)ctx;
+    pt_log(LOG_ERR,
+           "pythreadd: the cluster's log was compacted in etcd up to revision %lld, past what "
+           "this daemon has applied: its copy of the cluster's objects cannot be brought up to "
+           "date; restart it with an etcd whose history is kept (no --auto-compaction-*)",
+           (long long)revision);
+}
+
+/* A log that stopped before this host joined (its name still held by a
+ * lease, often its own before a restart) is opened again once a lease
+ * could have ended; one that stops later stops the daemon. */
+static void on_error(void *ctx, const char *message, int fatal)
+{
+    pt_cluster *cl = ctx;
+    struct timeval tv = {(time_t)cl->o.ttl + 1, 0};
+
+    pt_log(fatal ? LOG_ERR : LOG_WARNING, "pythreadd: %s", message);
+    if (!fatal)
+        return;
+    if (!cl->joined) {
+        pt_log(LOG_NOTICE, "pythreadd: trying to join the cluster again in %u s", cl->o.ttl + 1);
+        evtimer_add(cl->rejoin, &tv);
+        return;
+    }
+    pt_log(LOG_ERR, "pythreadd: the cluster's log stopped: stopping");
+    cl->d->failed = 1;
+    event_base_loopbreak(cl->d->base);
+}
+
+/* ------------------------------------------------------------------ */
+/* Timeouts                                                            */
+/* ------------------------------------------------------------------ */
+
+static void expire_cb(evutil_socket_t fd, short what, void *arg)
+{
+    pt_cluster *cl = arg;
+    uint64_t deadline = pt_ccore_next_deadline(cl->cc), now = wall_now();
+    uint8_t *p = NULL;
+    size_t len = 0;
+    char err[256];
+    int enc;
+
+    (void)fd, (void)what;
+    if (deadline == PT_DEADLINE_NONE || deadline == cl->expire_asked)
+        return;
+    if (now < deadline) {
+        expire_arm(cl);
+        return;
+    }
+    enc = pt_ccore_enc_expire(now, &p, &len);
+    if (append(cl, p, len, enc, err, sizeof(err)) == 0)
+        cl->expire_asked = deadline;
+    else
+        pt_log(LOG_WARNING, "pythreadd: a cluster wait's timeout could not go to the log: %s", err);
+}
+
+/* The timer at the copy's earliest deadline, by this host's clock. */
+static void expire_arm(pt_cluster *cl)
+{
+    uint64_t deadline = pt_ccore_next_deadline(cl->cc), now = wall_now(), wait;
+    struct timeval tv;
+
+    evtimer_del(cl->expire);
+    if (deadline == PT_DEADLINE_NONE || deadline == cl->expire_asked)
+        return;
+    wait = deadline > now ? deadline - now : 0;
+    tv.tv_sec = (time_t)(wait / 1000000000u);
+    tv.tv_usec = (suseconds_t)(wait % 1000000000u / 1000u + 1);
+    evtimer_add(cl->expire, &tv);
+}
+
+/* ------------------------------------------------------------------ */
+/* Start and stop                                                      */
+/* ------------------------------------------------------------------ */
+
+static const pt_clog_callbacks callbacks = {
+    .on_entry = on_entry,
+    .on_committed = on_committed,
+    .on_host_joined = on_host_joined,
+    .on_host_gone = on_host_gone,
+    .on_lease_lost = on_lease_lost,
+    .on_compacted = on_compacted,
+    .on_error = on_error,
+};
+
+/* A copy and its log, the copy built from the log's first entry on. */
+static int log_open(pt_cluster *cl, char *err, size_t errlen)
+{
+    const pt_cluster_options *o = &cl->o;
+
+    cl->cc = pt_ccore_new(o->host, answer, cl);
+    if (cl->cc == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    cl->log = pt_clog_new(cl->d->base, o->endpoints, o->prefix, o->host, (int)o->ttl, &callbacks,
+                          cl, NULL, err, errlen);
+    return cl->log == NULL || pt_clog_start(cl->log, 1) < 0 ? -1 : 0;
+}
+
+static void log_close(pt_cluster *cl)
+{
+    if (cl->log)
+        pt_clog_free(cl->log);
+    cl->log = NULL;
+    pt_ccore_free(cl->cc);
+    cl->cc = NULL;
+    cl->expire_asked = 0;
+    evtimer_del(cl->expire);
+}
+
+static void rejoin_cb(evutil_socket_t fd, short what, void *arg)
+{
+    pt_cluster *cl = arg;
+    char err[512];
+
+    (void)fd, (void)what;
+    conns_close(cl, "this host could not join the cluster: its cluster calls were not "
+                    "made; connect again");
+    log_close(cl);
+    if (log_open(cl, err, sizeof(err)) < 0) {
+        pt_log(LOG_ERR, "pythreadd: cannot join the cluster again: %s; stopping", err);
+        cl->d->failed = 1;
+        event_base_loopbreak(cl->d->base);
+    }
+    pt_daemon_settle(cl->d, pt_daemon_now());
+}
+
+int pt_cluster_start(pt_daemon *d, const pt_cluster_options *o)
+{
+    pt_cluster *cl = calloc(1, sizeof(*cl));
+    char err[512];
+
+    if (cl == NULL)
+        return -1;
+    cl->d = d;
+    cl->o = *o;
+    snprintf(cl->host, sizeof(cl->host), "%s", o->host);
+    cl->o.host = cl->host;
+    cl->expire = evtimer_new(d->base, expire_cb, cl);
+    cl->rejoin = evtimer_new(d->base, rejoin_cb, cl);
+    if (cl->expire == NULL || cl->rejoin == NULL) {
+        snprintf(err, sizeof(err), "out of memory");
+        goto fail;
+    }
+    if (log_open(cl, err, sizeof(err)) < 0)
+        goto fail;
+    d->cluster = cl;
+    pt_log(LOG_INFO, "pythreadd: joining the cluster at %s as host '%s' (prefix %s, lease of %u s)",
+           o->endpoints, o->host, o->prefix, o->ttl);
+    return 0;
+fail:
+    pt_log(LOG_ERR, "pythreadd: cannot join the cluster at %s as host '%s': %s", o->endpoints,
+           o->host, err);
+    d->cluster = cl;
+    pt_cluster_free(d);
+    return -1;
+}
+
+void pt_cluster_free(pt_daemon *d)
+{
+    pt_cluster *cl = d->cluster;
+
+    if (cl == NULL)
+        return;
+    if (cl->expire)
+        log_close(cl);
+    if (cl->expire)
+        event_free(cl->expire);
+    if (cl->rejoin)
+        event_free(cl->rejoin);
+    free(cl);
+    d->cluster = NULL;
+}

@@ -1,0 +1,53 @@
+/*
+ * cluster.h - pythreadd --etcd: the cluster's objects beside the host's.
+ *
+ * A connection's calls on cluster objects (an open with PT_OPEN_CLUSTER, a
+ * handle with PT_CLUSTER_HANDLE set) go to the cluster's log as entries;
+ * every daemon applies the log to its copy of the core (cluster_core.c),
+ * and the copy's answers to this host's connections are written to them
+ * as any answer is. Nothing here waits for etcd: a call is answered when
+ * its entry comes back through the log.
+ */
+#ifndef PT_CLUSTER_H
+#define PT_CLUSTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pythread.pb-c.h"
+
+typedef struct pt_daemon pt_daemon;
+typedef struct pt_conn pt_conn;
+typedef struct pt_cluster pt_cluster;
+
+/* A cluster object's handles, as connections see them: the copy's own
+ * handle with this bit set, so that one connection's handles of both
+ * kinds never meet. */
+#define PT_CLUSTER_HANDLE 0x80000000u
+
+/* pythreadd --etcd ENDPOINTS [--etcd-prefix P] [--etcd-ttl S] [--host-name N]. */
+typedef struct pt_cluster_options {
+    const char *endpoints; /* NULL: no cluster */
+    const char *prefix;
+    uint32_t ttl; /* seconds */
+    const char *host;
+} pt_cluster_options;
+
+#define PT_CLUSTER_PREFIX_DEFAULT "/pythread/"
+#define PT_CLUSTER_TTL_DEFAULT    10u
+#define PT_CLUSTER_TTL_MAX        3600u
+
+/* Join the cluster (nothing waits: the log answers later). 0, or -1 after
+ * saying why in the log. */
+int pt_cluster_start(pt_daemon *d, const pt_cluster_options *o);
+/* Leave without revoking: this host's holds there end with its lease. */
+void pt_cluster_free(pt_daemon *d);
+
+/* 1 when req is for the cluster's objects. */
+int pt_cluster_request_is(const Pythread__Request *req);
+/* Send c's call req to the log (the answer comes when it is applied). */
+void pt_cluster_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req);
+/* c ends: its cluster session, if it has one, ends in the log's order. */
+void pt_cluster_conn_end(pt_daemon *d, pt_conn *c);
+
+#endif /* PT_CLUSTER_H */

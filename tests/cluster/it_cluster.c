@@ -1,0 +1,616 @@
+/*
+ * it_cluster.c - pythreadd --etcd: three daemons as three hosts on a real
+ * 3-member etcd cluster, and processes on each using the same cluster
+ * objects through their own host's daemon.
+ *
+ * Locks exclude across hosts and hand over in order with growing tokens;
+ * every kind keeps threading's semantics with its parties spread over the
+ * hosts; a process that dies gives back at once; a daemon killed gives back
+ * its processes' holds once its lease ends; a daemon stopped past its lease
+ * finds its holder told, the lock another's with a larger token; a killed
+ * etcd leader costs a pause, nothing else. Skipped (77) where etcd is not
+ * installed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "etcd_cluster.h"
+#include "pythread.h"
+
+#define HOSTS    3
+#define TTL      2    /* seconds: the daemons' --etcd-ttl */
+#define DEADLINE 20.0 /* seconds for anything that should happen */
+
+static pt_etcd_cluster etcd;
+static char dir[128];
+static int test_no;
+
+typedef struct daemon_proc {
+    pid_t pid;
+    char sock[200], log[200], host[16];
+} daemon_proc;
+
+static daemon_proc daemons[HOSTS];
+
+/* What the test and its workers share (MAP_SHARED, so forked workers see
+ * it). */
+typedef struct shared {
+    atomic_int inside, overlap, done, go, ready;
+    atomic_int order[64];
+    atomic_int norder;
+    uint64_t last_token;
+    atomic_int token_back; /* a token not above the one before it */
+    atomic_long rounds;
+    atomic_int result[HOSTS];
+    uint64_t token[HOSTS];
+    double at[HOSTS];
+} shared;
+
+static shared *sh;
+
+static double now_s(void)
+{
+    return pt_etcd_now();
+}
+
+static void nap(void)
+{
+    nanosleep(&(struct timespec){0, 5000000}, NULL);
+}
+
+/* ---- the daemons ------------------------------------------------------ */
+
+static int listening(const char *path)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), r;
+
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+    r = connect(fd, (struct sockaddr *)&a, sizeof(a));
+    close(fd);
+    return r == 0;
+}
+
+static void daemon_start(int i)
+{
+    daemon_proc *d = &daemons[i];
+    char prefix[32], ttl[8];
+    double end = now_s() + DEADLINE;
+
+    snprintf(prefix, sizeof(prefix), "/it%d/", test_no);
+    snprintf(ttl, sizeof(ttl), "%d", TTL);
+    d->pid = fork();
+    assert_true(d->pid >= 0);
+    if (d->pid == 0) {
+        int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+        if (fd >= 0)
+            dup2(fd, STDERR_FILENO);
+        execl(PT_DAEMON_PATH, "pythreadd", "--socket", d->sock, "--etcd", etcd.endpoints,
+              "--etcd-prefix", prefix, "--etcd-ttl", ttl, "--host-name", d->host, (char *)NULL);
+        _exit(127);
+    }
+    while (!listening(d->sock)) {
+        if (now_s() > end || waitpid(d->pid, NULL, WNOHANG) == d->pid)
+            fail_msg("pythreadd %s did not come up (log %s)", d->host, d->log);
+        nap();
+    }
+}
+
+static void daemon_signal(int i, int sig)
+{
+    if (daemons[i].pid > 0)
+        kill(daemons[i].pid, sig);
+}
+
+static void daemon_reap(int i)
+{
+    if (daemons[i].pid > 0)
+        waitpid(daemons[i].pid, NULL, 0);
+    daemons[i].pid = 0;
+}
+
+static void show_logs(void)
+{
+    char buf[4096];
+
+    for (int i = 0; i < HOSTS; i++) {
+        FILE *f = fopen(daemons[i].log, "r");
+        size_t n;
+
+        if (f == NULL)
+            continue;
+        fprintf(stderr, "---- %s ----\n", daemons[i].host);
+        while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+            fwrite(buf, 1, n, stderr);
+        fclose(f);
+    }
+}
+
+/* ---- workers ---------------------------------------------------------- */
+
+typedef int (*work_fn)(pt_client *c, int host, void *arg);
+
+/* A process on host's daemon running fn; its exit status is fn's. */
+static pid_t worker(int host, work_fn fn, void *arg)
+{
+    pid_t pid = fork();
+
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        pt_client *c = NULL;
+        int r = pt_client_open(&c, daemons[host].sock);
+
+        if (r < 0) {
+            fprintf(stderr, "worker on %s: %s\n", daemons[host].host, pt_last_error_message());
+            _exit(90);
+        }
+        r = fn(c, host, arg);
+        pt_client_close(c);
+        _exit(r);
+    }
+    return pid;
+}
+
+/* Each worker's exit status 0 within the deadline. */
+static void join(pid_t *pids, int n)
+{
+    double end = now_s() + 3 * DEADLINE;
+
+    for (int i = 0; i < n; i++) {
+        int st = 0;
+        pid_t w;
+
+        while ((w = waitpid(pids[i], &st, WNOHANG)) == 0 && now_s() < end)
+            nap();
+        if (w != pids[i]) {
+            kill(pids[i], SIGKILL);
+            waitpid(pids[i], NULL, 0);
+            show_logs();
+            fail_msg("worker %d did not end within %.0f s", i, 3 * DEADLINE);
+        }
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            show_logs();
+            fail_msg("worker %d ended with status %d", i, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+        }
+    }
+}
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #cond,                   \
+                    pt_last_error_message());                                                      \
+            return 1;                                                                              \
+        }                                                                                          \
+    } while (0)
+
+static void wait_flag(atomic_int *flag, int value)
+{
+    double end = now_s() + DEADLINE;
+
+    while (atomic_load(flag) < value && now_s() < end)
+        nap();
+}
+
+/* ---- setup ------------------------------------------------------------ */
+
+static int group_setup(void **state)
+{
+    char err[512];
+
+    (void)state;
+    if (pt_etcd_find(etcd.program, sizeof(etcd.program), err, sizeof(err)) != 0) {
+        printf("SKIP: %s\n", err);
+        exit(PT_ETCD_SKIP);
+    }
+    if (pt_etcd_cluster_start(&etcd, 3, DEADLINE, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    snprintf(dir, sizeof(dir), "/tmp/pt-cluster.XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    return sh == MAP_FAILED ? -1 : 0;
+}
+
+static int group_teardown(void **state)
+{
+    char cmd[200];
+
+    (void)state;
+    pt_etcd_cluster_stop(&etcd);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Three daemons on a prefix of the test's own, each host's log apart. */
+static int setup(void **state)
+{
+    (void)state;
+    test_no++;
+    memset(sh, 0, sizeof(*sh));
+    for (int i = 0; i < HOSTS; i++) {
+        snprintf(daemons[i].host, sizeof(daemons[i].host), "h%d", i);
+        snprintf(daemons[i].sock, sizeof(daemons[i].sock), "%s/t%d-h%d.sock", dir, test_no, i);
+        snprintf(daemons[i].log, sizeof(daemons[i].log), "%s/t%d-h%d.log", dir, test_no, i);
+        daemon_start(i);
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    for (int i = 0; i < HOSTS; i++) {
+        daemon_signal(i, SIGCONT);
+        daemon_signal(i, SIGTERM);
+        daemon_reap(i);
+    }
+    return 0;
+}
+
+/* ---- a lock across hosts ---------------------------------------------- */
+
+#define ROUNDS 20
+
+/* ROUNDS turns under the cluster lock "L": never two inside, tokens only
+ * growing from one holder to the next. */
+static int count_rounds(pt_client *c, int host, void *arg)
+{
+    pt_lock *l;
+    uint64_t token;
+
+    (void)host, (void)arg;
+    CHECK(pt_lock_open(c, "L", PT_OPEN_CLUSTER, 0, &l) == 0);
+    atomic_fetch_add(&sh->ready, 1);
+    for (int i = 0; i < ROUNDS; i++) {
+        CHECK(pt_lock_acquire_fenced(l, 1, DEADLINE, &token) == 1);
+        if (atomic_fetch_add(&sh->inside, 1) != 0)
+            atomic_fetch_add(&sh->overlap, 1);
+        if (token <= sh->last_token)
+            atomic_fetch_add(&sh->token_back, 1);
+        sh->last_token = token;
+        atomic_fetch_add(&sh->rounds, 1);
+        atomic_fetch_sub(&sh->inside, 1);
+        CHECK(pt_lock_release(l) == 0);
+    }
+    CHECK(pt_lock_close(l) == 0);
+    return 0;
+}
+
+static void test_lock_excludes_across_hosts(void **state)
+{
+    pid_t pids[HOSTS];
+
+    (void)state;
+    for (int i = 0; i < HOSTS; i++)
+        pids[i] = worker(i, count_rounds, NULL);
+    join(pids, HOSTS);
+    assert_int_equal(atomic_load(&sh->rounds), HOSTS * ROUNDS);
+    assert_int_equal(atomic_load(&sh->overlap), 0);
+    assert_int_equal(atomic_load(&sh->token_back), 0);
+}
+
+/* ---- every kind, its parties on three hosts --------------------------- */
+
+/* Waits at the cluster Event "E", then at Barrier "B" (3 parties), takes a
+ * permit of BoundedSemaphore "S" (2), and waits on Condition "C" for the
+ * test's notify. */
+static int kinds_party(pt_client *c, int host, void *arg)
+{
+    pt_event *e;
+    pt_barrier *b;
+    pt_semaphore *s;
+    pt_condition *cv;
+    int index;
+
+    (void)arg;
+    CHECK(pt_event_open(c, "E", PT_OPEN_CLUSTER, 0, &e) == 0);
+    CHECK(pt_barrier_open(c, "B", 3, NULL, NULL, PT_FOREVER, PT_OPEN_CLUSTER, 0, &b) == 0);
+    CHECK(pt_semaphore_open(c, "S", 2, 1, PT_OPEN_CLUSTER, 0, &s) == 0);
+    CHECK(pt_condition_open(c, "C", NULL, PT_OPEN_CLUSTER, 0, &cv) == 0);
+    atomic_fetch_add(&sh->ready, 1);
+    CHECK(pt_event_wait(e, DEADLINE) == 1);
+    index = pt_barrier_wait(b, DEADLINE);
+    CHECK(index >= 0 && index < 3);
+    sh->result[host] = index;
+    CHECK(pt_semaphore_acquire(s, 1, DEADLINE) == 1);
+    if (atomic_fetch_add(&sh->inside, 1) >= 2)
+        atomic_fetch_add(&sh->overlap, 1);
+    nap();
+    atomic_fetch_sub(&sh->inside, 1);
+    CHECK(pt_semaphore_release(s, 1) == 0);
+    CHECK(pt_condition_acquire(cv, 1, DEADLINE) == 1);
+    atomic_fetch_add(&sh->done, 1);
+    CHECK(pt_condition_wait(cv, DEADLINE) == 1); /* notified, not timed out */
+    CHECK(pt_condition_release(cv) == 0);
+    pt_condition_close(cv);
+    pt_semaphore_close(s);
+    pt_barrier_close(b);
+    pt_event_close(e);
+    return 0;
+}
+
+static void test_every_kind_across_hosts(void **state)
+{
+    pt_client *c = NULL;
+    pt_event *e = NULL;
+    pt_condition *cv = NULL;
+    pt_semaphore *s = NULL;
+    pt_rlock *rl = NULL, *other = NULL;
+    pt_client *c1 = NULL;
+    int64_t value = -1;
+    pid_t pids[HOSTS];
+    int seen = 0;
+
+    (void)state;
+    for (int i = 0; i < HOSTS; i++)
+        pids[i] = worker(i, kinds_party, NULL);
+    wait_flag(&sh->ready, HOSTS);
+    assert_int_equal(pt_client_open(&c, daemons[1].sock), 0);
+    assert_int_equal(pt_event_open(c, "E", PT_OPEN_CLUSTER, 0, &e), 0);
+    assert_int_equal(pt_event_is_set(e), 0);
+    assert_int_equal(pt_event_set(e), 0);
+    /* every party past the barrier and through the semaphore, then waiting
+     * on C (with its lock given up): a notify_all wakes them all */
+    assert_int_equal(pt_condition_open(c, "C", NULL, PT_OPEN_CLUSTER, 0, &cv), 0);
+    wait_flag(&sh->done, HOSTS);
+    for (double end = now_s() + DEADLINE; now_s() < end;) {
+        assert_int_equal(pt_condition_acquire(cv, 1, DEADLINE), 1);
+        seen = pt_condition_notify_all(cv);
+        assert_int_equal(pt_condition_release(cv), 0);
+        if (seen == 0 && atomic_load(&sh->done) == HOSTS)
+            nap(); /* a party between its acquire and its wait */
+        else
+            break;
+    }
+    join(pids, HOSTS);
+    assert_int_equal(atomic_load(&sh->overlap), 0);
+    assert_int_equal(sh->result[0] + sh->result[1] + sh->result[2], 0 + 1 + 2);
+    /* the permits all came back: the value is the cluster's, seen from host 1 */
+    assert_int_equal(pt_semaphore_open(c, "S", 2, 1, PT_OPEN_CLUSTER, 0, &s), 0);
+    assert_int_equal(pt_semaphore_value(s, &value), 0);
+    assert_int_equal(value, 2);
+    /* an RLock held twice on host 1 is not another host's to take */
+    assert_int_equal(pt_rlock_open(c, "R", PT_OPEN_CLUSTER, 0, &rl), 0);
+    assert_int_equal(pt_rlock_acquire(rl, 1, DEADLINE), 1);
+    assert_int_equal(pt_rlock_acquire(rl, 1, DEADLINE), 1);
+    assert_int_equal(pt_client_open(&c1, daemons[2].sock), 0);
+    assert_int_equal(pt_rlock_open(c1, "R", PT_OPEN_CLUSTER, 0, &other), 0);
+    assert_int_equal(pt_rlock_acquire(other, 0, PT_FOREVER), 0);
+    assert_int_equal(pt_rlock_release(rl), 0);
+    assert_int_equal(pt_rlock_acquire(other, 0, PT_FOREVER), 0); /* still held once */
+    assert_int_equal(pt_rlock_release(rl), 0);
+    assert_int_equal(pt_rlock_acquire(other, 1, DEADLINE), 1);
+    assert_int_equal(pt_rlock_release(other), 0);
+    /* host 1's "R" is not the cluster's "R" */
+    pt_rlock_close(rl);
+    assert_int_equal(pt_rlock_open(c, "R", 0, 0, &rl), 0);
+    assert_int_equal(pt_rlock_acquire(rl, 0, PT_FOREVER), 1);
+    pt_rlock_close(rl);
+    pt_rlock_close(other);
+    pt_semaphore_close(s);
+    pt_condition_close(cv);
+    pt_event_close(e);
+    pt_client_close(c1);
+    pt_client_close(c);
+}
+
+/* ---- time, death and partitions ------------------------------------- */
+
+/* A Lock held on host 0: host 1's acquire with a timeout returns False
+ * after it, not before; the holder's death (its process, not its daemon)
+ * frees the lock at once for host 2. */
+static int hold_until_killed(pt_client *c, int host, void *arg)
+{
+    pt_lock *l;
+    uint64_t token;
+
+    (void)host;
+    CHECK(pt_lock_open(c, (const char *)arg, PT_OPEN_CLUSTER, 0, &l) == 0);
+    CHECK(pt_lock_acquire_fenced(l, 1, DEADLINE, &token) == 1);
+    sh->token[0] = token;
+    atomic_store(&sh->ready, 1);
+    for (;;)
+        pause();
+}
+
+static void test_timeout_and_holder_death(void **state)
+{
+    pt_client *c = NULL, *c2 = NULL;
+    pt_lock *l = NULL, *l2 = NULL;
+    pid_t holder;
+    double t0, took;
+    uint64_t token;
+
+    (void)state;
+    holder = worker(0, hold_until_killed, "T");
+    wait_flag(&sh->ready, 1);
+    assert_int_equal(pt_client_open(&c, daemons[1].sock), 0);
+    assert_int_equal(pt_lock_open(c, "T", PT_OPEN_CLUSTER, 0, &l), 0);
+    t0 = now_s();
+    assert_int_equal(pt_lock_acquire(l, 1, 0.5), 0);
+    took = now_s() - t0;
+    print_message("a 0.5 s timeout across hosts returned after %.3f s\n", took);
+    assert_true(took >= 0.45 && took < 0.5 + 2.0);
+    assert_int_equal(pt_client_open(&c2, daemons[2].sock), 0);
+    assert_int_equal(pt_lock_open(c2, "T", PT_OPEN_CLUSTER, 0, &l2), 0);
+    kill(holder, SIGKILL);
+    waitpid(holder, NULL, 0);
+    t0 = now_s();
+    assert_int_equal(pt_lock_acquire_fenced(l2, 1, DEADLINE, &token), 1);
+    print_message("the holder's death freed the lock for another host in %.3f s\n", now_s() - t0);
+    assert_true(now_s() - t0 < 2.0);
+    assert_true(token > sh->token[0]);
+    pt_lock_close(l2);
+    pt_lock_close(l);
+    pt_client_close(c2);
+    pt_client_close(c);
+}
+
+/* kill -9 of host 0's daemon while its process holds "K": host 1's waiter
+ * gets "K" once host 0's lease has ended, within TTL + 1 s of the kill. */
+static void test_daemon_killed_gives_back_after_ttl(void **state)
+{
+    pt_client *c = NULL;
+    pt_lock *l = NULL;
+    pid_t holder;
+    double t0, took;
+    uint64_t token;
+
+    (void)state;
+    holder = worker(0, hold_until_killed, "K");
+    wait_flag(&sh->ready, 1);
+    assert_int_equal(pt_client_open(&c, daemons[1].sock), 0);
+    assert_int_equal(pt_lock_open(c, "K", PT_OPEN_CLUSTER, 0, &l), 0);
+    assert_int_equal(pt_lock_acquire(l, 0, PT_FOREVER), 0);
+    daemon_signal(0, SIGKILL);
+    daemon_reap(0);
+    t0 = now_s();
+    assert_int_equal(pt_lock_acquire_fenced(l, 1, DEADLINE, &token), 1);
+    took = now_s() - t0;
+    print_message("host 0's daemon killed: its lock went to host 1 after %.2f s (ttl %d s)\n", took,
+                  TTL);
+    assert_true(took < TTL + 1.0);
+    assert_true(token > sh->token[0]);
+    kill(holder, SIGKILL);
+    waitpid(holder, NULL, 0);
+    pt_lock_close(l);
+    pt_client_close(c);
+    /* started again at once under its name: the name's lease may still
+     * stand, so it tries again once that can have ended, then serves */
+    daemon_start(0);
+    t0 = now_s();
+    for (int r = -1; r != 0;) {
+        pt_client *c0 = NULL;
+        pt_lock *l0 = NULL;
+
+        assert_true(now_s() - t0 < TTL + DEADLINE);
+        assert_int_equal(pt_client_open(&c0, daemons[0].sock), 0);
+        r = pt_lock_open(c0, "K", PT_OPEN_CLUSTER, 0, &l0);
+        if (r == 0)
+            pt_lock_close(l0);
+        pt_client_close(c0);
+        if (r != 0)
+            nap();
+    }
+    print_message("host 0's daemon, started again under its name, served after %.2f s\n",
+                  now_s() - t0);
+}
+
+/* Holds "P" and, under it, keeps writing its token to a fenced store (the
+ * shared last_token: a write with a token below the last one is refused
+ * and counted) until its next call tells it the lock is lost. */
+static int hold_fenced(pt_client *c, int host, void *arg)
+{
+    pt_lock *l;
+    uint64_t token;
+    int r;
+
+    (void)host, (void)arg;
+    CHECK(pt_lock_open(c, "P", PT_OPEN_CLUSTER, 0, &l) == 0);
+    CHECK(pt_lock_acquire_fenced(l, 1, DEADLINE, &token) == 1);
+    sh->token[0] = token;
+    atomic_store(&sh->ready, 1);
+    wait_flag(&sh->go, 1); /* the test stopped and resumed the daemon */
+    if (token < sh->last_token)
+        atomic_fetch_add(&sh->token_back, 1); /* the store refuses the stale write */
+    else
+        sh->last_token = token;
+    r = pt_lock_release(l);
+    sh->result[0] = r;
+    return r < 0 ? 0 : 1; /* its release must fail: the lock is not its any more */
+}
+
+/* SIGSTOP of host 0's daemon past its lease (a partition): host 1 gets
+ * "P" with a larger token; after SIGCONT host 0's holder learns its lock
+ * is gone (its release fails), and its stale write is refused by the
+ * fence. */
+static void test_partitioned_daemon_holder_learns(void **state)
+{
+    pt_client *c = NULL;
+    pt_lock *l = NULL;
+    pid_t holder;
+    uint64_t token;
+    double t0;
+
+    (void)state;
+    holder = worker(0, hold_fenced, NULL);
+    wait_flag(&sh->ready, 1);
+    assert_int_equal(pt_client_open(&c, daemons[1].sock), 0);
+    assert_int_equal(pt_lock_open(c, "P", PT_OPEN_CLUSTER, 0, &l), 0);
+    daemon_signal(0, SIGSTOP);
+    t0 = now_s();
+    assert_int_equal(pt_lock_acquire_fenced(l, 1, DEADLINE, &token), 1);
+    print_message("host 0's daemon stopped: its lock went to host 1 after %.2f s\n", now_s() - t0);
+    assert_true(token > sh->token[0]);
+    sh->last_token = token; /* host 1 wrote under its token */
+    daemon_signal(0, SIGCONT);
+    atomic_store(&sh->go, 1);
+    {
+        pid_t one[1] = {holder};
+
+        join(one, 1);
+    }
+    print_message("host 0's holder was told: %s\n", pt_strerror(sh->result[0]));
+    assert_int_equal(atomic_load(&sh->token_back), 1);
+    assert_int_equal(pt_lock_release(l), 0);
+    pt_lock_close(l);
+    pt_client_close(c);
+}
+
+/* Three hosts counting under "L" while the etcd leader is killed: every
+ * round is done, none overlaps. */
+static void test_etcd_leader_killed_midway(void **state)
+{
+    pid_t pids[HOSTS];
+    int leader;
+
+    (void)state;
+    for (int i = 0; i < HOSTS; i++)
+        pids[i] = worker(i, count_rounds, NULL);
+    while (atomic_load(&sh->rounds) < ROUNDS)
+        nap();
+    leader = pt_etcd_cluster_kill_leader(&etcd, DEADLINE);
+    assert_true(leader >= 0);
+    print_message("killed etcd leader m%d after %ld rounds\n", leader,
+                  (long)atomic_load(&sh->rounds));
+    join(pids, HOSTS);
+    assert_int_equal(atomic_load(&sh->rounds), HOSTS * ROUNDS);
+    assert_int_equal(atomic_load(&sh->overlap), 0);
+    assert_int_equal(atomic_load(&sh->token_back), 0);
+    assert_int_equal(pt_etcd_cluster_restart(&etcd, leader, DEADLINE), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_lock_excludes_across_hosts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_every_kind_across_hosts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_and_holder_death, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_daemon_killed_gives_back_after_ttl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partitioned_daemon_holder_learns, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_etcd_leader_killed_midway, setup, teardown),
+    };
+
+    return cmocka_run_group_tests_name("integration.cluster", tests, group_setup, group_teardown);
+}
