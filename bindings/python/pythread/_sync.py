@@ -397,9 +397,17 @@ class _Handle:
                              "handle is closed; pickle an object that is still open")
         args, kwargs = self._init_args(protocol)
         if self._cluster:
-            kwargs = dict(kwargs, cluster=True)  # the receiver opens the cluster's
-        # One round trip, so that a pickle that no process could open fails
-        # here, where its cause is, rather than in a receiver far away.
+            # The receiver opens the cluster's; inspection cannot see it, so
+            # the check below is the host's alone.
+            kwargs = dict(kwargs, cluster=True)
+        else:
+            self._pickle_check(kind)
+        return (_rebuild, (type(self), self._client.socket, self._daemon_name.decode(),
+                           self._name, args, kwargs))
+
+    def _pickle_check(self, kind):
+        """One round trip, so that a pickle that no process could open fails
+        here, where its cause is, rather than in a receiver far away."""
         out = ctypes.POINTER(_lib.InspectDetail)()
         r = lib.pt_inspect_show(self._client._h, self._daemon_name, ctypes.byref(out))
         if r < 0:
@@ -407,8 +415,6 @@ class _Handle:
             raise _pickle_error(type(exc), "pickle", kind, self._name, self._daemon_name,
                                 self._client.socket, exc) from exc
         lib.pt_inspect_detail_free(out)
-        return (_rebuild, (type(self), self._client.socket, self._daemon_name.decode(),
-                           self._name, args, kwargs))
 
     def _close_handle(self):
         """Close the handle once; the result of the close function, or 0."""
@@ -446,7 +452,9 @@ class _Handle:
         """Who holds this object and who waits for it, as the daemon sees
         it now (every process): _Parties, or None when the daemon cannot say
         (the handle is closed, or the name was unlinked and names nothing)."""
-        if self._h is None or self._client._h is None:
+        if self._h is None or self._client._h is None or self._cluster:
+            # pythreadd's inspection shows its host's objects: the name of a
+            # cluster object may name another one there
             return None
         out = ctypes.POINTER(_lib.InspectDetail)()
         if lib.pt_inspect_show(self._client._h, self._daemon_name, ctypes.byref(out)) < 0:
