@@ -110,43 +110,19 @@ static void etcd_recipe_pair(pt_etcd *e, int64_t lease)
 
 /* ---- the daemons ------------------------------------------------------ */
 
-static int listening(const char *path)
-{
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), r;
-
-    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
-    r = connect(fd, (struct sockaddr *)&a, sizeof(a));
-    close(fd);
-    return r == 0;
-}
-
 static void daemon_start(int i, const char *dir, const char *endpoints)
 {
     static const char *const hosts[DAEMONS] = {"a", "b", NULL};
-    char log[160];
-    uint64_t end = bench_now_ns() + 20000000000ull;
+    const char *args[] = {"--etcd",        endpoints, "--host-name", hosts[i],
+                          "--etcd-prefix", "/bench/", NULL};
+    char log[160], err[300];
 
     snprintf(socks[i], sizeof(socks[i]), "%s/d%d.sock", dir, i);
     snprintf(log, sizeof(log), "%s/d%d.log", dir, i);
-    pids[i] = fork();
+    pids[i] = pt_etcd_daemon_start(PT_DAEMON_PATH, socks[i], log, hosts[i] ? args : NULL, 20.0, err,
+                                   sizeof(err));
     if (pids[i] < 0)
-        bench_die("bench_cluster: fork: %s", strerror(errno));
-    if (pids[i] == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-
-        if (fd >= 0)
-            dup2(fd, STDERR_FILENO);
-        if (hosts[i])
-            execl(PT_DAEMON_PATH, "pythreadd", "--socket", socks[i], "--etcd", endpoints,
-                  "--host-name", hosts[i], "--etcd-prefix", "/bench/", (char *)NULL);
-        else
-            execl(PT_DAEMON_PATH, "pythreadd", "--socket", socks[i], (char *)NULL);
-        _exit(127);
-    }
-    while (!listening(socks[i]))
-        if (bench_now_ns() > end)
-            bench_die("bench_cluster: pythreadd %d did not come up; see %s", i, log);
+        bench_die("bench_cluster: %s", err);
 }
 
 static void daemons_stop(void)

@@ -13,6 +13,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -410,4 +411,52 @@ int pt_etcd_cluster_start(pt_etcd_cluster *c, int n, double deadline, char *err,
         c->n = n;
     }
     return -1;
+}
+
+/* ---- pythreadd for the cluster tests and benches -------------------- */
+
+static int unix_listening(const char *path)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), r;
+
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+    r = connect(fd, (struct sockaddr *)&a, sizeof(a));
+    close(fd);
+    return r == 0;
+}
+
+pid_t pt_etcd_daemon_start(const char *program, const char *sock, const char *log,
+                           const char *const *args, double deadline, char *err, size_t errlen)
+{
+    const char *argv[32] = {"pythreadd", "--socket", sock};
+    double end = pt_etcd_now() + deadline;
+    size_t n = 3;
+    pid_t pid;
+
+    for (size_t i = 0; args && args[i] && n < sizeof(argv) / sizeof(argv[0]) - 1; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    if ((pid = fork()) < 0) {
+        snprintf(err, errlen, "fork: %s", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+        if (fd >= 0)
+            dup2(fd, STDERR_FILENO);
+        execv(program, (char *const *)argv);
+        _exit(127);
+    }
+    while (!unix_listening(sock)) {
+        if (pt_etcd_now() > end || waitpid(pid, NULL, WNOHANG) == pid) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            snprintf(err, errlen, "pythreadd on %s did not come up; see %s", sock, log);
+            return -1;
+        }
+        nanosleep(&(struct timespec){0, 5000000}, NULL);
+    }
+    return pid;
 }

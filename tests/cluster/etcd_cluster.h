@@ -63,6 +63,13 @@ void pt_etcd_cluster_endpoint(const pt_etcd_cluster *c, int i, char *out, size_t
 /* Kills every member and removes the directory. Idempotent. */
 void pt_etcd_cluster_stop(pt_etcd_cluster *c);
 
+/* pythreadd (program) on socket sock, its stderr appended to log, with
+ * the options in args (NULL-terminated; --etcd and the rest, or none):
+ * its pid once the socket accepts connections, or -1 with the reason in
+ * err when it exited or did not within deadline seconds. */
+pid_t pt_etcd_daemon_start(const char *program, const char *sock, const char *log,
+                           const char *const *args, double deadline, char *err, size_t errlen);
+
 /* One blocking HTTP/1.1 POST of body to 127.0.0.1:port path; the response
  * body (NUL-terminated) in out. Status code, or -1 when unreachable.
  * For tests and benches only: the daemon's client never blocks. */

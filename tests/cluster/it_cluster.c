@@ -77,41 +77,19 @@ static void nap(void)
 
 /* ---- the daemons ------------------------------------------------------ */
 
-static int listening(const char *path)
-{
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), r;
-
-    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
-    r = connect(fd, (struct sockaddr *)&a, sizeof(a));
-    close(fd);
-    return r == 0;
-}
-
 static void daemon_start(int i)
 {
     daemon_proc *d = &daemons[i];
-    char prefix[32], ttl[8];
-    double end = now_s() + DEADLINE;
+    char prefix[32], ttl[8], err[300];
+    const char *args[] = {"--etcd", etcd.endpoints, "--etcd-prefix", prefix, "--etcd-ttl",
+                          ttl,      "--host-name",  d->host,         NULL};
 
     snprintf(prefix, sizeof(prefix), "/it%d/", test_no);
     snprintf(ttl, sizeof(ttl), "%d", TTL);
-    d->pid = fork();
-    assert_true(d->pid >= 0);
-    if (d->pid == 0) {
-        int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-
-        if (fd >= 0)
-            dup2(fd, STDERR_FILENO);
-        execl(PT_DAEMON_PATH, "pythreadd", "--socket", d->sock, "--etcd", etcd.endpoints,
-              "--etcd-prefix", prefix, "--etcd-ttl", ttl, "--host-name", d->host, (char *)NULL);
-        _exit(127);
-    }
-    while (!listening(d->sock)) {
-        if (now_s() > end || waitpid(d->pid, NULL, WNOHANG) == d->pid)
-            fail_msg("pythreadd %s did not come up (log %s)", d->host, d->log);
-        nap();
-    }
+    d->pid =
+        pt_etcd_daemon_start(PT_DAEMON_PATH, d->sock, d->log, args, DEADLINE, err, sizeof(err));
+    if (d->pid < 0)
+        fail_msg("host %s: %s", d->host, err);
 }
 
 static void daemon_signal(int i, int sig)
