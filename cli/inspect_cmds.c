@@ -488,17 +488,22 @@ static int list_one(void *arg, const pt_inspect_object *o)
 int pt_cmd_list(pt_cli *cli, int argc, char **argv)
 {
     static const struct option opts[] = {{"kind", required_argument, NULL, 'k'},
+                                         {"cluster", no_argument, NULL, 'C'},
                                          {NULL, 0, NULL, 0}};
     static const char *const hdr[7] = {"NAME", "KIND", "STATE", "WAITERS", "UID", "MODE", "FLAGS"};
     const pt_cli_command *cmd = pt_cli_find("list");
     const char *glob = NULL;
     list_ctx x = {0};
     pt_client *c;
-    int ch, kind = 0, code, r;
+    int ch, kind = 0, cluster = 0, code, r;
 
     while ((ch = pt_cli_getopt(cli, cmd, argc, argv, "k:", opts)) != -1) {
         if (ch == 'h')
             return PT_EXIT_OK;
+        if (ch == 'C') {
+            cluster = 1;
+            continue;
+        }
         if (ch != 'k')
             return PT_EXIT_USAGE;
         if (!(kind = pt_cli_kind_parse(optarg)))
@@ -520,7 +525,7 @@ int pt_cmd_list(pt_cli *cli, int argc, char **argv)
     } else {
         x.t = pt_table_new(7, hdr);
     }
-    r = pt_inspect_list(c, glob, kind, list_one, &x);
+    r = (cluster ? pt_inspect_cluster_list : pt_inspect_list)(c, glob, kind, list_one, &x);
     if (x.j) {
         pt_json_end(x.j);
         pt_json_end(x.j);
@@ -556,6 +561,8 @@ static void party_json(pt_json *j, const pt_inspect_party *p, int index)
     else
         pt_json_null(j, "thread");
     pt_json_str(j, "process", p->process);
+    if (p->host[0])
+        pt_json_str(j, "host", p->host);
     if (p->seconds >= 0)
         pt_json_num(j, "seconds", p->seconds);
     else
@@ -674,11 +681,12 @@ static void parties_table(const pt_cli *cli, const char *title, const pt_inspect
         return;
     t = pt_table_new(8, hdr);
     for (size_t i = 0; i < n; i++) {
-        char pos[24], sess[24], pid[24], uid[96], thr[24], dur[32], what[PT_INSPECT_TEXT_MAX + 96];
+        char pos[24], sess[PT_INSPECT_TEXT_MAX + 48], pid[24], uid[96], thr[24], dur[32],
+            what[PT_INSPECT_TEXT_MAX + 96];
 
         snprintf(pos, sizeof(pos), "%zu", i + 1);
-        snprintf(sess, sizeof(sess), "%" PRIu64 "%s", v[i].session,
-                 v[i].connection_kept ? " (kept)" : "");
+        snprintf(sess, sizeof(sess), "%s%s%" PRIu64 "%s", v[i].host, v[i].host[0] ? "/" : "",
+                 v[i].session, v[i].connection_kept ? " (kept)" : "");
         snprintf(pid, sizeof(pid), "%ld", v[i].pid);
         pt_fmt_uid(uid, sizeof(uid), v[i].uid);
         if (v[i].thread)
@@ -765,20 +773,25 @@ static void show_table(const pt_cli *cli, const pt_inspect_detail *d)
 
 int pt_cmd_show(pt_cli *cli, int argc, char **argv)
 {
+    static const struct option opts[] = {{"cluster", no_argument, NULL, 'C'}, {NULL, 0, NULL, 0}};
     const pt_cli_command *cmd = pt_cli_find("show");
     pt_inspect_detail *d;
     pt_client *c;
-    int ch, code, r;
+    int ch, cluster = 0, code, r;
 
-    while ((ch = pt_cli_getopt(cli, cmd, argc, argv, "", NULL)) != -1)
-        return ch == 'h' ? PT_EXIT_OK : PT_EXIT_USAGE;
+    while ((ch = pt_cli_getopt(cli, cmd, argc, argv, "", opts)) != -1) {
+        if (ch != 'C')
+            return ch == 'h' ? PT_EXIT_OK : PT_EXIT_USAGE;
+        cluster = 1;
+    }
     if (optind >= argc)
         return pt_cli_usage("show", "which object? give its NAME");
     if (optind + 1 < argc)
         return pt_cli_usage("show", "unexpected argument '%s' (one NAME)", argv[optind + 1]);
     if (!(c = pt_cli_client(cli, &code)))
         return code;
-    if ((r = pt_inspect_show(c, argv[optind], &d)) < 0)
+    r = (cluster ? pt_inspect_cluster_show : pt_inspect_show)(c, argv[optind], &d);
+    if (r < 0)
         return pt_cli_lib_fail("show", r);
     if (cli->json)
         show_json(d);

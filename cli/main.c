@@ -22,7 +22,7 @@ const pt_cli_command pt_cli_commands[] = {
      "state is kept (--state-dir: what this start restored, and when the last\n"
      "restart was done and what it did to the objects) or that it ends with the\n"
      "daemon.\n"},
-    {"list", pt_cmd_list, "[--kind KIND] [GLOB]",
+    {"list", pt_cmd_list, "[--kind KIND] [--cluster] [GLOB]",
      "list objects with kind, state, waiters, owner and mode",
      "Lists every object (or those whose name matches the shell pattern GLOB, and\n"
      "of kind KIND) oldest first: name, kind, a one-word state (locked/free for\n"
@@ -32,8 +32,9 @@ const pt_cli_command pt_cli_commands[] = {
      "and what the last restart did to it: reclaimed, released or in_grace).\n"
      "\n"
      "  -k, --kind KIND   lock, rlock, condition, semaphore, bounded_semaphore,\n"
-     "                    event or barrier\n"},
-    {"show", pt_cmd_show, "NAME",
+     "                    event or barrier\n"
+     "  --cluster         the cluster's objects (pythreadd --etcd), not the host's\n"},
+    {"show", pt_cmd_show, "[--cluster] NAME",
      "show everything about one object: state, holders, waiters, counters",
      "Shows one object: its kind and creation parameters, its state and fencing\n"
      "token, what the daemon's last restart did to it (restored as journaled,\n"
@@ -43,7 +44,10 @@ const pt_cli_command pt_cli_commands[] = {
      "who waits for it in the order they will be served, and its counters\n"
      "(acquires, contended acquires and how many of a Lock's or RLock's were\n"
      "handed on through its shared word, timeouts, longest wait, longest hold).\n"
-     "Holders and waiters are shown only to users the object's mode lets read it.\n"},
+     "Holders and waiters are shown only to users the object's mode lets read it.\n"
+     "\n"
+     "  --cluster   the cluster's object (pythreadd --etcd): each holder and waiter\n"
+     "              is shown as HOST/SESSION, its pid on that host\n"},
     {"sessions", pt_cmd_sessions, "",
      "list connected sessions with pid, uid, process and what they hold",
      "Lists every connected session in the order they connected: id, pid, uid,\n"

@@ -99,6 +99,7 @@ static void party_copy(pt_inspect_party *p, const Pythread__PartyInfo *m)
     p->waits_kind = (pt_kind)m->waits_kind;
     p->waits_owner = m->waits_owner;
     p->connection_kept = m->connection_kept;
+    text_copy(p->host, sizeof(p->host), m->host);
 }
 
 /* ---- status --------------------------------------------------------- */
@@ -291,7 +292,8 @@ static int each_session(void *fn, void *arg, const void *entry)
     return f(arg, entry);
 }
 
-int pt_inspect_list(pt_client *c, const char *glob, int kind, pt_inspect_object_fn fn, void *arg)
+static int list_in(pt_client *c, int cluster, const char *glob, int kind, pt_inspect_object_fn fn,
+                   void *arg)
 {
     Pythread__Request req = PYTHREAD__REQUEST__INIT;
     Pythread__PageArgs args = PYTHREAD__PAGE_ARGS__INIT;
@@ -305,11 +307,23 @@ int pt_inspect_list(pt_client *c, const char *glob, int kind, pt_inspect_object_
         return pt__error(PT_EINVAL, "pt_inspect_list: the pattern is longer than %u bytes",
                          PT_WIRE_GLOB_MAX);
     req.op = PYTHREAD__OP__OP_LIST;
+    req.has_cluster = req.cluster = cluster != 0;
     req.page = &args;
     args.glob = (char *)glob;
     args.has_kind = kind != 0;
     args.kind = kind;
     return walk(c, &req, objects_copy, sizeof(pt_inspect_object), each_object, &fn, arg, "list");
+}
+
+int pt_inspect_list(pt_client *c, const char *glob, int kind, pt_inspect_object_fn fn, void *arg)
+{
+    return list_in(c, 0, glob, kind, fn, arg);
+}
+
+int pt_inspect_cluster_list(pt_client *c, const char *glob, int kind, pt_inspect_object_fn fn,
+                            void *arg)
+{
+    return list_in(c, 1, glob, kind, fn, arg);
 }
 
 int pt_inspect_sessions(pt_client *c, pt_inspect_session_fn fn, void *arg)
@@ -369,7 +383,7 @@ void pt_inspect_detail_free(pt_inspect_detail *d)
     free(d);
 }
 
-int pt_inspect_show(pt_client *c, const char *name, pt_inspect_detail **out)
+static int show_in(pt_client *c, int cluster, const char *name, pt_inspect_detail **out)
 {
     Pythread__Request req = PYTHREAD__REQUEST__INIT;
     pt_inspect_detail *d;
@@ -387,6 +401,7 @@ int pt_inspect_show(pt_client *c, const char *name, pt_inspect_detail **out)
     if (!(d = calloc(1, sizeof(*d))))
         return pt__error(PT_ENOMEM, "show: out of memory");
     req.op = PYTHREAD__OP__OP_SHOW;
+    req.has_cluster = req.cluster = cluster != 0;
     req.has_name = 1;
     req.name.data = (uint8_t *)name;
     req.name.len = len;
@@ -402,6 +417,16 @@ int pt_inspect_show(pt_client *c, const char *name, pt_inspect_detail **out)
     }
     *out = d;
     return 0;
+}
+
+int pt_inspect_show(pt_client *c, const char *name, pt_inspect_detail **out)
+{
+    return show_in(c, 0, name, out);
+}
+
+int pt_inspect_cluster_show(pt_client *c, const char *name, pt_inspect_detail **out)
+{
+    return show_in(c, 1, name, out);
 }
 
 /* ---- metrics -------------------------------------------------------- */

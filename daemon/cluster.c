@@ -432,6 +432,14 @@ fail:
     return -1;
 }
 
+pt_core *pt_cluster_core(pt_daemon *d, uint64_t *now)
+{
+    if (d->cluster == NULL || d->cluster->cc == NULL)
+        return NULL;
+    *now = wall_now();
+    return pt_ccore_core(d->cluster->cc);
+}
+
 void pt_cluster_free(pt_daemon *d)
 {
     pt_cluster *cl = d->cluster;

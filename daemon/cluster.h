@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core.h"
 #include "pythread.pb-c.h"
 
 typedef struct pt_daemon pt_daemon;
@@ -42,6 +43,10 @@ typedef struct pt_cluster_options {
 int pt_cluster_start(pt_daemon *d, const pt_cluster_options *o);
 /* Leave without revoking: this host's holds there end with its lease. */
 void pt_cluster_free(pt_daemon *d);
+
+/* The cluster's copy of the core for inspection, and its time (the wall
+ * clock's, in nanoseconds); NULL without --etcd. */
+pt_core *pt_cluster_core(pt_daemon *d, uint64_t *now);
 
 /* 1 when req is for the cluster's objects. */
 int pt_cluster_request_is(const Pythread__Request *req);

@@ -242,13 +242,14 @@ int pt_ccore_enc_expire(uint64_t now, uint8_t **out, size_t *len)
 /* ------------------------------------------------------------------ */
 
 /* The entry's time, never before the last one's: hosts' clocks differ. The
- * first entry of the cluster's log starts its tokens, as a daemon's start
- * does (a wall-clock base above any token of an earlier cluster). */
+ * first entry with a time starts the tokens, as a daemon's start does (a
+ * wall-clock base above any token of an earlier cluster); a SESSION_NEW has
+ * none, and comes before any call. */
 static void time_take(pt_ccore *cc, const record *r)
 {
     if (r->has_now && r->now > cc->now)
         cc->now = r->now;
-    if (!cc->started) {
+    if (!cc->started && cc->now != 0) {
         pt_core_set_token_base(cc->core, cc->now);
         cc->started = 1;
     }
@@ -424,4 +425,11 @@ uint64_t pt_ccore_now(const pt_ccore *cc)
 pt_core *pt_ccore_core(pt_ccore *cc)
 {
     return cc->core;
+}
+
+const char *pt_ccore_session_host(const pt_session *s)
+{
+    const cc_sess *x = pt_core_session_udata(s);
+
+    return x != NULL ? x->host->name : "";
 }

@@ -67,5 +67,7 @@ uint64_t pt_ccore_next_deadline(const pt_ccore *cc);
 uint64_t pt_ccore_now(const pt_ccore *cc);
 /* The core, for inspection. */
 pt_core *pt_ccore_core(pt_ccore *cc);
+/* The host a session of the copy belongs to ("" for none). */
+const char *pt_ccore_session_host(const pt_session *s);
 
 #endif /* PT_CLUSTER_CORE_H */

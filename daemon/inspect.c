@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster.h"
+#include "cluster_core.h"
 #include "daemon.h"
 
 /* Room kept in a frame for the response's own fields. */
@@ -299,6 +301,22 @@ static uint32_t page_size(const Pythread__PageArgs *page)
     return n > PAGE_MAX ? PAGE_MAX : n;
 }
 
+/* The core a LIST or SHOW looks at: the host's, or with req->cluster the
+ * cluster's copy (and its time in *now). NULL after telling c why not. */
+static pt_core *core_asked(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t *now)
+{
+    pt_core *core;
+
+    if (!req->cluster)
+        return d->core;
+    core = pt_cluster_core(d, now);
+    if (core == NULL)
+        pt_conn_send_error(c, req->id, PT_ERUNTIME,
+                           "the cluster's objects: this pythreadd is in no cluster (started "
+                           "without --etcd); see pythreadd(8)");
+    return core;
+}
+
 static void do_list(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint64_t now)
 {
     const Pythread__PageArgs *page = pt_wire_page_args(req);
@@ -311,13 +329,18 @@ static void do_list(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint
         .budget = page_budget(d),
     };
 
+    pt_core *core = core_asked(d, c, req, &now);
+
+    if (core == NULL)
+        return;
     x.v = arena_alloc(d, x.max * sizeof(*x.v));
     if (x.v == NULL) {
         pt_conn_send_error(c, req->id, PT_ENOMEM,
                            "list: out of memory in the daemon; ask a smaller page");
         return;
     }
-    pt_core_inspect_objects(d->core, c->session, page->cursor, now, list_one, &x);
+    /* the asker's own credentials decide what it may read, in either core */
+    pt_core_inspect_objects(core, c->session, page->cursor, now, list_one, &x);
     if (x.more && x.n == 0) {
         pt_conn_send_error(
             c, req->id, PT_ELIMIT,
@@ -344,6 +367,7 @@ typedef struct show_ctx {
     Pythread__PartyInfo **holders;
     Pythread__PartyInfo **waiters;
     uint32_t left_out;
+    int cluster; /* the parties are the cluster copy's sessions */
 } show_ctx;
 
 static const char *role_word(pt_party_role role)
@@ -371,7 +395,9 @@ static void show_party(void *arg, const pt_core_party *p)
         return;
     }
     pythread__party_info__init(o);
-    c = p->session ? pt_core_session_udata(p->session) : NULL;
+    c = p->session && !x->cluster ? pt_core_session_udata(p->session) : NULL;
+    if (p->session && x->cluster)
+        o->host = (char *)pt_ccore_session_host(p->session);
     if (p->session != NULL) {
         const pt_peer *peer = pt_core_session_peer(p->session);
 
@@ -424,24 +450,29 @@ static void do_show(pt_daemon *d, pt_conn *c, const Pythread__Request *req, uint
     /* The object itself takes well under 1 KiB (names of 255 bytes). */
     size_t fb = frame_budget(d);
     show_ctx x = {.d = d, .now = now, .cap = 4096, .budget = fb > 2048 ? fb - 1024 : fb / 2};
+    pt_core *core = core_asked(d, c, req, &now);
     int err;
 
+    if (core == NULL)
+        return;
+    x.now = now;
+    x.cluster = core != d->core;
     x.holders = arena_alloc(d, x.cap * sizeof(*x.holders));
     x.waiters = arena_alloc(d, x.cap * sizeof(*x.waiters));
     if (x.holders == NULL || x.waiters == NULL) {
         pt_conn_send_error(c, req->id, PT_ENOMEM, "show: out of memory in the daemon");
         return;
     }
-    err = pt_core_inspect_object(d->core, c->session, (const char *)req->name.data, len, now, &det,
+    err = pt_core_inspect_object(core, c->session, (const char *)req->name.data, len, now, &det,
                                  show_party, &x);
     if (err == PT_ENAME || err == PT_ENOENT) {
         snprintf(msg, sizeof(msg),
                  err == PT_ENAME ? "show: invalid name '%.*s': a name is 1-255 bytes of A-Z a-z "
                                    "0-9 . _ : / -"
                                  : "show: no object named '%.*s'; see the names with "
-                                   "pythreadctl list",
+                                   "pythreadctl list%s",
                  (int)(len > PT_NAME_MAX ? PT_NAME_MAX : len),
-                 len ? (const char *)req->name.data : "");
+                 len ? (const char *)req->name.data : "", x.cluster ? " --cluster" : "");
         for (char *p = msg; *p; p++)
             if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
                 *p = '?';

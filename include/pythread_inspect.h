@@ -163,7 +163,8 @@ typedef struct pt_inspect_party {
     char waits[PT_INSPECT_TEXT_MAX];
     pt_kind waits_kind;
     int waits_owner;
-    int connection_kept; /* its session's connection was kept across the last restart */
+    int connection_kept;            /* its session's connection was kept across the last restart */
+    char host[PT_INSPECT_TEXT_MAX]; /* a cluster object's party: its host ("" otherwise) */
 } pt_inspect_party;
 
 /* Everything about one object. */
@@ -208,6 +209,13 @@ PT_EXTERN int pt_inspect_list(pt_client *c, const char *glob, int kind, pt_inspe
  * pt_inspect_detail_free). PT_ENOENT when there is none. */
 PT_EXTERN int pt_inspect_show(pt_client *c, const char *name, pt_inspect_detail **out);
 PT_EXTERN void pt_inspect_detail_free(pt_inspect_detail *d);
+
+/* The same for the cluster's objects (pythreadd --etcd; PT_ERUNTIME on a
+ * daemon in no cluster): each holder's and waiter's host is in its host
+ * field, its session and pid are on that host. */
+PT_EXTERN int pt_inspect_cluster_list(pt_client *c, const char *glob, int kind,
+                                      pt_inspect_object_fn fn, void *arg);
+PT_EXTERN int pt_inspect_cluster_show(pt_client *c, const char *name, pt_inspect_detail **out);
 
 typedef int (*pt_inspect_session_fn)(void *arg, const pt_inspect_session *s);
 /* Every connected session in the order they connected. Returns as

@@ -33,14 +33,20 @@
 
 #include "etcd_cluster.h"
 #include "pythread.h"
+#include "pythread_inspect.h"
 
-#define HOSTS    3
-#define TTL      2    /* seconds: the daemons' --etcd-ttl */
+#define HOSTS 3
+/* The daemons' --etcd-ttl: short where a test waits for a lease to end,
+ * long enough elsewhere that a busy machine (or an etcd election) costs no
+ * lease: a keepalive must succeed within TTL less a quarter of it. */
+#define TTL      2
+#define TTL_LONG 10
 #define DEADLINE 20.0 /* seconds for anything that should happen */
 
 static pt_etcd_cluster etcd;
 static char dir[128];
 static int test_no;
+static int ttl_now = TTL_LONG;
 
 typedef struct daemon_proc {
     pid_t pid;
@@ -85,7 +91,7 @@ static void daemon_start(int i)
                           ttl,      "--host-name",  d->host,         NULL};
 
     snprintf(prefix, sizeof(prefix), "/it%d/", test_no);
-    snprintf(ttl, sizeof(ttl), "%d", TTL);
+    snprintf(ttl, sizeof(ttl), "%d", ttl_now);
     d->pid =
         pt_etcd_daemon_start(PT_DAEMON_PATH, d->sock, d->log, args, DEADLINE, err, sizeof(err));
     if (d->pid < 0)
@@ -221,9 +227,9 @@ static int group_teardown(void **state)
 }
 
 /* Three daemons on a prefix of the test's own, each host's log apart. */
-static int setup(void **state)
+static int setup_ttl(int ttl)
 {
-    (void)state;
+    ttl_now = ttl;
     test_no++;
     memset(sh, 0, sizeof(*sh));
     for (int i = 0; i < HOSTS; i++) {
@@ -233,6 +239,19 @@ static int setup(void **state)
         daemon_start(i);
     }
     return 0;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    return setup_ttl(TTL_LONG);
+}
+
+/* For the tests that wait for a lease to end. */
+static int setup_short(void **state)
+{
+    (void)state;
+    return setup_ttl(TTL);
 }
 
 /* Each daemon still running stops cleanly on SIGTERM, exit status 0 (a
@@ -428,10 +447,35 @@ static int hold_until_killed(pt_client *c, int host, void *arg)
         pause();
 }
 
+/* What `pythreadctl show --cluster --json NAME` through host's daemon says
+ * of the first holder's host, into out; -1 when it failed (the copy there
+ * may not have the object yet) or showed no holder. */
+static int ctl_holder_host(int host, const char *name, char *out)
+{
+    char cmd[512], buf[8192], *p;
+    size_t n;
+    FILE *f;
+
+    snprintf(cmd, sizeof(cmd), "PYTHREAD_SOCKET='%s' '%s' show --cluster --json '%s' 2>/dev/null",
+             daemons[host].sock, PT_CTL_PATH, name);
+    if ((f = popen(cmd, "r")) == NULL)
+        return -1;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    if (pclose(f) != 0)
+        return -1;
+    p = strstr(buf, "\"holders\"");
+    if (p == NULL || (p = strstr(p, "\"host\":\"")) == NULL)
+        return -1;
+    return sscanf(p + strlen("\"host\":\""), "%15[^\"]", out) == 1 ? 0 : -1;
+}
+
 static void test_timeout_and_holder_death(void **state)
 {
     pt_client *c = NULL, *c2 = NULL;
     pt_lock *l = NULL, *l2 = NULL;
+    pt_inspect_detail *d = NULL;
+    char host[16];
     pid_t holder;
     double t0, took;
     uint64_t token;
@@ -440,6 +484,27 @@ static void test_timeout_and_holder_death(void **state)
     holder = worker(0, hold_until_killed, "T");
     wait_flag(&sh->ready, 1);
     assert_int_equal(pt_client_open(&c, daemons[1].sock), 0);
+    /* inspection through another host: the holder, its host and pid, once
+     * that host's copy has applied the hold (a look reads the copy, which
+     * follows the log by the watch's delivery) */
+    for (double end = now_s() + DEADLINE;
+         pt_inspect_cluster_show(c, "T", &d) != 0 || d->n_holders == 0;) {
+        pt_inspect_detail_free(d);
+        d = NULL;
+        assert_true(now_s() < end);
+        nap();
+    }
+    assert_int_equal(d->n_holders, 1);
+    assert_string_equal(d->holders[0].host, "h0");
+    assert_int_equal(d->holders[0].pid, holder);
+    assert_true(d->object.locked);
+    pt_inspect_detail_free(d);
+    assert_int_equal(pt_inspect_show(c, "T", &d), PT_ENOENT); /* not host 1's "T" */
+    for (double end = now_s() + DEADLINE; ctl_holder_host(2, "T", host) != 0;) {
+        assert_true(now_s() < end);
+        nap();
+    }
+    assert_string_equal(host, "h0");
     assert_int_equal(pt_lock_open(c, "T", PT_OPEN_CLUSTER, 0, &l), 0);
     t0 = now_s();
     assert_int_equal(pt_lock_acquire(l, 1, 0.5), 0);
@@ -601,8 +666,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lock_excludes_across_hosts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_kind_across_hosts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_and_holder_death, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_daemon_killed_gives_back_after_ttl, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_partitioned_daemon_holder_learns, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_daemon_killed_gives_back_after_ttl, setup_short,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_partitioned_daemon_holder_learns, setup_short,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_etcd_leader_killed_midway, setup, teardown),
     };
 

@@ -493,6 +493,13 @@ static void test_cluster_open_refused_without_etcd(void **state)
     PT_ASSERT_EQ(pt_lock_locked(l), 1);
     PT_ASSERT_EQ(pt_lock_release(l), 0);
     PT_ASSERT_EQ(pt_lock_close(l), 0);
+    {
+        pt_inspect_detail *d = NULL;
+
+        PT_ASSERT_EQ(pt_inspect_cluster_show(c, "it.cl.lock", &d), PT_ERUNTIME);
+        if (!strstr(pt_last_error_message(), "in no cluster"))
+            fail_msg("cluster show without --etcd: \"%s\"", pt_last_error_message());
+    }
     pt_client_close(c);
     h->passed = 1;
 }

@@ -214,6 +214,7 @@ static void test_handoff_fifo_across_hosts(void **state)
         assert_int_equal(hosts[h].n, 1); /* its own open, no other's */
     lock_op(0, 1, 2, PYTHREAD__OP__OP_ACQUIRE, last(0)->handle, -1, t += SEC);
     assert_true(last(0)->ok);
+    assert_true(last(0)->token > T0); /* tokens start at the log's first time */
     lock_op(1, 1, 2, PYTHREAD__OP__OP_ACQUIRE, last(1)->handle, -1, t += SEC);
     lock_op(2, 1, 2, PYTHREAD__OP__OP_ACQUIRE, last(2)->handle, -1, t += SEC);
     assert_int_equal(hosts[1].n, 1); /* waiting */

@@ -135,6 +135,7 @@ class InspectParty(ctypes.Structure):
         ("waits_kind", ctypes.c_int),
         ("waits_owner", ctypes.c_int),
         ("connection_kept", ctypes.c_int),
+        ("host", ctypes.c_char * _TEXT_MAX),
     ]
 
 
@@ -204,6 +205,7 @@ _PROTOTYPES = {
     "pt_client_session_id": (ctypes.c_uint64, [_p]),
     "pt_client_set_deadlock": (_i, [_p, _i]),
     "pt_inspect_show": (_i, [_p, _s, _detail_pp]),
+    "pt_inspect_cluster_show": (_i, [_p, _s, _detail_pp]),
     "pt_inspect_detail_free": (None, [ctypes.POINTER(InspectDetail)]),
 }
 

@@ -397,19 +397,21 @@ class _Handle:
                              "handle is closed; pickle an object that is still open")
         args, kwargs = self._init_args(protocol)
         if self._cluster:
-            # The receiver opens the cluster's; inspection cannot see it, so
-            # the check below is the host's alone.
-            kwargs = dict(kwargs, cluster=True)
-        else:
-            self._pickle_check(kind)
+            kwargs = dict(kwargs, cluster=True)  # the receiver opens the cluster's
+        self._pickle_check(kind)
         return (_rebuild, (type(self), self._client.socket, self._daemon_name.decode(),
                            self._name, args, kwargs))
+
+    def _show(self):
+        """The daemon's inspection of this object's namespace: a name of
+        the cluster's may name another object of the host's."""
+        return lib.pt_inspect_cluster_show if self._cluster else lib.pt_inspect_show
 
     def _pickle_check(self, kind):
         """One round trip, so that a pickle that no process could open fails
         here, where its cause is, rather than in a receiver far away."""
         out = ctypes.POINTER(_lib.InspectDetail)()
-        r = lib.pt_inspect_show(self._client._h, self._daemon_name, ctypes.byref(out))
+        r = self._show()(self._client._h, self._daemon_name, ctypes.byref(out))
         if r < 0:
             exc = _lib.error_from(r)
             raise _pickle_error(type(exc), "pickle", kind, self._name, self._daemon_name,
@@ -452,12 +454,10 @@ class _Handle:
         """Who holds this object and who waits for it, as the daemon sees
         it now (every process): _Parties, or None when the daemon cannot say
         (the handle is closed, or the name was unlinked and names nothing)."""
-        if self._h is None or self._client._h is None or self._cluster:
-            # pythreadd's inspection shows its host's objects: the name of a
-            # cluster object may name another one there
+        if self._h is None or self._client._h is None:
             return None
         out = ctypes.POINTER(_lib.InspectDetail)()
-        if lib.pt_inspect_show(self._client._h, self._daemon_name, ctypes.byref(out)) < 0:
+        if self._show()(self._client._h, self._daemon_name, ctypes.byref(out)) < 0:
             return None
         try:
             d = out.contents
@@ -475,7 +475,9 @@ class _Handle:
         another process shows its native thread id (Thread.native_id there),
         as the daemon reports it: an ident is only an address, which other
         processes reuse, while a native id names one thread on the machine."""
-        if party.session == lib.pt_client_session_id(self._client._h):
+        # (a cluster object's parties are sessions of the cluster's copy, of
+        # any host: they show their native thread ids)
+        if not self._cluster and party.session == lib.pt_client_session_id(self._client._h):
             if party.thread == threading.get_native_id():
                 return threading.get_ident()
             for t in threading.enumerate():

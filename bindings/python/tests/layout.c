@@ -61,6 +61,7 @@ static void party_layout(void)
     FIELD(pt_inspect_party, waits_kind);
     FIELD(pt_inspect_party, waits_owner);
     FIELD(pt_inspect_party, connection_kept);
+    FIELD(pt_inspect_party, host);
     printf("}");
 }
 

@@ -104,10 +104,6 @@ SKIPPED = [
      "_at_fork_reinit is CPython's private hook that resets a lock in a fork child"),
     (EventTests, "test_at_fork_reinit",
      "reads Event._cond, threading's private Condition inside an Event"),
-    (ConditionAsRLockTests, "test_repr",
-     "a Condition's own RLock is shown from pythreadd's inspection, which shows the host's "
-     "objects only so far: its state is '?' (a cluster Lock's and RLock's repr asks the "
-     "object itself, and those tests run)"),
     (ConditionTests, "test_acquire",
      "builds its Condition over a threading.Lock, which no other host can see: with "
      "cluster=True that is a TypeError (test_lock_tests runs it as a process-local one)"),
