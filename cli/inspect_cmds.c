@@ -118,6 +118,39 @@ static void restart_json(pt_json *j, const pt_inspect_status *st)
     pt_json_end(j);
 }
 
+/* The cluster part of status --json: null without --etcd. */
+static void cluster_json(pt_json *j, const pt_inspect_status *st)
+{
+    const char *p = st->cluster_members;
+
+    if (!st->cluster_host[0]) {
+        pt_json_null(j, "cluster");
+        return;
+    }
+    pt_json_obj(j, "cluster");
+    pt_json_str(j, "host", st->cluster_host);
+    pt_json_str(j, "etcd", st->cluster_endpoints);
+    pt_json_arr(j, "members");
+    while (*p) {
+        char name[PT_INSPECT_TEXT_MAX];
+        size_t n = strcspn(p, " ");
+
+        snprintf(name, sizeof(name), "%.*s", (int)n, p);
+        pt_json_str(j, NULL, name);
+        p += n;
+        p += *p == ' ';
+    }
+    pt_json_end(j);
+    if (st->cluster_lease != 0) {
+        pt_json_int(j, "lease", st->cluster_lease);
+        pt_json_num(j, "lease_sure_seconds", st->cluster_lease_seconds);
+    } else {
+        pt_json_null(j, "lease");
+        pt_json_null(j, "lease_sure_seconds");
+    }
+    pt_json_end(j);
+}
+
 static void status_json(const pt_inspect_status *st)
 {
     pt_json *j = pt_json_new(stdout);
@@ -168,6 +201,7 @@ static void status_json(const pt_inspect_status *st)
         restart_json(j, st);
         pt_json_end(j);
     }
+    cluster_json(j, st);
     pt_json_obj(j, "limits");
     pt_json_uint(j, "max_frame", st->max_frame);
     pt_json_uint(j, "max_sessions", st->max_sessions);
@@ -265,6 +299,29 @@ static void state_row(pt_table *t, const pt_inspect_status *st)
     restart_row(t, st);
 }
 
+/* pythreadd --etcd: the host, its lease and the cluster's hosts. */
+static void cluster_row(pt_table *t, const pt_inspect_status *st)
+{
+    char buf[sizeof(st->cluster_members) + 512];
+
+    if (!st->cluster_host[0]) {
+        kv(t, "cluster:", "none (pythreadd --etcd ENDPOINTS joins one)");
+        return;
+    }
+    if (st->cluster_lease != 0)
+        snprintf(buf, sizeof(buf),
+                 "host %s of %u (%s); lease %" PRId64 ", sure for %.1f s; etcd %s",
+                 st->cluster_host, st->cluster_nmembers, st->cluster_members, st->cluster_lease,
+                 st->cluster_lease_seconds, st->cluster_endpoints);
+    else
+        snprintf(buf, sizeof(buf),
+                 "host %s, not a member now (joining; see pythreadd's log); %u hosts (%s); "
+                 "etcd %s",
+                 st->cluster_host, st->cluster_nmembers, st->cluster_members,
+                 st->cluster_endpoints);
+    kv(t, "cluster:", buf);
+}
+
 static void status_table(const pt_cli *cli, const pt_inspect_status *st)
 {
     static const char *const hdr[2] = {"FIELD", "VALUE"};
@@ -305,6 +362,7 @@ static void status_table(const pt_cli *cli, const pt_inspect_status *st)
              st->deadlocks_found, st->deadlocks_standing);
     kv(t, "deadlocks:", buf);
     state_row(t, st);
+    cluster_row(t, st);
     snprintf(buf, sizeof(buf),
              "frame %u bytes, sessions %u, objects %u, handles/session %u, waiters/session %u, "
              "unread output/session %u bytes",

@@ -7,6 +7,7 @@
  * plain structs of pythread_inspect.h; the caller's thread then walks them.
  * Lists are fetched a page at a time, following the daemon's cursor.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,6 +105,28 @@ static void party_copy(pt_inspect_party *p, const Pythread__PartyInfo *m)
 
 /* ---- status --------------------------------------------------------- */
 
+/* The cluster's hosts as one space-separated text (as many as fit). */
+static void cluster_copy(pt_inspect_status *st, const Pythread__StatusInfo *s)
+{
+    size_t used = 0;
+
+    text_copy(st->cluster_host, sizeof(st->cluster_host), s->cluster_host);
+    text_copy(st->cluster_endpoints, sizeof(st->cluster_endpoints), s->cluster_endpoints);
+    st->cluster_nmembers = (uint32_t)s->n_cluster_members;
+    for (size_t i = 0; i < s->n_cluster_members; i++) {
+        int n = snprintf(st->cluster_members + used, sizeof(st->cluster_members) - used, "%s%s",
+                         used ? " " : "", s->cluster_members[i] ? s->cluster_members[i] : "");
+
+        if (n < 0 || (size_t)n >= sizeof(st->cluster_members) - used) {
+            st->cluster_members[used] = '\0';
+            break;
+        }
+        used += (size_t)n;
+    }
+    st->cluster_lease = s->cluster_lease;
+    st->cluster_lease_seconds = s->cluster_lease_seconds;
+}
+
 static void status_copy(void *arg, const Pythread__Response *m)
 {
     pt_inspect_status *st = arg;
@@ -144,6 +167,7 @@ static void status_copy(void *arg, const Pythread__Response *m)
     st->deadlocks_found = s->deadlocks_found;
     st->deadlocks_standing = s->deadlocks_standing;
     st->sessions_kept_connection = s->sessions_kept_connection;
+    cluster_copy(st, s);
     if (s->limits) {
         st->max_frame = s->limits->max_frame;
         st->max_sessions = s->limits->max_sessions;

@@ -24,6 +24,12 @@
 
 #define CONN_BUCKETS 1024u
 
+/* A host of the cluster, as the log's joins and departures tell. */
+typedef struct member {
+    char name[PT_CLOG_HOST_MAX + 1];
+    LIST_ENTRY(member) link;
+} member;
+
 struct pt_cluster {
     pt_daemon *d;
     pt_ccore *cc;
@@ -36,6 +42,8 @@ struct pt_cluster {
     int joined;            /* it has been one since the log was opened */
     struct event *rejoin;  /* a join refused: the next try */
     pt_cluster_options o;
+    LIST_HEAD(, member) members;
+    size_t nmembers;
 };
 
 static uint64_t wall_now(void)
@@ -211,10 +219,47 @@ static void on_committed(void *ctx, void *cookie, int64_t revision)
     (void)ctx, (void)cookie, (void)revision;
 }
 
+static member *member_find(pt_cluster *cl, const char *host)
+{
+    member *m;
+
+    LIST_FOREACH(m, &cl->members, link)
+    {
+        if (strcmp(m->name, host) == 0)
+            return m;
+    }
+    return NULL;
+}
+
+static void member_add(pt_cluster *cl, const char *host)
+{
+    member *m;
+
+    if (member_find(cl, host) != NULL || (m = calloc(1, sizeof(*m))) == NULL)
+        return; /* (without memory, status lists one host less) */
+    snprintf(m->name, sizeof(m->name), "%s", host);
+    LIST_INSERT_HEAD(&cl->members, m, link);
+    cl->nmembers++;
+}
+
+static void member_remove(pt_cluster *cl, member *m)
+{
+    LIST_REMOVE(m, link);
+    cl->nmembers--;
+    free(m);
+}
+
+static void members_clear(pt_cluster *cl)
+{
+    while (!LIST_EMPTY(&cl->members))
+        member_remove(cl, LIST_FIRST(&cl->members));
+}
+
 static void on_host_joined(void *ctx, const char *host, int64_t revision)
 {
     pt_cluster *cl = ctx;
 
+    member_add(cl, host);
     if (strcmp(host, cl->host) == 0)
         cl->joined |= pt_clog_is_member(cl->log); /* not a past run's join, replayed */
     pt_log(LOG_INFO, "pythreadd: cluster host '%s' joined (revision %lld)%s", host,
@@ -224,7 +269,10 @@ static void on_host_joined(void *ctx, const char *host, int64_t revision)
 static void on_host_gone(void *ctx, const char *host, int64_t revision)
 {
     pt_cluster *cl = ctx;
+    member *m = member_find(cl, host);
 
+    if (m != NULL)
+        member_remove(cl, m);
     pt_log(LOG_NOTICE,
            "pythreadd: cluster host '%s' gone (revision %lld): what its processes held in the "
            "cluster is given back",
@@ -375,6 +423,7 @@ static int log_open(pt_cluster *cl, char *err, size_t errlen)
 
 static void log_close(pt_cluster *cl)
 {
+    members_clear(cl); /* the next log tells them again from its first entry */
     if (cl->log)
         pt_clog_free(cl->log);
     cl->log = NULL;
@@ -409,6 +458,7 @@ int pt_cluster_start(pt_daemon *d, const pt_cluster_options *o)
     if (cl == NULL)
         return -1;
     cl->d = d;
+    LIST_INIT(&cl->members);
     cl->o = *o;
     snprintf(cl->host, sizeof(cl->host), "%s", o->host);
     cl->o.host = cl->host;
@@ -430,6 +480,27 @@ fail:
     d->cluster = cl;
     pt_cluster_free(d);
     return -1;
+}
+
+void pt_cluster_status(pt_daemon *d, Pythread__StatusInfo *st, char **members, size_t cap)
+{
+    pt_cluster *cl = d->cluster;
+    size_t n = 0;
+    member *m;
+
+    if (cl == NULL)
+        return;
+    st->cluster_host = cl->host;
+    st->cluster_endpoints = (char *)cl->o.endpoints;
+    LIST_FOREACH(m, &cl->members, link)
+    {
+        if (n < cap)
+            members[n++] = m->name;
+    }
+    st->n_cluster_members = n;
+    st->cluster_members = members;
+    st->has_cluster_lease = st->has_cluster_lease_seconds = 1;
+    st->cluster_lease = cl->log ? pt_clog_lease(cl->log, &st->cluster_lease_seconds) : 0;
 }
 
 pt_core *pt_cluster_core(pt_daemon *d, uint64_t *now)

@@ -48,6 +48,11 @@ void pt_cluster_free(pt_daemon *d);
  * clock's, in nanoseconds); NULL without --etcd. */
 pt_core *pt_cluster_core(pt_daemon *d, uint64_t *now);
 
+/* What pythreadctl status shows of the cluster: fills st's cluster_*
+ * fields (names pointing into the daemon's memory until its next turn;
+ * members into an array of at most cap). Nothing without --etcd. */
+void pt_cluster_status(pt_daemon *d, Pythread__StatusInfo *st, char **members, size_t cap);
+
 /* 1 when req is for the cluster's objects. */
 int pt_cluster_request_is(const Pythread__Request *req);
 /* Send c's call req to the log (the answer comes when it is applied). */

@@ -867,6 +867,17 @@ int pt_clog_is_member(const pt_clog *c)
     return c->m == M_MEMBER;
 }
 
+int64_t pt_clog_lease(const pt_clog *c, double *sure_for)
+{
+    *sure_for = 0;
+    if (c->m != M_MEMBER)
+        return 0;
+    *sure_for = c->last_ok_sent + (double)c->granted_ttl - now_mono();
+    if (*sure_for < 0)
+        *sure_for = 0;
+    return c->lease;
+}
+
 int64_t pt_clog_revision(const pt_clog *c)
 {
     return c->last_rev;

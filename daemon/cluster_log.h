@@ -108,6 +108,10 @@ int pt_clog_append(pt_clog *clog, const void *bytes, size_t len, void *cookie, c
 size_t pt_clog_pending(const pt_clog *clog);
 /* 1 while this host is a member (its lease is sure to be live). */
 int pt_clog_is_member(const pt_clog *clog);
+/* This host's lease (0 while it is not a member), and in *sure_for the
+ * seconds it is sure to last from now: its ttl from the send of the last
+ * keepalive etcd answered. */
+int64_t pt_clog_lease(const pt_clog *clog, double *sure_for);
 /* The last revision the watch delivered (0 before any). */
 int64_t pt_clog_revision(const pt_clog *clog);
 

@@ -115,6 +115,7 @@ static void do_status(pt_daemon *d, pt_conn *c, const Pythread__Request *req, ui
     Pythread__StatusInfo st = PYTHREAD__STATUS_INFO__INIT;
     Pythread__LimitsInfo lim = PYTHREAD__LIMITS_INFO__INIT;
     uint64_t by_kind[PT_KIND_BARRIER + 1], by_restart[PT_RESTART_MARKS];
+    char *members[256]; /* more hosts than that are counted, not named */
     pt_core_stats stats;
     pt_core_limits cl;
 
@@ -170,6 +171,7 @@ static void do_status(pt_daemon *d, pt_conn *c, const Pythread__Request *req, ui
         st.n_objects_by_restart = PT_RESTART_MARKS;
         st.objects_by_restart = by_restart;
     }
+    pt_cluster_status(d, &st, members, sizeof(members) / sizeof(members[0]));
     in.status_info = &st;
     inspect_send(c, req, &in);
 }

@@ -101,6 +101,17 @@ typedef struct pt_inspect_status {
     /* Of sessions_taken_up: those on the connection they had, kept across
      * a planned restart (SIGUSR2, systemctl restart). */
     uint64_t sessions_kept_connection;
+    /* pythreadd --etcd: this host's name in the cluster ("" without), the
+     * etcd endpoints, the cluster's hosts as the daemon's copy has them
+     * (space-separated, this one too once it joined; cluster_nmembers
+     * counts them all), this host's lease (0 while it is not a member) and
+     * how long it is sure to last. */
+    char cluster_host[PT_INSPECT_TEXT_MAX];
+    char cluster_endpoints[PT_INSPECT_PATH_MAX + 1];
+    char cluster_members[4096];
+    uint32_t cluster_nmembers;
+    int64_t cluster_lease;
+    double cluster_lease_seconds;
 } pt_inspect_status;
 
 /* One object. Fields that do not apply to its kind are 0. */

@@ -310,11 +310,36 @@ static int count_rounds(pt_client *c, int host, void *arg)
     return 0;
 }
 
+/* What status through host's daemon says of the cluster, once its copy
+ * counts n hosts. */
+static void status_with(int host, uint32_t n, pt_inspect_status *st)
+{
+    pt_client *c = NULL;
+
+    assert_int_equal(pt_client_open(&c, daemons[host].sock), 0);
+    for (double end = now_s() + DEADLINE;;) {
+        assert_int_equal(pt_inspect_status_get(c, st), 0);
+        if (st->cluster_nmembers == n && st->cluster_lease != 0)
+            break;
+        assert_true(now_s() < end);
+        nap();
+    }
+    pt_client_close(c);
+}
+
 static void test_lock_excludes_across_hosts(void **state)
 {
+    pt_inspect_status st;
     pid_t pids[HOSTS];
 
     (void)state;
+    /* status: this host, the three, a lease sure for at most its ttl */
+    status_with(1, HOSTS, &st);
+    assert_string_equal(st.cluster_host, "h1");
+    assert_non_null(strstr(st.cluster_members, "h0"));
+    assert_non_null(strstr(st.cluster_members, "h2"));
+    assert_true(st.cluster_lease_seconds > 0 && st.cluster_lease_seconds <= TTL_LONG);
+    assert_string_equal(st.cluster_endpoints, etcd.endpoints);
     for (int i = 0; i < HOSTS; i++)
         pids[i] = worker(i, count_rounds, NULL);
     join(pids, HOSTS);
@@ -551,6 +576,12 @@ static void test_daemon_killed_gives_back_after_ttl(void **state)
                   TTL);
     assert_true(took < TTL + 1.0);
     assert_true(token > sh->token[0]);
+    {
+        pt_inspect_status st;
+
+        status_with(2, HOSTS - 1, &st); /* host 0 is gone from the copies */
+        assert_null(strstr(st.cluster_members, "h0"));
+    }
     kill(holder, SIGKILL);
     waitpid(holder, NULL, 0);
     pt_lock_close(l);
