@@ -231,14 +231,24 @@ static member *member_find(pt_cluster *cl, const char *host)
     return NULL;
 }
 
+/* Kept in name order, so status lists the hosts alike on every host. */
 static void member_add(pt_cluster *cl, const char *host)
 {
-    member *m;
+    member *m, *at, *before = NULL;
 
     if (member_find(cl, host) != NULL || (m = calloc(1, sizeof(*m))) == NULL)
         return; /* (without memory, status lists one host less) */
     snprintf(m->name, sizeof(m->name), "%s", host);
-    LIST_INSERT_HEAD(&cl->members, m, link);
+    LIST_FOREACH(at, &cl->members, link)
+    {
+        if (strcmp(at->name, host) > 0)
+            break;
+        before = at;
+    }
+    if (before != NULL)
+        LIST_INSERT_AFTER(before, m, link);
+    else
+        LIST_INSERT_HEAD(&cl->members, m, link);
     cl->nmembers++;
 }
 
