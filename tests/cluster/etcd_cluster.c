@@ -460,3 +460,18 @@ pid_t pt_etcd_daemon_start(const char *program, const char *sock, const char *lo
     }
     return pid;
 }
+
+int pt_etcd_cluster_start_or_skip(pt_etcd_cluster *c, int n, double deadline)
+{
+    char err[512];
+
+    if (pt_etcd_find(c->program, sizeof(c->program), err, sizeof(err)) != 0) {
+        printf("SKIP: %s\n", err);
+        exit(PT_ETCD_SKIP);
+    }
+    if (pt_etcd_cluster_start(c, n, deadline, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    return 0;
+}

@@ -42,6 +42,10 @@ int pt_etcd_find(char *out, size_t len, char *why, size_t whylen);
 /* Starts n members and waits (deadline seconds) until all are healthy and
  * one leads; -1 with the reason in err (nothing left running). */
 int pt_etcd_cluster_start(pt_etcd_cluster *c, int n, double deadline, char *err, size_t errlen);
+/* A test program's group setup: starts n members (0); where etcd is not
+ * installed, prints why and exits with PT_ETCD_SKIP; -1 (the reason
+ * printed) when they do not come up. */
+int pt_etcd_cluster_start_or_skip(pt_etcd_cluster *c, int n, double deadline);
 /* Index of the member every live member names as leader, or -1 when they
  * do not agree (yet). */
 int pt_etcd_cluster_leader(const pt_etcd_cluster *c);

@@ -198,17 +198,9 @@ static void wait_flag(atomic_int *flag, int value)
 
 static int group_setup(void **state)
 {
-    char err[512];
-
     (void)state;
-    if (pt_etcd_find(etcd.program, sizeof(etcd.program), err, sizeof(err)) != 0) {
-        printf("SKIP: %s\n", err);
-        exit(PT_ETCD_SKIP);
-    }
-    if (pt_etcd_cluster_start(&etcd, 3, DEADLINE, err, sizeof(err)) != 0) {
-        fprintf(stderr, "%s\n", err);
+    if (pt_etcd_cluster_start_or_skip(&etcd, 3, DEADLINE) != 0)
         return -1;
-    }
     snprintf(dir, sizeof(dir), "/tmp/pt-cluster.XXXXXX");
     if (mkdtemp(dir) == NULL)
         return -1;

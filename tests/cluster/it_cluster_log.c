@@ -363,15 +363,8 @@ static void check_agreement(int n)
 static int group_setup(void **state)
 {
     (void)state;
-    char err[512];
-    if (pt_etcd_find(cluster.program, sizeof cluster.program, err, sizeof err) != 0) {
-        printf("SKIP: %s\n", err);
-        exit(PT_ETCD_SKIP);
-    }
-    if (pt_etcd_cluster_start(&cluster, 3, 20.0, err, sizeof err) != 0) {
-        fprintf(stderr, "%s\n", err);
+    if (pt_etcd_cluster_start_or_skip(&cluster, 3, 20.0) != 0)
         return -1;
-    }
     base = event_base_new();
     tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
     struct timeval tv = {0, 10000};
