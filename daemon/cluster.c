@@ -214,11 +214,6 @@ static void on_entry(void *ctx, const char *host, uint64_t seq, int64_t revision
     pt_daemon_settle(cl->d, pt_daemon_now());
 }
 
-static void on_committed(void *ctx, void *cookie, int64_t revision)
-{
-    (void)ctx, (void)cookie, (void)revision;
-}
-
 static member *member_find(pt_cluster *cl, const char *host)
 {
     member *m;
@@ -408,7 +403,7 @@ static void expire_arm(pt_cluster *cl)
 
 static const pt_clog_callbacks callbacks = {
     .on_entry = on_entry,
-    .on_committed = on_committed,
+    /* no on_committed: an entry's answers come from applying it (on_entry) */
     .on_host_joined = on_host_joined,
     .on_host_gone = on_host_gone,
     .on_lease_lost = on_lease_lost,

@@ -28,7 +28,8 @@ typedef struct cc_sess {
     uint64_t conn;
     cc_host *host;
     pt_session *s;
-    LIST_ENTRY(cc_sess) link; /* in its host's bucket */
+    LIST_ENTRY(cc_sess) link;   /* in its host's bucket, to find it by conn */
+    TAILQ_ENTRY(cc_sess) order; /* in its host's sessions, oldest first */
 } cc_sess;
 
 LIST_HEAD(cc_sess_list, cc_sess);
@@ -36,6 +37,9 @@ LIST_HEAD(cc_sess_list, cc_sess);
 struct cc_host {
     char name[PT_CCORE_HOST_MAX + 1];
     struct cc_sess_list buckets[SESS_BUCKETS];
+    /* Oldest first: a host gone ends its sessions in this order, the
+     * log's, never in the buckets' (hash) order. */
+    TAILQ_HEAD(, cc_sess) sessions;
     size_t nsess;
     LIST_ENTRY(cc_host) link;
 };
@@ -85,6 +89,7 @@ static cc_host *host_get(pt_ccore *cc, const char *name)
     snprintf(h->name, sizeof(h->name), "%s", name);
     for (unsigned i = 0; i < SESS_BUCKETS; i++)
         LIST_INIT(&h->buckets[i]);
+    TAILQ_INIT(&h->sessions);
     LIST_INSERT_HEAD(&cc->hosts, h, link);
     return h;
 }
@@ -114,6 +119,7 @@ static void sess_end(pt_ccore *cc, cc_sess *x)
 {
     pt_core_session_end(cc->core, x->s, cc->now);
     LIST_REMOVE(x, link);
+    TAILQ_REMOVE(&x->host->sessions, x, order);
     x->host->nsess--;
     cc->nsess--;
     free(x);
@@ -161,13 +167,11 @@ void pt_ccore_free(pt_ccore *cc)
     if (cc->core)
         pt_core_free(cc->core); /* ends every session, answering none */
     while ((h = LIST_FIRST(&cc->hosts)) != NULL) {
-        for (unsigned i = 0; i < SESS_BUCKETS; i++) {
-            cc_sess *x;
+        cc_sess *x;
 
-            while ((x = LIST_FIRST(&h->buckets[i])) != NULL) {
-                LIST_REMOVE(x, link);
-                free(x);
-            }
+        while ((x = TAILQ_FIRST(&h->sessions)) != NULL) {
+            TAILQ_REMOVE(&h->sessions, x, order);
+            free(x);
         }
         LIST_REMOVE(h, link);
         free(h);
@@ -282,6 +286,7 @@ static int apply_session_new(pt_ccore *cc, const char *host, const record *r, ch
     x->conn = r->session;
     x->host = h;
     LIST_INSERT_HEAD(bucket(h, x->conn), x, link);
+    TAILQ_INSERT_TAIL(&h->sessions, x, order);
     h->nsess++;
     cc->nsess++;
     return 0;
@@ -387,15 +392,12 @@ int pt_ccore_apply(pt_ccore *cc, const char *host, const uint8_t *p, size_t len,
 void pt_ccore_host_gone(pt_ccore *cc, const char *host)
 {
     cc_host *h = host_find(cc, host);
+    cc_sess *x;
 
     if (h == NULL)
         return;
-    for (unsigned i = 0; i < SESS_BUCKETS; i++) {
-        cc_sess *x;
-
-        while ((x = LIST_FIRST(&h->buckets[i])) != NULL)
-            sess_end(cc, x);
-    }
+    while ((x = TAILQ_FIRST(&h->sessions)) != NULL)
+        sess_end(cc, x);
 }
 
 /* ------------------------------------------------------------------ */

@@ -475,3 +475,18 @@ int pt_etcd_cluster_start_or_skip(pt_etcd_cluster *c, int n, double deadline)
     }
     return 0;
 }
+
+void pt_etcd_cluster_endpoints_from(const pt_etcd_cluster *c, int first, char *out, size_t len)
+{
+    size_t used = 0;
+
+    out[0] = '\0';
+    for (int k = 0; k < c->n && used < len; k++) {
+        char ep[64];
+        int n;
+
+        pt_etcd_cluster_endpoint(c, (first + k) % c->n, ep, sizeof ep);
+        n = snprintf(out + used, len - used, "%s%s", k ? "," : "", ep);
+        used += n > 0 ? (size_t)n : 0;
+    }
+}

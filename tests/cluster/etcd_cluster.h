@@ -64,6 +64,9 @@ void pt_etcd_cluster_pause(pt_etcd_cluster *c, int i, int stop);
 int pt_etcd_cluster_restart(pt_etcd_cluster *c, int i, double deadline);
 /* "http://127.0.0.1:P" of member i. */
 void pt_etcd_cluster_endpoint(const pt_etcd_cluster *c, int i, char *out, size_t len);
+/* Every member's endpoint, comma-separated, member first first and the
+ * rest in order: a client that starts on member first. */
+void pt_etcd_cluster_endpoints_from(const pt_etcd_cluster *c, int first, char *out, size_t len);
 /* Kills every member and removes the directory. Idempotent. */
 void pt_etcd_cluster_stop(pt_etcd_cluster *c);
 

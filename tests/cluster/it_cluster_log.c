@@ -158,18 +158,6 @@ static const pt_clog_callbacks callbacks = {
     .on_error = cb_error,
 };
 
-/* Endpoints with member first first, then the rest in order. */
-static void endpoints_from(int first, char *out, size_t len)
-{
-    out[0] = '\0';
-    for (int k = 0; k < cluster.n; k++) {
-        int i = (first + k) % cluster.n;
-        char ep[64];
-        pt_etcd_cluster_endpoint(&cluster, i, ep, sizeof ep);
-        size_t used = strlen(out);
-        snprintf(out + used, len - used, "%s%s", k ? "," : "", ep);
-    }
-}
 
 typedef struct answer {
     int done;
@@ -195,7 +183,7 @@ static void run_for(double seconds)
 static int64_t current_revision(void)
 {
     char eps[512], err[256];
-    endpoints_from(0, eps, sizeof eps);
+    pt_etcd_cluster_endpoints_from(&cluster, 0, eps, sizeof eps);
     pt_etcd *e = pt_etcd_new(base, eps, NULL, err, sizeof err);
     assert_non_null(e);
     answer a = {0};
@@ -217,7 +205,7 @@ static pt_clog *new_log_at(host *h, int first, int alone, const char *prefix, in
     if (alone)
         pt_etcd_cluster_endpoint(&cluster, first, eps, sizeof eps);
     else
-        endpoints_from(first, eps, sizeof eps);
+        pt_etcd_cluster_endpoints_from(&cluster, first, eps, sizeof eps);
     pt_clog_options o = {.request_timeout = timeout, .description = h->name};
     pt_clog *c = pt_clog_new(base, eps, prefix, h->name, ttl, &callbacks, h, &o, err, sizeof err);
     if (!c)
@@ -506,7 +494,7 @@ static void test_another_writer_stops(void **state)
     wait_joined();
     append_all(3, 1, 0, DEADLINE);
     char eps[512], err[256];
-    endpoints_from(0, eps, sizeof eps);
+    pt_etcd_cluster_endpoints_from(&cluster, 0, eps, sizeof eps);
     pt_etcd *e = pt_etcd_new(base, eps, NULL, err, sizeof err);
     assert_non_null(e);
     answer a = {0};

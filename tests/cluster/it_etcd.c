@@ -41,23 +41,11 @@ static int run_until(const int *flag, double deadline)
     return *flag;
 }
 
-/* Endpoints with member first first, then the rest in order. */
-static void endpoints_from(int first, char *out, size_t len)
-{
-    out[0] = '\0';
-    for (int k = 0; k < cluster.n; k++) {
-        int i = (first + k) % cluster.n;
-        char ep[64];
-        pt_etcd_cluster_endpoint(&cluster, i, ep, sizeof ep);
-        size_t used = strlen(out);
-        snprintf(out + used, len - used, "%s%s", k ? "," : "", ep);
-    }
-}
 
 static pt_etcd *client_from(int first)
 {
     char eps[512], err[256];
-    endpoints_from(first, eps, sizeof eps);
+    pt_etcd_cluster_endpoints_from(&cluster, first, eps, sizeof eps);
     pt_etcd *e = pt_etcd_new(base, eps, NULL, err, sizeof err);
     if (!e)
         fail_msg("%s", err);
@@ -454,7 +442,7 @@ static void test_failover_when_member_stopped(void **state)
     int leader = pt_etcd_cluster_wait_leader(&cluster, DEADLINE);
     assert_true(leader >= 0);
     int stopped = (leader + 1) % cluster.n;
-    endpoints_from(stopped, eps, sizeof eps);
+    pt_etcd_cluster_endpoints_from(&cluster, stopped, eps, sizeof eps);
     pt_etcd_options o = {.request_timeout = 0.5};
     pt_etcd *e = pt_etcd_new(base, eps, &o, err, sizeof err);
     assert_non_null(e);
@@ -481,7 +469,7 @@ static void test_watch_moves_off_stopped_member(void **state)
     int leader = pt_etcd_cluster_wait_leader(&cluster, DEADLINE);
     assert_true(leader >= 0);
     int stopped = (leader + 1) % cluster.n;
-    endpoints_from(stopped, eps, sizeof eps);
+    pt_etcd_cluster_endpoints_from(&cluster, stopped, eps, sizeof eps);
     pt_etcd_options o = {.request_timeout = 0.5};
     pt_etcd *e = pt_etcd_new(base, eps, &o, err, sizeof err);
     pt_etcd *wr = client_from(leader);

@@ -329,6 +329,34 @@ static void test_host_gone_frees_its_holds(void **state)
     assert_int_equal(hosts[2].n, 0);
 }
 
+/* alpha's connections 1 and 2 hold L1 and L2; beta's 2 waits for L1 and
+ * its 1 for L2. alpha gone: its sessions end oldest first, as the log
+ * opened them (not in the order of the copy's hash buckets, where 2 comes
+ * before 1), so L1 is granted first, to beta's 2. */
+static void test_host_gone_ends_sessions_oldest_first(void **state)
+{
+    uint64_t t = T0;
+
+    (void)state;
+    session_new(0, 1, 100);
+    session_new(0, 2, 101);
+    session_new(1, 1, 200);
+    session_new(1, 2, 201);
+    open_lock(0, 1, 1, "L1", t);
+    open_lock(0, 2, 1, "L2", t);
+    open_lock(1, 2, 1, "L1", t);
+    open_lock(1, 1, 1, "L2", t);
+    lock_op(0, 1, 2, PYTHREAD__OP__OP_ACQUIRE, hosts[0].got[0].handle, -1, t);
+    lock_op(0, 2, 2, PYTHREAD__OP__OP_ACQUIRE, hosts[0].got[1].handle, -1, t);
+    lock_op(1, 2, 2, PYTHREAD__OP__OP_ACQUIRE, hosts[1].got[0].handle, -1, t);
+    lock_op(1, 1, 2, PYTHREAD__OP__OP_ACQUIRE, hosts[1].got[1].handle, -1, t);
+    assert_int_equal(hosts[1].n, 2); /* both wait */
+    pt_ccore_host_gone(hosts[1].cc, "alpha");
+    assert_int_equal(hosts[1].n, 4);
+    assert_int_equal(hosts[1].got[2].conn, 2); /* L1, alpha's 1 ended first */
+    assert_int_equal(hosts[1].got[3].conn, 1);
+}
+
 /* What no host appends, or what cannot be: refused by every copy, with
  * the same words, and nothing changes. */
 static void test_bad_entries_refused_alike(void **state)
@@ -375,6 +403,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_timeout_expired_by_any_host, setup, teardown),
         cmocka_unit_test_setup_teardown(test_time_never_goes_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_gone_frees_its_holds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_gone_ends_sessions_oldest_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_entries_refused_alike, setup, teardown),
     };
 
