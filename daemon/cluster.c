@@ -23,6 +23,8 @@
 #include "names.h"
 
 #define CONN_BUCKETS 1024u
+/* Seconds a stopping daemon waits for etcd to end its lease. */
+#define LEAVE_TIMEOUT 2.0
 
 /* A host of the cluster, as the log's joins and departures tell. */
 typedef struct member {
@@ -41,6 +43,7 @@ struct pt_cluster {
     uint64_t expire_asked; /* the deadline an EXPIRE was appended for */
     int joined;            /* it has been one since the log was opened */
     struct event *rejoin;  /* a join refused: the next try */
+    int left;              /* pt_cluster_leave: the lease is revoked */
     pt_cluster_options o;
     LIST_HEAD(, member) members;
     size_t nmembers;
@@ -69,6 +72,43 @@ static pt_conn *conn_find(pt_cluster *cl, uint64_t id)
             return c;
     }
     return NULL;
+}
+
+/* c's call id went to the log; -1 without memory. */
+static int pending_add(pt_conn *c, uint64_t id)
+{
+    if (c->cl_npending == c->cl_cappending) {
+        uint32_t cap = c->cl_cappending ? 2 * c->cl_cappending : 4;
+        uint64_t *p = realloc(c->cl_pending, cap * sizeof(*p));
+
+        if (p == NULL)
+            return -1;
+        c->cl_pending = p;
+        c->cl_cappending = cap;
+    }
+    c->cl_pending[c->cl_npending++] = id;
+    return 0;
+}
+
+/* Its answer came (calls of one connection are answered in any order). */
+static void pending_remove(pt_conn *c, uint64_t id)
+{
+    for (uint32_t i = 0; i < c->cl_npending; i++) {
+        if (c->cl_pending[i] == id) {
+            c->cl_pending[i] = c->cl_pending[--c->cl_npending];
+            return;
+        }
+    }
+}
+
+/* c leaves the cluster's connections: its session there ends or has ended. */
+static void conn_forget(pt_conn *c)
+{
+    c->cluster = 0;
+    LIST_REMOVE(c, cluster_link);
+    free(c->cl_pending);
+    c->cl_pending = NULL;
+    c->cl_npending = c->cl_cappending = 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -147,8 +187,12 @@ void pt_cluster_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req)
     }
     if (session_open(cl, c, err, sizeof(err)) == 0) {
         enc = pt_ccore_enc_call(c->id, &call, wall_now(), &p, &len);
-        if (append(cl, p, len, enc, err, sizeof(err)) == 0)
+        if (pending_add(c, req->id) < 0)
+            snprintf(err, sizeof(err), "out of memory");
+        else if (append(cl, p, len, enc, err, sizeof(err)) == 0)
             return; /* answered when the log brings it back */
+        else
+            pending_remove(c, req->id);
     }
     snprintf(msg, sizeof(msg),
              "the cluster's log did not take the call: %s; see pythreadd's log, and "
@@ -167,8 +211,9 @@ void pt_cluster_conn_end(pt_daemon *d, pt_conn *c)
 
     if (cl == NULL || !c->cluster)
         return;
-    c->cluster = 0;
-    LIST_REMOVE(c, cluster_link);
+    conn_forget(c);
+    if (cl->left)
+        return; /* the session ended with the lease */
     enc = pt_ccore_enc_session_end(c->id, wall_now(), &p, &len);
     if (append(cl, p, len, enc, err, sizeof(err)) < 0)
         pt_log(LOG_ERR,
@@ -191,6 +236,7 @@ static void answer(void *ctx, uint64_t conn, const pt_result *res)
 
     if (c == NULL || c->closing)
         return; /* it ended; its SESSION_END follows in the log */
+    pending_remove(c, res->id);
     pt_dispatch_answer(res, &r, &state);
     if (r.has_handle)
         r.handle |= PT_CLUSTER_HANDLE;
@@ -265,6 +311,7 @@ static void on_host_joined(void *ctx, const char *host, int64_t revision)
     pt_cluster *cl = ctx;
 
     member_add(cl, host);
+    pt_ccore_host_joined(cl->cc, host);
     if (strcmp(host, cl->host) == 0)
         cl->joined |= pt_clog_is_member(cl->log); /* not a past run's join, replayed */
     pt_log(LOG_INFO, "pythreadd: cluster host '%s' joined (revision %lld)%s", host,
@@ -297,8 +344,7 @@ static size_t conns_close(pt_cluster *cl, const char *msg)
         pt_conn *c;
 
         while ((c = LIST_FIRST(&cl->conns[i])) != NULL) {
-            c->cluster = 0;
-            LIST_REMOVE(c, cluster_link);
+            conn_forget(c);
             pt_conn_close_with(c, msg, pt_daemon_now());
             n++;
         }
@@ -485,6 +531,41 @@ fail:
     d->cluster = cl;
     pt_cluster_free(d);
     return -1;
+}
+
+/* Every call c sent to the log and was not answered for is answered now,
+ * with msg: after this host leaves, the log will not answer it here. */
+static void pending_fail(pt_conn *c, const char *msg)
+{
+    for (uint32_t i = 0; i < c->cl_npending; i++)
+        pt_conn_send_error(c, c->cl_pending[i], PT_ESESSION, msg);
+    c->cl_npending = 0;
+}
+
+void pt_cluster_leave(pt_daemon *d)
+{
+    pt_cluster *cl = d->cluster;
+    char err[512];
+
+    if (cl == NULL || cl->log == NULL)
+        return;
+    cl->left = 1;
+    for (unsigned i = 0; i < CONN_BUCKETS; i++) {
+        pt_conn *c;
+
+        LIST_FOREACH(c, &cl->conns[i], cluster_link)
+        pending_fail(c, "pythreadd stopped or restarted, and this host left the cluster: the "
+                        "cluster session of this connection ended (its cluster locks, permits "
+                        "and waits were given back); open the object again");
+    }
+    if (pt_clog_leave(cl->log, LEAVE_TIMEOUT, err, sizeof(err)) == 0)
+        pt_log(LOG_INFO, "pythreadd: left the cluster: what this host's processes held there "
+                         "is given back");
+    else
+        pt_log(LOG_WARNING,
+               "pythreadd: could not leave the cluster (%s): what this host's processes held "
+               "there is given back when its lease ends, within %u s",
+               err, cl->o.ttl);
 }
 
 void pt_cluster_status(pt_daemon *d, Pythread__StatusInfo *st, char **members, size_t cap)

@@ -41,6 +41,13 @@ typedef struct pt_cluster_options {
 /* Join the cluster (nothing waits: the log answers later). 0, or -1 after
  * saying why in the log. */
 int pt_cluster_start(pt_daemon *d, const pt_cluster_options *o);
+/* A clean stop (SIGTERM, SIGUSR2, a restart under systemd): this host
+ * leaves the cluster now, its lease revoked, so what its processes held
+ * there is given back at once rather than with the lease's ttl, and the
+ * next start joins without waiting for it. Calls still waiting for the log
+ * are answered PT_ESESSION first: a connection kept across the restart
+ * would hear nothing of them. Waits at most a few seconds for etcd. */
+void pt_cluster_leave(pt_daemon *d);
 /* Leave without revoking: this host's holds there end with its lease. */
 void pt_cluster_free(pt_daemon *d);
 

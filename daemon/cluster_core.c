@@ -27,6 +27,7 @@ typedef struct cc_host cc_host;
 typedef struct cc_sess {
     uint64_t conn;
     cc_host *host;
+    uint32_t tag; /* its host's membership when it began (PT_CCORE_TAG_*) */
     pt_session *s;
     LIST_ENTRY(cc_sess) link;   /* in its host's bucket, to find it by conn */
     TAILQ_ENTRY(cc_sess) order; /* in its host's sessions, oldest first */
@@ -41,6 +42,7 @@ struct cc_host {
      * log's, never in the buckets' (hash) order. */
     TAILQ_HEAD(, cc_sess) sessions;
     size_t nsess;
+    uint32_t joins; /* its memberships so far: the tag of its new sessions */
     LIST_ENTRY(cc_host) link;
 };
 
@@ -135,13 +137,20 @@ static void sink(void *ctx, pt_session *s, const pt_result *res)
 {
     pt_ccore *cc = ctx;
     const cc_sess *x = pt_core_session_udata(s);
+    pt_result tagged;
 
-    if (x != NULL && x->host == cc->self)
-        cc->answer(cc->ctx, x->conn, res);
+    if (x == NULL || x->host != cc->self)
+        return;
+    tagged = *res;
+    if (tagged.handle != 0)
+        tagged.handle |= x->tag << PT_CCORE_TAG_SHIFT;
+    cc->answer(cc->ctx, x->conn, &tagged);
 }
 
 pt_ccore *pt_ccore_new(const char *self, pt_ccore_answer_fn answer, void *ctx)
 {
+    /* Handle numbers below the tag's bits; the rest at their defaults. */
+    const pt_core_limits limits = {.max_handles_per_session = PT_CCORE_HANDLE_MAX};
     pt_ccore *cc;
 
     if (!host_name_ok(self) || (cc = calloc(1, sizeof(*cc))) == NULL)
@@ -149,7 +158,7 @@ pt_ccore *pt_ccore_new(const char *self, pt_ccore_answer_fn answer, void *ctx)
     LIST_INIT(&cc->hosts);
     cc->answer = answer;
     cc->ctx = ctx;
-    cc->core = pt_core_new(NULL, sink, cc);
+    cc->core = pt_core_new(&limits, sink, cc);
     cc->self = host_get(cc, self);
     if (cc->core == NULL || cc->self == NULL) {
         pt_ccore_free(cc);
@@ -285,6 +294,7 @@ static int apply_session_new(pt_ccore *cc, const char *host, const record *r, ch
     }
     x->conn = r->session;
     x->host = h;
+    x->tag = h->joins & PT_CCORE_TAG_MASK;
     LIST_INSERT_HEAD(bucket(h, x->conn), x, link);
     TAILQ_INSERT_TAIL(&h->sessions, x, order);
     h->nsess++;
@@ -309,30 +319,61 @@ static int call_ok(const Pythread__Request *req)
     return req != NULL && req->op != PYTHREAD__OP__OP_HELLO && !pt_wire_op_inspects(req->op);
 }
 
-/* A call of this host's connection whose session is gone (its host's
- * membership ended before the call was applied): its caller hears so;
- * the other copies only refuse it. */
-static void call_lost(pt_ccore *cc, const char *host, const record *r)
+#define SESSION_GONE                                                                               \
+    "the cluster session of this connection is gone (this host's membership of the cluster "       \
+    "ended: its cluster locks, permits and waits were given back); connect again"
+#define HANDLE_STALE                                                                               \
+    "this cluster handle was opened in an earlier membership of this host (pythreadd "             \
+    "restarted or lost its lease since): its session there ended, and its locks, permits and "     \
+    "waits with it; open the object again"
+
+/* A call of this host's connection refused with PT_ESESSION (why): its
+ * caller hears so; the other copies only refuse it. */
+static void call_refused(pt_ccore *cc, const char *host, const record *r, const char *why)
 {
-    pt_result res = {.status = PT_ESESSION};
+    pt_result res = {.status = PT_ESESSION, .message = why};
 
     if (r->request == NULL || host_find(cc, host) != cc->self)
         return;
     res.id = r->request->id;
     res.thread = r->request->thread;
-    res.message = "the cluster session of this connection is gone (this host's membership of "
-                  "the cluster ended: its cluster locks, permits and waits were given back); "
-                  "connect again";
     cc->answer(cc->ctx, r->session, &res);
 }
 
-static int apply_call(pt_ccore *cc, cc_sess *x, const record *r, char *err, size_t errlen)
+/* A handle of x's session as the caller sent it (0 stays 0: none) to the
+ * core's number in *h; -1 when its tag is another membership's. */
+static int handle_take(const cc_sess *x, uint32_t *h)
+{
+    if (*h == 0)
+        return 0;
+    if ((*h >> PT_CCORE_TAG_SHIFT & PT_CCORE_TAG_MASK) != x->tag)
+        return -1;
+    *h &= PT_CCORE_HANDLE_MAX;
+    return 0;
+}
+
+/* The request's handles to the core's numbers; 0, or -1 when one is from
+ * another membership of the host (a connection kept across a restart
+ * still holds those). */
+static int handles_take(const cc_sess *x, Pythread__Request *req)
+{
+    if (handle_take(x, &req->handle) < 0)
+        return -1;
+    return req->open != NULL ? handle_take(x, &req->open->lock_handle) : 0;
+}
+
+static int apply_call(pt_ccore *cc, const char *host, cc_sess *x, const record *r, char *err,
+                      size_t errlen)
 {
     pt_call call;
 
     if (!call_ok(r->request)) {
         snprintf(err, errlen, "a call that is not an object's operation");
         return -1;
+    }
+    if (handles_take(x, r->request) < 0) {
+        call_refused(cc, host, r, HANDLE_STALE);
+        return 0;
     }
     pt_request_call(r->request, &call);
     pt_core_call(cc->core, x->s, &call, cc->now);
@@ -354,10 +395,10 @@ static int apply_record(pt_ccore *cc, const char *host, const record *r, char *e
         return 0;
     case PYTHREAD__JOURNAL_RECORD__TYPE__CALL:
         if ((x = session_named(cc, host, r, err, errlen)) == NULL) {
-            call_lost(cc, host, r);
+            call_refused(cc, host, r, SESSION_GONE);
             return -1;
         }
-        return apply_call(cc, x, r, err, errlen);
+        return apply_call(cc, host, x, r, err, errlen);
     case PYTHREAD__JOURNAL_RECORD__TYPE__EXPIRE:
         pt_core_expire(cc->core, cc->now);
         return 0;
@@ -387,6 +428,14 @@ int pt_ccore_apply(pt_ccore *cc, const char *host, const uint8_t *p, size_t len,
     rc = apply_record(cc, host, r, err, errlen);
     pythread__journal_record__free_unpacked(r, NULL);
     return rc;
+}
+
+void pt_ccore_host_joined(pt_ccore *cc, const char *host)
+{
+    cc_host *h = host_get(cc, host);
+
+    if (h != NULL)
+        h->joins++;
 }
 
 void pt_ccore_host_gone(pt_ccore *cc, const char *host)

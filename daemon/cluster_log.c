@@ -59,6 +59,8 @@ typedef struct ka_req {
 struct pt_clog {
     struct event_base *base;
     pt_etcd *etcd;
+    char *endpoints;    /* for pt_clog_leave's own client */
+    pt_etcd_options eo; /* likewise */
     pt_clog_callbacks cb;
     void *ctx;
     char prefix[PREFIX_MAX + 2], prefix_end[PREFIX_MAX + 2];
@@ -814,14 +816,15 @@ pt_clog *pt_clog_new(struct event_base *base, const char *endpoints, const char 
     c->prefix_end[c->prefix_len - 1]++;
     snprintf(c->k_host, sizeof c->k_host, "%shosts/%s", c->prefix, host);
     snprintf(c->k_seq, sizeof c->k_seq, "%sseq/%s", c->prefix, host);
-    pt_etcd_options eo = {.request_timeout = o ? o->request_timeout : 0};
-    c->etcd = pt_etcd_new(base, endpoints, &eo, err, errlen);
+    c->eo = (pt_etcd_options){.request_timeout = o ? o->request_timeout : 0};
+    c->endpoints = strdup(endpoints ? endpoints : "");
+    c->etcd = c->endpoints ? pt_etcd_new(base, endpoints, &c->eo, err, errlen) : NULL;
     c->m_timer = evtimer_new(base, on_m_timer, c);
     c->ka_timer = event_new(base, -1, EV_PERSIST, on_ka_tick, c);
     c->deadline = evtimer_new(base, on_deadline, c);
     c->a_timer = evtimer_new(base, on_a_timer, c);
     if (!c->etcd || !c->m_timer || !c->ka_timer || !c->deadline || !c->a_timer) {
-        if (c->etcd)
+        if (c->etcd || !c->endpoints)
             snprintf(err, errlen, "cluster log: out of memory");
         pt_clog_free(c);
         return NULL;
@@ -851,7 +854,72 @@ void pt_clog_free(pt_clog *c)
         c->head = e->next;
         free(e);
     }
+    free(c->endpoints);
     free(c);
+}
+
+/* ---- leaving ---------------------------------------------------------- */
+
+typedef struct leave_req {
+    struct event_base *base;
+    int done;
+    char why[256];
+} leave_req;
+
+static void on_leave_revoke(const pt_etcd_result *r, void *arg)
+{
+    leave_req *l = arg;
+
+    l->done = 1;
+    /* An expired lease is gone already: what leaving wants. */
+    if (r->err && !(r->err == PT_ETCD_ESERVER && r->message && strstr(r->message, "not found")))
+        snprintf(l->why, sizeof l->why, "%s", r->message ? r->message : "no answer");
+    event_base_loopbreak(l->base);
+}
+
+static void on_leave_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    leave_req *l = arg;
+
+    (void)fd, (void)what;
+    snprintf(l->why, sizeof l->why, "no answer in time");
+    event_base_loopbreak(l->base);
+}
+
+/* A loop of its own, so that the caller's loop (its connections, its
+ * other events) does not turn while it waits. */
+int pt_clog_leave(pt_clog *c, double timeout, char *err, size_t errlen)
+{
+    leave_req l = {0};
+    struct timeval tv = tv_of(timeout);
+    struct event *timer = NULL;
+    pt_etcd *e = NULL;
+    int64_t lease = c->lease;
+
+    c->m = M_STOPPED; /* nothing more of its own: no keepalive, no join */
+    if (lease == 0)
+        return 0;
+    l.base = event_base_new();
+    if (l.base != NULL)
+        e = pt_etcd_new(l.base, c->endpoints, &c->eo, err, errlen);
+    if (e != NULL)
+        timer = evtimer_new(l.base, on_leave_timeout, &l);
+    if (timer == NULL || evtimer_add(timer, &tv) < 0 ||
+        pt_etcd_lease_revoke(e, lease, on_leave_revoke, &l) < 0)
+        snprintf(l.why, sizeof l.why, "out of memory");
+    else
+        event_base_dispatch(l.base);
+    if (timer != NULL)
+        event_free(timer);
+    if (e != NULL)
+        pt_etcd_free(e);
+    if (l.base != NULL)
+        event_base_free(l.base);
+    c->lease = 0;
+    if (l.why[0] == '\0' && l.done)
+        return 0;
+    snprintf(err, errlen, "revoking lease %" PRId64 ": %s", lease, l.why[0] ? l.why : "failed");
+    return -1;
 }
 
 size_t pt_clog_pending(const pt_clog *c)

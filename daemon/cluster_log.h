@@ -126,6 +126,13 @@ typedef struct pt_clog_stats {
 
 void pt_clog_get_stats(const pt_clog *clog, pt_clog_stats *out);
 
+/* Leaves the cluster at once: revokes this host's lease (its host key goes,
+ * which is every host's on_host_gone) through a client and loop of its own,
+ * waiting at most timeout seconds; the caller's loop does not turn meanwhile.
+ * The log does nothing more after it but be freed. 0, or -1 with err (the
+ * lease then ends with its ttl). */
+int pt_clog_leave(pt_clog *clog, double timeout, char *err, size_t errlen);
+
 /* Frees without revoking: the lease expires after its ttl. Not from inside
  * one of its callbacks. */
 void pt_clog_free(pt_clog *clog);

@@ -817,6 +817,7 @@ int main(int argc, char **argv)
     pt_log(LOG_INFO, "pythreadd %s listening on %s%s", PT_VERSION_STRING, path,
            daemon.bound.path[0] ? "" : " (socket passed by systemd)");
     rc = daemon_run(&daemon) < 0 || daemon.failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    pt_cluster_leave(&daemon);
     if (rc == EXIT_SUCCESS && pt_keep_wanted(&daemon))
         pt_keep_handover(&daemon);
     if (rc == EXIT_SUCCESS && daemon.upgrade) {

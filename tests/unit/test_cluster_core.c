@@ -28,6 +28,7 @@ typedef struct answer {
     int status, ok;
     uint64_t token;
     uint32_t handle;
+    char message[256];
 } answer;
 
 /* One host: its copy and the answers it gave its connections. */
@@ -45,7 +46,10 @@ static void on_answer(void *ctx, uint64_t conn, const pt_result *res)
     host *h = ctx;
 
     assert_true(h->n < MAX_ANSWERS);
-    h->got[h->n++] = (answer){conn, res->id, res->status, res->ok, res->token, res->handle};
+    h->got[h->n] = (answer){conn, res->id, res->status, res->ok, res->token, res->handle, ""};
+    snprintf(h->got[h->n].message, sizeof(h->got[h->n].message), "%s",
+             res->message ? res->message : "");
+    h->n++;
 }
 
 static int setup(void **state)
@@ -357,6 +361,99 @@ static void test_host_gone_ends_sessions_oldest_first(void **state)
     assert_int_equal(hosts[1].got[3].conn, 1);
 }
 
+static void count_locked(void *ctx, const pt_core_object_info *info)
+{
+    *(int *)ctx += info->state.locked != 0;
+}
+
+static int objects_locked(pt_ccore *cc)
+{
+    int n = 0;
+
+    pt_core_foreach_object(pt_ccore_core(cc), count_locked, &n);
+    return n;
+}
+
+static void host_joined(const char *name)
+{
+    for (int i = 0; i < NHOSTS; i++)
+        pt_ccore_host_joined(hosts[i].cc, name);
+}
+
+static void host_gone(const char *name)
+{
+    for (int i = 0; i < NHOSTS; i++)
+        pt_ccore_host_gone(hosts[i].cc, name);
+}
+
+/* A connection kept across a daemon restart still holds the handles of
+ * its session of the host's last membership. In the next membership its
+ * new session's handles reuse the same numbers, so an old handle must not
+ * name the new session's object: the tag of the membership tells them
+ * apart, and the old one is refused with PT_ESESSION by alpha's copy (the
+ * others only ignore it), on every kind of use, nothing changing. */
+static void test_handle_of_an_earlier_membership_refused(void **state)
+{
+    uint64_t t = T0;
+    uint32_t old, now;
+
+    (void)state;
+    host_joined("alpha");
+    host_joined("beta");
+    session_new(0, 1, 100);
+    open_lock(0, 1, 1, "L", t);
+    old = last(0)->handle;
+    assert_int_equal(old >> PT_CCORE_TAG_SHIFT, 1);
+    lock_op(0, 1, 2, PYTHREAD__OP__OP_ACQUIRE, old, -1, t);
+    assert_true(last(0)->ok);
+    host_gone("alpha"); /* the daemon restarted: its lease ended */
+    host_joined("alpha");
+    session_new(0, 1, 100); /* the kept connection's first cluster call */
+    open_lock(0, 1, 3, "M", t);
+    now = last(0)->handle;
+    assert_int_equal(now & PT_CCORE_HANDLE_MAX, old & PT_CCORE_HANDLE_MAX);
+    assert_int_not_equal(now, old);
+    hosts[1].n = hosts[2].n = 0;
+    lock_op(0, 1, 4, PYTHREAD__OP__OP_ACQUIRE, old, -1, t);
+    assert_int_equal(last(0)->id, 4);
+    assert_int_equal(last(0)->status, PT_ESESSION);
+    assert_non_null(strstr(last(0)->message, "earlier membership"));
+    lock_op(0, 1, 5, PYTHREAD__OP__OP_RELEASE, old, -1, t);
+    assert_int_equal(last(0)->status, PT_ESESSION);
+    assert_int_equal(hosts[1].n + hosts[2].n, 0);
+    for (int i = 0; i < NHOSTS; i++) /* L freed with its session; M untouched */
+        assert_int_equal(objects_locked(hosts[i].cc), 0);
+    {
+        Pythread__Request req = PYTHREAD__REQUEST__INIT;
+        Pythread__OpenArgs open = PYTHREAD__OPEN_ARGS__INIT;
+
+        req.id = 6;
+        req.op = PYTHREAD__OP__OP_OPEN;
+        req.has_name = 1;
+        req.name.data = (uint8_t *)"C";
+        req.name.len = 1;
+        open.has_kind = open.has_mode = open.has_lock_handle = 1;
+        open.kind = PT_KIND_CONDITION;
+        open.mode = 0600;
+        open.lock_handle = old; /* a Condition over the old lock: refused too */
+        req.open = &open;
+        call(0, 1, &req, t);
+        assert_int_equal(last(0)->status, PT_ESESSION);
+        open.lock_handle = now;
+        req.id = 7;
+        call(0, 1, &req, t);
+        assert_int_equal(last(0)->status, 0);
+        assert_int_equal(last(0)->handle >> PT_CCORE_TAG_SHIFT, 2);
+    }
+    lock_op(0, 1, 8, PYTHREAD__OP__OP_ACQUIRE, now, -1, t);
+    assert_int_equal(last(0)->status, 0);
+    assert_true(last(0)->ok);
+    /* beta's sessions began in its first membership, and keep its tag */
+    session_new(1, 1, 200);
+    open_lock(1, 1, 1, "M", t);
+    assert_int_equal(last(1)->handle >> PT_CCORE_TAG_SHIFT, 1);
+}
+
 /* What no host appends, or what cannot be: refused by every copy, with
  * the same words, and nothing changes. */
 static void test_bad_entries_refused_alike(void **state)
@@ -405,6 +502,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_host_gone_frees_its_holds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_gone_ends_sessions_oldest_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_entries_refused_alike, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handle_of_an_earlier_membership_refused, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests_name("unit.cluster_core", tests, NULL, NULL);
