@@ -338,19 +338,26 @@ int pt_cmd_create(pt_cli *cli, int argc, char **argv)
 
 int pt_cmd_unlink(pt_cli *cli, int argc, char **argv)
 {
+    static const struct option opts[] = {
+        {"cluster", no_argument, NULL, OPT_CLUSTER},
+        {NULL, 0, NULL, 0},
+    };
     const pt_cli_command *cmd = pt_cli_find("unlink");
     pt_client *c;
-    int ch, code, r;
+    int ch, code, r, cluster = 0;
 
-    while ((ch = pt_cli_getopt(cli, cmd, argc, argv, "", NULL)) != -1)
-        return ch == 'h' ? PT_EXIT_OK : PT_EXIT_USAGE;
+    while ((ch = pt_cli_getopt(cli, cmd, argc, argv, "", opts)) != -1) {
+        if (ch != OPT_CLUSTER)
+            return ch == 'h' ? PT_EXIT_OK : PT_EXIT_USAGE;
+        cluster = 1;
+    }
     if (argc == optind)
         return pt_cli_usage("unlink", "give the NAME to unlink");
     if (!(c = pt_cli_client(cli, &code)))
         return code;
     code = PT_EXIT_OK;
     for (int i = optind; i < argc; i++) {
-        r = pt_unlink(c, argv[i]);
+        r = cluster ? pt_unlink_cluster(c, argv[i]) : pt_unlink(c, argv[i]);
         if (r < 0 && code == PT_EXIT_OK)
             code = op_fail("unlink", argv[i], r);
         else if (r < 0)

@@ -117,9 +117,13 @@ const pt_cli_command pt_cli_commands[] = {
      "                  else holding it open, that is at once)\n"
      "  --cluster       the cluster's object, the same on every host (pythreadd\n"
      "                  --etcd); a condition's --lock is then the cluster's too\n"},
-    {"unlink", pt_cmd_unlink, "NAME...", "remove a name; open handles keep working until closed",
+    {"unlink", pt_cmd_unlink, "[--cluster] NAME...",
+     "remove a name; open handles keep working until closed",
      "Removes each NAME, like sem_unlink(3): processes that have it open keep using\n"
-     "it until they close it; a new open creates a new object.\n"},
+     "it until they close it; a new open creates a new object.\n"
+     "\n"
+     "  --cluster       the cluster's objects of those names, on every host\n"
+     "                  (pythreadd --etcd)\n"},
     {"lock", pt_cmd_lock,
      "NAME [--rlock] [--cluster] [-w S | -n] [-E N] [--lost-signal SIG]\n"
      "       [-- COMMAND [ARGS...] | -c LINE]\n"

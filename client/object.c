@@ -400,7 +400,7 @@ int pt__object_simple(pt_object *o, Pythread__Op op)
 /* Names                                                               */
 /* ------------------------------------------------------------------ */
 
-int pt_unlink(pt_client *c, const char *name)
+static int unlink_name(pt_client *c, const char *name, int cluster)
 {
     Pythread__Request req = PYTHREAD__REQUEST__INIT;
     pt__reply rep;
@@ -415,5 +415,16 @@ int pt_unlink(pt_client *c, const char *name)
     req.has_name = 1;
     req.name.data = (uint8_t *)name;
     req.name.len = strlen(name);
+    req.has_cluster = req.cluster = cluster != 0;
     return pt__client_call(c, 0, 0, &req, &rep, NULL);
+}
+
+int pt_unlink(pt_client *c, const char *name)
+{
+    return unlink_name(c, name, 0);
+}
+
+int pt_unlink_cluster(pt_client *c, const char *name)
+{
+    return unlink_name(c, name, 1);
 }

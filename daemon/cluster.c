@@ -132,6 +132,8 @@ int pt_cluster_request_is(const Pythread__Request *req)
 {
     if (req->op == PYTHREAD__OP__OP_OPEN)
         return req->open != NULL && (req->open->flags & PT_OPEN_CLUSTER) != 0;
+    if (req->op == PYTHREAD__OP__OP_UNLINK && req->has_cluster && req->cluster)
+        return 1;
     return req->has_handle && (req->handle & PT_CLUSTER_HANDLE) != 0;
 }
 

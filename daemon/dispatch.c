@@ -15,6 +15,16 @@ static void cluster_refused(pt_conn *c, const Pythread__Request *req)
     char msg[512];
     int named;
 
+    named = req->has_name && pt_name_valid((const char *)req->name.data, req->name.len);
+    if (req->op == PYTHREAD__OP__OP_UNLINK && req->cluster) {
+        snprintf(msg, sizeof(msg),
+                 "'%.*s': unlink: cluster objects need a daemon in a cluster, and this pythreadd "
+                 "was started without --etcd; start it with --etcd ENDPOINTS (pythreadd(8)), or "
+                 "unlink the host's object of that name (without --cluster)",
+                 named ? (int)req->name.len : 1, named ? (const char *)req->name.data : "?");
+        pt_conn_send_error(c, req->id, PT_ERUNTIME, msg);
+        return;
+    }
     if (req->op != PYTHREAD__OP__OP_OPEN || o == NULL) {
         snprintf(msg, sizeof(msg),
                  "request %llu: handle %u is a cluster object's, and this pythreadd is in no "
@@ -24,7 +34,6 @@ static void cluster_refused(pt_conn *c, const Pythread__Request *req)
         return;
     }
     kind = pt_kind_known(o->kind) ? pt_kind_name((pt_kind)o->kind) : "object";
-    named = req->has_name && pt_name_valid((const char *)req->name.data, req->name.len);
     snprintf(msg, sizeof(msg),
              "%s '%.*s': open: a cluster object needs a daemon in a cluster, and this pythreadd "
              "was started without --etcd; start it with --etcd ENDPOINTS (pythreadd(8)), or "

@@ -200,6 +200,9 @@ PT_EXTERN int pt_client_set_deadlock(pt_client *client, int policy);
 
 /* Remove a name (sem_unlink style: open handles keep working). */
 PT_EXTERN int pt_unlink(pt_client *client, const char *name);
+/* The same for a cluster object's name (those opened with PT_OPEN_CLUSTER),
+ * on every host of the cluster; PT_ERUNTIME from a daemon without --etcd. */
+PT_EXTERN int pt_unlink_cluster(pt_client *client, const char *name);
 
 /* ------------------------------------------------------------------ */
 /* Named objects                                                        */

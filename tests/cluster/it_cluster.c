@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -51,6 +52,7 @@ static int ttl_now = TTL_LONG;
 typedef struct daemon_proc {
     pid_t pid;
     char sock[200], log[200], host[16];
+    char state[200]; /* --state-dir, when set */
 } daemon_proc;
 
 static daemon_proc daemons[HOSTS];
@@ -87,11 +89,14 @@ static void daemon_start(int i)
 {
     daemon_proc *d = &daemons[i];
     char prefix[32], ttl[8], err[300];
-    const char *args[] = {"--etcd", etcd.endpoints, "--etcd-prefix", prefix, "--etcd-ttl",
-                          ttl,      "--host-name",  d->host,         NULL};
+    const char *args[] = {"--etcd", etcd.endpoints, "--etcd-prefix", prefix,        "--etcd-ttl",
+                          ttl,      "--host-name",  d->host,         "--state-dir", d->state,
+                          NULL};
 
     snprintf(prefix, sizeof(prefix), "/it%d/", test_no);
     snprintf(ttl, sizeof(ttl), "%d", ttl_now);
+    if (d->state[0] == '\0')
+        args[8] = NULL;
     d->pid =
         pt_etcd_daemon_start(PT_DAEMON_PATH, d->sock, d->log, args, DEADLINE, err, sizeof(err));
     if (d->pid < 0)
@@ -228,6 +233,7 @@ static int setup_ttl(int ttl)
         snprintf(daemons[i].host, sizeof(daemons[i].host), "h%d", i);
         snprintf(daemons[i].sock, sizeof(daemons[i].sock), "%s/t%d-h%d.sock", dir, test_no, i);
         snprintf(daemons[i].log, sizeof(daemons[i].log), "%s/t%d-h%d.log", dir, test_no, i);
+        daemons[i].state[0] = '\0';
         daemon_start(i);
     }
     return 0;
@@ -659,6 +665,185 @@ static void test_partitioned_daemon_holder_learns(void **state)
     pt_client_close(c);
 }
 
+/* ---- unlink ------------------------------------------------------------ */
+
+/* An unlink of a cluster name through host 1 removes it on every host,
+ * sem_unlink style: host 0's open handle keeps its object (and its hold),
+ * an open of the name afterwards through host 2 makes another object, and
+ * the host objects of that name are not touched. pythreadctl unlink
+ * --cluster does the same. */
+static void test_unlink_across_hosts(void **state)
+{
+    pt_client *c[HOSTS] = {NULL};
+    pt_lock *held = NULL, *fresh = NULL, *host_l = NULL, *x = NULL;
+    char cmd[512];
+
+    (void)state;
+    for (int i = 0; i < HOSTS; i++)
+        assert_int_equal(pt_client_open(&c[i], daemons[i].sock), 0);
+    assert_int_equal(pt_lock_open(c[0], "U", PT_OPEN_CLUSTER, 0, &held), 0);
+    assert_int_equal(pt_lock_acquire(held, 1, DEADLINE), 1);
+    assert_int_equal(pt_lock_open(c[1], "U", 0, 0, &host_l), 0); /* host 1's own "U" */
+    assert_int_equal(pt_unlink_cluster(c[1], "U"), 0);
+    assert_int_equal(pt_unlink_cluster(c[1], "U"), PT_ENOENT);
+    assert_int_equal(pt_lock_open(c[2], "U", PT_OPEN_CLUSTER | PT_OPEN_EXISTING, 0, &x), PT_ENOENT);
+    assert_int_equal(pt_lock_open(c[2], "U", PT_OPEN_CLUSTER, 0, &fresh), 0);
+    assert_int_equal(pt_lock_acquire(fresh, 0, PT_FOREVER), 1); /* another object */
+    assert_int_equal(pt_lock_locked(held), 1);                  /* the old one still held */
+    assert_int_equal(pt_lock_release(held), 0);
+    assert_int_equal(pt_lock_release(fresh), 0);
+    assert_int_equal(pt_lock_close(host_l), 0);
+    assert_int_equal(pt_lock_open(c[1], "U", PT_OPEN_EXISTING, 0, &host_l), 0);
+    assert_int_equal(pt_lock_close(host_l), 0);
+    snprintf(cmd, sizeof(cmd), "PYTHREAD_SOCKET='%s' '%s' unlink --cluster U", daemons[0].sock,
+             PT_CTL_PATH);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(pt_lock_open(c[1], "U", PT_OPEN_CLUSTER | PT_OPEN_EXISTING, 0, &x), PT_ENOENT);
+    assert_int_equal(pt_lock_open(c[1], "U", PT_OPEN_EXISTING, 0, &host_l), 0);
+    assert_int_equal(pt_lock_close(host_l), 0);
+    pt_lock_close(fresh);
+    pt_lock_close(held);
+    for (int i = 0; i < HOSTS; i++)
+        pt_client_close(c[i]);
+}
+
+/* ---- stops and restarts ----------------------------------------------- */
+
+/* SIGTERM of host 0's daemon while its process holds "S": the daemon
+ * leaves the cluster as it stops (its lease revoked), so host 1's waiter
+ * gets "S" at once, not after the lease's ttl. */
+static void test_clean_stop_gives_back_at_once(void **state)
+{
+    pt_client *c = NULL;
+    pt_lock *l = NULL;
+    pid_t holder;
+    int st = 0;
+    double t0, took;
+    uint64_t token;
+
+    (void)state;
+    holder = worker(0, hold_until_killed, "S");
+    wait_flag(&sh->ready, 1);
+    assert_int_equal(pt_client_open(&c, daemons[1].sock), 0);
+    assert_int_equal(pt_lock_open(c, "S", PT_OPEN_CLUSTER, 0, &l), 0);
+    assert_int_equal(pt_lock_acquire(l, 0, PT_FOREVER), 0);
+    t0 = now_s();
+    daemon_signal(0, SIGTERM);
+    waitpid(daemons[0].pid, &st, 0);
+    daemons[0].pid = 0;
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(pt_lock_acquire_fenced(l, 1, DEADLINE, &token), 1);
+    took = now_s() - t0;
+    print_message("host 0's daemon stopped: its lock went to host 1 after %.2f s (ttl %d s)\n",
+                  took, TTL_LONG);
+    assert_true(took < TTL_LONG / 2.0);
+    assert_true(token > sh->token[0]);
+    kill(holder, SIGKILL);
+    waitpid(holder, NULL, 0);
+    pt_lock_close(l);
+    pt_client_close(c);
+    /* and it starts again at once under its name: the name is free */
+    t0 = now_s();
+    daemon_start(0);
+    {
+        pt_client *c0 = NULL;
+        pt_lock *l0 = NULL;
+
+        assert_int_equal(pt_client_open(&c0, daemons[0].sock), 0);
+        assert_int_equal(pt_lock_open(c0, "S", PT_OPEN_CLUSTER, 0, &l0), 0);
+        print_message("started again, it served a cluster call after %.2f s\n", now_s() - t0);
+        assert_true(now_s() - t0 < TTL_LONG / 2.0);
+        pt_lock_close(l0);
+        pt_client_close(c0);
+    }
+}
+
+/* A process on host 0 blocked on "W", which host 1 holds: its wait ends
+ * with the daemon's restart, PT_ESESSION, instead of lasting for ever. */
+static int wait_across_restart(pt_client *c, int host, void *arg)
+{
+    pt_lock *l;
+
+    (void)host, (void)arg;
+    CHECK(pt_lock_open(c, "W", PT_OPEN_CLUSTER, 0, &l) == 0);
+    atomic_store(&sh->ready, 1);
+    sh->result[0] = pt_lock_acquire(l, 1, PT_FOREVER);
+    return 0;
+}
+
+/* SIGUSR2 of host 0's daemon (with --state-dir: the connections are kept
+ * across the new image): its processes keep their host lock, but their
+ * cluster session ended with the old image's membership. Host 1 gets
+ * their cluster lock at once; a kept connection's old cluster handle is
+ * refused with PT_ESESSION (it must never name an object the connection
+ * opens afterwards, whose handle has the same number), a wait on the log
+ * ends the same way, and the object opened again works. */
+static void test_restart_refuses_old_cluster_handles(void **state)
+{
+    pt_client *c0 = NULL, *c1 = NULL;
+    pt_lock *host_l = NULL, *old = NULL, *again = NULL, *w1 = NULL, *r1 = NULL;
+    pid_t waiter;
+    double t0;
+
+    (void)state;
+    /* host 0 again, with a state directory */
+    daemon_signal(0, SIGTERM);
+    daemon_reap(0);
+    snprintf(daemons[0].state, sizeof(daemons[0].state), "%s/t%d-state", dir, test_no);
+    assert_int_equal(mkdir(daemons[0].state, 0700), 0);
+    daemon_start(0);
+    assert_int_equal(pt_client_open(&c1, daemons[1].sock), 0);
+    assert_int_equal(pt_lock_open(c1, "W", PT_OPEN_CLUSTER, 0, &w1), 0);
+    assert_int_equal(pt_lock_acquire(w1, 1, DEADLINE), 1);
+    waiter = worker(0, wait_across_restart, NULL);
+    wait_flag(&sh->ready, 1);
+    assert_int_equal(pt_client_open(&c0, daemons[0].sock), 0);
+    assert_int_equal(pt_lock_open(c0, "H", 0, 0, &host_l), 0);
+    assert_int_equal(pt_lock_acquire(host_l, 1, DEADLINE), 1);
+    assert_int_equal(pt_lock_open(c0, "R", PT_OPEN_CLUSTER, 0, &old), 0);
+    assert_int_equal(pt_lock_acquire(old, 1, DEADLINE), 1);
+    assert_int_equal(pt_lock_open(c1, "R", PT_OPEN_CLUSTER, 0, &r1), 0);
+    assert_int_equal(pt_lock_acquire(r1, 0, PT_FOREVER), 0);
+
+    t0 = now_s();
+    daemon_signal(0, SIGUSR2);
+    assert_int_equal(pt_lock_acquire(r1, 1, DEADLINE), 1);
+    print_message("host 0's daemon restarted: its cluster lock went to host 1 after %.2f s\n",
+                  now_s() - t0);
+    assert_true(now_s() - t0 < TTL_LONG / 2.0);
+    {
+        pid_t one[1] = {waiter};
+
+        join(one, 1);
+    }
+    print_message("the wait on host 0 ended with: %s\n", pt_strerror(sh->result[0]));
+    assert_int_equal(sh->result[0], PT_ESESSION);
+
+    /* the kept connection: its host lock is still held, its old cluster
+     * handle refused, before and after it opens another object whose
+     * handle has the same number in the new session */
+    assert_int_equal(pt_lock_acquire(host_l, 0, PT_FOREVER), 0);
+    assert_int_equal(pt_lock_release(old), PT_ESESSION);
+    print_message("an old cluster handle after the restart: %s\n", pt_last_error_message());
+    assert_non_null(strstr(pt_last_error_message(), "earlier membership"));
+    assert_int_equal(pt_lock_open(c0, "R", PT_OPEN_CLUSTER, 0, &again), 0);
+    assert_int_equal(pt_lock_acquire(again, 0, PT_FOREVER), 0); /* host 1 holds it */
+    assert_int_equal(pt_lock_release(old), PT_ESESSION);
+    assert_int_equal(pt_lock_acquire(old, 0, PT_FOREVER), PT_ESESSION);
+    assert_int_equal(pt_lock_release(r1), 0);
+    assert_int_equal(pt_lock_acquire(again, 1, DEADLINE), 1);
+    assert_int_equal(pt_lock_release(again), 0);
+    assert_int_equal(pt_lock_release(host_l), 0);
+    assert_int_equal(pt_lock_release(w1), 0);
+    pt_lock_close(again);
+    pt_lock_close(old);
+    pt_lock_close(host_l);
+    pt_lock_close(r1);
+    pt_lock_close(w1);
+    pt_client_close(c0);
+    pt_client_close(c1);
+}
+
 /* Three hosts counting under "L" while the etcd leader is killed: every
  * round is done, none overlaps. */
 static void test_etcd_leader_killed_midway(void **state)
@@ -692,6 +877,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_partitioned_daemon_holder_learns, setup_short,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_unlink_across_hosts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clean_stop_gives_back_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_refuses_old_cluster_handles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_etcd_leader_killed_midway, setup, teardown),
     };
 

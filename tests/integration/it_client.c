@@ -491,7 +491,14 @@ static void test_cluster_open_refused_without_etcd(void **state)
                  PT_ERUNTIME);
     cluster_refusal_told("Barrier", "it.cl.barrier");
     PT_ASSERT_EQ(pt_lock_locked(l), 1);
+    PT_ASSERT_EQ(pt_unlink_cluster(c, "it.cl.lock"), PT_ERUNTIME);
+    if (!strstr(pt_last_error_message(), "'it.cl.lock': unlink: cluster objects need a daemon "
+                                         "in a cluster"))
+        fail_msg("cluster unlink without --etcd: \"%s\"", pt_last_error_message());
+    PT_ASSERT_EQ(pt_lock_locked(l), 1); /* the host's "it.cl.lock" is still there */
     PT_ASSERT_EQ(pt_lock_release(l), 0);
+    PT_ASSERT_EQ(pt_lock_close(l), 0);
+    PT_ASSERT_EQ(pt_lock_open(c, "it.cl.lock", PT_OPEN_EXISTING, 0, &l), 0);
     PT_ASSERT_EQ(pt_lock_close(l), 0);
     {
         pt_inspect_detail *d = NULL;

@@ -163,6 +163,7 @@ _PROTOTYPES = {
     "pt_client_socket_path": (_s, [_p]),
     "pt_client_close": (None, [_p]),
     "pt_unlink": (_i, [_p, _s]),
+    "pt_unlink_cluster": (_i, [_p, _s]),
     "pt_lock_open": (_i, [_p, _s, _i, _u, _pp]),
     "pt_lock_acquire": (_i, [_p, _i, _d]),
     "pt_lock_release": (_i, [_p]),

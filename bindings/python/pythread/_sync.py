@@ -153,10 +153,13 @@ def _after_fork_in_child():
         counts.n = 0
 
 
-def unlink(name):
+def unlink(name, *, cluster=False):
     """Remove a name from the daemon (sem_unlink style: handles already open
-    keep working; the object ends when the last one closes)."""
-    check(lib.pt_unlink(_get_client()._h, _name_bytes(name)))
+    keep working; the object ends when the last one closes). cluster=True:
+    the cluster's object of that name, on every host (pythreadd --etcd; a
+    daemon in no cluster refuses it with RuntimeError)."""
+    fn = lib.pt_unlink_cluster if cluster else lib.pt_unlink
+    check(fn(_get_client()._h, _name_bytes(name)))
 
 
 # ---------------------------------------------------------------------------

@@ -335,6 +335,10 @@ class BindingTests(unittest.TestCase):
         with self.assertRaises(TypeError):
             pythread.Condition(threading.Lock(), cluster=True)
         self.assertFalse(pythread.Condition(lock)._cluster)
+        with self.assertRaises(RuntimeError) as cm:
+            pythread.unlink(lock._daemon_name, cluster=True)
+        self.assertIn("unlink: cluster objects need a daemon in a cluster", str(cm.exception))
+        self.assertFalse(lock.locked())  # the host's object of that name is untouched
 
 
 def waiters(obj, n):

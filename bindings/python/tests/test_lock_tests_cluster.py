@@ -85,6 +85,21 @@ class ClusterObjectTests(unittest.TestCase):
         with shared:
             self.assertFalse(host.locked())
 
+    def test_unlink_cluster_name(self):
+        # sem_unlink style, the cluster's name only: the open object keeps
+        # working, a new open makes another, the host's object stays.
+        host = pythread.Lock(name="lt.unlinked")
+        shared = pythread.Lock(name="lt.unlinked", cluster=True)
+        with shared:
+            pythread.unlink("lt.unlinked", cluster=True)
+            with self.assertRaises(FileNotFoundError):
+                pythread.unlink("lt.unlinked", cluster=True)
+            again = pythread.Lock(name="lt.unlinked", cluster=True)
+            self.assertFalse(again.locked())
+            self.assertTrue(shared.locked())
+        pythread.unlink("lt.unlinked")  # the host's, still there
+        self.assertFalse(host.locked())
+
     def test_pickle_opens_the_cluster_object(self):
         import pickle
         for make in (lambda: pythread.Lock(name="lt.pickled", cluster=True),
