@@ -548,6 +548,20 @@ static void test_timeout_and_holder_death(void **state)
     pt_client_close(c);
 }
 
+/* A process on host 0 holding the cluster lock name (its token in
+ * sh->token[0]); *c and *l open it through host 1, where it is seen held.
+ * The holder's pid. */
+static pid_t held_on_host0(const char *name, pt_client **c, pt_lock **l)
+{
+    pid_t holder = worker(0, hold_until_killed, (void *)name);
+
+    wait_flag(&sh->ready, 1);
+    assert_int_equal(pt_client_open(c, daemons[1].sock), 0);
+    assert_int_equal(pt_lock_open(*c, name, PT_OPEN_CLUSTER, 0, l), 0);
+    assert_int_equal(pt_lock_acquire(*l, 0, PT_FOREVER), 0);
+    return holder;
+}
+
 /* kill -9 of host 0's daemon while its process holds "K": host 1's waiter
  * gets "K" once host 0's lease has ended, within TTL + 1 s of the kill. */
 static void test_daemon_killed_gives_back_after_ttl(void **state)
@@ -559,11 +573,7 @@ static void test_daemon_killed_gives_back_after_ttl(void **state)
     uint64_t token;
 
     (void)state;
-    holder = worker(0, hold_until_killed, "K");
-    wait_flag(&sh->ready, 1);
-    assert_int_equal(pt_client_open(&c, daemons[1].sock), 0);
-    assert_int_equal(pt_lock_open(c, "K", PT_OPEN_CLUSTER, 0, &l), 0);
-    assert_int_equal(pt_lock_acquire(l, 0, PT_FOREVER), 0);
+    holder = held_on_host0("K", &c, &l);
     daemon_signal(0, SIGKILL);
     daemon_reap(0);
     t0 = now_s();
@@ -722,11 +732,7 @@ static void test_clean_stop_gives_back_at_once(void **state)
     uint64_t token;
 
     (void)state;
-    holder = worker(0, hold_until_killed, "S");
-    wait_flag(&sh->ready, 1);
-    assert_int_equal(pt_client_open(&c, daemons[1].sock), 0);
-    assert_int_equal(pt_lock_open(c, "S", PT_OPEN_CLUSTER, 0, &l), 0);
-    assert_int_equal(pt_lock_acquire(l, 0, PT_FOREVER), 0);
+    holder = held_on_host0("S", &c, &l);
     t0 = now_s();
     daemon_signal(0, SIGTERM);
     waitpid(daemons[0].pid, &st, 0);
