@@ -46,6 +46,8 @@ class Daemon:
         self.proc = None
         self.socket = None
         self._old_env = None
+        self._log = None
+        self.final_log = ""
 
     def start(self):
         self.dir = tempfile.mkdtemp(prefix="pythread-py-")
@@ -86,6 +88,9 @@ class Daemon:
         else:
             os.environ["PYTHREAD_SOCKET"] = self._old_env
         if self._log:
+            # Kept for a caller that checks how the daemon ended
+            # (proc.returncode): the directory goes.
+            self.final_log = self.log()
             self._log.close()
             self._log = None
         if self.dir:

@@ -181,10 +181,17 @@ def setUpModule():
 
 
 def _stop():
+    """Stops the daemons and etcd; the daemons that did not end well (a
+    sanitizer's report, a crash), as (host, status, log)."""
+    bad = []
     # In reverse: each Daemon puts back the $PYTHREAD_SOCKET it found.
-    while _daemons:
-        _daemons.pop().stop()
+    for host, d in reversed(list(zip(HOSTS, _daemons))):
+        d.stop()
+        if d.proc is not None and d.proc.returncode != 0:
+            bad.append((host, d.proc.returncode, d.final_log))
+    _daemons.clear()
     _etcd.stop()
+    return bad
 
 
 def tearDownModule():
@@ -192,7 +199,11 @@ def tearDownModule():
         _check_spread()
     finally:
         _clients.clear()
-        _stop()
+        bad = _stop()
+    if bad:
+        raise AssertionError("\n".join(
+            f"pythreadd of host {host} ended with status {status}; its log ends:\n{log[-3000:]}"
+            for host, status, log in bad))
 
 
 def _check_spread():
