@@ -322,6 +322,22 @@ def _construct(cls, client, *args, **kwargs):
     return self
 
 
+def _construct_anonymous(cls, client, daemon_name, *args, **kwargs):
+    """cls(*args, **kwargs), anonymous (name None, transient), opened through
+    client as the object the daemon knows by daemon_name: the first opening
+    creates it, the others open it. An anonymous object otherwise gets a
+    fresh daemon name of its own, opened exclusively, so that no other
+    opening can share it; this one is shared on purpose by openings through
+    several Clients, of one daemon or, with cluster=True, of the cluster's
+    daemons (the test that gives each thread a daemon of its own opens every
+    object through each one), and Python shows it as any anonymous object."""
+    self = object.__new__(cls)
+    self._via = (client, None)
+    self._anonymous_as = _name_bytes(daemon_name)
+    self.__init__(*args, **kwargs)
+    return self
+
+
 class _Handle:
     """What every class shares: a handle in the daemon, opened through a
     Client, closed by close() or when the object is collected."""
@@ -341,10 +357,12 @@ class _Handle:
         (PT_OPEN_DEADLOCK_FAIL). cluster=True: the cluster's object, the
         same on every host (PT_OPEN_CLUSTER, pythreadd --etcd); a daemon in
         no cluster refuses it with RuntimeError. An object made by
-        _construct opens through the client it names, and one being
+        _construct opens through the client it names (by
+        _construct_anonymous: under the daemon name it gives), and one being
         unpickled opens the object its pickle names, which must exist
         (PT_OPEN_EXISTING): never a new one, never with its state reset."""
         via, existing = self.__dict__.pop("_via", (None, None))
+        anonymous_as = self.__dict__.pop("_anonymous_as", None)  # _construct_anonymous
         handle_flags = ((0 if fast_path else _lib.PT_OPEN_NOFAST) | _deadlock_flags(deadlock)
                         | (_lib.PT_OPEN_CLUSTER if cluster else 0))
         mode = _mode(mode)
@@ -362,8 +380,8 @@ class _Handle:
             flags = _flags(name, transient) | handle_flags
             if client is None:
                 client = via if isinstance(via, Client) else _get_client()
-            if name is not None:
-                cname = _name_bytes(name)
+            if name is not None or anonymous_as is not None:
+                cname = _name_bytes(name) if name is not None else anonymous_as
                 check(fn(client._h, cname, *before, *after, flags, mode, ctypes.byref(out)))
             else:
                 for _ in range(4):

@@ -46,6 +46,8 @@ class Daemon:
         self.proc = None
         self.socket = None
         self._old_env = None
+        self._log = None
+        self.final_log = ""
 
     def start(self):
         self.dir = tempfile.mkdtemp(prefix="pythread-py-")
@@ -86,6 +88,9 @@ class Daemon:
         else:
             os.environ["PYTHREAD_SOCKET"] = self._old_env
         if self._log:
+            # Kept for a caller that checks how the daemon ended
+            # (proc.returncode): the directory goes.
+            self.final_log = self.log()
             self._log.close()
             self._log = None
         if self.dir:
@@ -116,51 +121,83 @@ def _free_port():
 
 
 class Etcd:
-    """A one-member etcd on free 127.0.0.1 ports, its data in a temporary
-    directory, for a daemon's --etcd; stopped (and the directory removed)
-    at the end. endpoint is its client URL once started."""
+    """An etcd of `members` members (1, or 3 for a cluster whose members
+    really replicate) on free 127.0.0.1 ports, their data in a temporary
+    directory, for daemons' --etcd; stopped (and the directory removed) at
+    the end. Once started, endpoints lists the members' client URLs and
+    endpoint is the first one's."""
 
-    def __init__(self, startup_timeout=20.0):
+    def __init__(self, startup_timeout=20.0, members=1):
         self.startup_timeout = startup_timeout
+        self.members = members
         self.dir = None
-        self.proc = None
+        self.procs = []
+        self.endpoints = []
         self.endpoint = None
+        self._logs = []
 
     def start(self):
         import urllib.request
         self.dir = tempfile.mkdtemp(prefix="pythread-etcd-")
-        client, peer = _free_port(), _free_port()
-        self.endpoint = f"http://127.0.0.1:{client}"
-        self._log = open(os.path.join(self.dir, "etcd.log"), "w+b")
-        self.proc = subprocess.Popen(
-            [etcd_path(), "--name", "m0", "--data-dir", os.path.join(self.dir, "data"),
-             "--listen-client-urls", self.endpoint, "--advertise-client-urls", self.endpoint,
-             "--listen-peer-urls", f"http://127.0.0.1:{peer}",
-             "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-             "--initial-cluster", f"m0=http://127.0.0.1:{peer}"],
-            stdout=self._log, stderr=subprocess.STDOUT)
+        ports = [(_free_port(), _free_port()) for _ in range(self.members)]
+        self.endpoints = [f"http://127.0.0.1:{client}" for client, _ in ports]
+        self.endpoint = self.endpoints[0]
+        initial = ",".join(f"m{i}=http://127.0.0.1:{peer}" for i, (_, peer) in enumerate(ports))
+        # Several members elect a leader before any answers: heartbeats and
+        # elections of a tenth of etcd's defaults (as tests/cluster's C
+        # harness has them) make that a fraction of a second.
+        timing = ["--heartbeat-interval", "50", "--election-timeout", "500"] \
+            if self.members > 1 else []
+        for i, (client, peer) in enumerate(ports):
+            log = open(os.path.join(self.dir, f"etcd-m{i}.log"), "w+b")
+            self._logs.append(log)
+            self.procs.append(subprocess.Popen(
+                [etcd_path(), "--name", f"m{i}", "--data-dir", os.path.join(self.dir, f"m{i}"),
+                 "--listen-client-urls", self.endpoints[i],
+                 "--advertise-client-urls", self.endpoints[i],
+                 "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+                 "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+                 "--initial-cluster", initial] + timing,
+                stdout=log, stderr=subprocess.STDOUT))
         deadline = time.monotonic() + self.startup_timeout
-        while True:
-            try:
-                with urllib.request.urlopen(self.endpoint + "/health", timeout=1) as r:
-                    if b'"true"' in r.read():
-                        return self
-            except OSError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self._log.seek(0)
-                log = self._log.read().decode("utf-8", "replace")
-                self.stop()
-                raise RuntimeError(f"etcd did not start: {log[-2000:]}")
-            time.sleep(0.05)
+        for endpoint in self.endpoints:
+            while True:
+                try:
+                    with urllib.request.urlopen(endpoint + "/health", timeout=1) as r:
+                        if b'"true"' in r.read():
+                            break
+                except OSError:
+                    pass
+                if any(p.poll() is not None for p in self.procs) or time.monotonic() > deadline:
+                    logs = []
+                    for log in self._logs:
+                        log.seek(0)
+                        logs.append(log.read().decode("utf-8", "replace")[-2000:])
+                    self.stop()
+                    raise RuntimeError(f"etcd did not start: {' --- '.join(logs)}")
+                time.sleep(0.05)
+        return self
+
+    def get(self, key):
+        """The value of key (str) in etcd, as str, or None: one read through
+        the JSON gateway of the first member."""
+        import base64
+        import json
+        import urllib.request
+        body = json.dumps({"key": base64.b64encode(key.encode()).decode()}).encode()
+        with urllib.request.urlopen(self.endpoint + "/v3/kv/range", body, timeout=5) as r:
+            kvs = json.load(r).get("kvs", [])
+        return base64.b64decode(kvs[0]["value"]).decode() if kvs else None
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        if getattr(self, "_log", None):
-            self._log.close()
-            self._log = None
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        self.procs = []
+        for log in self._logs:
+            log.close()
+        self._logs = []
         if self.dir:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
