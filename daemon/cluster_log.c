@@ -814,7 +814,7 @@ pt_clog *pt_clog_new(struct event_base *base, const char *endpoints, const char 
     c->prefix_end[c->prefix_len - 1]++;
     snprintf(c->k_host, sizeof c->k_host, "%shosts/%s", c->prefix, host);
     snprintf(c->k_seq, sizeof c->k_seq, "%sseq/%s", c->prefix, host);
-    pt_etcd_options eo = {.request_timeout = o ? o->request_timeout : 0};
+    pt_etcd_options eo = {.request_timeout = o ? o->request_timeout : 0, .tls = o ? o->tls : NULL};
     c->etcd = pt_etcd_new(base, endpoints, &eo, err, errlen);
     c->m_timer = evtimer_new(base, on_m_timer, c);
     c->ka_timer = event_new(base, -1, EV_PERSIST, on_ka_tick, c);
