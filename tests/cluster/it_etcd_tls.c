@@ -277,15 +277,30 @@ static void test_system_cas_refused(void **state)
     refused(cluster.endpoints, NULL, cluster.tls.cert, cluster.tls.key, words);
 }
 
-/* The server certificate names IP 127.0.0.1 only: "localhost" is not it. */
+/* The server certificate names IP 127.0.0.1 only: "localhost" is not it.
+ * The name resolves through /etc/hosts, where Debian lists 127.0.0.1
+ * first; where it gives ::1, on which the members do not listen, the case
+ * cannot be made and is skipped. */
 static void test_host_name_checked(void **state)
 {
     (void)state;
-    char ep[64];
+    char ep[64], err[512];
     snprintf(ep, sizeof ep, "https://localhost:%d", cluster.m[1].client_port);
-    const char *words[] = {"https://localhost:", "certificate verify failed",
+    pt_etcd *e = client_of(ep, cluster.tls.ca, cluster.tls.cert, cluster.tls.key, err, sizeof err);
+    if (!e)
+        fail_msg("%s", err);
+    answer r = call_range(e, "x");
+    pt_etcd_free(e);
+    assert_int_equal(r.r.err, PT_ETCD_EUNAVAIL);
+    if (!strstr(r.r.msgbuf, "certificate")) {
+        print_message("localhost does not reach 127.0.0.1 here: %s\n", r.r.msgbuf);
+        skip();
+    }
+    const char *words[] = {"https://localhost:", "certificate verify failed (hostname mismatch)",
                            "does not name localhost", NULL};
-    refused(ep, cluster.tls.ca, cluster.tls.cert, cluster.tls.key, words);
+    for (const char *const *w = words; *w; w++)
+        if (!strstr(r.r.msgbuf, *w))
+            fail_msg("'%s' not in: %s", *w, r.r.msgbuf);
 }
 
 static void test_no_client_cert_refused(void **state)
