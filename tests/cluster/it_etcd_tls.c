@@ -5,14 +5,16 @@
  * harness.
  *
  * The client puts, reads, keeps a lease and watches with the client
- * certificate, and fails over to the next member when its own is killed.
- * It refuses, each time with a message naming the endpoint and what to
- * pass: a server certificate from a CA it was not given (or the system's
- * CAs alone), a host name the certificate does not carry, no client
- * certificate, a client certificate of a CA etcd does not trust; and at
- * creation files it cannot use and a mix of http and https. pythreadd
- * --etcd https://... with --etcd-cacert, --etcd-cert and --etcd-key serves
- * a cluster Lock to two hosts. Skipped (77) where etcd is not installed.
+ * certificate, and fails over to the next member when its own is killed,
+ * its watch too. It refuses, each time with a message naming the endpoint
+ * and what to pass: a server certificate from a CA it was not given (or
+ * the system's CAs alone), a host name the certificate does not carry, a
+ * port without TLS, no client certificate, a client certificate of a CA
+ * etcd does not trust; and at creation files it cannot use and a mix of
+ * http and https. pythreadd --etcd https://... with --etcd-cacert,
+ * --etcd-cert and --etcd-key serves a cluster Lock to two hosts, and says
+ * what to pass when its CA is the wrong one. Skipped (77) where etcd is
+ * not installed.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -227,17 +229,39 @@ static void test_put_range_txn_lease_watch(void **state)
 }
 
 /* The member in use killed: the next request goes to the next member,
- * with a handshake of its own. */
+ * with a handshake of its own, and the watch resumes there from the
+ * revision after its last event. */
 static void test_failover_over_tls(void **state)
 {
     (void)state;
     pt_etcd *e = client_from(0);
-    assert_int_equal(call_put(e, "f/k", "v", 0).r.err, PT_ETCD_OK);
+    answer p0 = call_put(e, "f/0", "v", 0);
+    assert_int_equal(p0.r.err, PT_ETCD_OK);
+    seen s = {0};
+    pt_etcd_watch *w = pt_etcd_watch_start(e, pt_etcd_str("f/"), pt_etcd_str("f0"), p0.r.revision,
+                                           watch_collect, &s);
+    assert_non_null(w);
+    double end = pt_etcd_now() + DEADLINE;
+    while (s.n < 1 && pt_etcd_now() < end)
+        event_base_loop(base, EVLOOP_ONCE);
+    assert_int_equal(s.n, 1);
     pt_etcd_cluster_kill(&cluster, 0);
-    answer r = call_range(e, "f/k");
+    answer r = call_range(e, "f/0");
     assert_int_equal(r.r.err, PT_ETCD_OK);
     assert_int_equal(r.r.nkvs, 1);
     assert_int_not_equal(pt_etcd_endpoint(e), 0);
+    answer p1 = call_put(e, "f/1", "v", 0);
+    assert_int_equal(p1.r.err, PT_ETCD_OK);
+    end = pt_etcd_now() + DEADLINE;
+    while (s.n < 2 && pt_etcd_now() < end)
+        event_base_loop(base, EVLOOP_ONCE);
+    assert_int_equal(s.err, 0);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.key[1], "f/1");
+    assert_int_equal(s.rev[1], p1.r.revision);
+    pt_etcd_watch_cancel(w);
+    int never = 0;
+    run_until(&never, 0.05);
     pt_etcd_free(e);
 }
 
@@ -301,6 +325,16 @@ static void test_host_name_checked(void **state)
     for (const char *const *w = words; *w; w++)
         if (!strstr(r.r.msgbuf, *w))
             fail_msg("'%s' not in: %s", *w, r.r.msgbuf);
+}
+
+/* A port without TLS: a member's peer port speaks plain HTTP. */
+static void test_plain_port_refused(void **state)
+{
+    (void)state;
+    char ep[64];
+    snprintf(ep, sizeof ep, "https://127.0.0.1:%d", cluster.m[1].peer_port);
+    const char *words[] = {ep, "does not speak TLS", NULL};
+    refused(ep, cluster.tls.ca, cluster.tls.cert, cluster.tls.key, words);
 }
 
 static void test_no_client_cert_refused(void **state)
@@ -452,6 +486,7 @@ int main(void)
         cmocka_unit_test(test_wrong_ca_refused),
         cmocka_unit_test(test_system_cas_refused),
         cmocka_unit_test(test_host_name_checked),
+        cmocka_unit_test(test_plain_port_refused),
         cmocka_unit_test(test_no_client_cert_refused),
         cmocka_unit_test(test_foreign_client_cert_refused),
         cmocka_unit_test(test_unusable_files_and_schemes),
