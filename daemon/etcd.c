@@ -438,7 +438,10 @@ static int tls_why(pt_etcd *e, int i, struct evhttp_connection *c, char *out, si
             at, reason);
         return 1;
     default:
-        say(out, len, "%s: TLS failed (%s)", at, reason ? reason : "unknown error");
+        say(out, len,
+            "%s: TLS failed (%s); check the member's TLS (its --cert-file, --key-file and "
+            "--trusted-ca-file) against --etcd-cacert, --etcd-cert and --etcd-key",
+            at, reason ? reason : "unknown error");
         return 1;
     }
 }

@@ -101,7 +101,7 @@ void pt_etcd_cluster_endpoint(const pt_etcd_cluster *c, int i, char *out, size_t
 }
 
 /* The TLS files, made by the openssl program in dir/tls (its output in
- * dir/tls/openssl.log). EC keys: RSA's would take seconds to generate. The
+ * dir/tls/openssl.log). EC keys: RSA's take several times as long to make. The
  * server certificate serves clients and is also a client's: etcd's gateway
  * presents it when it calls its own member's gRPC server, which asks for a
  * client certificate too. */
@@ -231,7 +231,9 @@ static pid_t spawn_member(pt_etcd_cluster *c, int i, const char *state)
                             "zap",
                             "--log-level",
                             "warn"};
-    size_t n = 28;
+    size_t n = 0;
+    while (argv[n])
+        n++;
     if (c->flags & PT_ETCD_CLUSTER_TLS) {
         snprintf(srv_cert, sizeof srv_cert, "%s/tls/server.crt", c->dir);
         snprintf(srv_key, sizeof srv_key, "%s/tls/server.key", c->dir);
