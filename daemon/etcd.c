@@ -63,6 +63,13 @@ typedef struct etcd_endpoint {
      * the last failure was reported (X509_V_OK: none); kept here because
      * evhttp clears the SSL before it calls back. */
     long verify_err;
+    /* A handshake here met etcd's request for a client certificate (it
+     * runs with --client-cert-auth); this member answered a request. With
+     * TLS 1.3 etcd checks the client's certificate after the client's side
+     * of the handshake is done, and a refusal can reach the client as a
+     * reset its request's write meets, before it reads etcd's alert: a
+     * member that asked and never answered has likely refused. */
+    int cert_asked, answered;
 } etcd_endpoint;
 
 typedef struct etcd_req {
@@ -204,11 +211,16 @@ static int tls_verify_cb(int ok, X509_STORE_CTX *x)
  * start is the first moment this code sees it, and comes before any data. */
 static void tls_info_cb(const SSL *ssl, int where, int ret)
 {
+    etcd_endpoint *ep = SSL_get_app_data(ssl);
     int fd, one = 1;
 
     (void)ret;
     if ((where & SSL_CB_HANDSHAKE_START) && (fd = SSL_get_fd(ssl)) >= 0)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* What a refusal of the client certificate that comes as a reset
+     * needs to be told (etcd_endpoint). */
+    if ((where & SSL_CB_CONNECT_LOOP) && SSL_get_state(ssl) == TLS_ST_CR_CERT_REQ && ep)
+        ep->cert_asked = 1;
 }
 
 /* An encrypted key would have OpenSSL ask for a passphrase on the
@@ -382,12 +394,28 @@ static int tls_why(pt_etcd *e, int i, struct evhttp_connection *c, char *out, si
     while (bev && (x = bufferevent_get_openssl_error(bev)) != 0)
         if (ERR_GET_LIB(x) != 0)
             err = x;
-    if (!err && verify == X509_V_OK)
-        return 0;
-    const char *reason = err ? ERR_reason_error_string(err) : NULL;
-    int r = err && ERR_GET_LIB(err) == ERR_LIB_SSL ? ERR_GET_REASON(err) : 0;
     char at[300];
     snprintf(at, sizeof at, "https://%s:%d", ep->host, ep->port);
+    if (!err && verify == X509_V_OK) {
+        /* No reason read: a member that asked for a client certificate and
+         * never answered (etcd_endpoint). */
+        if (!ep->cert_asked || ep->answered)
+            return 0;
+        if (!e->cert[0])
+            say(out, len,
+                "%s: etcd asks for a client certificate (it runs with --client-cert-auth) and "
+                "closed the connection; pass one with --etcd-cert and --etcd-key",
+                at);
+        else
+            say(out, len,
+                "%s: etcd asked for a client certificate and closed the connection before any "
+                "answer: it may have refused the client certificate %s "
+                "(--etcd-cert); have it signed by a CA in etcd's --trusted-ca-file",
+                at, e->cert);
+        return 1;
+    }
+    const char *reason = err ? ERR_reason_error_string(err) : NULL;
+    int r = err && ERR_GET_LIB(err) == ERR_LIB_SSL ? ERR_GET_REASON(err) : 0;
     if (verify != X509_V_OK || r == SSL_R_CERTIFICATE_VERIFY_FAILED) {
         const char *v = X509_verify_cert_error_string(verify);
         if (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH)
@@ -549,6 +577,8 @@ static void req_done(struct evhttp_request *hreq, void *arg)
     e->ep[r->ep].inflight[r->slot]--;
     r->hreq = NULL;
     int status = hreq ? evhttp_request_get_response_code(hreq) : 0;
+    if (status != 0)
+        e->ep[r->ep].answered = 1;
     if (status == 0) {
         tls_why(e, r->ep, e->ep[r->ep].conn[r->slot], r->tls_why, sizeof r->tls_why);
         if (r->httperr == EVREQ_HTTP_DATA_TOO_LONG) {

@@ -13,8 +13,9 @@
  * no client certificate, a client certificate of a CA etcd does not trust;
  * and at creation files it cannot use and a mix of http and https.
  * pythreadd --etcd https://... with --etcd-cacert, --etcd-cert and
- * --etcd-key serves a cluster Lock to two hosts, and says what to pass when
- * its CA is the wrong one. Skipped (77) where etcd is not installed.
+ * --etcd-key serves a cluster Lock to two hosts, says what to pass when its
+ * CA is the wrong one, and refuses at the start TLS options that cannot
+ * work. Skipped (77) where etcd is not installed.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -505,6 +506,44 @@ static void test_daemon_serves_cluster_lock_over_tls(void **state)
     daemon_stop(bad, log[0]);
 }
 
+/* pythreadd ARGS... exits with status want, its stderr holding words. */
+static void daemon_refuses(const char *const *args, int want, const char *w1, const char *w2)
+{
+    char log[400], cmd[2048];
+    size_t used;
+    int st;
+
+    snprintf(log, sizeof log, "%s/refused.log", cluster.dir);
+    used = (size_t)snprintf(cmd, sizeof cmd, "'%s' --socket '%s/refused.sock'", PT_DAEMON_PATH,
+                            cluster.dir);
+    for (; *args && used < sizeof cmd; args++)
+        used += (size_t)snprintf(cmd + used, sizeof cmd - used, " '%s'", *args);
+    snprintf(cmd + used, sizeof cmd - used, " 2>'%s'", log);
+    st = system(cmd);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), want);
+    if (!log_has(log, w1) || (w2 && !log_has(log, w2)))
+        fail_msg("'%s' or '%s' not in %s", w1, w2 ? w2 : "", log);
+}
+
+/* What cannot work is refused at the start, naming the option and file. */
+static void test_daemon_refuses_unusable_tls_options(void **state)
+{
+    (void)state;
+    char missing[400];
+    snprintf(missing, sizeof missing, "%s/none.crt", cluster.dir);
+    const char *no_file[] = {"--etcd", cluster.endpoints, "--etcd-cacert", missing, NULL};
+    const char *no_cluster[] = {"--etcd-cacert", cluster.tls.ca, NULL};
+    const char *no_key[] = {"--etcd", cluster.endpoints, "--etcd-cert", cluster.tls.cert, NULL};
+    const char *plain[] = {"--etcd", "http://127.0.0.1:2379", "--etcd-cacert", cluster.tls.ca,
+                           NULL};
+
+    daemon_refuses(no_file, 1, missing, "--etcd-cacert");
+    daemon_refuses(no_cluster, 2, "--etcd-cacert is for a cluster", NULL);
+    daemon_refuses(no_key, 1, "--etcd-cert given without --etcd-key", NULL);
+    daemon_refuses(plain, 1, "are http://", "https://");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -519,6 +558,7 @@ int main(void)
         cmocka_unit_test(test_foreign_client_cert_refused),
         cmocka_unit_test(test_unusable_files_and_schemes),
         cmocka_unit_test(test_daemon_serves_cluster_lock_over_tls),
+        cmocka_unit_test(test_daemon_refuses_unusable_tls_options),
     };
     return cmocka_run_group_tests_name("integration: etcd over TLS", tests, group_setup,
                                        group_teardown);
