@@ -6,6 +6,10 @@
  *   gw_txn     a txn (compare create_revision = 0, put) through the gRPC
  *              gateway with the daemon's client (daemon/etcd.c, evhttp, JSON)
  *   gw_range   a linearizable range the same way (no disk write)
+ *   gw_tls_*   the same two on a second cluster that serves https:// and asks
+ *              for client certificates (PT_ETCD_CLUSTER_TLS), through the
+ *              same client with its TLS files: what TLS adds, handshakes
+ *              aside (the client keeps its connections)
  *   grpc_txn   the same txn through gRPC's C core and protobuf-c, when built
  *              with libgrpc-dev (bench_etcd_grpc.c)
  *   etcdctl    `etcdctl lock NAME true` (etcd's own mutex recipe, Go gRPC)
@@ -147,24 +151,42 @@ int main(int argc, char **argv)
     char ep[64];
     pt_etcd_cluster_endpoint(&c, leader, ep, sizeof ep);
     printf("# 3 members, data under %s, measured against the leader %s\n", c.dir, ep);
+    pt_etcd_cluster ct;
+    if (pt_etcd_cluster_start_with(&ct, 3, PT_ETCD_CLUSTER_TLS, 30.0, err, sizeof err) != 0)
+        bench_die("bench_etcd: the TLS cluster: %s", err);
+    int tls_leader = pt_etcd_cluster_wait_leader(&ct, 10.0);
+    if (tls_leader < 0)
+        bench_die("bench_etcd: the TLS cluster has no leader");
+    char tls_ep[64];
+    pt_etcd_cluster_endpoint(&ct, tls_leader, tls_ep, sizeof tls_ep);
+    printf("# and 3 more on https://, data under %s, measured against the leader %s\n", ct.dir,
+           tls_ep);
 
     base = event_base_new();
     pt_etcd *e = pt_etcd_new(base, ep, NULL, err, sizeof err);
     if (!base || !e)
         bench_die("bench_etcd: %s", err);
+    pt_etcd_tls tls = {.cacert = ct.tls.ca, .cert = ct.tls.cert, .key = ct.tls.key};
+    pt_etcd_options to = {.tls = &tls};
+    pt_etcd *et = pt_etcd_new(base, tls_ep, &to, err, sizeof err);
+    if (!et)
+        bench_die("bench_etcd: %s", err);
 #ifdef PT_BENCH_GRPC
     if (bench_grpc_open(ep + strlen("http://")) != 0)
         bench_die("bench_etcd: cannot open a gRPC channel to %s", ep);
 #endif
-    bench_samples txn, range, grpc;
+    bench_samples txn, range, tls_txn, tls_range, grpc;
     bench_samples_init(&txn, (size_t)(ops * rounds));
     bench_samples_init(&range, (size_t)(ops * rounds));
+    bench_samples_init(&tls_txn, (size_t)(ops * rounds));
+    bench_samples_init(&tls_range, (size_t)(ops * rounds));
     bench_samples_init(&grpc, (size_t)(ops * rounds));
     char key[64];
     long warm = ops / 10 + 1;
     for (long i = 0; i < warm; i++) {
         snprintf(key, sizeof key, "bench/warm/%ld", i);
         gw_txn(e, key);
+        gw_txn(et, key);
 #ifdef PT_BENCH_GRPC
         snprintf(key, sizeof key, "bench/gwarm/%ld", i);
         if (bench_grpc_txn(key) != 0)
@@ -183,6 +205,17 @@ int main(int argc, char **argv)
             gw_range(e, "bench/gw/0/0");
             bench_samples_add(&range, bench_now_ns() - t0);
         }
+        for (long i = 0; i < ops; i++) {
+            snprintf(key, sizeof key, "bench/gw/%ld/%ld", r, i);
+            uint64_t t0 = bench_now_ns();
+            gw_txn(et, key);
+            bench_samples_add(&tls_txn, bench_now_ns() - t0);
+        }
+        for (long i = 0; i < ops; i++) {
+            uint64_t t0 = bench_now_ns();
+            gw_range(et, "bench/gw/0/0");
+            bench_samples_add(&tls_range, bench_now_ns() - t0);
+        }
 #ifdef PT_BENCH_GRPC
         for (long i = 0; i < ops; i++) {
             snprintf(key, sizeof key, "bench/grpc/%ld/%ld", r, i);
@@ -195,6 +228,8 @@ int main(int argc, char **argv)
     }
     bench_report("etcd_gw_txn", &txn, NULL);
     bench_report("etcd_gw_range", &range, NULL);
+    bench_report("etcd_gw_tls_txn", &tls_txn, NULL);
+    bench_report("etcd_gw_tls_range", &tls_range, NULL);
 #ifdef PT_BENCH_GRPC
     bench_report("etcd_grpc_txn", &grpc, NULL);
     bench_grpc_close();
@@ -204,9 +239,13 @@ int main(int argc, char **argv)
     bench_etcdctl(ep, 10);
     bench_samples_free(&txn);
     bench_samples_free(&range);
+    bench_samples_free(&tls_txn);
+    bench_samples_free(&tls_range);
     bench_samples_free(&grpc);
     pt_etcd_free(e);
+    pt_etcd_free(et);
     event_base_free(base);
+    pt_etcd_cluster_stop(&ct);
     pt_etcd_cluster_stop(&c);
     return 0;
 }

@@ -463,6 +463,9 @@ static const pt_clog_callbacks callbacks = {
 static int log_open(pt_cluster *cl, char *err, size_t errlen)
 {
     const pt_cluster_options *o = &cl->o;
+    /* The TLS files are read here, at the start and at each join after a
+     * stopped log: a renewed client certificate is taken up then. */
+    const pt_clog_options lo = {.tls = &o->tls};
 
     cl->cc = pt_ccore_new(o->host, answer, cl);
     if (cl->cc == NULL) {
@@ -470,7 +473,7 @@ static int log_open(pt_cluster *cl, char *err, size_t errlen)
         return -1;
     }
     cl->log = pt_clog_new(cl->d->base, o->endpoints, o->prefix, o->host, (int)o->ttl, &callbacks,
-                          cl, NULL, err, errlen);
+                          cl, &lo, err, errlen);
     return cl->log == NULL || pt_clog_start(cl->log, 1) < 0 ? -1 : 0;
 }
 

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "core.h"
+#include "etcd.h"
 #include "pythread.pb-c.h"
 
 typedef struct pt_daemon pt_daemon;
@@ -26,12 +27,14 @@ typedef struct pt_cluster pt_cluster;
  * kinds never meet. */
 #define PT_CLUSTER_HANDLE 0x80000000u
 
-/* pythreadd --etcd ENDPOINTS [--etcd-prefix P] [--etcd-ttl S] [--host-name N]. */
+/* pythreadd --etcd ENDPOINTS [--etcd-prefix P] [--etcd-ttl S] [--host-name N]
+ * [--etcd-cacert F] [--etcd-cert F --etcd-key F]. */
 typedef struct pt_cluster_options {
     const char *endpoints; /* NULL: no cluster */
     const char *prefix;
     uint32_t ttl; /* seconds */
     const char *host;
+    pt_etcd_tls tls; /* for https:// endpoints; NULLs: the system's CAs, no client certificate */
 } pt_cluster_options;
 
 #define PT_CLUSTER_PREFIX_DEFAULT "/pythread/"

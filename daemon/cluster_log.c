@@ -816,7 +816,8 @@ pt_clog *pt_clog_new(struct event_base *base, const char *endpoints, const char 
     c->prefix_end[c->prefix_len - 1]++;
     snprintf(c->k_host, sizeof c->k_host, "%shosts/%s", c->prefix, host);
     snprintf(c->k_seq, sizeof c->k_seq, "%sseq/%s", c->prefix, host);
-    c->eo = (pt_etcd_options){.request_timeout = o ? o->request_timeout : 0};
+    c->eo = (pt_etcd_options){.request_timeout = o ? o->request_timeout : 0,
+                              .tls = o ? o->tls : NULL};
     c->endpoints = strdup(endpoints ? endpoints : "");
     c->etcd = c->endpoints ? pt_etcd_new(base, endpoints, &c->eo, err, errlen) : NULL;
     c->m_timer = evtimer_new(base, on_m_timer, c);

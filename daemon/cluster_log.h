@@ -75,10 +75,12 @@ typedef struct pt_clog_options {
     double margin;
     /* Value of the host key (what the host is, for people); NULL: "". */
     const char *description;
+    /* TLS files for https:// endpoints (etcd.h); NULL: none. */
+    const struct pt_etcd_tls *tls;
 } pt_clog_options;
 
 /* A log on base for host under prefix, through etcd at endpoints
- * ("http://HOST:PORT[,...]"); ttl in whole seconds (>= 1). NULL with the
+ * ("http://HOST:PORT[,...]" or https://); ttl in whole seconds (>= 1). NULL with the
  * reason in err. Nothing is sent before pt_clog_start. */
 pt_clog *pt_clog_new(struct event_base *base, const char *endpoints, const char *prefix,
                      const char *host, int ttl, const pt_clog_callbacks *cb, void *ctx,

@@ -7,13 +7,31 @@
  * evhttp must not see a connection freed inside one of its own callbacks,
  * so every teardown (a watch's reconnect or end) happens from a timer event
  * of the watch, one loop iteration later.
+ *
+ * https:// endpoints: each evhttp connection runs over a bufferevent_openssl
+ * with an SSL of its own from the client's one SSL_CTX. evhttp reconnects a
+ * connection on the same bufferevent, and libevent then clears the SSL
+ * (SSL_clear) and handshakes again: SNI, the name or address to check and
+ * the verification callback are the SSL's and stay.
  */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -36,9 +54,22 @@
 
 typedef struct etcd_endpoint {
     char host[256];
+    char addr[256]; /* host without an IPv6 literal's brackets, for the checks */
+    int is_ip;      /* checked against the certificate's IP SANs, sent no SNI */
     int port;
     struct evhttp_connection *conn[ETCD_CONNS];
     unsigned inflight[ETCD_CONNS];
+    /* The first certificate check that failed on a connection here since
+     * the last failure was reported (X509_V_OK: none); kept here because
+     * evhttp clears the SSL before it calls back. */
+    long verify_err;
+    /* A handshake here met etcd's request for a client certificate (it
+     * runs with --client-cert-auth); this member answered a request. With
+     * TLS 1.3 etcd checks the client's certificate after the client's side
+     * of the handshake is done, and a refusal can reach the client as a
+     * reset its request's write meets, before it reads etcd's alert: a
+     * member that asked and never answered has likely refused. */
+    int cert_asked, answered;
 } etcd_endpoint;
 
 typedef struct etcd_req {
@@ -54,6 +85,7 @@ typedef struct etcd_req {
     int tries;
     int httperr; /* evhttp's error, -1: none */
     struct evhttp_request *hreq;
+    char tls_why[400]; /* the last TLS failure on the way, "": none */
 } etcd_req;
 
 struct pt_etcd_watch {
@@ -79,6 +111,8 @@ struct pt_etcd_watch {
 struct pt_etcd {
     struct event_base *base;
     struct evdns_base *dns;
+    SSL_CTX *ssl_ctx;            /* https:// endpoints, else NULL */
+    char cacert[512], cert[512]; /* as given, for messages; "": none */
     etcd_endpoint ep[PT_ETCD_ENDPOINTS];
     int nep, cur;
     struct timeval req_tv;
@@ -88,9 +122,10 @@ struct pt_etcd {
 
 /* ---- endpoints ------------------------------------------------------ */
 
-static int parse_endpoints(pt_etcd *e, const char *list, char *err, size_t errlen)
+/* The endpoints, all http:// or all https:// (*tls set for https). */
+static int parse_endpoints(pt_etcd *e, const char *list, int *tls, char *err, size_t errlen)
 {
-    char buf[4096];
+    char buf[4096], first[300] = "";
     if (snprintf(buf, sizeof buf, "%s", list) >= (int)sizeof buf) {
         snprintf(err, errlen, "etcd endpoints: the list is longer than %zu bytes", sizeof buf - 1);
         return -1;
@@ -104,17 +139,40 @@ static int parse_endpoints(pt_etcd *e, const char *list, char *err, size_t errle
         const char *scheme = u ? evhttp_uri_get_scheme(u) : NULL;
         const char *host = u ? evhttp_uri_get_host(u) : NULL;
         int port = u ? evhttp_uri_get_port(u) : -1;
-        if (!u || !scheme || strcmp(scheme, "http") != 0 || !host || !*host ||
+        int https = scheme && strcmp(scheme, "https") == 0;
+        if (!u || !scheme || (!https && strcmp(scheme, "http") != 0) || !host || !*host ||
             strlen(host) >= sizeof e->ep[0].host) {
             snprintf(err, errlen,
-                     "etcd endpoint '%s': give it as http://HOST:PORT (TLS is not supported yet)",
-                     s);
+                     "etcd endpoint '%s': give it as http://HOST:PORT or https://HOST:PORT", s);
+            evhttp_uri_free(u);
+            return -1;
+        }
+        /* One scheme for all: a cluster whose members differ in TLS is a
+         * mistake, and a failover must not fall back to plain text. */
+        if (e->nep == 0) {
+            *tls = https;
+            snprintf(first, sizeof first, "%s", s);
+        } else if (https != *tls) {
+            snprintf(err, errlen,
+                     "etcd endpoints '%s' and '%s': http and https mixed; give every member with "
+                     "the scheme its client URL has (https:// when etcd runs with --cert-file)",
+                     first, s);
             evhttp_uri_free(u);
             return -1;
         }
         etcd_endpoint *ep = &e->ep[e->nep++];
         snprintf(ep->host, sizeof ep->host, "%s", host);
         ep->port = port > 0 ? port : 2379;
+        /* An IPv6 literal comes in brackets; the checks want it bare. */
+        size_t hl = strlen(host);
+        if (host[0] == '[' && hl > 2 && host[hl - 1] == ']')
+            snprintf(ep->addr, sizeof ep->addr, "%.*s", (int)(hl - 2), host + 1);
+        else
+            snprintf(ep->addr, sizeof ep->addr, "%s", host);
+        unsigned char bin[16];
+        ep->is_ip =
+            inet_pton(AF_INET, ep->addr, bin) == 1 || inet_pton(AF_INET6, ep->addr, bin) == 1;
+        ep->verify_err = X509_V_OK;
         evhttp_uri_free(u);
     }
     if (e->nep == 0) {
@@ -124,12 +182,317 @@ static int parse_endpoints(pt_etcd *e, const char *list, char *err, size_t errle
     return 0;
 }
 
+/* ---- TLS ------------------------------------------------------------ */
+
+/* OpenSSL's reason for the error at the head of its queue, or dflt. */
+static const char *ossl_reason(const char *dflt)
+{
+    unsigned long x = ERR_peek_last_error();
+    const char *r = x ? ERR_reason_error_string(x) : NULL;
+    return r ? r : dflt;
+}
+
+/* Records the first failed check of a handshake for the message (evhttp
+ * clears the SSL before the request hears of the failure). */
+static int tls_verify_cb(int ok, X509_STORE_CTX *x)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+    etcd_endpoint *ep = ssl ? SSL_get_app_data(ssl) : NULL;
+    if (!ok && ep && ep->verify_err == X509_V_OK)
+        ep->verify_err = X509_STORE_CTX_get_error(x);
+    return ok;
+}
+
+/* bufferevent_openssl writes each chain of evhttp's output (the headers,
+ * the body) as a record of its own, in a send each: with Nagle's algorithm
+ * the body waits for the ACK of the headers, which the member delays (40
+ * ms on Linux), for every request. A plain connection sends both in one
+ * writev. The socket is evhttp's, made as it connects; its handshake's
+ * start is the first moment this code sees it, and comes before any data. */
+static void tls_info_cb(const SSL *ssl, int where, int ret)
+{
+    etcd_endpoint *ep = SSL_get_app_data(ssl);
+    int fd, one = 1;
+
+    (void)ret;
+    if ((where & SSL_CB_HANDSHAKE_START) && (fd = SSL_get_fd(ssl)) >= 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* What a refusal of the client certificate that comes as a reset
+     * needs to be told (etcd_endpoint). */
+    if ((where & SSL_CB_CONNECT_LOOP) && SSL_get_state(ssl) == TLS_ST_CR_CERT_REQ && ep)
+        ep->cert_asked = 1;
+}
+
+/* An encrypted key would have OpenSSL ask for a passphrase on the
+ * terminal, which a daemon has not: refuse it instead. */
+static int tls_no_passphrase(char *buf, int size, int rwflag, void *arg)
+{
+    (void)buf, (void)size, (void)rwflag, (void)arg;
+    return 0;
+}
+
+/* 0 when path can be opened for reading, else -1 with the reason. */
+static int tls_readable(const char *path, const char *option, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (f) {
+        fclose(f);
+        return 0;
+    }
+    snprintf(err, errlen, "etcd TLS: cannot read %s %s: %s; give a file the daemon's user can read",
+             option, path, strerror(errno));
+    return -1;
+}
+
+static int tls_key_mismatch(unsigned long x)
+{
+    return ERR_GET_LIB(x) == ERR_LIB_X509 && (ERR_GET_REASON(x) == X509_R_KEY_VALUES_MISMATCH ||
+                                              ERR_GET_REASON(x) == X509_R_KEY_TYPE_MISMATCH);
+}
+
+/* The client's SSL_CTX: TLS 1.2 or later, the server verified against
+ * cacert (else the system's CAs), the client certificate when given. */
+static SSL_CTX *tls_ctx_new(const pt_etcd_tls *t, char *err, size_t errlen)
+{
+    const char *cacert = t && t->cacert && *t->cacert ? t->cacert : NULL;
+    const char *cert = t && t->cert && *t->cert ? t->cert : NULL;
+    const char *key = t && t->key && *t->key ? t->key : NULL;
+    SSL_CTX *ctx;
+
+    ERR_clear_error();
+    if ((cert == NULL) != (key == NULL)) {
+        snprintf(err, errlen,
+                 "etcd TLS: --etcd-%s given without --etcd-%s: a client certificate needs its key "
+                 "and a key its certificate",
+                 cert ? "cert" : "key", cert ? "key" : "cert");
+        return NULL;
+    }
+    if ((cacert && tls_readable(cacert, "--etcd-cacert", err, errlen) < 0) ||
+        (cert && tls_readable(cert, "--etcd-cert", err, errlen) < 0) ||
+        (key && tls_readable(key, "--etcd-key", err, errlen) < 0))
+        return NULL;
+    ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+        snprintf(err, errlen, "etcd TLS: cannot set up OpenSSL: %s", ossl_reason("out of memory"));
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tls_verify_cb);
+    SSL_CTX_set_info_callback(ctx, tls_info_cb);
+    SSL_CTX_set_default_passwd_cb(ctx, tls_no_passphrase);
+    if (cacert && SSL_CTX_load_verify_locations(ctx, cacert, NULL) != 1) {
+        snprintf(err, errlen,
+                 "etcd TLS: --etcd-cacert %s: %s; give the PEM file of the CA that signed etcd's "
+                 "certificate",
+                 cacert, ossl_reason("no certificate in it"));
+        goto fail;
+    }
+    if (!cacert && SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        snprintf(err, errlen,
+                 "etcd TLS: cannot load the system's CA certificates (%s); give the CA that signed "
+                 "etcd's certificate with --etcd-cacert",
+                 ossl_reason("unknown error"));
+        goto fail;
+    }
+    if (cert && SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+        snprintf(err, errlen, "etcd TLS: --etcd-cert %s: %s; give the client certificate in PEM",
+                 cert, ossl_reason("no certificate in it"));
+        goto fail;
+    }
+    /* OpenSSL checks the key against the certificate as it loads it: a
+     * key that does not match is left to the check below, which says so. */
+    if (key && SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 &&
+        !tls_key_mismatch(ERR_peek_last_error())) {
+        snprintf(err, errlen,
+                 "etcd TLS: --etcd-key %s: %s; give the client certificate's private key in PEM, "
+                 "unencrypted",
+                 key, ossl_reason("no key in it"));
+        goto fail;
+    }
+    if (key && SSL_CTX_check_private_key(ctx) != 1) {
+        snprintf(err, errlen,
+                 "etcd TLS: --etcd-key %s is not the key of --etcd-cert %s; give the key the "
+                 "certificate was issued for",
+                 key, cert);
+        goto fail;
+    }
+    ERR_clear_error();
+    return ctx;
+fail:
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+/* A bufferevent that handshakes with ep once evhttp has connected it; NULL
+ * when out of memory (libevent frees the SSL on its failure paths). */
+static struct bufferevent *tls_bev(pt_etcd *e, etcd_endpoint *ep)
+{
+    SSL *ssl = SSL_new(e->ssl_ctx);
+    if (!ssl)
+        return NULL;
+    X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
+    int ok;
+    if (ep->is_ip) {
+        /* RFC 6066: no SNI for an address. */
+        ok = X509_VERIFY_PARAM_set1_ip_asc(vp, ep->addr) == 1;
+    } else {
+        X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        ok = X509_VERIFY_PARAM_set1_host(vp, ep->addr, 0) == 1 &&
+             SSL_set_tlsext_host_name(ssl, ep->addr) == 1;
+    }
+    if (!ok || SSL_set_app_data(ssl, ep) != 1) {
+        SSL_free(ssl);
+        ERR_clear_error();
+        return NULL;
+    }
+    struct bufferevent *bev =
+        bufferevent_openssl_socket_new(e->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                       BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    /* etcd (Go) may close a connection without close_notify: an end, not
+     * an attack on a response whose length HTTP gives. */
+    if (bev)
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
+/* Forgets the TLS errors of a connection before it carries a request, so
+ * that a failure reports its own. */
+static void tls_errors_drop(struct evhttp_connection *c)
+{
+    struct bufferevent *bev = c ? evhttp_connection_get_bufferevent(c) : NULL;
+    while (bev && bufferevent_get_openssl_error(bev) != 0)
+        ;
+}
+
+/* Messages that name files and hosts: cut to the buffer if need be. */
+static void say(char *out, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void say(char *out, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out, len, fmt, ap);
+    va_end(ap);
+}
+
+/* Why a request on c to endpoint i failed at the TLS layer, with what to
+ * do, into out ("https://HOST:PORT: why: remedy"); 0 when it was no TLS
+ * failure (refused, timed out, closed). */
+static int tls_why(pt_etcd *e, int i, struct evhttp_connection *c, char *out, size_t len)
+{
+    etcd_endpoint *ep = &e->ep[i];
+    struct bufferevent *bev = c ? evhttp_connection_get_bufferevent(c) : NULL;
+    unsigned long x, err = 0;
+    long verify = ep->verify_err;
+
+    if (!e->ssl_ctx)
+        return 0;
+    ep->verify_err = X509_V_OK;
+    /* libevent keeps a connection's OpenSSL errors newest first; beside
+     * them it keeps SSL_get_error's codes, which name no library. The
+     * oldest error is the cause. */
+    while (bev && (x = bufferevent_get_openssl_error(bev)) != 0)
+        if (ERR_GET_LIB(x) != 0)
+            err = x;
+    char at[300];
+    snprintf(at, sizeof at, "https://%s:%d", ep->host, ep->port);
+    if (!err && verify == X509_V_OK) {
+        /* No reason read: a member that asked for a client certificate and
+         * never answered (etcd_endpoint). */
+        if (!ep->cert_asked || ep->answered)
+            return 0;
+        if (!e->cert[0])
+            say(out, len,
+                "%s: etcd asks for a client certificate (it runs with --client-cert-auth) and "
+                "closed the connection; pass one with --etcd-cert and --etcd-key",
+                at);
+        else
+            say(out, len,
+                "%s: etcd asked for a client certificate and closed the connection before any "
+                "answer: it may have refused the client certificate %s "
+                "(--etcd-cert); have it signed by a CA in etcd's --trusted-ca-file",
+                at, e->cert);
+        return 1;
+    }
+    const char *reason = err ? ERR_reason_error_string(err) : NULL;
+    int r = err && ERR_GET_LIB(err) == ERR_LIB_SSL ? ERR_GET_REASON(err) : 0;
+    if (verify != X509_V_OK || r == SSL_R_CERTIFICATE_VERIFY_FAILED) {
+        const char *v = X509_verify_cert_error_string(verify);
+        if (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH)
+            say(out, len,
+                "%s: certificate verify failed (%s): etcd's certificate does not name %s; "
+                "give the endpoint as a name or address in its subject alternative names, "
+                "or have it issued for %s",
+                at, v, ep->addr, ep->addr);
+        else if (verify == X509_V_ERR_CERT_HAS_EXPIRED || verify == X509_V_ERR_CERT_NOT_YET_VALID)
+            say(out, len,
+                "%s: certificate verify failed (%s): renew etcd's certificate, or check this "
+                "host's clock",
+                at, v);
+        else if (e->cacert[0])
+            say(out, len,
+                "%s: certificate verify failed (%s): %s (--etcd-cacert) did not sign etcd's "
+                "certificate; pass the CA that did",
+                at, v, e->cacert);
+        else
+            say(out, len,
+                "%s: certificate verify failed (%s): pass the CA that signed etcd's "
+                "certificate with --etcd-cacert",
+                at, v);
+        return 1;
+    }
+    switch (r) {
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+        if (!e->cert[0])
+            say(out, len,
+                "%s: %s: etcd asks for a client certificate (it runs with "
+                "--client-cert-auth); pass one with --etcd-cert and --etcd-key",
+                at, reason);
+        else
+            say(out, len,
+                "%s: %s: etcd refused the client certificate %s (--etcd-cert); have it "
+                "signed by a CA in etcd's --trusted-ca-file",
+                at, reason, e->cert);
+        return 1;
+    case SSL_R_WRONG_VERSION_NUMBER:
+    case SSL_R_PACKET_LENGTH_TOO_LONG:
+    case SSL_R_RECORD_LENGTH_MISMATCH:
+        say(out, len,
+            "%s: %s: the member does not speak TLS on this port; give it as http:// if its "
+            "client URL is http://",
+            at, reason);
+        return 1;
+    default:
+        say(out, len,
+            "%s: TLS failed (%s); check the member's TLS (its --cert-file, --key-file and "
+            "--trusted-ca-file) against --etcd-cacert, --etcd-cert and --etcd-key",
+            at, reason ? reason : "unknown error");
+        return 1;
+    }
+}
+
 static struct evhttp_connection *new_conn(pt_etcd *e, int ep, int unary)
 {
-    struct evhttp_connection *c =
-        evhttp_connection_base_new(e->base, e->dns, e->ep[ep].host, (unsigned short)e->ep[ep].port);
-    if (!c)
-        return NULL;
+    etcd_endpoint *p = &e->ep[ep];
+    struct evhttp_connection *c;
+    if (e->ssl_ctx) {
+        struct bufferevent *bev = tls_bev(e, p);
+        if (!bev)
+            return NULL;
+        c = evhttp_connection_base_bufferevent_new(e->base, e->dns, bev, p->host,
+                                                   (unsigned short)p->port);
+        if (!c) {
+            bufferevent_free(bev);
+            return NULL;
+        }
+    } else {
+        c = evhttp_connection_base_new(e->base, e->dns, p->host, (unsigned short)p->port);
+        if (!c)
+            return NULL;
+    }
     evhttp_connection_set_max_headers_size(c, ETCD_HEADERS_MAX);
     if (unary) {
         evhttp_connection_set_max_body_size(c, PT_ETCD_MSG_MAX);
@@ -185,12 +548,17 @@ static void req_finish(etcd_req *r, const pt_etcd_result *res)
     free(r);
 }
 
+/* Answers r with err: why, or the TLS failure met on the way, which says
+ * more than "no endpoint answered". */
 static void req_fail(etcd_req *r, int err, const char *why)
 {
     pt_etcd_result res;
     memset(&res, 0, sizeof res);
     res.err = err;
-    snprintf(res.msgbuf, sizeof res.msgbuf, "etcd %s: %s", r->path, why);
+    if (r->tls_why[0])
+        snprintf(res.msgbuf, sizeof res.msgbuf, "etcd %s at %s", r->path, r->tls_why);
+    else
+        snprintf(res.msgbuf, sizeof res.msgbuf, "etcd %s: %s", r->path, why);
     res.message = res.msgbuf;
     req_finish(r, &res);
 }
@@ -209,7 +577,10 @@ static void req_done(struct evhttp_request *hreq, void *arg)
     e->ep[r->ep].inflight[r->slot]--;
     r->hreq = NULL;
     int status = hreq ? evhttp_request_get_response_code(hreq) : 0;
+    if (status != 0)
+        e->ep[r->ep].answered = 1;
     if (status == 0) {
+        tls_why(e, r->ep, e->ep[r->ep].conn[r->slot], r->tls_why, sizeof r->tls_why);
         if (r->httperr == EVREQ_HTTP_DATA_TOO_LONG) {
             req_fail(r, PT_ETCD_EPROTO, "the answer is larger than the client accepts");
             return;
@@ -263,6 +634,7 @@ static int req_send(etcd_req *r)
     r->ep = e->cur;
     r->slot = slot;
     r->httperr = -1;
+    tls_errors_drop(ep->conn[slot]);
     /* On failure evhttp has freed h itself. */
     if (evhttp_make_request(ep->conn[slot], h, EVHTTP_REQ_POST, r->path) != 0)
         return -1;
@@ -582,15 +954,33 @@ pt_etcd *pt_etcd_new(struct event_base *base, const char *endpoints, const pt_et
                      char *err, size_t errlen)
 {
     pt_etcd *e = calloc(1, sizeof *e);
+    const pt_etcd_tls *t = o ? o->tls : NULL;
+    int tls = 0;
     if (!e) {
         snprintf(err, errlen, "etcd client: out of memory");
         return NULL;
     }
     e->base = base;
     e->req_tv = seconds_tv(o ? o->request_timeout : 0, 2.0);
-    if (parse_endpoints(e, endpoints, err, errlen) != 0) {
+    if (parse_endpoints(e, endpoints, &tls, err, errlen) != 0) {
         free(e);
         return NULL;
+    }
+    if (t && !tls && ((t->cacert && *t->cacert) || (t->cert && *t->cert) || (t->key && *t->key))) {
+        snprintf(err, errlen,
+                 "etcd endpoints '%s' are http://, and TLS files were given (--etcd-cacert, "
+                 "--etcd-cert, --etcd-key): give the endpoints as https:// or drop the files",
+                 endpoints);
+        free(e);
+        return NULL;
+    }
+    if (tls) {
+        if (!(e->ssl_ctx = tls_ctx_new(t, err, errlen))) {
+            free(e);
+            return NULL;
+        }
+        snprintf(e->cacert, sizeof e->cacert, "%s", t && t->cacert ? t->cacert : "");
+        snprintf(e->cert, sizeof e->cert, "%s", t && t->cert ? t->cert : "");
     }
     /* Host names resolve on the loop too (libevent's getaddrinfo would block). */
     e->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
@@ -598,6 +988,7 @@ pt_etcd *pt_etcd_new(struct event_base *base, const char *endpoints, const pt_et
         e->dns = evdns_base_new(base, 0);
     if (!e->dns) {
         snprintf(err, errlen, "etcd client: cannot set up name resolution");
+        SSL_CTX_free(e->ssl_ctx);
         free(e);
         return NULL;
     }
@@ -620,5 +1011,7 @@ void pt_etcd_free(pt_etcd *e)
     while (e->reqs)
         req_fail(e->reqs, PT_ETCD_ECANCELED, "the etcd client was closed");
     evdns_base_free(e->dns, 0);
+    /* Each connection's SSL held a reference; they are gone with them. */
+    SSL_CTX_free(e->ssl_ctx);
     free(e);
 }

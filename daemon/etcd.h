@@ -7,6 +7,15 @@
  * is one long chunked response read as it arrives, each message held in a
  * buffer of at most PT_ETCD_MSG_MAX bytes.
  *
+ * TLS: https:// endpoints are verified as etcdctl verifies them: the
+ * server's certificate against the CA file given (else the system's CAs),
+ * and the endpoint's host name or IP address against the certificate's
+ * subject alternative names; a client certificate is sent when given (etcd
+ * run with --client-cert-auth). A connection that fails there answers its
+ * requests with a message saying which check failed and what to pass.
+ * Writes to a connection the peer closed raise SIGPIPE: the caller ignores
+ * it, as for any socket.
+ *
  * Failover: the client talks to one endpoint of its list at a time and moves
  * to the next when a connection to it fails. A request that cannot have had
  * an effect twice (range, lease keepalive, revoke, a watch that resumes from
@@ -109,7 +118,7 @@ typedef struct pt_etcd_result {
     int64_t deleted;  /* delete ops */
     int64_t lease_id; /* grant, keepalive */
     int64_t ttl;      /* grant, keepalive: seconds; keepalive ttl 0: lease gone */
-    char msgbuf[256];
+    char msgbuf[512];
 } pt_etcd_result;
 
 /* ---- codec ---------------------------------------------------------- */
@@ -180,13 +189,28 @@ typedef void (*pt_etcd_cb)(const pt_etcd_result *r, void *arg);
 typedef void (*pt_etcd_watch_cb)(const pt_etcd_event *ev, size_t n, int64_t revision, int err,
                                  void *arg);
 
+/* TLS for https:// endpoints, as etcdctl's --cacert, --cert and --key
+ * (the daemon's --etcd-cacert, --etcd-cert, --etcd-key): PEM files, read
+ * when the client is made. */
+typedef struct pt_etcd_tls {
+    const char *cacert; /* the CA(s) that sign etcd's certificates; NULL: the system's */
+    const char *cert;   /* a client certificate (chain), with key; NULL: none */
+    const char *key;    /* its private key, unencrypted */
+} pt_etcd_tls;
+
 typedef struct pt_etcd_options {
     /* Seconds a unary request (connecting included) may take before it
      * fails over; 0: 2 s. */
     double request_timeout;
+    /* For https:// endpoints; NULL or no file named: the system's CAs and
+     * no client certificate. Naming a file with http:// endpoints is
+     * refused (it would be ignored, and the traffic unencrypted). */
+    const pt_etcd_tls *tls;
 } pt_etcd_options;
 
-/* endpoints: "http://host:port[,...]". NULL with the reason in err. */
+/* endpoints: "http://host:port[,...]" or "https://host:port[,...]", not
+ * both. NULL with the reason in err (an endpoint, or a TLS file that cannot
+ * be used, named). */
 pt_etcd *pt_etcd_new(struct event_base *base, const char *endpoints, const pt_etcd_options *o,
                      char *err, size_t errlen);
 /* Pending requests are answered with PT_ETCD_ECANCELED; watches end

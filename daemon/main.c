@@ -85,6 +85,9 @@ enum {
     OPT_ETCD,
     OPT_ETCD_PREFIX,
     OPT_ETCD_TTL,
+    OPT_ETCD_CACERT,
+    OPT_ETCD_CERT,
+    OPT_ETCD_KEY,
     OPT_HOST_NAME,
 };
 
@@ -119,6 +122,9 @@ static const struct option long_options[] = {
     {"etcd", required_argument, NULL, OPT_ETCD},
     {"etcd-prefix", required_argument, NULL, OPT_ETCD_PREFIX},
     {"etcd-ttl", required_argument, NULL, OPT_ETCD_TTL},
+    {"etcd-cacert", required_argument, NULL, OPT_ETCD_CACERT},
+    {"etcd-cert", required_argument, NULL, OPT_ETCD_CERT},
+    {"etcd-key", required_argument, NULL, OPT_ETCD_KEY},
     {"host-name", required_argument, NULL, OPT_HOST_NAME},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -242,9 +248,14 @@ static void usage(FILE *out)
             "                          labelled with their names; repeatable, up to %u\n"
             "      --metrics-objects-max N  at most N such objects (default %u, 1..%u)\n"
             "      --etcd ENDPOINTS    join the cluster of the daemons using the etcd at\n"
-            "                          ENDPOINTS (http://HOST:PORT[,...]): objects opened\n"
-            "                          with PT_OPEN_CLUSTER (cluster=True, --cluster) are\n"
-            "                          the same on every host (default: none)\n"
+            "                          ENDPOINTS (http://HOST:PORT[,...], or all https://):\n"
+            "                          objects opened with PT_OPEN_CLUSTER (cluster=True,\n"
+            "                          --cluster) are the same on every host (default: none)\n"
+            "      --etcd-cacert FILE  https:// endpoints: the CA that signed etcd's\n"
+            "                          certificate, PEM (default: the system's CAs)\n"
+            "      --etcd-cert FILE    ... and the client certificate to present, PEM, for\n"
+            "                          an etcd run with --client-cert-auth\n"
+            "      --etcd-key FILE     ... and its private key, PEM, unencrypted\n"
             "      --etcd-prefix P     the cluster's keys in etcd (default %s)\n"
             "      --etcd-ttl SEC      this host's lease: its processes' cluster holds end\n"
             "                          this long after it dies or is cut off (default %u,\n"
@@ -422,8 +433,20 @@ static int host_name_set(options *o, const char *name, const char *from)
  * the exit status. */
 static int cluster_options_finish(options *o)
 {
+    const pt_etcd_tls *t = &o->cluster.tls;
     char name[256];
 
+    /* A TLS option would be ignored without a cluster: say so rather than
+     * let it look applied. */
+    if (o->cluster.endpoints == NULL && (t->cacert || t->cert || t->key)) {
+        fprintf(stderr,
+                "pythreadd: --etcd-%s is for a cluster: give --etcd https://HOST:PORT,... "
+                "too, or drop it\n",
+                t->cacert ? "cacert"
+                : t->cert ? "cert"
+                          : "key");
+        return EXIT_USAGE;
+    }
     if (o->cluster.endpoints == NULL || o->cluster.host != NULL)
         return -1;
     if (gethostname(name, sizeof(name)) < 0) {
@@ -457,6 +480,15 @@ static int option_checked(options *o, int ch, const char *arg)
         return 0;
     case OPT_ETCD_PREFIX:
         o->cluster.prefix = arg;
+        return 0;
+    case OPT_ETCD_CACERT:
+        o->cluster.tls.cacert = arg;
+        return 0;
+    case OPT_ETCD_CERT:
+        o->cluster.tls.cert = arg;
+        return 0;
+    case OPT_ETCD_KEY:
+        o->cluster.tls.key = arg;
         return 0;
     case OPT_HOST_NAME:
         return host_name_set(o, arg, "--host-name");

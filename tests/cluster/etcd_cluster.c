@@ -18,6 +18,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
 #include "etcd_cluster.h"
 
 /* Pre-vote: a member that comes back does not depose a sitting leader.
@@ -86,9 +90,89 @@ static int free_port(void)
     return port;
 }
 
+static const char *scheme(const pt_etcd_cluster *c)
+{
+    return c->flags & PT_ETCD_CLUSTER_TLS ? "https" : "http";
+}
+
 void pt_etcd_cluster_endpoint(const pt_etcd_cluster *c, int i, char *out, size_t len)
 {
-    snprintf(out, len, "http://127.0.0.1:%d", c->m[i].client_port);
+    snprintf(out, len, "%s://127.0.0.1:%d", scheme(c), c->m[i].client_port);
+}
+
+/* The TLS files, made by the openssl program in dir/tls (its output in
+ * dir/tls/openssl.log). EC keys: RSA's take several times as long to make. The
+ * server certificate serves clients and is also a client's: etcd's gateway
+ * presents it when it calls its own member's gRPC server, which asks for a
+ * client certificate too. */
+static int tls_make(pt_etcd_cluster *c, char *err, size_t errlen)
+{
+    static const char script[] =
+        "set -e\n"
+        "cd \"$1\"\n"
+        "key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out \"$1.key\"; "
+        "}\n"
+        "ca() {\n"
+        "  key \"$1\"\n"
+        "  openssl req -x509 -new -key \"$1.key\" -subj \"/CN=pythread test $1\" -days 2 \\\n"
+        "    -addext basicConstraints=critical,CA:TRUE \\\n"
+        "    -addext keyUsage=critical,keyCertSign,cRLSign -out \"$1.crt\"\n"
+        "}\n"
+        "leaf() {\n"
+        "  key \"$1\"\n"
+        "  openssl req -new -key \"$1.key\" -subj \"/CN=pythread test $1\" -out \"$1.csr\"\n"
+        "  printf '%s\\n' \"$3\" 'basicConstraints=CA:FALSE' > \"$1.ext\"\n"
+        "  openssl x509 -req -in \"$1.csr\" -CA \"$2.crt\" -CAkey \"$2.key\" -CAcreateserial \\\n"
+        "    -days 2 -extfile \"$1.ext\" -out \"$1.crt\"\n"
+        "}\n"
+        "ca ca\n"
+        "ca other-ca\n"
+        "leaf server ca 'subjectAltName=IP:127.0.0.1\n"
+        "extendedKeyUsage=serverAuth,clientAuth'\n"
+        "leaf client ca extendedKeyUsage=clientAuth\n"
+        "leaf other-client other-ca extendedKeyUsage=clientAuth\n";
+    char tls[300], log[340];
+    pt_etcd_cluster_tls *t = &c->tls;
+    int st = 0;
+    pid_t pid;
+
+    snprintf(tls, sizeof tls, "%s/tls", c->dir);
+    snprintf(log, sizeof log, "%s/openssl.log", tls);
+    if (mkdir(tls, 0700) != 0) {
+        snprintf(err, errlen, "etcd cluster: mkdir %s: %s", tls, strerror(errno));
+        return -1;
+    }
+    if ((pid = fork()) < 0) {
+        snprintf(err, errlen, "etcd cluster: fork: %s", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execl("/bin/sh", "sh", "-c", script, "sh", tls, (char *)NULL);
+        _exit(127);
+    }
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        snprintf(err, errlen,
+                 "etcd cluster: making the TLS certificates with openssl failed (see %s; Debian: "
+                 "apt-get install openssl, or sh scripts/deps test as root)",
+                 log);
+        return -1;
+    }
+    snprintf(t->ca, sizeof t->ca, "%s/ca.crt", tls);
+    snprintf(t->cert, sizeof t->cert, "%s/client.crt", tls);
+    snprintf(t->key, sizeof t->key, "%s/client.key", tls);
+    snprintf(t->other_ca, sizeof t->other_ca, "%s/other-ca.crt", tls);
+    snprintf(t->other_cert, sizeof t->other_cert, "%s/other-client.crt", tls);
+    snprintf(t->other_key, sizeof t->other_key, "%s/other-client.key", tls);
+    return 0;
 }
 
 static pid_t spawn_member(pt_etcd_cluster *c, int i, const char *state)
@@ -97,7 +181,7 @@ static pid_t spawn_member(pt_etcd_cluster *c, int i, const char *state)
     char data[320], log[320], client[64], peer[64], initial[PT_ETCD_CLUSTER_MAX * 64] = "";
     snprintf(data, sizeof data, "%s/%s.data", c->dir, m->name);
     snprintf(log, sizeof log, "%s/%s.log", c->dir, m->name);
-    snprintf(client, sizeof client, "http://127.0.0.1:%d", m->client_port);
+    snprintf(client, sizeof client, "%s://127.0.0.1:%d", scheme(c), m->client_port);
     snprintf(peer, sizeof peer, "http://127.0.0.1:%d", m->peer_port);
     for (int k = 0; k < c->n; k++) {
         size_t used = strlen(initial);
@@ -118,17 +202,55 @@ static pid_t spawn_member(pt_etcd_cluster *c, int i, const char *state)
         dup2(fd, 2);
         close(fd);
     }
-    execl(c->program, c->program, "--name", m->name, "--data-dir", data, "--listen-client-urls",
-          client, "--advertise-client-urls", client, "--listen-peer-urls", peer,
-          "--initial-advertise-peer-urls", peer, "--initial-cluster", initial,
-          "--initial-cluster-state", state, "--initial-cluster-token", "pt-test",
-          "--heartbeat-interval", ETCD_HEARTBEAT_MS, "--pre-vote", "--election-timeout",
-          ETCD_ELECTION_MS, "--logger", "zap", "--log-level", "warn", (char *)NULL);
+    char srv_cert[340], srv_key[340];
+    const char *argv[40] = {c->program,
+                            "--name",
+                            m->name,
+                            "--data-dir",
+                            data,
+                            "--listen-client-urls",
+                            client,
+                            "--advertise-client-urls",
+                            client,
+                            "--listen-peer-urls",
+                            peer,
+                            "--initial-advertise-peer-urls",
+                            peer,
+                            "--initial-cluster",
+                            initial,
+                            "--initial-cluster-state",
+                            state,
+                            "--initial-cluster-token",
+                            "pt-test",
+                            "--heartbeat-interval",
+                            ETCD_HEARTBEAT_MS,
+                            "--pre-vote",
+                            "--election-timeout",
+                            ETCD_ELECTION_MS,
+                            "--logger",
+                            "zap",
+                            "--log-level",
+                            "warn"};
+    size_t n = 0;
+    while (argv[n])
+        n++;
+    if (c->flags & PT_ETCD_CLUSTER_TLS) {
+        snprintf(srv_cert, sizeof srv_cert, "%s/tls/server.crt", c->dir);
+        snprintf(srv_key, sizeof srv_key, "%s/tls/server.key", c->dir);
+        argv[n++] = "--cert-file";
+        argv[n++] = srv_cert;
+        argv[n++] = "--key-file";
+        argv[n++] = srv_key;
+        argv[n++] = "--trusted-ca-file";
+        argv[n++] = c->tls.ca;
+        argv[n++] = "--client-cert-auth";
+    }
+    argv[n] = NULL;
+    execv(c->program, (char *const *)argv);
     _exit(127);
 }
 
-int pt_etcd_http_post(int port, const char *path, const char *body, char *out, size_t len,
-                      double timeout)
+static int connect_loopback(int port, double timeout)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -143,26 +265,68 @@ int pt_etcd_http_post(int port, const char *path, const char *body, char *out, s
         close(fd);
         return -1;
     }
+    return fd;
+}
+
+/* A blocking TLS session on fd as the cluster's client (its CA, its client
+ * certificate, the address checked); NULL when the handshake fails. */
+static SSL *tls_session(const pt_etcd_cluster *c, int fd)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL *ssl = NULL;
+
+    if (ctx && SSL_CTX_load_verify_locations(ctx, c->tls.ca, NULL) == 1 &&
+        SSL_CTX_use_certificate_chain_file(ctx, c->tls.cert) == 1 &&
+        SSL_CTX_use_PrivateKey_file(ctx, c->tls.key, SSL_FILETYPE_PEM) == 1) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        ssl = SSL_new(ctx);
+    }
+    SSL_CTX_free(ctx); /* the SSL holds its own reference */
+    if (ssl && (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), "127.0.0.1") != 1 ||
+                SSL_set_fd(ssl, fd) != 1 || SSL_connect(ssl) != 1)) {
+        SSL_free(ssl);
+        ssl = NULL;
+    }
+    ERR_clear_error();
+    return ssl;
+}
+
+/* POST over plain HTTP, or over TLS as c's client when c is given. */
+static int http_post(const pt_etcd_cluster *c, int port, const char *path, const char *body,
+                     char *out, size_t len, double timeout)
+{
+    int fd = connect_loopback(port, timeout);
+    SSL *ssl = NULL;
+    if (fd < 0)
+        return -1;
+    if (c && !(ssl = tls_session(c, fd))) {
+        close(fd);
+        return -1;
+    }
     char req[4096];
     int n = snprintf(req, sizeof req,
                      "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
                      path, strlen(body), body);
-    if (n < 0 || (size_t)n >= sizeof req || write(fd, req, (size_t)n) != n) {
-        close(fd);
-        return -1;
-    }
+    int sent = n < 0 || (size_t)n >= sizeof req ? -1
+               : ssl                            ? SSL_write(ssl, req, n)
+                                                : (int)write(fd, req, (size_t)n);
     char resp[65536];
     size_t got = 0;
-    for (;;) {
-        ssize_t r = read(fd, resp + got, sizeof resp - 1 - got);
+    while (sent == n) {
+        int r = ssl ? SSL_read(ssl, resp + got, (int)(sizeof resp - 1 - got))
+                    : (int)read(fd, resp + got, sizeof resp - 1 - got);
         if (r <= 0)
             break;
         got += (size_t)r;
         if (got == sizeof resp - 1)
             break;
     }
+    SSL_free(ssl);
+    ERR_clear_error();
     close(fd);
+    if (sent != n)
+        return -1;
     resp[got] = '\0';
     int status = -1;
     if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1)
@@ -170,6 +334,12 @@ int pt_etcd_http_post(int port, const char *path, const char *body, char *out, s
     const char *b = strstr(resp, "\r\n\r\n");
     snprintf(out, len, "%s", b ? b + 4 : "");
     return status;
+}
+
+int pt_etcd_http_post(int port, const char *path, const char *body, char *out, size_t len,
+                      double timeout)
+{
+    return http_post(NULL, port, path, body, out, len, timeout);
 }
 
 /* The decimal string value of "field":"..." in json, 0 when absent. */
@@ -181,11 +351,12 @@ static uint64_t json_u64(const char *json, const char *field)
     return p ? strtoull(p + strlen(pat), NULL, 10) : 0;
 }
 
-static int member_status(const pt_etcd_member *m, uint64_t *id, uint64_t *leader)
+static int member_status(const pt_etcd_cluster *c, const pt_etcd_member *m, uint64_t *id,
+                         uint64_t *leader)
 {
     char out[4096];
-    if (pt_etcd_http_post(m->client_port, "/v3/maintenance/status", "{}", out, sizeof out, 1.0) !=
-        200)
+    if (http_post(c->flags & PT_ETCD_CLUSTER_TLS ? c : NULL, m->client_port,
+                  "/v3/maintenance/status", "{}", out, sizeof out, 1.0) != 200)
         return -1;
     *id = json_u64(out, "member_id");
     *leader = json_u64(out, "leader");
@@ -200,7 +371,7 @@ int pt_etcd_cluster_leader(const pt_etcd_cluster *c)
         uint64_t l;
         if (!c->m[i].pid)
             continue;
-        if (member_status(&c->m[i], &ids[i], &l) != 0)
+        if (member_status(c, &c->m[i], &ids[i], &l) != 0)
             return -1;
         if (leader && l != leader)
             return -1;
@@ -349,8 +520,8 @@ static int start_once(pt_etcd_cluster *c, double deadline, char *err, size_t err
             return -1;
         }
         size_t used = strlen(c->endpoints);
-        snprintf(c->endpoints + used, sizeof c->endpoints - used, "%shttp://127.0.0.1:%d",
-                 i ? "," : "", m->client_port);
+        snprintf(c->endpoints + used, sizeof c->endpoints - used, "%s%s://127.0.0.1:%d",
+                 i ? "," : "", scheme(c), m->client_port);
     }
     for (int i = 0; i < c->n; i++) {
         c->m[i].stopped = 0;
@@ -379,7 +550,14 @@ static int start_once(pt_etcd_cluster *c, double deadline, char *err, size_t err
 
 int pt_etcd_cluster_start(pt_etcd_cluster *c, int n, double deadline, char *err, size_t errlen)
 {
+    return pt_etcd_cluster_start_with(c, n, 0, deadline, err, errlen);
+}
+
+int pt_etcd_cluster_start_with(pt_etcd_cluster *c, int n, unsigned flags, double deadline,
+                               char *err, size_t errlen)
+{
     memset(c, 0, sizeof *c);
+    c->flags = flags;
     if (n < 1 || n > PT_ETCD_CLUSTER_MAX) {
         snprintf(err, errlen, "etcd cluster: %d members asked, 1 to %d possible", n,
                  PT_ETCD_CLUSTER_MAX);
@@ -402,6 +580,10 @@ int pt_etcd_cluster_start(pt_etcd_cluster *c, int n, double deadline, char *err,
             if (!registered && atexit(stop_at_exit) == 0)
                 registered = 1;
             atexit_cluster = c;
+        }
+        if ((flags & PT_ETCD_CLUSTER_TLS) && tls_make(c, err, errlen) != 0) {
+            pt_etcd_cluster_stop(c);
+            return -1;
         }
         if (start_once(c, deadline, err, errlen) == 0)
             return 0;
@@ -463,13 +645,18 @@ pid_t pt_etcd_daemon_start(const char *program, const char *sock, const char *lo
 
 int pt_etcd_cluster_start_or_skip(pt_etcd_cluster *c, int n, double deadline)
 {
+    return pt_etcd_cluster_start_or_skip_with(c, n, 0, deadline);
+}
+
+int pt_etcd_cluster_start_or_skip_with(pt_etcd_cluster *c, int n, unsigned flags, double deadline)
+{
     char err[512];
 
     if (pt_etcd_find(c->program, sizeof(c->program), err, sizeof(err)) != 0) {
         printf("SKIP: %s\n", err);
         exit(PT_ETCD_SKIP);
     }
-    if (pt_etcd_cluster_start(c, n, deadline, err, sizeof(err)) != 0) {
+    if (pt_etcd_cluster_start_with(c, n, flags, deadline, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);
         return -1;
     }

@@ -8,6 +8,13 @@
  * and pt_etcd_cluster_stop, also run by atexit, kills them and removes the
  * directory. Health and leadership are read from the members' own HTTP
  * gateway (/health, /v3/maintenance/status), polled against a deadline.
+ *
+ * With PT_ETCD_CLUSTER_TLS the members serve https:// only and ask every
+ * client for a certificate (etcd's --client-cert-auth): a CA, a server
+ * certificate for IP 127.0.0.1 and a client certificate are made with the
+ * openssl program in the cluster's directory (tls below), and a second CA
+ * with a client certificate of its own, which the members do not trust,
+ * for the tests of refusals. Peers still talk plain http among themselves.
  */
 #ifndef PT_ETCD_CLUSTER_H
 #define PT_ETCD_CLUSTER_H
@@ -28,12 +35,26 @@ typedef struct pt_etcd_member {
     int stopped; /* by pt_etcd_cluster_pause */
 } pt_etcd_member;
 
+/* Flags of pt_etcd_cluster_start_with. */
+#define PT_ETCD_CLUSTER_TLS 1u
+
+/* The PEM files of a TLS cluster, in dir/tls. */
+typedef struct pt_etcd_cluster_tls {
+    char ca[320];                         /* the CA the members trust; it signed the rest */
+    char cert[320], key[320];             /* a client certificate and its key */
+    char other_ca[320];                   /* a CA nobody here trusts */
+    char other_cert[320], other_key[320]; /* a client certificate signed by it */
+} pt_etcd_cluster_tls;
+
 typedef struct pt_etcd_cluster {
     char dir[256]; /* mkdtemp'd: member data dirs and logs */
     char program[256];
     int n;
+    unsigned flags;          /* PT_ETCD_CLUSTER_* */
+    pt_etcd_cluster_tls tls; /* with PT_ETCD_CLUSTER_TLS */
     pt_etcd_member m[PT_ETCD_CLUSTER_MAX];
-    /* "http://127.0.0.1:P1,http://127.0.0.1:P2,..." in member order */
+    /* "http://127.0.0.1:P1,http://127.0.0.1:P2,..." in member order
+     * (https:// with PT_ETCD_CLUSTER_TLS) */
     char endpoints[PT_ETCD_CLUSTER_MAX * 32];
 } pt_etcd_cluster;
 
@@ -42,10 +63,14 @@ int pt_etcd_find(char *out, size_t len, char *why, size_t whylen);
 /* Starts n members and waits (deadline seconds) until all are healthy and
  * one leads; -1 with the reason in err (nothing left running). */
 int pt_etcd_cluster_start(pt_etcd_cluster *c, int n, double deadline, char *err, size_t errlen);
+/* The same with flags (PT_ETCD_CLUSTER_TLS). */
+int pt_etcd_cluster_start_with(pt_etcd_cluster *c, int n, unsigned flags, double deadline,
+                               char *err, size_t errlen);
 /* A test program's group setup: starts n members (0); where etcd is not
  * installed, prints why and exits with PT_ETCD_SKIP; -1 (the reason
  * printed) when they do not come up. */
 int pt_etcd_cluster_start_or_skip(pt_etcd_cluster *c, int n, double deadline);
+int pt_etcd_cluster_start_or_skip_with(pt_etcd_cluster *c, int n, unsigned flags, double deadline);
 /* Index of the member every live member names as leader, or -1 when they
  * do not agree (yet). */
 int pt_etcd_cluster_leader(const pt_etcd_cluster *c);
@@ -62,7 +87,7 @@ int pt_etcd_cluster_kill_leader(pt_etcd_cluster *c, double deadline);
 void pt_etcd_cluster_pause(pt_etcd_cluster *c, int i, int stop);
 /* Starts member i again on its own data dir (it rejoins). 0 or -1. */
 int pt_etcd_cluster_restart(pt_etcd_cluster *c, int i, double deadline);
-/* "http://127.0.0.1:P" of member i. */
+/* "http://127.0.0.1:P" (or https://) of member i. */
 void pt_etcd_cluster_endpoint(const pt_etcd_cluster *c, int i, char *out, size_t len);
 /* Every member's endpoint, comma-separated, member first first and the
  * rest in order: a client that starts on member first. */
