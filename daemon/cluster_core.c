@@ -15,6 +15,7 @@
 #include <sys/queue.h>
 
 #include "cluster_core.h"
+#include "journal.h"
 #include "journal.pb-c.h"
 #include "request.h"
 #include "wire.h"
@@ -398,6 +399,231 @@ void pt_ccore_host_gone(pt_ccore *cc, const char *host)
         return;
     while ((x = TAILQ_FIRST(&h->sessions)) != NULL)
         sess_end(cc, x);
+}
+
+/* ------------------------------------------------------------------ */
+/* Snapshots                                                           */
+/* ------------------------------------------------------------------ */
+
+typedef Pythread__ClusterCopy copy_msg;
+typedef Pythread__ClusterHost host_msg;
+
+/* One host's sessions, oldest first: connection and core session id. */
+static int host_out(const cc_host *h, host_msg *m)
+{
+    const cc_sess *x;
+    size_t i = 0;
+
+    pythread__cluster_host__init(m);
+    m->name = (char *)h->name;
+    m->conns = calloc(h->nsess + 1, sizeof(*m->conns));
+    m->sessions = calloc(h->nsess + 1, sizeof(*m->sessions));
+    if (m->conns == NULL || m->sessions == NULL)
+        return -1;
+    TAILQ_FOREACH(x, &h->sessions, order)
+    {
+        m->conns[i] = x->conn;
+        m->sessions[i++] = pt_core_session_id(x->s);
+    }
+    m->n_conns = m->n_sessions = i;
+    return 0;
+}
+
+int pt_ccore_snapshot(const pt_ccore *cc, uint8_t **out, size_t *len)
+{
+    copy_msg m = PYTHREAD__CLUSTER_COPY__INIT;
+    pt_journal *j = pt_journal_new();
+    const cc_host *h;
+    host_msg *hosts = NULL;
+    size_t n = 0, i = 0;
+    int rc = -1;
+
+    LIST_FOREACH(h, &cc->hosts, link)
+    {
+        n++;
+    }
+    if (j == NULL || (hosts = calloc(n + 1, sizeof(*hosts))) == NULL ||
+        (m.hosts = calloc(n + 1, sizeof(*m.hosts))) == NULL)
+        goto out;
+    /* No who-callback: a cluster session is taken up by no process after
+     * a restart, its host's lease ends it. */
+    if (pt_journal_snapshot(j, cc->core, NULL, NULL) < 0)
+        goto out;
+    LIST_FOREACH(h, &cc->hosts, link)
+    {
+        m.hosts[i] = &hosts[i];
+        if (host_out(h, &hosts[i++]) < 0)
+            goto out;
+    }
+    m.n_hosts = n;
+    m.has_now = m.has_started = m.has_core = 1;
+    m.now = cc->now;
+    m.started = cc->started != 0;
+    m.core.data = (uint8_t *)pt_journal_bytes(j, &m.core.len);
+    *len = pythread__cluster_copy__get_packed_size(&m);
+    if ((*out = malloc(*len ? *len : 1)) != NULL) {
+        pythread__cluster_copy__pack(&m, *out);
+        rc = 0;
+    }
+out:
+    for (size_t k = 0; hosts != NULL && k < i; k++) {
+        free(hosts[k].conns);
+        free(hosts[k].sessions);
+    }
+    free(hosts);
+    free(m.hosts);
+    pt_journal_free(j);
+    return rc;
+}
+
+/* The sessions the core's replay made, ids ascending (the replay makes
+ * them in that order). */
+typedef struct restored {
+    pt_session **s;
+    size_t n, cap;
+    int failed;
+} restored;
+
+static void restored_add(void *ctx, pt_session *s, const pt_journal_who *who)
+{
+    restored *rs = ctx;
+
+    (void)who;
+    if (rs->n == rs->cap) {
+        size_t cap = rs->cap ? rs->cap * 2 : 64;
+        pt_session **grown = realloc(rs->s, cap * sizeof(*grown));
+
+        if (grown == NULL) {
+            rs->failed = 1;
+            return;
+        }
+        rs->s = grown;
+        rs->cap = cap;
+    }
+    rs->s[rs->n++] = s;
+}
+
+static pt_session *restored_find(const restored *rs, uint64_t id)
+{
+    size_t lo = 0, hi = rs->n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint64_t at = pt_core_session_id(rs->s[mid]);
+
+        if (at == id)
+            return rs->s[mid];
+        if (at < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/* Host m's sessions, each given back its connection, in m's order. */
+static int host_in(pt_ccore *cc, const host_msg *m, const restored *rs, char *err, size_t errlen)
+{
+    cc_host *h;
+
+    if (m->name == NULL || !host_name_ok(m->name) || host_find(cc, m->name) != NULL ||
+        m->n_conns != m->n_sessions || (h = host_get(cc, m->name)) == NULL) {
+        snprintf(err, errlen, "a host with no name, a bad one, twice, or with no memory");
+        return -1;
+    }
+    for (size_t i = 0; i < m->n_conns; i++) {
+        pt_session *s = restored_find(rs, m->sessions[i]);
+        cc_sess *x;
+
+        if (s == NULL || pt_core_session_udata(s) != NULL || sess_find(h, m->conns[i]) != NULL) {
+            snprintf(err, errlen,
+                     "host '%.64s' connection %llu names session %llu, which the core does not "
+                     "have, or another connection has",
+                     h->name, (unsigned long long)m->conns[i], (unsigned long long)m->sessions[i]);
+            return -1;
+        }
+        if ((x = calloc(1, sizeof(*x))) == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        x->conn = m->conns[i];
+        x->host = h;
+        x->s = s;
+        pt_core_session_set_udata(s, x);
+        LIST_INSERT_HEAD(bucket(h, x->conn), x, link);
+        TAILQ_INSERT_TAIL(&h->sessions, x, order);
+        h->nsess++;
+        cc->nsess++;
+    }
+    return 0;
+}
+
+/* The copy of m into cc, fresh: the core, then the hosts in m's order. */
+static int copy_in(pt_ccore *cc, const copy_msg *m, char *err, size_t errlen)
+{
+    pt_journal_replay_hooks hooks = {.session_new = restored_add};
+    restored rs = {0};
+    pt_journal_replayed done;
+    int rc = -1;
+
+    hooks.ctx = &rs;
+    if (!m->has_core ||
+        pt_journal_replay(cc->core, m->core.data, m->core.len, &hooks, &done, err, errlen) < 0)
+        goto out;
+    if (rs.failed) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    /* The hosts' list is built head first: from the last, to keep m's order. */
+    for (size_t i = m->n_hosts; i-- > 0;)
+        if (host_in(cc, m->hosts[i], &rs, err, errlen) < 0)
+            goto out;
+    if (cc->nsess != rs.n) {
+        snprintf(err, errlen, "%zu sessions in the core, %zu of them a host's", rs.n, cc->nsess);
+        goto out;
+    }
+    cc->now = m->now;
+    cc->started = m->started;
+    rc = 0;
+out:
+    free(rs.s);
+    return rc;
+}
+
+pt_ccore *pt_ccore_restore(const char *self, pt_ccore_answer_fn answer, void *ctx,
+                           const uint8_t *p, size_t len, char *err, size_t errlen)
+{
+    copy_msg *m;
+    pt_ccore *cc;
+    char why[200];
+
+    if (!host_name_ok(self) || (cc = calloc(1, sizeof(*cc))) == NULL) {
+        snprintf(err, errlen, "no memory, or a host name that is empty or too long");
+        return NULL;
+    }
+    LIST_INIT(&cc->hosts);
+    cc->answer = answer;
+    cc->ctx = ctx;
+    if ((cc->core = pt_core_new(NULL, sink, cc)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        pt_ccore_free(cc);
+        return NULL;
+    }
+    if ((m = pythread__cluster_copy__unpack(NULL, len, p)) == NULL) {
+        snprintf(err, errlen, "a snapshot of the cluster's copy that is not one (%zu bytes)", len);
+        pt_ccore_free(cc);
+        return NULL;
+    }
+    why[0] = '\0';
+    if (copy_in(cc, m, why, sizeof(why)) < 0 || (cc->self = host_get(cc, self)) == NULL) {
+        snprintf(err, errlen, "a snapshot of the cluster's copy that does not add up: %s",
+                 why[0] ? why : "out of memory");
+        pythread__cluster_copy__free_unpacked(m, NULL);
+        pt_ccore_free(cc);
+        return NULL;
+    }
+    pythread__cluster_copy__free_unpacked(m, NULL);
+    return cc;
 }
 
 /* ------------------------------------------------------------------ */

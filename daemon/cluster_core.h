@@ -54,6 +54,20 @@ int pt_ccore_apply(pt_ccore *cc, const char *host, const uint8_t *p, size_t len,
  * sessions end there, in the log's order, at the time of the last entry. */
 void pt_ccore_host_gone(pt_ccore *cc, const char *host);
 
+/* The copy as bytes (a ClusterCopy, proto/journal.proto): the core as a
+ * journal snapshot, and beside it each host's sessions oldest first with
+ * their connections, the entries' time and whether the tokens' base was
+ * taken. Taken between entries. Malloc'd into *out (*len bytes); -1
+ * without memory. */
+int pt_ccore_snapshot(const pt_ccore *cc, uint8_t **out, size_t *len);
+/* A copy for host self rebuilt from pt_ccore_snapshot's bytes, of any
+ * host's copy: fed the entries that followed the snapshot, it gives the
+ * answers, handles, tokens and timeouts of a copy that applied every entry.
+ * NULL with err saying why (bytes that are not such a snapshot, or do not
+ * add up; no memory). */
+pt_ccore *pt_ccore_restore(const char *self, pt_ccore_answer_fn answer, void *ctx,
+                           const uint8_t *p, size_t len, char *err, size_t errlen);
+
 /* 1 when connection conn of this host has a session in the copy (its
  * SESSION_NEW was applied, its SESSION_END not yet). */
 int pt_ccore_has_session(const pt_ccore *cc, uint64_t conn);
