@@ -61,7 +61,8 @@ struct pt_clog {
     pt_etcd *etcd;
     pt_clog_callbacks cb;
     void *ctx;
-    char prefix[PREFIX_MAX + 2], prefix_end[PREFIX_MAX + 2];
+    char prefix[PREFIX_MAX + 2];
+    char w_start[PREFIX_MAX + 8], w_end[PREFIX_MAX + 8]; /* the watch's range */
     size_t prefix_len;
     char host[PT_CLOG_HOST_MAX + 1];
     char desc[256];
@@ -527,9 +528,13 @@ static void on_watch(const pt_etcd_event *ev, size_t n, int64_t revision, int er
         return;
     if (err) {
         c->watch = NULL; /* the client frees it after this call */
+        if (err == PT_ETCD_ECOMPACTED && c->cb.on_compacted) {
+            /* The caller goes on from a snapshot (pt_clog_rewatch); the
+             * membership and the appends go on meanwhile. */
+            c->cb.on_compacted(c->ctx, revision + 1);
+            return;
+        }
         if (err == PT_ETCD_ECOMPACTED) {
-            if (c->cb.on_compacted)
-                c->cb.on_compacted(c->ctx, revision + 1);
             say(c, 1,
                 "cluster log, host '%s': the watch on %s from revision %" PRId64
                 " was compacted away in etcd; the entries from there are gone (a snapshot is "
@@ -547,6 +552,11 @@ static void on_watch(const pt_etcd_event *ev, size_t n, int64_t revision, int er
             deliver(c, &ev[i]);
         c->last_rev = ev[i].kv.mod_revision;
     }
+    /* etcd never splits a revision's events between two watch messages
+     * (without the watch's fragment option, which is not asked for): here
+     * every event up to last_rev has been delivered. */
+    if (n > 0 && c->m != M_STOPPED && !c->closing && c->watch != NULL && c->cb.on_applied)
+        c->cb.on_applied(c->ctx, c->last_rev);
 }
 
 /* ---- appends -------------------------------------------------------- */
@@ -726,6 +736,42 @@ int pt_clog_append(pt_clog *c, const void *bytes, size_t len, void *cookie, char
 
 /* ---- start ---------------------------------------------------------- */
 
+/* The watch from revision from on; -1 (the log stopped) without memory. */
+static int watch_from(pt_clog *c, int64_t from)
+{
+    c->watch =
+        pt_etcd_watch_start(c->etcd, bytes_of(c->w_start), bytes_of(c->w_end), from, on_watch, c);
+    if (!c->watch) {
+        say(c, 1, "cluster log, host '%s': out of memory starting the watch on %s", c->host,
+            c->prefix);
+        stop(c);
+        return -1;
+    }
+    c->last_rev = from - 1;
+    return 0;
+}
+
+int pt_clog_rewatch(pt_clog *c, int64_t start_revision, uint64_t own_seq)
+{
+    if (c->m == M_STOPPED || c->m == M_IDLE || c->m == M_READ || c->closing)
+        return -1;
+    if (c->watch) {
+        pt_etcd_watch_cancel(c->watch);
+        c->watch = NULL;
+    }
+    /* This host's entries up to own_seq are in what the caller took up
+     * instead of the entries: committed there, never delivered. */
+    for (clog_ent *e = c->head; e && e->seq && e->seq <= own_seq; e = e->next) {
+        if (e->committed)
+            continue;
+        e->committed = 1;
+        if (c->cb.on_committed)
+            c->cb.on_committed(c->ctx, e->cookie, start_revision - 1);
+    }
+    free_done_entries(c);
+    return watch_from(c, start_revision);
+}
+
 static void on_seq_read(const pt_etcd_result *r, void *arg)
 {
     pt_clog *c = arg;
@@ -741,16 +787,8 @@ static void on_seq_read(const pt_etcd_result *r, void *arg)
     }
     c->start_seq = c->resolved_seq;
     c->seq_known = 1;
-    int64_t from = c->start_rev > 0 ? c->start_rev : r->revision + 1;
-    c->watch = pt_etcd_watch_start(c->etcd, bytes_of(c->prefix), bytes_of(c->prefix_end), from,
-                                   on_watch, c);
-    if (!c->watch) {
-        say(c, 1, "cluster log, host '%s': out of memory starting the watch on %s", c->host,
-            c->prefix);
-        stop(c);
+    if (watch_from(c, c->start_rev > 0 ? c->start_rev : r->revision + 1) < 0)
         return;
-    }
-    c->last_rev = from - 1;
     c->m = M_REVOKE; /* nothing to revoke yet: goes on to the grant */
     c->m_failures = 0;
     m_step(c);
@@ -810,8 +848,11 @@ pt_clog *pt_clog_new(struct event_base *base, const char *endpoints, const char 
     /* The prefix ends in '/', so "a/" never ranges over "ab/". */
     snprintf(c->prefix, sizeof c->prefix, "%s%s", prefix, prefix[pl - 1] == '/' ? "" : "/");
     c->prefix_len = strlen(c->prefix);
-    snprintf(c->prefix_end, sizeof c->prefix_end, "%s", c->prefix);
-    c->prefix_end[c->prefix_len - 1]++;
+    /* The watch covers P/hosts/ to P/log/ and what sorts between: not the
+     * sequence keys (nothing to deliver) nor the snapshot's (P/snap...,
+     * large values that no delivery needs). */
+    snprintf(c->w_start, sizeof c->w_start, "%shosts/", c->prefix);
+    snprintf(c->w_end, sizeof c->w_end, "%slog0", c->prefix); /* '0' follows '/' */
     snprintf(c->k_host, sizeof c->k_host, "%shosts/%s", c->prefix, host);
     snprintf(c->k_seq, sizeof c->k_seq, "%sseq/%s", c->prefix, host);
     pt_etcd_options eo = {.request_timeout = o ? o->request_timeout : 0};

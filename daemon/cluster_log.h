@@ -59,8 +59,13 @@ typedef struct pt_clog_callbacks {
      * lease. The module joins again by itself; see pt_clog_start. */
     void (*on_lease_lost)(void *ctx, const char *why);
     /* The watch's start revision was compacted away: the entries from
-     * revision on are gone; the log stops delivering. */
+     * revision on are gone. With this callback the log delivers nothing
+     * more until pt_clog_rewatch, and keeps its membership and appends;
+     * without it, the log stops (on_error, fatal). */
     void (*on_compacted)(void *ctx, int64_t revision);
+    /* Every event up to revision has been delivered (after a watch
+     * message's events: etcd never splits a revision between two). */
+    void (*on_applied)(void *ctx, int64_t revision);
     /* A message for the log, naming host, key, operation and remedy. fatal:
      * the log has stopped (a host name claimed by another daemon, another
      * writer of this host's keys, the watch ended); free it. */
@@ -95,6 +100,13 @@ pt_clog *pt_clog_new(struct event_base *base, const char *endpoints, const char 
  * the old ones. Appends queued meanwhile are kept and sent once the host
  * is a member again; each copy meets them after the gone event. */
 int pt_clog_start(pt_clog *clog, int64_t start_revision);
+
+/* After on_compacted, or to go on from a snapshot taken at revision
+ * start_revision - 1: the watch starts again from start_revision. This
+ * host's entries up to own_seq (its last one in the snapshot) count as
+ * committed, at start_revision - 1. 0, or -1 before pt_clog_start's read
+ * or once stopped. */
+int pt_clog_rewatch(pt_clog *clog, int64_t start_revision, uint64_t own_seq);
 
 /* Queues an entry (copied); on_committed(cookie) follows once the watch
  * delivers it. Entries of one host land in the order of their appends,

@@ -250,6 +250,12 @@ char *pt_etcd_enc_lease_id(int64_t id)
     return finish(o, o ? add_i64(o, "ID", id) : -1);
 }
 
+char *pt_etcd_enc_compact(int64_t revision)
+{
+    json_object *o = json_object_new_object();
+    return finish(o, o ? add_i64(o, "revision", revision) : -1);
+}
+
 char *pt_etcd_enc_watch(pt_etcd_bytes key, pt_etcd_bytes range_end, int64_t start_revision)
 {
     json_object *o = json_object_new_object(), *c = json_object_new_object();

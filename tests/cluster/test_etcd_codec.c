@@ -98,6 +98,9 @@ static void test_enc_others(void **state)
     s = pt_etcd_enc_range(pt_etcd_str("a"), pt_etcd_str(""), 1);
     assert_string_equal(s, "{\"key\":\"YQ==\",\"limit\":\"1\"}");
     free(s);
+    s = pt_etcd_enc_compact(1234);
+    assert_string_equal(s, "{\"revision\":\"1234\"}");
+    free(s);
 }
 
 /* Answers as etcd 3.4's gateway wrote them. */
