@@ -19,6 +19,7 @@
 #include "cluster.h"
 #include "cluster_core.h"
 #include "cluster_log.h"
+#include "cluster_snap.h"
 #include "daemon.h"
 #include "names.h"
 
@@ -44,6 +45,8 @@ struct pt_cluster {
     pt_cluster_options o;
     LIST_HEAD(, member) members;
     size_t nmembers;
+    pt_csnap *snap;  /* snapshots: the newest loaded at the start, written here */
+    int log_started; /* pt_clog_start was called (after the snapshot's load) */
 };
 
 static uint64_t wall_now(void)
@@ -210,6 +213,7 @@ static void on_entry(void *ctx, const char *host, uint64_t seq, int64_t revision
                "pythreadd: cluster log entry %llu of host '%s' (revision %lld) "
                "ignored: %s",
                (unsigned long long)seq, host, (long long)revision, err);
+    pt_csnap_entry(cl->snap, host, seq);
     expire_arm(cl);
     pt_daemon_settle(cl->d, pt_daemon_now());
 }
@@ -324,14 +328,20 @@ static void on_lease_lost(void *ctx, const char *why)
     pt_daemon_settle(cl->d, pt_daemon_now());
 }
 
+static void snap_loaded(void *ctx, const pt_csnap_loaded *l);
+
+/* The watch fell behind etcd's compaction: the copy is loaded again from
+ * the newest snapshot (snap_loaded). */
 static void on_compacted(void *ctx, int64_t revision)
 {
-    (void)ctx;
-    pt_log(LOG_ERR,
-           "pythreadd: the cluster's log was compacted in etcd up to revision %lld, past what "
-           "this daemon has applied: its copy of the cluster's objects cannot be brought up to "
-           "date; restart it with an etcd whose history is kept (no --auto-compaction-*)",
+    pt_cluster *cl = ctx;
+
+    pt_log(LOG_WARNING,
+           "pythreadd: the cluster's log was compacted in etcd past revision %lld, where this "
+           "daemon's copy stood: loading the newest snapshot (this host's connections with "
+           "cluster sessions are closed then)",
            (long long)revision);
+    pt_csnap_load(cl->snap, snap_loaded, cl); /* -1: loading already */
 }
 
 /* A log that stopped before this host joined (its name still held by a
@@ -398,6 +408,135 @@ static void expire_arm(pt_cluster *cl)
 }
 
 /* ------------------------------------------------------------------ */
+/* Snapshots                                                           */
+/* ------------------------------------------------------------------ */
+
+static void cluster_fail(pt_cluster *cl, const char *why)
+{
+    pt_log(LOG_ERR, "pythreadd: %s; stopping", why);
+    cl->d->failed = 1;
+    event_base_loopbreak(cl->d->base);
+}
+
+/* Every connection with a cluster session closed, its end appended: what
+ * its session asked may be in the snapshot, whose answers no copy here
+ * gave. How many. */
+static size_t conns_end(pt_cluster *cl, const char *msg)
+{
+    size_t n = 0;
+
+    for (unsigned i = 0; i < CONN_BUCKETS; i++) {
+        pt_conn *c;
+
+        while ((c = LIST_FIRST(&cl->conns[i])) != NULL) {
+            pt_conn_close_with(c, msg, pt_daemon_now()); /* its end: pt_cluster_conn_end */
+            if (c->cluster) {
+                c->cluster = 0;
+                LIST_REMOVE(c, cluster_link);
+            }
+            n++;
+        }
+    }
+    return n;
+}
+
+/* The copy from the newest snapshot, and the log from the revision after
+ * it; or, with none, the log from its first entry. */
+static void snap_loaded(void *ctx, const pt_csnap_loaded *l)
+{
+    pt_cluster *cl = ctx;
+    pt_ccore *cc;
+    char why[1536], err[256];
+    size_t n;
+
+    if (l->err != NULL) {
+        snprintf(why, sizeof(why),
+                 "%.1200s; with etcd's history whole, deleting those keys starts the copy from "
+                 "the log's first entry",
+                 l->err);
+        cluster_fail(cl, why);
+        return;
+    }
+    /* Compacted past this copy, and no snapshot after it: only etcd's own
+     * compaction goes past the newest snapshot (ours stops at the one
+     * before), and from there on every load would end here again. */
+    if (cl->log_started && l->revision <= pt_clog_revision(cl->log)) {
+        snprintf(why, sizeof(why),
+                 "the cluster's log was compacted in etcd past revision %lld, where this "
+                 "daemon's copy stands, and the newest snapshot is at %lld: the copy cannot be "
+                 "brought up to date; run etcd without --auto-compaction-* (the cluster's "
+                 "snapshots compact it), or with a retention longer than --etcd-snapshot-every "
+                 "entries take",
+                 (long long)pt_clog_revision(cl->log), (long long)l->revision);
+        cluster_fail(cl, why);
+        return;
+    }
+    if (l->revision > 0) {
+        /* No copy: a new cluster, the copy empty at that revision. */
+        cc = l->copy == NULL
+                 ? pt_ccore_new(cl->host, answer, cl)
+                 : pt_ccore_restore(cl->host, answer, cl, l->copy, l->copy_len, err, sizeof(err));
+        if (cc == NULL) {
+            snprintf(why, sizeof(why), "the cluster's snapshot at revision %lld: %s",
+                     (long long)l->revision, l->copy == NULL ? "out of memory" : err);
+            cluster_fail(cl, why);
+            return;
+        }
+        /* At the start nothing of this host's was sent yet: its entries
+         * land after its join, after the snapshot, and are applied here. */
+        n = !cl->log_started
+                ? 0
+                : conns_end(cl,
+                            "this daemon's copy of the cluster's objects was loaded again from a "
+                            "snapshot: the answers to this session's cluster calls may be lost; "
+                            "connect again");
+        pt_ccore_free(cl->cc);
+        cl->cc = cc;
+        members_clear(cl);
+        for (size_t i = 0; i < l->nmembers; i++)
+            member_add(cl, l->members[i]);
+        if (l->copy != NULL)
+            pt_log(LOG_NOTICE,
+                   "pythreadd: the cluster's copy loaded from the snapshot at revision %lld (%zu "
+                   "hosts, %zu sessions); %zu connections with cluster sessions closed",
+                   (long long)l->revision, l->nmembers, pt_ccore_sessions(cc), n);
+    }
+    cl->expire_asked = 0;
+    expire_arm(cl);
+    if (!cl->log_started) {
+        cl->log_started = 1;
+        pt_clog_start(cl->log, l->revision + 1);
+    } else {
+        pt_clog_rewatch(cl->log, l->revision + 1, pt_csnap_seq(cl->snap, cl->host));
+    }
+    pt_daemon_settle(cl->d, pt_daemon_now());
+}
+
+/* After each revision: the member first in name order writes a snapshot
+ * once enough entries went by. Every copy knows the members at the same
+ * place in the order, so one host writes (and the head's compare keeps a
+ * host that still thinks itself first from going back). */
+static void on_applied(void *ctx, int64_t revision)
+{
+    pt_cluster *cl = ctx;
+    member *m = LIST_FIRST(&cl->members);
+    char **names;
+    size_t n = 0;
+
+    if (!pt_csnap_due(cl->snap) || m == NULL || strcmp(m->name, cl->host) != 0 ||
+        !pt_clog_is_member(cl->log))
+        return;
+    if ((names = calloc(cl->nmembers + 1, sizeof(*names))) == NULL)
+        return;
+    LIST_FOREACH(m, &cl->members, link)
+    {
+        names[n++] = m->name;
+    }
+    pt_csnap_write(cl->snap, revision, cl->cc, names, n);
+    free(names);
+}
+
+/* ------------------------------------------------------------------ */
 /* Start and stop                                                      */
 /* ------------------------------------------------------------------ */
 
@@ -408,10 +547,12 @@ static const pt_clog_callbacks callbacks = {
     .on_host_gone = on_host_gone,
     .on_lease_lost = on_lease_lost,
     .on_compacted = on_compacted,
+    .on_applied = on_applied,
     .on_error = on_error,
 };
 
-/* A copy and its log, the copy built from the log's first entry on. */
+/* A copy and its log: the copy from the newest snapshot, the log from the
+ * revision after it (snap_loaded). */
 static int log_open(pt_cluster *cl, char *err, size_t errlen)
 {
     const pt_cluster_options *o = &cl->o;
@@ -423,7 +564,12 @@ static int log_open(pt_cluster *cl, char *err, size_t errlen)
     }
     cl->log = pt_clog_new(cl->d->base, o->endpoints, o->prefix, o->host, (int)o->ttl, &callbacks,
                           cl, NULL, err, errlen);
-    return cl->log == NULL || pt_clog_start(cl->log, 1) < 0 ? -1 : 0;
+    if (cl->log == NULL)
+        return -1;
+    cl->snap = pt_csnap_new(cl->d->base, o->endpoints, o->prefix, o->host, o->snapshot_every,
+                            o->no_compact, err, errlen);
+    cl->log_started = 0;
+    return cl->snap == NULL || pt_csnap_load(cl->snap, snap_loaded, cl) < 0 ? -1 : 0;
 }
 
 static void log_close(pt_cluster *cl)
@@ -432,6 +578,8 @@ static void log_close(pt_cluster *cl)
     if (cl->log)
         pt_clog_free(cl->log);
     cl->log = NULL;
+    pt_csnap_free(cl->snap);
+    cl->snap = NULL;
     pt_ccore_free(cl->cc);
     cl->cc = NULL;
     cl->expire_asked = 0;

@@ -26,17 +26,22 @@ typedef struct pt_cluster pt_cluster;
  * kinds never meet. */
 #define PT_CLUSTER_HANDLE 0x80000000u
 
-/* pythreadd --etcd ENDPOINTS [--etcd-prefix P] [--etcd-ttl S] [--host-name N]. */
+/* pythreadd --etcd ENDPOINTS [--etcd-prefix P] [--etcd-ttl S] [--host-name N]
+ * [--etcd-snapshot-every N] [--etcd-keep-history]. */
 typedef struct pt_cluster_options {
     const char *endpoints; /* NULL: no cluster */
     const char *prefix;
     uint32_t ttl; /* seconds */
     const char *host;
+    uint32_t snapshot_every; /* entries between snapshots; 0: none written */
+    int no_compact;          /* --etcd-keep-history: etcd's history is not compacted */
 } pt_cluster_options;
 
 #define PT_CLUSTER_PREFIX_DEFAULT "/pythread/"
 #define PT_CLUSTER_TTL_DEFAULT    10u
 #define PT_CLUSTER_TTL_MAX        3600u
+/* Entries applied between two snapshots of the cluster's copy. */
+#define PT_CLUSTER_SNAPSHOT_EVERY 10000u
 
 /* Join the cluster (nothing waits: the log answers later). 0, or -1 after
  * saying why in the log. */

@@ -85,6 +85,8 @@ enum {
     OPT_ETCD,
     OPT_ETCD_PREFIX,
     OPT_ETCD_TTL,
+    OPT_ETCD_SNAPSHOT_EVERY,
+    OPT_ETCD_KEEP_HISTORY,
     OPT_HOST_NAME,
 };
 
@@ -119,6 +121,8 @@ static const struct option long_options[] = {
     {"etcd", required_argument, NULL, OPT_ETCD},
     {"etcd-prefix", required_argument, NULL, OPT_ETCD_PREFIX},
     {"etcd-ttl", required_argument, NULL, OPT_ETCD_TTL},
+    {"etcd-snapshot-every", required_argument, NULL, OPT_ETCD_SNAPSHOT_EVERY},
+    {"etcd-keep-history", no_argument, NULL, OPT_ETCD_KEEP_HISTORY},
     {"host-name", required_argument, NULL, OPT_HOST_NAME},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -166,6 +170,8 @@ static const struct num_option {
     {OPT_METRICS_OBJECTS_MAX, "--metrics-objects-max", offsetof(options, metrics_objects_max), 1,
      PT_METRICS_OBJECTS_MAX},
     {OPT_ETCD_TTL, "--etcd-ttl", offsetof(options, cluster.ttl), 2, PT_CLUSTER_TTL_MAX},
+    {OPT_ETCD_SNAPSHOT_EVERY, "--etcd-snapshot-every", offsetof(options, cluster.snapshot_every), 0,
+     UINT32_MAX},
 };
 
 static void usage(FILE *out)
@@ -249,6 +255,11 @@ static void usage(FILE *out)
             "      --etcd-ttl SEC      this host's lease: its processes' cluster holds end\n"
             "                          this long after it dies or is cut off (default %u,\n"
             "                          2..%u)\n"
+            "      --etcd-snapshot-every N  snapshot the cluster's objects into etcd every N\n"
+            "                          entries of its log, then delete the log's entries\n"
+            "                          up to it (default %u; 0: never, the log grows)\n"
+            "      --etcd-keep-history do not compact etcd's history behind the snapshots\n"
+            "                          (its revisions then grow until etcd compacts them)\n"
             "      --host-name NAME    this host in the cluster, unique in it (default: the\n"
             "                          machine's host name; letters, digits, . _ -)\n"
             "      --no-fast-path      give clients no shared words: every operation is a\n"
@@ -271,7 +282,7 @@ static void usage(FILE *out)
             "Exit status: 0 stopped cleanly, 1 could not start, 2 bad usage.\n",
             PT_DAEMON_GRACE_SEC, PT_DAEMON_COMPACT_AFTER, PT_METRICS_PATTERNS_MAX,
             PT_METRICS_OBJECTS_DEFAULT, PT_METRICS_OBJECTS_MAX, PT_CLUSTER_PREFIX_DEFAULT,
-            PT_CLUSTER_TTL_DEFAULT, PT_CLUSTER_TTL_MAX);
+            PT_CLUSTER_TTL_DEFAULT, PT_CLUSTER_TTL_MAX, PT_CLUSTER_SNAPSHOT_EVERY);
 }
 
 /* A whole decimal number in [min, max], or -1. */
@@ -488,6 +499,9 @@ static int options_parse(int argc, char **argv, options *o)
             break;
         case OPT_SYNC:
             o->sync = 1;
+            break;
+        case OPT_ETCD_KEEP_HISTORY:
+            o->cluster.no_compact = 1;
             break;
         case 'h':
             usage(stdout);
@@ -774,7 +788,9 @@ int main(int argc, char **argv)
                    .grace = PT_DAEMON_GRACE_SEC,
                    .compact_after = PT_DAEMON_COMPACT_AFTER,
                    .metrics_objects_max = PT_METRICS_OBJECTS_DEFAULT,
-                   .cluster = {.prefix = PT_CLUSTER_PREFIX_DEFAULT, .ttl = PT_CLUSTER_TTL_DEFAULT}};
+                   .cluster = {.prefix = PT_CLUSTER_PREFIX_DEFAULT,
+                               .ttl = PT_CLUSTER_TTL_DEFAULT,
+                               .snapshot_every = PT_CLUSTER_SNAPSHOT_EVERY}};
     pt_daemon daemon = {0};
     char path[PATH_MAX];
     int rc, fd = -1, passed;
