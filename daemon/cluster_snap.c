@@ -48,7 +48,6 @@ struct pt_csnap {
     seq_table seqs;
     uint64_t since; /* entries applied since the last snapshot */
     int closing;
-    pt_csnap_stats stats;
 
     /* a write */
     int w;
@@ -57,7 +56,8 @@ struct pt_csnap {
     size_t w_len, w_nchunks, w_i;
     seq_table w_seqs; /* each host's last entry at w_rev */
     size_t w_host;
-    uint64_t w_lo; /* the oldest entry of w_host left */
+    uint64_t w_lo;      /* the oldest entry of w_host left */
+    uint64_t w_deleted; /* entries deleted behind it */
     char w_head[160];
 
     /* a load */
@@ -223,8 +223,7 @@ static int64_t head_revision(const pt_etcd_kv *kv)
 
 static void w_cleanup(pt_csnap *s)
 {
-    s->stats.written++;
-    s->stats.revision = s->w_rev;
+    s->w_deleted = 0;
     pt_log(LOG_INFO,
            "pythreadd: cluster snapshot at revision %" PRId64 " written (%zu bytes in %zu "
            "chunks); deleting the log's entries up to it",
@@ -315,7 +314,10 @@ static void on_w_compact(const pt_etcd_result *r, void *arg)
                "tries again",
                s->w_prev, s->w_rev, r->message ? r->message : "");
     else
-        s->stats.compacted = s->w_prev;
+        pt_log(LOG_INFO,
+               "pythreadd: cluster snapshot at revision %" PRId64 ": %" PRIu64 " log entries "
+               "deleted behind it, etcd's history compacted up to revision %" PRId64,
+               s->w_rev, s->w_deleted, s->w_prev);
     w_end(s);
 }
 
@@ -324,6 +326,11 @@ static void on_w_compact(const pt_etcd_result *r, void *arg)
 static void w_compact(pt_csnap *s)
 {
     if (s->no_compact || s->w_prev <= 0) {
+        pt_log(LOG_INFO,
+               "pythreadd: cluster snapshot at revision %" PRId64 ": %" PRIu64 " log entries "
+               "deleted behind it%s",
+               s->w_rev, s->w_deleted,
+               s->no_compact ? ", etcd's history kept (--etcd-keep-history)" : "");
         w_end(s);
         return;
     }
@@ -368,7 +375,7 @@ static void on_w_delete(const pt_etcd_result *r, void *arg)
         w_fail(s, "deleting log entries", r);
         return;
     }
-    s->stats.deleted += (uint64_t)r->deleted;
+    s->w_deleted += (uint64_t)r->deleted;
     w_probe(s);
 }
 
@@ -577,8 +584,6 @@ static void l_finish(pt_csnap *s)
     free(s->seqs.v);
     s->seqs = seqs;
     s->since = 0;
-    s->stats.loaded++;
-    s->stats.revision = s->l_rev;
     l.copy = m->copy.data;
     l.copy_len = m->copy.len;
     l.members = m->members;
@@ -934,9 +939,4 @@ void pt_csnap_free(pt_csnap *s)
     free(s->seqs.v);
     fresh_clear(s);
     free(s);
-}
-
-void pt_csnap_get_stats(const pt_csnap *s, pt_csnap_stats *out)
-{
-    *out = s->stats;
 }

@@ -84,15 +84,4 @@ void pt_csnap_write(pt_csnap *s, int64_t revision, const pt_ccore *cc, char *con
  * does not answer). -1 when one is loading already or without memory. */
 int pt_csnap_load(pt_csnap *s, pt_csnap_loaded_fn fn, void *ctx);
 
-/* Counts since pt_csnap_new. */
-typedef struct pt_csnap_stats {
-    uint64_t written;  /* snapshots whose head landed */
-    uint64_t loaded;   /* snapshots loaded */
-    int64_t revision;  /* of the last written or loaded */
-    uint64_t deleted;  /* log entries deleted behind them */
-    int64_t compacted; /* the last revision etcd compacted to on our asking */
-} pt_csnap_stats;
-
-void pt_csnap_get_stats(const pt_csnap *s, pt_csnap_stats *out);
-
 #endif /* PT_CLUSTER_SNAP_H */

@@ -53,7 +53,8 @@ typedef struct daemon_proc {
 } daemon_proc;
 
 static daemon_proc daemons[HOSTS];
-static int every; /* --etcd-snapshot-every of the daemons started */
+static int every;         /* --etcd-snapshot-every of the daemons started */
+static const char *extra; /* and one more option of theirs, or NULL */
 
 /* What the test and its workers share (MAP_SHARED). */
 typedef struct shared {
@@ -80,10 +81,18 @@ static void daemon_start(int i)
 {
     daemon_proc *d = &daemons[i];
     char ttl[8], every_s[12], err[300];
-    const char *args[] = {
-        "--etcd", etcd.endpoints,          "--etcd-prefix", prefix,        "--etcd-ttl",
-        ttl,      "--etcd-snapshot-every", every_s,         "--host-name", d->host,
-        NULL};
+    const char *args[] = {"--etcd",
+                          etcd.endpoints,
+                          "--etcd-prefix",
+                          prefix,
+                          "--etcd-ttl",
+                          ttl,
+                          "--etcd-snapshot-every",
+                          every_s,
+                          "--host-name",
+                          d->host,
+                          extra,
+                          NULL};
 
     snprintf(d->host, sizeof(d->host), "h%d", i);
     snprintf(d->sock, sizeof(d->sock), "%s/t%d-h%d.sock", dir, test_no, i);
@@ -390,9 +399,10 @@ static int group_teardown(void **state)
 
 /* Daemons h0 to h<count - 1> on a prefix of the test's own, a snapshot
  * every n entries. */
-static int setup_every(int n, int count)
+static int setup_every(int n, int count, const char *option)
 {
     every = n;
+    extra = option;
     test_no++;
     snprintf(prefix, sizeof(prefix), "/snap%d/", test_no);
     memset(sh, 0, sizeof(*sh));
@@ -405,14 +415,14 @@ static int setup_every(int n, int count)
 static int setup(void **state)
 {
     (void)state;
-    return setup_every(EVERY, HOSTS - 1);
+    return setup_every(EVERY, HOSTS - 1, NULL);
 }
 
-/* Fewer, larger snapshots; h0 and h1 only. */
+/* Fewer, larger snapshots, etcd's history kept; h0 and h1 only. */
 static int setup_large(void **state)
 {
     (void)state;
-    return setup_every(2 * OBJECTS, 2);
+    return setup_every(2 * OBJECTS, 2, "--etcd-keep-history");
 }
 
 /* Each daemon still running stops cleanly on SIGTERM, status 0. */
@@ -625,7 +635,8 @@ static void test_lagging_daemon_reloads(void **state)
  * etcd whose history the earlier tests' snapshots compacted: its copy
  * starts just before the first entry. A copy of a few hundred KiB: the
  * snapshot goes in several chunks (each under etcd's request limit), and a
- * daemon started then loads it whole. */
+ * daemon started then loads it whole. With --etcd-keep-history the
+ * entries behind it are deleted, and etcd's history is left alone. */
 static void test_snapshot_in_chunks(void **state)
 {
     pid_t pids[2];
@@ -654,6 +665,9 @@ static void test_snapshot_in_chunks(void **state)
         }
     }
     print_message("snapshot at revision %lld in %d chunks\n", rev, chunks);
+    for (double end = now_s() + DEADLINE; !log_says(0, "etcd's history kept"); nap())
+        assert_true(now_s() < end);
+    assert_false(log_says(0, "compacted up to"));
     daemon_start(3);
     for (double end = now_s() + DEADLINE; !log_says(3, "loaded from the snapshot at revision");
          nap())
