@@ -424,7 +424,7 @@ static void on_w_probe(const pt_etcd_result *r, void *arg)
 static void w_probe(pt_csnap *s)
 {
     char from[KEY_MAX], to[KEY_MAX];
-    pt_etcd_op get = {.kind = PT_ETCD_OP_RANGE, .limit = 1};
+    pt_etcd_op get = {.kind = PT_ETCD_OP_RANGE, .limit = 1, .keys_only = 1};
     pt_etcd_txn_req t = {NULL, 0, &get, 1, NULL, 0};
     const seq_at *h;
 
@@ -828,7 +828,8 @@ static void on_l_fresh(const pt_etcd_result *r, void *arg)
         ops[i + 1] = (pt_etcd_op){.kind = PT_ETCD_OP_RANGE,
                                   .key = str(keys[i][0]),
                                   .range_end = str(keys[i][1]),
-                                  .limit = 1};
+                                  .limit = 1,
+                                  .keys_only = 1};
     }
     t.nsuccess = s->f_nlogs + 1;
     if (pt_etcd_txn(s->etcd, &t, on_l_firsts, s) != 0) {

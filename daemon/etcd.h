@@ -85,6 +85,7 @@ typedef struct pt_etcd_op {
     pt_etcd_bytes value;     /* put */
     int64_t lease;           /* put; 0: none */
     int64_t limit;           /* range; 0: all */
+    int keys_only;           /* range: keys and revisions, no values */
 } pt_etcd_op;
 
 typedef struct pt_etcd_txn_req {

@@ -185,6 +185,8 @@ static json_object *enc_op(const pt_etcd_op *op)
         switch (op->kind) {
         case PT_ETCD_OP_RANGE:
             rc = fill_range(in, op->key, op->range_end, op->limit);
+            if (!rc && op->keys_only)
+                rc = json_object_object_add(in, "keys_only", json_object_new_boolean(1));
             break;
         case PT_ETCD_OP_PUT:
             name = "request_put";
