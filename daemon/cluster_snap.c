@@ -164,9 +164,10 @@ static void w_end(pt_csnap *s)
 static void w_fail(pt_csnap *s, const char *what, const pt_etcd_result *r)
 {
     pt_log(LOG_WARNING,
-           "pythreadd: cluster snapshot at revision %" PRId64 ": %s failed (%s); the next try "
-           "comes %u entries later (check that the etcd cluster is up and has a leader)",
-           s->w_rev, what, r && r->message ? r->message : "out of memory", s->every);
+           "pythreadd: cluster snapshot at revision %" PRId64 " (keys %ssnap...): %s failed (%s); "
+           "the next try comes %u entries later (check that the etcd cluster is up and has a "
+           "leader)",
+           s->w_rev, s->prefix, what, r && r->message ? r->message : "out of memory", s->every);
     w_end(s);
 }
 
