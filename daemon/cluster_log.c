@@ -66,7 +66,7 @@ struct pt_clog {
     size_t prefix_len;
     char host[PT_CLOG_HOST_MAX + 1];
     char desc[256];
-    char k_host[KEY_MAX], k_seq[KEY_MAX];
+    char k_host[KEY_MAX], k_seq[KEY_MAX], k_snap[KEY_MAX];
     int ttl;
     double margin;
     int cut;  /* tests: no membership traffic */
@@ -580,19 +580,27 @@ static void resolve(pt_clog *c, int64_t rev)
  * never sends a txn before the previous one's outcome is known, so the key
  * can have moved only by this same txn, sent before and answered into a lost
  * connection. That is checked, not assumed: the key must hold our last seq
- * and our first entry's key our bytes; anything else is another writer. */
+ * and our first entry's key our bytes; anything else is another writer. The
+ * entry may have been deleted meanwhile behind a snapshot (its head's value
+ * begins with its revision): one at or after the seq key's revision vouches
+ * for it, since only entries it holds are deleted. */
 static void check_landed(pt_clog *c, const pt_etcd_result *r)
 {
-    const pt_etcd_kv *seq = NULL, *first = NULL;
+    const pt_etcd_kv *seq = NULL, *first = NULL, *snap = NULL;
     for (size_t i = 0; i < r->nkvs; i++) {
         if (kv_is(&r->kvs[i], c->k_seq))
             seq = &r->kvs[i];
         else if (kv_is(&r->kvs[i], c->bkeys[0]))
             first = &r->kvs[i];
+        else if (kv_is(&r->kvs[i], c->k_snap))
+            snap = &r->kvs[i];
     }
     clog_ent *e = c->fly_first;
-    if (seq && parse_u64(seq->value) == c->fly_hi && first && first->value.len == e->len &&
-        memcmp(first->value.p, e->bytes, e->len) == 0 && first->mod_revision == seq->mod_revision) {
+    int ours = first && first->value.len == e->len &&
+               memcmp(first->value.p, e->bytes, e->len) == 0 && seq &&
+               first->mod_revision == seq->mod_revision;
+    int deleted = !first && seq && snap && (int64_t)parse_u64(snap->value) >= seq->mod_revision;
+    if (seq && parse_u64(seq->value) == c->fly_hi && (ours || deleted)) {
         c->stats.found_landed++;
         resolve(c, seq->mod_revision);
         return;
@@ -654,9 +662,10 @@ static void send_batch(pt_clog *c)
                        .result = PT_ETCD_EQUAL,
                        .key = bytes_of(c->k_seq),
                        .number = c->seq_mod};
-    pt_etcd_op fail[2] = {{.kind = PT_ETCD_OP_RANGE, .key = bytes_of(c->k_seq)},
-                          {.kind = PT_ETCD_OP_RANGE, .key = bytes_of(c->bkeys[0])}};
-    pt_etcd_txn_req t = {&cmp, 1, ops, c->fly_n + 1, fail, 2};
+    pt_etcd_op fail[3] = {{.kind = PT_ETCD_OP_RANGE, .key = bytes_of(c->k_seq)},
+                          {.kind = PT_ETCD_OP_RANGE, .key = bytes_of(c->bkeys[0])},
+                          {.kind = PT_ETCD_OP_RANGE, .key = bytes_of(c->k_snap)}};
+    pt_etcd_txn_req t = {&cmp, 1, ops, c->fly_n + 1, fail, 3};
     if (pt_etcd_txn(c->etcd, &t, on_batch, c) != 0) {
         c->a_failures++;
         struct timeval tv = tv_of(backoff_ms(c->a_failures) / 1000.0);
@@ -855,6 +864,7 @@ pt_clog *pt_clog_new(struct event_base *base, const char *endpoints, const char 
     snprintf(c->w_end, sizeof c->w_end, "%slog0", c->prefix); /* '0' follows '/' */
     snprintf(c->k_host, sizeof c->k_host, "%shosts/%s", c->prefix, host);
     snprintf(c->k_seq, sizeof c->k_seq, "%sseq/%s", c->prefix, host);
+    snprintf(c->k_snap, sizeof c->k_snap, "%ssnap", c->prefix);
     pt_etcd_options eo = {.request_timeout = o ? o->request_timeout : 0};
     c->etcd = pt_etcd_new(base, endpoints, &eo, err, errlen);
     c->m_timer = evtimer_new(base, on_m_timer, c);

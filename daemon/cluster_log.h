@@ -9,6 +9,9 @@
  *   PREFIX/hosts/<host>          the host's membership, bound to its lease
  *   PREFIX/seq/<host>            the host's last sequence number (decimal)
  *   PREFIX/log/<host>/<seq>      an entry; seq as 20 decimal digits
+ *   PREFIX/snap                  a snapshot's head (cluster_snap.h): its value
+ *                                begins with its revision in 20 digits, and
+ *                                only entries at or before it are deleted
  *
  * Only host <host> writes PREFIX/seq/<host> and PREFIX/log/<host>/..., so
  * appends of different hosts never contend: each is a txn comparing the

@@ -638,6 +638,64 @@ static void test_compacted_start_reported(void **state)
     assert_int_equal(h->fatal, 0);
 }
 
+/* ---- an entry deleted behind a snapshot -------------------------------- */
+
+static void http_put_or_delete(const char *path, const char *key, const char *value)
+{
+    char k[256], v[256], body[600], out[2048];
+    int leader = pt_etcd_cluster_wait_leader(&cluster, DEADLINE);
+    assert_true(leader >= 0);
+    k[pt_etcd_b64_encode(key, strlen(key), k)] = '\0';
+    if (value) {
+        v[pt_etcd_b64_encode(value, strlen(value), v)] = '\0';
+        snprintf(body, sizeof body, "{\"key\":\"%s\",\"value\":\"%s\"}", k, v);
+    } else {
+        snprintf(body, sizeof body, "{\"key\":\"%s\"}", k);
+    }
+    assert_int_equal(
+        pt_etcd_http_post(cluster.m[leader].client_port, path, body, out, sizeof out, 5.0), 200);
+}
+
+/* An append whose answer was lost, its entry deleted behind a snapshot
+ * before the txn was sent again: the failed compare finds the entry gone,
+ * and the snapshot's head, at or after the entry's revision, vouches that
+ * it landed; the log goes on. */
+static void test_lost_answer_entry_deleted(void **state)
+{
+    (void)state;
+    host *h = &hosts[0];
+    memset(h, 0, sizeof *h);
+    snprintf(h->name, sizeof h->name, "h0");
+    h->seen = calloc(SEEN_MAX, sizeof *h->seen);
+    h->c = new_log(h, 0, "clog9", 5, 0);
+    assert_int_equal(pt_clog_start(h->c, 0), 0);
+    double end = pt_etcd_now() + DEADLINE;
+    while (!pt_clog_is_member(h->c) && pt_etcd_now() < end)
+        event_base_loop(base, EVLOOP_ONCE);
+    assert_true(pt_clog_is_member(h->c));
+    pt_clog_test_lose_answers(h->c, 1);
+    char err[128], head[64];
+    assert_int_equal(pt_clog_append(h->c, "h0#0", 4, (void *)(intptr_t)0, err, sizeof err), 0);
+    pt_clog_stats st = {0};
+    while (st.resends == 0 && pt_etcd_now() < end) {
+        event_base_loop(base, EVLOOP_ONCE);
+        pt_clog_get_stats(h->c, &st);
+    }
+    assert_int_equal(st.resends, 1); /* landed, its answer dropped: sent again soon */
+    http_put_or_delete("/v3/kv/deleterange", "clog9/log/h0/00000000000000000001", NULL);
+    snprintf(head, sizeof head, "%020lld h9 1 1 0", (long long)current_revision());
+    http_put_or_delete("/v3/kv/put", "clog9/snap", head);
+    assert_int_equal(pt_clog_append(h->c, "h0#1", 4, (void *)(intptr_t)1, err, sizeof err), 0);
+    while (h->committed < 2 && h->fatal == 0 && pt_etcd_now() < end)
+        event_base_loop(base, EVLOOP_ONCE);
+    pt_clog_get_stats(h->c, &st);
+    assert_int_equal(h->fatal, 0);
+    assert_int_equal(st.found_landed, 1);
+    assert_int_equal(h->committed, 2);
+    assert_int_equal(h->entries, 2);
+    assert_int_equal(h->errors, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -649,6 +707,7 @@ int main(void)
         cmocka_unit_test_teardown(test_host_partitioned, teardown),
         cmocka_unit_test_teardown(test_leader_killed, teardown),
         cmocka_unit_test_teardown(test_compacted_start_reported, teardown),
+        cmocka_unit_test_teardown(test_lost_answer_entry_deleted, teardown),
     };
     return cmocka_run_group_tests_name("integration: cluster log", tests, group_setup,
                                        group_teardown);
