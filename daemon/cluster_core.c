@@ -590,8 +590,8 @@ out:
     return rc;
 }
 
-pt_ccore *pt_ccore_restore(const char *self, pt_ccore_answer_fn answer, void *ctx,
-                           const uint8_t *p, size_t len, char *err, size_t errlen)
+pt_ccore *pt_ccore_restore(const char *self, pt_ccore_answer_fn answer, void *ctx, const uint8_t *p,
+                           size_t len, char *err, size_t errlen)
 {
     copy_msg *m;
     pt_ccore *cc;

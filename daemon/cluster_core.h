@@ -65,8 +65,8 @@ int pt_ccore_snapshot(const pt_ccore *cc, uint8_t **out, size_t *len);
  * answers, handles, tokens and timeouts of a copy that applied every entry.
  * NULL with err saying why (bytes that are not such a snapshot, or do not
  * add up; no memory). */
-pt_ccore *pt_ccore_restore(const char *self, pt_ccore_answer_fn answer, void *ctx,
-                           const uint8_t *p, size_t len, char *err, size_t errlen);
+pt_ccore *pt_ccore_restore(const char *self, pt_ccore_answer_fn answer, void *ctx, const uint8_t *p,
+                           size_t len, char *err, size_t errlen);
 
 /* 1 when connection conn of this host has a session in the copy (its
  * SESSION_NEW was applied, its SESSION_END not yet). */

@@ -512,7 +512,7 @@ static void test_snapshot_restored_copy_goes_on_alike(void **state)
     g1 = last(2)->handle;
     lock_op(0, 1, 4, PYTHREAD__OP__OP_ACQUIRE, a1, -1, t += SEC);
     lock_op(0, 2, 2, PYTHREAD__OP__OP_ACQUIRE, a2, -1, t);
-    lock_op(1, 1, 2, PYTHREAD__OP__OP_ACQUIRE, b1, -1, t += SEC); /* waits */
+    lock_op(1, 1, 2, PYTHREAD__OP__OP_ACQUIRE, b1, -1, t += SEC);     /* waits */
     lock_op(2, 1, 2, PYTHREAD__OP__OP_ACQUIRE, g1, 5.0, t - 3 * SEC); /* behind: waits 5 s */
     lock_op(1, 2, 2, PYTHREAD__OP__OP_ACQUIRE, b2, 30.0, t += SEC);   /* waits for M */
 
@@ -535,7 +535,7 @@ static void test_snapshot_restored_copy_goes_on_alike(void **state)
     open_lock(1, 3, 1, "L", t);
     lock_op(1, 3, 2, PYTHREAD__OP__OP_ACQUIRE, last(1)->handle, 1.0, t += SEC);
     open_lock(0, 1, 6, "Y", t);
-    host_gone(0); /* M to beta's 2 */
+    host_gone(0);           /* M to beta's 2 */
     expire(2, t + 2 * SEC); /* beta's 3 times out */
     lock_op(1, 1, 3, PYTHREAD__OP__OP_RELEASE, b1, -1, t += 3 * SEC);
     lock_op(1, 3, 3, PYTHREAD__OP__OP_ACQUIRE, hosts[1].got[hosts[1].n - 2].handle, -1, t);
@@ -605,8 +605,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_host_gone_frees_its_holds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_gone_ends_sessions_oldest_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_entries_refused_alike, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_snapshot_restored_copy_goes_on_alike, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_restored_copy_goes_on_alike, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_before_any_entry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_refused, setup, teardown),
     };
