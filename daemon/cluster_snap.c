@@ -494,7 +494,12 @@ void pt_csnap_write(pt_csnap *s, int64_t revision, const pt_ccore *cc, char *con
     s->w_i = 0;
     s->w_seqs.v = malloc((s->seqs.n + 1) * sizeof(*s->w_seqs.v));
     if (s->w_seqs.v == NULL || w_encode(s, cc, members, nmembers) < 0) {
-        w_fail(s, "encoding the copy", NULL);
+        pt_log(LOG_WARNING,
+               "pythreadd: cluster snapshot at revision %" PRId64 " not written: no memory to "
+               "encode the copy, or one of its objects' records is over the journal's 1 MiB (a "
+               "queue of tens of thousands of waiters); the next try comes %u entries later",
+               revision, s->every);
+        w_end(s);
         return;
     }
     memcpy(s->w_seqs.v, s->seqs.v, s->seqs.n * sizeof(*s->seqs.v));
