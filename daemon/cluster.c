@@ -10,15 +10,19 @@
  * says the earliest deadline has passed.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cluster.h"
 #include "cluster_core.h"
 #include "cluster_log.h"
+#include "cluster_snap.h"
 #include "daemon.h"
 #include "names.h"
 
@@ -44,9 +48,17 @@ struct pt_cluster {
     int joined;            /* it has been one since the log was opened */
     struct event *rejoin;  /* a join refused: the next try */
     int left;              /* pt_cluster_leave: the lease is revoked */
+    uint32_t tag;          /* this run's, in its handles (cluster.h) */
+    /* This membership's join was applied: the copy's answers to this host's
+     * connections are theirs from here on. Before it they are answers to
+     * a past run's connections, replayed, whose numbers a connection of
+     * this run (or one kept across the restart) may have again. */
+    int live;
     pt_cluster_options o;
     LIST_HEAD(, member) members;
     size_t nmembers;
+    pt_csnap *snap;  /* snapshots: the newest loaded at the start, written here */
+    int log_started; /* pt_clog_start was called (after the snapshot's load) */
 };
 
 static uint64_t wall_now(void)
@@ -143,7 +155,6 @@ static const char *request_strip(const Pythread__Request *req, Pythread__Request
                                  Pythread__OpenArgs *open)
 {
     *out = *req;
-    out->handle &= ~PT_CLUSTER_HANDLE;
     if (req->open == NULL)
         return NULL;
     *open = *req->open;
@@ -151,8 +162,26 @@ static const char *request_strip(const Pythread__Request *req, Pythread__Request
     if (open->lock_handle != 0 && !(open->lock_handle & PT_CLUSTER_HANDLE))
         return "a cluster Condition needs a cluster Lock or RLock; open its lock with "
                "PT_OPEN_CLUSTER too";
-    open->lock_handle &= ~PT_CLUSTER_HANDLE;
     return NULL;
+}
+
+/* A cluster handle as the connection sent it to the copy's number in *h
+ * (0 stays 0: none); -1 when a run before this one gave it. */
+static int handle_take(const pt_cluster *cl, uint32_t *h)
+{
+    if (*h == 0)
+        return 0;
+    if ((*h >> PT_CLUSTER_TAG_SHIFT & PT_CLUSTER_TAG_MASK) != cl->tag)
+        return -1;
+    *h &= PT_CCORE_HANDLE_MAX;
+    return 0;
+}
+
+static int handles_take(const pt_cluster *cl, Pythread__Request *call)
+{
+    if (handle_take(cl, &call->handle) < 0)
+        return -1;
+    return call->open != NULL ? handle_take(cl, &call->open->lock_handle) : 0;
 }
 
 /* c's first cluster call opens its session in the log, before the call. */
@@ -185,6 +214,13 @@ void pt_cluster_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req)
 
     if (bad != NULL) {
         pt_conn_send_error(c, req->id, PT_EINVAL, bad);
+        return;
+    }
+    if (handles_take(cl, &call) < 0) {
+        pt_conn_send_error(c, req->id, PT_ESESSION,
+                           "this cluster handle was opened before pythreadd restarted: its "
+                           "cluster session ended with the daemon's last run, and its locks, "
+                           "permits and waits with it; open the object again");
         return;
     }
     if (session_open(cl, c, err, sizeof(err)) == 0) {
@@ -236,12 +272,12 @@ static void answer(void *ctx, uint64_t conn, const pt_result *res)
     Pythread__Response r = PYTHREAD__RESPONSE__INIT;
     Pythread__State state = PYTHREAD__STATE__INIT;
 
-    if (c == NULL || c->closing)
-        return; /* it ended; its SESSION_END follows in the log */
+    if (!cl->live || c == NULL || c->closing)
+        return; /* a past run's, or it ended: its SESSION_END follows in the log */
     pending_remove(c, res->id);
     pt_dispatch_answer(res, &r, &state);
-    if (r.has_handle)
-        r.handle |= PT_CLUSTER_HANDLE;
+    if (r.has_handle && r.handle != 0)
+        r.handle |= PT_CLUSTER_HANDLE | cl->tag << PT_CLUSTER_TAG_SHIFT;
     pt_conn_send(c, &r);
 }
 
@@ -258,6 +294,7 @@ static void on_entry(void *ctx, const char *host, uint64_t seq, int64_t revision
                "pythreadd: cluster log entry %llu of host '%s' (revision %lld) "
                "ignored: %s",
                (unsigned long long)seq, host, (long long)revision, err);
+    pt_csnap_entry(cl->snap, host, seq);
     expire_arm(cl);
     pt_daemon_settle(cl->d, pt_daemon_now());
 }
@@ -313,9 +350,8 @@ static void on_host_joined(void *ctx, const char *host, int64_t revision)
     pt_cluster *cl = ctx;
 
     member_add(cl, host);
-    pt_ccore_host_joined(cl->cc, host);
-    if (strcmp(host, cl->host) == 0)
-        cl->joined |= pt_clog_is_member(cl->log); /* not a past run's join, replayed */
+    if (strcmp(host, cl->host) == 0 && revision == pt_clog_joined_revision(cl->log))
+        cl->joined = cl->live = 1; /* not a past run's join, replayed */
     pt_log(LOG_INFO, "pythreadd: cluster host '%s' joined (revision %lld)%s", host,
            (long long)revision, strcmp(host, cl->host) == 0 ? ": this host" : "");
 }
@@ -366,20 +402,27 @@ static void on_lease_lost(void *ctx, const char *why)
              "this host lost its place in the cluster (%s): every cluster lock, permit and "
              "wait of this session is gone; connect again",
              why);
+    cl->live = 0; /* until the next membership's join */
     n = conns_close(cl, msg);
     pt_log(LOG_ERR, "pythreadd: cluster lease lost (%s): %zu sessions with cluster objects closed",
            why, n);
     pt_daemon_settle(cl->d, pt_daemon_now());
 }
 
+static void snap_loaded(void *ctx, const pt_csnap_loaded *l);
+
+/* The watch fell behind etcd's compaction: the copy is loaded again from
+ * the newest snapshot (snap_loaded). */
 static void on_compacted(void *ctx, int64_t revision)
 {
-    (void)ctx;
-    pt_log(LOG_ERR,
-           "pythreadd: the cluster's log was compacted in etcd up to revision %lld, past what "
-           "this daemon has applied: its copy of the cluster's objects cannot be brought up to "
-           "date; restart it with an etcd whose history is kept (no --auto-compaction-*)",
+    pt_cluster *cl = ctx;
+
+    pt_log(LOG_WARNING,
+           "pythreadd: the cluster's log was compacted in etcd past revision %lld, where this "
+           "daemon's copy stood: loading the newest snapshot (this host's connections with "
+           "cluster sessions are closed then)",
            (long long)revision);
+    pt_csnap_load(cl->snap, snap_loaded, cl); /* -1: loading already */
 }
 
 /* A log that stopped before this host joined (its name still held by a
@@ -446,6 +489,135 @@ static void expire_arm(pt_cluster *cl)
 }
 
 /* ------------------------------------------------------------------ */
+/* Snapshots                                                           */
+/* ------------------------------------------------------------------ */
+
+static void cluster_fail(pt_cluster *cl, const char *why)
+{
+    pt_log(LOG_ERR, "pythreadd: %s; stopping", why);
+    cl->d->failed = 1;
+    event_base_loopbreak(cl->d->base);
+}
+
+/* Every connection with a cluster session closed, its end appended: what
+ * its session asked may be in the snapshot, whose answers no copy here
+ * gave. How many. */
+static size_t conns_end(pt_cluster *cl, const char *msg)
+{
+    size_t n = 0;
+
+    for (unsigned i = 0; i < CONN_BUCKETS; i++) {
+        pt_conn *c;
+
+        while ((c = LIST_FIRST(&cl->conns[i])) != NULL) {
+            pt_conn_close_with(c, msg, pt_daemon_now()); /* its end: pt_cluster_conn_end */
+            if (c->cluster) {
+                c->cluster = 0;
+                LIST_REMOVE(c, cluster_link);
+            }
+            n++;
+        }
+    }
+    return n;
+}
+
+/* The copy from the newest snapshot, and the log from the revision after
+ * it; or, with none, the log from its first entry. */
+static void snap_loaded(void *ctx, const pt_csnap_loaded *l)
+{
+    pt_cluster *cl = ctx;
+    pt_ccore *cc;
+    char why[1536], err[256];
+    size_t n;
+
+    if (l->err != NULL) {
+        snprintf(why, sizeof(why),
+                 "%.1200s; with etcd's history whole, deleting those keys starts the copy from "
+                 "the log's first entry",
+                 l->err);
+        cluster_fail(cl, why);
+        return;
+    }
+    /* Compacted past this copy, and no snapshot after it: only etcd's own
+     * compaction goes past the newest snapshot (ours stops at the one
+     * before), and from there on every load would end here again. */
+    if (cl->log_started && l->revision <= pt_clog_revision(cl->log)) {
+        snprintf(why, sizeof(why),
+                 "the cluster's log was compacted in etcd past revision %lld, where this "
+                 "daemon's copy stands, and the newest snapshot is at %lld: the copy cannot be "
+                 "brought up to date; run etcd without --auto-compaction-* (the cluster's "
+                 "snapshots compact it), or with a retention longer than --etcd-snapshot-every "
+                 "entries take",
+                 (long long)pt_clog_revision(cl->log), (long long)l->revision);
+        cluster_fail(cl, why);
+        return;
+    }
+    if (l->revision > 0) {
+        /* No copy: a new cluster, the copy empty at that revision. */
+        cc = l->copy == NULL
+                 ? pt_ccore_new(cl->host, answer, cl)
+                 : pt_ccore_restore(cl->host, answer, cl, l->copy, l->copy_len, err, sizeof(err));
+        if (cc == NULL) {
+            snprintf(why, sizeof(why), "the cluster's snapshot at revision %lld: %s",
+                     (long long)l->revision, l->copy == NULL ? "out of memory" : err);
+            cluster_fail(cl, why);
+            return;
+        }
+        /* At the start nothing of this host's was sent yet: its entries
+         * land after its join, after the snapshot, and are applied here. */
+        n = !cl->log_started
+                ? 0
+                : conns_end(cl,
+                            "this daemon's copy of the cluster's objects was loaded again from a "
+                            "snapshot: the answers to this session's cluster calls may be lost; "
+                            "connect again");
+        pt_ccore_free(cl->cc);
+        cl->cc = cc;
+        members_clear(cl);
+        for (size_t i = 0; i < l->nmembers; i++)
+            member_add(cl, l->members[i]);
+        if (l->copy != NULL)
+            pt_log(LOG_NOTICE,
+                   "pythreadd: the cluster's copy loaded from the snapshot at revision %lld (%zu "
+                   "hosts, %zu sessions); %zu connections with cluster sessions closed",
+                   (long long)l->revision, l->nmembers, pt_ccore_sessions(cc), n);
+    }
+    cl->expire_asked = 0;
+    expire_arm(cl);
+    if (!cl->log_started) {
+        cl->log_started = 1;
+        pt_clog_start(cl->log, l->revision + 1);
+    } else {
+        pt_clog_rewatch(cl->log, l->revision + 1, pt_csnap_seq(cl->snap, cl->host));
+    }
+    pt_daemon_settle(cl->d, pt_daemon_now());
+}
+
+/* After each revision: the member first in name order writes a snapshot
+ * once enough entries went by. Every copy knows the members at the same
+ * place in the order, so one host writes (and the head's compare keeps a
+ * host that still thinks itself first from going back). */
+static void on_applied(void *ctx, int64_t revision)
+{
+    pt_cluster *cl = ctx;
+    member *m = LIST_FIRST(&cl->members);
+    char **names;
+    size_t n = 0;
+
+    if (!pt_csnap_due(cl->snap) || m == NULL || strcmp(m->name, cl->host) != 0 ||
+        !pt_clog_is_member(cl->log))
+        return;
+    if ((names = calloc(cl->nmembers + 1, sizeof(*names))) == NULL)
+        return;
+    LIST_FOREACH(m, &cl->members, link)
+    {
+        names[n++] = m->name;
+    }
+    pt_csnap_write(cl->snap, revision, cl->cc, names, n);
+    free(names);
+}
+
+/* ------------------------------------------------------------------ */
 /* Start and stop                                                      */
 /* ------------------------------------------------------------------ */
 
@@ -456,10 +628,12 @@ static const pt_clog_callbacks callbacks = {
     .on_host_gone = on_host_gone,
     .on_lease_lost = on_lease_lost,
     .on_compacted = on_compacted,
+    .on_applied = on_applied,
     .on_error = on_error,
 };
 
-/* A copy and its log, the copy built from the log's first entry on. */
+/* A copy and its log: the copy from the newest snapshot, the log from the
+ * revision after it (snap_loaded). */
 static int log_open(pt_cluster *cl, char *err, size_t errlen)
 {
     const pt_cluster_options *o = &cl->o;
@@ -474,15 +648,23 @@ static int log_open(pt_cluster *cl, char *err, size_t errlen)
     }
     cl->log = pt_clog_new(cl->d->base, o->endpoints, o->prefix, o->host, (int)o->ttl, &callbacks,
                           cl, &lo, err, errlen);
-    return cl->log == NULL || pt_clog_start(cl->log, 1) < 0 ? -1 : 0;
+    if (cl->log == NULL)
+        return -1;
+    cl->snap = pt_csnap_new(cl->d->base, o->endpoints, &o->tls, o->prefix, o->host,
+                            o->snapshot_every, o->no_compact, err, errlen);
+    cl->log_started = 0;
+    return cl->snap == NULL || pt_csnap_load(cl->snap, snap_loaded, cl) < 0 ? -1 : 0;
 }
 
 static void log_close(pt_cluster *cl)
 {
+    cl->live = 0;
     members_clear(cl); /* the next log tells them again from its first entry */
     if (cl->log)
         pt_clog_free(cl->log);
     cl->log = NULL;
+    pt_csnap_free(cl->snap);
+    cl->snap = NULL;
     pt_ccore_free(cl->cc);
     cl->cc = NULL;
     cl->expire_asked = 0;
@@ -506,6 +688,45 @@ static void rejoin_cb(evutil_socket_t fd, short what, void *arg)
     pt_daemon_settle(cl->d, pt_daemon_now());
 }
 
+/* This run's tag: the count of starts with --etcd kept in the state
+ * directory, one more than the last (written, synced, then renamed in
+ * place, before any handle is given). Without a state directory no
+ * connection outlives a run, and every run's tag is 0. 0, or -1 with err. */
+static int run_tag(const char *dir, uint32_t *tag, char *err, size_t errlen)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 8], buf[32];
+    unsigned long long runs = 0;
+    FILE *f;
+    int fd, n, ok;
+
+    *tag = 0;
+    if (dir == NULL)
+        return 0;
+    snprintf(path, sizeof(path), "%s/cluster-runs", dir);
+    snprintf(tmp, sizeof(tmp), "%s.new", path);
+    if ((f = fopen(path, "re")) != NULL) {
+        if (fscanf(f, "%20llu", &runs) != 1)
+            runs = 0;
+        fclose(f);
+    }
+    runs++;
+    n = snprintf(buf, sizeof(buf), "%llu\n", runs);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ok = fd >= 0 && write(fd, buf, (size_t)n) == n && fsync(fd) == 0;
+    if (fd >= 0)
+        ok &= close(fd) == 0;
+    if (!ok || rename(tmp, path) < 0) {
+        snprintf(err, errlen,
+                 "cannot count this start in %.300s (%s): the state directory must be "
+                 "writable",
+                 path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    *tag = (uint32_t)(runs & PT_CLUSTER_TAG_MASK);
+    return 0;
+}
+
 int pt_cluster_start(pt_daemon *d, const pt_cluster_options *o)
 {
     pt_cluster *cl = calloc(1, sizeof(*cl));
@@ -524,7 +745,7 @@ int pt_cluster_start(pt_daemon *d, const pt_cluster_options *o)
         snprintf(err, sizeof(err), "out of memory");
         goto fail;
     }
-    if (log_open(cl, err, sizeof(err)) < 0)
+    if (run_tag(o->state_dir, &cl->tag, err, sizeof(err)) < 0 || log_open(cl, err, sizeof(err)) < 0)
         goto fail;
     d->cluster = cl;
     pt_log(LOG_INFO, "pythreadd: joining the cluster at %s as host '%s' (prefix %s, lease of %u s)",

@@ -26,20 +26,37 @@ typedef struct pt_cluster pt_cluster;
  * handle with this bit set, so that one connection's handles of both
  * kinds never meet. */
 #define PT_CLUSTER_HANDLE 0x80000000u
+/* Under that bit, above the copy's number (at most PT_CCORE_HANDLE_MAX), the
+ * tag of the daemon's run that gave the handle: a count of the daemon's
+ * starts with --etcd, kept in its state directory. A connection a restart
+ * keeps (SIGUSR2, systemctl restart, a session taken up after a crash: all
+ * need --state-dir) still holds the handles of its cluster session of the
+ * run before, which ended with that run's membership; their tag is not this
+ * run's, so they are refused with PT_ESESSION instead of being read as
+ * handles of the connection's new session, which numbers its own from 1
+ * again. The tag wraps after 32768 starts. */
+#define PT_CLUSTER_TAG_SHIFT 16
+#define PT_CLUSTER_TAG_MASK  0x7FFFu
 
 /* pythreadd --etcd ENDPOINTS [--etcd-prefix P] [--etcd-ttl S] [--host-name N]
- * [--etcd-cacert F] [--etcd-cert F --etcd-key F]. */
+ * [--etcd-cacert F] [--etcd-cert F --etcd-key F]
+ * [--etcd-snapshot-every N] [--etcd-keep-history]. */
 typedef struct pt_cluster_options {
     const char *endpoints; /* NULL: no cluster */
     const char *prefix;
     uint32_t ttl; /* seconds */
     const char *host;
     pt_etcd_tls tls; /* for https:// endpoints; NULLs: the system's CAs, no client certificate */
+    const char *state_dir;   /* --state-dir: where the count of starts is kept */
+    uint32_t snapshot_every; /* entries between snapshots; 0: none written */
+    int no_compact;          /* --etcd-keep-history: etcd's history is not compacted */
 } pt_cluster_options;
 
 #define PT_CLUSTER_PREFIX_DEFAULT "/pythread/"
 #define PT_CLUSTER_TTL_DEFAULT    10u
 #define PT_CLUSTER_TTL_MAX        3600u
+/* Entries applied between two snapshots of the cluster's copy. */
+#define PT_CLUSTER_SNAPSHOT_EVERY 10000u
 
 /* Join the cluster (nothing waits: the log answers later). 0, or -1 after
  * saying why in the log. */

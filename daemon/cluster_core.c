@@ -15,6 +15,7 @@
 #include <sys/queue.h>
 
 #include "cluster_core.h"
+#include "journal.h"
 #include "journal.pb-c.h"
 #include "request.h"
 #include "wire.h"
@@ -27,7 +28,6 @@ typedef struct cc_host cc_host;
 typedef struct cc_sess {
     uint64_t conn;
     cc_host *host;
-    uint32_t tag; /* its host's membership when it began (PT_CCORE_TAG_*) */
     pt_session *s;
     LIST_ENTRY(cc_sess) link;   /* in its host's bucket, to find it by conn */
     TAILQ_ENTRY(cc_sess) order; /* in its host's sessions, oldest first */
@@ -42,7 +42,6 @@ struct cc_host {
      * log's, never in the buckets' (hash) order. */
     TAILQ_HEAD(, cc_sess) sessions;
     size_t nsess;
-    uint32_t joins; /* its memberships so far: the tag of its new sessions */
     LIST_ENTRY(cc_host) link;
 };
 
@@ -137,20 +136,16 @@ static void sink(void *ctx, pt_session *s, const pt_result *res)
 {
     pt_ccore *cc = ctx;
     const cc_sess *x = pt_core_session_udata(s);
-    pt_result tagged;
 
-    if (x == NULL || x->host != cc->self)
-        return;
-    tagged = *res;
-    if (tagged.handle != 0)
-        tagged.handle |= x->tag << PT_CCORE_TAG_SHIFT;
-    cc->answer(cc->ctx, x->conn, &tagged);
+    if (x != NULL && x->host == cc->self)
+        cc->answer(cc->ctx, x->conn, res);
 }
+
+/* Handle numbers below the bits the daemon adds; the rest at their defaults. */
+static const pt_core_limits copy_limits = {.max_handles_per_session = PT_CCORE_HANDLE_MAX};
 
 pt_ccore *pt_ccore_new(const char *self, pt_ccore_answer_fn answer, void *ctx)
 {
-    /* Handle numbers below the tag's bits; the rest at their defaults. */
-    const pt_core_limits limits = {.max_handles_per_session = PT_CCORE_HANDLE_MAX};
     pt_ccore *cc;
 
     if (!host_name_ok(self) || (cc = calloc(1, sizeof(*cc))) == NULL)
@@ -158,7 +153,7 @@ pt_ccore *pt_ccore_new(const char *self, pt_ccore_answer_fn answer, void *ctx)
     LIST_INIT(&cc->hosts);
     cc->answer = answer;
     cc->ctx = ctx;
-    cc->core = pt_core_new(&limits, sink, cc);
+    cc->core = pt_core_new(&copy_limits, sink, cc);
     cc->self = host_get(cc, self);
     if (cc->core == NULL || cc->self == NULL) {
         pt_ccore_free(cc);
@@ -294,7 +289,6 @@ static int apply_session_new(pt_ccore *cc, const char *host, const record *r, ch
     }
     x->conn = r->session;
     x->host = h;
-    x->tag = h->joins & PT_CCORE_TAG_MASK;
     LIST_INSERT_HEAD(bucket(h, x->conn), x, link);
     TAILQ_INSERT_TAIL(&h->sessions, x, order);
     h->nsess++;
@@ -319,61 +313,30 @@ static int call_ok(const Pythread__Request *req)
     return req != NULL && req->op != PYTHREAD__OP__OP_HELLO && !pt_wire_op_inspects(req->op);
 }
 
-#define SESSION_GONE                                                                               \
-    "the cluster session of this connection is gone (this host's membership of the cluster "       \
-    "ended: its cluster locks, permits and waits were given back); connect again"
-#define HANDLE_STALE                                                                               \
-    "this cluster handle was opened in an earlier membership of this host (pythreadd "             \
-    "restarted or lost its lease since): its session there ended, and its locks, permits and "     \
-    "waits with it; open the object again"
-
-/* A call of this host's connection refused with PT_ESESSION (why): its
- * caller hears so; the other copies only refuse it. */
-static void call_refused(pt_ccore *cc, const char *host, const record *r, const char *why)
+/* A call of this host's connection whose session is gone (its host's
+ * membership ended before the call was applied): its caller hears so;
+ * the other copies only refuse it. */
+static void call_lost(pt_ccore *cc, const char *host, const record *r)
 {
-    pt_result res = {.status = PT_ESESSION, .message = why};
+    pt_result res = {.status = PT_ESESSION};
 
     if (r->request == NULL || host_find(cc, host) != cc->self)
         return;
     res.id = r->request->id;
     res.thread = r->request->thread;
+    res.message = "the cluster session of this connection is gone (this host's membership of "
+                  "the cluster ended: its cluster locks, permits and waits were given back); "
+                  "connect again";
     cc->answer(cc->ctx, r->session, &res);
 }
 
-/* A handle of x's session as the caller sent it (0 stays 0: none) to the
- * core's number in *h; -1 when its tag is another membership's. */
-static int handle_take(const cc_sess *x, uint32_t *h)
-{
-    if (*h == 0)
-        return 0;
-    if ((*h >> PT_CCORE_TAG_SHIFT & PT_CCORE_TAG_MASK) != x->tag)
-        return -1;
-    *h &= PT_CCORE_HANDLE_MAX;
-    return 0;
-}
-
-/* The request's handles to the core's numbers; 0, or -1 when one is from
- * another membership of the host (a connection kept across a restart
- * still holds those). */
-static int handles_take(const cc_sess *x, Pythread__Request *req)
-{
-    if (handle_take(x, &req->handle) < 0)
-        return -1;
-    return req->open != NULL ? handle_take(x, &req->open->lock_handle) : 0;
-}
-
-static int apply_call(pt_ccore *cc, const char *host, cc_sess *x, const record *r, char *err,
-                      size_t errlen)
+static int apply_call(pt_ccore *cc, cc_sess *x, const record *r, char *err, size_t errlen)
 {
     pt_call call;
 
     if (!call_ok(r->request)) {
         snprintf(err, errlen, "a call that is not an object's operation");
         return -1;
-    }
-    if (handles_take(x, r->request) < 0) {
-        call_refused(cc, host, r, HANDLE_STALE);
-        return 0;
     }
     pt_request_call(r->request, &call);
     pt_core_call(cc->core, x->s, &call, cc->now);
@@ -395,10 +358,10 @@ static int apply_record(pt_ccore *cc, const char *host, const record *r, char *e
         return 0;
     case PYTHREAD__JOURNAL_RECORD__TYPE__CALL:
         if ((x = session_named(cc, host, r, err, errlen)) == NULL) {
-            call_refused(cc, host, r, SESSION_GONE);
+            call_lost(cc, host, r);
             return -1;
         }
-        return apply_call(cc, host, x, r, err, errlen);
+        return apply_call(cc, x, r, err, errlen);
     case PYTHREAD__JOURNAL_RECORD__TYPE__EXPIRE:
         pt_core_expire(cc->core, cc->now);
         return 0;
@@ -430,14 +393,6 @@ int pt_ccore_apply(pt_ccore *cc, const char *host, const uint8_t *p, size_t len,
     return rc;
 }
 
-void pt_ccore_host_joined(pt_ccore *cc, const char *host)
-{
-    cc_host *h = host_get(cc, host);
-
-    if (h != NULL)
-        h->joins++;
-}
-
 void pt_ccore_host_gone(pt_ccore *cc, const char *host)
 {
     cc_host *h = host_find(cc, host);
@@ -447,6 +402,231 @@ void pt_ccore_host_gone(pt_ccore *cc, const char *host)
         return;
     while ((x = TAILQ_FIRST(&h->sessions)) != NULL)
         sess_end(cc, x);
+}
+
+/* ------------------------------------------------------------------ */
+/* Snapshots                                                           */
+/* ------------------------------------------------------------------ */
+
+typedef Pythread__ClusterCopy copy_msg;
+typedef Pythread__ClusterHost host_msg;
+
+/* One host's sessions, oldest first: connection and core session id. */
+static int host_out(const cc_host *h, host_msg *m)
+{
+    const cc_sess *x;
+    size_t i = 0;
+
+    pythread__cluster_host__init(m);
+    m->name = (char *)h->name;
+    m->conns = calloc(h->nsess + 1, sizeof(*m->conns));
+    m->sessions = calloc(h->nsess + 1, sizeof(*m->sessions));
+    if (m->conns == NULL || m->sessions == NULL)
+        return -1;
+    TAILQ_FOREACH(x, &h->sessions, order)
+    {
+        m->conns[i] = x->conn;
+        m->sessions[i++] = pt_core_session_id(x->s);
+    }
+    m->n_conns = m->n_sessions = i;
+    return 0;
+}
+
+int pt_ccore_snapshot(const pt_ccore *cc, uint8_t **out, size_t *len)
+{
+    copy_msg m = PYTHREAD__CLUSTER_COPY__INIT;
+    pt_journal *j = pt_journal_new();
+    const cc_host *h;
+    host_msg *hosts = NULL;
+    size_t n = 0, i = 0;
+    int rc = -1;
+
+    LIST_FOREACH(h, &cc->hosts, link)
+    {
+        n++;
+    }
+    if (j == NULL || (hosts = calloc(n + 1, sizeof(*hosts))) == NULL ||
+        (m.hosts = calloc(n + 1, sizeof(*m.hosts))) == NULL)
+        goto out;
+    /* No who-callback: a cluster session is taken up by no process after
+     * a restart, its host's lease ends it. */
+    if (pt_journal_snapshot(j, cc->core, NULL, NULL) < 0)
+        goto out;
+    LIST_FOREACH(h, &cc->hosts, link)
+    {
+        m.hosts[i] = &hosts[i];
+        if (host_out(h, &hosts[i++]) < 0)
+            goto out;
+    }
+    m.n_hosts = n;
+    m.has_now = m.has_started = m.has_core = 1;
+    m.now = cc->now;
+    m.started = cc->started != 0;
+    m.core.data = (uint8_t *)pt_journal_bytes(j, &m.core.len);
+    *len = pythread__cluster_copy__get_packed_size(&m);
+    if ((*out = malloc(*len ? *len : 1)) != NULL) {
+        pythread__cluster_copy__pack(&m, *out);
+        rc = 0;
+    }
+out:
+    for (size_t k = 0; hosts != NULL && k < i; k++) {
+        free(hosts[k].conns);
+        free(hosts[k].sessions);
+    }
+    free(hosts);
+    free(m.hosts);
+    pt_journal_free(j);
+    return rc;
+}
+
+/* The sessions the core's replay made, ids ascending (the replay makes
+ * them in that order). */
+typedef struct restored {
+    pt_session **s;
+    size_t n, cap;
+    int failed;
+} restored;
+
+static void restored_add(void *ctx, pt_session *s, const pt_journal_who *who)
+{
+    restored *rs = ctx;
+
+    (void)who;
+    if (rs->n == rs->cap) {
+        size_t cap = rs->cap ? rs->cap * 2 : 64;
+        pt_session **grown = realloc(rs->s, cap * sizeof(*grown));
+
+        if (grown == NULL) {
+            rs->failed = 1;
+            return;
+        }
+        rs->s = grown;
+        rs->cap = cap;
+    }
+    rs->s[rs->n++] = s;
+}
+
+static pt_session *restored_find(const restored *rs, uint64_t id)
+{
+    size_t lo = 0, hi = rs->n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint64_t at = pt_core_session_id(rs->s[mid]);
+
+        if (at == id)
+            return rs->s[mid];
+        if (at < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/* Host m's sessions, each given back its connection, in m's order. */
+static int host_in(pt_ccore *cc, const host_msg *m, const restored *rs, char *err, size_t errlen)
+{
+    cc_host *h;
+
+    if (m->name == NULL || !host_name_ok(m->name) || host_find(cc, m->name) != NULL ||
+        m->n_conns != m->n_sessions || (h = host_get(cc, m->name)) == NULL) {
+        snprintf(err, errlen, "a host with no name, a bad one, twice, or with no memory");
+        return -1;
+    }
+    for (size_t i = 0; i < m->n_conns; i++) {
+        pt_session *s = restored_find(rs, m->sessions[i]);
+        cc_sess *x;
+
+        if (s == NULL || pt_core_session_udata(s) != NULL || sess_find(h, m->conns[i]) != NULL) {
+            snprintf(err, errlen,
+                     "host '%.64s' connection %llu names session %llu, which the core does not "
+                     "have, or another connection has",
+                     h->name, (unsigned long long)m->conns[i], (unsigned long long)m->sessions[i]);
+            return -1;
+        }
+        if ((x = calloc(1, sizeof(*x))) == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        x->conn = m->conns[i];
+        x->host = h;
+        x->s = s;
+        pt_core_session_set_udata(s, x);
+        LIST_INSERT_HEAD(bucket(h, x->conn), x, link);
+        TAILQ_INSERT_TAIL(&h->sessions, x, order);
+        h->nsess++;
+        cc->nsess++;
+    }
+    return 0;
+}
+
+/* The copy of m into cc, fresh: the core, then the hosts in m's order. */
+static int copy_in(pt_ccore *cc, const copy_msg *m, char *err, size_t errlen)
+{
+    pt_journal_replay_hooks hooks = {.session_new = restored_add};
+    restored rs = {0};
+    pt_journal_replayed done;
+    int rc = -1;
+
+    hooks.ctx = &rs;
+    if (!m->has_core ||
+        pt_journal_replay(cc->core, m->core.data, m->core.len, &hooks, &done, err, errlen) < 0)
+        goto out;
+    if (rs.failed) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    /* The hosts' list is built head first: from the last, to keep m's order. */
+    for (size_t i = m->n_hosts; i-- > 0;)
+        if (host_in(cc, m->hosts[i], &rs, err, errlen) < 0)
+            goto out;
+    if (cc->nsess != rs.n) {
+        snprintf(err, errlen, "%zu sessions in the core, %zu of them a host's", rs.n, cc->nsess);
+        goto out;
+    }
+    cc->now = m->now;
+    cc->started = m->started;
+    rc = 0;
+out:
+    free(rs.s);
+    return rc;
+}
+
+pt_ccore *pt_ccore_restore(const char *self, pt_ccore_answer_fn answer, void *ctx, const uint8_t *p,
+                           size_t len, char *err, size_t errlen)
+{
+    copy_msg *m;
+    pt_ccore *cc;
+    char why[200];
+
+    if (!host_name_ok(self) || (cc = calloc(1, sizeof(*cc))) == NULL) {
+        snprintf(err, errlen, "no memory, or a host name that is empty or too long");
+        return NULL;
+    }
+    LIST_INIT(&cc->hosts);
+    cc->answer = answer;
+    cc->ctx = ctx;
+    if ((cc->core = pt_core_new(&copy_limits, sink, cc)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        pt_ccore_free(cc);
+        return NULL;
+    }
+    if ((m = pythread__cluster_copy__unpack(NULL, len, p)) == NULL) {
+        snprintf(err, errlen, "a snapshot of the cluster's copy that is not one (%zu bytes)", len);
+        pt_ccore_free(cc);
+        return NULL;
+    }
+    why[0] = '\0';
+    if (copy_in(cc, m, why, sizeof(why)) < 0 || (cc->self = host_get(cc, self)) == NULL) {
+        snprintf(err, errlen, "a snapshot of the cluster's copy that does not add up: %s",
+                 why[0] ? why : "out of memory");
+        pythread__cluster_copy__free_unpacked(m, NULL);
+        pt_ccore_free(cc);
+        return NULL;
+    }
+    pythread__cluster_copy__free_unpacked(m, NULL);
+    return cc;
 }
 
 /* ------------------------------------------------------------------ */

@@ -27,18 +27,9 @@ typedef struct pt_ccore pt_ccore;
 /* The longest host name: it is part of the log's keys. */
 #define PT_CCORE_HOST_MAX 64
 
-/* A handle the copy gives a connection carries, above the core's number
- * (at most PT_CCORE_HANDLE_MAX per session), the tag of its session: the
- * count of its host's memberships when the session began, in 15 bits. A
- * connection a daemon restart kept (SIGUSR2, systemctl restart, a session
- * taken up after a crash) still holds handles of its last membership's
- * session, which ended with that membership; their tag differs from any
- * session's of the memberships that follow (up to 32767 of them), so the
- * copy refuses them with PT_ESESSION instead of reading them as handles of
- * the connection's new session. */
+/* A session's handles are numbers up to this: the daemon carries more
+ * above them on the wire (cluster.h). */
 #define PT_CCORE_HANDLE_MAX 0xFFFFu
-#define PT_CCORE_TAG_SHIFT  16
-#define PT_CCORE_TAG_MASK   0x7FFFu
 
 /* A result of the core for connection conn of this host. */
 typedef void (*pt_ccore_answer_fn)(void *ctx, uint64_t conn, const pt_result *res);
@@ -63,12 +54,23 @@ int pt_ccore_enc_expire(uint64_t now, uint8_t **out, size_t *len);
  * not exist): nothing changed, on any copy alike. */
 int pt_ccore_apply(pt_ccore *cc, const char *host, const uint8_t *p, size_t len, char *err,
                    size_t errlen);
-/* host joined the cluster (its host key created, in the log's order): its
- * sessions from here on belong to this membership. */
-void pt_ccore_host_joined(pt_ccore *cc, const char *host);
 /* host is gone (its lease expired, or it came back as a new member): its
  * sessions end there, in the log's order, at the time of the last entry. */
 void pt_ccore_host_gone(pt_ccore *cc, const char *host);
+
+/* The copy as bytes (a ClusterCopy, proto/journal.proto): the core as a
+ * journal snapshot, and beside it each host's sessions oldest first with
+ * their connections, the entries' time and whether the tokens' base was
+ * taken. Taken between entries. Malloc'd into *out (*len bytes); -1
+ * without memory. */
+int pt_ccore_snapshot(const pt_ccore *cc, uint8_t **out, size_t *len);
+/* A copy for host self rebuilt from pt_ccore_snapshot's bytes, of any
+ * host's copy: fed the entries that followed the snapshot, it gives the
+ * answers, handles, tokens and timeouts of a copy that applied every entry.
+ * NULL with err saying why (bytes that are not such a snapshot, or do not
+ * add up; no memory). */
+pt_ccore *pt_ccore_restore(const char *self, pt_ccore_answer_fn answer, void *ctx, const uint8_t *p,
+                           size_t len, char *err, size_t errlen);
 
 /* 1 when connection conn of this host has a session in the copy (its
  * SESSION_NEW was applied, its SESSION_END not yet). */

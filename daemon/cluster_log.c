@@ -63,11 +63,12 @@ struct pt_clog {
     pt_etcd_options eo; /* likewise */
     pt_clog_callbacks cb;
     void *ctx;
-    char prefix[PREFIX_MAX + 2], prefix_end[PREFIX_MAX + 2];
+    char prefix[PREFIX_MAX + 2];
+    char w_start[PREFIX_MAX + 8], w_end[PREFIX_MAX + 8]; /* the watch's range */
     size_t prefix_len;
     char host[PT_CLOG_HOST_MAX + 1];
     char desc[256];
-    char k_host[KEY_MAX], k_seq[KEY_MAX];
+    char k_host[KEY_MAX], k_seq[KEY_MAX], k_snap[KEY_MAX];
     int ttl;
     double margin;
     int cut;  /* tests: no membership traffic */
@@ -510,13 +511,13 @@ static void deliver(pt_clog *c, const pt_etcd_event *ev)
             if (strcmp(host, c->host) == 0 && c->m == M_MEMBER && rev > c->claim_rev)
                 lease_lost(c, "cluster log: this host's key was deleted in etcd");
         } else if (ev->kv.version == 1) {
-            if (c->cb.on_host_joined)
-                c->cb.on_host_joined(c->ctx, host, rev);
             /* Our claim landed: the watch can say so before the txn's
              * answer does, and the host is a member from its place in the
-             * order on. */
+             * order on (before the callback, which may ask). */
             if (strcmp(host, c->host) == 0 && c->m == M_CLAIM && ev->kv.lease == c->lease)
                 become_member(c, rev);
+            if (c->cb.on_host_joined)
+                c->cb.on_host_joined(c->ctx, host, rev);
         }
     }
     /* seq/<host>: written with each txn of entries, nothing to deliver. */
@@ -529,9 +530,13 @@ static void on_watch(const pt_etcd_event *ev, size_t n, int64_t revision, int er
         return;
     if (err) {
         c->watch = NULL; /* the client frees it after this call */
+        if (err == PT_ETCD_ECOMPACTED && c->cb.on_compacted) {
+            /* The caller goes on from a snapshot (pt_clog_rewatch); the
+             * membership and the appends go on meanwhile. */
+            c->cb.on_compacted(c->ctx, revision + 1);
+            return;
+        }
         if (err == PT_ETCD_ECOMPACTED) {
-            if (c->cb.on_compacted)
-                c->cb.on_compacted(c->ctx, revision + 1);
             say(c, 1,
                 "cluster log, host '%s': the watch on %s from revision %" PRId64
                 " was compacted away in etcd; the entries from there are gone (a snapshot is "
@@ -549,6 +554,11 @@ static void on_watch(const pt_etcd_event *ev, size_t n, int64_t revision, int er
             deliver(c, &ev[i]);
         c->last_rev = ev[i].kv.mod_revision;
     }
+    /* etcd never splits a revision's events between two watch messages
+     * (without the watch's fragment option, which is not asked for): here
+     * every event up to last_rev has been delivered. */
+    if (n > 0 && c->m != M_STOPPED && !c->closing && c->watch != NULL && c->cb.on_applied)
+        c->cb.on_applied(c->ctx, c->last_rev);
 }
 
 /* ---- appends -------------------------------------------------------- */
@@ -572,19 +582,27 @@ static void resolve(pt_clog *c, int64_t rev)
  * never sends a txn before the previous one's outcome is known, so the key
  * can have moved only by this same txn, sent before and answered into a lost
  * connection. That is checked, not assumed: the key must hold our last seq
- * and our first entry's key our bytes; anything else is another writer. */
+ * and our first entry's key our bytes; anything else is another writer. The
+ * entry may have been deleted meanwhile behind a snapshot (its head's value
+ * begins with its revision): one at or after the seq key's revision vouches
+ * for it, since only entries it holds are deleted. */
 static void check_landed(pt_clog *c, const pt_etcd_result *r)
 {
-    const pt_etcd_kv *seq = NULL, *first = NULL;
+    const pt_etcd_kv *seq = NULL, *first = NULL, *snap = NULL;
     for (size_t i = 0; i < r->nkvs; i++) {
         if (kv_is(&r->kvs[i], c->k_seq))
             seq = &r->kvs[i];
         else if (kv_is(&r->kvs[i], c->bkeys[0]))
             first = &r->kvs[i];
+        else if (kv_is(&r->kvs[i], c->k_snap))
+            snap = &r->kvs[i];
     }
     clog_ent *e = c->fly_first;
-    if (seq && parse_u64(seq->value) == c->fly_hi && first && first->value.len == e->len &&
-        memcmp(first->value.p, e->bytes, e->len) == 0 && first->mod_revision == seq->mod_revision) {
+    int ours = first && first->value.len == e->len &&
+               memcmp(first->value.p, e->bytes, e->len) == 0 && seq &&
+               first->mod_revision == seq->mod_revision;
+    int deleted = !first && seq && snap && (int64_t)parse_u64(snap->value) >= seq->mod_revision;
+    if (seq && parse_u64(seq->value) == c->fly_hi && (ours || deleted)) {
         c->stats.found_landed++;
         resolve(c, seq->mod_revision);
         return;
@@ -646,9 +664,10 @@ static void send_batch(pt_clog *c)
                        .result = PT_ETCD_EQUAL,
                        .key = bytes_of(c->k_seq),
                        .number = c->seq_mod};
-    pt_etcd_op fail[2] = {{.kind = PT_ETCD_OP_RANGE, .key = bytes_of(c->k_seq)},
-                          {.kind = PT_ETCD_OP_RANGE, .key = bytes_of(c->bkeys[0])}};
-    pt_etcd_txn_req t = {&cmp, 1, ops, c->fly_n + 1, fail, 2};
+    pt_etcd_op fail[3] = {{.kind = PT_ETCD_OP_RANGE, .key = bytes_of(c->k_seq)},
+                          {.kind = PT_ETCD_OP_RANGE, .key = bytes_of(c->bkeys[0])},
+                          {.kind = PT_ETCD_OP_RANGE, .key = bytes_of(c->k_snap)}};
+    pt_etcd_txn_req t = {&cmp, 1, ops, c->fly_n + 1, fail, 3};
     if (pt_etcd_txn(c->etcd, &t, on_batch, c) != 0) {
         c->a_failures++;
         struct timeval tv = tv_of(backoff_ms(c->a_failures) / 1000.0);
@@ -728,6 +747,42 @@ int pt_clog_append(pt_clog *c, const void *bytes, size_t len, void *cookie, char
 
 /* ---- start ---------------------------------------------------------- */
 
+/* The watch from revision from on; -1 (the log stopped) without memory. */
+static int watch_from(pt_clog *c, int64_t from)
+{
+    c->watch =
+        pt_etcd_watch_start(c->etcd, bytes_of(c->w_start), bytes_of(c->w_end), from, on_watch, c);
+    if (!c->watch) {
+        say(c, 1, "cluster log, host '%s': out of memory starting the watch on %s", c->host,
+            c->prefix);
+        stop(c);
+        return -1;
+    }
+    c->last_rev = from - 1;
+    return 0;
+}
+
+int pt_clog_rewatch(pt_clog *c, int64_t start_revision, uint64_t own_seq)
+{
+    if (c->m == M_STOPPED || c->m == M_IDLE || c->m == M_READ || c->closing)
+        return -1;
+    if (c->watch) {
+        pt_etcd_watch_cancel(c->watch);
+        c->watch = NULL;
+    }
+    /* This host's entries up to own_seq are in what the caller took up
+     * instead of the entries: committed there, never delivered. */
+    for (clog_ent *e = c->head; e && e->seq && e->seq <= own_seq; e = e->next) {
+        if (e->committed)
+            continue;
+        e->committed = 1;
+        if (c->cb.on_committed)
+            c->cb.on_committed(c->ctx, e->cookie, start_revision - 1);
+    }
+    free_done_entries(c);
+    return watch_from(c, start_revision);
+}
+
 static void on_seq_read(const pt_etcd_result *r, void *arg)
 {
     pt_clog *c = arg;
@@ -743,16 +798,8 @@ static void on_seq_read(const pt_etcd_result *r, void *arg)
     }
     c->start_seq = c->resolved_seq;
     c->seq_known = 1;
-    int64_t from = c->start_rev > 0 ? c->start_rev : r->revision + 1;
-    c->watch = pt_etcd_watch_start(c->etcd, bytes_of(c->prefix), bytes_of(c->prefix_end), from,
-                                   on_watch, c);
-    if (!c->watch) {
-        say(c, 1, "cluster log, host '%s': out of memory starting the watch on %s", c->host,
-            c->prefix);
-        stop(c);
+    if (watch_from(c, c->start_rev > 0 ? c->start_rev : r->revision + 1) < 0)
         return;
-    }
-    c->last_rev = from - 1;
     c->m = M_REVOKE; /* nothing to revoke yet: goes on to the grant */
     c->m_failures = 0;
     m_step(c);
@@ -812,12 +859,16 @@ pt_clog *pt_clog_new(struct event_base *base, const char *endpoints, const char 
     /* The prefix ends in '/', so "a/" never ranges over "ab/". */
     snprintf(c->prefix, sizeof c->prefix, "%s%s", prefix, prefix[pl - 1] == '/' ? "" : "/");
     c->prefix_len = strlen(c->prefix);
-    snprintf(c->prefix_end, sizeof c->prefix_end, "%s", c->prefix);
-    c->prefix_end[c->prefix_len - 1]++;
+    /* The watch covers P/hosts/ to P/log/ and what sorts between: not the
+     * sequence keys (nothing to deliver) nor the snapshot's (P/snap...,
+     * large values that no delivery needs). */
+    snprintf(c->w_start, sizeof c->w_start, "%shosts/", c->prefix);
+    snprintf(c->w_end, sizeof c->w_end, "%slog0", c->prefix); /* '0' follows '/' */
     snprintf(c->k_host, sizeof c->k_host, "%shosts/%s", c->prefix, host);
     snprintf(c->k_seq, sizeof c->k_seq, "%sseq/%s", c->prefix, host);
-    c->eo = (pt_etcd_options){.request_timeout = o ? o->request_timeout : 0,
-                              .tls = o ? o->tls : NULL};
+    snprintf(c->k_snap, sizeof c->k_snap, "%ssnap", c->prefix);
+    c->eo =
+        (pt_etcd_options){.request_timeout = o ? o->request_timeout : 0, .tls = o ? o->tls : NULL};
     c->endpoints = strdup(endpoints ? endpoints : "");
     c->etcd = c->endpoints ? pt_etcd_new(base, endpoints, &c->eo, err, errlen) : NULL;
     c->m_timer = evtimer_new(base, on_m_timer, c);
@@ -945,6 +996,11 @@ int64_t pt_clog_lease(const pt_clog *c, double *sure_for)
     if (*sure_for < 0)
         *sure_for = 0;
     return c->lease;
+}
+
+int64_t pt_clog_joined_revision(const pt_clog *c)
+{
+    return c->m == M_MEMBER ? c->claim_rev : 0;
 }
 
 int64_t pt_clog_revision(const pt_clog *c)

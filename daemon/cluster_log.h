@@ -9,6 +9,9 @@
  *   PREFIX/hosts/<host>          the host's membership, bound to its lease
  *   PREFIX/seq/<host>            the host's last sequence number (decimal)
  *   PREFIX/log/<host>/<seq>      an entry; seq as 20 decimal digits
+ *   PREFIX/snap                  a snapshot's head (cluster_snap.h): its value
+ *                                begins with its revision in 20 digits, and
+ *                                only entries at or before it are deleted
  *
  * Only host <host> writes PREFIX/seq/<host> and PREFIX/log/<host>/..., so
  * appends of different hosts never contend: each is a txn comparing the
@@ -59,8 +62,13 @@ typedef struct pt_clog_callbacks {
      * lease. The module joins again by itself; see pt_clog_start. */
     void (*on_lease_lost)(void *ctx, const char *why);
     /* The watch's start revision was compacted away: the entries from
-     * revision on are gone; the log stops delivering. */
+     * revision on are gone. With this callback the log delivers nothing
+     * more until pt_clog_rewatch, and keeps its membership and appends;
+     * without it, the log stops (on_error, fatal). */
     void (*on_compacted)(void *ctx, int64_t revision);
+    /* Every event up to revision has been delivered (after a watch
+     * message's events: etcd never splits a revision between two). */
+    void (*on_applied)(void *ctx, int64_t revision);
     /* A message for the log, naming host, key, operation and remedy. fatal:
      * the log has stopped (a host name claimed by another daemon, another
      * writer of this host's keys, the watch ended); free it. */
@@ -98,6 +106,13 @@ pt_clog *pt_clog_new(struct event_base *base, const char *endpoints, const char 
  * is a member again; each copy meets them after the gone event. */
 int pt_clog_start(pt_clog *clog, int64_t start_revision);
 
+/* After on_compacted, or to go on from a snapshot taken at revision
+ * start_revision - 1: the watch starts again from start_revision. This
+ * host's entries up to own_seq (its last one in the snapshot) count as
+ * committed, at start_revision - 1. 0, or -1 before pt_clog_start's read
+ * or once stopped. */
+int pt_clog_rewatch(pt_clog *clog, int64_t start_revision, uint64_t own_seq);
+
 /* Queues an entry (copied); on_committed(cookie) follows once the watch
  * delivers it. Entries of one host land in the order of their appends,
  * several in one txn when they queue behind one in flight. 0, or -1 with
@@ -114,6 +129,10 @@ int pt_clog_is_member(const pt_clog *clog);
  * seconds it is sure to last from now: its ttl from the send of the last
  * keepalive etcd answered. */
 int64_t pt_clog_lease(const pt_clog *clog, double *sure_for);
+/* The revision that created this host's key in its present membership (0
+ * while it is not a member): its on_host_joined at that revision is this
+ * membership's, any other one of this host is a past one's, replayed. */
+int64_t pt_clog_joined_revision(const pt_clog *clog);
 /* The last revision the watch delivered (0 before any). */
 int64_t pt_clog_revision(const pt_clog *clog);
 

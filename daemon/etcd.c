@@ -706,6 +706,12 @@ int pt_etcd_lease_revoke(pt_etcd *e, int64_t id, pt_etcd_cb cb, void *arg)
     return request(e, "/v3/lease/revoke", PT_ETCD_DEC_PUT, 1, pt_etcd_enc_lease_id(id), cb, arg);
 }
 
+int pt_etcd_compact(pt_etcd *e, int64_t revision, pt_etcd_cb cb, void *arg)
+{
+    return request(e, "/v3/kv/compaction", PT_ETCD_DEC_PUT, 1, pt_etcd_enc_compact(revision), cb,
+                   arg);
+}
+
 /* ---- watches -------------------------------------------------------- */
 
 static void watch_schedule(pt_etcd_watch *w, int ms)

@@ -94,6 +94,7 @@ typedef struct pt_etcd_op {
     pt_etcd_bytes value;     /* put */
     int64_t lease;           /* put; 0: none */
     int64_t limit;           /* range; 0: all */
+    int keys_only;           /* range: keys and revisions, no values */
 } pt_etcd_op;
 
 typedef struct pt_etcd_txn_req {
@@ -135,6 +136,7 @@ char *pt_etcd_enc_put(pt_etcd_bytes key, pt_etcd_bytes value, int64_t lease);
 char *pt_etcd_enc_txn(const pt_etcd_txn_req *t);
 char *pt_etcd_enc_lease_grant(int64_t ttl);
 char *pt_etcd_enc_lease_id(int64_t id);
+char *pt_etcd_enc_compact(int64_t revision);
 char *pt_etcd_enc_watch(pt_etcd_bytes key, pt_etcd_bytes range_end, int64_t start_revision);
 
 /* A decoded response or watch message; pt_etcd_dec_free releases what it
@@ -227,6 +229,11 @@ int pt_etcd_txn(pt_etcd *e, const pt_etcd_txn_req *t, pt_etcd_cb cb, void *arg);
 int pt_etcd_lease_grant(pt_etcd *e, int64_t ttl, pt_etcd_cb cb, void *arg);
 int pt_etcd_lease_keepalive(pt_etcd *e, int64_t id, pt_etcd_cb cb, void *arg);
 int pt_etcd_lease_revoke(pt_etcd *e, int64_t id, pt_etcd_cb cb, void *arg);
+/* Compacts etcd's history up to revision: reads and watches from before it
+ * fail (PT_ETCD_ECOMPACTED for a watch) from then on. Sent again on
+ * another member if need be (a second compaction to the same revision only
+ * fails, ESERVER "required revision has been compacted"). */
+int pt_etcd_compact(pt_etcd *e, int64_t revision, pt_etcd_cb cb, void *arg);
 
 /* Watches [key, range_end) from start_revision (0: now). NULL when out of
  * memory. */

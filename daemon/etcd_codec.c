@@ -185,6 +185,8 @@ static json_object *enc_op(const pt_etcd_op *op)
         switch (op->kind) {
         case PT_ETCD_OP_RANGE:
             rc = fill_range(in, op->key, op->range_end, op->limit);
+            if (!rc && op->keys_only)
+                rc = json_object_object_add(in, "keys_only", json_object_new_boolean(1));
             break;
         case PT_ETCD_OP_PUT:
             name = "request_put";
@@ -248,6 +250,12 @@ char *pt_etcd_enc_lease_id(int64_t id)
 {
     json_object *o = json_object_new_object();
     return finish(o, o ? add_i64(o, "ID", id) : -1);
+}
+
+char *pt_etcd_enc_compact(int64_t revision)
+{
+    json_object *o = json_object_new_object();
+    return finish(o, o ? add_i64(o, "revision", revision) : -1);
 }
 
 char *pt_etcd_enc_watch(pt_etcd_bytes key, pt_etcd_bytes range_end, int64_t start_revision)

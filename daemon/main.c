@@ -88,6 +88,8 @@ enum {
     OPT_ETCD_CACERT,
     OPT_ETCD_CERT,
     OPT_ETCD_KEY,
+    OPT_ETCD_SNAPSHOT_EVERY,
+    OPT_ETCD_KEEP_HISTORY,
     OPT_HOST_NAME,
 };
 
@@ -125,6 +127,8 @@ static const struct option long_options[] = {
     {"etcd-cacert", required_argument, NULL, OPT_ETCD_CACERT},
     {"etcd-cert", required_argument, NULL, OPT_ETCD_CERT},
     {"etcd-key", required_argument, NULL, OPT_ETCD_KEY},
+    {"etcd-snapshot-every", required_argument, NULL, OPT_ETCD_SNAPSHOT_EVERY},
+    {"etcd-keep-history", no_argument, NULL, OPT_ETCD_KEEP_HISTORY},
     {"host-name", required_argument, NULL, OPT_HOST_NAME},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -172,7 +176,11 @@ static const struct num_option {
     {OPT_METRICS_OBJECTS_MAX, "--metrics-objects-max", offsetof(options, metrics_objects_max), 1,
      PT_METRICS_OBJECTS_MAX},
     {OPT_ETCD_TTL, "--etcd-ttl", offsetof(options, cluster.ttl), 2, PT_CLUSTER_TTL_MAX},
+    {OPT_ETCD_SNAPSHOT_EVERY, "--etcd-snapshot-every", offsetof(options, cluster.snapshot_every), 0,
+     UINT32_MAX},
 };
+
+static void usage_cluster(FILE *out);
 
 static void usage(FILE *out)
 {
@@ -246,7 +254,35 @@ static void usage(FILE *out)
             "      --metrics-object PATTERN  give the objects whose names match PATTERN\n"
             "                          (a name, or a glob with * ? [) series of their own,\n"
             "                          labelled with their names; repeatable, up to %u\n"
-            "      --metrics-objects-max N  at most N such objects (default %u, 1..%u)\n"
+            "      --metrics-objects-max N  at most N such objects (default %u, 1..%u)\n",
+            PT_DAEMON_GRACE_SEC, PT_DAEMON_COMPACT_AFTER, PT_METRICS_PATTERNS_MAX,
+            PT_METRICS_OBJECTS_DEFAULT, PT_METRICS_OBJECTS_MAX);
+    usage_cluster(out);
+    fprintf(out, "      --no-fast-path      give clients no shared words: every operation is a\n"
+                 "                          request (by default uncontended Lock, RLock,\n"
+                 "                          Semaphore and BoundedSemaphore operations and\n"
+                 "                          Event.is_set skip the daemon, and a Lock's holder\n"
+                 "                          hands it to a waiter through its word)\n"
+                 "  -v, --verbose           log debug messages (sessions opened and closed)\n"
+                 "  -h, --help              show this help and exit\n"
+                 "  -V, --version           show the version and exit\n"
+                 "\n"
+                 "Under systemd the listening socket may be passed by socket activation\n"
+                 "(LISTEN_FDS), and readiness, status and watchdog keep-alives are sent to\n"
+                 "NOTIFY_SOCKET. Logs go to stderr with syslog priority prefixes (plain lines\n"
+                 "on a terminal). SIGINT or SIGTERM stops the daemon: every session ends and\n"
+                 "the socket file it bound is removed (a socket passed by systemd is left to\n"
+                 "systemd). With --state-dir, SIGUSR2 replaces the running program with the\n"
+                 "one now at its path (an upgrade) in the same process, keeping the state, the\n"
+                 "sessions and the socket.\n"
+                 "Exit status: 0 stopped cleanly, 1 could not start, 2 bad usage.\n");
+}
+
+/* The --etcd options, apart: one string of them all is longer than C
+ * promises a literal can be. */
+static void usage_cluster(FILE *out)
+{
+    fprintf(out,
             "      --etcd ENDPOINTS    join the cluster of the daemons using the etcd at\n"
             "                          ENDPOINTS (http://HOST:PORT[,...], or all https://):\n"
             "                          objects opened with PT_OPEN_CLUSTER (cluster=True,\n"
@@ -260,29 +296,15 @@ static void usage(FILE *out)
             "      --etcd-ttl SEC      this host's lease: its processes' cluster holds end\n"
             "                          this long after it dies or is cut off (default %u,\n"
             "                          2..%u)\n"
+            "      --etcd-snapshot-every N  snapshot the cluster's objects into etcd every N\n"
+            "                          entries of its log, then delete the log's entries\n"
+            "                          up to it (default %u; 0: never, the log grows)\n"
+            "      --etcd-keep-history do not compact etcd's history behind the snapshots\n"
+            "                          (its revisions then grow until etcd compacts them)\n"
             "      --host-name NAME    this host in the cluster, unique in it (default: the\n"
-            "                          machine's host name; letters, digits, . _ -)\n"
-            "      --no-fast-path      give clients no shared words: every operation is a\n"
-            "                          request (by default uncontended Lock, RLock,\n"
-            "                          Semaphore and BoundedSemaphore operations and\n"
-            "                          Event.is_set skip the daemon, and a Lock's holder\n"
-            "                          hands it to a waiter through its word)\n"
-            "  -v, --verbose           log debug messages (sessions opened and closed)\n"
-            "  -h, --help              show this help and exit\n"
-            "  -V, --version           show the version and exit\n"
-            "\n"
-            "Under systemd the listening socket may be passed by socket activation\n"
-            "(LISTEN_FDS), and readiness, status and watchdog keep-alives are sent to\n"
-            "NOTIFY_SOCKET. Logs go to stderr with syslog priority prefixes (plain lines\n"
-            "on a terminal). SIGINT or SIGTERM stops the daemon: every session ends and\n"
-            "the socket file it bound is removed (a socket passed by systemd is left to\n"
-            "systemd). With --state-dir, SIGUSR2 replaces the running program with the\n"
-            "one now at its path (an upgrade) in the same process, keeping the state, the\n"
-            "sessions and the socket.\n"
-            "Exit status: 0 stopped cleanly, 1 could not start, 2 bad usage.\n",
-            PT_DAEMON_GRACE_SEC, PT_DAEMON_COMPACT_AFTER, PT_METRICS_PATTERNS_MAX,
-            PT_METRICS_OBJECTS_DEFAULT, PT_METRICS_OBJECTS_MAX, PT_CLUSTER_PREFIX_DEFAULT,
-            PT_CLUSTER_TTL_DEFAULT, PT_CLUSTER_TTL_MAX);
+            "                          machine's host name; letters, digits, . _ -)\n",
+            PT_CLUSTER_PREFIX_DEFAULT, PT_CLUSTER_TTL_DEFAULT, PT_CLUSTER_TTL_MAX,
+            PT_CLUSTER_SNAPSHOT_EVERY);
 }
 
 /* A whole decimal number in [min, max], or -1. */
@@ -447,6 +469,7 @@ static int cluster_options_finish(options *o)
                           : "key");
         return EXIT_USAGE;
     }
+    o->cluster.state_dir = o->state_dir;
     if (o->cluster.endpoints == NULL || o->cluster.host != NULL)
         return -1;
     if (gethostname(name, sizeof(name)) < 0) {
@@ -520,6 +543,9 @@ static int options_parse(int argc, char **argv, options *o)
             break;
         case OPT_SYNC:
             o->sync = 1;
+            break;
+        case OPT_ETCD_KEEP_HISTORY:
+            o->cluster.no_compact = 1;
             break;
         case 'h':
             usage(stdout);
@@ -806,7 +832,9 @@ int main(int argc, char **argv)
                    .grace = PT_DAEMON_GRACE_SEC,
                    .compact_after = PT_DAEMON_COMPACT_AFTER,
                    .metrics_objects_max = PT_METRICS_OBJECTS_DEFAULT,
-                   .cluster = {.prefix = PT_CLUSTER_PREFIX_DEFAULT, .ttl = PT_CLUSTER_TTL_DEFAULT}};
+                   .cluster = {.prefix = PT_CLUSTER_PREFIX_DEFAULT,
+                               .ttl = PT_CLUSTER_TTL_DEFAULT,
+                               .snapshot_every = PT_CLUSTER_SNAPSHOT_EVERY}};
     pt_daemon daemon = {0};
     char path[PATH_MAX];
     int rc, fd = -1, passed;

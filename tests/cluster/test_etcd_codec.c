@@ -98,6 +98,16 @@ static void test_enc_others(void **state)
     s = pt_etcd_enc_range(pt_etcd_str("a"), pt_etcd_str(""), 1);
     assert_string_equal(s, "{\"key\":\"YQ==\",\"limit\":\"1\"}");
     free(s);
+    s = pt_etcd_enc_compact(1234);
+    assert_string_equal(s, "{\"revision\":\"1234\"}");
+    free(s);
+    pt_etcd_op keys = {
+        .kind = PT_ETCD_OP_RANGE, .key = pt_etcd_str("a"), .limit = 1, .keys_only = 1};
+    pt_etcd_txn_req t = {NULL, 0, &keys, 1, NULL, 0};
+    s = pt_etcd_enc_txn(&t);
+    assert_string_equal(s, "{\"compare\":[],\"success\":[{\"request_range\":{\"key\":\"YQ==\","
+                           "\"limit\":\"1\",\"keys_only\":true}}],\"failure\":[]}");
+    free(s);
 }
 
 /* Answers as etcd 3.4's gateway wrote them. */

@@ -4,7 +4,9 @@
  * state, and each answers only its own host's connections: a lock handed
  * from a host to another, FIFO across hosts, a timeout expired by whichever
  * host appends the EXPIRE, a host gone freeing what its sessions held, hosts'
- * clocks that disagree, and entries that are refused alike by every copy.
+ * clocks that disagree, and entries that are refused alike by every copy;
+ * a copy restored from another's snapshot, fed the rest of the log, gives
+ * the answers and reaches the state of the copies that applied it all.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +19,7 @@
 #include <cmocka.h>
 
 #include "cluster_core.h"
+#include "journal.h"
 
 #define NHOSTS      3
 #define MAX_ANSWERS 64
@@ -40,6 +43,8 @@ typedef struct host {
 } host;
 
 static host hosts[NHOSTS] = {{.name = "alpha"}, {.name = "beta"}, {.name = "gamma"}};
+/* A copy of beta's restored from a snapshot: fed the log too once made. */
+static host restored = {.name = "beta"};
 
 static void on_answer(void *ctx, uint64_t conn, const pt_result *res)
 {
@@ -69,6 +74,9 @@ static int teardown(void **state)
     (void)state;
     for (int i = 0; i < NHOSTS; i++)
         pt_ccore_free(hosts[i].cc);
+    pt_ccore_free(restored.cc);
+    restored.cc = NULL;
+    restored.n = 0;
     return 0;
 }
 
@@ -80,7 +88,19 @@ static void deliver(int from, uint8_t *p, size_t len)
     for (int i = 0; i < NHOSTS; i++)
         if (pt_ccore_apply(hosts[i].cc, hosts[from].name, p, len, err, sizeof(err)) != 0)
             fail_msg("%s applying %s's entry: %s", hosts[i].name, hosts[from].name, err);
+    if (restored.cc != NULL &&
+        pt_ccore_apply(restored.cc, hosts[from].name, p, len, err, sizeof(err)) != 0)
+        fail_msg("the restored copy applying %s's entry: %s", hosts[from].name, err);
     free(p);
+}
+
+/* Every host's copy is gone (its lease ended), on every copy. */
+static void host_gone(int which)
+{
+    for (int i = 0; i < NHOSTS; i++)
+        pt_ccore_host_gone(hosts[i].cc, hosts[which].name);
+    if (restored.cc != NULL)
+        pt_ccore_host_gone(restored.cc, hosts[which].name);
 }
 
 /* An entry every copy refuses alike; the message each gives. */
@@ -361,99 +381,6 @@ static void test_host_gone_ends_sessions_oldest_first(void **state)
     assert_int_equal(hosts[1].got[3].conn, 1);
 }
 
-static void count_locked(void *ctx, const pt_core_object_info *info)
-{
-    *(int *)ctx += info->state.locked != 0;
-}
-
-static int objects_locked(pt_ccore *cc)
-{
-    int n = 0;
-
-    pt_core_foreach_object(pt_ccore_core(cc), count_locked, &n);
-    return n;
-}
-
-static void host_joined(const char *name)
-{
-    for (int i = 0; i < NHOSTS; i++)
-        pt_ccore_host_joined(hosts[i].cc, name);
-}
-
-static void host_gone(const char *name)
-{
-    for (int i = 0; i < NHOSTS; i++)
-        pt_ccore_host_gone(hosts[i].cc, name);
-}
-
-/* A connection kept across a daemon restart still holds the handles of
- * its session of the host's last membership. In the next membership its
- * new session's handles reuse the same numbers, so an old handle must not
- * name the new session's object: the tag of the membership tells them
- * apart, and the old one is refused with PT_ESESSION by alpha's copy (the
- * others only ignore it), on every kind of use, nothing changing. */
-static void test_handle_of_an_earlier_membership_refused(void **state)
-{
-    uint64_t t = T0;
-    uint32_t old, now;
-
-    (void)state;
-    host_joined("alpha");
-    host_joined("beta");
-    session_new(0, 1, 100);
-    open_lock(0, 1, 1, "L", t);
-    old = last(0)->handle;
-    assert_int_equal(old >> PT_CCORE_TAG_SHIFT, 1);
-    lock_op(0, 1, 2, PYTHREAD__OP__OP_ACQUIRE, old, -1, t);
-    assert_true(last(0)->ok);
-    host_gone("alpha"); /* the daemon restarted: its lease ended */
-    host_joined("alpha");
-    session_new(0, 1, 100); /* the kept connection's first cluster call */
-    open_lock(0, 1, 3, "M", t);
-    now = last(0)->handle;
-    assert_int_equal(now & PT_CCORE_HANDLE_MAX, old & PT_CCORE_HANDLE_MAX);
-    assert_int_not_equal(now, old);
-    hosts[1].n = hosts[2].n = 0;
-    lock_op(0, 1, 4, PYTHREAD__OP__OP_ACQUIRE, old, -1, t);
-    assert_int_equal(last(0)->id, 4);
-    assert_int_equal(last(0)->status, PT_ESESSION);
-    assert_non_null(strstr(last(0)->message, "earlier membership"));
-    lock_op(0, 1, 5, PYTHREAD__OP__OP_RELEASE, old, -1, t);
-    assert_int_equal(last(0)->status, PT_ESESSION);
-    assert_int_equal(hosts[1].n + hosts[2].n, 0);
-    for (int i = 0; i < NHOSTS; i++) /* L freed with its session; M untouched */
-        assert_int_equal(objects_locked(hosts[i].cc), 0);
-    {
-        Pythread__Request req = PYTHREAD__REQUEST__INIT;
-        Pythread__OpenArgs open = PYTHREAD__OPEN_ARGS__INIT;
-
-        req.id = 6;
-        req.op = PYTHREAD__OP__OP_OPEN;
-        req.has_name = 1;
-        req.name.data = (uint8_t *)"C";
-        req.name.len = 1;
-        open.has_kind = open.has_mode = open.has_lock_handle = 1;
-        open.kind = PT_KIND_CONDITION;
-        open.mode = 0600;
-        open.lock_handle = old; /* a Condition over the old lock: refused too */
-        req.open = &open;
-        call(0, 1, &req, t);
-        assert_int_equal(last(0)->status, PT_ESESSION);
-        open.lock_handle = now;
-        req.id = 7;
-        call(0, 1, &req, t);
-        assert_int_equal(last(0)->status, 0);
-        assert_int_equal(last(0)->handle >> PT_CCORE_TAG_SHIFT, 2);
-    }
-    lock_op(0, 1, 8, PYTHREAD__OP__OP_ACQUIRE, now, -1, t);
-    assert_int_equal(last(0)->status, 0);
-    assert_true(last(0)->ok);
-    /* beta's sessions began in its first membership, and keep its tag */
-    session_new(1, 1, 200);
-    open_lock(1, 1, 1, "M", t);
-    assert_int_equal(last(1)->handle >> PT_CCORE_TAG_SHIFT, 1);
-}
-
 /* What no host appends, or what cannot be: refused by every copy, with
  * the same words, and nothing changes. */
 static void test_bad_entries_refused_alike(void **state)
@@ -493,6 +420,186 @@ static void test_bad_entries_refused_alike(void **state)
     assert_null(pt_ccore_new("", on_answer, NULL));
 }
 
+/* The core of a copy as a journal snapshot: two cores in the same state,
+ * objects, holders, waiters in order, deadlines, tokens, sessions and
+ * their handles, give the same bytes. */
+static uint8_t *core_bytes(pt_ccore *cc, size_t *len)
+{
+    pt_journal *j = pt_journal_new();
+    const uint8_t *b;
+    uint8_t *copy;
+
+    assert_non_null(j);
+    assert_int_equal(pt_journal_snapshot(j, pt_ccore_core(cc), NULL, NULL), 0);
+    b = pt_journal_bytes(j, len);
+    copy = malloc(*len ? *len : 1);
+    assert_non_null(copy);
+    memcpy(copy, b, *len);
+    pt_journal_free(j);
+    return copy;
+}
+
+static void same_state(pt_ccore *a, pt_ccore *b)
+{
+    size_t alen, blen;
+    uint8_t *ab = core_bytes(a, &alen), *bb = core_bytes(b, &blen);
+
+    assert_int_equal(alen, blen);
+    assert_memory_equal(ab, bb, alen);
+    free(ab);
+    free(bb);
+    assert_int_equal(pt_ccore_sessions(a), pt_ccore_sessions(b));
+    assert_int_equal(pt_ccore_now(a), pt_ccore_now(b));
+    assert_int_equal(pt_ccore_next_deadline(a), pt_ccore_next_deadline(b));
+}
+
+/* The answers beta's copy gave from index `from` on, and the restored
+ * copy's: the same, one for one. */
+static void same_answers(size_t from)
+{
+    assert_int_equal(hosts[1].n - from, restored.n);
+    for (size_t i = 0; i < restored.n; i++) {
+        const answer *a = &hosts[1].got[from + i], *b = &restored.got[i];
+
+        assert_int_equal(a->conn, b->conn);
+        assert_int_equal(a->id, b->id);
+        assert_int_equal(a->status, b->status);
+        assert_int_equal(a->ok, b->ok);
+        assert_int_equal(a->token, b->token);
+        assert_int_equal(a->handle, b->handle);
+    }
+}
+
+static void close_handle(int from, uint64_t conn, uint64_t id, uint32_t handle, uint64_t now)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+
+    req.id = id;
+    req.op = PYTHREAD__OP__OP_CLOSE;
+    req.has_handle = 1;
+    req.handle = handle;
+    call(from, conn, &req, now);
+}
+
+/* A log with locks held, waiters queued (some with deadlines), closed
+ * handles and hosts' clocks apart; gamma's copy is snapshot half way and
+ * restored as a copy of beta's. Fed the rest (an EXPIRE, hand-offs, a new
+ * session, a host gone), the restored copy answers beta's connections as
+ * beta's own copy does, with the same tokens and handles, and every copy
+ * ends in the same state. */
+static void test_snapshot_restored_copy_goes_on_alike(void **state)
+{
+    uint64_t t = T0 + 100 * SEC;
+    uint8_t *snap;
+    size_t len, mark;
+    char err[256];
+    uint32_t a1, a2, b1, b2, g1;
+
+    (void)state;
+    session_new(0, 1, 100);
+    session_new(0, 2, 101);
+    session_new(1, 1, 200);
+    session_new(1, 2, 201);
+    session_new(2, 1, 300);
+    open_lock(0, 1, 1, "X", t); /* a handle closed: its number is reused */
+    close_handle(0, 1, 2, hosts[0].got[0].handle, t);
+    open_lock(0, 1, 3, "L", t);
+    a1 = last(0)->handle;
+    assert_int_equal(a1, hosts[0].got[0].handle);
+    open_lock(0, 2, 1, "M", t);
+    a2 = last(0)->handle;
+    open_lock(1, 1, 1, "L", t);
+    b1 = last(1)->handle;
+    open_lock(1, 2, 1, "M", t);
+    b2 = last(1)->handle;
+    open_lock(2, 1, 1, "L", t);
+    g1 = last(2)->handle;
+    lock_op(0, 1, 4, PYTHREAD__OP__OP_ACQUIRE, a1, -1, t += SEC);
+    lock_op(0, 2, 2, PYTHREAD__OP__OP_ACQUIRE, a2, -1, t);
+    lock_op(1, 1, 2, PYTHREAD__OP__OP_ACQUIRE, b1, -1, t += SEC);     /* waits */
+    lock_op(2, 1, 2, PYTHREAD__OP__OP_ACQUIRE, g1, 5.0, t - 3 * SEC); /* behind: waits 5 s */
+    lock_op(1, 2, 2, PYTHREAD__OP__OP_ACQUIRE, b2, 30.0, t += SEC);   /* waits for M */
+
+    assert_int_equal(pt_ccore_snapshot(hosts[2].cc, &snap, &len), 0);
+    restored.cc = pt_ccore_restore("beta", on_answer, &restored, snap, len, err, sizeof(err));
+    if (restored.cc == NULL)
+        fail_msg("restoring: %s", err);
+    free(snap);
+    for (int i = 0; i < NHOSTS; i++)
+        same_state(hosts[i].cc, restored.cc);
+    assert_true(pt_ccore_has_session(restored.cc, 1));
+    assert_true(pt_ccore_has_session(restored.cc, 2));
+    assert_false(pt_ccore_has_session(restored.cc, 3));
+    mark = hosts[1].n;
+
+    expire(0, t + 4 * SEC); /* gamma's wait is over: 5 s from the log's time, not its clock's */
+    assert_false(last(2)->ok);
+    lock_op(0, 1, 5, PYTHREAD__OP__OP_RELEASE, a1, -1, t += SEC); /* L to beta's 1 */
+    session_new(1, 3, 202);
+    open_lock(1, 3, 1, "L", t);
+    lock_op(1, 3, 2, PYTHREAD__OP__OP_ACQUIRE, last(1)->handle, 1.0, t += SEC);
+    open_lock(0, 1, 6, "Y", t);
+    host_gone(0);           /* M to beta's 2 */
+    expire(2, t + 2 * SEC); /* beta's 3 times out */
+    lock_op(1, 1, 3, PYTHREAD__OP__OP_RELEASE, b1, -1, t += 3 * SEC);
+    lock_op(1, 3, 3, PYTHREAD__OP__OP_ACQUIRE, hosts[1].got[hosts[1].n - 2].handle, -1, t);
+
+    assert_true(hosts[1].n - mark >= 5);
+    same_answers(mark);
+    for (int i = 0; i < NHOSTS; i++)
+        same_state(hosts[i].cc, restored.cc);
+    assert_true(pt_ccore_has_session(restored.cc, 3));
+}
+
+/* A snapshot of a copy that just started (no entry, no token base yet):
+ * the restored copy takes its token base from the first entry, as the
+ * others do. */
+static void test_snapshot_before_any_entry(void **state)
+{
+    uint8_t *snap;
+    size_t len;
+    char err[256];
+
+    (void)state;
+    assert_int_equal(pt_ccore_snapshot(hosts[0].cc, &snap, &len), 0);
+    restored.cc = pt_ccore_restore("beta", on_answer, &restored, snap, len, err, sizeof(err));
+    free(snap);
+    assert_non_null(restored.cc);
+    session_new(1, 1, 200);
+    open_lock(1, 1, 1, "L", T0);
+    lock_op(1, 1, 2, PYTHREAD__OP__OP_ACQUIRE, last(1)->handle, -1, T0 + SEC);
+    same_answers(0);
+    assert_true(last(1)->token > T0);
+    for (int i = 0; i < NHOSTS; i++)
+        same_state(hosts[i].cc, restored.cc);
+}
+
+/* Bytes that are no snapshot, or one cut short, are refused with the
+ * reason; nothing is half made. */
+static void test_snapshot_refused(void **state)
+{
+    uint8_t *snap;
+    size_t len;
+    char err[256];
+
+    (void)state;
+    session_new(0, 1, 100);
+    open_lock(0, 1, 1, "L", T0);
+    assert_int_equal(pt_ccore_snapshot(hosts[0].cc, &snap, &len), 0);
+    err[0] = '\0';
+    assert_null(pt_ccore_restore("beta", on_answer, NULL, (const uint8_t *)"\xff\xff", 2, err,
+                                 sizeof(err)));
+    assert_non_null(strstr(err, "not one"));
+    for (size_t cut = 1; cut < len; cut += len / 7 + 1) {
+        pt_ccore *cc = pt_ccore_restore("beta", on_answer, NULL, snap, len - cut, err, sizeof(err));
+
+        assert_null(cc);
+        assert_true(strlen(err) > 0);
+    }
+    assert_null(pt_ccore_restore("", on_answer, NULL, snap, len, err, sizeof(err)));
+    free(snap);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -502,8 +609,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_host_gone_frees_its_holds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_gone_ends_sessions_oldest_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_entries_refused_alike, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_handle_of_an_earlier_membership_refused, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_restored_copy_goes_on_alike, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_before_any_entry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_refused, setup, teardown),
     };
 
     return cmocka_run_group_tests_name("unit.cluster_core", tests, NULL, NULL);
