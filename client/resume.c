@@ -19,6 +19,7 @@
 
 #include "client_int.h"
 #include "fastword.h"
+#include "wire.h"
 
 /* How often a resuming client tries to reach a daemon not back yet. */
 #define RESUME_RETRY_NS 20000000u
@@ -209,6 +210,27 @@ static void objects_carry(pt_client *c, uint32_t old)
     pthread_mutex_unlock(&pt__registry_mu);
 }
 
+/* 1 when an object of the lost session is a cluster object (its handle
+ * has the daemon's cluster bit): its cluster session ended with the old
+ * daemon's lease, so taking the session up would leave the process
+ * believing in holds another host may have by now. */
+static int cluster_objects_open(pt_client *c, uint32_t old)
+{
+    pt_object *o;
+    int found = 0;
+
+    pthread_mutex_lock(&pt__registry_mu);
+    LIST_FOREACH(o, &c->objects, link)
+    {
+        uint64_t slot = atomic_load(&o->slot);
+
+        if (pt__slot_gen(slot) == old && (pt__slot_handle(slot) & PT_WIRE_CLUSTER_HANDLE) != 0)
+            found = 1;
+    }
+    pthread_mutex_unlock(&pt__registry_mu);
+    return found;
+}
+
 /* ------------------------------------------------------------------ */
 /* The calls the old daemon never read                                 */
 /* ------------------------------------------------------------------ */
@@ -269,6 +291,14 @@ int pt__client_resume(pt_client *c, uint32_t old_sid, char *why, size_t len)
 
     if (c->resume_key_len == 0 || c->resume_off)
         return -1;
+    if (cluster_objects_open(c, old)) {
+        pt__conn_close(c);
+        snprintf(why, len,
+                 "pythreadd restarted, and this session had cluster objects open: their "
+                 "locks, permits and waits ended with the daemon's place in the cluster, so the "
+                 "session is not taken up; open the objects again");
+        return -1;
+    }
     if (reclaims_collect(c, old_sid, &hr) < 0 || pendings_collect(c, &hr) < 0 ||
         resume_dial(c, &hr) < 0) {
         hello_resume_free(&hr);

@@ -10,14 +10,11 @@
  * says the earliest deadline has passed.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "cluster.h"
 #include "cluster_core.h"
@@ -48,7 +45,6 @@ struct pt_cluster {
     int joined;            /* it has been one since the log was opened */
     struct event *rejoin;  /* a join refused: the next try */
     int left;              /* pt_cluster_leave: the lease is revoked */
-    uint32_t tag;          /* this run's, in its handles (cluster.h) */
     /* This membership's join was applied: the copy's answers to this host's
      * connections are theirs from here on. Before it they are answers to
      * a past run's connections, replayed, whose numbers a connection of
@@ -86,41 +82,11 @@ static pt_conn *conn_find(pt_cluster *cl, uint64_t id)
     return NULL;
 }
 
-/* c's call id went to the log; -1 without memory. */
-static int pending_add(pt_conn *c, uint64_t id)
-{
-    if (c->cl_npending == c->cl_cappending) {
-        uint32_t cap = c->cl_cappending ? 2 * c->cl_cappending : 4;
-        uint64_t *p = realloc(c->cl_pending, cap * sizeof(*p));
-
-        if (p == NULL)
-            return -1;
-        c->cl_pending = p;
-        c->cl_cappending = cap;
-    }
-    c->cl_pending[c->cl_npending++] = id;
-    return 0;
-}
-
-/* Its answer came (calls of one connection are answered in any order). */
-static void pending_remove(pt_conn *c, uint64_t id)
-{
-    for (uint32_t i = 0; i < c->cl_npending; i++) {
-        if (c->cl_pending[i] == id) {
-            c->cl_pending[i] = c->cl_pending[--c->cl_npending];
-            return;
-        }
-    }
-}
-
 /* c leaves the cluster's connections: its session there ends or has ended. */
 static void conn_forget(pt_conn *c)
 {
     c->cluster = 0;
     LIST_REMOVE(c, cluster_link);
-    free(c->cl_pending);
-    c->cl_pending = NULL;
-    c->cl_npending = c->cl_cappending = 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -155,6 +121,7 @@ static const char *request_strip(const Pythread__Request *req, Pythread__Request
                                  Pythread__OpenArgs *open)
 {
     *out = *req;
+    out->handle &= ~PT_CLUSTER_HANDLE;
     if (req->open == NULL)
         return NULL;
     *open = *req->open;
@@ -162,26 +129,8 @@ static const char *request_strip(const Pythread__Request *req, Pythread__Request
     if (open->lock_handle != 0 && !(open->lock_handle & PT_CLUSTER_HANDLE))
         return "a cluster Condition needs a cluster Lock or RLock; open its lock with "
                "PT_OPEN_CLUSTER too";
+    open->lock_handle &= ~PT_CLUSTER_HANDLE;
     return NULL;
-}
-
-/* A cluster handle as the connection sent it to the copy's number in *h
- * (0 stays 0: none); -1 when a run before this one gave it. */
-static int handle_take(const pt_cluster *cl, uint32_t *h)
-{
-    if (*h == 0)
-        return 0;
-    if ((*h >> PT_CLUSTER_TAG_SHIFT & PT_CLUSTER_TAG_MASK) != cl->tag)
-        return -1;
-    *h &= PT_CCORE_HANDLE_MAX;
-    return 0;
-}
-
-static int handles_take(const pt_cluster *cl, Pythread__Request *call)
-{
-    if (handle_take(cl, &call->handle) < 0)
-        return -1;
-    return call->open != NULL ? handle_take(cl, &call->open->lock_handle) : 0;
 }
 
 /* c's first cluster call opens its session in the log, before the call. */
@@ -216,21 +165,10 @@ void pt_cluster_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req)
         pt_conn_send_error(c, req->id, PT_EINVAL, bad);
         return;
     }
-    if (handles_take(cl, &call) < 0) {
-        pt_conn_send_error(c, req->id, PT_ESESSION,
-                           "this cluster handle was opened before pythreadd restarted: its "
-                           "cluster session ended with the daemon's last run, and its locks, "
-                           "permits and waits with it; open the object again");
-        return;
-    }
     if (session_open(cl, c, err, sizeof(err)) == 0) {
         enc = pt_ccore_enc_call(c->id, &call, wall_now(), &p, &len);
-        if (pending_add(c, req->id) < 0)
-            snprintf(err, sizeof(err), "out of memory");
-        else if (append(cl, p, len, enc, err, sizeof(err)) == 0)
+        if (append(cl, p, len, enc, err, sizeof(err)) == 0)
             return; /* answered when the log brings it back */
-        else
-            pending_remove(c, req->id);
     }
     snprintf(msg, sizeof(msg),
              "the cluster's log did not take the call: %s; see pythreadd's log, and "
@@ -274,10 +212,9 @@ static void answer(void *ctx, uint64_t conn, const pt_result *res)
 
     if (!cl->live || c == NULL || c->closing)
         return; /* a past run's, or it ended: its SESSION_END follows in the log */
-    pending_remove(c, res->id);
     pt_dispatch_answer(res, &r, &state);
-    if (r.has_handle && r.handle != 0)
-        r.handle |= PT_CLUSTER_HANDLE | cl->tag << PT_CLUSTER_TAG_SHIFT;
+    if (r.has_handle)
+        r.handle |= PT_CLUSTER_HANDLE;
     pt_conn_send(c, &r);
 }
 
@@ -688,45 +625,6 @@ static void rejoin_cb(evutil_socket_t fd, short what, void *arg)
     pt_daemon_settle(cl->d, pt_daemon_now());
 }
 
-/* This run's tag: the count of starts with --etcd kept in the state
- * directory, one more than the last (written, synced, then renamed in
- * place, before any handle is given). Without a state directory no
- * connection outlives a run, and every run's tag is 0. 0, or -1 with err. */
-static int run_tag(const char *dir, uint32_t *tag, char *err, size_t errlen)
-{
-    char path[PATH_MAX], tmp[PATH_MAX + 8], buf[32];
-    unsigned long long runs = 0;
-    FILE *f;
-    int fd, n, ok;
-
-    *tag = 0;
-    if (dir == NULL)
-        return 0;
-    snprintf(path, sizeof(path), "%s/cluster-runs", dir);
-    snprintf(tmp, sizeof(tmp), "%s.new", path);
-    if ((f = fopen(path, "re")) != NULL) {
-        if (fscanf(f, "%20llu", &runs) != 1)
-            runs = 0;
-        fclose(f);
-    }
-    runs++;
-    n = snprintf(buf, sizeof(buf), "%llu\n", runs);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    ok = fd >= 0 && write(fd, buf, (size_t)n) == n && fsync(fd) == 0;
-    if (fd >= 0)
-        ok &= close(fd) == 0;
-    if (!ok || rename(tmp, path) < 0) {
-        snprintf(err, errlen,
-                 "cannot count this start in %.300s (%s): the state directory must be "
-                 "writable",
-                 path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    *tag = (uint32_t)(runs & PT_CLUSTER_TAG_MASK);
-    return 0;
-}
-
 int pt_cluster_start(pt_daemon *d, const pt_cluster_options *o)
 {
     pt_cluster *cl = calloc(1, sizeof(*cl));
@@ -745,7 +643,7 @@ int pt_cluster_start(pt_daemon *d, const pt_cluster_options *o)
         snprintf(err, sizeof(err), "out of memory");
         goto fail;
     }
-    if (run_tag(o->state_dir, &cl->tag, err, sizeof(err)) < 0 || log_open(cl, err, sizeof(err)) < 0)
+    if (log_open(cl, err, sizeof(err)) < 0)
         goto fail;
     d->cluster = cl;
     pt_log(LOG_INFO, "pythreadd: joining the cluster at %s as host '%s' (prefix %s, lease of %u s)",
@@ -759,15 +657,6 @@ fail:
     return -1;
 }
 
-/* Every call c sent to the log and was not answered for is answered now,
- * with msg: after this host leaves, the log will not answer it here. */
-static void pending_fail(pt_conn *c, const char *msg)
-{
-    for (uint32_t i = 0; i < c->cl_npending; i++)
-        pt_conn_send_error(c, c->cl_pending[i], PT_ESESSION, msg);
-    c->cl_npending = 0;
-}
-
 void pt_cluster_leave(pt_daemon *d)
 {
     pt_cluster *cl = d->cluster;
@@ -775,15 +664,13 @@ void pt_cluster_leave(pt_daemon *d)
 
     if (cl == NULL || cl->log == NULL)
         return;
+    /* Not kept across a restart: a process whose cluster holds end must
+     * hear so at once (pythreadctl lock --cluster stops its command), and
+     * the end of its connection and session is how it hears. */
+    conns_close(cl, "pythreadd stopped or restarted, and this host left the cluster: the "
+                    "cluster locks, permits and waits of this session were given back; "
+                    "connect again");
     cl->left = 1;
-    for (unsigned i = 0; i < CONN_BUCKETS; i++) {
-        pt_conn *c;
-
-        LIST_FOREACH(c, &cl->conns[i], cluster_link)
-        pending_fail(c, "pythreadd stopped or restarted, and this host left the cluster: the "
-                        "cluster session of this connection ended (its cluster locks, permits "
-                        "and waits were given back); open the object again");
-    }
     if (pt_clog_leave(cl->log, LEAVE_TIMEOUT, err, sizeof(err)) == 0)
         pt_log(LOG_INFO, "pythreadd: left the cluster: what this host's processes held there "
                          "is given back");

@@ -17,6 +17,7 @@
 #include "core.h"
 #include "etcd.h"
 #include "pythread.pb-c.h"
+#include "wire.h"
 
 typedef struct pt_daemon pt_daemon;
 typedef struct pt_conn pt_conn;
@@ -25,18 +26,7 @@ typedef struct pt_cluster pt_cluster;
 /* A cluster object's handles, as connections see them: the copy's own
  * handle with this bit set, so that one connection's handles of both
  * kinds never meet. */
-#define PT_CLUSTER_HANDLE 0x80000000u
-/* Under that bit, above the copy's number (at most PT_CCORE_HANDLE_MAX), the
- * tag of the daemon's run that gave the handle: a count of the daemon's
- * starts with --etcd, kept in its state directory. A connection a restart
- * keeps (SIGUSR2, systemctl restart, a session taken up after a crash: all
- * need --state-dir) still holds the handles of its cluster session of the
- * run before, which ended with that run's membership; their tag is not this
- * run's, so they are refused with PT_ESESSION instead of being read as
- * handles of the connection's new session, which numbers its own from 1
- * again. The tag wraps after 32768 starts. */
-#define PT_CLUSTER_TAG_SHIFT 16
-#define PT_CLUSTER_TAG_MASK  0x7FFFu
+#define PT_CLUSTER_HANDLE PT_WIRE_CLUSTER_HANDLE
 
 /* pythreadd --etcd ENDPOINTS [--etcd-prefix P] [--etcd-ttl S] [--host-name N]
  * [--etcd-cacert F] [--etcd-cert F --etcd-key F]
@@ -47,7 +37,6 @@ typedef struct pt_cluster_options {
     uint32_t ttl; /* seconds */
     const char *host;
     pt_etcd_tls tls; /* for https:// endpoints; NULLs: the system's CAs, no client certificate */
-    const char *state_dir;   /* --state-dir: where the count of starts is kept */
     uint32_t snapshot_every; /* entries between snapshots; 0: none written */
     int no_compact;          /* --etcd-keep-history: etcd's history is not compacted */
 } pt_cluster_options;
@@ -64,9 +53,10 @@ int pt_cluster_start(pt_daemon *d, const pt_cluster_options *o);
 /* A clean stop (SIGTERM, SIGUSR2, a restart under systemd): this host
  * leaves the cluster now, its lease revoked, so what its processes held
  * there is given back at once rather than with the lease's ttl, and the
- * next start joins without waiting for it. Calls still waiting for the log
- * are answered PT_ESESSION first: a connection kept across the restart
- * would hear nothing of them. Waits at most a few seconds for etcd. */
+ * next start joins without waiting for it. Connections with a cluster
+ * session are closed first, their sessions ended, never kept across the
+ * restart: their processes learn at once that their cluster holds are
+ * gone, as when the lease is lost. Waits at most a few seconds for etcd. */
 void pt_cluster_leave(pt_daemon *d);
 /* Leave without revoking: this host's holds there end with its lease. */
 void pt_cluster_free(pt_daemon *d);

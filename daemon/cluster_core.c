@@ -141,9 +141,6 @@ static void sink(void *ctx, pt_session *s, const pt_result *res)
         cc->answer(cc->ctx, x->conn, res);
 }
 
-/* Handle numbers below the bits the daemon adds; the rest at their defaults. */
-static const pt_core_limits copy_limits = {.max_handles_per_session = PT_CCORE_HANDLE_MAX};
-
 pt_ccore *pt_ccore_new(const char *self, pt_ccore_answer_fn answer, void *ctx)
 {
     pt_ccore *cc;
@@ -153,7 +150,7 @@ pt_ccore *pt_ccore_new(const char *self, pt_ccore_answer_fn answer, void *ctx)
     LIST_INIT(&cc->hosts);
     cc->answer = answer;
     cc->ctx = ctx;
-    cc->core = pt_core_new(&copy_limits, sink, cc);
+    cc->core = pt_core_new(NULL, sink, cc);
     cc->self = host_get(cc, self);
     if (cc->core == NULL || cc->self == NULL) {
         pt_ccore_free(cc);
@@ -607,7 +604,7 @@ pt_ccore *pt_ccore_restore(const char *self, pt_ccore_answer_fn answer, void *ct
     LIST_INIT(&cc->hosts);
     cc->answer = answer;
     cc->ctx = ctx;
-    if ((cc->core = pt_core_new(&copy_limits, sink, cc)) == NULL) {
+    if ((cc->core = pt_core_new(NULL, sink, cc)) == NULL) {
         snprintf(err, errlen, "out of memory");
         pt_ccore_free(cc);
         return NULL;

@@ -27,10 +27,6 @@ typedef struct pt_ccore pt_ccore;
 /* The longest host name: it is part of the log's keys. */
 #define PT_CCORE_HOST_MAX 64
 
-/* A session's handles are numbers up to this: the daemon carries more
- * above them on the wire (cluster.h). */
-#define PT_CCORE_HANDLE_MAX 0xFFFFu
-
 /* A result of the core for connection conn of this host. */
 typedef void (*pt_ccore_answer_fn)(void *ctx, uint64_t conn, const pt_result *res);
 

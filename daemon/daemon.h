@@ -250,10 +250,6 @@ typedef struct pt_conn {
     /* With --etcd: it has a session in the cluster's copy (cluster.c). */
     unsigned cluster : 1;
     LIST_ENTRY(pt_conn) cluster_link;
-    /* Its cluster calls sent to the log and not answered yet (request ids):
-     * a daemon that leaves the cluster answers them itself. */
-    uint64_t *cl_pending;
-    uint32_t cl_npending, cl_cappending;
     uint8_t key[PT_RESUME_KEY_LEN];
     uint64_t start_time; /* its process's, with the key */
     /* OP_METRICS: the rest of the text being paged out, and where it is. */

@@ -469,7 +469,6 @@ static int cluster_options_finish(options *o)
                           : "key");
         return EXIT_USAGE;
     }
-    o->cluster.state_dir = o->state_dir;
     if (o->cluster.endpoints == NULL || o->cluster.host != NULL)
         return -1;
     if (gethostname(name, sizeof(name)) < 0) {

@@ -81,7 +81,6 @@ static void conn_free(pt_conn *c, const char *why)
     pt_fast_session_remove(d->fast, c->sid);
     pt_inspect_conn_free(c);
     free(c->groups_sent);
-    free(c->cl_pending);
     free(c->fds);
     free(c->in);
     free(c->out);

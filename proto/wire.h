@@ -15,12 +15,14 @@
 
 #include "pythread.pb-c.h"
 
-#define PT_PROTOCOL_VERSION    2u
-#define PT_WIRE_HEADER         4u
-#define PT_WIRE_MAX_FRAME      65536u /* default maximum message size */
-#define PT_WIRE_NAME_MAX       255u   /* name and client_name */
-#define PT_WIRE_GLOB_MAX       1024u  /* OP_LIST pattern */
-#define PT_WIRE_RESUME_KEY_MAX 32u    /* HelloArgs.resume_key */
+#define PT_PROTOCOL_VERSION 2u
+#define PT_WIRE_HEADER      4u
+#define PT_WIRE_MAX_FRAME   65536u /* default maximum message size */
+#define PT_WIRE_NAME_MAX    255u   /* name and client_name */
+#define PT_WIRE_GLOB_MAX    1024u  /* OP_LIST pattern */
+/* The top bit of a handle marks a cluster object's (pythreadd --etcd). */
+#define PT_WIRE_CLUSTER_HANDLE 0x80000000u
+#define PT_WIRE_RESUME_KEY_MAX 32u /* HelloArgs.resume_key */
 
 /* Big-endian length prefix. */
 uint32_t pt_wire_len_get(const uint8_t hdr[PT_WIRE_HEADER]);

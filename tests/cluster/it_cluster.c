@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -777,33 +778,40 @@ static int wait_across_restart(pt_client *c, int host, void *arg)
     return 0;
 }
 
-/* SIGUSR2 of host 0's daemon (with --state-dir: the connections are kept
- * across the new image): its processes keep their host lock, but their
- * cluster session ended with the old image's membership. Host 1 gets
- * their cluster lock at once; a kept connection's old cluster handle is
- * refused with PT_ESESSION (it must never name an object the connection
- * opens afterwards, whose handle has the same number), a wait on the log
- * ends the same way, and the object opened again works. */
-static void test_restart_refuses_old_cluster_handles(void **state)
+/* Whether client c's loss descriptor says its session ended, within the
+ * deadline. */
+static int session_lost(int loss_fd)
 {
-    pt_client *c0 = NULL, *c1 = NULL;
-    pt_lock *host_l = NULL, *old = NULL, *again = NULL, *w1 = NULL, *r1 = NULL;
+    struct pollfd p = {.fd = loss_fd, .events = POLLIN};
+
+    return poll(&p, 1, (int)(DEADLINE * 1000)) == 1 && (p.revents & POLLIN);
+}
+
+/* Host 0's daemon restarted with --state-dir (SIGUSR2, or a kill -9 and a
+ * start) while a process holds cluster objects through it: its session
+ * ends, never kept nor taken up (its cluster holds ended with the daemon's
+ * place in the cluster), so the process hears at once, through its loss
+ * descriptor and its blocked call, as when the lease is lost; a process
+ * with host objects only keeps its session and its holds. */
+static void restart_ends_cluster_sessions(int crash)
+{
+    pt_client *c0 = NULL, *c1 = NULL, *kept = NULL, *other = NULL;
+    pt_lock *host_l = NULL, *old = NULL, *again = NULL, *w1 = NULL, *r1 = NULL, *k = NULL,
+            *probe = NULL;
     pid_t waiter;
+    int loss;
     double t0;
 
-    (void)state;
-    /* host 0 again, with a state directory */
-    daemon_signal(0, SIGTERM);
-    daemon_reap(0);
-    snprintf(daemons[0].state, sizeof(daemons[0].state), "%s/t%d-state", dir, test_no);
-    assert_int_equal(mkdir(daemons[0].state, 0700), 0);
-    daemon_start(0);
     assert_int_equal(pt_client_open(&c1, daemons[1].sock), 0);
     assert_int_equal(pt_lock_open(c1, "W", PT_OPEN_CLUSTER, 0, &w1), 0);
     assert_int_equal(pt_lock_acquire(w1, 1, DEADLINE), 1);
     waiter = worker(0, wait_across_restart, NULL);
     wait_flag(&sh->ready, 1);
+    assert_int_equal(pt_client_open(&kept, daemons[0].sock), 0);
+    assert_int_equal(pt_lock_open(kept, "K", 0, 0, &k), 0);
+    assert_int_equal(pt_lock_acquire(k, 1, DEADLINE), 1);
     assert_int_equal(pt_client_open(&c0, daemons[0].sock), 0);
+    assert_true((loss = pt_client_loss_fd(c0)) >= 0);
     assert_int_equal(pt_lock_open(c0, "H", 0, 0, &host_l), 0);
     assert_int_equal(pt_lock_acquire(host_l, 1, DEADLINE), 1);
     assert_int_equal(pt_lock_open(c0, "R", PT_OPEN_CLUSTER, 0, &old), 0);
@@ -812,42 +820,84 @@ static void test_restart_refuses_old_cluster_handles(void **state)
     assert_int_equal(pt_lock_acquire(r1, 0, PT_FOREVER), 0);
 
     t0 = now_s();
-    daemon_signal(0, SIGUSR2);
-    assert_int_equal(pt_lock_acquire(r1, 1, DEADLINE), 1);
-    print_message("host 0's daemon restarted: its cluster lock went to host 1 after %.2f s\n",
-                  now_s() - t0);
-    assert_true(now_s() - t0 < TTL_LONG / 2.0);
+    if (crash) {
+        daemon_signal(0, SIGKILL);
+        daemon_reap(0);
+        daemon_start(0);
+    } else {
+        daemon_signal(0, SIGUSR2);
+    }
+    assert_true(session_lost(loss));
+    print_message("%s: the cluster holder's session ended after %.2f s\n",
+                  crash ? "kill -9 and a start" : "SIGUSR2", now_s() - t0);
     {
         pid_t one[1] = {waiter};
 
         join(one, 1);
     }
-    print_message("the wait on host 0 ended with: %s\n", pt_strerror(sh->result[0]));
     assert_int_equal(sh->result[0], PT_ESESSION);
-
-    /* the kept connection: its host lock is still held, its old cluster
-     * handle refused, before and after it opens another object whose
-     * handle has the same number in the new session */
-    assert_int_equal(pt_lock_acquire(host_l, 0, PT_FOREVER), 0);
     assert_int_equal(pt_lock_release(old), PT_ESESSION);
-    print_message("an old cluster handle after the restart: %s\n", pt_last_error_message());
-    assert_non_null(strstr(pt_last_error_message(), "opened before pythreadd restarted"));
-    assert_int_equal(pt_lock_open(c0, "R", PT_OPEN_CLUSTER, 0, &again), 0);
-    assert_int_equal(pt_lock_acquire(again, 0, PT_FOREVER), 0); /* host 1 holds it */
-    assert_int_equal(pt_lock_release(old), PT_ESESSION);
-    assert_int_equal(pt_lock_acquire(old, 0, PT_FOREVER), PT_ESESSION);
+    /* the process with host objects only kept its session and hold */
+    assert_int_equal(pt_client_open(&other, daemons[0].sock), 0);
+    assert_int_equal(pt_lock_open(other, "K", 0, 0, &probe), 0);
+    assert_int_equal(pt_lock_acquire(probe, 0, PT_FOREVER), 0);
+    assert_int_equal(pt_lock_release(k), 0);
+    pt_lock_close(probe);
+    /* the cluster holder's host lock went with its session */
+    assert_int_equal(pt_lock_open(other, "H", 0, 0, &probe), 0);
+    assert_int_equal(pt_lock_acquire(probe, 0, PT_FOREVER), 1);
+    assert_int_equal(pt_lock_release(probe), 0);
+    pt_lock_close(probe);
+    /* its cluster lock: host 1's waiter has it, at once after SIGUSR2 (the
+     * lease revoked), after the lease's end after a kill */
+    assert_int_equal(pt_lock_acquire(r1, 1, TTL_LONG + DEADLINE), 1);
+    print_message("host 1 got the cluster lock %.2f s after the %s\n", now_s() - t0,
+                  crash ? "kill" : "SIGUSR2");
+    if (!crash)
+        assert_true(now_s() - t0 < TTL_LONG / 2.0);
+    /* the process opens it again, on a session of its own */
+    for (int r = -1; r != 0;) {
+        r = pt_lock_open(c0, "R", PT_OPEN_CLUSTER, 0, &again);
+        assert_true(r == 0 || now_s() - t0 < TTL_LONG + DEADLINE);
+    }
     assert_int_equal(pt_lock_release(r1), 0);
     assert_int_equal(pt_lock_acquire(again, 1, DEADLINE), 1);
     assert_int_equal(pt_lock_release(again), 0);
-    assert_int_equal(pt_lock_release(host_l), 0);
     assert_int_equal(pt_lock_release(w1), 0);
     pt_lock_close(again);
     pt_lock_close(old);
     pt_lock_close(host_l);
+    pt_lock_close(k);
     pt_lock_close(r1);
     pt_lock_close(w1);
+    pt_client_close(other);
+    pt_client_close(kept);
     pt_client_close(c0);
     pt_client_close(c1);
+}
+
+/* Host 0's daemon again, with a state directory. */
+static void state_dir_for_host0(void)
+{
+    daemon_signal(0, SIGTERM);
+    daemon_reap(0);
+    snprintf(daemons[0].state, sizeof(daemons[0].state), "%s/t%d-state", dir, test_no);
+    assert_int_equal(mkdir(daemons[0].state, 0700), 0);
+    daemon_start(0);
+}
+
+static void test_upgrade_ends_cluster_sessions(void **state)
+{
+    (void)state;
+    state_dir_for_host0();
+    restart_ends_cluster_sessions(0);
+}
+
+static void test_crash_ends_cluster_sessions(void **state)
+{
+    (void)state;
+    state_dir_for_host0();
+    restart_ends_cluster_sessions(1);
 }
 
 /* Three hosts counting under "L" while the etcd leader is killed: every
@@ -885,7 +935,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_unlink_across_hosts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clean_stop_gives_back_at_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_restart_refuses_old_cluster_handles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_ends_cluster_sessions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_ends_cluster_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_etcd_leader_killed_midway, setup, teardown),
     };
 
