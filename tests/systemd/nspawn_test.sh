@@ -158,7 +158,14 @@ start_etcd() {
             say "etcd $("$etcd_bin" --version | head -n 1 | sed 's/.*: *//') answers on $etcd_url (pid $etcd_pid, attempt $attempt)"
             return 0
         fi
-        reason=$(tail -n 3 "$etcd_dir/etcd.log")
+        if kill -0 "$etcd_pid" 2>/dev/null; then
+            reason="no answer within 20 s"
+        else
+            st=0
+            wait "$etcd_pid" || st=$?
+            reason="it exited with status $st"
+        fi
+        reason="$reason: $(tail -n 3 "$etcd_dir/etcd.log")"
         stop_etcd_process
     done
     skip "etcd ($etcd_bin) did not start on 127.0.0.1: $reason"
