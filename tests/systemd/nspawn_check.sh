@@ -371,7 +371,12 @@ set -- $(daemon_state)
 second=$1
 
 # ---- c. a crash --------------------------------------------------------
-systemctl kill -s KILL pythreadd.service || fail "systemctl kill -s KILL pythreadd.service failed"
+# The main process only: the daemon is that one process, and killing the
+# whole control group walks it, which was seen to fail with EIO after the
+# SIGKILL had gone out (systemctl kill then exits 1; the cause is not
+# known).
+systemctl kill --kill-whom=main -s KILL pythreadd.service ||
+    fail "systemctl kill --kill-whom=main -s KILL pythreadd.service failed"
 check_restarted "after SIGKILL" "$second"
 check_reconnected "after SIGKILL"
 n=$(ctl status --json | jq -r '.state.sessions.connection_kept // 0')
