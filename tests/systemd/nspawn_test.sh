@@ -13,11 +13,13 @@
 # With "cluster" after the arguments it also starts a one-member etcd on this
 # host (Debian's etcd-server) and boots the container in this host's network
 # namespace (not --private-network, so that it reaches that etcd on
-# 127.0.0.1), with systemd/cluster.conf installed as shipped and
-# /etc/default/pythreadd-cluster naming that etcd: the check then also looks
-# at the cluster (the host's name and lease in `pythreadctl status`, a
+# 127.0.0.1), with systemd/cluster.conf installed as shipped,
+# /etc/default/pythreadd-cluster naming that etcd and a drop-in narrowing
+# IPAddressAllow= to its address, as cluster.conf says: the check then also
+# looks at the cluster (the host's name and lease in `pythreadctl status`, a
 # cluster lock taken, listed, and given back when a `systemctl restart`
-# makes the daemon leave, which it must join again at once).
+# makes the daemon leave, which it must join again at once; a pythreadd
+# under IPAddressDeny=any alone must not reach etcd).
 #
 # Usage: nspawn_test.sh PYTHREADD PYTHREADCTL LIBPYTHREAD_DIR UNIT_DIR [cluster]
 #
@@ -320,7 +322,8 @@ EOF
 
 # AddressSanitizer's leak check stops the threads with ptrace, which
 # SystemCallFilter= denies: it would fail every clean exit. The other tests
-# check for leaks. (Nothing else is added to the units as shipped.)
+# check for leaks. (Nothing else is added to the units as shipped, but for
+# the cluster's drop-ins.)
 sanitizer_dropin() {
     printf '[Service]\nEnvironment=ASAN_OPTIONS=detect_leaks=0\n'
 }
