@@ -10,10 +10,22 @@
 # and a SIGKILL (Restart=on-failure: they reconnect), and the commands under
 # them must finish undisturbed.
 #
-# Usage: nspawn_test.sh PYTHREADD PYTHREADCTL LIBPYTHREAD_DIR UNIT_DIR
+# With "cluster" after the arguments it also starts a one-member etcd on this
+# host (Debian's etcd-server) and boots the container in this host's network
+# namespace (not --private-network, so that it reaches that etcd on
+# 127.0.0.1), with systemd/cluster.conf installed as shipped,
+# /etc/default/pythreadd-cluster naming that etcd and a drop-in narrowing
+# IPAddressAllow= to its address, as cluster.conf says: the check then also
+# looks at the cluster (the host's name and lease in `pythreadctl status`, a
+# cluster lock taken, listed, and given back when a `systemctl restart`
+# makes the daemon leave, which it must join again at once; a pythreadd
+# under IPAddressDeny=any alone must not reach etcd).
+#
+# Usage: nspawn_test.sh PYTHREADD PYTHREADCTL LIBPYTHREAD_DIR UNIT_DIR [cluster]
 #
 # Exit status 77 (skipped, with the reason printed) when it cannot run here:
 # not root, no systemd-nspawn or debootstrap and apt-get cannot install them,
+# (cluster) no etcd and apt-get cannot install etcd-server, or it does not start,
 # debootstrap fails (no network), or systemd in the container never reaches
 # the check. The base root is kept between runs, keyed by its package list,
 # in $PT_NSPAWN_CACHE (default /var/tmp/pythread-nspawn-bookworm); each run
@@ -21,7 +33,15 @@
 # PT_NSPAWN_KEEP=1 keeps the run's copy for a look afterwards.
 set -eu
 
-daemon=$1 ctl=$2 libdir=$3 units=$4
+daemon=$1 ctl=$2 libdir=$3 units=$4 mode=${5:-host}
+case $mode in
+host) name=systemd.nspawn ;;
+cluster) name=systemd.nspawn_cluster ;;
+*)
+    echo "usage: nspawn_test.sh PYTHREADD PYTHREADCTL LIBPYTHREAD_DIR UNIT_DIR [cluster]" >&2
+    exit 2
+    ;;
+esac
 here=$(cd "$(dirname "$0")" && pwd)
 suite=bookworm
 mirror=${PT_NSPAWN_MIRROR:-http://deb.debian.org/debian}
@@ -36,9 +56,11 @@ export PATH
 
 run=""
 nspawn_pid=""
+etcd_pid=""
+etcd_dir=""
 
 say() {
-    echo "systemd.nspawn: $*"
+    echo "$name: $*"
 }
 
 skip() {
@@ -47,7 +69,7 @@ skip() {
 }
 
 fail() {
-    echo "systemd.nspawn: FAILED: $*" >&2
+    echo "$name: FAILED: $*" >&2
     exit 1
 }
 
@@ -65,6 +87,7 @@ cleanup() {
             rm -rf "$run"
         fi
     fi
+    stop_etcd
 }
 trap cleanup EXIT
 trap 'exit 143' INT TERM
@@ -73,16 +96,114 @@ trap 'exit 143' INT TERM
 
 need_tools() {
     command -v systemd-nspawn >/dev/null && command -v debootstrap >/dev/null && return 0
-    say "installing systemd-container and debootstrap"
+    apt_install "systemd-nspawn or debootstrap is missing" systemd-container debootstrap
+}
+
+# ---- (cluster) the etcd on this host ------------------------------------
+
+# N ports of 127.0.0.1 that nothing listens on now, below the kernel's
+# ephemeral range (where connections take theirs). Racy: start_etcd tries
+# again when etcd cannot bind them.
+free_ports() { # N
+    ss -Htan | awk -v n="$1" -v seed="$$$(date +%s)" '
+        { k = split($4, a, ":"); used[a[k]] = 1 }
+        END {
+            srand(seed % 2147483647)
+            while (n > 0) {
+                p = 20000 + int(rand() * 12000)
+                if (!(p in used)) { used[p] = 1; print p; n-- }
+            }
+        }'
+}
+
+etcd_healthy() { # URL
+    if command -v etcdctl >/dev/null; then
+        ETCDCTL_API=3 etcdctl --endpoints="$1" --dial-timeout=1s --command-timeout=1s \
+            endpoint health >/dev/null 2>&1
+    else
+        curl -fsS --max-time 1 "$1/health" 2>/dev/null | grep -q '"health":"true"'
+    fi
+}
+
+# Starts a one-member etcd on free 127.0.0.1 ports, its data in a directory
+# of its own, and sets etcd_url once it answers; skips when there is no etcd
+# or it never answers.
+start_etcd() {
+    etcd_bin=${PT_NSPAWN_ETCD:-$(command -v etcd || echo /usr/bin/etcd)}
+    if [ ! -x "$etcd_bin" ]; then
+        apt_install "no etcd here (\$PT_NSPAWN_ETCD, etcd on \$PATH)" etcd-server
+        etcd_bin=$(command -v etcd) || skip "etcd-server is installed but there is no etcd"
+    fi
+    command -v etcdctl >/dev/null || command -v curl >/dev/null ||
+        skip "neither etcdctl nor curl here to see when etcd answers"
+    etcd_dir=$(mktemp -d "${TMPDIR:-/tmp}/pythread-nspawn-etcd-XXXXXX")
+    for attempt in 1 2 3 4 5; do
+        # shellcheck disable=SC2046 # two ports, two words
+        set -- $(free_ports 2)
+        etcd_url=http://127.0.0.1:$1
+        peer=http://127.0.0.1:$2
+        rm -rf "$etcd_dir/data"
+        "$etcd_bin" --name m0 --data-dir "$etcd_dir/data" \
+            --listen-client-urls "$etcd_url" --advertise-client-urls "$etcd_url" \
+            --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
+            --initial-cluster "m0=$peer" >"$etcd_dir/etcd.log" 2>&1 &
+        etcd_pid=$!
+        n=200 # 20 s
+        while ! etcd_healthy "$etcd_url"; do
+            if ! kill -0 "$etcd_pid" 2>/dev/null || [ $n -eq 0 ]; then
+                break
+            fi
+            n=$((n - 1))
+            sleep 0.1
+        done
+        if kill -0 "$etcd_pid" 2>/dev/null && etcd_healthy "$etcd_url"; then
+            say "etcd $("$etcd_bin" --version | head -n 1 | sed 's/.*: *//') answers on $etcd_url (pid $etcd_pid, attempt $attempt)"
+            return 0
+        fi
+        if kill -0 "$etcd_pid" 2>/dev/null; then
+            reason="no answer within 20 s"
+        else
+            st=0
+            wait "$etcd_pid" || st=$?
+            reason="it exited with status $st"
+        fi
+        reason="$reason: $(tail -n 3 "$etcd_dir/etcd.log")"
+        stop_etcd_process
+    done
+    skip "etcd ($etcd_bin) did not start on 127.0.0.1: $reason"
+}
+
+stop_etcd_process() {
+    if [ -n "$etcd_pid" ]; then
+        kill "$etcd_pid" 2>/dev/null || true
+        wait "$etcd_pid" 2>/dev/null || true
+        etcd_pid=""
+    fi
+}
+
+# shellcheck disable=SC2317 # called by cleanup, the trap's
+stop_etcd() {
+    stop_etcd_process
+    if [ -n "$etcd_dir" ]; then
+        rm -rf "$etcd_dir"
+        etcd_dir=""
+    fi
+}
+
+# apt-get install PACKAGE..., or skip saying WHY and what apt-get said.
+apt_install() { # WHY PACKAGE...
+    why=$1
+    shift
+    say "installing $*"
     export DEBIAN_FRONTEND=noninteractive
     apt_log=$(mktemp)
     # apt-get update only when the package lists are too old to install from.
-    if ! apt-get install -y -q --no-install-recommends systemd-container debootstrap >"$apt_log" 2>&1 &&
-        ! { apt-get update -q && apt-get install -y -q --no-install-recommends \
-            systemd-container debootstrap; } >>"$apt_log" 2>&1; then
+    if ! apt-get install -y -q --no-install-recommends "$@" >"$apt_log" 2>&1 &&
+        ! { apt-get update -q && apt-get install -y -q --no-install-recommends "$@"; } \
+            >>"$apt_log" 2>&1; then
         reason=$(tail -n 3 "$apt_log")
         rm -f "$apt_log"
-        skip "systemd-nspawn or debootstrap is missing and apt-get could not install them: $reason"
+        skip "$why and apt-get could not install it: $reason"
     fi
     rm -f "$apt_log"
 }
@@ -182,9 +303,27 @@ WantedBy=multi-user.target
 EOF
 }
 
+# (cluster) A pythreadd under the unit's IPAddressDeny=any and no
+# IPAddressAllow=: the check starts it to see that systemd enforces the
+# firewall in the container. It stops after 3 s, having said whether it
+# reached etcd.
+probe_unit() {
+    cat <<'EOF'
+[Unit]
+Description=pythread: pythreadd under IPAddressDeny=any, trying etcd
+
+[Service]
+Type=oneshot
+EnvironmentFile=/etc/default/pythreadd-cluster
+ExecStart=-/usr/bin/timeout 3 /usr/sbin/pythreadd --socket /run/pythread-probe.sock --etcd ${PYTHREAD_ETCD} --host-name probe --etcd-prefix /pythread-probe/
+IPAddressDeny=any
+EOF
+}
+
 # AddressSanitizer's leak check stops the threads with ptrace, which
 # SystemCallFilter= denies: it would fail every clean exit. The other tests
-# check for leaks. (Nothing else is added to the units as shipped.)
+# check for leaks. (Nothing else is added to the units as shipped, but for
+# the cluster's drop-ins.)
 sanitizer_dropin() {
     printf '[Service]\nEnvironment=ASAN_OPTIONS=detect_leaks=0\n'
 }
@@ -206,6 +345,18 @@ install_project() {
     install -m 0644 "$units/pythread-sysusers.conf" "$root/usr/lib/sysusers.d/pythread.conf"
     if echo "$owners_of_libs" | grep -q '/libasan\.so'; then
         sanitizer_dropin >"$etc/pythreadd.service.d/sanitizer.conf"
+    fi
+    if [ "$mode" = cluster ]; then
+        # The drop-in as shipped, with the settings its comments ask for; the
+        # check looks for the settings to know it is to look at the cluster.
+        install -m 0644 "$units/cluster.conf" "$etc/pythreadd.service.d/cluster.conf"
+        printf 'PYTHREAD_ETCD=%s\nPYTHREAD_CLUSTER_OPTS=--host-name nspawn --etcd-ttl 10\n' \
+            "$etcd_url" >"$root/etc/default/pythreadd-cluster"
+        # Narrowed to etcd's address, as its comments say: what the daemon
+        # reaches, it reaches through the unit's firewall, not around it.
+        printf '[Service]\nIPAddressAllow=\nIPAddressAllow=127.0.0.1\n' \
+            >"$etc/pythreadd.service.d/etcd-address.conf"
+        probe_unit >"$etc/pythread-nspawn-probe.service"
     fi
 
     mkdir -p "$root/usr/local/libexec"
@@ -229,11 +380,18 @@ install_project() {
 # Boots the root until the check powers it off. --register=no and
 # --keep-unit: this host's PID 1 is not systemd, there is no machined or
 # system bus to register with or to get a scope from. --private-network: the
-# container needs no network. The console is only read, and logged.
+# container needs no network; with a cluster it shares this host's, to reach
+# the etcd on 127.0.0.1, and is allowed bpf(): nspawn's own seccomp filter
+# denies it by default (EPERM), and systemd in the container then runs
+# units without the IPAddressDeny=/IPAddressAllow= firewall, saying so only
+# at debug level ("BPF firewalling is not supported"), so cluster.conf's
+# address settings would go untested. The console is only read, and logged.
 boot() {
     root=$1 console=$2
+    options=--private-network
+    [ "$mode" = host ] || options=--system-call-filter=bpf
     timeout "$boot_timeout" systemd-nspawn --boot --directory="$root" \
-        --machine="pythread-nspawn-$$" --register=no --keep-unit --private-network \
+        --machine="pythread-nspawn-$$" --register=no --keep-unit "$options" \
         --console=read-only --setenv=SYSTEMD_COLORS=0 >"$console" 2>&1 </dev/null &
     nspawn_pid=$!
     status=0
@@ -254,6 +412,7 @@ for f in "$daemon" "$ctl" "$libdir/libpythread.so.0" "$units/pythreadd.service" 
     "$units/pythreadd.socket" "$units/pythread-sysusers.conf"; do
     [ -e "$f" ] || fail "$f is missing"
 done
+[ "$mode" = host ] || [ -e "$units/cluster.conf" ] || fail "$units/cluster.conf is missing"
 need_tools
 
 started=$(date +%s)
@@ -262,6 +421,7 @@ pkgs=$(packages)
 base_root "$pkgs"
 run=$(mktemp -d "$cache/run-XXXXXX")
 cp -a --reflink=auto "$base" "$run/root"
+[ "$mode" = host ] || start_etcd
 install_project "$run/root"
 prepared=$(date +%s)
 
