@@ -309,9 +309,14 @@ static void on_host_gone(void *ctx, const char *host, int64_t revision)
     pt_daemon_settle(cl->d, pt_daemon_now());
 }
 
-/* Close every connection with a cluster session, telling it msg; their
- * sessions there end with this host's membership. How many. */
-static size_t conns_close(pt_cluster *cl, const char *msg)
+/* What closing a connection with a cluster session says of that session. */
+typedef enum {
+    SESSION_GONE, /* it ended with this host's membership: nothing to append */
+    SESSION_ENDS, /* the membership stands: its end goes to the log */
+} session_fate;
+
+/* Close every connection with a cluster session, telling it msg. How many. */
+static size_t conns_close(pt_cluster *cl, const char *msg, session_fate fate)
 {
     size_t n = 0;
 
@@ -319,8 +324,9 @@ static size_t conns_close(pt_cluster *cl, const char *msg)
         pt_conn *c;
 
         while ((c = LIST_FIRST(&cl->conns[i])) != NULL) {
-            conn_forget(c);
-            pt_conn_close_with(c, msg, pt_daemon_now());
+            if (fate == SESSION_GONE)
+                conn_forget(c); /* before the close, so its end appends nothing */
+            pt_conn_close_with(c, msg, pt_daemon_now()); /* else its end appends */
             n++;
         }
     }
@@ -340,7 +346,7 @@ static void on_lease_lost(void *ctx, const char *why)
              "wait of this session is gone; connect again",
              why);
     cl->live = 0; /* until the next membership's join */
-    n = conns_close(cl, msg);
+    n = conns_close(cl, msg, SESSION_GONE);
     pt_log(LOG_ERR, "pythreadd: cluster lease lost (%s): %zu sessions with cluster objects closed",
            why, n);
     pt_daemon_settle(cl->d, pt_daemon_now());
@@ -436,28 +442,6 @@ static void cluster_fail(pt_cluster *cl, const char *why)
     event_base_loopbreak(cl->d->base);
 }
 
-/* Every connection with a cluster session closed, its end appended: what
- * its session asked may be in the snapshot, whose answers no copy here
- * gave. How many. */
-static size_t conns_end(pt_cluster *cl, const char *msg)
-{
-    size_t n = 0;
-
-    for (unsigned i = 0; i < CONN_BUCKETS; i++) {
-        pt_conn *c;
-
-        while ((c = LIST_FIRST(&cl->conns[i])) != NULL) {
-            pt_conn_close_with(c, msg, pt_daemon_now()); /* its end: pt_cluster_conn_end */
-            if (c->cluster) {
-                c->cluster = 0;
-                LIST_REMOVE(c, cluster_link);
-            }
-            n++;
-        }
-    }
-    return n;
-}
-
 /* The copy from the newest snapshot, and the log from the revision after
  * it; or, with none, the log from its first entry. */
 static void snap_loaded(void *ctx, const pt_csnap_loaded *l)
@@ -504,10 +488,11 @@ static void snap_loaded(void *ctx, const pt_csnap_loaded *l)
          * land after its join, after the snapshot, and are applied here. */
         n = !cl->log_started
                 ? 0
-                : conns_end(cl,
-                            "this daemon's copy of the cluster's objects was loaded again from a "
-                            "snapshot: the answers to this session's cluster calls may be lost; "
-                            "connect again");
+                : conns_close(cl,
+                              "this daemon's copy of the cluster's objects was loaded again from a "
+                              "snapshot: the answers to this session's cluster calls may be lost; "
+                              "connect again",
+                              SESSION_ENDS);
         pt_ccore_free(cl->cc);
         cl->cc = cc;
         members_clear(cl);
@@ -614,8 +599,10 @@ static void rejoin_cb(evutil_socket_t fd, short what, void *arg)
     char err[512];
 
     (void)fd, (void)what;
-    conns_close(cl, "this host could not join the cluster: its cluster calls were not "
-                    "made; connect again");
+    conns_close(cl,
+                "this host could not join the cluster: its cluster calls were not "
+                "made; connect again",
+                SESSION_GONE);
     log_close(cl);
     if (log_open(cl, err, sizeof(err)) < 0) {
         pt_log(LOG_ERR, "pythreadd: cannot join the cluster again: %s; stopping", err);
@@ -667,9 +654,11 @@ void pt_cluster_leave(pt_daemon *d)
     /* Not kept across a restart: a process whose cluster holds end must
      * hear so at once (pythreadctl lock --cluster stops its command), and
      * the end of its connection and session is how it hears. */
-    conns_close(cl, "pythreadd stopped or restarted, and this host left the cluster: the "
-                    "cluster locks, permits and waits of this session were given back; "
-                    "connect again");
+    conns_close(cl,
+                "pythreadd stopped or restarted, and this host left the cluster: the "
+                "cluster locks, permits and waits of this session were given back; "
+                "connect again",
+                SESSION_GONE);
     cl->left = 1;
     if (pt_clog_leave(cl->log, LEAVE_TIMEOUT, err, sizeof(err)) == 0)
         pt_log(LOG_INFO, "pythreadd: left the cluster: what this host's processes held there "

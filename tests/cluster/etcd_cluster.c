@@ -493,15 +493,9 @@ static void stop_at_exit(void)
 static void show_logs(const pt_etcd_cluster *c)
 {
     for (int i = 0; i < c->n; i++) {
-        char log[320], line[512];
+        char log[320];
         snprintf(log, sizeof log, "%s/%s.log", c->dir, c->m[i].name);
-        FILE *f = fopen(log, "r");
-        if (!f)
-            continue;
-        fprintf(stderr, "--- %s\n", log);
-        while (fgets(line, sizeof line, f))
-            fputs(line, stderr);
-        fclose(f);
+        pt_etcd_file_show(log, log);
     }
 }
 
@@ -676,4 +670,26 @@ void pt_etcd_cluster_endpoints_from(const pt_etcd_cluster *c, int first, char *o
         n = snprintf(out + used, len - used, "%s%s", k ? "," : "", ep);
         used += n > 0 ? (size_t)n : 0;
     }
+}
+
+int pt_etcd_cluster_heal(pt_etcd_cluster *c, double deadline)
+{
+    for (int i = 0; i < c->n; i++)
+        if (!c->m[i].pid && pt_etcd_cluster_restart(c, i, deadline) != 0)
+            return -1;
+    return 0;
+}
+
+void pt_etcd_file_show(const char *title, const char *path)
+{
+    char buf[4096];
+    FILE *f = path[0] ? fopen(path, "r") : NULL;
+    size_t n;
+
+    if (f == NULL)
+        return;
+    fprintf(stderr, "---- %s ----\n", title);
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+        fwrite(buf, 1, n, stderr);
+    fclose(f);
 }

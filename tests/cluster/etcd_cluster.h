@@ -110,4 +110,21 @@ int pt_etcd_http_post(int port, const char *path, const char *body, char *out, s
 /* Seconds on CLOCK_MONOTONIC. */
 double pt_etcd_now(void);
 
+/* Restarts every member a test killed: 0, or -1 when one did not come
+ * back within deadline seconds. */
+int pt_etcd_cluster_heal(pt_etcd_cluster *c, double deadline);
+/* A file (a daemon's log) on stderr under a "---- title ----" line; nothing
+ * when it cannot be read. */
+void pt_etcd_file_show(const char *title, const char *path);
+
+/* The loop the etcd client tests turn themselves (etcd_loop.c). */
+struct event;
+typedef struct pt_etcd_loop {
+    struct event_base *base;
+    struct event *tick; /* every 10 ms: EVLOOP_ONCE returns at least that often */
+} pt_etcd_loop;
+
+int pt_etcd_loop_start(pt_etcd_loop *l);
+void pt_etcd_loop_stop(pt_etcd_loop *l);
+
 #endif

@@ -119,19 +119,8 @@ static void daemon_reap(int i)
 
 static void show_logs(void)
 {
-    char buf[4096];
-
-    for (int i = 0; i < HOSTS; i++) {
-        FILE *f = fopen(daemons[i].log, "r");
-        size_t n;
-
-        if (f == NULL)
-            continue;
-        fprintf(stderr, "---- %s ----\n", daemons[i].host);
-        while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-            fwrite(buf, 1, n, stderr);
-        fclose(f);
-    }
+    for (int i = 0; i < HOSTS; i++)
+        pt_etcd_file_show(daemons[i].host, daemons[i].log);
 }
 
 /* ---- workers ---------------------------------------------------------- */

@@ -107,19 +107,8 @@ static void daemon_start(int i)
 
 static void show_logs(void)
 {
-    char buf[4096];
-
-    for (int i = 0; i < HOSTS; i++) {
-        FILE *f = daemons[i].log[0] ? fopen(daemons[i].log, "r") : NULL;
-        size_t n;
-
-        if (f == NULL)
-            continue;
-        fprintf(stderr, "---- %s ----\n", daemons[i].host);
-        while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-            fwrite(buf, 1, n, stderr);
-        fclose(f);
-    }
+    for (int i = 0; i < HOSTS; i++)
+        pt_etcd_file_show(daemons[i].host, daemons[i].log);
 }
 
 /* 1 when host i's log has a line with text. */

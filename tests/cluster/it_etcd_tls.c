@@ -41,12 +41,7 @@
 
 static pt_etcd_cluster cluster;
 static struct event_base *base;
-static struct event *tick;
-
-static void on_tick(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what, (void)arg;
-}
+static pt_etcd_loop loop;
 
 /* Runs the loop until *flag is set or the deadline passes; 1 if set. */
 static int run_until(const int *flag, double deadline)
@@ -87,18 +82,16 @@ static int group_setup(void **state)
     signal(SIGPIPE, SIG_IGN);
     if (pt_etcd_cluster_start_or_skip_with(&cluster, 3, PT_ETCD_CLUSTER_TLS, 30.0) != 0)
         return -1;
-    base = event_base_new();
-    tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
-    struct timeval tv = {0, 10000};
-    event_add(tick, &tv);
+    if (pt_etcd_loop_start(&loop) < 0)
+        return -1;
+    base = loop.base;
     return 0;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    event_free(tick);
-    event_base_free(base);
+    pt_etcd_loop_stop(&loop);
     pt_etcd_cluster_stop(&cluster);
     return 0;
 }
@@ -107,10 +100,7 @@ static int group_teardown(void **state)
 static int heal(void **state)
 {
     (void)state;
-    for (int i = 0; i < cluster.n; i++)
-        if (!cluster.m[i].pid && pt_etcd_cluster_restart(&cluster, i, DEADLINE) != 0)
-            return -1;
-    return 0;
+    return pt_etcd_cluster_heal(&cluster, DEADLINE);
 }
 
 typedef struct answer {
