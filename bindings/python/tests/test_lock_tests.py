@@ -62,26 +62,11 @@ class BarrierTests(lock_tests.BarrierTests):
     barriertype = staticmethod(pythread.Barrier)
 
 
-# Tests of CPython object internals, not of behaviour: (class, test, reason).
-SKIPPED = [
-    (LockTests, "test_at_fork_reinit",
-     "_at_fork_reinit is CPython's private hook that resets a lock in a fork child; a "
-     "pythread lock lives in the daemon and is shared with the parent, and the child gets "
-     "a fresh session of its own instead"),
-    (EventTests, "test_at_fork_reinit",
-     "reads Event._cond, threading's private Condition inside an Event, and its "
-     "_at_fork_reinit hook; a pythread Event's state lives in the daemon"),
-]
-
-
-
-def _skip_internals():
-    for cls, test, reason in SKIPPED:
-        if hasattr(cls, test):  # the suite's version may not have it
-            setattr(cls, test, unittest.skip(reason)(lambda self: None))
-
-
-_skip_internals()
+# Tests of CPython object internals, not of behaviour.
+daemon.skip_tests([
+    (LockTests, "test_at_fork_reinit", daemon.SKIP_LOCK_AT_FORK),
+    (EventTests, "test_at_fork_reinit", daemon.SKIP_EVENT_AT_FORK),
+])
 
 
 if __name__ == "__main__":

@@ -351,29 +351,14 @@ class SpreadTests(Spread, unittest.TestCase):
                 self.assertTrue(lock._objs[1].locked())
 
 
-# (class, test, reason): those test_lock_tests_cluster skips, for the same
-# reasons, and what a spread cannot mean.
-SKIPPED = [
-    (LockTests, "test_at_fork_reinit",
-     "_at_fork_reinit is CPython's private hook that resets a lock in a fork child"),
-    (EventTests, "test_at_fork_reinit",
-     "reads Event._cond, threading's private Condition inside an Event"),
-    (ConditionTests, "test_acquire",
-     "builds its Condition over a threading.Lock, which no other host can see: with "
-     "cluster=True that is a TypeError (test_lock_tests runs it as a process-local one)"),
-    (ConditionOverLockTests, "test_acquire",
-     "builds its Condition over a threading.Lock, which no other host can see: with "
-     "cluster=True that is a TypeError (test_lock_tests runs it as a process-local one)"),
-]
-
-
-def _skip():
-    for cls, test, reason in SKIPPED:
-        if hasattr(cls, test):
-            setattr(cls, test, unittest.skip(reason)(lambda self: None))
-
-
-_skip()
+# Those test_lock_tests_cluster skips, for the same reasons, and what a spread
+# cannot mean.
+daemon.skip_tests([
+    (LockTests, "test_at_fork_reinit", daemon.SKIP_LOCK_AT_FORK),
+    (EventTests, "test_at_fork_reinit", daemon.SKIP_EVENT_AT_FORK),
+    (ConditionTests, "test_acquire", daemon.SKIP_COND_OVER_THREADING_LOCK),
+    (ConditionOverLockTests, "test_acquire", daemon.SKIP_COND_OVER_THREADING_LOCK),
+])
 
 
 if __name__ == "__main__":
