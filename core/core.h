@@ -214,6 +214,38 @@ uint64_t pt_core_next_deadline(const pt_core *core);
 /* Answer every waiter whose deadline is <= now. */
 void pt_core_expire(pt_core *core, uint64_t now);
 
+/* A Lock or RLock as a call on a handle would find it, for the cluster's
+ * owned locks (daemon/cluster_core.c): what decides whether a call's outcome
+ * can be known before the log orders it. */
+typedef struct pt_core_lock_view {
+    uint64_t serial;          /* the lock's (a Condition's own lock's) */
+    int kind;                 /* of the handle's object: Lock, RLock or Condition */
+    uint32_t depth;           /* 0 = free */
+    const pt_session *holder; /* NULL when free */
+    uint64_t holder_thread;
+    int queued; /* its queue has waiters */
+    uint32_t refs;
+    uint64_t token;  /* the last token given (or the floor it starts above) */
+    int token_given; /* token is one given */
+} pt_core_lock_view;
+/* 0 and *out for an open handle of s on a Lock, RLock or Condition; -1
+ * for any other handle. */
+int pt_core_lock_view_get(const pt_core *core, const pt_session *s, uint32_t handle,
+                          pt_core_lock_view *out);
+/* The floor new objects' tokens start from, exactly as it stands, and put
+ * back: a call answered ahead of its place in the cluster's log raises it
+ * only when it reaches that place. */
+uint64_t pt_core_token_floor(const pt_core *core);
+void pt_core_token_floor_put(pt_core *core, uint64_t floor);
+/* The Lock or RLock with this serial (if alive) gives its next token past
+ * jump more: tokens given that the core never saw stay below it. */
+void pt_core_lock_token_jump(pt_core *core, uint64_t serial, uint64_t jump);
+/* The Lock or RLock with this serial (if alive) has its token put back to
+ * what a view showed (the floor unchanged). */
+void pt_core_lock_token_put(pt_core *core, uint64_t serial, uint64_t token, int given);
+/* fn(ctx, serial) as an object is freed. */
+void pt_core_set_freed_hook(pt_core *core, void (*fn)(void *ctx, uint64_t serial), void *ctx);
+
 /* Give back what a past peak left: the spare waiters and hold records kept
  * for reuse, the deadline heap's and the name table's room beyond what is
  * in use, and the handle tables of sessions with no handle open. Nothing

@@ -293,6 +293,8 @@ struct pt_core {
     void *deadlock_ctx;
     pt_core_cycle_member *cycle_buf;
     size_t cycle_cap;
+    void (*freed)(void *ctx, uint64_t serial); /* pt_core_set_freed_hook */
+    void *freed_ctx;
     char msg[1024];
 };
 

@@ -48,6 +48,8 @@ static void obj_destroy(pt_core *c, pt_obj *obj)
     if (obj->in_map)
         pt__map_remove(&c->map, obj);
     pt__fast_freed(c, obj);
+    if (c->freed != NULL)
+        c->freed(c->freed_ctx, obj->serial);
     TAILQ_REMOVE(&c->objects, obj, all_link);
     if (!obj->anonymous) {
         c->nobjects--;

@@ -53,8 +53,10 @@ struct pt_cluster {
     pt_cluster_options o;
     LIST_HEAD(, member) members;
     size_t nmembers;
-    pt_csnap *snap;  /* snapshots: the newest loaded at the start, written here */
-    int log_started; /* pt_clog_start was called (after the snapshot's load) */
+    pt_csnap *snap;      /* snapshots: the newest loaded at the start, written here */
+    uint64_t ahead_id;   /* the last call answered ahead (pt_ccore_enc_ahead) */
+    int hand_back_again; /* a hand-back could not be appended: asked again */
+    int log_started;     /* pt_clog_start was called (after the snapshot's load) */
 };
 
 static uint64_t wall_now(void)
@@ -150,6 +152,40 @@ static int session_open(pt_cluster *cl, pt_conn *c, char *err, size_t errlen)
     return 0;
 }
 
+/* This host writes the next snapshot, due now: the copy must be the log's,
+ * so nothing is answered ahead until it is written. */
+static int snapshot_mine(pt_cluster *cl)
+{
+    const member *m = LIST_FIRST(&cl->members);
+
+    return pt_csnap_due(cl->snap) && m != NULL && strcmp(m->name, cl->host) == 0;
+}
+
+/* A call on a lock this host owns whose outcome is fixed is answered now,
+ * its entry appended for the other copies (cluster_own.c). Only when every
+ * entry this daemon appended before is back from the log, but for those
+ * answered ahead: the copy is then the log's but for them. */
+static int answer_ahead(pt_cluster *cl, pt_conn *c, const Pythread__Request *call)
+{
+    uint8_t *p = NULL;
+    size_t len = 0;
+    char err[256];
+
+    if (!cl->live || pt_clog_pending(cl->log) != pt_ccore_ahead(cl->cc) || snapshot_mine(cl) ||
+        !pt_ccore_ahead_ok(cl->cc, c->id, call))
+        return 0;
+    if (pt_ccore_enc_ahead(cl->cc, c->id, call, cl->ahead_id + 1, &p, &len) < 0)
+        return 0;
+    if (pt_clog_append(cl->log, p, len, NULL, err, sizeof(err)) != 0) {
+        free(p);
+        return 0; /* it goes the log's way, and fails there with the reason */
+    }
+    cl->ahead_id++;
+    pt_ccore_apply_ahead(cl->cc, p, len);
+    free(p);
+    return 1;
+}
+
 void pt_cluster_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req)
 {
     pt_cluster *cl = d->cluster;
@@ -166,6 +202,8 @@ void pt_cluster_request(pt_daemon *d, pt_conn *c, const Pythread__Request *req)
         return;
     }
     if (session_open(cl, c, err, sizeof(err)) == 0) {
+        if (answer_ahead(cl, c, &call))
+            return;
         enc = pt_ccore_enc_call(c->id, &call, wall_now(), &p, &len);
         if (append(cl, p, len, enc, err, sizeof(err)) == 0)
             return; /* answered when the log brings it back */
@@ -201,6 +239,27 @@ void pt_cluster_conn_end(pt_daemon *d, pt_conn *c)
 /* ------------------------------------------------------------------ */
 /* From the log                                                        */
 /* ------------------------------------------------------------------ */
+
+/* Another host waits for a lock this host owns: it is handed back. */
+static void on_wanted(void *ctx, uint64_t serial)
+{
+    pt_cluster *cl = ctx;
+    uint8_t *p = NULL;
+    size_t len = 0;
+    char err[256];
+    int enc;
+
+    if (!cl->live)
+        return; /* a past run's lock: its host's end hands it back */
+    enc = pt_ccore_enc_hand_back(serial, &p, &len);
+    if (append(cl, p, len, enc, err, sizeof(err)) < 0) {
+        cl->hand_back_again = 1;
+        pt_log(LOG_WARNING,
+               "pythreadd: handing back cluster lock %llu, that another host waits for: %s; "
+               "trying again at the next entry",
+               (unsigned long long)serial, err);
+    }
+}
 
 /* The copy's answer to one of this host's connections. */
 static void answer(void *ctx, uint64_t conn, const pt_result *res)
@@ -495,6 +554,7 @@ static void snap_loaded(void *ctx, const pt_csnap_loaded *l)
                               SESSION_ENDS);
         pt_ccore_free(cl->cc);
         cl->cc = cc;
+        pt_ccore_set_wanted(cc, on_wanted);
         members_clear(cl);
         for (size_t i = 0; i < l->nmembers; i++)
             member_add(cl, l->members[i]);
@@ -526,9 +586,12 @@ static void on_applied(void *ctx, int64_t revision)
     char **names;
     size_t n = 0;
 
-    if (!pt_csnap_due(cl->snap) || m == NULL || strcmp(m->name, cl->host) != 0 ||
-        !pt_clog_is_member(cl->log))
-        return;
+    if (cl->hand_back_again) {
+        cl->hand_back_again = 0;
+        pt_ccore_wanted_again(cl->cc);
+    }
+    if (!snapshot_mine(cl) || !pt_clog_is_member(cl->log) || pt_ccore_ahead(cl->cc) > 0)
+        return; /* (with calls ahead: at a revision after they are back) */
     if ((names = calloc(cl->nmembers + 1, sizeof(*names))) == NULL)
         return;
     LIST_FOREACH(m, &cl->members, link)
@@ -564,6 +627,8 @@ static int log_open(pt_cluster *cl, char *err, size_t errlen)
     const pt_clog_options lo = {.tls = &o->tls};
 
     cl->cc = pt_ccore_new(o->host, answer, cl);
+    if (cl->cc != NULL)
+        pt_ccore_set_wanted(cl->cc, on_wanted);
     if (cl->cc == NULL) {
         snprintf(err, errlen, "out of memory");
         return -1;

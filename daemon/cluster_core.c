@@ -14,47 +14,11 @@
 #include <string.h>
 #include <sys/queue.h>
 
-#include "cluster_core.h"
+#include "cluster_core_int.h"
 #include "journal.h"
 #include "journal.pb-c.h"
 #include "request.h"
 #include "wire.h"
-
-#define SESS_BUCKETS 256u
-
-typedef struct cc_host cc_host;
-
-/* One connection's session. */
-typedef struct cc_sess {
-    uint64_t conn;
-    cc_host *host;
-    pt_session *s;
-    LIST_ENTRY(cc_sess) link;   /* in its host's bucket, to find it by conn */
-    TAILQ_ENTRY(cc_sess) order; /* in its host's sessions, oldest first */
-} cc_sess;
-
-LIST_HEAD(cc_sess_list, cc_sess);
-
-struct cc_host {
-    char name[PT_CCORE_HOST_MAX + 1];
-    struct cc_sess_list buckets[SESS_BUCKETS];
-    /* Oldest first: a host gone ends its sessions in this order, the
-     * log's, never in the buckets' (hash) order. */
-    TAILQ_HEAD(, cc_sess) sessions;
-    size_t nsess;
-    LIST_ENTRY(cc_host) link;
-};
-
-struct pt_ccore {
-    pt_core *core;
-    cc_host *self;
-    LIST_HEAD(, cc_host) hosts;
-    size_t nsess;
-    uint64_t now; /* the latest entry's time */
-    int started;  /* the first entry set the token base */
-    pt_ccore_answer_fn answer;
-    void *ctx;
-};
 
 /* ------------------------------------------------------------------ */
 /* Hosts and sessions                                                  */
@@ -67,7 +31,7 @@ static int host_name_ok(const char *name)
     return n > 0 && n <= PT_CCORE_HOST_MAX;
 }
 
-static cc_host *host_find(const pt_ccore *cc, const char *name)
+cc_host *pt__cc_host_find(const pt_ccore *cc, const char *name)
 {
     cc_host *h;
 
@@ -79,9 +43,9 @@ static cc_host *host_find(const pt_ccore *cc, const char *name)
     return NULL;
 }
 
-static cc_host *host_get(pt_ccore *cc, const char *name)
+cc_host *pt__cc_host_get(pt_ccore *cc, const char *name)
 {
-    cc_host *h = host_find(cc, name);
+    cc_host *h = pt__cc_host_find(cc, name);
 
     if (h != NULL || !host_name_ok(name))
         return h;
@@ -100,7 +64,7 @@ static struct cc_sess_list *bucket(cc_host *h, uint64_t conn)
     return &h->buckets[(conn * 0x9E3779B97F4A7C15ull) >> 56];
 }
 
-static cc_sess *sess_find(cc_host *h, uint64_t conn)
+cc_sess *pt__cc_sess_find(cc_host *h, uint64_t conn)
 {
     cc_sess *x;
 
@@ -118,6 +82,7 @@ static cc_sess *sess_find(cc_host *h, uint64_t conn)
  * other sessions), then forget it. */
 static void sess_end(pt_ccore *cc, cc_sess *x)
 {
+    pt__cc_own_sess_end(cc, x);
     pt_core_session_end(cc->core, x->s, cc->now);
     LIST_REMOVE(x, link);
     TAILQ_REMOVE(&x->host->sessions, x, order);
@@ -148,14 +113,16 @@ pt_ccore *pt_ccore_new(const char *self, pt_ccore_answer_fn answer, void *ctx)
     if (!host_name_ok(self) || (cc = calloc(1, sizeof(*cc))) == NULL)
         return NULL;
     LIST_INIT(&cc->hosts);
+    pt__cc_own_init(cc);
     cc->answer = answer;
     cc->ctx = ctx;
     cc->core = pt_core_new(NULL, sink, cc);
-    cc->self = host_get(cc, self);
+    cc->self = pt__cc_host_get(cc, self);
     if (cc->core == NULL || cc->self == NULL) {
         pt_ccore_free(cc);
         return NULL;
     }
+    pt_core_set_freed_hook(cc->core, pt__cc_own_freed, cc);
     return cc;
 }
 
@@ -167,11 +134,13 @@ void pt_ccore_free(pt_ccore *cc)
         return;
     if (cc->core)
         pt_core_free(cc->core); /* ends every session, answering none */
+    pt__cc_own_free(cc);
     while ((h = LIST_FIRST(&cc->hosts)) != NULL) {
         cc_sess *x;
 
         while ((x = TAILQ_FIRST(&h->sessions)) != NULL) {
             TAILQ_REMOVE(&h->sessions, x, order);
+            pt__cc_own_sess_end(cc, x);
             free(x);
         }
         LIST_REMOVE(h, link);
@@ -183,8 +152,6 @@ void pt_ccore_free(pt_ccore *cc)
 /* ------------------------------------------------------------------ */
 /* Entries                                                             */
 /* ------------------------------------------------------------------ */
-
-typedef Pythread__JournalRecord record;
 
 static int record_pack(const record *r, uint8_t **out, size_t *len)
 {
@@ -232,6 +199,16 @@ int pt_ccore_enc_call(uint64_t conn, const Pythread__Request *req, uint64_t now,
     return record_pack(&r, out, len);
 }
 
+int pt_ccore_enc_hand_back(uint64_t serial, uint8_t **out, size_t *len)
+{
+    record r = PYTHREAD__JOURNAL_RECORD__INIT;
+
+    r.type = PYTHREAD__JOURNAL_RECORD__TYPE__HAND_BACK;
+    r.has_value = 1;
+    r.value = serial;
+    return record_pack(&r, out, len);
+}
+
 int pt_ccore_enc_expire(uint64_t now, uint8_t **out, size_t *len)
 {
     record r = PYTHREAD__JOURNAL_RECORD__INIT;
@@ -263,7 +240,7 @@ static void time_take(pt_ccore *cc, const record *r)
 static int apply_session_new(pt_ccore *cc, const char *host, const record *r, char *err,
                              size_t errlen)
 {
-    cc_host *h = host_get(cc, host);
+    cc_host *h = pt__cc_host_get(cc, host);
     pt_peer peer = {.pid = r->pid, .uid = r->uid, .gid = r->gid};
     cc_sess *x;
 
@@ -272,7 +249,7 @@ static int apply_session_new(pt_ccore *cc, const char *host, const record *r, ch
                  host);
         return -1;
     }
-    if (sess_find(h, r->session) != NULL) {
+    if (pt__cc_sess_find(h, r->session) != NULL) {
         snprintf(err, errlen, "host '%.64s' opened connection %llu's session twice", host,
                  (unsigned long long)r->session);
         return -1;
@@ -296,7 +273,7 @@ static int apply_session_new(pt_ccore *cc, const char *host, const record *r, ch
 static cc_sess *session_named(pt_ccore *cc, const char *host, const record *r, char *err,
                               size_t errlen)
 {
-    cc_sess *x = r->has_session ? sess_find(host_find(cc, host), r->session) : NULL;
+    cc_sess *x = r->has_session ? pt__cc_sess_find(pt__cc_host_find(cc, host), r->session) : NULL;
 
     if (x == NULL)
         snprintf(err, errlen, "host '%.64s' named connection %llu, which has no session", host,
@@ -317,7 +294,7 @@ static void call_lost(pt_ccore *cc, const char *host, const record *r)
 {
     pt_result res = {.status = PT_ESESSION};
 
-    if (r->request == NULL || host_find(cc, host) != cc->self)
+    if (r->request == NULL || pt__cc_host_find(cc, host) != cc->self)
         return;
     res.id = r->request->id;
     res.thread = r->request->thread;
@@ -336,31 +313,55 @@ static int apply_call(pt_ccore *cc, cc_sess *x, const record *r, char *err, size
         return -1;
     }
     pt_request_call(r->request, &call);
-    pt_core_call(cc->core, x->s, &call, cc->now);
+    /* A call answered ahead was applied with its own time, on every copy */
+    pt_core_call(cc->core, x->s, &call, r->has_ahead ? r->now : cc->now);
+    pt__cc_own_after_call(cc, x, r);
     return 0;
 }
 
-static int apply_record(pt_ccore *cc, const char *host, const record *r, char *err, size_t errlen)
+/* A session's entry, unless the session is held (kept behind its earlier
+ * ones) or its call touches a lock another host owns (held from here). */
+static int apply_session_entry(pt_ccore *cc, const char *host, const record *r, const uint8_t *p,
+                               size_t len, char *err, size_t errlen)
 {
-    cc_sess *x;
+    cc_sess *x = session_named(cc, host, r, err, errlen);
+    int call = r->type == PYTHREAD__JOURNAL_RECORD__TYPE__CALL;
 
-    time_take(cc, r);
+    if (x == NULL) {
+        if (call)
+            call_lost(cc, host, r);
+        return -1;
+    }
+    if (pt__cc_own_keep(cc, x, p, len) || (call && pt__cc_own_hold(cc, x, r, p, len)))
+        return 0;
+    if (call)
+        return apply_call(cc, x, r, err, errlen);
+    sess_end(cc, x);
+    return 0;
+}
+
+static int apply_record(pt_ccore *cc, const char *host, const record *r, const uint8_t *p,
+                        size_t len, char *err, size_t errlen)
+{
+    if (r->has_ahead) {
+        /* Applied with its own time: the copy's clock is left alone. */
+        if (pt__cc_own_met(cc, pt__cc_host_find(cc, host), r))
+            return 0;
+    } else {
+        time_take(cc, r);
+    }
     switch (r->type) {
     case PYTHREAD__JOURNAL_RECORD__TYPE__SESSION_NEW:
         return apply_session_new(cc, host, r, err, errlen);
     case PYTHREAD__JOURNAL_RECORD__TYPE__SESSION_END:
-        if ((x = session_named(cc, host, r, err, errlen)) == NULL)
-            return -1;
-        sess_end(cc, x);
-        return 0;
     case PYTHREAD__JOURNAL_RECORD__TYPE__CALL:
-        if ((x = session_named(cc, host, r, err, errlen)) == NULL) {
-            call_lost(cc, host, r);
-            return -1;
-        }
-        return apply_call(cc, x, r, err, errlen);
+        return apply_session_entry(cc, host, r, p, len, err, errlen);
     case PYTHREAD__JOURNAL_RECORD__TYPE__EXPIRE:
         pt_core_expire(cc->core, cc->now);
+        return 0;
+    case PYTHREAD__JOURNAL_RECORD__TYPE__HAND_BACK:
+        if (r->has_value)
+            pt__cc_own_hand_back(cc, pt__cc_host_find(cc, host), r->value);
         return 0;
     default:
         snprintf(err, errlen, "a record of type %d, which no host appends", (int)r->type);
@@ -385,27 +386,28 @@ int pt_ccore_apply(pt_ccore *cc, const char *host, const uint8_t *p, size_t len,
                  len);
         return -1;
     }
-    rc = apply_record(cc, host, r, err, errlen);
+    rc = apply_record(cc, host, r, p, len, err, errlen);
     pythread__journal_record__free_unpacked(r, NULL);
     return rc;
 }
 
 void pt_ccore_host_gone(pt_ccore *cc, const char *host)
 {
-    cc_host *h = host_find(cc, host);
+    cc_host *h = pt__cc_host_find(cc, host);
     cc_sess *x;
 
     if (h == NULL)
         return;
+    pt__cc_own_host_gone_before(cc, h);
     while ((x = TAILQ_FIRST(&h->sessions)) != NULL)
         sess_end(cc, x);
+    pt__cc_own_host_gone_after(cc, h);
 }
 
 /* ------------------------------------------------------------------ */
 /* Snapshots                                                           */
 /* ------------------------------------------------------------------ */
 
-typedef Pythread__ClusterCopy copy_msg;
 typedef Pythread__ClusterHost host_msg;
 
 /* One host's sessions, oldest first: connection and core session id. */
@@ -442,7 +444,7 @@ int pt_ccore_snapshot(const pt_ccore *cc, uint8_t **out, size_t *len)
     {
         n++;
     }
-    if (j == NULL || (hosts = calloc(n + 1, sizeof(*hosts))) == NULL ||
+    if (cc->nahead > 0 || j == NULL || (hosts = calloc(n + 1, sizeof(*hosts))) == NULL ||
         (m.hosts = calloc(n + 1, sizeof(*m.hosts))) == NULL)
         goto out;
     /* No who-callback: a cluster session is taken up by no process after
@@ -456,6 +458,8 @@ int pt_ccore_snapshot(const pt_ccore *cc, uint8_t **out, size_t *len)
             goto out;
     }
     m.n_hosts = n;
+    if (pt__cc_own_out(cc, &m) < 0)
+        goto out;
     m.has_now = m.has_started = m.has_core = 1;
     m.now = cc->now;
     m.started = cc->started != 0;
@@ -472,6 +476,7 @@ out:
     }
     free(hosts);
     free(m.hosts);
+    pt__cc_own_out_free(&m);
     pt_journal_free(j);
     return rc;
 }
@@ -526,8 +531,8 @@ static int host_in(pt_ccore *cc, const host_msg *m, const restored *rs, char *er
 {
     cc_host *h;
 
-    if (m->name == NULL || !host_name_ok(m->name) || host_find(cc, m->name) != NULL ||
-        m->n_conns != m->n_sessions || (h = host_get(cc, m->name)) == NULL) {
+    if (m->name == NULL || !host_name_ok(m->name) || pt__cc_host_find(cc, m->name) != NULL ||
+        m->n_conns != m->n_sessions || (h = pt__cc_host_get(cc, m->name)) == NULL) {
         snprintf(err, errlen, "a host with no name, a bad one, twice, or with no memory");
         return -1;
     }
@@ -535,7 +540,8 @@ static int host_in(pt_ccore *cc, const host_msg *m, const restored *rs, char *er
         pt_session *s = restored_find(rs, m->sessions[i]);
         cc_sess *x;
 
-        if (s == NULL || pt_core_session_udata(s) != NULL || sess_find(h, m->conns[i]) != NULL) {
+        if (s == NULL || pt_core_session_udata(s) != NULL ||
+            pt__cc_sess_find(h, m->conns[i]) != NULL) {
             snprintf(err, errlen,
                      "host '%.64s' connection %llu names session %llu, which the core does not "
                      "have, or another connection has",
@@ -582,6 +588,8 @@ static int copy_in(pt_ccore *cc, const copy_msg *m, char *err, size_t errlen)
         snprintf(err, errlen, "%zu sessions in the core, %zu of them a host's", rs.n, cc->nsess);
         goto out;
     }
+    if (pt__cc_own_in(cc, m, err, errlen) < 0)
+        goto out;
     cc->now = m->now;
     cc->started = m->started;
     rc = 0;
@@ -602,6 +610,7 @@ pt_ccore *pt_ccore_restore(const char *self, pt_ccore_answer_fn answer, void *ct
         return NULL;
     }
     LIST_INIT(&cc->hosts);
+    pt__cc_own_init(cc);
     cc->answer = answer;
     cc->ctx = ctx;
     if ((cc->core = pt_core_new(NULL, sink, cc)) == NULL) {
@@ -609,13 +618,14 @@ pt_ccore *pt_ccore_restore(const char *self, pt_ccore_answer_fn answer, void *ct
         pt_ccore_free(cc);
         return NULL;
     }
+    pt_core_set_freed_hook(cc->core, pt__cc_own_freed, cc);
     if ((m = pythread__cluster_copy__unpack(NULL, len, p)) == NULL) {
         snprintf(err, errlen, "a snapshot of the cluster's copy that is not one (%zu bytes)", len);
         pt_ccore_free(cc);
         return NULL;
     }
     why[0] = '\0';
-    if (copy_in(cc, m, why, sizeof(why)) < 0 || (cc->self = host_get(cc, self)) == NULL) {
+    if (copy_in(cc, m, why, sizeof(why)) < 0 || (cc->self = pt__cc_host_get(cc, self)) == NULL) {
         snprintf(err, errlen, "a snapshot of the cluster's copy that does not add up: %s",
                  why[0] ? why : "out of memory");
         pythread__cluster_copy__free_unpacked(m, NULL);
@@ -632,7 +642,7 @@ pt_ccore *pt_ccore_restore(const char *self, pt_ccore_answer_fn answer, void *ct
 
 int pt_ccore_has_session(const pt_ccore *cc, uint64_t conn)
 {
-    return sess_find(cc->self, conn) != NULL;
+    return pt__cc_sess_find(cc->self, conn) != NULL;
 }
 
 size_t pt_ccore_sessions(const pt_ccore *cc)

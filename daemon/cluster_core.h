@@ -29,6 +29,13 @@ typedef struct pt_ccore pt_ccore;
 
 /* A result of the core for connection conn of this host. */
 typedef void (*pt_ccore_answer_fn)(void *ctx, uint64_t conn, const pt_result *res);
+/* Another host's entry waits for this host to hand back the lock with this
+ * serial: append pt_ccore_enc_hand_back's entry. */
+typedef void (*pt_ccore_wanted_fn)(void *ctx, uint64_t serial);
+
+/* Calls answered ahead of the log at most at once: the tokens they may
+ * have given, that the log never saw, stay below a lost owner's jump. */
+#define PT_CCORE_AHEAD_MAX 1024u
 
 /* A copy for host self (its own entries' answers come out); NULL without
  * memory or with a host name that is empty or too long. */
@@ -44,6 +51,31 @@ int pt_ccore_enc_session_end(uint64_t conn, uint64_t now, uint8_t **out, size_t 
 int pt_ccore_enc_call(uint64_t conn, const Pythread__Request *req, uint64_t now, uint8_t **out,
                       size_t *len);
 int pt_ccore_enc_expire(uint64_t now, uint8_t **out, size_t *len);
+int pt_ccore_enc_hand_back(uint64_t serial, uint8_t **out, size_t *len);
+
+/* Owned locks (doc/cluster.md, "Owned locks"). A Lock or RLock whose last
+ * call was a host's, with no other host's waiter, is that host's: every
+ * copy lets its calls through and holds back the other hosts' sessions
+ * that touch it until the owner appends a hand-back. So the owner alone
+ * decides the lock until then, and can answer a call that neither waits
+ * nor hands the lock on at once, ahead of the log: the copies that apply
+ * it at its place come to the same answer and token. */
+void pt_ccore_set_wanted(pt_ccore *cc, pt_ccore_wanted_fn wanted);
+/* 1 when conn's call req can be answered ahead here. */
+int pt_ccore_ahead_ok(const pt_ccore *cc, uint64_t conn, const Pythread__Request *req);
+/* The entry of such a call, id this host's number for it (increasing). */
+int pt_ccore_enc_ahead(const pt_ccore *cc, uint64_t conn, const Pythread__Request *req, uint64_t id,
+                       uint8_t **out, size_t *len);
+/* Applies that entry here at once (its answer comes out now), once it has
+ * been appended; its place in the log is then passed over here. */
+void pt_ccore_apply_ahead(pt_ccore *cc, const uint8_t *p, size_t len);
+/* Calls answered ahead that the log has not brought back yet. */
+size_t pt_ccore_ahead(const pt_ccore *cc);
+/* wanted again for each lock of this host another host waits for (after
+ * a hand-back could not be appended). */
+void pt_ccore_wanted_again(pt_ccore *cc);
+/* The host owning the lock with this serial, or NULL. */
+const char *pt_ccore_owner(const pt_ccore *cc, uint64_t serial);
 
 /* Apply host's entry, in the log's order. 0; or -1 with err saying why it
  * was ignored (not a record, a kind no host appends, a session that does
@@ -56,9 +88,10 @@ void pt_ccore_host_gone(pt_ccore *cc, const char *host);
 
 /* The copy as bytes (a ClusterCopy, proto/journal.proto): the core as a
  * journal snapshot, and beside it each host's sessions oldest first with
- * their connections, the entries' time and whether the tokens' base was
- * taken. Taken between entries. Malloc'd into *out (*len bytes); -1
- * without memory. */
+ * their connections, the entries' time, whether the tokens' base was
+ * taken, the owned locks and the held sessions' entries. Taken between
+ * entries, with no call answered ahead (the copy is then the log's).
+ * Malloc'd into *out (*len bytes); -1 without memory or with calls ahead. */
 int pt_ccore_snapshot(const pt_ccore *cc, uint8_t **out, size_t *len);
 /* A copy for host self rebuilt from pt_ccore_snapshot's bytes, of any
  * host's copy: fed the entries that followed the snapshot, it gives the

@@ -95,6 +95,7 @@ struct pt_clog {
     /* appends */
     clog_ent *head, *tail, *unsent;
     size_t nent;
+    size_t uncommitted;    /* appended here, not yet delivered by the watch */
     uint64_t resolved_seq; /* the seq key's value as last known */
     int64_t seq_mod;       /* its mod revision then (0: no key yet) */
     uint64_t start_seq;    /* resolved_seq at start: older entries are not ours to commit */
@@ -462,6 +463,7 @@ static void commit_own(pt_clog *c, uint64_t seq, int64_t rev)
         return;
     }
     e->committed = 1;
+    c->uncommitted--;
     if (c->cb.on_committed)
         c->cb.on_committed(c->ctx, e->cookie, rev);
     free_done_entries(c);
@@ -741,6 +743,7 @@ int pt_clog_append(pt_clog *c, const void *bytes, size_t len, void *cookie, char
     if (!c->unsent)
         c->unsent = e;
     c->nent++;
+    c->uncommitted++;
     kick_appends(c);
     return 0;
 }
@@ -776,6 +779,7 @@ int pt_clog_rewatch(pt_clog *c, int64_t start_revision, uint64_t own_seq)
         if (e->committed)
             continue;
         e->committed = 1;
+        c->uncommitted--;
         if (c->cb.on_committed)
             c->cb.on_committed(c->ctx, e->cookie, start_revision - 1);
     }
@@ -976,10 +980,7 @@ int pt_clog_leave(pt_clog *c, double timeout, char *err, size_t errlen)
 
 size_t pt_clog_pending(const pt_clog *c)
 {
-    size_t n = 0;
-    for (const clog_ent *e = c->head; e; e = e->next)
-        n += !e->committed;
-    return n;
+    return c->uncommitted;
 }
 
 int pt_clog_is_member(const pt_clog *c)

@@ -121,7 +121,8 @@ int pt_clog_rewatch(pt_clog *clog, int64_t start_revision, uint64_t own_seq);
 int pt_clog_append(pt_clog *clog, const void *bytes, size_t len, void *cookie, char *err,
                    size_t errlen);
 
-/* Entries appended and not yet committed. */
+/* Entries appended and not yet committed (delivered by the watch, or
+ * taken up in a snapshot). O(1): asked before every call. */
 size_t pt_clog_pending(const pt_clog *clog);
 /* 1 while this host is a member (its lease is sure to be live). */
 int pt_clog_is_member(const pt_clog *clog);

@@ -57,14 +57,33 @@ static void on_answer(void *ctx, uint64_t conn, const pt_result *res)
     h->n++;
 }
 
+/* The hand-backs owners asked for, appended after the entry that made
+ * them ask, as pythreadd appends them. */
+typedef struct wanted {
+    int from;
+    uint64_t serial;
+} wanted;
+static wanted wants[16];
+static size_t nwants;
+
+static void on_wanted(void *ctx, uint64_t serial)
+{
+    host *h = ctx;
+
+    assert_true(nwants < sizeof(wants) / sizeof(wants[0]));
+    wants[nwants++] = (wanted){(int)(h - hosts), serial};
+}
+
 static int setup(void **state)
 {
     (void)state;
+    nwants = 0;
     for (int i = 0; i < NHOSTS; i++) {
         hosts[i].n = 0;
         hosts[i].cc = pt_ccore_new(hosts[i].name, on_answer, &hosts[i]);
         if (hosts[i].cc == NULL)
             return -1;
+        pt_ccore_set_wanted(hosts[i].cc, on_wanted);
     }
     return 0;
 }
@@ -92,6 +111,13 @@ static void deliver(int from, uint8_t *p, size_t len)
         pt_ccore_apply(restored.cc, hosts[from].name, p, len, err, sizeof(err)) != 0)
         fail_msg("the restored copy applying %s's entry: %s", hosts[from].name, err);
     free(p);
+    while (nwants > 0) {
+        wanted w = wants[0];
+
+        memmove(wants, wants + 1, --nwants * sizeof(wants[0]));
+        assert_int_equal(pt_ccore_enc_hand_back(w.serial, &p, &len), 0);
+        deliver(w.from, p, len);
+    }
 }
 
 /* Every host's copy is gone (its lease ended), on every copy. */
