@@ -136,14 +136,15 @@ typedef enum {
 struct pt_obj {
     int kind; /* pt_kind */
     uint32_t refs;
-    uint8_t transient;
-    uint8_t unlinked;
-    uint8_t in_map;
-    uint8_t anonymous;   /* a Condition's own RLock: no name, not in the map */
-    uint8_t token_given; /* Lock/RLock: token is the last one given, not the floor */
-    uint8_t fast_claimed;
-    uint8_t reclaimed; /* a restart's reclaim decided it (core/fast.c) */
-    uint8_t restart;   /* pt_restart_mark the last restart left (restart.c) */
+    uint8_t transient : 1;
+    uint8_t unlinked : 1;
+    uint8_t in_map : 1;
+    uint8_t anonymous : 1;   /* a Condition's own RLock: no name, not in the map */
+    uint8_t token_given : 1; /* Lock/RLock: token is the last one given, not the floor */
+    uint8_t fast_claimed : 1;
+    uint8_t reclaimed : 1; /* a restart's reclaim decided it (core/fast.c) */
+    uint8_t restart;       /* pt_restart_mark the last restart left (restart.c) */
+    uint16_t conds;        /* Lock/RLock: Conditions over it (at most: it stays there) */
     uint32_t mode;
     uid_t uid;
     gid_t gid;
@@ -458,6 +459,8 @@ void pt__metric_observe(pt_core_hist *h, uint64_t ns);
 int pt__fast_claim(pt_core *c, pt_obj *obj);
 void pt__fast_created(pt_core *c, pt_obj *obj, uint32_t flags);
 void pt__fast_freed(pt_core *c, pt_obj *obj);
+/* lockview.c: a Condition over lock made (d = 1) or freed (-1). */
+void pt__lock_cond_add(pt_obj *lock, int d);
 /* Claim every object a session could have changed through its words. */
 void pt__fast_claim_session(pt_core *c, pt_session *s);
 /* A handle of s on obj opened: res gets the cell and, for an owned

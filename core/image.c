@@ -124,6 +124,7 @@ static int kind_in(pt_core *c, pt_obj *obj, const pt_core_image *im)
             (obj->u.cond.lock->kind != PT_KIND_LOCK && obj->u.cond.lock->kind != PT_KIND_RLOCK))
             return -1;
         pt__obj_ref(obj->u.cond.lock);
+        pt__lock_cond_add(obj->u.cond.lock, 1);
         break;
     case PT_KIND_SEMAPHORE:
     case PT_KIND_BOUNDED_SEMAPHORE:

@@ -4,6 +4,14 @@
  */
 #include "core_int.h"
 
+/* A count that reached its top stays there: the lock is then taken for one
+ * under Conditions for good, which only keeps it from being owned. */
+void pt__lock_cond_add(pt_obj *lock, int d)
+{
+    if (lock->conds != UINT16_MAX)
+        lock->conds = (uint16_t)(lock->conds + d);
+}
+
 int pt_core_lock_view_get(const pt_core *core, const pt_session *s, uint32_t handle,
                           pt_core_lock_view *out)
 {
@@ -27,6 +35,7 @@ int pt_core_lock_view_get(const pt_core *core, const pt_session *s, uint32_t han
         .holder_thread = lock->u.lock.thread,
         .queued = !TAILQ_EMPTY(&lock->queue.head),
         .refs = lock->refs,
+        .conds = lock->conds,
         .token = lock->token,
         .token_given = lock->token_given,
     };

@@ -56,8 +56,10 @@ static void obj_destroy(pt_core *c, pt_obj *obj)
         pt__uid_add(c, obj->uid, -1, 0);
     }
     free(obj);
-    if (lock != NULL)
+    if (lock != NULL) {
+        pt__lock_cond_add(lock, -1);
         pt__obj_unref(c, lock);
+    }
 }
 
 void pt__obj_unref(pt_core *c, pt_obj *obj)
@@ -326,6 +328,7 @@ static void init_kind(pt_obj *obj, const open_params *p)
     case PT_KIND_CONDITION:
         obj->u.cond.lock = p->lock;
         pt__obj_ref(p->lock);
+        pt__lock_cond_add(p->lock, 1);
         break;
     default:
         break;
@@ -585,6 +588,7 @@ void pt__object_info_fill(const pt_obj *obj, pt_core_object_info *info)
         .mode = obj->mode,
         .uid = obj->uid,
         .gid = obj->gid,
+        .serial = obj->serial,
     };
     pt__state_fill(obj, NULL, 0, &info->state);
 }

@@ -3,11 +3,14 @@
  * cluster's log (cluster_core.h, doc/cluster.md "Owned locks").
  *
  * Every copy keeps the same owners, because ownership moves only with
- * entries: a Lock or RLock becomes its host's when a direct call of that
- * host's leaves it with no waiter and no other host's holder; it stops
+ * entries: a Lock or RLock becomes a host's when a direct call leaves it
+ * with no waiter, held by that host's session or free after that host's
+ * call; it stops
  * being so at that host's HAND_BACK, when the host is gone, or when the
- * lock is freed. Meanwhile a session of another host whose call touches
- * the lock (directly or through a Condition) is held: that entry and every
+ * lock is freed or a Condition is made over it (whose waiters' timeouts,
+ * in any host's EXPIRE, take the lock back). Meanwhile a session of another
+ * host whose call touches the lock (directly, through a Condition, or
+ * opening one over it) is held: that entry and every
  * later one of the session are kept, in order, and applied at the
  * hand-back, as if they came there. Nothing else waits.
  *
@@ -151,12 +154,26 @@ static int touches_lock(int op)
     }
 }
 
+/* The handle of a Lock or RLock an open of a Condition names, or 0. */
+static uint32_t cond_lock_handle(const Pythread__Request *req)
+{
+    return req->op == PYTHREAD__OP__OP_OPEN && req->open != NULL && req->open->has_lock_handle
+               ? req->open->lock_handle
+               : 0;
+}
+
 /* The lock call req of session s touches, directly (direct) or through a
- * Condition; -1 for none. */
+ * Condition (a call on one, or the open of one over it); -1 for none. */
 static int lock_of(const pt_ccore *cc, const pt_session *s, const Pythread__Request *req,
                    int direct, pt_core_lock_view *v)
 {
-    if (req == NULL || !req->has_handle || !touches_lock((int)req->op) ||
+    uint32_t handle;
+
+    if (req == NULL)
+        return -1;
+    if ((handle = cond_lock_handle(req)) != 0)
+        return direct || pt_core_lock_view_get(cc->core, s, handle, v) != 0 ? -1 : 0;
+    if (!req->has_handle || !touches_lock((int)req->op) ||
         pt_core_lock_view_get(cc->core, s, req->handle, v) != 0)
         return -1;
     if (direct && v->kind != PT_KIND_LOCK && v->kind != PT_KIND_RLOCK)
@@ -240,6 +257,8 @@ void pt__cc_own_sess_end(pt_ccore *cc, cc_sess *x)
 static void release_held(pt_ccore *cc, uint64_t serial)
 {
     TAILQ_HEAD(, cc_sess) go = TAILQ_HEAD_INITIALIZER(go);
+    int was_handing = cc->handing;
+    uint64_t was_serial = cc->handing_serial;
     cc_sess *x, *next;
     char err[256];
 
@@ -267,7 +286,8 @@ static void release_held(pt_ccore *cc, uint64_t serial)
             free(k);
         }
     }
-    cc->handing = 0;
+    cc->handing = was_handing; /* (a kept entry may have handed another lock back) */
+    cc->handing_serial = was_serial;
 }
 
 void pt__cc_own_hand_back(pt_ccore *cc, const cc_host *h, uint64_t serial)
@@ -280,17 +300,29 @@ void pt__cc_own_hand_back(pt_ccore *cc, const cc_host *h, uint64_t serial)
     release_held(cc, serial);
 }
 
+/* A lock left with no waiter after a host's direct call on it becomes its
+ * holder's host's, or the caller's when it is free: the next call there is
+ * most likely that host's again. */
 void pt__cc_own_after_call(pt_ccore *cc, cc_sess *x, const record *r)
 {
     pt_core_lock_view v;
-    const cc_host *hh;
+    cc_own *o;
+    cc_host *h;
 
-    if (lock_of(cc, x->s, r->request, 1, &v) < 0 || v.queued ||
+    /* A Condition's waiters take its lock back at their timeouts, which
+     * any host's EXPIRE applies: a lock under one is nobody's. */
+    if (lock_of(cc, x->s, r->request, 0, &v) == 0 && v.conds > 0 &&
+        (o = own_find(cc, v.serial)) != NULL) {
+        own_drop(cc, o);
+        release_held(cc, v.serial);
+        return;
+    }
+    if (lock_of(cc, x->s, r->request, 1, &v) < 0 || v.queued || v.conds > 0 ||
         (cc->handing && cc->handing_serial == v.serial) || own_find(cc, v.serial) != NULL)
         return;
-    hh = holder_host(&v);
-    if (v.depth == 0 || hh == x->host)
-        own_new(cc, v.serial, x->host);
+    h = v.depth == 0 ? x->host : (cc_host *)holder_host(&v);
+    if (h != NULL)
+        own_new(cc, v.serial, h);
 }
 
 /* ------------------------------------------------------------------ */
@@ -378,7 +410,7 @@ int pt_ccore_ahead_ok(const pt_ccore *cc, uint64_t conn, const Pythread__Request
 
     if (x == NULL || x->held || cc->nahead >= PT_CCORE_AHEAD_MAX ||
         lock_of(cc, x->s, req, 1, &v) < 0 || (o = own_find(cc, v.serial)) == NULL ||
-        o->host != cc->self || o->wanted || v.queued)
+        o->host != cc->self || o->wanted || v.queued || v.conds > 0)
         return 0;
     if (v.depth > 0 && holder_host(&v) != cc->self)
         return 0;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -38,6 +39,19 @@ typedef struct seq_table {
     size_t n, cap;
 } seq_table;
 
+/* Seconds of etcd's history kept behind the snapshots: it is compacted up
+ * to the newest snapshot this writer wrote at least this long before, so a
+ * daemon whose watch falls behind for less goes on from it instead of
+ * reloading (and closing its connections with cluster sessions), however
+ * fast snapshots come. */
+#define HISTORY_KEEP 2.0
+#define KEPT_MAX     8 /* snapshots remembered, at least HISTORY_KEEP / 4 apart */
+
+typedef struct snap_at {
+    int64_t rev;
+    double at; /* CLOCK_MONOTONIC seconds */
+} snap_at;
+
 struct pt_csnap {
     pt_etcd *etcd;
     char prefix[PREFIX_MAX + 2];
@@ -51,7 +65,7 @@ struct pt_csnap {
 
     /* a write */
     int w;
-    int64_t w_rev, w_prev;
+    int64_t w_rev;
     uint8_t *w_buf;
     size_t w_len, w_nchunks, w_i;
     seq_table w_seqs; /* each host's last entry at w_rev */
@@ -59,6 +73,9 @@ struct pt_csnap {
     uint64_t w_lo;      /* the oldest entry of w_host left */
     uint64_t w_deleted; /* entries deleted behind it */
     char w_head[160];
+    snap_at kept[KEPT_MAX]; /* this writer's snapshots, oldest first */
+    size_t nkept;
+    int64_t w_compact; /* the revision compacted up to by this write */
 
     /* a load */
     int l;
@@ -246,7 +263,6 @@ static void on_w_head(const pt_etcd_result *r, void *arg, int absent)
         return;
     }
     if (r->succeeded) {
-        s->w_prev = r->nkvs > 0 ? head_revision(&r->kvs[0]) : 0;
         w_cleanup(s);
         return;
     }
@@ -313,20 +329,56 @@ static void on_w_compact(const pt_etcd_result *r, void *arg)
                "pythreadd: compacting etcd's history up to revision %" PRId64
                " (after the cluster snapshot at %" PRId64 ") failed: %s; the next snapshot "
                "tries again",
-               s->w_prev, s->w_rev, r->message ? r->message : "");
+               s->w_compact, s->w_rev, r->message ? r->message : "");
     else
         pt_log(LOG_INFO,
                "pythreadd: cluster snapshot at revision %" PRId64 ": %" PRIu64 " log entries "
                "deleted behind it, etcd's history compacted up to revision %" PRId64,
-               s->w_rev, s->w_deleted, s->w_prev);
+               s->w_rev, s->w_deleted, s->w_compact);
     w_end(s);
 }
 
-/* History is kept back to the previous snapshot: a daemon less than one
- * snapshot behind goes on from its watch instead of reloading. */
+static double mono_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The snapshot just written, remembered if HISTORY_KEEP / 4 after the last
+ * one remembered (the oldest forgotten when full): KEPT_MAX of them span
+ * more than HISTORY_KEEP, so one is always old enough. */
+static void kept_note(pt_csnap *s, int64_t rev)
+{
+    double now = mono_now();
+
+    if (s->nkept > 0 && now - s->kept[s->nkept - 1].at < HISTORY_KEEP / 4)
+        return;
+    if (s->nkept == KEPT_MAX)
+        memmove(s->kept, s->kept + 1, --s->nkept * sizeof(s->kept[0]));
+    s->kept[s->nkept++] = (snap_at){rev, now};
+}
+
+/* The newest snapshot before this one written HISTORY_KEEP ago or more. */
+static int64_t compact_target(const pt_csnap *s)
+{
+    double old = mono_now() - HISTORY_KEEP;
+    int64_t rev = 0;
+
+    for (size_t i = 0; i < s->nkept; i++)
+        if (s->kept[i].at <= old && s->kept[i].rev < s->w_rev && s->kept[i].rev > rev)
+            rev = s->kept[i].rev;
+    return rev;
+}
+
+/* History is kept back to a snapshot HISTORY_KEEP old: a daemon less far
+ * behind goes on from its watch instead of reloading. */
 static void w_compact(pt_csnap *s)
 {
-    if (s->no_compact || s->w_prev <= 0) {
+    kept_note(s, s->w_rev);
+    s->w_compact = compact_target(s);
+    if (s->no_compact || s->w_compact <= 0) {
         pt_log(LOG_INFO,
                "pythreadd: cluster snapshot at revision %" PRId64 ": %" PRIu64 " log entries "
                "deleted behind it%s",
@@ -335,7 +387,7 @@ static void w_compact(pt_csnap *s)
         w_end(s);
         return;
     }
-    if (pt_etcd_compact(s->etcd, s->w_prev, on_w_compact, s) != 0)
+    if (pt_etcd_compact(s->etcd, s->w_compact, on_w_compact, s) != 0)
         w_fail(s, "compacting etcd's history", NULL);
 }
 

@@ -15,8 +15,8 @@
  * chunks, then the head by a txn that writes only over an older head; then
  * it deletes the log's entries up to R (each host's up to its last one
  * applied at R), the chunks of older snapshots, and compacts etcd's
- * history up to the previous snapshot's revision, so that a daemon less
- * than one snapshot behind goes on from its watch. A daemon that starts, or
+ * history up to the newest snapshot it wrote at least 2 s before, so that
+ * a daemon whose watch is less far behind goes on from it. A daemon that starts, or
  * whose watch was compacted, loads the head and its chunks and goes on from
  * R + 1.
  *

@@ -297,6 +297,23 @@ static int count_rounds(pt_client *c, int host, void *arg)
     return 0;
 }
 
+/* Traffic on "L" from h0 and h1, round after round, until etcd's history
+ * is compacted past revision rev: snapshots come every few entries, and
+ * the compaction keeps 2 s of history behind them. 1 when it was. */
+static int traffic_until_compacted(long long rev)
+{
+    pid_t traffic[2];
+
+    for (double end = now_s() + DEADLINE; !compacted_at(rev);) {
+        if (now_s() > end)
+            return 0;
+        for (int i = 0; i < 2; i++)
+            traffic[i] = worker(i, count_rounds, NULL);
+        join(traffic, 2);
+    }
+    return 1;
+}
+
 /* Takes the cluster lock named arg (waiting as long as it takes), notes
  * its turn and token, holds it until the test says go (the first taker)
  * or gives it on at once. */
@@ -482,7 +499,7 @@ static void same_party(const pt_inspect_party *a, const pt_inspect_party *b)
  * waiter queues last, and "H" goes h1, h2, h0, h3 with growing tokens. */
 static void test_snapshot_compaction_new_host(void **state)
 {
-    pid_t takers[HOSTS], traffic[HOSTS - 1];
+    pid_t takers[HOSTS];
     pt_inspect_detail *d0, *d3;
     char from[128], to[128], out[8192];
     long long rev, left;
@@ -496,20 +513,13 @@ static void test_snapshot_compaction_new_host(void **state)
     pt_inspect_detail_free(show_when(0, "H", 1, 1)); /* h2 queued first */
     takers[2] = worker(0, take_in_turn, "H");
     pt_inspect_detail_free(show_when(0, "H", 1, 2));
-    for (int i = 0; i < HOSTS - 1; i++)
-        traffic[i] = worker(i, count_rounds, NULL);
-    join(traffic, HOSTS - 1);
-    /* a snapshot, then another: compaction goes up to the one before the
-     * newest */
-    for (double end = now_s() + DEADLINE;; nap()) {
-        rev = snap_head(&chunks);
-        if (rev > 0 && compacted_at(1))
-            break;
-        if (now_s() > end) {
-            show_logs();
-            fail_msg("no snapshot and compaction within %.0f s (head at %lld)", DEADLINE, rev);
-        }
+    /* snapshots, and one 2 s after another: compaction goes up to it */
+    if (!traffic_until_compacted(1)) {
+        show_logs();
+        fail_msg("no snapshot and compaction within %.0f s (head at %lld)", DEADLINE,
+                 snap_head(NULL));
     }
+    rev = snap_head(&chunks);
     print_message("snapshot at revision %lld in %d chunk(s); revision 1 compacted\n", rev, chunks);
     assert_true(chunks >= 1);
     assert_true(log_says(0, "cluster snapshot at revision")); /* h0: first in name order */
@@ -565,7 +575,7 @@ static void test_snapshot_compaction_new_host(void **state)
  * the log), and "Q" goes to h1; h2 serves cluster calls again. */
 static void test_lagging_daemon_reloads(void **state)
 {
-    pid_t holder, waiter, traffic[2];
+    pid_t holder, waiter;
     pt_inspect_detail *d;
     long long stopped_at, rev;
     pt_client *c = NULL;
@@ -582,15 +592,10 @@ static void test_lagging_daemon_reloads(void **state)
     stopped_at = current_revision();
     assert_true(stopped_at > 0);
     pt_etcd_cluster_kill(&etcd, 0);
-    for (int i = 0; i < 2; i++)
-        traffic[i] = worker(i, count_rounds, NULL);
-    join(traffic, 2);
     /* snapshots past the stop, and etcd's history compacted past it */
-    for (double end = now_s() + DEADLINE; !compacted_at(stopped_at + 1); nap()) {
-        if (now_s() > end) {
-            show_logs();
-            fail_msg("etcd's history not compacted past revision %lld", stopped_at);
-        }
+    if (!traffic_until_compacted(stopped_at + 1)) {
+        show_logs();
+        fail_msg("etcd's history not compacted past revision %lld", stopped_at);
     }
     rev = snap_head(NULL);
     print_message("h2 stopped %.1f s; snapshot now at %lld\n", now_s() - t0, rev);

@@ -65,6 +65,7 @@ typedef struct wanted {
 } wanted;
 static wanted wants[16];
 static size_t nwants;
+static int hold_wants; /* 1: the hand-backs wait for deliver_wants */
 
 static void on_wanted(void *ctx, uint64_t serial)
 {
@@ -78,6 +79,7 @@ static int setup(void **state)
 {
     (void)state;
     nwants = 0;
+    hold_wants = 0;
     for (int i = 0; i < NHOSTS; i++) {
         hosts[i].n = 0;
         hosts[i].cc = pt_ccore_new(hosts[i].name, on_answer, &hosts[i]);
@@ -99,6 +101,8 @@ static int teardown(void **state)
     return 0;
 }
 
+static void deliver_wants(void);
+
 /* The log: every copy applies the entry of host `from`, in turn. */
 static void deliver(int from, uint8_t *p, size_t len)
 {
@@ -111,6 +115,15 @@ static void deliver(int from, uint8_t *p, size_t len)
         pt_ccore_apply(restored.cc, hosts[from].name, p, len, err, sizeof(err)) != 0)
         fail_msg("the restored copy applying %s's entry: %s", hosts[from].name, err);
     free(p);
+    if (!hold_wants)
+        deliver_wants();
+}
+
+static void deliver_wants(void)
+{
+    uint8_t *p;
+    size_t len;
+
     while (nwants > 0) {
         wanted w = wants[0];
 
@@ -190,8 +203,7 @@ static void open_lock(int from, uint64_t conn, uint64_t id, const char *name, ui
 }
 
 /* An acquire (timeout < 0: none) or a release of handle. */
-static void lock_op(int from, uint64_t conn, uint64_t id, int op, uint32_t handle, double timeout,
-                    uint64_t now)
+static Pythread__Request lock_req(uint64_t id, int op, uint32_t handle, double timeout)
 {
     Pythread__Request req = PYTHREAD__REQUEST__INIT;
 
@@ -204,6 +216,14 @@ static void lock_op(int from, uint64_t conn, uint64_t id, int op, uint32_t handl
         req.has_timeout = 1;
         req.timeout = timeout;
     }
+    return req;
+}
+
+static void lock_op(int from, uint64_t conn, uint64_t id, int op, uint32_t handle, double timeout,
+                    uint64_t now)
+{
+    Pythread__Request req = lock_req(id, op, handle, timeout);
+
     call(from, conn, &req, now);
 }
 
@@ -626,6 +646,314 @@ static void test_snapshot_refused(void **state)
     free(snap);
 }
 
+/* ------------------------------------------------------------------ */
+/* Owned locks (daemon/cluster_own.c)                                   */
+/* ------------------------------------------------------------------ */
+
+/* An entry answered ahead by its host, for the log to bring later. */
+typedef struct later {
+    uint8_t *p;
+    size_t len;
+} later;
+
+static uint64_t ahead_ids;
+
+/* Host `from` answers conn's call req ahead, as pythreadd does once
+ * pt_ccore_ahead_ok says it may: the answer comes out now. */
+static later ahead(int from, uint64_t conn, const Pythread__Request *req)
+{
+    later e;
+    size_t n = hosts[from].n, back = pt_ccore_ahead(hosts[from].cc);
+
+    assert_int_equal(pt_ccore_ahead_ok(hosts[from].cc, conn, req), 1);
+    assert_int_equal(pt_ccore_enc_ahead(hosts[from].cc, conn, req, ++ahead_ids, &e.p, &e.len), 0);
+    pt_ccore_apply_ahead(hosts[from].cc, e.p, e.len);
+    assert_int_equal(hosts[from].n, n + 1);
+    assert_int_equal(pt_ccore_ahead(hosts[from].cc), back + 1);
+    return e;
+}
+
+/* The owner of object `name` on copy h (NULL for none). */
+typedef struct named {
+    const char *name;
+    uint64_t serial;
+    int found;
+} named;
+
+static void serial_of(void *ctx, const pt_core_object_info *info)
+{
+    named *n = ctx;
+
+    if (strcmp(info->name, n->name) == 0) {
+        n->serial = info->serial;
+        n->found = 1;
+    }
+}
+
+static const char *owner(int h, const char *name)
+{
+    named n = {name, 0, 0};
+
+    pt_core_foreach_object(pt_ccore_core(hosts[h].cc), serial_of, &n);
+    assert_true(n.found);
+    return pt_ccore_owner(hosts[h].cc, n.serial);
+}
+
+static void owned_by(const char *name, const char *who)
+{
+    for (int i = 0; i < NHOSTS; i++) {
+        const char *o = owner(i, name);
+
+        if (who == NULL)
+            assert_null(o);
+        else
+            assert_string_equal(o, who);
+    }
+}
+
+static void all_same_state(void)
+{
+    for (int i = 1; i < NHOSTS; i++)
+        same_state(hosts[0].cc, hosts[i].cc);
+}
+
+/* Each host's connection 1 opens "L"; the handles, in hosts' order. */
+static void three_open(uint32_t handle[NHOSTS], uint64_t t)
+{
+    for (int h = 0; h < NHOSTS; h++) {
+        session_new(h, 1, 100 + h);
+        open_lock(h, 1, 1, "L", t);
+        handle[h] = last(h)->handle;
+    }
+}
+
+/* alpha's acquire makes L alpha's; its release and acquire are answered
+ * ahead, by alpha's copy alone and at once, with a growing token; when the
+ * log brings them, alpha's copy passes over them (no second answer) and
+ * every copy reaches the same state. beta's acquire is held until alpha
+ * hands L back, then waits behind alpha's hold, and is granted at alpha's
+ * release with a larger token than any alpha was given ahead. */
+static void test_owned_lock_answered_ahead(void **state)
+{
+    uint32_t hd[NHOSTS];
+    uint64_t t = T0;
+    Pythread__Request req;
+    later rel, acq;
+    uint64_t tok;
+
+    (void)state;
+    three_open(hd, t);
+    owned_by("L", NULL);
+    req = lock_req(2, PYTHREAD__OP__OP_ACQUIRE, hd[0], -1);
+    assert_int_equal(pt_ccore_ahead_ok(hosts[0].cc, 1, &req), 0); /* nobody's yet */
+    lock_op(0, 1, 2, PYTHREAD__OP__OP_ACQUIRE, hd[0], -1, t += SEC);
+    tok = last(0)->token;
+    owned_by("L", "alpha");
+    req = lock_req(3, PYTHREAD__OP__OP_RELEASE, hd[0], -1);
+    assert_int_equal(pt_ccore_ahead_ok(hosts[1].cc, 1, &req), 0); /* not beta's */
+    rel = ahead(0, 1, &req);
+    assert_int_equal(last(0)->id, 3);
+    assert_true(last(0)->ok);
+    req = lock_req(4, PYTHREAD__OP__OP_ACQUIRE, hd[0], -1);
+    acq = ahead(0, 1, &req);
+    assert_true(last(0)->ok);
+    assert_true(last(0)->token > tok);
+    tok = last(0)->token;
+    assert_int_equal(hosts[1].n, 1); /* beta and gamma heard nothing */
+    assert_int_equal(hosts[2].n, 1);
+
+    deliver(0, rel.p, rel.len);
+    deliver(0, acq.p, acq.len);
+    assert_int_equal(pt_ccore_ahead(hosts[0].cc), 0);
+    assert_int_equal(hosts[0].n, 4); /* open, acquire, release, acquire: no more */
+    copies_agree(1);
+    all_same_state();
+
+    lock_op(1, 1, 2, PYTHREAD__OP__OP_ACQUIRE, hd[1], -1, t += SEC); /* held, handed back */
+    owned_by("L", NULL);
+    assert_int_equal(hosts[1].n, 1); /* waits behind alpha's hold */
+    req = lock_req(5, PYTHREAD__OP__OP_RELEASE, hd[0], -1);
+    assert_int_equal(pt_ccore_ahead_ok(hosts[0].cc, 1, &req), 0); /* L is no longer alpha's */
+    lock_op(0, 1, 5, PYTHREAD__OP__OP_RELEASE, hd[0], -1, t += SEC);
+    assert_int_equal(last(1)->id, 2);
+    assert_true(last(1)->ok);
+    assert_true(last(1)->token > tok);
+    owned_by("L", "beta");
+    copies_agree(1);
+    all_same_state();
+}
+
+/* alpha answered an acquire ahead whose entry never reached the log, and
+ * its membership ended: every copy (alpha's too, which takes back what it
+ * answered ahead) jumps L's token, so beta's grant is above the token alpha
+ * gave, and the copies agree. The lost entries, arriving late, are refused
+ * alike (their session is gone). */
+static void test_owner_gone_tokens_jump(void **state)
+{
+    uint32_t hd[NHOSTS];
+    uint64_t t = T0;
+    Pythread__Request req;
+    later rel, acq;
+    uint64_t given;
+
+    (void)state;
+    three_open(hd, t);
+    lock_op(0, 1, 2, PYTHREAD__OP__OP_ACQUIRE, hd[0], -1, t += SEC);
+    req = lock_req(3, PYTHREAD__OP__OP_RELEASE, hd[0], -1);
+    rel = ahead(0, 1, &req);
+    req = lock_req(4, PYTHREAD__OP__OP_ACQUIRE, hd[0], -1);
+    acq = ahead(0, 1, &req);
+    given = last(0)->token;
+
+    host_gone(0);
+    assert_int_equal(pt_ccore_ahead(hosts[0].cc), 0);
+    owned_by("L", NULL);
+    lock_op(1, 1, 2, PYTHREAD__OP__OP_ACQUIRE, hd[1], -1, t += SEC);
+    assert_true(last(1)->ok);
+    assert_true(last(1)->token > given);
+    assert_true(last(1)->token - given > PT_CCORE_AHEAD_MAX - 2);
+    /* The objects agree; alpha's copy alone counted the two calls in its
+     * counters (calls served, acquires), which is all it keeps of them. */
+    copies_agree(1);
+    same_state(hosts[1].cc, hosts[2].cc);
+    refused(0, rel.p, rel.len, "no session");
+    refused(0, acq.p, acq.len, "no session");
+    copies_agree(1);
+    same_state(hosts[1].cc, hosts[2].cc);
+}
+
+/* A held session's entries keep their order: beta's acquire (held) and its
+ * session's end both wait for the hand-back, then the acquire queues and
+ * the end takes it out; gamma, after, waits and gets L at alpha's release.
+ * beta hears nothing; an owned lock with a waiter, one wanted, a blocking
+ * acquire of a held lock are not answered ahead, a non-blocking one is. */
+static void test_held_session_keeps_its_order(void **state)
+{
+    uint32_t hd[NHOSTS];
+    uint64_t t = T0;
+    Pythread__Request req;
+    later nb;
+    uint8_t *p;
+    size_t len;
+
+    (void)state;
+    three_open(hd, t);
+    lock_op(0, 1, 2, PYTHREAD__OP__OP_ACQUIRE, hd[0], -1, t += SEC);
+    req = lock_req(3, PYTHREAD__OP__OP_ACQUIRE, hd[0], -1);
+    assert_int_equal(pt_ccore_ahead_ok(hosts[0].cc, 1, &req), 0); /* it would wait */
+    req = lock_req(3, PYTHREAD__OP__OP_ACQUIRE, hd[0], 0);
+    nb = ahead(0, 1, &req); /* refused at once */
+    assert_false(last(0)->ok);
+    deliver(0, nb.p, nb.len);
+
+    hold_wants = 1;
+    lock_op(1, 1, 2, PYTHREAD__OP__OP_ACQUIRE, hd[1], -1, t += SEC);
+    assert_int_equal(pt_ccore_enc_session_end(1, t += SEC, &p, &len), 0);
+    deliver(1, p, len);
+    assert_int_equal(pt_ccore_sessions(hosts[0].cc), 3); /* its end is kept too */
+    req = lock_req(4, PYTHREAD__OP__OP_RELEASE, hd[0], -1);
+    assert_int_equal(pt_ccore_ahead_ok(hosts[0].cc, 1, &req), 0); /* wanted */
+    hold_wants = 0;
+    deliver_wants();
+    assert_int_equal(pt_ccore_sessions(hosts[0].cc), 2);
+    assert_int_equal(hosts[1].n, 1);
+    copies_agree(1);
+
+    lock_op(2, 1, 2, PYTHREAD__OP__OP_ACQUIRE, hd[2], -1, t += SEC);
+    assert_int_equal(hosts[2].n, 1);
+    req = lock_req(4, PYTHREAD__OP__OP_RELEASE, hd[0], -1);
+    assert_int_equal(pt_ccore_ahead_ok(hosts[0].cc, 1, &req), 0); /* gamma waits */
+    lock_op(0, 1, 4, PYTHREAD__OP__OP_RELEASE, hd[0], -1, t += SEC);
+    assert_true(last(2)->ok);
+    assert_int_equal(hosts[1].n, 1);
+    all_same_state();
+}
+
+/* A snapshot of a copy with an owned lock and a held session: the copy
+ * restored from it (as beta's) gets the held acquire's answer at the
+ * hand-back and the release, as beta's own copy does. */
+static void test_snapshot_keeps_owners_and_held(void **state)
+{
+    uint32_t hd[NHOSTS];
+    uint64_t t = T0;
+    uint8_t *snap;
+    size_t len, mark;
+    char err[256];
+
+    (void)state;
+    three_open(hd, t);
+    lock_op(0, 1, 2, PYTHREAD__OP__OP_ACQUIRE, hd[0], -1, t += SEC);
+    hold_wants = 1;
+    lock_op(1, 1, 2, PYTHREAD__OP__OP_ACQUIRE, hd[1], -1, t += SEC);
+    assert_int_equal(pt_ccore_snapshot(hosts[2].cc, &snap, &len), 0);
+    restored.cc = pt_ccore_restore("beta", on_answer, &restored, snap, len, err, sizeof(err));
+    if (restored.cc == NULL)
+        fail_msg("restoring: %s", err);
+    free(snap);
+    mark = hosts[1].n;
+    hold_wants = 0;
+    deliver_wants();
+    lock_op(0, 1, 3, PYTHREAD__OP__OP_RELEASE, hd[0], -1, t += SEC);
+    assert_true(last(1)->ok);
+    same_answers(mark);
+    for (int i = 0; i < NHOSTS; i++)
+        same_state(hosts[i].cc, restored.cc);
+}
+
+static void open_cond(int from, uint64_t conn, uint64_t id, const char *name, uint32_t lock,
+                      uint64_t now)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    Pythread__OpenArgs open = PYTHREAD__OPEN_ARGS__INIT;
+
+    req.id = id;
+    req.op = PYTHREAD__OP__OP_OPEN;
+    req.has_name = 1;
+    req.name.data = (uint8_t *)name;
+    req.name.len = strlen(name);
+    open.has_kind = open.has_mode = open.has_lock_handle = 1;
+    open.kind = PT_KIND_CONDITION;
+    open.mode = 0600;
+    open.lock_handle = lock;
+    req.open = &open;
+    call(from, conn, &req, now);
+}
+
+/* A Condition's waiters take its lock back at their timeouts, which any
+ * host's EXPIRE applies, so a lock under a Condition is nobody's: beta's
+ * open of one over alpha's L waits for the hand-back; alpha's own open of
+ * one over its M gives M up at once; neither is owned again, and their
+ * calls go the log's way. */
+static void test_lock_under_condition_is_nobodys(void **state)
+{
+    uint32_t hd[NHOSTS], m;
+    uint64_t t = T0;
+    Pythread__Request req;
+
+    (void)state;
+    three_open(hd, t);
+    lock_op(0, 1, 2, PYTHREAD__OP__OP_ACQUIRE, hd[0], -1, t += SEC);
+    owned_by("L", "alpha");
+    open_cond(1, 1, 2, "C", hd[1], t += SEC); /* held, then made at the hand-back */
+    assert_int_equal(last(1)->status, 0);
+    owned_by("L", NULL);
+    lock_op(0, 1, 3, PYTHREAD__OP__OP_RELEASE, hd[0], -1, t += SEC);
+    lock_op(0, 1, 4, PYTHREAD__OP__OP_ACQUIRE, hd[0], -1, t += SEC);
+    owned_by("L", NULL);
+    req = lock_req(5, PYTHREAD__OP__OP_RELEASE, hd[0], -1);
+    assert_int_equal(pt_ccore_ahead_ok(hosts[0].cc, 1, &req), 0);
+
+    open_lock(0, 1, 5, "M", t);
+    m = last(0)->handle;
+    lock_op(0, 1, 6, PYTHREAD__OP__OP_ACQUIRE, m, -1, t += SEC);
+    owned_by("M", "alpha");
+    open_cond(0, 1, 7, "D", m, t += SEC);
+    owned_by("M", NULL);
+    lock_op(0, 1, 8, PYTHREAD__OP__OP_RELEASE, m, -1, t += SEC);
+    owned_by("M", NULL);
+    all_same_state();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -638,6 +966,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_snapshot_restored_copy_goes_on_alike, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_before_any_entry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_owned_lock_answered_ahead, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_owner_gone_tokens_jump, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_held_session_keeps_its_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_keeps_owners_and_held, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_under_condition_is_nobodys, setup, teardown),
     };
 
     return cmocka_run_group_tests_name("unit.cluster_core", tests, NULL, NULL);
