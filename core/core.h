@@ -225,7 +225,7 @@ typedef struct pt_core_lock_view {
     uint64_t holder_thread;
     int queued; /* its queue has waiters */
     uint32_t refs;
-    uint32_t conds; /* Conditions over it */
+    uint32_t conds;  /* Conditions over it */
     uint64_t token;  /* the last token given (or the floor it starts above) */
     int token_given; /* token is one given */
 } pt_core_lock_view;
@@ -452,7 +452,7 @@ typedef struct pt_core_object_info {
     uint32_t mode;
     uid_t uid; /* creator */
     gid_t gid;
-    pt_state state; /* as OP_STATE reports it to a non-owner */
+    pt_state state;  /* as OP_STATE reports it to a non-owner */
     uint64_t serial; /* creation order */
 } pt_core_object_info;
 typedef void (*pt_core_object_fn)(void *ctx, const pt_core_object_info *info);
