@@ -555,6 +555,10 @@ static void snap_loaded(void *ctx, const pt_csnap_loaded *l)
         pt_ccore_free(cl->cc);
         cl->cc = cc;
         pt_ccore_set_wanted(cc, on_wanted);
+        /* A hand-back asked for before the snapshot's revision may not have
+         * been seen by the copy this one replaces: asked again (a second
+         * one is passed over). */
+        pt_ccore_wanted_again(cc);
         members_clear(cl);
         for (size_t i = 0; i < l->nmembers; i++)
             member_add(cl, l->members[i]);
