@@ -332,7 +332,7 @@ static int apply_session_entry(pt_ccore *cc, const char *host, const record *r, 
             call_lost(cc, host, r);
         return -1;
     }
-    if (pt__cc_own_keep(cc, x, p, len) || (call && pt__cc_own_hold(cc, x, r, p, len)))
+    if (pt__cc_own_keep(cc, x, r, p, len) || (call && pt__cc_own_hold(cc, x, r, p, len)))
         return 0;
     if (call)
         return apply_call(cc, x, r, err, errlen);
@@ -358,6 +358,7 @@ static int apply_record(pt_ccore *cc, const char *host, const record *r, const u
         return apply_session_entry(cc, host, r, p, len, err, errlen);
     case PYTHREAD__JOURNAL_RECORD__TYPE__EXPIRE:
         pt_core_expire(cc->core, cc->now);
+        pt__cc_own_expire(cc);
         return 0;
     case PYTHREAD__JOURNAL_RECORD__TYPE__HAND_BACK:
         if (r->has_value)
@@ -652,7 +653,9 @@ size_t pt_ccore_sessions(const pt_ccore *cc)
 
 uint64_t pt_ccore_next_deadline(const pt_ccore *cc)
 {
-    return pt_core_next_deadline(cc->core);
+    uint64_t core = pt_core_next_deadline(cc->core), held = pt__cc_own_next_deadline(cc);
+
+    return core < held ? core : held;
 }
 
 uint64_t pt_ccore_now(const pt_ccore *cc)

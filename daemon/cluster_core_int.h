@@ -19,9 +19,14 @@ typedef struct cc_host cc_host;
 typedef Pythread__JournalRecord record;
 typedef Pythread__ClusterCopy copy_msg;
 
-/* An entry a held session keeps for later, as it came. */
+/* An entry a held session keeps for later, as it came. An acquire that
+ * was not to wait long (a timeout, or none at all) has a deadline: if the
+ * owner has not handed the lock back by then, the call is refused there,
+ * as if the lock were held (pt__cc_own_expire). */
 typedef struct cc_kept {
     STAILQ_ENTRY(cc_kept) link;
+    uint64_t deadline; /* PT_DEADLINE_NONE: it waits for the hand-back */
+    uint64_t id, thread;
     size_t len;
     uint8_t bytes[];
 } cc_kept;
@@ -108,7 +113,7 @@ void pt__cc_own_free(pt_ccore *cc);
 /* The core's freed hook: an owned lock freed is owned no more. */
 void pt__cc_own_freed(void *ctx, uint64_t serial);
 /* x is held: e (len bytes) is kept behind its earlier entries. 1 if so. */
-int pt__cc_own_keep(pt_ccore *cc, cc_sess *x, const uint8_t *e, size_t len);
+int pt__cc_own_keep(pt_ccore *cc, cc_sess *x, const record *r, const uint8_t *e, size_t len);
 /* Call r of x touches a lock another host owns: x is held on it, e kept. */
 int pt__cc_own_hold(pt_ccore *cc, cc_sess *x, const record *r, const uint8_t *e, size_t len);
 /* After call r of x was applied: the lock it touched may become x's host's. */
@@ -116,6 +121,10 @@ void pt__cc_own_after_call(pt_ccore *cc, cc_sess *x, const record *r);
 /* Host h's entry r was answered ahead here: it is met (1), nothing to apply. */
 int pt__cc_own_met(pt_ccore *cc, const cc_host *h, const record *r);
 void pt__cc_own_hand_back(pt_ccore *cc, const cc_host *h, uint64_t serial);
+/* At an EXPIRE: the kept acquires whose deadline passed are refused. */
+void pt__cc_own_expire(pt_ccore *cc);
+/* The earliest deadline of a kept acquire, or PT_DEADLINE_NONE. */
+uint64_t pt__cc_own_next_deadline(const pt_ccore *cc);
 /* Host h is gone: before its sessions end, and after. */
 void pt__cc_own_host_gone_before(pt_ccore *cc, const cc_host *h);
 void pt__cc_own_host_gone_after(pt_ccore *cc, const cc_host *h);

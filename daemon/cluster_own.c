@@ -192,24 +192,59 @@ static const cc_host *holder_host(const pt_core_lock_view *v)
 /* Held sessions                                                       */
 /* ------------------------------------------------------------------ */
 
-static int kept_add(cc_sess *x, const uint8_t *e, size_t len)
-{
-    cc_kept *k = malloc(sizeof(*k) + len);
+/* Past a kept acquire's own timeout, this long for the hand-back: an owner
+ * that is up hands back within a round trip; one that is not (stopped, cut
+ * off) has the lock as far as the others can tell. */
+#define HAND_BACK_GRACE 1000000000ull /* ns */
 
-    if (k == NULL)
-        return -1;
-    k->len = len;
-    memcpy(k->bytes, e, len);
-    STAILQ_INSERT_TAIL(&x->kept, k, link);
-    return 0;
+/* Only an acquire of the lock the session is held on: one of another
+ * object, kept only to keep the session's order, has no owner to wait for. */
+static uint64_t kept_deadline(const pt_ccore *cc, const cc_sess *x, const record *r)
+{
+    pt_core_lock_view v;
+    pt_call call;
+    double ns;
+
+    if (r == NULL || r->type != PYTHREAD__JOURNAL_RECORD__TYPE__CALL || r->request == NULL ||
+        r->request->op != PYTHREAD__OP__OP_ACQUIRE || lock_of(cc, x->s, r->request, 0, &v) < 0 ||
+        v.serial != x->held_on)
+        return PT_DEADLINE_NONE;
+    pt_request_call(r->request, &call);
+    if (call.blocking && call.timeout < 0)
+        return PT_DEADLINE_NONE;
+    ns = call.blocking ? call.timeout * 1e9 : 0;
+    if (ns > 1e18)
+        return PT_DEADLINE_NONE;
+    return cc->now + (uint64_t)ns + HAND_BACK_GRACE;
 }
 
-int pt__cc_own_keep(pt_ccore *cc, cc_sess *x, const uint8_t *e, size_t len)
+static cc_kept *kept_add(cc_sess *x, const uint8_t *e, size_t len, uint64_t deadline)
 {
-    (void)cc;
+    cc_kept *k = malloc(sizeof(*k) + len);
+    record *r;
+
+    if (k == NULL)
+        return NULL;
+    k->len = len;
+    k->deadline = deadline;
+    k->id = k->thread = 0;
+    memcpy(k->bytes, e, len);
+    if ((r = pythread__journal_record__unpack(NULL, len, e)) != NULL) {
+        if (r->request != NULL) {
+            k->id = r->request->id;
+            k->thread = r->request->thread;
+        }
+        pythread__journal_record__free_unpacked(r, NULL);
+    }
+    STAILQ_INSERT_TAIL(&x->kept, k, link);
+    return k;
+}
+
+int pt__cc_own_keep(pt_ccore *cc, cc_sess *x, const record *r, const uint8_t *e, size_t len)
+{
     if (!x->held)
         return 0;
-    kept_add(x, e, len); /* (a copy out of memory is left behind the others) */
+    kept_add(x, e, len, kept_deadline(cc, x, r)); /* (a copy out of memory falls behind) */
     return 1;
 }
 
@@ -224,10 +259,55 @@ int pt__cc_own_hold(pt_ccore *cc, cc_sess *x, const record *r, const uint8_t *e,
     x->held = 1;
     x->held_on = v.serial;
     STAILQ_INIT(&x->kept);
-    kept_add(x, e, len);
+    kept_add(x, e, len, kept_deadline(cc, x, r));
     TAILQ_INSERT_TAIL(&cc->held, x, held_link);
     want(cc, o);
     return 1;
+}
+
+/* Refused as a timed-out acquire is: False, on this host's copy. */
+static void kept_refuse(pt_ccore *cc, const cc_sess *x, const cc_kept *k)
+{
+    pt_result res = {.id = k->id, .thread = k->thread, .ok = 0};
+
+    if (x->host == cc->self)
+        cc->answer(cc->ctx, x->conn, &res);
+}
+
+void pt__cc_own_expire(pt_ccore *cc)
+{
+    cc_sess *x;
+
+    TAILQ_FOREACH(x, &cc->held, held_link)
+    {
+        cc_kept *k, *next;
+
+        for (k = STAILQ_FIRST(&x->kept); k != NULL; k = next) {
+            next = STAILQ_NEXT(k, link);
+            if (k->deadline > cc->now)
+                continue;
+            kept_refuse(cc, x, k);
+            STAILQ_REMOVE(&x->kept, k, cc_kept, link);
+            free(k);
+        }
+    }
+}
+
+uint64_t pt__cc_own_next_deadline(const pt_ccore *cc)
+{
+    uint64_t d = PT_DEADLINE_NONE;
+    const cc_sess *x;
+    const cc_kept *k;
+
+    TAILQ_FOREACH(x, &cc->held, held_link)
+    {
+        STAILQ_FOREACH(k, &x->kept, link)
+        {
+            if (k->deadline < d)
+                d = k->deadline;
+        }
+    }
+    return d;
 }
 
 static void unhold(pt_ccore *cc, cc_sess *x)
@@ -522,10 +602,12 @@ static int held_one_out(const cc_sess *x, Pythread__ClusterHeld *w)
     {
         n++;
     }
-    if ((w->entries = calloc(n + 1, sizeof(*w->entries))) == NULL)
+    if ((w->entries = calloc(n + 1, sizeof(*w->entries))) == NULL ||
+        (w->deadlines = calloc(n + 1, sizeof(*w->deadlines))) == NULL)
         return -1;
     STAILQ_FOREACH(k, &x->kept, link)
     {
+        w->deadlines[w->n_deadlines++] = k->deadline;
         w->entries[w->n_entries++] = (ProtobufCBinaryData){k->len, (uint8_t *)k->bytes};
     }
     return 0;
@@ -567,6 +649,7 @@ void pt__cc_own_out_free(copy_msg *m)
     free(m->owned);
     for (size_t i = 0; i < m->n_held; i++) {
         free(m->held[i]->entries);
+        free(m->held[i]->deadlines);
         free(m->held[i]);
     }
     free(m->held);
@@ -596,8 +679,10 @@ static int held_in(pt_ccore *cc, const copy_msg *m, char *err, size_t errlen)
         cc_host *h = w->host != NULL ? pt__cc_host_find(cc, w->host) : NULL;
         cc_sess *x = h != NULL ? pt__cc_sess_find(h, w->conn) : NULL;
 
-        if (x == NULL || x->held || w->n_entries == 0) {
-            snprintf(err, errlen, "a held session that is not a session, twice, or keeps nothing");
+        if (x == NULL || x->held || w->n_deadlines != w->n_entries) {
+            snprintf(err, errlen,
+                     "a held session that is not a session, twice, or whose "
+                     "entries and deadlines differ in number");
             return -1;
         }
         x->held = 1;
@@ -605,7 +690,7 @@ static int held_in(pt_ccore *cc, const copy_msg *m, char *err, size_t errlen)
         STAILQ_INIT(&x->kept);
         TAILQ_INSERT_TAIL(&cc->held, x, held_link);
         for (size_t k = 0; k < w->n_entries; k++) {
-            if (kept_add(x, w->entries[k].data, w->entries[k].len) < 0) {
+            if (kept_add(x, w->entries[k].data, w->entries[k].len, w->deadlines[k]) == NULL) {
                 snprintf(err, errlen, "out of memory");
                 return -1;
             }

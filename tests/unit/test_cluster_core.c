@@ -954,6 +954,54 @@ static void test_lock_under_condition_is_nobodys(void **state)
     all_same_state();
 }
 
+/* An owner that does not hand back (stopped, cut off) has the lock as far
+ * as the others can tell: beta's acquire with a timeout of 0.5 s is refused
+ * by the EXPIRE after 0.5 s and a second of grace, a non-blocking one after
+ * the grace, alike on every copy; gamma's blocking acquire waits on, and
+ * is queued at the hand-back. */
+static void test_held_acquire_times_out(void **state)
+{
+    uint32_t hd[NHOSTS];
+    uint64_t t = T0, asked;
+    Pythread__Request req;
+
+    (void)state;
+    three_open(hd, t);
+    lock_op(0, 1, 2, PYTHREAD__OP__OP_ACQUIRE, hd[0], -1, t += SEC);
+    hold_wants = 1;
+    asked = t += SEC;
+    lock_op(1, 1, 2, PYTHREAD__OP__OP_ACQUIRE, hd[1], 0.5, asked);
+    session_new(1, 2, 201);
+    open_lock(1, 2, 1, "L", asked);
+    req = lock_req(2, PYTHREAD__OP__OP_ACQUIRE, last(1)->handle, -1);
+    req.has_blocking = 1;
+    req.blocking = 0;
+    call(1, 2, &req, asked); /* held too */
+    lock_op(2, 1, 2, PYTHREAD__OP__OP_ACQUIRE, hd[2], -1, asked);
+    for (int i = 0; i < NHOSTS; i++)
+        assert_int_equal(pt_ccore_next_deadline(hosts[i].cc), asked + SEC);
+    assert_int_equal(hosts[1].n, 2); /* beta: its two opens */
+    expire(2, asked + SEC - 1);
+    assert_int_equal(hosts[1].n, 2);
+    expire(2, asked + SEC);
+    assert_int_equal(hosts[1].n, 3);
+    assert_int_equal(last(1)->conn, 2);
+    assert_false(last(1)->ok);
+    expire(0, asked + SEC + SEC / 2);
+    assert_int_equal(hosts[1].n, 4);
+    assert_int_equal(last(1)->conn, 1);
+    assert_int_equal(last(1)->id, 2);
+    assert_false(last(1)->ok);
+    assert_int_equal(pt_ccore_next_deadline(hosts[1].cc), PT_DEADLINE_NONE);
+    hold_wants = 0;
+    deliver_wants();
+    assert_int_equal(hosts[2].n, 1); /* gamma waits behind alpha */
+    lock_op(0, 1, 3, PYTHREAD__OP__OP_RELEASE, hd[0], -1, t += 3 * SEC);
+    assert_true(last(2)->ok);
+    assert_int_equal(hosts[1].n, 4);
+    all_same_state();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -971,6 +1019,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_held_session_keeps_its_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_keeps_owners_and_held, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_under_condition_is_nobodys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_held_acquire_times_out, setup, teardown),
     };
 
     return cmocka_run_group_tests_name("unit.cluster_core", tests, NULL, NULL);
