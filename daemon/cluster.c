@@ -164,14 +164,17 @@ static int snapshot_mine(pt_cluster *cl)
 /* A call on a lock this host owns whose outcome is fixed is answered now,
  * its entry appended for the other copies (cluster_own.c). Only when every
  * entry this daemon appended before is back from the log, but for those
- * answered ahead: the copy is then the log's but for them. */
+ * answered ahead (the copy is then the log's but for them), and while the
+ * lease is sure: a daemon resumed after a stop past its lease must not
+ * answer from a copy that still thinks the lock its own. */
 static int answer_ahead(pt_cluster *cl, pt_conn *c, const Pythread__Request *call)
 {
     uint8_t *p = NULL;
     size_t len = 0;
     char err[256];
 
-    if (!cl->live || pt_clog_pending(cl->log) != pt_ccore_ahead(cl->cc) || snapshot_mine(cl) ||
+    if (!cl->live || !pt_clog_lease_sure(cl->log) ||
+        pt_clog_pending(cl->log) != pt_ccore_ahead(cl->cc) || snapshot_mine(cl) ||
         !pt_ccore_ahead_ok(cl->cc, c->id, call))
         return 0;
     if (pt_ccore_enc_ahead(cl->cc, c->id, call, cl->ahead_id + 1, &p, &len) < 0)

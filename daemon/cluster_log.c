@@ -999,6 +999,11 @@ int64_t pt_clog_lease(const pt_clog *c, double *sure_for)
     return c->lease;
 }
 
+int pt_clog_lease_sure(const pt_clog *c)
+{
+    return c->m == M_MEMBER && now_mono() < c->last_ok_sent + (double)c->granted_ttl - c->margin;
+}
+
 int64_t pt_clog_joined_revision(const pt_clog *c)
 {
     return c->m == M_MEMBER ? c->claim_rev : 0;

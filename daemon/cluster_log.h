@@ -130,6 +130,10 @@ int pt_clog_is_member(const pt_clog *clog);
  * seconds it is sure to last from now: its ttl from the send of the last
  * keepalive etcd answered. */
 int64_t pt_clog_lease(const pt_clog *clog, double *sure_for);
+/* 1 while this host is a member and its lease is sure to stand past the
+ * margin its holders are told at (its lease-lost deadline has not come,
+ * even if the loop has not run that timer yet, as after a SIGSTOP). */
+int pt_clog_lease_sure(const pt_clog *clog);
 /* The revision that created this host's key in its present membership (0
  * while it is not a member): its on_host_joined at that revision is this
  * membership's, any other one of this host is a past one's, replayed. */
