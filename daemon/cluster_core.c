@@ -153,7 +153,7 @@ void pt_ccore_free(pt_ccore *cc)
 /* Entries                                                             */
 /* ------------------------------------------------------------------ */
 
-static int record_pack(const record *r, uint8_t **out, size_t *len)
+int pt__cc_record_pack(const record *r, uint8_t **out, size_t *len)
 {
     *len = pythread__journal_record__get_packed_size(r);
     if ((*out = malloc(*len ? *len : 1)) == NULL)
@@ -172,7 +172,7 @@ int pt_ccore_enc_session_new(uint64_t conn, const pt_peer *peer, uint8_t **out, 
     r.pid = peer->pid;
     r.uid = peer->uid;
     r.gid = peer->gid;
-    return record_pack(&r, out, len);
+    return pt__cc_record_pack(&r, out, len);
 }
 
 int pt_ccore_enc_session_end(uint64_t conn, uint64_t now, uint8_t **out, size_t *len)
@@ -183,7 +183,7 @@ int pt_ccore_enc_session_end(uint64_t conn, uint64_t now, uint8_t **out, size_t 
     r.has_session = r.has_now = 1;
     r.session = conn;
     r.now = now;
-    return record_pack(&r, out, len);
+    return pt__cc_record_pack(&r, out, len);
 }
 
 int pt_ccore_enc_call(uint64_t conn, const Pythread__Request *req, uint64_t now, uint8_t **out,
@@ -196,7 +196,7 @@ int pt_ccore_enc_call(uint64_t conn, const Pythread__Request *req, uint64_t now,
     r.session = conn;
     r.now = now;
     r.request = (Pythread__Request *)req;
-    return record_pack(&r, out, len);
+    return pt__cc_record_pack(&r, out, len);
 }
 
 int pt_ccore_enc_hand_back(uint64_t serial, uint8_t **out, size_t *len)
@@ -206,7 +206,7 @@ int pt_ccore_enc_hand_back(uint64_t serial, uint8_t **out, size_t *len)
     r.type = PYTHREAD__JOURNAL_RECORD__TYPE__HAND_BACK;
     r.has_value = 1;
     r.value = serial;
-    return record_pack(&r, out, len);
+    return pt__cc_record_pack(&r, out, len);
 }
 
 int pt_ccore_enc_expire(uint64_t now, uint8_t **out, size_t *len)
@@ -216,7 +216,7 @@ int pt_ccore_enc_expire(uint64_t now, uint8_t **out, size_t *len)
     r.type = PYTHREAD__JOURNAL_RECORD__TYPE__EXPIRE;
     r.has_now = 1;
     r.now = now;
-    return record_pack(&r, out, len);
+    return pt__cc_record_pack(&r, out, len);
 }
 
 /* ------------------------------------------------------------------ */

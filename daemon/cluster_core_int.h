@@ -103,6 +103,7 @@ struct pt_ccore {
 };
 
 /* cluster_core.c */
+int pt__cc_record_pack(const record *r, uint8_t **out, size_t *len);
 cc_host *pt__cc_host_find(const pt_ccore *cc, const char *name);
 cc_host *pt__cc_host_get(pt_ccore *cc, const char *name);
 cc_sess *pt__cc_sess_find(cc_host *h, uint64_t conn);

@@ -508,11 +508,7 @@ int pt_ccore_enc_ahead(const pt_ccore *cc, uint64_t conn, const Pythread__Reques
     r.now = cc->now;
     r.ahead = id;
     r.request = (Pythread__Request *)req;
-    *len = pythread__journal_record__get_packed_size(&r);
-    if ((*out = malloc(*len ? *len : 1)) == NULL)
-        return -1;
-    pythread__journal_record__pack(&r, *out);
-    return 0;
+    return pt__cc_record_pack(&r, out, len);
 }
 
 void pt_ccore_apply_ahead(pt_ccore *cc, const uint8_t *p, size_t len)

@@ -185,7 +185,9 @@ static void expire(int from, uint64_t now)
     deliver(from, p, len);
 }
 
-static void open_lock(int from, uint64_t conn, uint64_t id, const char *name, uint64_t now)
+/* An open of a named object of kind; lock: a Condition's lock handle. */
+static void open_kind(int from, uint64_t conn, uint64_t id, const char *name, int kind,
+                      uint32_t lock, uint64_t now)
 {
     Pythread__Request req = PYTHREAD__REQUEST__INIT;
     Pythread__OpenArgs open = PYTHREAD__OPEN_ARGS__INIT;
@@ -196,10 +198,23 @@ static void open_lock(int from, uint64_t conn, uint64_t id, const char *name, ui
     req.name.data = (uint8_t *)name;
     req.name.len = strlen(name);
     open.has_kind = open.has_mode = 1;
-    open.kind = PT_KIND_LOCK;
+    open.kind = kind;
     open.mode = 0600;
+    open.has_lock_handle = lock != 0;
+    open.lock_handle = lock;
     req.open = &open;
     call(from, conn, &req, now);
+}
+
+static void open_lock(int from, uint64_t conn, uint64_t id, const char *name, uint64_t now)
+{
+    open_kind(from, conn, id, name, PT_KIND_LOCK, 0, now);
+}
+
+static void open_cond(int from, uint64_t conn, uint64_t id, const char *name, uint32_t lock,
+                      uint64_t now)
+{
+    open_kind(from, conn, id, name, PT_KIND_CONDITION, lock, now);
 }
 
 /* An acquire (timeout < 0: none) or a release of handle. */
@@ -898,25 +913,6 @@ static void test_snapshot_keeps_owners_and_held(void **state)
     same_answers(mark);
     for (int i = 0; i < NHOSTS; i++)
         same_state(hosts[i].cc, restored.cc);
-}
-
-static void open_cond(int from, uint64_t conn, uint64_t id, const char *name, uint32_t lock,
-                      uint64_t now)
-{
-    Pythread__Request req = PYTHREAD__REQUEST__INIT;
-    Pythread__OpenArgs open = PYTHREAD__OPEN_ARGS__INIT;
-
-    req.id = id;
-    req.op = PYTHREAD__OP__OP_OPEN;
-    req.has_name = 1;
-    req.name.data = (uint8_t *)name;
-    req.name.len = strlen(name);
-    open.has_kind = open.has_mode = open.has_lock_handle = 1;
-    open.kind = PT_KIND_CONDITION;
-    open.mode = 0600;
-    open.lock_handle = lock;
-    req.open = &open;
-    call(from, conn, &req, now);
 }
 
 /* A Condition's waiters take its lock back at their timeouts, which any
