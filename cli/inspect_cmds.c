@@ -148,6 +148,8 @@ static void cluster_json(pt_json *j, const pt_inspect_status *st)
         pt_json_null(j, "lease");
         pt_json_null(j, "lease_sure_seconds");
     }
+    pt_json_uint(j, "owned_locks", st->cluster_owned);
+    pt_json_uint(j, "answered_ahead", st->cluster_ahead);
     pt_json_end(j);
 }
 
@@ -299,26 +301,32 @@ static void state_row(pt_table *t, const pt_inspect_status *st)
     restart_row(t, st);
 }
 
-/* pythreadd --etcd: the host, its lease and the cluster's hosts. */
+/* pythreadd --etcd: the host, its lease, the cluster's hosts, the locks it owns
+ * and the calls it answered ahead of the log. */
 static void cluster_row(pt_table *t, const pt_inspect_status *st)
 {
     char buf[sizeof(st->cluster_members) + 512];
+    size_t n;
 
     if (!st->cluster_host[0]) {
         kv(t, "cluster:", "none (pythreadd --etcd ENDPOINTS joins one)");
         return;
     }
     if (st->cluster_lease != 0)
-        snprintf(buf, sizeof(buf),
-                 "host %s of %u (%s); lease %" PRId64 ", sure for %.1f s; etcd %s",
-                 st->cluster_host, st->cluster_nmembers, st->cluster_members, st->cluster_lease,
-                 st->cluster_lease_seconds, st->cluster_endpoints);
+        n = (size_t)snprintf(buf, sizeof(buf),
+                             "host %s of %u (%s); lease %" PRId64 ", sure for %.1f s; etcd %s",
+                             st->cluster_host, st->cluster_nmembers, st->cluster_members,
+                             st->cluster_lease, st->cluster_lease_seconds, st->cluster_endpoints);
     else
-        snprintf(buf, sizeof(buf),
-                 "host %s, not a member now (joining; see pythreadd's log); %u hosts (%s); "
-                 "etcd %s",
-                 st->cluster_host, st->cluster_nmembers, st->cluster_members,
-                 st->cluster_endpoints);
+        n = (size_t)snprintf(buf, sizeof(buf),
+                             "host %s, not a member now (joining; see pythreadd's log); %u hosts "
+                             "(%s); etcd %s",
+                             st->cluster_host, st->cluster_nmembers, st->cluster_members,
+                             st->cluster_endpoints);
+    if (n < sizeof(buf))
+        snprintf(buf + n, sizeof(buf) - n,
+                 "; owns %" PRIu64 " locks, %" PRIu64 " calls answered ahead", st->cluster_owned,
+                 st->cluster_ahead);
     kv(t, "cluster:", buf);
 }
 

@@ -125,6 +125,8 @@ static void cluster_copy(pt_inspect_status *st, const Pythread__StatusInfo *s)
     }
     st->cluster_lease = s->cluster_lease;
     st->cluster_lease_seconds = s->cluster_lease_seconds;
+    st->cluster_owned = s->cluster_owned;
+    st->cluster_ahead = s->cluster_ahead;
 }
 
 static void status_copy(void *arg, const Pythread__Response *m)

@@ -53,10 +53,11 @@ struct pt_cluster {
     pt_cluster_options o;
     LIST_HEAD(, member) members;
     size_t nmembers;
-    pt_csnap *snap;      /* snapshots: the newest loaded at the start, written here */
-    uint64_t ahead_id;   /* the last call answered ahead (pt_ccore_enc_ahead) */
-    int hand_back_again; /* a hand-back could not be appended: asked again */
-    int log_started;     /* pt_clog_start was called (after the snapshot's load) */
+    pt_csnap *snap;          /* snapshots: the newest loaded at the start, written here */
+    uint64_t ahead_id;       /* the last call answered ahead (pt_ccore_enc_ahead) */
+    uint64_t answered_ahead; /* calls answered ahead since the daemon started */
+    int hand_back_again;     /* a hand-back could not be appended: asked again */
+    int log_started;         /* pt_clog_start was called (after the snapshot's load) */
 };
 
 static uint64_t wall_now(void)
@@ -184,6 +185,7 @@ static int answer_ahead(pt_cluster *cl, pt_conn *c, const Pythread__Request *cal
         return 0; /* it goes the log's way, and fails there with the reason */
     }
     cl->ahead_id++;
+    cl->answered_ahead++;
     pt_ccore_apply_ahead(cl->cc, p, len);
     free(p);
     return 1;
@@ -761,6 +763,9 @@ void pt_cluster_status(pt_daemon *d, Pythread__StatusInfo *st, char **members, s
     st->cluster_members = members;
     st->has_cluster_lease = st->has_cluster_lease_seconds = 1;
     st->cluster_lease = cl->log ? pt_clog_lease(cl->log, &st->cluster_lease_seconds) : 0;
+    st->has_cluster_owned = st->has_cluster_ahead = 1;
+    st->cluster_owned = cl->cc != NULL ? pt_ccore_owned(cl->cc, cl->host) : 0;
+    st->cluster_ahead = cl->answered_ahead;
 }
 
 pt_core *pt_cluster_core(pt_daemon *d, uint64_t *now)

@@ -76,6 +76,8 @@ size_t pt_ccore_ahead(const pt_ccore *cc);
 void pt_ccore_wanted_again(pt_ccore *cc);
 /* The host owning the lock with this serial, or NULL. */
 const char *pt_ccore_owner(const pt_ccore *cc, uint64_t serial);
+/* The locks host owns now. */
+size_t pt_ccore_owned(const pt_ccore *cc, const char *host);
 
 /* Apply host's entry, in the log's order. 0; or -1 with err saying why it
  * was ignored (not a record, a kind no host appends, a session that does

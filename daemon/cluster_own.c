@@ -110,6 +110,18 @@ const char *pt_ccore_owner(const pt_ccore *cc, uint64_t serial)
     return o != NULL ? o->host->name : NULL;
 }
 
+size_t pt_ccore_owned(const pt_ccore *cc, const char *host)
+{
+    const cc_own *o;
+    size_t n = 0;
+
+    TAILQ_FOREACH(o, &cc->owned, order)
+    {
+        n += strcmp(o->host->name, host) == 0;
+    }
+    return n;
+}
+
 void pt_ccore_set_wanted(pt_ccore *cc, pt_ccore_wanted_fn wanted)
 {
     cc->wanted = wanted;

@@ -112,6 +112,11 @@ typedef struct pt_inspect_status {
     uint32_t cluster_nmembers;
     int64_t cluster_lease;
     double cluster_lease_seconds;
+    /* pythreadd --etcd: the cluster locks this host owns now (its calls on
+     * them whose outcome is fixed are answered ahead of the cluster's log),
+     * and the calls this daemon answered so since it started. */
+    uint64_t cluster_owned;
+    uint64_t cluster_ahead;
 } pt_inspect_status;
 
 /* One object. Fields that do not apply to its kind are 0. */

@@ -127,6 +127,10 @@ static void show_logs(void)
 
 typedef int (*work_fn)(pt_client *c, int host, void *arg);
 
+/* The test's workers, so that teardown ends those a failed test left. */
+static pid_t workers[32];
+static int nworkers;
+
 /* A process on host's daemon running fn; its exit status is fn's. */
 static pid_t worker(int host, work_fn fn, void *arg)
 {
@@ -145,7 +149,22 @@ static pid_t worker(int host, work_fn fn, void *arg)
         pt_client_close(c);
         _exit(r);
     }
+    if (nworkers < (int)(sizeof(workers) / sizeof(workers[0])))
+        workers[nworkers++] = pid;
     return pid;
+}
+
+/* The workers not reaped yet (a child's pid is not reused before): killed
+ * and reaped. */
+static void workers_end(void)
+{
+    for (int i = 0; i < nworkers; i++) {
+        if (waitpid(workers[i], NULL, WNOHANG) == 0) {
+            kill(workers[i], SIGKILL);
+            waitpid(workers[i], NULL, 0);
+        }
+    }
+    nworkers = 0;
 }
 
 /* Each worker's exit status 0 within the deadline. */
@@ -249,6 +268,7 @@ static int teardown(void **state)
     int bad = 0;
 
     (void)state;
+    workers_end();
     for (int i = 0; i < HOSTS; i++) {
         int st = 0;
 
@@ -665,6 +685,281 @@ static void test_partitioned_daemon_holder_learns(void **state)
     pt_client_close(c);
 }
 
+/* ---- owned locks ------------------------------------------------------ */
+
+#define OWN_ROUNDS 200
+
+/* The text `pythreadctl ARGS` prints through host's daemon, into out; -1
+ * when it failed. */
+static int ctl_output(int host, const char *args, char *out, size_t size)
+{
+    char cmd[512];
+    size_t n;
+    FILE *f;
+
+    snprintf(cmd, sizeof(cmd), "PYTHREAD_SOCKET='%s' '%s' %s 2>/dev/null", daemons[host].sock,
+             PT_CTL_PATH, args);
+    if ((f = popen(cmd, "r")) == NULL)
+        return -1;
+    n = fread(out, 1, size - 1, f);
+    out[n] = '\0';
+    return pclose(f) == 0 ? 0 : -1;
+}
+
+/* What `pythreadctl show --cluster --json NAME` through host's daemon says
+ * of the lock: its last token and its first holder's host. -1 when it
+ * failed or showed no holder. */
+static int ctl_lock_seen(int host, const char *name, uint64_t *token, char *holder)
+{
+    char args[128], buf[8192], *p;
+    unsigned long long t;
+
+    snprintf(args, sizeof(args), "show --cluster --json '%s'", name);
+    if (ctl_output(host, args, buf, sizeof(buf)) < 0 || (p = strstr(buf, "\"token\":")) == NULL ||
+        sscanf(p + strlen("\"token\":"), " %llu", &t) != 1)
+        return -1;
+    *token = t;
+    p = strstr(buf, "\"holders\"");
+    if (p == NULL || (p = strstr(p, "\"host\":\"")) == NULL)
+        return -1;
+    return sscanf(p + strlen("\"host\":\""), "%15[^\"]", holder) == 1 ? 0 : -1;
+}
+
+/* Host's status once it says it owns n cluster locks. */
+static void status_owning(int host, uint64_t n, pt_inspect_status *st)
+{
+    for (double end = now_s() + DEADLINE;;) {
+        status_with(host, HOSTS, st);
+        if (st->cluster_owned == n)
+            break;
+        assert_true(now_s() < end);
+        nap();
+    }
+}
+
+/* On host 0: OWN_ROUNDS turns under "O" (its last token in sh->token[0]);
+ * then, once host 1 holds it, a non-blocking acquire (sh->result[0]) and a
+ * blocking one, had once host 1 released (its token in sh->token[2]), held
+ * until the test has looked. */
+static int own_rounds(pt_client *c, int host, void *arg)
+{
+    pt_lock *l;
+    uint64_t token, last = 0;
+
+    (void)host, (void)arg;
+    CHECK(pt_lock_open(c, "O", PT_OPEN_CLUSTER, 0, &l) == 0);
+    for (int i = 0; i < OWN_ROUNDS; i++) {
+        CHECK(pt_lock_acquire_fenced(l, 1, DEADLINE, &token) == 1);
+        if (token <= last)
+            atomic_fetch_add(&sh->token_back, 1);
+        last = token;
+        CHECK(pt_lock_release(l) == 0);
+    }
+    sh->token[0] = last;
+    atomic_store(&sh->ready, 1);
+    wait_flag(&sh->go, 1); /* host 1 holds it */
+    sh->result[0] = pt_lock_acquire(l, 0, PT_FOREVER);
+    atomic_store(&sh->ready, 2);
+    CHECK(pt_lock_acquire_fenced(l, 1, 10.0, &token) == 1);
+    sh->token[2] = token;
+    atomic_store(&sh->ready, 3);
+    wait_flag(&sh->go, 2); /* the test looked */
+    CHECK(pt_lock_release(l) == 0);
+    CHECK(pt_lock_close(l) == 0);
+    return 0;
+}
+
+/* A Lock that only host 0 uses is host 0's: its daemon answers the calls
+ * ahead of the log (status counts them, and the lock), each token larger
+ * than the one before. Host 1's acquire takes it from host 0 with a larger
+ * token; meanwhile host 0's non-blocking acquire is refused, and its
+ * blocking one gets the lock after host 1's release, larger still; hosts 1
+ * and 2 then see the same holder and token. */
+static void test_owned_lock_answers_ahead(void **state)
+{
+    pt_client *c = NULL;
+    pt_lock *l = NULL;
+    pt_inspect_status st;
+    pt_inspect_detail *d = NULL;
+    char buf[8192], holder[16];
+    uint64_t token, seen;
+    pid_t owner;
+    double t0;
+
+    (void)state;
+    t0 = now_s();
+    owner = worker(0, own_rounds, NULL);
+    wait_flag(&sh->ready, 1);
+    assert_int_equal(atomic_load(&sh->ready), 1);
+    print_message("%d acquire/release pairs on host 0 took %.2f s\n", OWN_ROUNDS, now_s() - t0);
+    assert_int_equal(atomic_load(&sh->token_back), 0);
+    status_owning(0, 1, &st);
+    print_message("host 0 owns %llu lock(s), answered %llu calls ahead\n",
+                  (unsigned long long)st.cluster_owned, (unsigned long long)st.cluster_ahead);
+    assert_true(st.cluster_ahead >= 300);
+    assert_true(st.cluster_ahead <= 2 * OWN_ROUNDS);
+    for (int i = 1; i < HOSTS; i++) {
+        status_with(i, HOSTS, &st);
+        assert_int_equal(st.cluster_owned, 0);
+        assert_int_equal(st.cluster_ahead, 0);
+    }
+    /* pythreadctl status says so too */
+    assert_int_equal(ctl_output(0, "status --json", buf, sizeof(buf)), 0);
+    assert_non_null(strstr(buf, "\"owned_locks\":1"));
+    assert_non_null(strstr(buf, "\"answered_ahead\":"));
+    assert_int_equal(ctl_output(0, "status", buf, sizeof(buf)), 0);
+    assert_non_null(strstr(buf, "owns 1 locks"));
+
+    /* host 1 takes it: host 0 hands it back */
+    assert_int_equal(pt_client_open(&c, daemons[1].sock), 0);
+    assert_int_equal(pt_lock_open(c, "O", PT_OPEN_CLUSTER, 0, &l), 0);
+    t0 = now_s();
+    assert_int_equal(pt_lock_acquire_fenced(l, 1, 10.0, &token), 1);
+    print_message("host 1 took host 0's lock after %.3f s, token %llu after %llu\n", now_s() - t0,
+                  (unsigned long long)token, (unsigned long long)sh->token[0]);
+    assert_true(token > sh->token[0]);
+    sh->token[1] = token;
+    atomic_store(&sh->go, 1);
+    wait_flag(&sh->ready, 2);
+    assert_int_equal(atomic_load(&sh->ready), 2);
+    assert_int_equal(sh->result[0], 0); /* the lock moved: host 0 cannot answer ahead */
+    /* host 0's blocking acquire waits (as host 1's copy shows), then has it */
+    for (double end = now_s() + DEADLINE;
+         pt_inspect_cluster_show(c, "O", &d) != 0 || d->n_waiters == 0;) {
+        pt_inspect_detail_free(d);
+        d = NULL;
+        assert_true(now_s() < end);
+        nap();
+    }
+    assert_string_equal(d->waiters[0].host, "h0");
+    assert_int_equal(d->waiters[0].pid, owner);
+    pt_inspect_detail_free(d);
+    d = NULL;
+    assert_int_equal(pt_lock_release(l), 0);
+    wait_flag(&sh->ready, 3);
+    assert_int_equal(atomic_load(&sh->ready), 3);
+    assert_true(sh->token[2] > token);
+    /* hosts 1 and 2 agree: host 0's process holds it, with that token */
+    for (double end = now_s() + DEADLINE;;) {
+        int agree = pt_inspect_cluster_show(c, "O", &d) == 0 && d->n_holders == 1 &&
+                    strcmp(d->holders[0].host, "h0") == 0 && d->object.token == sh->token[2] &&
+                    ctl_lock_seen(2, "O", &seen, holder) == 0 && strcmp(holder, "h0") == 0 &&
+                    seen == sh->token[2];
+
+        pt_inspect_detail_free(d);
+        d = NULL;
+        if (agree)
+            break;
+        assert_true(now_s() < end);
+        nap();
+    }
+    atomic_store(&sh->go, 2);
+    {
+        pid_t one[1] = {owner};
+
+        join(one, 1);
+    }
+    pt_lock_close(l);
+    pt_client_close(c);
+}
+
+#define JUMP_ROUNDS 300
+
+/* On host 0: JUMP_ROUNDS turns under "J", then holds it (its token in
+ * sh->token[0]) until killed. */
+static int own_then_hold(pt_client *c, int host, void *arg)
+{
+    pt_lock *l;
+    uint64_t token, last = 0;
+
+    (void)host, (void)arg;
+    CHECK(pt_lock_open(c, "J", PT_OPEN_CLUSTER, 0, &l) == 0);
+    for (int i = 0; i < JUMP_ROUNDS; i++) {
+        CHECK(pt_lock_acquire_fenced(l, 1, DEADLINE, &token) == 1);
+        if (token <= last)
+            atomic_fetch_add(&sh->token_back, 1);
+        last = token;
+        CHECK(pt_lock_release(l) == 0);
+    }
+    CHECK(pt_lock_acquire_fenced(l, 1, DEADLINE, &token) == 1);
+    if (token <= last)
+        atomic_fetch_add(&sh->token_back, 1);
+    sh->token[0] = token;
+    atomic_store(&sh->ready, 1);
+    for (;;)
+        pause();
+}
+
+/* On host 1: opens "J", then at the test's go acquires it (its result, token
+ * and the time in sh->result[1], sh->token[1], sh->at[1]) and releases. */
+static int acquire_at_go(pt_client *c, int host, void *arg)
+{
+    pt_lock *l;
+    uint64_t token = 0;
+
+    (void)arg;
+    CHECK(pt_lock_open(c, "J", PT_OPEN_CLUSTER, 0, &l) == 0);
+    atomic_store(&sh->done, 1);
+    wait_flag(&sh->go, 1);
+    sh->result[host] = pt_lock_acquire_fenced(l, 1, TTL + DEADLINE, &token);
+    sh->token[host] = token;
+    sh->at[host] = now_s();
+    CHECK(sh->result[host] == 1);
+    CHECK(pt_lock_release(l) == 0);
+    CHECK(pt_lock_close(l) == 0);
+    return 0;
+}
+
+/* kill -9 of host 0's daemon right after its process took "J", answered
+ * ahead like the turns before it, whose entries may not all have reached
+ * the log: host 1's waiter gets "J" once host 0's lease has ended, with a
+ * token above every one host 0's process was given, and host 2 after it a
+ * larger one still. */
+static void test_owner_killed_tokens_jump(void **state)
+{
+    pt_client *c = NULL;
+    pt_lock *l = NULL;
+    pid_t holder, waiter;
+    uint64_t token;
+    double t0;
+
+    (void)state;
+    waiter = worker(1, acquire_at_go, NULL);
+    wait_flag(&sh->done, 1);
+    assert_int_equal(atomic_load(&sh->done), 1);
+    holder = worker(0, own_then_hold, NULL);
+    while (atomic_load(&sh->ready) < 1) {
+        int st;
+
+        assert_int_equal(waitpid(holder, &st, WNOHANG), 0); /* it did not fail */
+    }
+    atomic_store(&sh->go, 1); /* host 1's acquire goes */
+    daemon_signal(0, SIGKILL);
+    t0 = now_s();
+    daemon_reap(0);
+    {
+        pid_t one[1] = {waiter};
+
+        join(one, 1);
+    }
+    print_message("host 0's daemon killed: host 1 got its lock after %.2f s (ttl %d s), token "
+                  "%llu after host 0's %llu\n",
+                  sh->at[1] - t0, TTL, (unsigned long long)sh->token[1],
+                  (unsigned long long)sh->token[0]);
+    assert_int_equal(atomic_load(&sh->token_back), 0);
+    assert_true(sh->at[1] - t0 < TTL + 3.0);
+    assert_true(sh->token[1] > sh->token[0]);
+    assert_int_equal(pt_client_open(&c, daemons[2].sock), 0);
+    assert_int_equal(pt_lock_open(c, "J", PT_OPEN_CLUSTER, 0, &l), 0);
+    assert_int_equal(pt_lock_acquire_fenced(l, 1, DEADLINE, &token), 1);
+    assert_true(token > sh->token[1]);
+    assert_int_equal(pt_lock_release(l), 0);
+    kill(holder, SIGKILL);
+    waitpid(holder, NULL, 0);
+    pt_lock_close(l);
+    pt_client_close(c);
+}
+
 /* ---- unlink ------------------------------------------------------------ */
 
 /* An unlink of a cluster name through host 1 removes it on every host,
@@ -927,7 +1222,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upgrade_ends_cluster_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_ends_cluster_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_etcd_leader_killed_midway, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_owned_lock_answers_ahead, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_owner_killed_tokens_jump, setup_short, teardown),
     };
+
+    if (getenv("PT_IT_FILTER") != NULL)
+        cmocka_set_test_filter(getenv("PT_IT_FILTER")); /* e.g. "test_owne*" */
 
     return cmocka_run_group_tests_name("integration.cluster", tests, group_setup, group_teardown);
 }
