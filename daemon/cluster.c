@@ -186,7 +186,7 @@ static int answer_ahead(pt_cluster *cl, pt_conn *c, const Pythread__Request *cal
     }
     cl->ahead_id++;
     cl->answered_ahead++;
-    pt_ccore_apply_ahead(cl->cc, p, len);
+    pt_ccore_apply_ahead(cl->cc, c->id, call, cl->ahead_id);
     free(p);
     return 1;
 }

@@ -66,9 +66,10 @@ int pt_ccore_ahead_ok(const pt_ccore *cc, uint64_t conn, const Pythread__Request
 /* The entry of such a call, id this host's number for it (increasing). */
 int pt_ccore_enc_ahead(const pt_ccore *cc, uint64_t conn, const Pythread__Request *req, uint64_t id,
                        uint8_t **out, size_t *len);
-/* Applies that entry here at once (its answer comes out now), once it has
- * been appended; its place in the log is then passed over here. */
-void pt_ccore_apply_ahead(pt_ccore *cc, const uint8_t *p, size_t len);
+/* Applies that call here at once (its answer comes out now), once its
+ * entry has been appended, with nothing applied between the two; its place
+ * in the log is then passed over here. */
+void pt_ccore_apply_ahead(pt_ccore *cc, uint64_t conn, const Pythread__Request *req, uint64_t id);
 /* Calls answered ahead that the log has not brought back yet. */
 size_t pt_ccore_ahead(const pt_ccore *cc);
 /* wanted again for each lock of this host another host waits for (after

@@ -112,12 +112,13 @@ const char *pt_ccore_owner(const pt_ccore *cc, uint64_t serial)
 
 size_t pt_ccore_owned(const pt_ccore *cc, const char *host)
 {
+    const cc_host *h = pt__cc_host_find(cc, host);
     const cc_own *o;
     size_t n = 0;
 
     TAILQ_FOREACH(o, &cc->owned, order)
     {
-        n += strcmp(o->host->name, host) == 0;
+        n += o->host == h;
     }
     return n;
 }
@@ -230,24 +231,19 @@ static uint64_t kept_deadline(const pt_ccore *cc, const cc_sess *x, const record
     return cc->now + (uint64_t)ns + HAND_BACK_GRACE;
 }
 
-static cc_kept *kept_add(cc_sess *x, const uint8_t *e, size_t len, uint64_t deadline)
+/* e (len bytes) is record r, kept behind x's earlier entries. */
+static cc_kept *kept_add(cc_sess *x, const record *r, const uint8_t *e, size_t len,
+                         uint64_t deadline)
 {
     cc_kept *k = malloc(sizeof(*k) + len);
-    record *r;
 
     if (k == NULL)
         return NULL;
     k->len = len;
     k->deadline = deadline;
-    k->id = k->thread = 0;
+    k->id = r->request != NULL ? r->request->id : 0;
+    k->thread = r->request != NULL ? r->request->thread : 0;
     memcpy(k->bytes, e, len);
-    if ((r = pythread__journal_record__unpack(NULL, len, e)) != NULL) {
-        if (r->request != NULL) {
-            k->id = r->request->id;
-            k->thread = r->request->thread;
-        }
-        pythread__journal_record__free_unpacked(r, NULL);
-    }
     STAILQ_INSERT_TAIL(&x->kept, k, link);
     return k;
 }
@@ -256,7 +252,7 @@ int pt__cc_own_keep(pt_ccore *cc, cc_sess *x, const record *r, const uint8_t *e,
 {
     if (!x->held)
         return 0;
-    kept_add(x, e, len, kept_deadline(cc, x, r)); /* (a copy out of memory falls behind) */
+    kept_add(x, r, e, len, kept_deadline(cc, x, r)); /* (a copy out of memory falls behind) */
     return 1;
 }
 
@@ -271,7 +267,7 @@ int pt__cc_own_hold(pt_ccore *cc, cc_sess *x, const record *r, const uint8_t *e,
     x->held = 1;
     x->held_on = v.serial;
     STAILQ_INIT(&x->kept);
-    kept_add(x, e, len, kept_deadline(cc, x, r));
+    kept_add(x, r, e, len, kept_deadline(cc, x, r));
     TAILQ_INSERT_TAIL(&cc->held, x, held_link);
     want(cc, o);
     return 1;
@@ -523,27 +519,22 @@ int pt_ccore_enc_ahead(const pt_ccore *cc, uint64_t conn, const Pythread__Reques
     return pt__cc_record_pack(&r, out, len);
 }
 
-void pt_ccore_apply_ahead(pt_ccore *cc, const uint8_t *p, size_t len)
+void pt_ccore_apply_ahead(pt_ccore *cc, uint64_t conn, const Pythread__Request *req, uint64_t id)
 {
-    record *r = pythread__journal_record__unpack(NULL, len, p);
-    cc_sess *x = r != NULL ? pt__cc_sess_find(cc->self, r->session) : NULL;
+    cc_sess *x = pt__cc_sess_find(cc->self, conn);
     uint64_t floor = pt_core_token_floor(cc->core);
     pt_core_lock_view v;
     cc_ahead *a;
     pt_call call;
 
-    if (x == NULL || lock_of(cc, x->s, r->request, 1, &v) < 0) {
-        pythread__journal_record__free_unpacked(r, NULL);
-        return; /* not from pt_ccore_enc_ahead after pt_ccore_ahead_ok */
-    }
+    if (x == NULL || lock_of(cc, x->s, req, 1, &v) < 0)
+        return; /* not after pt_ccore_ahead_ok */
     a = &cc->ahead[(cc->ahead_first + cc->nahead++) % PT_CCORE_AHEAD_MAX];
-    *a = (cc_ahead){
-        .id = r->ahead, .serial = v.serial, .token = v.token, .token_given = v.token_given};
-    pt_request_call(r->request, &call);
-    pt_core_call(cc->core, x->s, &call, r->now);
+    *a = (cc_ahead){.id = id, .serial = v.serial, .token = v.token, .token_given = v.token_given};
+    pt_request_call(req, &call);
+    pt_core_call(cc->core, x->s, &call, cc->now); /* the now pt_ccore_enc_ahead wrote */
     a->floor = pt_core_token_floor(cc->core);
     pt_core_token_floor_put(cc->core, floor);
-    pythread__journal_record__free_unpacked(r, NULL);
 }
 
 int pt__cc_own_met(pt_ccore *cc, const cc_host *h, const record *r)
@@ -698,8 +689,14 @@ static int held_in(pt_ccore *cc, const copy_msg *m, char *err, size_t errlen)
         STAILQ_INIT(&x->kept);
         TAILQ_INSERT_TAIL(&cc->held, x, held_link);
         for (size_t k = 0; k < w->n_entries; k++) {
-            if (kept_add(x, w->entries[k].data, w->entries[k].len, w->deadlines[k]) == NULL) {
-                snprintf(err, errlen, "out of memory");
+            const ProtobufCBinaryData *e = &w->entries[k];
+            record *r = pythread__journal_record__unpack(NULL, e->len, e->data);
+            cc_kept *kept = r != NULL ? kept_add(x, r, e->data, e->len, w->deadlines[k]) : NULL;
+
+            if (r != NULL)
+                pythread__journal_record__free_unpacked(r, NULL);
+            if (kept == NULL) {
+                snprintf(err, errlen, "a held session's entry that is not a record, or no memory");
                 return -1;
             }
         }

@@ -682,7 +682,7 @@ static later ahead(int from, uint64_t conn, const Pythread__Request *req)
 
     assert_int_equal(pt_ccore_ahead_ok(hosts[from].cc, conn, req), 1);
     assert_int_equal(pt_ccore_enc_ahead(hosts[from].cc, conn, req, ++ahead_ids, &e.p, &e.len), 0);
-    pt_ccore_apply_ahead(hosts[from].cc, e.p, e.len);
+    pt_ccore_apply_ahead(hosts[from].cc, conn, req, ahead_ids);
     assert_int_equal(hosts[from].n, n + 1);
     assert_int_equal(pt_ccore_ahead(hosts[from].cc), back + 1);
     return e;
@@ -998,6 +998,37 @@ static void test_held_acquire_times_out(void **state)
     all_same_state();
 }
 
+/* An owned lock that is freed (unlinked, its last handle closed) is owned
+ * no more, on every copy. */
+static void test_freed_lock_is_owned_no_more(void **state)
+{
+    Pythread__Request req = PYTHREAD__REQUEST__INIT;
+    uint64_t t = T0;
+    uint32_t h;
+
+    (void)state;
+    session_new(0, 1, 100);
+    open_lock(0, 1, 1, "L", t);
+    h = last(0)->handle;
+    lock_op(0, 1, 2, PYTHREAD__OP__OP_ACQUIRE, h, -1, t += SEC);
+    lock_op(0, 1, 3, PYTHREAD__OP__OP_RELEASE, h, -1, t += SEC);
+    for (int i = 0; i < NHOSTS; i++)
+        assert_int_equal(pt_ccore_owned(hosts[i].cc, "alpha"), 1);
+    req.id = 4;
+    req.op = PYTHREAD__OP__OP_UNLINK;
+    req.has_name = 1;
+    req.name.data = (uint8_t *)"L";
+    req.name.len = 1;
+    call(0, 1, &req, t += SEC);
+    assert_int_equal(last(0)->status, 0);
+    for (int i = 0; i < NHOSTS; i++)
+        assert_int_equal(pt_ccore_owned(hosts[i].cc, "alpha"), 1); /* its handle keeps it */
+    close_handle(0, 1, 5, h, t += SEC);
+    for (int i = 0; i < NHOSTS; i++)
+        assert_int_equal(pt_ccore_owned(hosts[i].cc, "alpha"), 0);
+    all_same_state();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1016,6 +1047,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_snapshot_keeps_owners_and_held, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_under_condition_is_nobodys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_held_acquire_times_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_freed_lock_is_owned_no_more, setup, teardown),
     };
 
     return cmocka_run_group_tests_name("unit.cluster_core", tests, NULL, NULL);
